@@ -1,0 +1,161 @@
+"""The llama.cpp backend (llama-cpp-python): GGUF loading, the GGUF's own chat template,
+greedy and seeded sampled generation, stop strings and context-length checks.
+
+Why the AMX guard: on Intel CPUs with AMX, llama.cpp's extra buffer types route matrix
+products through `ggml_backend_amx_mul_mat`, which segfaults during decode in the llama.cpp
+shipped with llama-cpp-python 0.3.x. Loading with `use_extra_bufts = False` avoids that path at
+no measured speed cost for small models. llama-cpp-python's `Llama` has no argument for it, so
+the model parameters are adjusted while the model loads. GPO_LOCAL_EXTRA_BUFTS=1/0 forces it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from functools import cached_property
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import ModelError, PromptTooLongError
+from . import Conversation, as_messages
+
+GGUF_MAGIC = b"GGUF"
+_load_lock = threading.Lock()
+
+
+def cpu_has_amx(cpuinfo: str | None = None) -> bool:
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    return any(flag.startswith("amx") for line in cpuinfo.splitlines() if line.startswith("flags")
+               for flag in line.split(":", 1)[1].split())
+
+
+def use_extra_buffer_types() -> bool:
+    forced = os.environ.get("GPO_LOCAL_EXTRA_BUFTS")
+    if forced in ("0", "1"):
+        return forced == "1"
+    return not cpu_has_amx()
+
+
+@contextlib.contextmanager
+def _model_params_without_extra_bufts():
+    """Make llama-cpp-python's default model parameters carry use_extra_bufts=False while a
+    model loads (the lock keeps concurrent loads from seeing a half-restored function)."""
+    import llama_cpp.llama as high_level
+
+    low = high_level.llama_cpp
+    original = low.llama_model_default_params
+
+    def patched():
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    with _load_lock:
+        low.llama_model_default_params = patched
+        try:
+            yield
+        finally:
+            low.llama_model_default_params = original
+
+
+def check_gguf(path: Path) -> None:
+    if not path.is_file():
+        raise ModelError(f"GGUF file not found: {path}")
+    with path.open("rb") as handle:
+        if handle.read(4) != GGUF_MAGIC:
+            raise ModelError(f"{path} is not a GGUF file (its first bytes are not 'GGUF')")
+
+
+class LlamaCppModel:
+    """One GGUF model in one llama.cpp context; implements the `LLM` protocol."""
+
+    def __init__(self, path: Path | str, *, n_ctx: int = 4096, n_threads: int | None = None,
+                 n_gpu_layers: int = 0, n_batch: int = 512):
+        self.path = Path(path)
+        check_gguf(self.path)
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.n_threads = n_threads or max(1, min(os.cpu_count() or 1, 8))
+        guard = contextlib.nullcontext() if use_extra_buffer_types() else _model_params_without_extra_bufts()
+        try:
+            with guard:
+                self.llama = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=self.n_threads,
+                                   n_threads_batch=self.n_threads, n_gpu_layers=n_gpu_layers,
+                                   n_batch=n_batch, verbose=False)
+        except (ValueError, RuntimeError, OSError) as error:
+            raise ModelError(f"cannot load GGUF model {self.path}: {error} (truncated or unsupported file?)") from None
+        self.n_ctx = self.llama.n_ctx()
+        template = self.llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelError(f"{self.path} has no chat template (tokenizer.chat_template); a chat model is needed")
+        model = self.llama._model
+        eos, bos = self.llama.token_eos(), self.llama.token_bos()
+        self._formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=model.token_get_text(eos) if eos != -1 else "",
+            bos_token=model.token_get_text(bos) if bos != -1 else "",
+        )
+
+    @cached_property
+    def fingerprint(self) -> str:
+        from ..catalog import sha256_file
+
+        return sha256_file(self.path)
+
+    def render(self, conversation: Conversation) -> str:
+        return self._formatter(messages=as_messages(conversation)).prompt
+
+    def tokens(self, conversation: Conversation) -> list[int]:
+        # The template already writes the BOS token where the model wants it.
+        return self.llama.tokenize(self.render(conversation).encode("utf-8"), add_bos=False, special=True)
+
+    def check_fits(self, n_prompt: int, max_tokens: int) -> int:
+        """The number of new tokens allowed; a prompt that leaves no room is an error."""
+        if n_prompt >= self.n_ctx:
+            raise PromptTooLongError(
+                f"prompt of {n_prompt} tokens does not fit the context of {self.n_ctx} tokens "
+                f"of {self.path.name} (raise --n-ctx)")
+        return min(max_tokens, self.n_ctx - n_prompt)
+
+    def generate(self, conversations: Sequence[Conversation], *, max_tokens: int, temperature: float = 0.0,
+                 seeds: Sequence[int | None] | None = None, stop: Sequence[str] = ()) -> list[str]:
+        seeds = list(seeds) if seeds is not None else [None] * len(conversations)
+        replies = []
+        saved: tuple[list[int], object] | None = None
+        for conversation, seed in zip(conversations, seeds):
+            tokens = self.tokens(conversation)
+            budget = self.check_fits(len(tokens), max_tokens)
+            if temperature > 0:
+                # A seeded reply must depend only on its prompt and seed, not on what this
+                # context decoded before (so that a resumed run samples what the first run
+                # did). So the prompt is decoded from an empty cache once, its state saved, and
+                # every sample of the same prompt starts from that state.
+                if saved is None or saved[0] != tokens:
+                    self.llama.reset()
+                    self.llama.eval(tokens)
+                    saved = (tokens, self.llama.save_state())
+                else:
+                    self.llama.load_state(saved[1])
+            out = self.llama.create_completion(
+                prompt=tokens, max_tokens=budget, temperature=temperature, top_p=1.0, top_k=0, min_p=0.0,
+                repeat_penalty=1.0, seed=seed if seed is not None else 0, stop=list(stop) or None)
+            replies.append(out["choices"][0]["text"])
+        return replies
+
+def load_models(task_spec: str, optimizer_spec: str, *, n_ctx: int, n_threads: int | None,
+                n_gpu_layers: int) -> tuple[LlamaCppModel, LlamaCppModel]:
+    """The task and optimizer models; one file serving both roles is loaded once."""
+    from ..catalog import resolve_model
+
+    task_path = resolve_model(task_spec).resolve()
+    optimizer_path = resolve_model(optimizer_spec).resolve()
+    task = LlamaCppModel(task_path, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers)
+    if optimizer_path == task_path:
+        return task, task
+    return task, LlamaCppModel(optimizer_path, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers)

@@ -1,0 +1,81 @@
+"""The values that flow through an optimization, as frozen dataclasses.
+
+They are plain data so that they serialize to the run directory's JSON lines unchanged
+(`dataclasses.asdict`) and can be rebuilt from it on resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Example:
+    """One question of a split. `id` is stable across runs (split name plus line number)."""
+
+    id: str
+    input: str
+    target: Any
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the task model did on one example with one prompt."""
+
+    example_id: str
+    first_answer: str  # round-1 reply (the reasoning, for chat models)
+    final_answer: str  # round-2 reply, or the round-1 reply for single-round tasks
+    prediction: str  # the normalized answer that was compared with the target
+    score: float  # 0/1 for exact match, a fraction for ROUGE-L
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """A prompt's score on a split: the mean of its outcomes' scores, in [0, 1]."""
+
+    prompt: str
+    split: str
+    score: float
+    outcomes: tuple[Outcome, ...] = ()
+
+    @property
+    def n(self) -> int:
+        return len(self.outcomes)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A prompt proposed and scored at one step.
+
+    `parent` is the prompt it was generated from (the step's current prompt); `budget` is the
+    edit budget in words requested by the schedule (None without a learning rate) and
+    `edit_distance` the word-level Levenshtein distance actually measured against the parent,
+    so that the schedule's effect can be checked rather than assumed (GPO_SPEC 8.9).
+    """
+
+    prompt: str
+    dev_score: float
+    step: int
+    parent: str | None = None
+    budget: int | None = None
+    edit_distance: int | None = None
+    new: bool = True  # False when the optimizer regenerated an already scored prompt
+
+
+@dataclass(frozen=True)
+class TrajectoryEntry:
+    """One chosen prompt: the optimizer state GPO keeps (step -1 is the initial prompt)."""
+
+    prompt: str
+    dev_score: float
+    step: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    initial: TrajectoryEntry
+    final: TrajectoryEntry
+    initial_test: float | None
+    final_test: float | None
+    trajectory: tuple[TrajectoryEntry, ...] = field(default_factory=tuple)

@@ -1,0 +1,80 @@
+"""Scoring prompts on a split with the task model: the loss function of GPO.
+
+Every (prompt, example) pair is one conversation: round 1 asks the question with the
+instruction in place (tasks/prompting.py); round 2, for two-round tasks, continues the same
+conversation with the rule's follow-up and its reply is normalized and judged (GPO_SPEC 4.3).
+All pairs of a call are sent to the model together, in chunks, so a batching backend can share
+prefixes; with the instruction after the question, pairs are ordered question by question so
+that consecutive conversations share the chat header and the question.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from .backends import LLM
+from .core import EvalResult, Example, Outcome
+from .tasks import Task
+from .tasks.prompting import assemble
+
+Progress = Callable[[int, int], None]
+
+
+class Evaluator:
+    def __init__(self, llm: LLM, task: Task, *, position: str = "Q_end", chunk_size: int = 32,
+                 on_progress: Progress | None = None):
+        self.llm, self.task, self.position = llm, task, position
+        self.chunk_size = chunk_size
+        self.on_progress = on_progress
+        self.generations = 0  # task-model generations requested (memo hits included)
+
+    def _pairs(self, prompts: Sequence[str], examples: Sequence[Example]) -> list[tuple[int, int]]:
+        if self.position == "Q_end":
+            return [(p, e) for e in range(len(examples)) for p in range(len(prompts))]
+        return [(p, e) for p in range(len(prompts)) for e in range(len(examples))]
+
+    def _run_chunk(self, prompts, examples, pairs) -> list[Outcome]:
+        rule = self.task.rule
+        first_limit, second_limit = self.task.max_tokens
+        asks = [assemble(prompts[p], examples[e].input, self.position) for p, e in pairs]
+        first = self.llm.generate(asks, max_tokens=first_limit, temperature=0.0)
+        self.generations += len(asks)
+        finals = list(first)
+        if rule.two_rounds:
+            follow = [
+                [{"role": "user", "content": ask}, {"role": "assistant", "content": answer.strip()},
+                 {"role": "user", "content": rule.followup(examples[e].input)}]
+                for ask, answer, (_, e) in zip(asks, first, pairs)
+            ]
+            finals = self.llm.generate(follow, max_tokens=second_limit, temperature=0.0)
+            self.generations += len(follow)
+        outcomes = []
+        for (p, e), a1, a2 in zip(pairs, first, finals):
+            prediction = rule.normalize(a2)
+            outcomes.append(Outcome(example_id=examples[e].id, first_answer=a1, final_answer=a2,
+                                    prediction=prediction,
+                                    score=float(rule.is_correct(prediction, examples[e].target))))
+        return outcomes
+
+    def evaluate(self, prompts: Sequence[str], split: str, *, limit: int | None = None) -> list[EvalResult]:
+        """One EvalResult per prompt, in order, each with its per-example outcomes."""
+        examples = self.task.split(split, limit)
+        pairs = self._pairs(prompts, examples)
+        by_prompt: list[dict[int, Outcome]] = [{} for _ in prompts]
+        done = 0
+        for start in range(0, len(pairs), self.chunk_size):
+            chunk = pairs[start:start + self.chunk_size]
+            for (p, e), outcome in zip(chunk, self._run_chunk(prompts, examples, chunk)):
+                by_prompt[p][e] = outcome
+            done += len(chunk)
+            if self.on_progress:
+                self.on_progress(done, len(pairs))
+        results = []
+        for prompt, outcomes in zip(prompts, by_prompt):
+            ordered = tuple(outcomes[e] for e in range(len(examples)))
+            score = sum(o.score for o in ordered) / len(ordered)
+            results.append(EvalResult(prompt=prompt, split=split, score=score, outcomes=ordered))
+        return results
+
+    def score(self, prompt: str, split: str, *, limit: int | None = None) -> EvalResult:
+        return self.evaluate([prompt], split, limit=limit)[0]

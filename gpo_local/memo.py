@@ -1,0 +1,89 @@
+"""A memo of generations in SQLite (WAL mode), so that re-running an evaluation, resuming a
+run or re-scoring a prompt that reappears costs nothing.
+
+The key is everything a reply depends on: the model file's sha256, the full conversation as
+sent (which contains the rendered prompt and the example), and the decoding parameters
+(max_tokens, temperature, seed, stop). A seeded sampled reply is as reproducible as a greedy
+one, so optimizer calls are memoized too. SQLite commits are atomic: a kill loses at most the
+reply being written, never the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+from typing import Sequence
+
+from .backends import LLM, Conversation, as_messages
+
+
+def memo_key(fingerprint: str, conversation: Conversation, *, max_tokens: int, temperature: float,
+             seed: int | None, stop: Sequence[str]) -> str:
+    payload = json.dumps([fingerprint, as_messages(conversation), max_tokens, float(temperature),
+                          seed if temperature > 0 else None, list(stop)], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class Memo:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        try:
+            self.db = self._open()
+        except sqlite3.DatabaseError:
+            # A corrupted cache holds nothing that cannot be recomputed: set it aside, start anew.
+            path.replace(path.with_name(path.name + ".corrupt"))
+            self.db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
+        db.execute("PRAGMA quick_check")
+        return db
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, str]:
+        found = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            found.update(self.db.execute(f"SELECT key, reply FROM replies WHERE key IN ({marks})", chunk))
+        return found
+
+    def put_many(self, items: dict[str, str]) -> None:
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO replies (key, reply) VALUES (?, ?)", items.items())
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class MemoizedLLM:
+    """An LLM that answers from the memo where it can and asks the wrapped model for the rest.
+    `hits` and `misses` count generations, for reports and tests."""
+
+    def __init__(self, llm: LLM, memo: Memo):
+        self.llm, self.memo = llm, memo
+        self.hits = self.misses = 0
+
+    @property
+    def fingerprint(self) -> str:
+        return self.llm.fingerprint
+
+    def generate(self, conversations, *, max_tokens, temperature=0.0, seeds=None, stop=()):
+        seeds = list(seeds) if seeds is not None else [None] * len(conversations)
+        keys = [memo_key(self.llm.fingerprint, c, max_tokens=max_tokens, temperature=temperature, seed=s, stop=stop)
+                for c, s in zip(conversations, seeds)]
+        found = self.memo.get_many(keys)
+        todo = [i for i, k in enumerate(keys) if k not in found]
+        self.hits += len(keys) - len(todo)
+        self.misses += len(todo)
+        if todo:
+            replies = self.llm.generate([conversations[i] for i in todo], max_tokens=max_tokens,
+                                        temperature=temperature, seeds=[seeds[i] for i in todo], stop=stop)
+            fresh = {keys[i]: r for i, r in zip(todo, replies)}
+            self.memo.put_many(fresh)
+            found.update(fresh)
+        return [found[k] for k in keys]

@@ -1,0 +1,20 @@
+"""Where the instruction goes around a question (GPO_SPEC 4.2).
+
+Positions without the Q:/A: frame put the instruction on its own line before (`Q_begin`) or
+after (`Q_end`, the GPO default) the question. `A_begin` only exists in the Q:/A: frame, so it
+uses that frame. An empty instruction is left out with its separator.
+"""
+
+from __future__ import annotations
+
+POSITIONS = ("Q_end", "Q_begin", "A_begin")
+
+
+def assemble(instruction: str, question: str, position: str) -> str:
+    if position == "Q_end":
+        return f"{question}\n{instruction}" if instruction else question
+    if position == "Q_begin":
+        return f"{instruction}\n{question}" if instruction else question
+    if position == "A_begin":
+        return f"Q: {question}\nA: {instruction} " if instruction else f"Q: {question}\nA:"
+    raise ValueError(f"unknown position {position!r}; known: {', '.join(POSITIONS)}")

@@ -1,0 +1,45 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from gpo_local.core import Example
+from gpo_local.tasks import Task
+from gpo_local.tasks.answers import rule_for
+from gpo_local.testing import ScriptedLLM
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """Every test gets its own GPO_LOCAL_HOME (runs, memo cache, user catalog)."""
+    monkeypatch.setenv("GPO_LOCAL_HOME", str(tmp_path / "home"))
+
+
+def difficulty_task(n_eval=6, n_test=4) -> Task:
+    """Example i needs a prompt of at least d_i words to be answered right (see task_model)."""
+    def examples(split, n):
+        return tuple(Example(f"{split}-{i}", f"difficulty {1 + i % 5}; say yes", "yes") for i in range(n))
+
+    return Task(name="difficulty", source="builtin:test", rule=rule_for("generic", "difficulty"),
+                splits={"train": examples("train", 8), "eval": examples("eval", n_eval), "test": examples("test", n_test),
+                        "format": examples("format", 3)},
+                initial_prompt="Answer.", max_tokens=(8, 4))
+
+
+def task_model() -> ScriptedLLM:
+    def answer(messages, temperature, seed):
+        question, _, prompt = messages[-1]["content"].rpartition("\n")
+        needed = int(re.search(r"difficulty (\d+)", question).group(1))
+        return "yes" if len(prompt.split()) >= needed else "no"
+
+    return ScriptedLLM(answer, fingerprint="fake-task")
+
+
+def optimizer_model() -> ScriptedLLM:
+    def propose(messages, temperature, seed):
+        words = 1 + seed % 6
+        return f"Here you go: <START>{' '.join(['think'] * words)} v{seed % 3}<END>"
+
+    return ScriptedLLM(propose, fingerprint="fake-optimizer")

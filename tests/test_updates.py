@@ -1,0 +1,69 @@
+import pytest
+
+from gpo_local.core import Example, TrajectoryEntry
+from gpo_local.updates import dedupe_ordered, parse_candidate, render_update, word_edit_distance
+
+
+@pytest.mark.parametrize("reply,expected", [
+    ("Sure! <START>think carefully.<END> done", "Think carefully."),
+    ("<START> a <END> <START> b <END>", "A"),
+    ("<START>**Bold** answer</END>", "Bold answer"),
+    ("<START><Prompt> Solve it.<END>", "Solve it."),
+    ('<START>"Quoted prompt."<END>', "Quoted prompt."),
+    ("no tags at all", "No tags at all"),
+    ("<START>unterminated prompt", "Unterminated prompt"),
+    ("<START>   <END>", None),
+    ("", None),
+    ("   \n ", None),
+])
+def test_parse_candidate(reply, expected):
+    assert parse_candidate(reply) == expected
+
+
+def test_parse_requires_tags_when_asked():
+    assert parse_candidate("no tags", require_tags=True) is None
+    assert parse_candidate("<START>x y<END>", require_tags=True) == "X y"
+
+
+def test_dedupe_is_ordered_and_whitespace_insensitive():
+    got = dedupe_ordered(["B  prompt", None, "A", "B prompt", "p0", "A "], seen=["p0"])
+    assert got == ["B  prompt", "A"]
+
+
+@pytest.mark.parametrize("a,b,distance", [("a b c", "a b c", 0), ("a b c", "a x c", 1), ("a b c", "a c", 1),
+                                          ("", "one two", 2), ("think step by step", "step by step think", 2)])
+def test_word_edit_distance(a, b, distance):
+    assert word_edit_distance(a, b) == distance
+
+
+def test_meta_prompt_sections_in_order():
+    history = [TrajectoryEntry("Let's think step by step.", 0.2916666666666667, -1), TrajectoryEntry("Other.", 0.5, 0)]
+    examples = [Example("format-1", "Question one?", "Yes"), Example("format-2", "Question two?", "No")]
+    text = render_update(method="generate-without", history=history, current="Let's think step by step.",
+                         exemplars=examples, position="Q_end", budget=49)
+    sections = text.split("\n\n")
+    assert sections[0].startswith("Your task is to write a prompt that replaces <Prompt>")
+    assert "from 0 to 100" in sections[1]
+    # Scores on the 0-100 scale the text announces (GPO_SPEC 8.3), current prompt listed first.
+    assert sections[2] == "Prompt: Let's think step by step.\nScore: 29.2"
+    assert sections[3] == "Prompt: Other.\nScore: 50.0"
+    assert sections[4] == "The current prompt is:\nLet's think step by step."
+    assert sections[6] == "Input:\nQuestion one?\n<Prompt>\nOutput:\nYes"
+    assert sections[7] == "Input:\nQuestion two?\n<Prompt>\nOutput:\nNo"
+    assert sections[8].endswith("You may change at most 49 words of the current prompt.")
+    assert "at the end of the question" in sections[8]
+    assert sections[9] == "Put the new prompt between <START> and <END>."
+    assert "problems" not in text
+
+
+def test_meta_prompt_variants():
+    ex = [Example("f", "Q?", "(A)")]
+    edit = render_update(method="edit-without", history=[], current="p", exemplars=ex, position="Q_begin")
+    assert "revise the current prompt" in edit and "Input:\n<Prompt>\nQ?" in edit
+    assert "change at most" not in edit and edit.endswith("Put the modified prompt between <START> and <END>.")
+    with_gradient = render_update(method="generate", history=[], current="p", exemplars=ex, position="A_begin",
+                                  gradient="It ignores option C.")
+    assert "problems found with the current prompt:\nIt ignores option C." in with_gradient
+    assert "Q: Q?\nA: <Prompt>" in with_gradient
+    with pytest.raises(ValueError, match="needs a gradient"):
+        render_update(method="edit", history=[], current="p", exemplars=ex, position="Q_end")
