@@ -23,6 +23,8 @@ MODEL_OPTIONS = [
     click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all, up to 8)."),
     click.option("--n-gpu-layers", type=int, default=0, show_default=True,
                  help="Layers offloaded to the GPU (-1: all); needs a CUDA or Metal build of llama-cpp-python."),
+    click.option("--parallel", type=click.IntRange(min=1), default=16, show_default=True,
+                 help="Sequences decoded together (each holds up to --n-ctx tokens of KV cache)."),
     click.option("--no-cache", is_flag=True, help="Do not read or write the generation memo cache."),
 ]
 
@@ -86,7 +88,7 @@ def _describe_model(model) -> dict:
               help="Run directory (default: a new folder under $GPO_LOCAL_HOME/runs).")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last complete step.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def optimize(task, task_model, n_ctx, threads, n_gpu_layers, no_cache, optimizer_model, embedder, steps, candidates,
+def optimize(task, task_model, n_ctx, threads, n_gpu_layers, parallel, no_cache, optimizer_model, embedder, steps, candidates,
              optimizer_max_tokens, max_prompt_words, dev_limit, test_limit, initial_prompt, position, seed, run_dir, resume, quiet):
     """Optimize the instruction for TASK (a built-in task name or a GPO-layout directory)."""
     from .optimizer import GPOConfig
@@ -102,7 +104,7 @@ def optimize(task, task_model, n_ctx, threads, n_gpu_layers, no_cache, optimizer
         config = GPOConfig(**{f.name: saved["config"][f.name] for f in fields(GPOConfig)})
         initial_prompt = saved["initial_prompt"]
         task_model, optimizer_model, embedder = (saved["models"][r]["spec"] for r in ("task", "optimizer", "embedder"))
-        n_ctx, n_gpu_layers = settings["n_ctx"], settings["n_gpu_layers"]
+        n_ctx, n_gpu_layers, parallel = settings["n_ctx"], settings["n_gpu_layers"], settings["parallel"]
         threads = threads or settings["threads"]
         loaded_task = load_task(task, seed=config.seed)
     else:
@@ -134,7 +136,7 @@ def optimize(task, task_model, n_ctx, threads, n_gpu_layers, no_cache, optimizer
     ui = _Progress(quiet)
     ui.note(f"run directory: {run_dir}")
     task_llm, optimizer_llm = load_models(task_model, optimizer_model or task_model, n_ctx=n_ctx,
-                                          n_threads=threads, n_gpu_layers=n_gpu_layers)
+                                          n_threads=threads, n_gpu_layers=n_gpu_layers, parallel=parallel)
     embed = SentenceTransformerEmbedder(embedder)
     models = {"task": {"spec": task_model, **_describe_model(task_llm)},
               "optimizer": {"spec": optimizer_model or task_model, **_describe_model(optimizer_llm)},
@@ -150,6 +152,7 @@ def optimize(task, task_model, n_ctx, threads, n_gpu_layers, no_cache, optimizer
             "task": task, "task_source": loaded_task.source, "config": asdict(config),
             "initial_prompt": initial_prompt, "models": models,
             "settings": {"n_ctx": n_ctx, "threads": task_llm.n_threads, "n_gpu_layers": n_gpu_layers,
+                         "parallel": parallel,
                          "cache": not no_cache},
             "versions": package_versions(), "command": sys.argv, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
@@ -246,7 +249,8 @@ class _Progress:
 @click.option("--position", type=click.Choice(["Q_end", "Q_begin", "A_begin"]), default="Q_end", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result with every outcome as JSON.")
 @model_options
-def eval_command(task, prompt, split, limit, position, as_json, task_model, n_ctx, threads, n_gpu_layers, no_cache):
+def eval_command(task, prompt, split, limit, position, as_json, task_model, n_ctx, threads, n_gpu_layers, parallel,
+                 no_cache):
     """Score PROMPT on a split of TASK with the task model."""
     from .backends.llama_cpp import LlamaCppModel
     from .catalog import resolve_model
@@ -255,7 +259,8 @@ def eval_command(task, prompt, split, limit, position, as_json, task_model, n_ct
 
     loaded_task = load_task(task)
     loaded_task.split(split, limit)  # a missing split fails before the model loads
-    model = LlamaCppModel(resolve_model(task_model), n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers)
+    model = LlamaCppModel(resolve_model(task_model), n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers,
+                          parallel=parallel)
     ui = _Progress(as_json)
     evaluator = Evaluator(_memoized(model, no_cache), loaded_task, position=position, on_progress=ui.progress)
     with ui:

@@ -21,7 +21,9 @@ Progress = Callable[[int, int], None]
 
 
 class Evaluator:
-    def __init__(self, llm: LLM, task: Task, *, position: str = "Q_end", chunk_size: int = 32,
+    # 16 pairs per call: as many as the batched decoder runs at once, so that every round-2
+    # conversation finds its round-1 sequence still cached in an idle slot.
+    def __init__(self, llm: LLM, task: Task, *, position: str = "Q_end", chunk_size: int = 16,
                  on_progress: Progress | None = None):
         self.llm, self.task, self.position = llm, task, position
         self.chunk_size = chunk_size

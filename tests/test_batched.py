@@ -127,6 +127,8 @@ def test_greedy_agrees_with_sequential(llm, decoder):
     got = decoder.generate(reqs)
     want = [sequential(llm, r) for r in reqs]
     agree = sum(g.text == w for g, w in zip(got, want))
+    # Per-sequence KV streams + 63-row ubatches make this exact here (32/32 measured); the
+    # threshold leaves room for other llama.cpp builds, where kernels may differ by batch shape.
     print(f"\ngreedy agreement batched vs sequential: {agree}/{len(reqs)} "
           f"= {agree / len(reqs):.1%}")
     assert agree / len(reqs) >= 0.90
@@ -134,7 +136,8 @@ def test_greedy_agrees_with_sequential(llm, decoder):
     assert all(g.finish_reason in ("length", "eos") for g in got)
 
 
-def test_more_requests_than_slots(llm):
+@pytest.mark.parametrize("kv_unified", [False, True])
+def test_more_requests_than_slots(llm, kv_unified):
     # 12 requests on 4 slots, each with its own token limit and stop condition.
     reqs = []
     for i in range(12):
@@ -143,7 +146,7 @@ def test_more_requests_than_slots(llm):
         reqs.append(GenerationRequest(chat_tokens(llm, f"{q}\n{INSTRUCTIONS[i % 4]}"),
                                       max_tokens=4 + i, stop=stop))
     done: dict[int, Completion] = {}
-    with BatchedDecoder(llm, n_seq_max=4) as dec:
+    with BatchedDecoder(llm, n_seq_max=4, kv_unified=kv_unified) as dec:
         out = dec.generate(reqs, on_complete=lambda i, c: done.setdefault(i, c))
         assert dec.stats.decode_calls < sum(len(c.tokens) + 1 for c in out)  # really batched
     assert len(out) == 12 and all(isinstance(c, Completion) for c in out)
@@ -160,16 +163,17 @@ def test_more_requests_than_slots(llm):
             assert c.finish_reason == "eos"
         for s in req.stop:
             assert s not in c.text
-    # Each result belongs to its own request: compare with sequential decoding.
+    # Each result belongs to its own request: compare with sequential decoding (the unified
+    # cache is only close to it, see BatchedDecoder.__init__).
     agree = sum(c.text == sequential(llm, r) for r, c in zip(reqs, out))
-    assert agree >= 10
+    assert agree >= (11 if not kv_unified else 6)
 
 
 def test_stop_string_is_honoured(llm, decoder):
     tokens = chat_tokens(llm, "Count from one to ten in words, separated by commas.")
     free = decoder.generate([GenerationRequest(tokens, max_tokens=30)])[0]
-    assert "four" in free.text.lower(), free.text
-    stop = free.text[free.text.lower().index("four"):][:4]
+    assert len(free.text) >= 10, free.text
+    stop = free.text[len(free.text) // 2:][:3]  # any piece of the text; cut at its first match
     cut = decoder.generate([GenerationRequest(tokens, max_tokens=30, stop=(stop, "zzz"))])[0]
     assert cut.finish_reason == "stop"
     assert cut.text == free.text[: free.text.index(stop)]
@@ -204,7 +208,7 @@ def test_round_two_continues_round_one(llm):
         c1s = dec.generate(r1s)
         r2s = [_round2(llm, r, c) for r, c in zip(r1s, c1s)]
         c2s = dec.generate(r2s)  # a later call: the finished sequences wait in idle slots
-    with BatchedDecoder(llm, n_seq_max=4) as fresh:
+    with BatchedDecoder(llm, n_seq_max=4, keep_idle=False) as fresh:  # nothing to reuse
         scratch = [fresh.generate([r])[0] for r in r2s]
     for r1, c1, c2, s in zip(r1s, c1s, c2s, scratch):
         # Everything decoded in round 1 (prompt + all generated tokens but the last) is reused.

@@ -6,10 +6,12 @@ few-shot demonstrations). A sequential ``Llama.create_completion`` loop decodes 
 from the first differing token and generates one token per forward pass, which leaves most of a
 CPU's matmul throughput unused. Here every forward pass carries many sequences at once:
 
-* **One context, many sequences, unified KV.** The context is created from the already loaded
-  model (``llama._model.model``) with ``n_seq_max`` sequences and ``kv_unified=True``, so a KV
-  cell can belong to several sequences: ``llama_memory_seq_cp`` then shares a decoded prefix
-  without copying any tensor data.
+* **One context, many sequences.** The context is created from the already loaded model
+  (``llama._model.model``) with ``n_seq_max`` sequences. ``llama_memory_seq_cp`` shares a
+  decoded prefix. By default each sequence has its own KV stream (``kv_unified=False``): that
+  is what keeps greedy output bit-identical to a sequential run under continuous batching (see
+  ``__init__`` for the measurement); ``kv_unified=True`` gives the unified cache, where sharing
+  moves no data but results depend slightly on what else was in the cache.
 * **Prefix planning with a token trie.** Pending requests are visited in lexicographic token
   order, which is a depth-first walk of their token trie: requests sharing the longest prefixes
   are admitted next to each other. Each admitted request copies the longest prefix it has in
@@ -145,12 +147,20 @@ class BatchedDecoder:
 
     ``n_ctx`` (total KV cells) defaults to ``llama.n_ctx() * n_seq_max``: each sequence may use
     up to ``llama.n_ctx()`` positions (the same per-request limit the caller accepted when loading
-    the Llama), and at most ``n_seq_max`` sequences (running or idle) hold KV at once, so this is
-    the worst case with no sharing at all and llama_decode can never run out of cells. Sharing
-    only lowers actual use, and with a unified cache the unused cells cost memory (about 23 KB
-    per cell for SmolLM2-135M in f16) but not compute: attention runs over the cells in use.
-    Pass a smaller ``n_ctx`` to save memory; when llama.cpp then reports a full cache, idle
-    slots are evicted (LRU) and the step retried.
+    the Llama, enforced in ``generate``), and at most ``n_seq_max`` sequences (running or idle)
+    hold KV at once. With per-sequence streams llama.cpp gives every stream ``n_ctx /
+    n_seq_max`` cells, so this is exactly one Llama-sized context per slot, and equal cell
+    counts also make a lone sequence take the same attention kernel as the sequential path.
+    With the unified cache it is the worst case with no sharing, so llama_decode never runs out.
+    Memory is about 23 KB per cell for SmolLM2-135M in f16 (n_ctx 1024 x 16 slots: ~380 MB);
+    compute only follows the cells in use. Pass a smaller ``n_ctx`` to save memory; when
+    llama.cpp reports a full cache, idle slots are evicted (LRU) and the step retried.
+
+    Exactness: with the defaults (flash attention, ``n_ubatch=63``, ``kv_unified=False``),
+    greedy results equal a sequential ``create_completion`` on a Llama loaded with
+    ``flash_attn=True`` token for token whenever the sequential run also stays below 64-row
+    prompt batches and 512 KV cells; beyond that the two paths use different attention
+    kernels and agree only up to rounding (usually the same text).
 
     Not thread-safe: one ``generate`` call at a time.
     """
@@ -163,6 +173,7 @@ class BatchedDecoder:
         n_ctx: int | None = None,
         flash_attn: bool = True,
         n_ubatch: int | None = 63,
+        kv_unified: bool = False,
         keep_idle: bool = True,
     ):
         import llama_cpp as lc
@@ -211,9 +222,22 @@ class BatchedDecoder:
         if n_ubatch is not None:
             params.n_ubatch = max(1, min(params.n_ubatch, n_ubatch))
         params.n_ctx = n_ctx if n_ctx is not None else self.per_seq_ctx * n_seq_max
-        # One extra sequence id is a scratch sequence for the padding token (see _step).
-        params.n_seq_max = n_seq_max + 1
-        params.kv_unified = True  # one cell may belong to many sequences: sharing is free
+        # Unified vs per-sequence KV (measured on this llama.cpp, SmolLM2-135M, 32 prompts x 24
+        # greedy tokens): with a unified cache, freeing finished sequences leaves holes that
+        # live sequences' next tokens fill, so a sequence's cells stop being in position
+        # order; the attention kernel visits cells in index order, the online-softmax rounding
+        # changes and 12 of 32 greedy continuations diverged from sequential decoding (32 of 32
+        # agreed when nothing was ever freed). With one KV stream per sequence
+        # (kv_unified=False) a slot's cells are always in position order and every result was
+        # bit-identical to a sequential run, with continuous batching on. Sharing still
+        # decodes a prefix once: llama_memory_seq_cp copies the source stream's K/V (a memcpy
+        # of at most one stream, ~23 KB per cell, much cheaper than decoding) and the copy is
+        # trimmed to the shared prefix. kv_unified=True shares cells without copying (less
+        # memory) at the price of that batch dependence.
+        self.kv_unified = kv_unified
+        params.kv_unified = kv_unified
+        # Unified: one extra sequence id is a scratch sequence for the padding token (_step).
+        params.n_seq_max = n_seq_max + 1 if kv_unified else n_seq_max
         params.embeddings = False
         params.no_perf = True
         ctx = lc.llama_init_from_model(self._model, params)
@@ -226,7 +250,7 @@ class BatchedDecoder:
         self.n_batch = lc.llama_n_batch(ctx)
         self._batch = lc.llama_batch_init(self.n_batch, 0, 1)
         self._slots = [_Slot(seq_id=i) for i in range(n_seq_max)]
-        self._scratch_seq = n_seq_max
+        self._scratch_seq = n_seq_max  # only used with kv_unified
         self._clock = 0  # LRU clock for idle slots
         self._pieces: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
@@ -350,7 +374,8 @@ class BatchedDecoder:
 
         # Continue a finished sequence in place when the request extends all of it (a second
         # round extending the first) or when no slot is free; otherwise copy the shared prefix
-        # into a free slot (free with a unified cache) so the idle KV stays available.
+        # into a free slot (no data moves in a unified cache, a memcpy otherwise) so the idle
+        # KV stays available.
         take_over = best is not None and best.state == _IDLE and (
             best_len == len(best.kv) or not any(s.state == _FREE for s in self._slots))
         if take_over:
@@ -366,8 +391,7 @@ class BatchedDecoder:
             target.kv = []
             if best is not None and best_len > 0:
                 if len(best.kv) >= best_len:
-                    lc.llama_memory_seq_cp(self._mem, best.seq_id, target.seq_id, 0, best_len)
-                    target.kv = list(req.tokens[:best_len])
+                    self._copy_prefix(best, target, best_len)
                 else:  # the source is still decoding this prefix: copy once it is there
                     target.state, target.src, target.src_len = _WAITING, best, best_len
             else:
@@ -382,6 +406,16 @@ class BatchedDecoder:
             target.state = _PREFILL
         self.stats.prompt_tokens_reused += best_len
         return True
+
+    def _copy_prefix(self, src: _Slot, dst: _Slot, n: int) -> None:
+        """Share src's KV for positions [0, n) with the (empty) dst sequence."""
+        lc = self._lc
+        if self.kv_unified:  # cells gain dst's sequence id: no data moves
+            lc.llama_memory_seq_cp(self._mem, src.seq_id, dst.seq_id, 0, n)
+        else:  # across streams llama.cpp copies whole streams only: copy, then trim
+            lc.llama_memory_seq_cp(self._mem, src.seq_id, dst.seq_id, -1, -1)
+            lc.llama_memory_seq_rm(self._mem, dst.seq_id, n, -1)
+        dst.kv = list(src.kv[:n])
 
     def _free_slot(self, exclude: _Slot | None) -> _Slot | None:
         """A free slot, else the least recently used idle one (its KV is dropped)."""
@@ -428,13 +462,14 @@ class BatchedDecoder:
                 batch.logits[n - 1] = 1
                 outputs.append((s, n - 1))
             taken.append((s, k))
-        pad = n == 1
+        pad = n == 1 and self.kv_unified
         if pad:
-            # Never decode a lone token. For one query row and 512+ KV cells the CPU flash
-            # attention switches to a split-KV kernel whose rounding differs from the per-row
-            # kernel used for 2+ rows (and by a short sequential run), which flips greedy
-            # near-ties of small models. A throwaway token in a scratch sequence keeps every
-            # step on the per-row kernel, which is bit-identical whatever the batch holds.
+            # Unified cache only: never decode a lone token. For one query row and 512+ KV
+            # cells the CPU flash attention switches to a split-KV kernel whose rounding
+            # differs from the per-row kernel (used for 2+ rows, and by a short sequential
+            # run); the unified cache reaches 512 cells early. A throwaway token in a scratch
+            # sequence keeps the step on the per-row kernel. (Per-sequence streams have the
+            # same cell count as a sequential context, so they take the same kernel anyway.)
             batch.token[1] = batch.token[0]
             batch.pos[1] = 0
             batch.n_seq_id[1] = 1
@@ -472,8 +507,7 @@ class BatchedDecoder:
         # finish and be reused, so a source is always still there).
         for s in self._slots:
             if s.state == _WAITING and len(s.src.kv) >= s.src_len:
-                lc.llama_memory_seq_cp(self._mem, s.src.seq_id, s.seq_id, 0, s.src_len)
-                s.kv = list(s.src.kv[:s.src_len])
+                self._copy_prefix(s.src, s, s.src_len)
                 s.state, s.src = _PREFILL, None
 
         for s, row in outputs:

@@ -75,7 +75,7 @@ class LlamaCppModel:
     """One GGUF model in one llama.cpp context; implements the `LLM` protocol."""
 
     def __init__(self, path: Path | str, *, n_ctx: int = 4096, n_threads: int | None = None,
-                 n_gpu_layers: int = 0, n_batch: int = 512):
+                 n_gpu_layers: int = 0, n_batch: int = 512, parallel: int = 16):
         self.path = Path(path)
         check_gguf(self.path)
         from llama_cpp import Llama
@@ -87,10 +87,13 @@ class LlamaCppModel:
             with guard:
                 self.llama = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=self.n_threads,
                                    n_threads_batch=self.n_threads, n_gpu_layers=n_gpu_layers,
-                                   n_batch=n_batch, verbose=False)
+                                   n_batch=n_batch, flash_attn=True, verbose=False)
         except (ValueError, RuntimeError, OSError) as error:
             raise ModelError(f"cannot load GGUF model {self.path}: {error} (truncated or unsupported file?)") from None
         self.n_ctx = self.llama.n_ctx()
+        # Several conversations at once go through the batched multi-sequence decoder
+        # (backends/batched.py); flash attention on both paths keeps their greedy answers equal.
+        self.parallel = parallel
         template = self.llama.metadata.get("tokenizer.chat_template")
         if not template:
             raise ModelError(f"{self.path} has no chat template (tokenizer.chat_template); a chat model is needed")
@@ -123,39 +126,56 @@ class LlamaCppModel:
                 f"of {self.path.name} (raise --n-ctx)")
         return min(max_tokens, self.n_ctx - n_prompt)
 
+    @cached_property
+    def decoder(self):
+        from .batched import BatchedDecoder
+
+        return BatchedDecoder(self.llama, n_seq_max=self.parallel)
+
     def generate(self, conversations: Sequence[Conversation], *, max_tokens: int, temperature: float = 0.0,
                  seeds: Sequence[int | None] | None = None, stop: Sequence[str] = ()) -> list[str]:
         seeds = list(seeds) if seeds is not None else [None] * len(conversations)
-        replies = []
-        saved: tuple[list[int], object] | None = None
+        if len(conversations) > 1 and self.parallel > 1:
+            return self._generate_batched(conversations, max_tokens, temperature, seeds, stop)
+        return [self._generate_one(c, max_tokens, temperature, s, stop) for c, s in zip(conversations, seeds)]
+
+    def _generate_batched(self, conversations, max_tokens, temperature, seeds, stop) -> list[str]:
+        from .batched import GenerationRequest
+
+        requests = []
         for conversation, seed in zip(conversations, seeds):
             tokens = self.tokens(conversation)
-            budget = self.check_fits(len(tokens), max_tokens)
-            if temperature > 0:
-                # A seeded reply must depend only on its prompt and seed, not on what this
-                # context decoded before (so that a resumed run samples what the first run
-                # did). So the prompt is decoded from an empty cache once, its state saved, and
-                # every sample of the same prompt starts from that state.
-                if saved is None or saved[0] != tokens:
-                    self.llama.reset()
-                    self.llama.eval(tokens)
-                    saved = (tokens, self.llama.save_state())
-                else:
-                    self.llama.load_state(saved[1])
-            out = self.llama.create_completion(
-                prompt=tokens, max_tokens=budget, temperature=temperature, top_p=1.0, top_k=0, min_p=0.0,
-                repeat_penalty=1.0, seed=seed if seed is not None else 0, stop=list(stop) or None)
-            replies.append(out["choices"][0]["text"])
-        return replies
+            requests.append(GenerationRequest(tokens=tokens, max_tokens=self.check_fits(len(tokens), max_tokens),
+                                              stop=tuple(stop), temperature=temperature,
+                                              seed=seed if seed is not None else 0))
+        return [completion.text for completion in self.decoder.generate(requests)]
+
+    def _generate_one(self, conversation, max_tokens, temperature, seed, stop) -> str:
+        tokens = self.tokens(conversation)
+        budget = self.check_fits(len(tokens), max_tokens)
+        if temperature > 0:
+            # A seeded reply must depend only on its prompt and seed, not on what this context
+            # decoded before (so that a resumed run samples what the first run did): decode the
+            # prompt from an empty cache and restore that state, because llama-cpp-python then
+            # re-decodes the last prompt token the same way whatever came before.
+            self.llama.reset()
+            self.llama.eval(tokens)
+            self.llama.load_state(self.llama.save_state())
+        out = self.llama.create_completion(
+            prompt=tokens, max_tokens=budget, temperature=temperature, top_p=1.0, top_k=0, min_p=0.0,
+            repeat_penalty=1.0, seed=seed if seed is not None else 0, stop=list(stop) or None)
+        return out["choices"][0]["text"]
+
 
 def load_models(task_spec: str, optimizer_spec: str, *, n_ctx: int, n_threads: int | None,
-                n_gpu_layers: int) -> tuple[LlamaCppModel, LlamaCppModel]:
+                n_gpu_layers: int, parallel: int = 16) -> tuple[LlamaCppModel, LlamaCppModel]:
     """The task and optimizer models; one file serving both roles is loaded once."""
     from ..catalog import resolve_model
 
     task_path = resolve_model(task_spec).resolve()
     optimizer_path = resolve_model(optimizer_spec).resolve()
-    task = LlamaCppModel(task_path, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers)
+    options = dict(n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers, parallel=parallel)
+    task = LlamaCppModel(task_path, **options)
     if optimizer_path == task_path:
         return task, task
-    return task, LlamaCppModel(optimizer_path, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers)
+    return task, LlamaCppModel(optimizer_path, **options)

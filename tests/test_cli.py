@@ -1,0 +1,67 @@
+import json
+
+from click.testing import CliRunner
+
+from conftest import difficulty_task, optimizer_model, task_model
+from gpo_local.cli import main
+from gpo_local.optimizer import GPO, GPOConfig
+from gpo_local.runs import JsonlLog
+from gpo_local.testing import HashingEmbedder
+from gpo_local.trajectory import TrajectoryIndex
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_unknown_task_is_one_line_and_exit_1():
+    result = run("eval", "no-such-task", "--prompt", "x")
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: unknown task 'no-such-task': not a built-in task (sentiment) nor a directory"
+
+
+def test_missing_split_fails_before_any_model_loads(tmp_path):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "eval.jsonl").write_text('{"input": "q", "target": "a"}\n')
+    result = run("eval", str(tmp_path / "t"), "--prompt", "x", "--split", "test", "--task-model", "/nonexistent.gguf")
+    assert result.exit_code == 1
+    assert "has no 'test' split" in result.output and "test.jsonl not found" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_model_path_and_options():
+    result = run("eval", "sentiment", "--prompt", "x", "--task-model", "/nope/model.gguf")
+    assert result.exit_code == 1 and "model '/nope/model.gguf' is neither a catalog name" in result.output
+    result = run("optimize", "sentiment", "--candidates", "0")
+    assert result.exit_code == 2 and "--candidates" in result.output
+    result = run("optimize", "sentiment", "--resume")
+    assert result.exit_code == 2 and "--resume needs --run-dir" in result.output
+
+
+def test_not_a_gguf_file(tmp_path):
+    fake = tmp_path / "model.gguf"
+    fake.write_text("hello")
+    result = run("eval", "sentiment", "--prompt", "x", "--task-model", str(fake))
+    assert result.exit_code == 1 and "is not a GGUF file" in result.output
+
+
+def test_tasks_lists_builtin():
+    result = run("tasks")
+    assert result.exit_code == 0 and result.output.startswith("sentiment: ")
+
+
+def test_show_renders_a_run(tmp_path):
+    config = GPOConfig(steps=2, candidates=3)
+    result = GPO(task=difficulty_task(), task_llm=task_model(), optimizer_llm=optimizer_model(),
+                 index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()), config=config,
+                 log=JsonlLog(tmp_path / "trajectory.jsonl")).run()
+    (tmp_path / "config.json").write_text(json.dumps({"task": "difficulty"}))
+    out = run("show", str(tmp_path))
+    assert out.exit_code == 0
+    assert "Answer." in out.output and "no result.json yet" in out.output
+    assert f"{100 * result.trajectory[1].dev_score:.1f}" in out.output
+
+
+def test_show_on_a_folder_that_is_not_a_run(tmp_path):
+    out = run("show", str(tmp_path))
+    assert out.exit_code == 1 and "config.json not found" in out.output
