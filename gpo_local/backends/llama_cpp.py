@@ -91,8 +91,9 @@ class LlamaCppModel:
         except (ValueError, RuntimeError, OSError) as error:
             raise ModelError(f"cannot load GGUF model {self.path}: {error} (truncated or unsupported file?)") from None
         self.n_ctx = self.llama.n_ctx()
-        # Several conversations at once go through the batched multi-sequence decoder
-        # (backends/batched.py); flash attention on both paths keeps their greedy answers equal.
+        # Generation goes through the batched multi-sequence decoder (backends/batched.py),
+        # which runs `parallel` sequences at once in its own context; the Llama object serves
+        # tokenization and metadata. Flash attention matches the decoder's setting.
         self.parallel = parallel
         template = self.llama.metadata.get("tokenizer.chat_template")
         if not template:
@@ -134,14 +135,12 @@ class LlamaCppModel:
 
     def generate(self, conversations: Sequence[Conversation], *, max_tokens: int, temperature: float = 0.0,
                  seeds: Sequence[int | None] | None = None, stop: Sequence[str] = ()) -> list[str]:
-        seeds = list(seeds) if seeds is not None else [None] * len(conversations)
-        if len(conversations) > 1 and self.parallel > 1:
-            return self._generate_batched(conversations, max_tokens, temperature, seeds, stop)
-        return [self._generate_one(c, max_tokens, temperature, s, stop) for c, s in zip(conversations, seeds)]
-
-    def _generate_batched(self, conversations, max_tokens, temperature, seeds, stop) -> list[str]:
+        """Every call goes through the batched decoder, even a single conversation: one code
+        path means a seeded sample or a greedy answer does not depend on how many other
+        conversations shared the call (sampling draws from a per-request numpy generator)."""
         from .batched import GenerationRequest
 
+        seeds = list(seeds) if seeds is not None else [None] * len(conversations)
         requests = []
         for conversation, seed in zip(conversations, seeds):
             tokens = self.tokens(conversation)
@@ -149,23 +148,6 @@ class LlamaCppModel:
                                               stop=tuple(stop), temperature=temperature,
                                               seed=seed if seed is not None else 0))
         return [completion.text for completion in self.decoder.generate(requests)]
-
-    def _generate_one(self, conversation, max_tokens, temperature, seed, stop) -> str:
-        tokens = self.tokens(conversation)
-        budget = self.check_fits(len(tokens), max_tokens)
-        if temperature > 0:
-            # A seeded reply must depend only on its prompt and seed, not on what this context
-            # decoded before (so that a resumed run samples what the first run did): decode the
-            # prompt from an empty cache and restore that state, because llama-cpp-python then
-            # re-decodes the last prompt token the same way whatever came before.
-            self.llama.reset()
-            self.llama.eval(tokens)
-            self.llama.load_state(self.llama.save_state())
-        out = self.llama.create_completion(
-            prompt=tokens, max_tokens=budget, temperature=temperature, top_p=1.0, top_k=0, min_p=0.0,
-            repeat_penalty=1.0, seed=seed if seed is not None else 0, stop=list(stop) or None)
-        return out["choices"][0]["text"]
-
 
 def load_models(task_spec: str, optimizer_spec: str, *, n_ctx: int, n_threads: int | None,
                 n_gpu_layers: int, parallel: int = 16) -> tuple[LlamaCppModel, LlamaCppModel]:
