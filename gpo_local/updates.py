@@ -18,9 +18,9 @@ import re
 from typing import Iterable, Sequence
 
 from .core import Example, TrajectoryEntry
+from .tasks.prompting import POSITIONS, assemble
 
 PLACEHOLDER = "<Prompt>"
-POSITIONS = ("Q_end", "Q_begin", "A_begin")
 _WHERE = {
     "Q_end": "at the end of the question",
     "Q_begin": "at the beginning of the question",
@@ -34,15 +34,8 @@ def format_score(score: float) -> str:
 
 
 def render_exemplar(example: Example, position: str) -> str:
-    if position == "Q_end":
-        shown = f"{example.input}\n{PLACEHOLDER}"
-    elif position == "Q_begin":
-        shown = f"{PLACEHOLDER}\n{example.input}"
-    elif position == "A_begin":
-        shown = f"Q: {example.input}\nA: {PLACEHOLDER}"
-    else:
-        raise ValueError(f"unknown position {position!r}; known: {', '.join(POSITIONS)}")
-    return f"Input:\n{shown}\nOutput:\n{example.target}"
+    """An exemplar as the task model would see it, with the placeholder where the prompt goes."""
+    return f"Input:\n{assemble(PLACEHOLDER, example.input, position).rstrip()}\nOutput:\n{example.target}"
 
 
 def render_history(history: Sequence[TrajectoryEntry]) -> str:
