@@ -345,5 +345,34 @@ def tasks():
                "data/mmlu/<subject>, data/gsm8k, data/wsc.")
 
 
+@main.group()
+def bench():
+    """Benchmarks (they need the repository checkout: benchmarks/ is not installed)."""
+
+
+@bench.command("throughput")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the figures as JSON to this file.")
+@click.option("--llama-server", default=None,
+              help="llama-server binary for contender (c) [default: $GPO_LOCAL_LLAMA_SERVER; skipped if unset].")
+@click.option("--questions", type=click.IntRange(min=1), default=24, show_default=True,
+              help="Dev questions of BBH navigate (the fixed workload uses 24).")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
+              help="CPU threads (the fixed workload uses 2).")
+def bench_throughput(json_path, llama_server, questions, threads):
+    """Evaluator throughput vs create_chat_completion and llama-server (takes minutes)."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "throughput.py"
+    if not script.is_file():
+        raise click.ClickException(
+            f"{script} not found: the benchmarks ship with the repository, not the installed package; "
+            "run this from a source checkout (pip install -e .) or run benchmarks/throughput.py there")
+    spec = importlib.util.spec_from_file_location("gpo_local_bench_throughput", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.run(json_path=json_path, llama_server=llama_server, questions=questions, threads=threads)
+
+
 if __name__ == "__main__":
     main()
