@@ -86,7 +86,8 @@ def _describe_model(model) -> dict:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory (default: a new folder under $GPO_LOCAL_HOME/runs).")
-@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last complete step.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --run-dir from its last complete step, with its saved task and options.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def optimize(task, task_model, n_ctx, threads, n_gpu_layers, parallel, no_cache, optimizer_model, embedder, steps, candidates,
              optimizer_max_tokens, max_prompt_words, dev_limit, test_limit, initial_prompt, position, seed, run_dir, resume, quiet):
@@ -100,7 +101,9 @@ def optimize(task, task_model, n_ctx, threads, n_gpu_layers, parallel, no_cache,
         if run_dir is None:
             raise click.UsageError("--resume needs --run-dir (the run to continue)")
         saved = read_json(run_dir / "config.json")
-        task, settings = saved["task"], saved["settings"]
+        settings = saved["settings"]
+        # The resolved directory, so that resuming works from any working directory.
+        task = saved["task"] if saved["task_source"].startswith("builtin:") else saved["task_source"]
         config = GPOConfig(**{f.name: saved["config"][f.name] for f in fields(GPOConfig)})
         initial_prompt = saved["initial_prompt"]
         task_model, optimizer_model, embedder = (saved["models"][r]["spec"] for r in ("task", "optimizer", "embedder"))
