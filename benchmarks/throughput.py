@@ -29,7 +29,6 @@ Run: ``python benchmarks/throughput.py [--json FILE] [--llama-server PATH] [--qu
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import gc
 import json
@@ -101,14 +100,10 @@ def _pairs(n_prompts: int, n_examples: int, *, prompt_major: bool) -> list[tuple
 
 def _load_plain_llama(model_path: Path, threads: int):
     """The Llama a user would load, with the backend's settings (flash attention, the AMX guard)."""
-    from llama_cpp import Llama
+    from gpo_local.backends.llama_cpp import load_llama
 
-    from gpo_local.backends.llama_cpp import _model_params_without_extra_bufts, use_extra_buffer_types
-
-    guard = contextlib.nullcontext() if use_extra_buffer_types() else _model_params_without_extra_bufts()
-    with guard:
-        return Llama(model_path=str(model_path), n_ctx=N_CTX, n_threads=threads, n_threads_batch=threads,
-                     n_batch=512, flash_attn=True, verbose=False)
+    return load_llama(model_path, n_ctx=N_CTX, n_threads=threads, n_threads_batch=threads, n_batch=512,
+                      flash_attn=True, verbose=False)
 
 
 def measure_prompt_rate(llama, examples, n_tokens: int = 512, repeats: int = 2) -> dict:

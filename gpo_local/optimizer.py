@@ -37,7 +37,8 @@ from .runs import JsonlLog
 from .schedules import make_schedule
 from .tasks import Task
 from .trajectory import TrajectoryIndex
-from .updates import POSITIONS, dedupe_ordered, normalize_prompt, parse_candidate, render_update, word_edit_distance
+from .tasks.prompting import POSITIONS
+from .updates import dedupe_ordered, normalize_prompt, parse_candidate, render_update, word_edit_distance
 
 Event = Callable[[str, dict], None]
 

@@ -18,7 +18,7 @@ import re
 from typing import Iterable, Sequence
 
 from .core import Example, TrajectoryEntry
-from .tasks.prompting import POSITIONS, assemble
+from .tasks.prompting import assemble
 
 PLACEHOLDER = "<Prompt>"
 _WHERE = {

