@@ -80,6 +80,8 @@ def _describe_model(model) -> dict:
               help="Drop candidates longer than this many words [default: no limit].")
 @click.option("--dev-limit", type=click.IntRange(min=1), default=None, help="Score on the first N dev questions only.")
 @click.option("--test-limit", type=click.IntRange(min=1), default=None, help="Test on the first N test questions only.")
+@click.option("--test-holdout", type=click.IntRange(min=1), default=None,
+              help="For a task without a test split: hold out its last N dev examples as the test split.")
 @click.option("--initial-prompt", default=None, help="Starting prompt (default: the task's).")
 @click.option("--position", type=click.Choice(["Q_end", "Q_begin", "A_begin"]), default="Q_end", show_default=True,
               help="Where the instruction goes relative to the question.")
@@ -90,7 +92,7 @@ def _describe_model(model) -> dict:
               help="Continue the run in --run-dir from its last complete step, with its saved task and options.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def optimize(task, task_model, n_ctx, threads, n_gpu_layers, parallel, no_cache, optimizer_model, embedder, steps, candidates,
-             optimizer_max_tokens, max_prompt_words, dev_limit, test_limit, initial_prompt, position, seed, run_dir, resume, quiet):
+             optimizer_max_tokens, max_prompt_words, dev_limit, test_limit, test_holdout, initial_prompt, position, seed, run_dir, resume, quiet):
     """Optimize the instruction for TASK (a built-in task name or a GPO-layout directory)."""
     from .optimizer import GPOConfig
     from .runs import new_run_dir, package_versions, read_json, write_json_atomic
@@ -104,14 +106,18 @@ def optimize(task, task_model, n_ctx, threads, n_gpu_layers, parallel, no_cache,
         settings = saved["settings"]
         # The resolved directory, so that resuming works from any working directory.
         task = saved["task"] if saved["task_source"].startswith("builtin:") else saved["task_source"]
-        config = GPOConfig(**{f.name: saved["config"][f.name] for f in fields(GPOConfig)})
+        config = GPOConfig(**{f.name: saved["config"][f.name] for f in fields(GPOConfig) if f.name in saved["config"]})
         initial_prompt = saved["initial_prompt"]
         task_model, optimizer_model, embedder = (saved["models"][r]["spec"] for r in ("task", "optimizer", "embedder"))
         n_ctx, n_gpu_layers, parallel = settings["n_ctx"], settings["n_gpu_layers"], settings["parallel"]
         threads = threads or settings["threads"]
         loaded_task = load_task(task, seed=config.seed)
+        if config.test_holdout:
+            loaded_task = loaded_task.with_holdout(config.test_holdout)
     else:
         loaded_task = load_task(task, seed=seed)
+        if test_holdout:
+            loaded_task = loaded_task.with_holdout(test_holdout)
         if steps is None:
             steps = total_steps(len(loaded_task.split("train"))) if "train" in loaded_task.splits else 3
             if steps == 0:
@@ -120,7 +126,8 @@ def optimize(task, task_model, n_ctx, threads, n_gpu_layers, parallel, no_cache,
         given = {"candidates": candidates, "optimizer_max_tokens": optimizer_max_tokens,
                  "max_prompt_words": max_prompt_words}
         chosen = {**loaded_task.optimize_defaults, **{k: v for k, v in given.items() if v is not None}}
-        config = GPOConfig(steps=steps, position=position, dev_limit=dev_limit, test_limit=test_limit, seed=seed,
+        config = GPOConfig(steps=steps, position=position, dev_limit=dev_limit, test_limit=test_limit,
+                           test_holdout=test_holdout, seed=seed,
                            **chosen)
         initial_prompt = loaded_task.initial_prompt if initial_prompt is None else initial_prompt
     config.validate()
@@ -172,6 +179,10 @@ def optimize(task, task_model, n_ctx, threads, n_gpu_layers, parallel, no_cache,
         "initial_test": result.initial_test, "final_test": result.final_test,
         "task_generations": gpo.evaluator.generations, "optimizer_calls": gpo.optimizer_calls,
         "seconds": round(time.time() - started, 1),
+        # Per-example test outcomes of the initial and the final prompt (for reports).
+        "test_outcomes": {role: [asdict(o) for o in r.outcomes] if r else None
+                          for role, r in (("initial", result.initial_test_result),
+                                          ("final", result.final_test_result))},
     }
     write_json_atomic(run_dir / "result.json", summary)
     _print_result(summary, run_dir)

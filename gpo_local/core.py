@@ -79,3 +79,7 @@ class RunResult:
     initial_test: float | None
     final_test: float | None
     trajectory: tuple[TrajectoryEntry, ...] = field(default_factory=tuple)
+    # The per-example test outcomes of the initial and the final prompt (None without a test
+    # split), for reports of which examples the optimization fixed or broke.
+    initial_test_result: EvalResult | None = None
+    final_test_result: EvalResult | None = None

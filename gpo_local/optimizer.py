@@ -60,6 +60,7 @@ class GPOConfig:
     position: str = "Q_end"
     dev_limit: int | None = None
     test_limit: int | None = None
+    test_holdout: int | None = None  # hold out the last N dev examples as test when there is no test split
     optimizer_temperature: float = 1.0
     optimizer_max_tokens: int = 512
     require_tags: bool = False
@@ -70,7 +71,7 @@ class GPOConfig:
         for name in ("steps", "candidates"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be at least 1 (got {getattr(self, name)})")
-        for name in ("dev_limit", "test_limit", "max_prompt_words"):
+        for name in ("dev_limit", "test_limit", "test_holdout", "max_prompt_words"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
@@ -230,6 +231,7 @@ class GPO:
         self.index.sync([e.prompt for e in state.trajectory])
         initial, final = state.trajectory[0], final_choice(state.trajectory)
         initial_test = final_test = None
+        results = [None]
         if "test" in self.task.splits:
             prompts = [initial.prompt] if final.prompt == initial.prompt else [initial.prompt, final.prompt]
             results = self.evaluator.evaluate(prompts, "test", limit=cfg.test_limit)
@@ -237,4 +239,5 @@ class GPO:
         else:
             self.on_event("warning", {"message": f"task {self.task.name!r} has no test split: test scores skipped"})
         return RunResult(initial=initial, final=final, initial_test=initial_test, final_test=final_test,
-                         trajectory=tuple(state.trajectory))
+                         trajectory=tuple(state.trajectory), initial_test_result=results[0],
+                         final_test_result=results[-1])

@@ -86,3 +86,14 @@ def test_loads_shared_bbh_navigate_without_test_split():
     task = load_task(str(SHARED_DATA / "bbh" / "navigate"))
     assert len(task.split("eval")) == 48 and len(task.split("train")) == 48
     assert "test" not in task.splits
+
+
+def test_holdout_takes_the_last_dev_examples_as_test(tmp_path):
+    directory = tmp_path / "toy"
+    directory.mkdir()
+    (directory / "eval.jsonl").write_text("".join(f'{{"input": "q{i}", "target": "a{i}"}}\n' for i in range(10)))
+    task = load_task(str(directory)).with_holdout(3)
+    assert [e.input for e in task.split("eval")] == [f"q{i}" for i in range(7)]
+    assert [e.input for e in task.split("test")] == ["q7", "q8", "q9"]
+    with pytest.raises(DataError, match="--test-holdout 10 must be between 1 and 9"):
+        load_task(str(directory)).with_holdout(10)

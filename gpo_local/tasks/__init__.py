@@ -9,7 +9,7 @@ directory in the GPO layout (`<split>.jsonl` files with `input` and `target` or 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,22 @@ class Task:
         if not examples:
             raise DataError(f"task {self.name!r}: the {name!r} split is empty")
         return examples[:limit] if limit else examples
+
+    def with_holdout(self, count: int) -> "Task":
+        """The same task with the last `count` eval examples held out as its test split.
+
+        For data shipped without a test split (the GPO-layout copies in ../shared/data): the
+        held-out examples are never seen during optimization, so the test score stays an
+        unbiased estimate. A task that has a test split keeps it; asking to hold out as many
+        examples as the eval split has is an error (nothing would be left to optimize on)."""
+        if "test" in self.splits:
+            return self
+        dev = self.split("eval")
+        if not 0 < count < len(dev):
+            raise DataError(f"task {self.name!r}: --test-holdout {count} must be between 1 and "
+                            f"{len(dev) - 1} (the eval split has {len(dev)} examples)")
+        splits = dict(self.splits, eval=dev[:-count], test=dev[-count:])
+        return replace(self, splits=splits, source=self.source)
 
 
 def read_jsonl(path: Path, split: str) -> tuple[Example, ...]:
