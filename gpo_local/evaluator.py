@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from .backends import LLM
+from .backends import LLM, two_rounds
 from .core import EvalResult, Example, Outcome
 from .tasks import Task
 from .tasks.prompting import assemble
@@ -21,9 +21,11 @@ Progress = Callable[[int, int], None]
 
 
 class Evaluator:
-    # 16 pairs per call: as many as the batched decoder runs at once, so that every round-2
-    # conversation finds its round-1 sequence still cached in an idle slot.
-    def __init__(self, llm: LLM, task: Task, *, position: str = "Q_end", chunk_size: int = 16,
+    # 64 pairs per call: both rounds of a pair run as one chain in the batched decoder (the
+    # second turn continues the first's KV), so a chunk only drains the batch at its end; four
+    # times the decoder's 16 slots keeps that tail small while progress and the memo cache
+    # still advance every few seconds.
+    def __init__(self, llm: LLM, task: Task, *, position: str = "Q_end", chunk_size: int = 64,
                  on_progress: Progress | None = None):
         self.llm, self.task, self.position = llm, task, position
         self.chunk_size = chunk_size
@@ -39,17 +41,19 @@ class Evaluator:
         rule = self.task.rule
         first_limit, second_limit = self.task.max_tokens
         asks = [assemble(prompts[p], examples[e].input, self.position) for p, e in pairs]
-        first = self.llm.generate(asks, max_tokens=first_limit, temperature=0.0)
-        self.generations += len(asks)
-        finals = list(first)
         if rule.two_rounds:
-            follow = [
-                [{"role": "user", "content": ask}, {"role": "assistant", "content": answer.strip()},
-                 {"role": "user", "content": rule.followup(examples[e].input)}]
-                for ask, answer, (_, e) in zip(asks, first, pairs)
-            ]
-            finals = self.llm.generate(follow, max_tokens=second_limit, temperature=0.0)
-            self.generations += len(follow)
+            def second_turn(i: int, answer: str):
+                return [{"role": "user", "content": asks[i]}, {"role": "assistant", "content": answer.strip()},
+                        {"role": "user", "content": rule.followup(examples[pairs[i][1]].input)}]
+
+            replies = two_rounds(self.llm, asks, second_turn, max_tokens=(first_limit, second_limit))
+            first = [a1 for a1, _ in replies]
+            finals = [a1 if a2 is None else a2 for a1, a2 in replies]
+            self.generations += 2 * len(asks)
+        else:
+            first = self.llm.generate(asks, max_tokens=first_limit, temperature=0.0)
+            finals = list(first)
+            self.generations += len(asks)
         outcomes = []
         for (p, e), a1, a2 in zip(pairs, first, finals):
             prediction = rule.normalize(a2)

@@ -87,3 +87,57 @@ class MemoizedLLM:
             self.memo.put_many(fresh)
             found.update(fresh)
         return [found[k] for k in keys]
+
+    def generate_two_rounds(self, first, follow_up, *, max_tokens, temperature=0.0):
+        """Both rounds from the memo where it has them; the rest in one call to the wrapped model
+        (backends.two_rounds), whose first and second replies are then stored under the same
+        keys that `generate` uses, so either path finds what the other stored."""
+        from .backends import two_rounds
+
+        def key(conversation, limit):
+            return memo_key(self.llm.fingerprint, conversation, max_tokens=limit, temperature=temperature,
+                            seed=None, stop=())
+
+        first_keys = [key(c, max_tokens[0]) for c in first]
+        found = self.memo.get_many(first_keys)
+        out: list = [None] * len(first)
+        todo, second_todo = [], []  # chains to run whole; second turns whose first turn is stored
+        for i, k in enumerate(first_keys):
+            if k not in found:
+                todo.append(i)
+                continue
+            conversation = follow_up(i, found[k])
+            if conversation is None:
+                out[i] = (found[k], None)
+            else:
+                second_todo.append((i, conversation, key(conversation, max_tokens[1])))
+        seconds = self.memo.get_many([k for _, _, k in second_todo])
+        missing = [(i, c, k) for i, c, k in second_todo if k not in seconds]
+        self.hits += len(first) - len(todo) + len(second_todo) - len(missing)
+        fresh: dict[str, str] = {}
+        if missing:  # rare: a run stopped between storing the two rounds
+            answers = self.llm.generate([c for _, c, _ in missing], max_tokens=max_tokens[1], temperature=temperature)
+            self.misses += len(missing)
+            fresh.update({k: a for (_, _, k), a in zip(missing, answers)})
+        for i, c, k in second_todo:
+            out[i] = (found[first_keys[i]], seconds.get(k, fresh.get(k)))
+        if todo:
+            second_keys: dict[int, str] = {}
+
+            def remembered_follow_up(j, reply):
+                conversation = follow_up(todo[j], reply)
+                if conversation is not None:
+                    second_keys[j] = key(conversation, max_tokens[1])
+                return conversation
+
+            pairs = two_rounds(self.llm, [first[i] for i in todo], remembered_follow_up,
+                               max_tokens=max_tokens, temperature=temperature)
+            for j, (reply, second) in enumerate(pairs):
+                out[todo[j]] = (reply, second)
+                fresh[first_keys[todo[j]]] = reply
+                if second is not None:
+                    fresh[second_keys[j]] = second
+            self.misses += len(todo) + len(second_keys)
+        if fresh:
+            self.memo.put_many(fresh)
+        return out

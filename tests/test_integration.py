@@ -61,6 +61,29 @@ def test_greedy_is_deterministic_and_sampling_follows_the_seed(model):
     assert a[0] != a[1]
 
 
+def test_both_rounds_in_one_call_equal_two_separate_calls(model):
+    # The evaluator's path: each second turn continues its first turn's sequence inside one
+    # decoder call. Greedy replies must equal the round-by-round path (two generate calls).
+    from gpo_local.backends import two_rounds
+
+    first = [f"How many legs does a {animal} have? Think step by step." for animal in ("cat", "spider", "bird")]
+    first += ["No second round for this one."]
+
+    def follow_up(i, reply):
+        if i == 3:
+            return None
+        return [{"role": "user", "content": first[i]}, {"role": "assistant", "content": reply.strip()},
+                {"role": "user", "content": "So the answer is? Reply with a number only."}]
+
+    class RoundByRound:  # hides generate_two_rounds, so two_rounds falls back to two calls
+        def generate(self, *args, **kwargs):
+            return model.generate(*args, **kwargs)
+
+    native = two_rounds(model, first, follow_up, max_tokens=(24, 6))
+    assert native == two_rounds(RoundByRound(), first, follow_up, max_tokens=(24, 6))
+    assert native[3][1] is None and all(second for _, second in native[:3])
+
+
 def test_stop_strings_cut_the_reply(model):
     reply = model.generate(["Count from 1 to 10, separated by commas."], max_tokens=40, stop=["5"])[0]
     assert "5" not in reply and "6" not in reply

@@ -35,3 +35,39 @@ def test_memo_survives_reopening_and_replaces_a_corrupt_file(tmp_path):
     inner = counting_llm()
     assert MemoizedLLM(inner, Memo(broken)).generate(["a"], max_tokens=5) == ["a|None"]
     assert (tmp_path / "broken.sqlite.corrupt").exists()
+
+
+def _second_turn(first):
+    def follow_up(i, reply):
+        if first[i] == "single":  # a chain without a second round
+            return None
+        return [{"role": "user", "content": first[i]}, {"role": "assistant", "content": reply},
+                {"role": "user", "content": "final?"}]
+    return follow_up
+
+
+def test_two_rounds_fallback_matches_two_generate_calls():
+    from gpo_local.backends import two_rounds
+
+    llm = counting_llm()
+    first = ["a", "single", "b"]
+    got = two_rounds(llm, first, _second_turn(first), max_tokens=(10, 3))
+    assert got == [("a|None", "final?|None"), ("single|None", None), ("b|None", "final?|None")]
+    assert [c["max_tokens"] for c in llm.calls] == [10, 10, 10, 3, 3]
+
+
+def test_memoized_two_rounds_store_under_the_keys_generate_uses(tmp_path):
+    inner = counting_llm()
+    llm = MemoizedLLM(inner, Memo(tmp_path / "memo.sqlite"))
+    first = ["a", "single", "b"]
+    got = llm.generate_two_rounds(first, _second_turn(first), max_tokens=(10, 3))
+    assert len(inner.calls) == 5 and (llm.hits, llm.misses) == (0, 5)
+    # Every stored reply is found again, by the two-round path and by plain generate calls.
+    assert llm.generate_two_rounds(first, _second_turn(first), max_tokens=(10, 3)) == got
+    assert llm.generate(first, max_tokens=10) == [a for a, _ in got]
+    assert len(inner.calls) == 5 and llm.hits == 5 + 3
+    # A first round stored without its second (a run killed in between): only the second runs.
+    llm.generate(["c"], max_tokens=10)
+    calls = len(inner.calls)
+    assert llm.generate_two_rounds(["c"], _second_turn(["c"]), max_tokens=(10, 3)) == [("c|None", "final?|None")]
+    assert len(inner.calls) == calls + 1 and inner.calls[-1]["max_tokens"] == 3

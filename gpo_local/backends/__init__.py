@@ -3,7 +3,7 @@ implementation lives in llama_cpp.py, the scripted fake for tests in gpo_local/t
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, Union
+from typing import Callable, Optional, Protocol, Sequence, Union
 
 Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
 Conversation = Union[str, Sequence[Message]]  # a bare string is one user message
@@ -32,3 +32,29 @@ class LLM(Protocol):
         """One reply per conversation. temperature 0 is greedy; otherwise each conversation is
         sampled with its own seed, so a reply does not depend on the others in the call."""
         ...
+
+
+FollowUp = Callable[[int, str], Optional[Conversation]]  # (index, first reply) -> second turn or None
+
+
+def two_rounds(llm: LLM, first: Sequence[Conversation], follow_up: FollowUp, *, max_tokens: tuple[int, int],
+               temperature: float = 0.0) -> list[tuple[str, str | None]]:
+    """First replies to `first`, then, for each index where `follow_up(index, reply)` returns a
+    conversation, the reply to that second turn: [(first reply, second reply or None)].
+
+    A backend that implements `generate_two_rounds` runs each second turn as soon as its first
+    turn ends, on the same sequence (the batched decoder keeps its KV): the batch stays full
+    for the whole evaluation instead of draining after each round. Any other LLM (the scripted
+    fake, a plain wrapper) gets two `generate` calls with the same results.
+    """
+    native = getattr(llm, "generate_two_rounds", None)
+    if native is not None:
+        return native(first, follow_up, max_tokens=max_tokens, temperature=temperature)
+    replies = llm.generate(first, max_tokens=max_tokens[0], temperature=temperature)
+    seconds = [(i, follow_up(i, reply)) for i, reply in enumerate(replies)]
+    seconds = [(i, c) for i, c in seconds if c is not None]
+    finals: dict[int, str] = {}
+    if seconds:
+        answers = llm.generate([c for _, c in seconds], max_tokens=max_tokens[1], temperature=temperature)
+        finals = {i: a for (i, _), a in zip(seconds, answers)}
+    return [(reply, finals.get(i)) for i, reply in enumerate(replies)]

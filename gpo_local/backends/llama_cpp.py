@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ModelError, PromptTooLongError
-from . import Conversation, as_messages
+from . import Conversation, FollowUp, as_messages
 
 GGUF_MAGIC = b"GGUF"
 _load_lock = threading.Lock()
@@ -155,6 +155,37 @@ class LlamaCppModel:
                                               stop=tuple(stop), temperature=temperature,
                                               seed=seed if seed is not None else 0))
         return [completion.text for completion in self.decoder.generate(requests)]
+
+    def _request(self, conversation: Conversation, max_tokens: int, temperature: float,
+                 seed: int | None = None, stop: Sequence[str] = ()):
+        from .batched import GenerationRequest
+
+        tokens = self.tokens(conversation)
+        return GenerationRequest(tokens=tokens, max_tokens=self.check_fits(len(tokens), max_tokens),
+                                 stop=tuple(stop), temperature=temperature, seed=seed if seed is not None else 0)
+
+    def generate_two_rounds(self, first: Sequence[Conversation], follow_up: FollowUp, *,
+                            max_tokens: tuple[int, int], temperature: float = 0.0) -> list[tuple[str, str | None]]:
+        """Both extraction rounds in one decoder call (see backends.two_rounds): a second turn is
+        admitted the moment its first turn ends, into the slot that holds the first turn's KV,
+        so only the new turn is decoded and the batch never drains between rounds."""
+        requests = [self._request(c, max_tokens[0], temperature) for c in first]
+        first_replies: dict[int, str] = {}
+        with_second: set[int] = set()
+
+        def chain(index: int, completion):
+            if index in first_replies:  # the second turn ended: so does the chain
+                return None
+            first_replies[index] = completion.text
+            conversation = follow_up(index, completion.text)
+            if conversation is None:
+                return None
+            with_second.add(index)
+            return self._request(conversation, max_tokens[1], temperature)
+
+        finals = self.decoder.generate(requests, follow_up=chain)
+        return [(first_replies[i], completion.text if i in with_second else None)
+                for i, completion in enumerate(finals)]
 
 def load_models(task_spec: str, optimizer_spec: str, *, n_ctx: int, n_threads: int | None,
                 n_gpu_layers: int, parallel: int = 16) -> tuple[LlamaCppModel, LlamaCppModel]:
