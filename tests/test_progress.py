@@ -126,3 +126,23 @@ def test_generated_tokens_reads_the_decoder_stats_of_each_distinct_model():
     loaded, idle = Model(), Model()
     loaded.decoder = Decoder()  # as the cached_property leaves it in the instance dict
     assert generated_tokens(loaded, loaded, idle)() == 7
+
+
+def test_eval_writes_events_and_keeps_json_output_clean(tmp_path, monkeypatch):
+    import gpo_local.backends.llama_cpp as llama_cpp
+    import gpo_local.catalog as catalog
+    from click.testing import CliRunner
+    from gpo_local.cli import main
+
+    monkeypatch.setattr(catalog, "resolve_model", lambda spec: tmp_path / "fake.gguf")
+    monkeypatch.setattr(llama_cpp, "LlamaCppModel",
+                        lambda path, **options: fake_cli._Model(fake_cli._sentiment_answer, "fake-task"))
+    log = tmp_path / "eval-events.jsonl"
+    result = CliRunner().invoke(main, ["eval", "sentiment", "--prompt", "Think.", "--limit", "5", "--json",
+                                       "--no-cache", "--events", str(log)])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)  # no progress mixed into the JSON
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["event"] for r in records] == ["run_started", "scoring", "run_finished"]
+    assert records[0]["questions"] == 5 and (records[1]["done"], records[1]["total"]) == (5, 5)
+    assert records[2]["score"] == printed["score"] and records[2]["n"] == 5
