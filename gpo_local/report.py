@@ -239,12 +239,13 @@ def run_context(run: RunView) -> dict[str, Any]:
                                  "after_answer": _short(after.get("final_answer"), 400)})
     settings = run.config.get("config") or {}
     seeds = {"seed": settings.get("seed")}
-    candidates = [{"step": c["step"] + 1, "dev": _pct(c["dev_score"]), "budget": c.get("budget"),
-                   "distance": c.get("edit_distance"), "new": c.get("new", True), "prompt": c["prompt"]}
-                  for s in run.steps for c in s.candidates] + \
-                 [{"step": c["step"] + 1, "dev": _pct(c["dev_score"]), "budget": c.get("budget"),
-                   "distance": c.get("edit_distance"), "new": c.get("new", True), "prompt": c["prompt"],
-                   "pending": True} for c in run.pending]
+    def candidate_row(c: dict, pending: bool) -> dict:
+        return {"step": c["step"] + 1, "dev": _pct(c["dev_score"]), "budget": c.get("budget"),
+                "distance": c.get("edit_distance"), "new": c.get("new", True), "prompt": c["prompt"],
+                "pending": pending}
+
+    candidates = [candidate_row(c, False) for s in run.steps for c in s.candidates]
+    candidates += [candidate_row(c, True) for c in run.pending]
     events = run.events
     return {
         "name": run.name, "path": str(run.path), "task": run.task, "method": run.method,
