@@ -39,6 +39,9 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
+from rich.progress import ProgressColumn
+from rich.text import Text
+
 # The optimizer's own names for some events, and the names the events log uses (CONTRACT.md).
 EVENT_NAMES = {"step": "step_started"}
 
@@ -92,6 +95,17 @@ class EventLog:
             self._handle = None
 
 
+class _Info(ProgressColumn):
+    """The text after a bar: the work bar's live rates, or a bar's own `info` field."""
+
+    def __init__(self, ui: "Progress"):
+        super().__init__()
+        self.ui = ui
+
+    def render(self, task) -> Text:
+        return Text(self.ui.work_info() if task.id == self.ui._work else task.fields.get("info", ""))
+
+
 class Progress:
     """Live progress on stderr and the events log of one command (see the module docstring)."""
 
@@ -106,7 +120,7 @@ class Progress:
         self.tokens = tokens or (lambda: 0)
         self.has_tokens = tokens is not None
         self.bars = RichProgress(TextColumn("{task.description}"), BarColumn(bar_width=30), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), console=self.console, disable=quiet,
+                                 _Info(self), console=self.console, disable=quiet,
                                  transient=True)
         self._outer = self._steps = self._work = None
         # Run-level state for the steps bar.
@@ -123,6 +137,7 @@ class Progress:
         self._pass_tokens = 0
         self._last_logged = 0.0
         self._last_mark, self._tokens_at_mark = time.time(), 0
+        self._work_kind: str | None = None
 
     # -- context manager ------------------------------------------------------------------
     def __enter__(self) -> "Progress":
@@ -186,20 +201,13 @@ class Progress:
         elapsed = max(now - self._pass_started, 1e-6)
         rate = done / elapsed
         token_rate = (self.tokens() - self._pass_tokens) / elapsed
-        eta = (total - done) / rate if rate > 0 else None
         # One record per chunk is plenty (chunks are 16 pairs); the last one always goes out.
-        if done <= 0:
-            self._work_bar("scoring", 0, total, "")
-            return
-        if self.log and (done >= total or now - self._last_logged >= 1.0):
+        if done > 0 and self.log and (done >= total or now - self._last_logged >= 1.0):
             self._last_logged = now
             self._write("scoring", {"done": done, "total": total, "questions_per_second": round(rate, 3),
                                     "tokens_per_second": round(token_rate, 1) if self.has_tokens else None})
-        if self.quiet:
-            return
-        info = f"{rate:.2f} q/s" + (f" · {token_rate:.0f} tok/s" if self.has_tokens else "")
-        info += f" · ETA {_duration(eta)}"
-        self._work_bar("scoring", done, total, info)
+        self._work_kind = "scoring"
+        self._work_bar("scoring", done, total)
 
     def event(self, kind: str, data: dict) -> None:
         """An event from the optimizer (or the command): logged, and shown where it matters."""
@@ -225,7 +233,8 @@ class Progress:
             budget = "" if data.get("budget") is None else f", budget {data['budget']} words"
             self.note(f"step {data['step'] + 1}/{data['steps']}{budget}: asking the optimizer")
             self._update_steps()
-            self._work_bar("optimizer: generating candidates", 0, None, "")
+            self._work_kind, self._pass_started, self._pass_tokens = "optimizer", time.time(), self.tokens()
+            self._work_bar("optimizer: generating candidates", 0, None)
         elif kind == "candidates":
             self.scored += data.get("new", 0)
             too_long = data.get("too_long", 0)
@@ -246,12 +255,28 @@ class Progress:
         if self.log:
             self.log.write(kind, data)
 
-    def _work_bar(self, description: str, done: int, total: int | None, info: str) -> None:
+    def _work_bar(self, description: str, done: int, total: int | None) -> None:
         if self.quiet:
             return
         if self._work is None:
-            self._work = self.bars.add_task(description, total=total, info=info)
-        self.bars.update(self._work, description=description, completed=done, total=total, info=info)
+            self._work = self.bars.add_task(description, total=total, info="")
+        self.bars.update(self._work, description=description, completed=done, total=total)
+
+    def work_info(self) -> str:
+        """The current work's rates, computed when the display refreshes (10 times a second):
+        the evaluator reports every 16 pairs, but tokens per second move while a chunk decodes."""
+        elapsed = max(time.time() - self._pass_started, 1e-6)
+        parts = []
+        if self._work_kind == "scoring":
+            rate = self._pass_done / elapsed
+            eta = (self._pass_total - self._pass_done) / rate if rate > 0 and self._pass_total else None
+            parts.append(f"{rate:.2f} q/s")
+        if self.has_tokens:
+            parts.append(f"{(self.tokens() - self._pass_tokens) / elapsed:.0f} tok/s")
+        parts.append(f"{_duration(elapsed)} elapsed")
+        if self._work_kind == "scoring":
+            parts.append(f"ETA {_duration(eta)}")
+        return " · ".join(parts)
 
     def _update_steps(self) -> None:
         if self.quiet or self.steps_total is None:
