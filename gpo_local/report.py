@@ -66,6 +66,11 @@ def _step_axis(ax, run: RunView) -> None:
     ax.grid(True, alpha=0.3)
 
 
+def _legend_outside(ax) -> None:
+    """To the right of the plot, where it cannot hide a point."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+
+
 def _jitter(index: int, count: int) -> float:
     """Spread the candidates of one step sideways so that equal scores stay visible."""
     return 0.0 if count <= 1 else (index / (count - 1) - 0.5) * 0.3
@@ -91,7 +96,7 @@ def dev_plot(run: RunView) -> str:
     ax.plot(xs, ys, "-o", color=COLORS[0], lw=2, ms=6, label="chosen prompt", zorder=3)
     if ys:
         best = [max(ys[:i + 1]) for i in range(len(ys))]
-        ax.plot(xs, best, "--", color=COLORS[2], lw=1.2, label="best so far", zorder=3)
+        ax.plot(xs, best, "--", color=COLORS[2], lw=1.2, label="best so far", zorder=2.5)
     final = (run.result or {}).get("final")
     if final:
         ax.scatter([_x(final["step"])], [100 * final["dev_score"]], marker="*", s=260, color="#f2b705",
@@ -99,7 +104,7 @@ def dev_plot(run: RunView) -> str:
     ax.set_ylabel("dev score (0-100)")
     ax.set_ylim(-3, 103)
     _step_axis(ax, run)
-    ax.legend(loc="best", fontsize=8)
+    _legend_outside(ax)
     return _png(fig)
 
 
@@ -123,17 +128,17 @@ def edit_plot(run: RunView) -> str:
         ax.plot([_x(s) for s in steps], means, "-o", color=COLORS[0], lw=1.5, ms=4, label="mean edit distance")
     budgets = sorted({(c["step"], c["budget"]) for c in candidates if c.get("budget") is not None}
                      | {(s.step, s.budget) for s in run.steps if s.step >= 0 and s.budget is not None})
-    if budgets:
-        ax.step([_x(s) for s, _ in budgets], [b for _, b in budgets], where="mid", color=COLORS[1], lw=2,
-                label="edit budget (schedule)")
+    if budgets:  # one bar per step: the most words a candidate of that step was asked to change
+        ax.hlines([b for _, b in budgets], [_x(s) - 0.4 for s, _ in budgets], [_x(s) + 0.4 for s, _ in budgets],
+                  color=COLORS[1], lw=2.5, label="edit budget of the step (schedule)", zorder=1)
     else:
         ax.text(0.5, 0.95, "no edit budget in this run (schedule: none)", transform=ax.transAxes,
                 ha="center", va="top", fontsize=9)
     ax.set_ylabel("words")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, 1.12 * max(ys + [b for _, b in budgets] + [1]))
     _step_axis(ax, run)
     if xs or budgets:
-        ax.legend(loc="best", fontsize=8)
+        _legend_outside(ax)
     return _png(fig)
 
 
@@ -150,7 +155,7 @@ def overlay_plot(runs: list[RunView]) -> str:
     ax.set_ylabel("dev score of the chosen prompt")
     ax.set_ylim(-3, 103)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="best", fontsize=7)
+    _legend_outside(ax)
     return _png(fig)
 
 
@@ -171,7 +176,7 @@ def bench_plot(summary: list[dict]) -> str:
     ax.set_ylabel("test score (0-100), mean ± std over seeds")
     ax.set_ylim(0, 105)
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    _legend_outside(ax)
     return _png(fig)
 
 
