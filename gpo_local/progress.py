@@ -216,6 +216,7 @@ class Progress:
         self._write(kind, data)
         if kind == "run_started":
             self.steps_total = data.get("steps")
+            self._update_steps()  # the steps bar first, above the scoring bar
         elif kind == "initial":
             self.note(f"scoring the initial prompt {data['prompt']!r} on the dev split")
         elif kind == "resumed":
