@@ -39,7 +39,8 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
-from rich.progress import ProgressColumn
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, ProgressColumn, TextColumn
 from rich.text import Text
 
 # The optimizer's own names for some events, and the names the events log uses (CONTRACT.md).
@@ -111,9 +112,6 @@ class Progress:
 
     def __init__(self, quiet: bool = False, *, events_path: Path | None = None,
                  tokens: Callable[[], int] | None = None, console=None):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn
-
         self.quiet = quiet
         self.console = console or Console(stderr=True)
         self.log = EventLog(events_path) if events_path else None
@@ -123,13 +121,7 @@ class Progress:
                                  _Info(self), console=self.console, disable=quiet,
                                  transient=True)
         self._outer = self._steps = self._work = None
-        # Run-level state for the steps bar.
-        self.best: float | None = None
-        self.scored = 0  # candidates scored in this session
-        self.steps_total: int | None = None
-        self.steps_done = 0
-        self._steps_started_at: float | None = None
-        self._steps_done_at_start = 0
+        self._new_run(None)
         # Scoring-pass state, for rates and ETA.
         self._pass_total: int | None = None
         self._pass_done = 0
@@ -138,6 +130,15 @@ class Progress:
         self._last_logged = 0.0
         self._last_mark, self._tokens_at_mark = time.time(), 0
         self._work_kind: str | None = None
+
+    def _new_run(self, steps: int | None) -> None:
+        """Run-level state for the steps bar (reset by each run_started event)."""
+        self.best: float | None = None
+        self.scored = 0  # candidates scored in this session
+        self.steps_total = steps
+        self.steps_done = 0
+        self._steps_started_at: float | None = None
+        self._steps_done_at_start = 0
 
     # -- context manager ------------------------------------------------------------------
     def __enter__(self) -> "Progress":
@@ -215,7 +216,7 @@ class Progress:
         self._last_mark, self._tokens_at_mark = time.time(), self.tokens()
         self._write(kind, data)
         if kind == "run_started":
-            self.steps_total = data.get("steps")
+            self._new_run(data.get("steps"))
             self._update_steps()  # the steps bar first, above the scoring bar
         elif kind == "initial":
             self.note(f"scoring the initial prompt {data['prompt']!r} on the dev split")

@@ -3,6 +3,7 @@
 run from a file:// URL, offline, and every image must be decoded (natural width > 0) with no
 error in the browser console. Skips, with the reason, only where no browser is installed."""
 
+import importlib.util
 import json
 import shutil
 
@@ -23,9 +24,7 @@ INSTALL_HINT = "apt-get install chromium chromium-driver (.ci/run does it)"
 
 
 def _find_browser() -> tuple[str, str]:
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("selenium") is None:
         pytest.skip("selenium is not installed (pip install -e '.[test]')")
     binary = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
     driver = shutil.which("chromedriver")
