@@ -314,7 +314,14 @@ def run(*, json_path: str | Path | None = None, llama_server: str | None = None,
         threads: int = 2, console=None) -> dict:
     """Run the whole benchmark, print the figures and return them (also written to ``json_path``)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.text import Text
+
+    class PairRate(ProgressColumn):
+        def render(self, task):
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{speed:.2f} pairs/s")
     from rich.table import Table
 
     from gpo_local.backends.batched import DecoderStats
@@ -345,7 +352,8 @@ def run(*, json_path: str | Path | None = None, llama_server: str | None = None,
         f"greedy, {threads} threads, {model_path.name}")
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console, transient=False)
+                        PairRate(), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=console, transient=False)
     with progress:
         # -- load and measure the prompt-processing rate on the plain Llama ---------------------
         llama = _load_plain_llama(model_path, threads)

@@ -1,4 +1,4 @@
-"""The command line: optimize, eval, show, models, tasks.
+"""The command line: optimize, eval, show, report, models, tasks, bench.
 
 Library errors (GpoError) become one line and exit code 1 here, at the boundary, and nowhere
 else. Models load only after every option and the task data have been validated.
@@ -140,13 +140,15 @@ def optimize(task, task_model, n_ctx, threads, n_gpu_layers, parallel, no_cache,
     from .backends.llama_cpp import load_models
     from .embeddings import SentenceTransformerEmbedder
     from .optimizer import GPO
+    from .progress import Progress, generated_tokens
     from .runs import JsonlLog
     from .trajectory import TrajectoryIndex
 
-    ui = _Progress(quiet)
+    ui = Progress(quiet, events_path=run_dir / "events.jsonl")
     ui.note(f"run directory: {run_dir}")
     task_llm, optimizer_llm = load_models(task_model, optimizer_model or task_model, n_ctx=n_ctx,
                                           n_threads=threads, n_gpu_layers=n_gpu_layers, parallel=parallel)
+    ui.count_tokens(generated_tokens(task_llm, optimizer_llm))
     embed = SentenceTransformerEmbedder(embedder)
     models = {"task": {"spec": task_model, **_describe_model(task_llm)},
               "optimizer": {"spec": optimizer_model or task_model, **_describe_model(optimizer_llm)},
@@ -173,6 +175,9 @@ def optimize(task, task_model, n_ctx, threads, n_gpu_layers, parallel, no_cache,
               initial_prompt=initial_prompt, on_event=ui.event, on_progress=ui.progress)
     started = time.time()
     with ui:
+        ui.event("run_started", {"task": loaded_task.name, "run_dir": str(run_dir), "resumed": resume,
+                                 "steps": config.steps, "candidates": config.candidates,
+                                 "dev_questions": len(loaded_task.split("eval", config.dev_limit))})
         result = gpo.run()
     summary = {
         "task": loaded_task.name, "initial": asdict(result.initial), "final": asdict(result.final),
@@ -185,6 +190,8 @@ def optimize(task, task_model, n_ctx, threads, n_gpu_layers, parallel, no_cache,
                                           ("final", result.final_test_result))},
     }
     write_json_atomic(run_dir / "result.json", summary)
+    ui.finish({key: summary[key] for key in ("initial", "final", "initial_test", "final_test", "seconds", "stopped")
+               if key in summary})
     _print_result(summary, run_dir)
 
 
@@ -200,85 +207,37 @@ def _print_result(summary: dict, run_dir: Path) -> None:
     click.echo(f"run directory: {run_dir}")
 
 
-class _Progress:
-    """Live progress on stderr with rich: the step, the scoring bar with questions per second and
-    ETA, and the best dev score so far. Silent with --quiet."""
-
-    def __init__(self, quiet: bool):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.quiet = quiet
-        self.console = Console(stderr=True)
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=self.console,
-                            disable=quiet, transient=True)
-        self.task_id = None
-        self.started = time.time()
-
-    def __enter__(self):
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.bar.__exit__(*exc)
-
-    def note(self, text: str) -> None:
-        if not self.quiet:
-            self.console.print(text, highlight=False)
-
-    def progress(self, done: int, total: int) -> None:
-        if self.quiet:
-            return
-        if self.task_id is None or done <= 0 or self.bar.tasks[0].total != total or done < self.bar.tasks[0].completed:
-            if self.task_id is not None:
-                self.bar.remove_task(self.task_id)
-            self.task_id = self.bar.add_task("scoring", total=total, rate="")
-            self.started = time.time()
-        rate = done / max(time.time() - self.started, 1e-6)
-        self.bar.update(self.task_id, completed=done, rate=f"{rate:.2f} q/s")
-
-    def event(self, kind: str, data: dict) -> None:
-        if kind == "step":
-            budget = "" if data["budget"] is None else f", budget {data['budget']} words"
-            self.note(f"step {data['step'] + 1}/{data['steps']}{budget}: asking the optimizer")
-        elif kind == "candidates":
-            self.note(f"  {data['usable']} usable candidates ({data['new']} new; dropped: "
-                      f"{data['dropped'] - data['too_long']} empty, {data['too_long']} too long)")
-        elif kind == "chosen":
-            self.note(f"  chosen (dev {_pct(data['dev_score'])}, best {_pct(data['best'])}): {data['prompt'][:100]!r}")
-        elif kind == "initial":
-            self.note(f"scoring the initial prompt {data['prompt']!r} on the dev split")
-        elif kind == "resumed":
-            self.note(f"resuming after {data['completed_steps']} complete steps")
-        elif kind == "warning":
-            self.console.print(f"warning: {data['message']}", style="yellow", highlight=False)
-
-
 @main.command("eval")
 @click.argument("task")
 @click.option("--prompt", required=True, help="The instruction to score.")
 @click.option("--split", type=click.Choice(["eval", "test"]), default="eval", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score the first N questions only.")
 @click.option("--position", type=click.Choice(["Q_end", "Q_begin", "A_begin"]), default="Q_end", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the result with every outcome as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result with every outcome as JSON (no progress).")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Append the progress events as JSON lines to this file.")
 @model_options
-def eval_command(task, prompt, split, limit, position, as_json, task_model, n_ctx, threads, n_gpu_layers, parallel,
-                 no_cache):
+def eval_command(task, prompt, split, limit, position, as_json, quiet, events_path, task_model, n_ctx, threads,
+                 n_gpu_layers, parallel, no_cache):
     """Score PROMPT on a split of TASK with the task model."""
     from .backends.llama_cpp import LlamaCppModel
     from .catalog import resolve_model
     from .evaluator import Evaluator
+    from .progress import Progress, generated_tokens
     from .tasks import load_task
 
     loaded_task = load_task(task)
     loaded_task.split(split, limit)  # a missing split fails before the model loads
     model = LlamaCppModel(resolve_model(task_model), n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers,
                           parallel=parallel)
-    ui = _Progress(as_json)
+    ui = Progress(quiet or as_json, events_path=events_path, tokens=generated_tokens(model))
     evaluator = Evaluator(_memoized(model, no_cache), loaded_task, position=position, on_progress=ui.progress)
     with ui:
+        ui.event("run_started", {"task": loaded_task.name, "split": split, "prompt": prompt,
+                                 "questions": len(loaded_task.split(split, limit))})
         result = evaluator.score(prompt, split, limit=limit)
+    ui.finish({"score": result.score, "n": result.n})
     if as_json:
         click.echo(json.dumps({"task": loaded_task.name, "split": split, "prompt": prompt, "score": result.score,
                                "n": result.n, "model": _describe_model(model),
@@ -294,34 +253,61 @@ def show(run_dir):
     from rich.console import Console
     from rich.table import Table
 
-    from .runs import JsonlLog, read_json
+    from .rundata import load_run
 
-    config = read_json(run_dir / "config.json")
-    records = list(JsonlLog(run_dir / "trajectory.jsonl").records())
-    table = Table(title=f"{config['task']} ({run_dir})")
-    for column in ("step", "budget", "edit dist.", "cands", "chosen prompt", "dev"):
-        table.add_column(column)
-    candidates: dict[int, list[dict]] = {}
-    for record in records:
-        if record["kind"] == "candidate":
-            candidates.setdefault(record["step"], []).append(record)
-        elif record["kind"] in ("init", "step"):
-            cands = candidates.get(record["step"], [])
-            dists = [c["edit_distance"] for c in cands if c.get("edit_distance") is not None]
-            mean = f"{sum(dists) / len(dists):.1f}" if dists else "-"
-            prompt = record["prompt"] if len(record["prompt"]) <= 70 else record["prompt"][:67] + "..."
-            table.add_row(str(record["step"]), str(record.get("budget") or "-"), mean, str(len(cands)),
-                          prompt, _pct(record["dev_score"]))
+    run = load_run(run_dir)
     console = Console()
+    planned = f" of {run.steps_planned}" if run.steps_planned else ""
+    table = Table(title=f"{run.task} / {run.method}: {max(len(run.steps) - 1, 0)} steps{planned} ({run_dir})",
+                  title_justify="left", caption="edit distance: mean (min-max) in words of the step's candidates "
+                  "to the step's starting prompt; dev: 0-100", caption_justify="left")
+    table.add_column("step", justify="right")
+    table.add_column("budget", justify="right")
+    table.add_column("edit distance", justify="right")
+    table.add_column("cands", justify="right")
+    table.add_column("chosen prompt", overflow="fold")
+    table.add_column("dev", justify="right")
+    for step in run.steps:
+        dists = step.distances
+        spread = f"{step.mean_distance:.1f} ({min(dists)}-{max(dists)})" if dists else "-"
+        budget = "-" if step.budget is None else str(step.budget)
+        table.add_row(step.label, budget, spread, str(len(step.candidates)), _shorten(step.prompt, 70),
+                      _pct(step.dev_score))
     console.print(table)
-    result_path = run_dir / "result.json"
-    if result_path.exists():
-        result = read_json(result_path)
-        console.print(f"final prompt (step {result['final']['step']}): {result['final']['prompt']}", highlight=False)
-        console.print(f"dev {_pct(result['final']['dev_score'])}, test {_pct(result['final_test'])} "
-                      f"(initial: dev {_pct(result['initial']['dev_score'])}, test {_pct(result['initial_test'])})")
-    else:
+    if run.pending:
+        console.print(f"{len(run.pending)} candidates of an unfinished step are recorded (resume continues it)")
+    result = run.result
+    if result is None:
         console.print("no result.json yet: the run is unfinished (continue it with optimize --resume)")
+        return
+    final, initial = result["final"], result["initial"]
+    step = "init" if final["step"] < 0 else final["step"] + 1
+    console.print(f"final prompt (step {step}): {final['prompt']}", highlight=False, markup=False)
+    console.print(f"final:   dev {_pct(final['dev_score'])}  test {_pct(result.get('final_test'))}", highlight=False)
+    console.print(f"initial: dev {_pct(initial['dev_score'])}  test {_pct(result.get('initial_test'))}", highlight=False)
+    if result.get("stopped") and result["stopped"] != "completed":
+        console.print(f"stopped early: {result['stopped']}", highlight=False)
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML file to write [default: RUN_DIR/report.html for one directory, else ./report.html].")
+def report(run_dirs, output):
+    """Write one self-contained HTML report of runs or of a `bench quality` output directory.
+
+    Plots are embedded, nothing is fetched: the file opens offline. Several RUN_DIRS get one
+    section each and an overlay of their dev curves."""
+    from .report import write_report
+
+    output = output or (run_dirs[0] / "report.html" if len(run_dirs) == 1 else Path("report.html"))
+    write_report(list(run_dirs), output)
+    click.echo(f"report written to {output}")
 
 
 @main.command()

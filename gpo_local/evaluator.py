@@ -68,6 +68,8 @@ class Evaluator:
         pairs = self._pairs(prompts, examples)
         by_prompt: list[dict[int, Outcome]] = [{} for _ in prompts]
         done = 0
+        if self.on_progress:
+            self.on_progress(0, len(pairs))  # the pass starts: rates and ETA count from here
         for start in range(0, len(pairs), self.chunk_size):
             chunk = pairs[start:start + self.chunk_size]
             for (p, e), outcome in zip(chunk, self._run_chunk(prompts, examples, chunk)):
