@@ -6,9 +6,11 @@ import json
 import os
 import stat
 import tomllib
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import SHARED_DATA
 
 from gpo_local import quality
 from gpo_local.cli import main
@@ -393,3 +395,23 @@ def test_cli_config_error_is_one_line(layout):
     result = CliRunner().invoke(main, ["bench", "quality", "--config", str(path)])
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and result.output.startswith(f"Error: {path}: [optimize] stepz")
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "benchmarks" / "configs"
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"benchmark data not found at {SHARED_DATA}")
+def test_shipped_configs_load(tmp_path):
+    names = sorted(p.name for p in CONFIGS.glob("*.toml"))
+    assert {"quick.toml", "paper.toml", "ablation-schedule.toml", "ablation-gradient.toml", "ablation-momentum.toml",
+            "ablation-selection.toml", "ablation-momentum-update.toml", "ablation-update.toml",
+            "ablation-warmup.toml"} <= set(names)
+    for name in names:
+        config = load_config(CONFIGS / name)
+        assert all(t.benchmark == "BBH" for t in config.tasks), name
+    quick = load_config(CONFIGS / "quick.toml")
+    assert [r.name for r in quick.rows] == list(quality.METHODS) and len(quick.tasks) >= 2
+    assert len(load_config(CONFIGS / "paper.toml").tasks) == len([p for p in (SHARED_DATA / "bbh").iterdir() if p.is_dir()])
+    schedules = load_config(CONFIGS / "ablation-schedule.toml")
+    assert {r.name: r.options["schedule"] for r in schedules.rows} == {
+        "cosine": "cosine", "linear": "linear", "fixed": "fixed", "none": "none"}
