@@ -409,7 +409,11 @@ def bench_quality(config_path, out, dry_run):
             state = "done" if (cell.run_dir / "result.json").exists() else "to run"
             click.echo(f"[{i}/{len(cells)}] {cell.label} ({state}): gpo-local {' '.join(cell.argv(resume=False))}")
         return
-    run_bench(config, out, runner=SubprocessRunner(), ui=RichProgress())
+    try:
+        run_bench(config, out, runner=SubprocessRunner(), ui=RichProgress())
+    except KeyboardInterrupt:
+        click.echo(f"interrupted; finished cells are kept in {out}: rerun the same command to continue", err=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -245,7 +245,7 @@ def load_config(path: Path, *, known_options: Iterable[str] | None = None, cwd: 
         fail("[bench]", f"seeds: must be a non-empty list of integers (got {seeds!r})")
     if len(set(seeds)) != len(seeds):
         fail("[bench]", "seeds: lists a seed twice")
-    task_models = string_list("task_models", required=False) or [DEFAULT_TASK_MODEL]
+    task_models = [_resolve_model(m, path) for m in string_list("task_models", required=False)] or [DEFAULT_TASK_MODEL]
     description = bench.get("description", "")
     if not isinstance(description, str):
         fail("[bench]", "description: must be a string")
@@ -300,6 +300,16 @@ def load_config(path: Path, *, known_options: Iterable[str] | None = None, cwd: 
             fail("[bench]", f"tasks: two tasks are named {name!r} (their run folders would collide)")
     return BenchConfig(path=path, description=description, tasks=tuple(tasks), rows=tuple(rows), seeds=tuple(seeds),
                        task_models=tuple(task_models), raw=raw)
+
+
+def _resolve_model(spec: str, config_path: Path) -> str:
+    """A relative GGUF path that exists next to the config is made absolute (cells run it from
+    any directory); catalog names and other paths are passed to optimize as written."""
+    given = Path(spec).expanduser()
+    if given.is_absolute() or "/" not in spec and not spec.lower().endswith(".gguf"):
+        return spec
+    beside = config_path.resolve().parent / given
+    return str(beside.resolve()) if beside.is_file() else spec
 
 
 def _resolve_task(spec: str, config_path: Path, cwd: Path, fail) -> TaskRef:

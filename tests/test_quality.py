@@ -415,3 +415,11 @@ def test_shipped_configs_load(tmp_path):
     schedules = load_config(CONFIGS / "ablation-schedule.toml")
     assert {r.name: r.options["schedule"] for r in schedules.rows} == {
         "cosine": "cosine", "linear": "linear", "fixed": "fixed", "none": "none"}
+
+
+def test_relative_model_paths_resolve_beside_the_config(layout):
+    (layout / "models").mkdir()
+    (layout / "models" / "tiny.gguf").write_bytes(b"GGUF")
+    text = '[bench]\ntasks = ["sentiment"]\nmethods = ["gpo"]\ntask_models = ["models/tiny.gguf", "smollm2-135m-instruct"]\n'
+    config = load_config(write_config(layout, text))
+    assert config.task_models == (str((layout / "models" / "tiny.gguf").resolve()), "smollm2-135m-instruct")
