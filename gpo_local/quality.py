@@ -733,7 +733,9 @@ def results_markdown(results: dict) -> str:
               f"- cells: {counts.get('done', 0)} of {total} done"
               + "".join(f", {n} {status}" for status, n in sorted(counts.items()) if status != "done"),
               f"- tasks: {', '.join(tasks)}; seeds: {', '.join(map(str, seeds))}; "
-              f"task model(s): {', '.join(models)}", ""]
+              f"task model(s): {', '.join(models)}",
+              f"- harness wall time of the cells so far: "
+              f"{_duration(sum(c['wall_seconds'] or 0 for c in results['cells']))}", ""]
     by_key = {(s["method"], s["task"], s["task_model"]): s for s in results["summary"]}
     for model in models:
         means = [m for m in results["method_means"] if m["task_model"] == model]
