@@ -409,6 +409,12 @@ def bench_quality(config_path, out, dry_run):
             state = "done" if (cell.run_dir / "result.json").exists() else "to run"
             click.echo(f"[{i}/{len(cells)}] {cell.label} ({state}): gpo-local {' '.join(cell.argv(resume=False))}")
         return
+    import signal
+
+    def terminate(signum, frame):  # `kill PID`: stop like Ctrl-C (the cell's optimize is killed, results written)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         run_bench(config, out, runner=SubprocessRunner(), ui=RichProgress())
     except KeyboardInterrupt:
