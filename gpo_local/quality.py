@@ -759,7 +759,7 @@ def results_markdown(results: dict) -> str:
             if mean["test_std_over_seeds"] is not None:
                 overall += f" ± {100 * mean['test_std_over_seeds']:.1f}"
             if not mean["complete"] and mean["test_mean_over_tasks"] is not None:
-                overall += f" (of {mean['tasks_with_scores']} tasks)"
+                overall += f" ({mean['tasks_with_scores']} of {len(tasks)} tasks)"
             row.append(overall)
             if len(benches) > 1:
                 row += [_pct(mean["benchmark_means"].get(b)) for b in benches]
