@@ -164,6 +164,7 @@ def test_a_killed_run_resumes_the_unfinished_cell_and_continues(layout, tmp_path
     statuses = {(c["method"], c["task"], c["seed"]): c["status"] for c in partial["cells"]}
     assert statuses[("gpo", "navigate", 0)] == "done" and statuses[("linear", "navigate", 0)] == "unfinished"
     assert statuses[("gpo", "hyperbaton", 0)] == "pending"
+    assert "| gpo | 10.0 (1) | n/a | 10.0 (1 of 2 tasks) | 35.43 |" in (out / "results.md").read_text()
 
     restarted = FakeRunner()
     results = run_bench(config, out, runner=restarted)
