@@ -752,7 +752,7 @@ def results_markdown(results: dict) -> str:
                 cell = _pct(entry["test_mean"])
                 if entry["test_std"] is not None:
                     cell += f" ± {100 * entry['test_std']:.1f}"
-                if entry["n_seeds"] > 1 or len(seeds) > 1:
+                if entry["test_mean"] is not None and (entry["n_seeds"] > 1 or len(seeds) > 1):
                     cell += f" ({entry['n_seeds']})"
                 row.append(cell)
             overall = _pct(mean["test_mean_over_tasks"])
