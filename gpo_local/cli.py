@@ -1,4 +1,4 @@
-"""The command line: optimize, eval, show, report, models, tasks, bench.
+"""The command line: optimize, eval, show, report, models, tasks, bench (throughput, quality).
 
 Library errors (GpoError) become one line and exit code 1 here, at the boundary, and nowhere
 else. Models load only after every option and the task data have been validated.
@@ -372,6 +372,40 @@ def bench_throughput(json_path, llama_server, questions, threads):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.run(json_path=json_path, llama_server=llama_server, questions=questions, threads=threads)
+
+
+@bench.command("quality")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Bench config (TOML), e.g. benchmarks/configs/quick.toml.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output directory [default: $GPO_LOCAL_HOME/bench/<config name>]; rerun with the same one to resume.")
+@click.option("--dry-run", is_flag=True, help="Validate the config and list the cells and their commands; run nothing.")
+def bench_quality(config_path, out, dry_run):
+    """Methods x tasks x seeds (x task models), one optimize run per cell; resumable. Writes
+    results.md, results.csv and results.json in the output directory."""
+    from .quality import RichProgress, SubprocessRunner, check_cells, load_config, run_bench
+    from .runs import home_dir
+
+    config = load_config(config_path)
+    out = out or home_dir() / "bench" / config_path.stem
+    check_cells(config, out)
+    if dry_run:
+        cells = config.cells(out)
+        for i, cell in enumerate(cells, 1):
+            state = "done" if (cell.run_dir / "result.json").exists() else "to run"
+            click.echo(f"[{i}/{len(cells)}] {cell.label} ({state}): gpo-local {' '.join(cell.argv(resume=False))}")
+        return
+    import signal
+
+    def terminate(signum, frame):  # `kill PID`: stop like Ctrl-C (the cell's optimize is killed, results written)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        run_bench(config, out, runner=SubprocessRunner(), ui=RichProgress())
+    except KeyboardInterrupt:
+        click.echo(f"interrupted; finished cells are kept in {out}: rerun the same command to continue", err=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

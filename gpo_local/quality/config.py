@@ -1,0 +1,328 @@
+"""A bench config: loading, validation (one line naming the file, section and key), the cell matrix."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from ..errors import ConfigError, GpoError
+from ..paper import benchmark_of
+
+
+METHODS = ("gpo", "empty", "cot", "ape", "apo", "opro", "pe2", "sgdm")
+DEFAULT_TASK_MODEL = "smollm2-135m-instruct"
+
+# The options of `gpo-local optimize` a bench config may set (CONTRACT.md). Options the installed
+# optimize command has beyond these are accepted too; whether the installed command supports a
+# given option is checked per cell by check_cells() before anything runs.
+CONTRACT_OPTIONS = frozenset({
+    "gradient", "momentum", "selection", "momentum-update", "k", "update", "schedule", "lr-init", "lr-final",
+    "warmup", "max-optimizer-calls", "max-task-tokens", "time-limit",
+    "optimizer-model", "embedder", "steps", "candidates", "optimizer-max-tokens", "max-prompt-words",
+    "dev-limit", "test-limit", "test-holdout", "initial-prompt", "position",
+    "n-ctx", "threads", "n-gpu-layers", "parallel", "no-cache",
+})
+# Options the harness sets itself, and where a config gives them instead.
+HARNESS_OPTIONS = {
+    "method": "[bench] methods or a [variants.<name>] table's method",
+    "seed": "[bench] seeds",
+    "task-model": "[bench] task_models",
+    "run-dir": "bench quality --out", "resume": "the harness (it resumes unfinished cells itself)",
+    "quiet": "the harness", "config": "the harness", "dry-run": "the harness",
+}
+BENCH_KEYS = {"tasks", "methods", "seeds", "task_models", "description"}
+TOP_KEYS = {"bench", "optimize", "methods", "variants"}
+
+
+def _option_name(key: str) -> str:
+    return key.strip().replace("_", "-").lower()
+
+
+def installed_optimize_options() -> set[str]:
+    """Long option names (without dashes) of the installed `gpo-local optimize` command."""
+    from ..cli import optimize
+
+    names = set()
+    for param in optimize.params:
+        for opt in getattr(param, "opts", ()):
+            if opt.startswith("--"):
+                names.add(opt[2:])
+    return names
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the result tables: a method, or a named variant (a method plus options)."""
+
+    name: str
+    method: str
+    options: dict  # merged optimize options for this row, option names with dashes
+    sources: dict  # option name -> the config section that set it (for error messages)
+    is_variant: bool = False
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    spec: str  # as written in the config
+    target: str  # what optimize gets: a built-in name or an absolute directory
+    name: str  # the task's name (its folder in OUT/runs)
+    benchmark: str | None  # the paper benchmark it belongs to (paper.benchmark_of)
+
+
+@dataclass(frozen=True)
+class Cell:
+    row: Row
+    task: TaskRef
+    seed: int
+    task_model: str
+    run_dir: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.row.name} / {self.task.name} / seed {self.seed}"
+
+    def options(self) -> dict:
+        """Every option of this cell (the content of its cell.toml)."""
+        return {"method": self.row.method, "seed": self.seed, "task-model": self.task_model, **self.row.options}
+
+    def argv(self, *, resume: bool) -> list[str]:
+        """Arguments of `gpo-local optimize` for this cell."""
+        if resume:  # optimize --resume reads every option back from the run's config.json
+            return ["optimize", self.task.target, "--run-dir", str(self.run_dir), "--resume", "--quiet"]
+        args = ["optimize", self.task.target, "--seed", str(self.seed), "--task-model", self.task_model,
+                "--run-dir", str(self.run_dir), "--quiet"]
+        # gpo is optimize's default method: leaving --method out keeps gpo-only configs runnable
+        # on an optimize command that predates --method.
+        if self.row.method != "gpo":
+            args += ["--method", self.row.method]
+        for name, value in self.row.options.items():
+            if isinstance(value, bool):
+                if value:
+                    args.append(f"--{name}")
+            else:
+                args += [f"--{name}", str(value)]
+        return args
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    path: Path
+    description: str
+    tasks: tuple[TaskRef, ...]
+    rows: tuple[Row, ...]
+    seeds: tuple[int, ...]
+    task_models: tuple[str, ...]
+    raw: dict = field(repr=False)
+
+    def cells(self, out: Path) -> list[Cell]:
+        """The cell matrix, seed by seed (so that a partial run has whole seeds), then task model,
+        task and row."""
+        cells = []
+        for seed in self.seeds:
+            for model in self.task_models:
+                for task in self.tasks:
+                    for row in self.rows:
+                        run_dir = out / "runs" / task.name / row.name / f"seed{seed}"
+                        if len(self.task_models) > 1:
+                            run_dir = run_dir / _slug(model)
+                        cells.append(Cell(row, task, seed, model, run_dir))
+        return cells
+
+
+def _slug(text: str) -> str:
+    stem = Path(text).name
+    stem = stem[:-5] if stem.lower().endswith(".gguf") else stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem) or "model"
+
+
+def load_config(path: Path, *, known_options: Iterable[str] | None = None, cwd: Path | None = None) -> BenchConfig:
+    path = Path(path)
+    where = str(path)  # as the user gave it
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: config file not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{where}: malformed TOML ({error})") from None
+
+    def fail(section: str, message: str):
+        raise ConfigError(f"{where}: {section}{'' if message.startswith(':') else ' '}{message}")
+
+    known = set(CONTRACT_OPTIONS) | set(installed_optimize_options() if known_options is None else known_options)
+    known -= set(HARNESS_OPTIONS)
+
+    for key in raw:
+        if key not in TOP_KEYS:
+            fail(key, f": unknown section (expected {', '.join(sorted(TOP_KEYS))})")
+    bench = raw.get("bench")
+    if not isinstance(bench, dict):
+        fail("[bench]", "is missing (it lists tasks, methods and seeds)")
+    for key in bench:
+        if key not in BENCH_KEYS:
+            fail("[bench]", f"{key}: unknown key (expected {', '.join(sorted(BENCH_KEYS))})")
+
+    def string_list(key: str, *, required: bool) -> list[str]:
+        value = bench.get(key)
+        if value is None:
+            if required:
+                fail("[bench]", f"{key}: missing")
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            fail("[bench]", f"{key}: must be a list of non-empty strings (got {value!r})")
+        if len(set(value)) != len(value):
+            fail("[bench]", f"{key}: lists a value twice")
+        return value
+
+    def options(section: str, table, *, allow_method: bool = False) -> dict:
+        if not isinstance(table, dict):
+            fail(section, f"must be a table of optimize options (got {table!r})")
+        result = {}
+        for key, value in table.items():
+            name = _option_name(key)
+            if name == "method" and allow_method:
+                continue
+            if name in HARNESS_OPTIONS:
+                fail(section, f"{key}: set by {HARNESS_OPTIONS[name]}, not here")
+            if name not in known:
+                fail(section, f"{key}: unknown optimize option (known: {', '.join(sorted(known))})")
+            if not isinstance(value, (str, int, float, bool)):
+                fail(section, f"{key}: must be a string, number or boolean (got {value!r})")
+            if name in result:
+                fail(section, f"{key}: given twice (as dashes and underscores)")
+            result[name] = value
+        return result
+
+    methods = string_list("methods", required=False)
+    for method in methods:
+        if method not in METHODS:
+            fail("[bench]", f"methods: {method!r} is not a method ({', '.join(METHODS)})")
+    seeds = bench.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        fail("[bench]", f"seeds: must be a non-empty list of integers (got {seeds!r})")
+    if len(set(seeds)) != len(seeds):
+        fail("[bench]", "seeds: lists a seed twice")
+    task_models = [_resolve_model(m, path) for m in string_list("task_models", required=False)] or [DEFAULT_TASK_MODEL]
+    description = bench.get("description", "")
+    if not isinstance(description, str):
+        fail("[bench]", "description: must be a string")
+
+    common = options("[optimize]", raw.get("optimize", {}))
+    per_method = raw.get("methods", {})
+    if not isinstance(per_method, dict):
+        fail("[methods]", "must hold one table per method, e.g. [methods.opro]")
+    overrides = {}
+    for method, table in per_method.items():
+        if method not in METHODS:
+            fail(f"[methods.{method}]", f": {method!r} is not a method ({', '.join(METHODS)})")
+        overrides[method] = options(f"[methods.{method}]", table)
+
+    def merged(method: str, variant: tuple[str, dict] | None) -> tuple[dict, dict]:
+        layers = [("[optimize]", common), (f"[methods.{method}]", overrides.get(method, {}))]
+        if variant:
+            layers.append(variant)
+        values, sources = {}, {}
+        for section, layer in layers:
+            for name, value in layer.items():
+                values[name], sources[name] = value, section
+        return values, sources
+
+    rows = [Row(m, m, *merged(m, None)) for m in methods]
+    variants = raw.get("variants", {})
+    if not isinstance(variants, dict):
+        fail("[variants]", "must hold one table per variant, e.g. [variants.linear]")
+    for name, table in variants.items():
+        section = f"[variants.{name}]"
+        if name in methods:
+            fail(section, f": the name {name!r} is already a row of [bench] methods")
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+            fail(section, ": variant names may use letters, digits, '.', '_' and '-' only (they name folders)")
+        table = table if isinstance(table, dict) else fail(section, f"must be a table (got {table!r})")
+        method = table.get("method", "gpo")
+        if method not in METHODS:
+            fail(section, f"method: {method!r} is not a method ({', '.join(METHODS)})")
+        values, sources = merged(method, (section, options(section, table, allow_method=True)))
+        if "method" in table:
+            sources["method"] = section
+        rows.append(Row(name, method, values, sources, is_variant=True))
+    if not rows:
+        fail("[bench]", "methods: no rows: list methods in [bench] methods or add [variants.<name>] tables")
+
+    tasks = []
+    for spec in string_list("tasks", required=True):
+        tasks.append(_resolve_task(spec, path, cwd or Path.cwd(), lambda msg: fail("[bench]", f"tasks: {msg}")))
+    names = [t.name for t in tasks]
+    for name in names:
+        if names.count(name) > 1:
+            fail("[bench]", f"tasks: two tasks are named {name!r} (their run folders would collide)")
+    return BenchConfig(path=path, description=description, tasks=tuple(tasks), rows=tuple(rows), seeds=tuple(seeds),
+                       task_models=tuple(task_models), raw=raw)
+
+
+def _resolve_model(spec: str, config_path: Path) -> str:
+    """A relative GGUF path that exists next to the config is made absolute (cells run it from
+    any directory); catalog names and other paths are passed to optimize as written."""
+    given = Path(spec).expanduser()
+    if given.is_absolute() or "/" not in spec and not spec.lower().endswith(".gguf"):
+        return spec
+    beside = config_path.resolve().parent / given
+    return str(beside.resolve()) if beside.is_file() else spec
+
+
+def _resolve_task(spec: str, config_path: Path, cwd: Path, fail) -> TaskRef:
+    """A built-in task name, or a directory: relative paths are tried against the config file's
+    directory first, then the working directory. The task is loaded, so that a broken data
+    directory fails here, before any cell runs."""
+    from ..tasks import load_task
+    from ..tasks.builtin import BUILTIN_TASKS
+
+    if spec in BUILTIN_TASKS:
+        target = spec
+    else:
+        given = Path(spec).expanduser()
+        tries = [given] if given.is_absolute() else [config_path.resolve().parent / given, cwd.resolve() / given]
+        tries = list(dict.fromkeys(tries))
+        found = next((p for p in tries if p.is_dir()), None)
+        if found is None:
+            fail(f"{spec!r} is neither a built-in task nor a directory (looked for "
+                 f"{' and '.join(str(p) for p in tries)})")
+        target = str(found.resolve())
+    try:
+        task = load_task(target)
+    except GpoError as error:
+        fail(f"{spec!r}: {error}")
+    return TaskRef(spec=spec, target=target, name=task.name, benchmark=benchmark_of(task.source))
+
+
+def check_cells(config: BenchConfig, out: Path) -> None:
+    """Parse every cell's optimize command line with the installed optimize command (without
+    running it), so an option it lacks or a bad value fails now, naming the config section."""
+    import click
+
+    from ..cli import optimize
+
+    where = str(config.path)
+
+    def origin(cell: Cell, name: str | None) -> str:
+        if name == "method":
+            return f"{cell.row.sources['method']} method" if "method" in cell.row.sources else "[bench] methods"
+        if name in cell.row.sources:
+            return f"{cell.row.sources[name]} {name}"
+        return "[bench]"
+
+    for cell in config.cells(out):
+        try:
+            optimize.make_context("optimize", cell.argv(resume=False)[1:])
+        except click.NoSuchOption as error:
+            name = error.option_name.lstrip("-")
+            raise ConfigError(f"{where}: {origin(cell, name)}: this gpo-local's optimize has no --{name} option "
+                              f"(needed by row {cell.row.name!r})") from None
+        except click.ClickException as error:
+            param = getattr(error, "param", None)
+            name = param.name.replace("_", "-") if param is not None else None
+            raise ConfigError(f"{where}: {origin(cell, name)}: {error.format_message()} "
+                              f"(row {cell.row.name!r})") from None
+
+

@@ -1,0 +1,275 @@
+"""Aggregation over seeds and tasks, and the three result files (json, csv, md)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+from ..paper import SOURCE as PAPER_SOURCE
+from ..paper import paper_score
+from .config import BenchConfig, Cell
+
+
+COUNTERS = ("dev_scorings", "optimizer_calls", "task_tokens", "optimizer_tokens", "seconds", "wall_seconds")
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def cell_record(cell: Cell, *, running: bool = False) -> dict:
+    """The state of one cell as recorded on disk."""
+    record = {"method": cell.row.name, "base_method": cell.row.method, "variant": cell.row.is_variant,
+              "task": cell.task.name, "benchmark": cell.task.benchmark, "seed": cell.seed,
+              "task_model": cell.task_model, "run_dir": str(cell.run_dir), "status": "pending", "error": None,
+              "initial_test": None, "final_test": None, "initial_dev": None, "final_dev": None,
+              "final_prompt": None, "stopped": None, "task_generations": None,
+              **{name: None for name in COUNTERS},
+              "command": " ".join(["gpo-local", *cell.argv(resume=False)])}
+    bench = _read(cell.run_dir / "bench.json") or {}
+    record["wall_seconds"] = bench.get("wall_seconds")
+    result_path = cell.run_dir / "result.json"
+    if result_path.exists():
+        result = _read(result_path)
+        if result is None:
+            record.update(status="failed", error=f"{result_path}: unreadable result.json")
+            return record
+        record.update(status="done", initial_test=result.get("initial_test"), final_test=result.get("final_test"),
+                      initial_dev=(result.get("initial") or {}).get("dev_score"),
+                      final_dev=(result.get("final") or {}).get("dev_score"),
+                      final_prompt=(result.get("final") or {}).get("prompt"),
+                      stopped=result.get("stopped"), task_generations=result.get("task_generations"),
+                      **{name: result.get(name) for name in COUNTERS if name != "wall_seconds"})
+    elif running:
+        record["status"] = "running"
+    elif (cell.run_dir / "failed.json").exists():
+        record.update(status="failed", error=(_read(cell.run_dir / "failed.json") or {}).get("error"))
+    elif (cell.run_dir / "config.json").exists():
+        record["status"] = "unfinished"
+    return record
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def _std(values) -> float | None:
+    """Sample standard deviation (n-1); None below two values."""
+    values = [v for v in values if v is not None]
+    return statistics.stdev(values) if len(values) >= 2 else None
+
+
+def _round(value, digits=4):
+    return None if value is None else round(value, digits)
+
+
+def aggregate(config: BenchConfig, cells: list[dict]) -> dict:
+    """Per (row, task, task model): mean and std over seeds of the final test score, with the
+    means of the counters; per (row, task model): the mean over tasks (and its std over the seeds
+    that finished every task); the paper's figures for the methods and benchmarks present."""
+    done = [c for c in cells if c["status"] == "done"]
+    summary, method_means = [], []
+    for model in config.task_models:
+        for row in config.rows:
+            row_cells = [c for c in done if c["method"] == row.name and c["task_model"] == model]
+            task_means = {}
+            for task in config.tasks:
+                group = [c for c in row_cells if c["task"] == task.name]
+                tests = [c["final_test"] for c in group]
+                entry = {"method": row.name, "base_method": row.method, "task": task.name,
+                         "benchmark": task.benchmark, "task_model": model, "n_seeds": len(group),
+                         "seeds": [c["seed"] for c in group],
+                         "test_scores": tests,
+                         "test_mean": _round(_mean(tests)), "test_std": _round(_std(tests)),
+                         "initial_test_mean": _round(_mean(c["initial_test"] for c in group)),
+                         "dev_mean": _round(_mean(c["final_dev"] for c in group)),
+                         **{name: _round(_mean(c[name] for c in group), 1) for name in COUNTERS}}
+                summary.append(entry)
+                if entry["test_mean"] is not None:
+                    task_means[task.name] = entry["test_mean"]
+            per_seed = []
+            for seed in config.seeds:
+                scores = {c["task"]: c["final_test"] for c in row_cells if c["seed"] == seed}
+                if all(scores.get(t.name) is not None for t in config.tasks):
+                    per_seed.append(statistics.fmean(scores[t.name] for t in config.tasks))
+            benchmarks = {}
+            for bench in sorted({t.benchmark for t in config.tasks if t.benchmark}):
+                values = [task_means[t.name] for t in config.tasks if t.benchmark == bench and t.name in task_means]
+                benchmarks[bench] = _round(_mean(values))
+            method_means.append({
+                "method": row.name, "base_method": row.method, "variant": row.is_variant, "task_model": model,
+                "test_mean_over_tasks": _round(_mean(task_means.values())),
+                "tasks_with_scores": len(task_means), "complete": len(task_means) == len(config.tasks),
+                "test_std_over_seeds": _round(_std(per_seed)), "seeds_complete": len(per_seed),
+                "benchmark_means": benchmarks, "cells_done": len(row_cells),
+                **{name: _round(_mean(c[name] for c in row_cells), 1) for name in COUNTERS}})
+    paper = []
+    for row in config.rows:
+        if row.is_variant:
+            continue  # the paper's figures are for the methods' headline settings only
+        for bench in sorted({t.benchmark for t in config.tasks if t.benchmark}):
+            score = paper_score(row.method, bench)
+            if score is not None:
+                paper.append({"method": row.name, "task": bench, "score": score, "source": PAPER_SOURCE})
+    return {"summary": summary, "method_means": method_means, "paper": paper}
+
+
+def _status_counts(cells: list[dict]) -> dict:
+    counts: dict[str, int] = {}
+    for cell in cells:
+        counts[cell["status"]] = counts.get(cell["status"], 0) + 1
+    return counts
+
+
+def collect(config: BenchConfig, out: Path, *, running: Cell | None = None) -> dict:
+    cells = [cell_record(c, running=running is not None and c.run_dir == running.run_dir) for c in config.cells(out)]
+    return {"config": {"path": str(config.path), "description": config.description, "settings": config.raw,
+                       "tasks": [{"spec": t.spec, "path": t.target, "name": t.name, "benchmark": t.benchmark}
+                                 for t in config.tasks]},
+            "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "out": str(out),
+            "counts": _status_counts(cells), "cells": cells, **aggregate(config, cells)}
+
+
+def write_results(config: BenchConfig, out: Path, *, running: Cell | None = None) -> dict:
+    results = collect(config, out, running=running)
+    _write_text_atomic(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    _write_text_atomic(out / "results.csv", results_csv(results))
+    _write_text_atomic(out / "results.md", results_markdown(results))
+    return results
+
+
+CSV_FIELDS = ("method", "base_method", "task", "benchmark", "task_model", "n_seeds", "test_mean", "test_std",
+              "initial_test_mean", "dev_mean", *COUNTERS, "paper_score")
+MEAN_ROW = "(mean over tasks)"
+
+
+def results_csv(results: dict) -> str:
+    """One row per (method, task, task model), then one per (method, task model) with task
+    "(mean over tasks)". Scores are fractions (0..1); counters are means per run."""
+    paper = {(p["method"], p["task"]): p["score"] for p in results["paper"]}
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for entry in results["summary"]:
+        writer.writerow({**entry, "paper_score": None})
+    for entry in results["method_means"]:
+        benches = list(entry["benchmark_means"])
+        writer.writerow({**entry, "task": MEAN_ROW, "benchmark": benches[0] if len(benches) == 1 else None,
+                         "n_seeds": entry["seeds_complete"], "test_mean": entry["test_mean_over_tasks"],
+                         "test_std": entry["test_std_over_seeds"],
+                         "paper_score": paper.get((entry["method"], benches[0])) if len(benches) == 1 else None})
+    return buffer.getvalue()
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def _num(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def _table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return lines
+
+
+def results_markdown(results: dict) -> str:
+    config = results["config"]
+    tasks = [t["name"] for t in config["tasks"]]
+    models = list(dict.fromkeys(m["task_model"] for m in results["method_means"]))
+    benches = sorted({t["benchmark"] for t in config["tasks"] if t["benchmark"]})
+    paper = {(p["method"], p["task"]): p["score"] for p in results["paper"]}
+    counts = results["counts"]
+    total = sum(counts.values())
+    seeds = sorted({c["seed"] for c in results["cells"]})
+    lines = [f"# Quality benchmark: {Path(config['path']).name}", ""]
+    if config["description"]:
+        lines += [config["description"].strip(), ""]
+    lines += [f"- config: `{config['path']}`; output: `{results['out']}`; written {results['generated']}",
+              f"- cells: {counts.get('done', 0)} of {total} done"
+              + "".join(f", {n} {status}" for status, n in sorted(counts.items()) if status != "done"),
+              f"- tasks: {', '.join(tasks)}; seeds: {', '.join(map(str, seeds))}; "
+              f"task model(s): {', '.join(models)}",
+              f"- harness wall time of the cells so far: "
+              f"{_duration(sum(c['wall_seconds'] or 0 for c in results['cells']))}", ""]
+    by_key = {(s["method"], s["task"], s["task_model"]): s for s in results["summary"]}
+    for model in models:
+        means = [m for m in results["method_means"] if m["task_model"] == model]
+        title = "Test score (%)" + (f", task model {model}" if len(models) > 1 else "")
+        header = ["method", *tasks, "mean over tasks"]
+        if len(benches) > 1:
+            header += [f"ours {b}" for b in benches]
+        header += [f"paper {b} ¹" for b in benches if any((m["method"], b) in paper for m in means)]
+        rows = []
+        for mean in means:
+            row = [mean["method"] + (f" ({mean['base_method']})" if mean["variant"] else "")]
+            for task in tasks:
+                entry = by_key[(mean["method"], task, model)]
+                cell = _pct(entry["test_mean"])
+                if entry["test_std"] is not None:
+                    cell += f" ± {100 * entry['test_std']:.1f}"
+                if entry["test_mean"] is not None and (entry["n_seeds"] > 1 or len(seeds) > 1):
+                    cell += f" ({entry['n_seeds']})"
+                row.append(cell)
+            overall = _pct(mean["test_mean_over_tasks"])
+            if mean["test_std_over_seeds"] is not None:
+                overall += f" ± {100 * mean['test_std_over_seeds']:.1f}"
+            if not mean["complete"] and mean["test_mean_over_tasks"] is not None:
+                overall += f" ({mean['tasks_with_scores']} of {len(tasks)} tasks)"
+            row.append(overall)
+            if len(benches) > 1:
+                row += [_pct(mean["benchmark_means"].get(b)) for b in benches]
+            row += [f"{100 * paper[(mean['method'], b)]:.2f}" if (mean["method"], b) in paper else ""
+                    for b in benches if any((m["method"], b) in paper for m in means)]
+            rows.append(row)
+        lines += [f"## {title}", ""] + _table(header, rows, "l" + "r" * (len(header) - 1)) + [""]
+    lines += ["Each score is the final prompt's test score, mean ± sample standard deviation over seeds "
+              "(the number of seeds in parentheses when there are several); \"mean over tasks\" is the "
+              "mean of the task columns, ± the standard deviation over seeds of the per-seed mean.", ""]
+    if results["paper"]:
+        lines += [f"¹ The paper's figure, not ours: {PAPER_SOURCE}; full test splits, macro-averaged over all "
+                  "of the benchmark's tasks. Other models and tasks: for orientation only.", ""]
+    lines += ["## Cost per run (mean over finished cells)", ""]
+    rows = [[m["method"] + (f", {m['task_model']}" if len(models) > 1 else ""), str(m["cells_done"]),
+             _num(m["dev_scorings"]), _num(m["optimizer_calls"]), _num(m["task_tokens"]),
+             _num(m["optimizer_tokens"]), _num(m["seconds"]), _num(m["wall_seconds"])]
+            for m in results["method_means"]]
+    lines += _table(["method", "cells", "dev scorings", "optimizer calls", "task tokens", "optimizer tokens",
+                     "optimize s", "wall s"], rows, "lrrrrrrr")
+    lines += ["", "Dev scorings: (prompt, dev example) scorings requested; wall s: the harness's time for the "
+              "cell, model loading included.", "", "## Cells", ""]
+    rows = [[c["method"], c["task"], str(c["seed"]), c["task_model"], c["status"], _pct(c["initial_test"]),
+             _pct(c["final_test"]), _pct(c["final_dev"]), c["stopped"] or "", _num(c["wall_seconds"]),
+             c["error"] or ""] for c in results["cells"]]
+    lines += _table(["method", "task", "seed", "task model", "status", "initial test", "final test", "final dev",
+                     "stopped", "wall s", "error"], rows, "lllllrrrlrl")
+    return "\n".join(lines) + "\n"
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
