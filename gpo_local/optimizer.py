@@ -342,9 +342,19 @@ class Method:
         return given
 
     def plan(self) -> list[int]:
+        return self.plan_for(self.config)
+
+    @classmethod
+    def plan_for(cls, config: GPOConfig) -> list[int]:
         """The optimizer calls each step may make (an upper bound); its length is the number
-        of steps."""
+        of steps. A function of the config alone, so budgets can be computed before any model
+        loads (budget.py)."""
         raise NotImplementedError
+
+    @classmethod
+    def scored_per_step(cls, config: GPOConfig, cost: int, step: int) -> int:
+        """At most how many new prompts a step of `cost` calls scores on the dev split."""
+        return cost
 
     def step(self, step: int, state: _State) -> None:
         raise NotImplementedError
@@ -513,8 +523,15 @@ class GPO(Method):
         self.feedback_momentum: str | None = None  # real-time momentum over feedback
         self.para_momentum: TrajectoryEntry | None = None  # real-time momentum over prompts
 
-    def plan(self) -> list[int]:
-        return within_budget(gpo_step_costs(self.config), reference_calls(self.config))
+    @classmethod
+    def plan_for(cls, config: GPOConfig) -> list[int]:
+        return within_budget(gpo_step_costs(config), reference_calls(config))
+
+    @classmethod
+    def scored_per_step(cls, config: GPOConfig, cost: int, step: int) -> int:
+        # C candidates, plus the summarized prompt of real-time momentum over prompts.
+        summary = config.momentum == "para" and config.momentum_update == "real-time" and step > 0
+        return config.candidates + summary
 
     def restore(self, records, state):
         previous = None

@@ -40,8 +40,9 @@ class APE(Method):
     name = "ape"
     uses_format = False
 
-    def plan(self) -> list[int]:
-        return fill(reference_calls(self.config), self.config.candidates)
+    @classmethod
+    def plan_for(cls, config) -> list[int]:
+        return fill(reference_calls(config), config.candidates)
 
     def _demonstrations(self, step: int, j: int):
         pool = self.task.split("train") if "train" in self.task.splits else self.task.split("format")

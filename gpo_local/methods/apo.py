@@ -59,9 +59,14 @@ class APO(Method):
     needs_train = True
     uses_format = False
 
-    def plan(self) -> list[int]:
-        per_step = max(2, self.config.candidates)
-        return [cost for cost in fill(reference_calls(self.config), per_step) if cost >= 2]
+    @classmethod
+    def plan_for(cls, config) -> list[int]:
+        per_step = max(2, config.candidates)
+        return [cost for cost in fill(reference_calls(config), per_step) if cost >= 2]
+
+    @classmethod
+    def scored_per_step(cls, config, cost: int, step: int) -> int:
+        return cost - 1  # one call is the gradient
 
     def step(self, step: int, state) -> None:
         cost = self.plan()[step]

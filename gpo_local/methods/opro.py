@@ -36,8 +36,9 @@ def render_opro(scored: list[tuple[str, float]], exemplars, position: str) -> st
 class OPRO(Method):
     name = "opro"
 
-    def plan(self) -> list[int]:
-        return fill(reference_calls(self.config), PROPOSALS)
+    @classmethod
+    def plan_for(cls, config) -> list[int]:
+        return fill(reference_calls(config), PROPOSALS)
 
     def step(self, step: int, state) -> None:
         calls = self.plan()[step]

@@ -57,8 +57,9 @@ class PE2(Method):
     needs_train = True
     uses_format = False
 
-    def plan(self) -> list[int]:
-        return fill(reference_calls(self.config), self.config.candidates)
+    @classmethod
+    def plan_for(cls, config) -> list[int]:
+        return fill(reference_calls(config), config.candidates)
 
     def step(self, step: int, state) -> None:
         calls = self.plan()[step]

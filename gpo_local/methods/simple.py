@@ -18,7 +18,8 @@ class Empty(Method):
     def start_prompt(self, given: str) -> str:
         return ""
 
-    def plan(self) -> list[int]:
+    @classmethod
+    def plan_for(cls, config) -> list[int]:
         return []
 
 
@@ -31,5 +32,6 @@ class CoT(Method):
     def start_prompt(self, given: str) -> str:
         return COT_PROMPT
 
-    def plan(self) -> list[int]:
+    @classmethod
+    def plan_for(cls, config) -> list[int]:
         return []
