@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -65,6 +65,49 @@ def _describe_model(model) -> dict:
     return {"path": str(model.path), "sha256": model.fingerprint}
 
 
+OPTIMIZE_OPTIONS = [
+    click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="TOML file of optimize options (keys: option names, dashes or underscores); "
+                      "options given on the command line win."),
+    click.option("--method", default=None,
+                 help="gpo, sgdm (a preset of the switches), or a baseline: empty, cot, ape, apo, opro, pe2 "
+                      "[default: gpo]."),
+    click.option("--gradient", default=None, help="none | feedback (problems behind a train minibatch's wrong "
+                                                  "answers) [default: none]."),
+    click.option("--momentum", default=None, help="none | para (over prompts) | feedback (over gradients) "
+                                                  "[default: para]."),
+    click.option("--selection", default=None, help="recency | relevance | importance: which k items a k-list "
+                                                   "shows [default: relevance; alias relavance]."),
+    click.option("--momentum-update", default=None, help="k-list | real-time (an optimizer-written summary) "
+                                                         "[default: k-list]."),
+    click.option("--k", type=click.IntRange(min=0), default=None, help="Items in a k-list, in total [default: 3]."),
+    click.option("--update", default=None, help="generate | edit | generate-without | edit-without (the "
+                                                "gradient section) [default: generate-without]."),
+    click.option("--schedule", default=None, help="Step size in words: none | fixed | linear | cosine "
+                                                  "[default: cosine; alias consine]."),
+    click.option("--lr-init", type=click.IntRange(min=1), default=None, help="Initial step size in words [default: 50]."),
+    click.option("--lr-final", type=click.IntRange(min=0), default=None, help="Final step size in words [default: 10]."),
+    click.option("--warmup", type=click.IntRange(min=0), default=None, help="Warmup steps of the schedule [default: 0]."),
+    click.option("--train-batch", type=click.IntRange(min=1), default=None,
+                 help="Train minibatch size (feedback gradient, APO, PE2) [default: 8]."),
+    click.option("--max-optimizer-calls", type=click.IntRange(min=0), default=None,
+                 help="Stop before a step that would exceed this many optimizer calls (resumable)."),
+    click.option("--max-task-tokens", type=click.IntRange(min=0), default=None,
+                 help="Stop at the first step boundary after the task model generated this many tokens (resumable)."),
+    click.option("--time-limit", type=click.FloatRange(min=0), default=None,
+                 help="Stop at the first step boundary after this many seconds (resumable)."),
+    click.option("--dry-run", is_flag=True,
+                 help="Print the generations and optimizer calls the configuration will make and an estimated "
+                      "wall time (from a few timed generations), then exit without creating a run."),
+]
+
+
+def optimize_options(func):
+    for option in reversed(OPTIMIZE_OPTIONS):
+        func = option(func)
+    return func
+
+
 @main.command()
 @click.argument("task")
 @model_options
@@ -89,101 +132,117 @@ def _describe_model(model) -> dict:
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory (default: a new folder under $GPO_LOCAL_HOME/runs).")
 @click.option("--resume", is_flag=True,
-              help="Continue the run in --run-dir from its last complete step, with its saved task and options.")
+              help="Continue the run in --run-dir from its last complete step, with its saved task and options "
+                   "(budget limits may be raised).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def optimize(task, task_model, n_ctx, threads, n_gpu_layers, parallel, no_cache, optimizer_model, embedder, steps, candidates,
-             optimizer_max_tokens, max_prompt_words, dev_limit, test_limit, test_holdout, initial_prompt, position, seed, run_dir, resume, quiet):
+@optimize_options
+@click.pass_context
+def optimize(ctx, task, config_file, resume, dry_run, **options):
     """Optimize the instruction for TASK (a built-in task name or a GPO-layout directory)."""
-    from .optimizer import GPOConfig
-    from .runs import new_run_dir, package_versions, read_json, write_json_atomic
-    from .schedules import total_steps
-    from .tasks import load_task
+    from click.core import ParameterSource
 
+    from .runs import read_json
+    from .settings import merge, resolve, resolve_resume
+
+    explicit = {name for name in options
+                if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
     if resume:
-        if run_dir is None:
+        values, _ = merge(options, explicit, config_file)
+        if not values.get("run_dir"):
             raise click.UsageError("--resume needs --run-dir (the run to continue)")
+        run_dir = Path(values["run_dir"])
         saved = read_json(run_dir / "config.json")
-        settings = saved["settings"]
-        # The resolved directory, so that resuming works from any working directory.
-        task = saved["task"] if saved["task_source"].startswith("builtin:") else saved["task_source"]
-        config = GPOConfig(**{f.name: saved["config"][f.name] for f in fields(GPOConfig) if f.name in saved["config"]})
-        initial_prompt = saved["initial_prompt"]
-        task_model, optimizer_model, embedder = (saved["models"][r]["spec"] for r in ("task", "optimizer", "embedder"))
-        n_ctx, n_gpu_layers, parallel = settings["n_ctx"], settings["n_gpu_layers"], settings["parallel"]
-        threads = threads or settings["threads"]
-        loaded_task = load_task(task, seed=config.seed)
-        if config.test_holdout:
-            loaded_task = loaded_task.with_holdout(config.test_holdout)
+        result_path = run_dir / "result.json"
+        if result_path.exists() and read_json(result_path).get("stopped", "completed") == "completed":
+            click.echo("the run is complete; nothing to resume", err=True)
+            _print_result(read_json(result_path), run_dir)
+            return
+        settings = resolve_resume(run_dir, saved, options, explicit, config_file)
     else:
-        loaded_task = load_task(task, seed=seed)
-        if test_holdout:
-            loaded_task = loaded_task.with_holdout(test_holdout)
-        if steps is None:
-            steps = total_steps(len(loaded_task.split("train"))) if "train" in loaded_task.splits else 3
-            if steps == 0:
-                raise GpoError(f"task {loaded_task.name!r}: the train split is too small to set a step count "
-                               "(GPO_SPEC 8.17); pass --steps")
-        given = {"candidates": candidates, "optimizer_max_tokens": optimizer_max_tokens,
-                 "max_prompt_words": max_prompt_words}
-        chosen = {**loaded_task.optimize_defaults, **{k: v for k, v in given.items() if v is not None}}
-        config = GPOConfig(steps=steps, position=position, dev_limit=dev_limit, test_limit=test_limit,
-                           test_holdout=test_holdout, seed=seed,
-                           **chosen)
-        initial_prompt = loaded_task.initial_prompt if initial_prompt is None else initial_prompt
-    config.validate()
-    loaded_task.split("eval", config.dev_limit)
-    loaded_task.split("format")
-    run_dir = run_dir or new_run_dir(loaded_task.name)
-    if not resume and (run_dir / "trajectory.jsonl").exists():
-        raise GpoError(f"{run_dir} already holds a run; use --resume to continue it or choose another --run-dir")
+        saved = None
+        settings = resolve(task, options, explicit, config_file)
+    if dry_run:
+        _dry_run(settings)
+        return
+    _run_optimize(settings, saved)
 
+
+def _dry_run(settings) -> None:
+    from . import budget
+
+    est = budget.estimate(settings.config, settings.task)
+    click.echo(f"task {settings.task.name}: {len(settings.task.split('eval', settings.config.dev_limit))} dev examples; "
+               f"timing a few generations of {settings.runtime['task_model']}...", err=True)
+    rates = budget.measure_rates(settings)
+    click.echo(budget.format_estimate(est, rates))
+
+
+def _run_optimize(settings, saved: dict | None) -> None:
     from .backends.llama_cpp import load_models
     from .embeddings import SentenceTransformerEmbedder
-    from .optimizer import GPO
+    from .methods import get_method
+    from .optimizer import reference_calls
     from .progress import Progress, generated_tokens
-    from .runs import JsonlLog
+    from .runs import JsonlLog, new_run_dir, package_versions, write_json_atomic
+    from .settings import describe
     from .trajectory import TrajectoryIndex
 
-    ui = Progress(quiet, events_path=run_dir / "events.jsonl")
+    resume = saved is not None
+    config, runtime, loaded_task = settings.config, settings.runtime, settings.task
+    run_dir = settings.run_dir or new_run_dir(loaded_task.name)
+    if not resume and (run_dir / "trajectory.jsonl").exists():
+        raise GpoError(f"{run_dir} already holds a run; use --resume to continue it or choose another --run-dir")
+    method_class = get_method(config.method)
+    ui = Progress(settings.quiet, events_path=run_dir / "events.jsonl")
     ui.note(f"run directory: {run_dir}")
-    task_llm, optimizer_llm = load_models(task_model, optimizer_model or task_model, n_ctx=n_ctx,
-                                          n_threads=threads, n_gpu_layers=n_gpu_layers, parallel=parallel)
+    task_model, optimizer_model = runtime["task_model"], runtime["optimizer_model"] or runtime["task_model"]
+    task_llm, optimizer_llm = load_models(task_model, optimizer_model, n_ctx=runtime["n_ctx"],
+                                          n_threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],
+                                          parallel=runtime["parallel"])
     ui.count_tokens(generated_tokens(task_llm, optimizer_llm))
-    embed = SentenceTransformerEmbedder(embedder)
+    embed = SentenceTransformerEmbedder(runtime["embedder"])
     models = {"task": {"spec": task_model, **_describe_model(task_llm)},
-              "optimizer": {"spec": optimizer_model or task_model, **_describe_model(optimizer_llm)},
-              "embedder": {"spec": embedder, "path": embed.source, "fingerprint": embed.fingerprint}}
+              "optimizer": {"spec": optimizer_model, **_describe_model(optimizer_llm)},
+              "embedder": {"spec": runtime["embedder"], "path": embed.source, "fingerprint": embed.fingerprint}}
+    record = {
+        "task": settings.task_spec, "task_source": loaded_task.source, "method": config.method, **describe(settings),
+        "initial_prompt": settings.initial_prompt, "models": models,
+        "settings": {"n_ctx": runtime["n_ctx"], "threads": task_llm.n_threads, "n_gpu_layers": runtime["n_gpu_layers"],
+                     "parallel": runtime["parallel"], "cache": not runtime["no_cache"]},
+        "versions": package_versions(), "command": sys.argv,
+    }
     if resume:
         for role in ("task", "optimizer"):
             if saved["models"][role]["sha256"] != models[role]["sha256"]:
                 raise GpoError(f"{role} model {models[role]['path']} has changed since the run started "
                                f"(sha256 {models[role]['sha256'][:12]} != {saved['models'][role]['sha256'][:12]})")
+        # Only the limits may change on resume; keep the record of them current.
+        write_json_atomic(run_dir / "config.json", {**saved, "limits": record["limits"]})
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / "config.json", {
-            "task": task, "task_source": loaded_task.source, "config": asdict(config),
-            "initial_prompt": initial_prompt, "models": models,
-            "settings": {"n_ctx": n_ctx, "threads": task_llm.n_threads, "n_gpu_layers": n_gpu_layers,
-                         "parallel": parallel,
-                         "cache": not no_cache},
-            "versions": package_versions(), "command": sys.argv, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        })
-    cached_task = _memoized(task_llm, no_cache)
-    cached_optimizer = cached_task if optimizer_llm is task_llm else _memoized(optimizer_llm, no_cache)
-    gpo = GPO(task=loaded_task, task_llm=cached_task, optimizer_llm=cached_optimizer,
-              index=TrajectoryIndex(run_dir / "indexes", embed), config=config, log=JsonlLog(run_dir / "trajectory.jsonl"),
-              initial_prompt=initial_prompt, on_event=ui.event, on_progress=ui.progress)
-    started = time.time()
+        write_json_atomic(run_dir / "config.json", {**record, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    cached_task = _memoized(task_llm, runtime["no_cache"])
+    cached_optimizer = cached_task if optimizer_llm is task_llm else _memoized(optimizer_llm, runtime["no_cache"])
+    method = method_class(task=loaded_task, task_llm=cached_task, optimizer_llm=cached_optimizer,
+                          index=TrajectoryIndex(run_dir / "indexes", embed), config=config,
+                          log=JsonlLog(run_dir / "trajectory.jsonl"), initial_prompt=settings.initial_prompt,
+                          limits=settings.limits, on_event=ui.event, on_progress=ui.progress)
     with ui:
         ui.event("run_started", {"task": loaded_task.name, "run_dir": str(run_dir), "resumed": resume,
                                  "steps": config.steps, "candidates": config.candidates,
                                  "dev_questions": len(loaded_task.split("eval", config.dev_limit))})
-        result = gpo.run()
+        result = method.run()
+    plan = method.plan()
     summary = {
-        "task": loaded_task.name, "initial": asdict(result.initial), "final": asdict(result.final),
+        "task": loaded_task.name, "method": config.method,
+        "initial": asdict(result.initial), "final": asdict(result.final),
         "initial_test": result.initial_test, "final_test": result.final_test,
-        "task_generations": gpo.evaluator.generations, "optimizer_calls": gpo.optimizer_calls,
-        "seconds": round(time.time() - started, 1),
+        **{key: result.usage[key] for key in ("task_generations", "dev_scorings", "optimizer_calls", "task_tokens",
+                                              "optimizer_tokens")},
+        "seconds": round(result.usage["seconds"], 1), "stopped": result.stopped,
+        # The budget this method planned within GPO's under the same config (see methods/__init__.py).
+        "budget": {"steps_planned": len(plan), "steps_done": len(result.trajectory) - 1,
+                   "optimizer_calls_planned": sum(plan), "reference_optimizer_calls": reference_calls(config)},
         # Per-example test outcomes of the initial and the final prompt (for reports).
         "test_outcomes": {role: [asdict(o) for o in r.outcomes] if r else None
                           for role, r in (("initial", result.initial_test_result),
@@ -204,6 +263,8 @@ def _print_result(summary: dict, run_dir: Path) -> None:
         entry = summary[key]
         click.echo(f"{label} prompt: {entry['prompt']!r}")
         click.echo(f"  dev {_pct(entry['dev_score'])}  test {_pct(summary[test])}  (step {entry['step']})")
+    if summary.get("stopped", "completed") != "completed":
+        click.echo(f"stopped early ({summary['stopped']}): resume with --resume and a larger limit to continue")
     click.echo(f"run directory: {run_dir}")
 
 

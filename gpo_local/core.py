@@ -83,3 +83,9 @@ class RunResult:
     # split), for reports of which examples the optimization fixed or broke.
     initial_test_result: EvalResult | None = None
     final_test_result: EvalResult | None = None
+    # Why the run ended: "completed", or the budget limit that stopped it at a step boundary
+    # ("max_optimizer_calls", "max_task_tokens", "time_limit"); such a run can be resumed.
+    stopped: str = "completed"
+    # What the run spent (optimizer_calls, optimizer_tokens, task_generations, task_tokens,
+    # dev_scorings, seconds), cumulative over resumed sessions.
+    usage: dict = field(default_factory=dict)

@@ -5,17 +5,41 @@ Every selector has the signature `(trajectory, k, similarities) -> list[Trajecto
 the cosine similarity of entry i to the current prompt (only `relevance` reads it; the FAISS
 index computes it, see trajectory.py). The selectors are pure, so they are tested directly.
 
+Momentum over feedback (GPO_SPEC 2.2, `--momentum feedback`) selects among the earlier
+gradient texts with the same signature: the items are `GradientEntry`s, oldest first, the last
+one the new gradient, and `similarities` compare their texts with the new one.
+
 Decisions (GPO_SPEC 8.14): k is the total number of items shown and k=0 means none (the
-original's k=0 recency slice selected everything); relevance skips earlier entries whose text
-equals an already selected one, so the optimizer is not shown the same prompt twice.
+original's k=0 recency slice selected everything; its importance-over-feedback showed k+1
+items, here it shows k: the new gradient and the k-1 earlier ones that improved the score
+most); relevance skips earlier entries whose text equals an already selected one, so the
+optimizer is not shown the same prompt twice; para importance may leave out the current prompt,
+as in the original (it is shown anyway in the "current prompt" section).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from .core import TrajectoryEntry
 from .errors import ConfigError
+
+
+
+@dataclass(frozen=True)
+class GradientEntry:
+    """One feedback gradient: its text, the step that produced it and the dev-score change of
+    the prompt chosen at that step (None until the step is complete)."""
+
+    text: str
+    step: int
+    improvement: float | None = None
+
+
+def _text(item) -> str:
+    return item.text if isinstance(item, GradientEntry) else item.prompt
+
 
 Selector = Callable[[Sequence[TrajectoryEntry], int, Sequence[float]], list[TrajectoryEntry]]
 
@@ -37,14 +61,14 @@ def relevance(trajectory, k, similarities) -> list[TrajectoryEntry]:
         raise ValueError(f"relevance needs one similarity per entry ({len(similarities)} != {len(trajectory)})")
     current = trajectory[-1]
     chosen = [current]
-    seen = {current.prompt}
+    seen = {_text(current)}
     # Newest first, then a stable sort by similarity: ties keep newest first.
     earlier = sorted(range(len(trajectory) - 2, -1, -1), key=lambda i: -similarities[i])
     for i in earlier:
         if len(chosen) >= k:
             break
-        if trajectory[i].prompt not in seen:
-            seen.add(trajectory[i].prompt)
+        if _text(trajectory[i]) not in seen:
+            seen.add(_text(trajectory[i]))
             chosen.append(trajectory[i])
     return chosen
 
@@ -58,12 +82,31 @@ def importance(trajectory, k, similarities=()) -> list[TrajectoryEntry]:
     return [trajectory[i] for i in order[:k]]
 
 
+def importance_feedback(gradients, k, similarities=()) -> list[GradientEntry]:
+    """The new gradient, then the k-1 earlier gradients whose step improved the dev score most;
+    ties go to the earlier gradient."""
+    if k <= 0 or not gradients:
+        return []
+    *earlier, new = gradients
+    order = sorted(range(len(earlier)), key=lambda i: (-(earlier[i].improvement or 0.0), i))
+    return [new, *(earlier[i] for i in order[:k - 1])]
+
+
 SELECTORS: dict[str, Selector] = {"recency": recency, "relevance": relevance, "importance": importance}
+FEEDBACK_SELECTORS: dict[str, Selector] = {"recency": recency, "relevance": relevance,
+                                           "importance": importance_feedback}
 ALIASES = {"relavance": "relevance"}  # the original's spelling
 
 
-def get_selector(name: str) -> Selector:
+def canonical_selection(name: str) -> str:
     key = ALIASES.get(name, name)
     if key not in SELECTORS:
-        raise ConfigError(f"unknown selection {name!r}; known: {', '.join(sorted(SELECTORS))}")
-    return SELECTORS[key]
+        raise ConfigError(f"unknown selection {name!r}; known: {', '.join(sorted(SELECTORS))} "
+                          f"(alias: {', '.join(ALIASES)})")
+    return key
+
+
+def get_selector(name: str, *, over: str = "para") -> Selector:
+    """The selector for momentum over prompts (`para`) or over gradients (`feedback`)."""
+    key = canonical_selection(name)
+    return (FEEDBACK_SELECTORS if over == "feedback" else SELECTORS)[key]

@@ -10,6 +10,7 @@ that consecutive conversations share the chat header and the question.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Callable, Sequence
 
 from .backends import LLM, two_rounds
@@ -31,6 +32,9 @@ class Evaluator:
         self.chunk_size = chunk_size
         self.on_progress = on_progress
         self.generations = 0  # task-model generations requested (memo hits included)
+        # (prompt, example) scorings requested per split, memo hits included: the budget counts
+        # what the algorithm asks for, not what the cache happened to hold.
+        self.scorings: Counter = Counter()
 
     def _pairs(self, prompts: Sequence[str], examples: Sequence[Example]) -> list[tuple[int, int]]:
         if self.position == "Q_end":
@@ -64,7 +68,11 @@ class Evaluator:
 
     def evaluate(self, prompts: Sequence[str], split: str, *, limit: int | None = None) -> list[EvalResult]:
         """One EvalResult per prompt, in order, each with its per-example outcomes."""
-        examples = self.task.split(split, limit)
+        return self.evaluate_examples(prompts, self.task.split(split, limit), split)
+
+    def evaluate_examples(self, prompts: Sequence[str], examples: Sequence[Example], split: str) -> list[EvalResult]:
+        """Score prompts on given examples of `split` (a train minibatch, for instance)."""
+        self.scorings[split] += len(prompts) * len(examples)
         pairs = self._pairs(prompts, examples)
         by_prompt: list[dict[int, Outcome]] = [{} for _ in prompts]
         done = 0

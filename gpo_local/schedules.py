@@ -69,6 +69,15 @@ SCHEDULES: dict[str, Callable[..., Schedule]] = {"fixed": fixed, "linear": linea
 ALIASES = {"consine": "cosine"}  # the original's spelling (GPO.sh)
 
 
+def canonical_schedule(name: str) -> str:
+    """The schedule's canonical name; `none` means no step size (the original's wo_lr)."""
+    key = ALIASES.get(name, name)
+    if key != "none" and key not in SCHEDULES:
+        raise ConfigError(f"unknown schedule {name!r}; known: none, {', '.join(sorted(SCHEDULES))} "
+                          f"(alias: {', '.join(ALIASES)})")
+    return key
+
+
 def make_schedule(name: str, **kwargs) -> Schedule:
     """Build a schedule by name (`fixed`, `linear`, `cosine`, alias `consine`)."""
     key = ALIASES.get(name, name)

@@ -38,13 +38,24 @@ def render_exemplar(example: Example, position: str) -> str:
     return f"Input:\n{assemble(PLACEHOLDER, example.input, position).rstrip()}\nOutput:\n{example.target}"
 
 
-def render_history(history: Sequence[TrajectoryEntry]) -> str:
-    header = (
-        "Here are earlier prompts with their scores. A score is the share of examples the model "
-        "answered correctly, from 0 to 100; higher is better."
-    )
-    items = [f"Prompt: {e.prompt}\nScore: {format_score(e.dev_score)}" for e in history]
-    return "\n\n".join([header, *items])
+HISTORY_HEADERS = {
+    # (a) no momentum: the current prompt alone; (b) para k-list; (c) para real-time summary.
+    "current": "Here is the current prompt with its score.",
+    "list": "Here are earlier prompts with their scores.",
+    "summary": "Here is a prompt summarizing the earlier ones, with its score.",
+}
+SCORE_SCALE = ("A score is the share of examples the model answered correctly, from 0 to 100; "
+               "higher is better.")
+
+
+def render_scored(prompt: str, score: float) -> str:
+    return f"Prompt: {prompt}\nScore: {format_score(score)}"
+
+
+def render_history(history: Sequence[TrajectoryEntry], kind: str = "list") -> str:
+    """The history block (GPO_SPEC 3.1 item 2); `kind` picks the header of mode a, b or c."""
+    items = [render_scored(e.prompt, e.dev_score) for e in history]
+    return "\n\n".join([f"{HISTORY_HEADERS[kind]} {SCORE_SCALE}", *items])
 
 
 def render_update(
@@ -56,9 +67,12 @@ def render_update(
     position: str,
     budget: int | None = None,
     gradient: str | None = None,
+    history_kind: str = "list",
 ) -> str:
     """The update meta-prompt. `method` is generate / edit, optionally `-without` the problems
-    section; `history` is the direction (already selected); `budget` the step size in words."""
+    section; `history` is the direction (already selected) and `history_kind` its header
+    ("current" without momentum, "list" for a k-list, "summary" for real-time momentum);
+    `budget` the step size in words; `gradient` the problems text (or its momentum)."""
     if method not in UPDATE_METHODS:
         raise ValueError(f"unknown update method {method!r}; known: {', '.join(UPDATE_METHODS)}")
     editing = method.startswith("edit")
@@ -69,7 +83,7 @@ def render_update(
         task = f"Your task is to write a prompt that replaces {PLACEHOLDER} in the task inputs below."
     sections = [task]
     if history:
-        sections.append(render_history(history))
+        sections.append(render_history(history, history_kind))
     sections.append(f"The current prompt is:\n{current}")
     if not method.endswith("-without"):
         if not gradient:
@@ -81,17 +95,62 @@ def render_update(
     )
     sections.extend(render_exemplar(e, position) for e in exemplars)
     where = _WHERE[position]
+    study = {"current": "the prompt and score above", "list": "the prompts and scores above",
+             "summary": "the summarizing prompt and its score above"}[history_kind]
+    if not history:
+        study = "the current prompt"
     if editing:
-        request = (f"Study the prompts and scores above, then change the current prompt into a better one "
+        request = (f"Study {study}, then change the current prompt into a better one "
                    f"to put in place of {PLACEHOLDER} {where}.")
     else:
-        request = (f"Study the prompts and scores above, then write a new, better prompt "
+        request = (f"Study {study}, then write a new, better prompt "
                    f"to put in place of {PLACEHOLDER} {where}.")
     if budget is not None:
         request += f"\nYou may change at most {budget} words of the current prompt."
     sections.append(request)
     sections.append(f"Put the {noun} between <START> and <END>.")
     return "\n\n".join(sections)
+
+
+def render_feedback(prompt: str, wrong: Sequence[tuple[Example, str]]) -> str:
+    """The feedback-gradient meta-prompt (GPO_SPEC 3.2): the current prompt and the train
+    examples it got wrong, each with the model's final answer and the expected one."""
+    shown = "\n\n".join(f"Question:\n{example.input}\nWrong answer: {answer}\nExpected answer: {example.target}"
+                         for example, answer in wrong)
+    return "\n\n".join([
+        "Your task is to find out what is wrong with a prompt, from the examples it fails on.",
+        f"The current prompt is:\n{prompt}",
+        "With this prompt, the model answers the following examples wrongly. Compare each wrong "
+        "answer with the expected one.",
+        shown,
+        "Explain why the prompt could have led to these wrong answers.",
+        "Put the explanation between <START> and <END>.",
+    ])
+
+
+def render_feedback_merge(previous: str, new: str) -> str:
+    """Real-time momentum over feedback (GPO_SPEC 3.3): fold the new problems into the running
+    summary of earlier ones."""
+    return "\n\n".join([
+        "Your task is to combine two lists of problems found with a prompt into one.",
+        f"Problems found with earlier versions of the prompt:\n{previous}",
+        f"Problems found with the current prompt:\n{new}",
+        "Write one combined description of the problems, keeping what still matters.",
+        "Put the combined description between <START> and <END>.",
+    ])
+
+
+def render_prompt_summary(previous: TrajectoryEntry, current: TrajectoryEntry) -> str:
+    """Real-time momentum over prompts (GPO_SPEC 3.3): summarize the previous momentum prompt and
+    the current prompt, each with its score, into one prompt."""
+    return "\n\n".join([
+        "Your task is to summarize two prompts into one prompt.",
+        f"Here are the two prompts with their scores. {SCORE_SCALE}",
+        render_scored(previous.prompt, previous.dev_score),
+        render_scored(current.prompt, current.dev_score),
+        "Write one prompt that keeps what makes the better-scoring prompt work.",
+        "Put the summarized prompt between <START> and <END>.",
+    ])
 
 
 _TAGGED = re.compile(r"<START>(.*?)(?:<END>|</END>|$)", re.DOTALL | re.IGNORECASE)
@@ -114,6 +173,18 @@ def parse_candidate(reply: str, *, require_tags: bool = False) -> str | None:
     if not text:
         return None
     return text[0].upper() + text[1:]
+
+
+def parse_all(reply: str) -> list[str]:
+    """Every <START>...<END> item of a reply, cleaned like a candidate (for replies that list
+    several reasons); the whole reply when it has no tags."""
+    items = [parse_candidate(f"<START>{m}<END>") for m in re.findall(r"<START>(.*?)(?:<END>|</END>)", reply,
+                                                                     re.DOTALL | re.IGNORECASE)]
+    items = [i for i in items if i]
+    if not items and "<START>" not in reply.upper():
+        single = parse_candidate(reply)
+        items = [single] if single else []
+    return items
 
 
 def normalize_prompt(prompt: str) -> str:

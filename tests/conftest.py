@@ -30,7 +30,8 @@ def difficulty_task(n_eval=6, n_test=4) -> Task:
 
 def task_model() -> ScriptedLLM:
     def answer(messages, temperature, seed):
-        question, _, prompt = messages[-1]["content"].rpartition("\n")
+        content = messages[-1]["content"]
+        question, _, prompt = content.rpartition("\n") if "\n" in content else (content, "", "")
         needed = int(re.search(r"difficulty (\d+)", question).group(1))
         return "yes" if len(prompt.split()) >= needed else "no"
 

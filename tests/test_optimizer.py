@@ -18,7 +18,11 @@ def make_gpo(run_dir, *, task_llm=None, optimizer_llm=None, steps=4, candidates=
 
 
 def records(run_dir):
-    return [json.loads(line) for line in (run_dir / "trajectory.jsonl").read_text().splitlines()]
+    """The run's records without wall-clock seconds (the only field two runs need not share)."""
+    out = [json.loads(line) for line in (run_dir / "trajectory.jsonl").read_text().splitlines()]
+    for record in out:
+        record.get("usage", {}).pop("seconds", None)
+    return out
 
 
 def test_select_next_moves_to_best_unselected_even_if_worse():

@@ -126,6 +126,10 @@ class LlamaCppModel:
         # The template already writes the BOS token where the model wants it.
         return self.llama.tokenize(self.render(conversation).encode("utf-8"), add_bos=False, special=True)
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of a reply, for the budget counters (optimizer.CountingLLM)."""
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
+
     def check_fits(self, n_prompt: int, max_tokens: int) -> int:
         """The number of new tokens allowed; a prompt that leaves no room is an error."""
         if n_prompt >= self.n_ctx:

@@ -1,0 +1,107 @@
+"""What a configuration will cost, before it runs (`optimize --dry-run`).
+
+The formula of GPO_SPEC section 7, adapted to this implementation:
+
+    optimizer calls  = sum of the method's planned step costs (optimizer.Method.plan_for):
+                       GPO: T*C (+T feedback gradients, +(T-1) real-time momentum updates);
+                       every baseline fits its steps into GPO's headline budget T*C
+    prompts scored   <= 1 (p0) + the new prompts of each step (C per GPO step, + the summary
+                       prompt of real-time momentum over prompts; one per call for APE, OPRO,
+                       PE2; C-1 per APO step)
+    dev scorings     = prompts scored * N_dev
+    generations      <= R * dev scorings                  (R = 2 with two-round extraction)
+                      + R * B * (steps scoring a train minibatch: feedback gradient, APO, PE2)
+                      + R * N_test * 2                    (test: p0 and the final prompt only)
+
+These are upper bounds: a regenerated prompt is not scored again, and a test of p0 alone when
+it stays the best. Memo hits count in the budget (they are what the algorithm asked for) but
+cost no time, so a re-run or a resume is faster than the estimate. The wall time is estimated
+from a short measured rate: a few real first-round task generations and optimizer replies.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from .optimizer import GPOConfig
+from .tasks import Task
+
+
+@dataclass(frozen=True)
+class Estimate:
+    method: str
+    steps: int
+    optimizer_calls: int
+    prompts_scored: int
+    dev_scorings: int
+    train_scorings: int
+    test_scorings: int
+    task_generations: int
+    rounds: int
+
+    def seconds(self, rates: dict) -> float:
+        return (self.task_generations * rates["seconds_per_generation"]
+                + self.optimizer_calls * rates["seconds_per_optimizer_call"])
+
+
+def estimate(config: GPOConfig, task: Task) -> Estimate:
+    from .methods import get_method
+
+    method = get_method(config.method)
+    plan = method.plan_for(config)
+    rounds = 2 if task.rule.two_rounds else 1
+    n_dev = len(task.split("eval", config.dev_limit))
+    n_test = len(task.split("test", config.test_limit)) if "test" in task.splits else 0
+    scored = 1 + sum(method.scored_per_step(config, cost, step) for step, cost in enumerate(plan))
+    trains = method.needs_train or config.gradient == "feedback"
+    batch = min(config.train_batch, len(task.split("train"))) if trains else 0
+    train_scorings = batch * len(plan)
+    test_scorings = 2 * n_test
+    generations = rounds * (scored * n_dev + train_scorings + test_scorings)
+    return Estimate(method=config.method, steps=len(plan), optimizer_calls=sum(plan), prompts_scored=scored,
+                    dev_scorings=scored * n_dev, train_scorings=train_scorings, test_scorings=test_scorings,
+                    task_generations=generations, rounds=rounds)
+
+
+def measure_rates(settings, samples: int = 4) -> dict:
+    """Seconds per task-model generation (first round, batched as the evaluator batches) and
+    per optimizer reply, timed on a few real generations without the memo cache."""
+    from .backends.llama_cpp import load_models
+    from .tasks.prompting import assemble
+
+    runtime, cfg, task = settings.runtime, settings.config, settings.task
+    task_llm, optimizer_llm = load_models(runtime["task_model"], runtime["optimizer_model"] or runtime["task_model"],
+                                          n_ctx=runtime["n_ctx"], n_threads=runtime["threads"],
+                                          n_gpu_layers=runtime["n_gpu_layers"], parallel=runtime["parallel"])
+    questions = [e.input for e in task.split("eval", samples)]
+    started = time.perf_counter()
+    task_llm.generate([assemble(settings.initial_prompt, q, cfg.position) for q in questions],
+                      max_tokens=task.max_tokens[0], temperature=0.0)
+    per_generation = (time.perf_counter() - started) / len(questions)
+    ask = "Write a one-sentence instruction for answering questions. Put it between <START> and <END>."
+    started = time.perf_counter()
+    optimizer_llm.generate([ask, ask], max_tokens=cfg.optimizer_max_tokens, temperature=cfg.optimizer_temperature,
+                           seeds=[1, 2], stop=("<END>",))
+    per_call = (time.perf_counter() - started) / 2
+    return {"seconds_per_generation": per_generation, "seconds_per_optimizer_call": per_call,
+            "measured_generations": len(questions), "measured_optimizer_calls": 2}
+
+
+def format_estimate(est: Estimate, rates: dict | None) -> str:
+    lines = [
+        f"method {est.method}: {est.steps} steps",
+        f"  optimizer calls:         {est.optimizer_calls}",
+        f"  prompts scored on dev:   <= {est.prompts_scored} (p0 included; regenerated prompts are not rescored)",
+        f"  dev scorings:            <= {est.dev_scorings} (prompt, dev example) pairs",
+        f"  train scorings:          {est.train_scorings}",
+        f"  test scorings:           <= {est.test_scorings} (p0 and the final prompt)",
+        f"  task-model generations:  <= {est.task_generations} ({est.rounds} round{'s' if est.rounds > 1 else ''} "
+        "per scoring)",
+    ]
+    if rates:
+        seconds = est.seconds(rates)
+        lines.append(f"  estimated wall time:     {seconds / 60:.1f} min (measured {rates['seconds_per_generation']:.2f} s "
+                     f"per generation, {rates['seconds_per_optimizer_call']:.2f} s per optimizer call; "
+                     "memo hits make re-runs faster)")
+    return "\n".join(lines)

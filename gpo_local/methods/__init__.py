@@ -1,0 +1,38 @@
+"""Every optimization method on the same loop, evaluator and budget (optimizer.Method).
+
+    gpo    GPO with its strategy switches (optimizer.GPO)
+    sgdm   a preset of GPO's switches: textual SGD with momentum (sgdm.py)
+    empty  no instruction; cot  "Let's think step by step." (evaluation only, no steps)
+    ape    instruction induction from demonstrations, then iterative resampling (ape.py)
+    apo    ProTeGi: textual gradients from minibatch errors, edits, paraphrases, beam (apo.py)
+    opro   the top-20 scored instructions in ascending order with exemplars (opro.py)
+    pe2    the step-by-step reasoning meta-prompt of PE2 (pe2.py)
+
+Budget fairness: the budget of a configuration is the number of optimizer calls GPO makes
+under it (T steps of C candidates, plus its gradient and momentum calls; `reference_calls`).
+Every method plans its steps so that its planned calls fit in that budget (a step is never
+split), and scores at most one new prompt per optimizer call on the dev split, so its dev
+scorings never exceed GPO's. Each method's docstring gives its per-step cost.
+"""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from ..optimizer import GPO, Method
+from .ape import APE
+from .apo import APO
+from .opro import OPRO
+from .pe2 import PE2
+from .sgdm import SGDM, SGDM_PRESET
+from .simple import CoT, Empty
+
+METHODS: dict[str, type[Method]] = {"gpo": GPO, "empty": Empty, "cot": CoT, "ape": APE, "apo": APO, "opro": OPRO,
+                                    "pe2": PE2, "sgdm": SGDM}
+
+__all__ = ["METHODS", "SGDM_PRESET", "get_method"]
+
+
+def get_method(name: str) -> type[Method]:
+    if name not in METHODS:
+        raise ConfigError(f"unknown --method {name!r}; known: {', '.join(METHODS)}")
+    return METHODS[name]

@@ -1,0 +1,212 @@
+"""From options to a validated run configuration, before any model loads.
+
+The sources, strongest first: options given on the command line, a TOML file (`--config`,
+top-level keys are optimize option names with dashes or underscores), the task's suggested
+defaults (built-in tasks are sized for a laptop), and GPOConfig's defaults (the paper's
+headline configuration). The CLI (`optimize`) and the benchmark harness both call `resolve`.
+
+Validation (GPO_SPEC 8.18): unknown names list the known ones; the original's spellings
+`relavance` and `consine` are accepted; combinations that crash in the original or have no
+effect are rejected with a message naming both options. Strategy switches only apply to
+`--method gpo`; `sgdm` is a preset of them (only its step size, --lr-init and --warmup, can be
+set); `pe2` verbalizes a step size and takes the schedule options; the other baselines take
+none.
+"""
+
+from __future__ import annotations
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .directions import canonical_selection
+from .errors import ConfigError
+from .optimizer import GPOConfig, Limits
+from .schedules import canonical_schedule, total_steps
+from .tasks import Task, load_task
+
+# name -> (type, minimum) for values read from a file (the CLI checks its own).
+OPTIONS: dict[str, tuple[type, int | float | None]] = {
+    "method": (str, None), "gradient": (str, None), "momentum": (str, None), "selection": (str, None),
+    "momentum_update": (str, None), "k": (int, 0), "update": (str, None), "schedule": (str, None),
+    "lr_init": (int, 1), "lr_final": (int, 0), "warmup": (int, 0), "train_batch": (int, 1),
+    "steps": (int, 1), "candidates": (int, 1), "optimizer_max_tokens": (int, 1), "max_prompt_words": (int, 1),
+    "dev_limit": (int, 1), "test_limit": (int, 1), "test_holdout": (int, 1), "initial_prompt": (str, None),
+    "position": (str, None), "seed": (int, None), "task_model": (str, None), "optimizer_model": (str, None),
+    "embedder": (str, None), "n_ctx": (int, 256), "threads": (int, 1), "n_gpu_layers": (int, None),
+    "parallel": (int, 1), "no_cache": (bool, None), "max_optimizer_calls": (int, 0), "max_task_tokens": (int, 0),
+    "time_limit": (float, 0), "run_dir": (str, None), "quiet": (bool, None),
+}
+SWITCHES = ("gradient", "momentum", "selection", "momentum_update", "k", "update", "schedule", "lr_init", "lr_final",
+            "warmup")
+# The switches each method accepts (GPO all of them).
+METHOD_SWITCHES = {"gpo": SWITCHES, "sgdm": ("lr_init", "warmup"), "pe2": ("schedule", "lr_init", "lr_final", "warmup")}
+LIMITS = ("max_optimizer_calls", "max_task_tokens", "time_limit")
+RUNTIME_DEFAULTS = {"task_model": "smollm2-135m-instruct", "optimizer_model": None, "embedder": "all-minilm-l6-v2",
+                    "n_ctx": 4096, "threads": None, "n_gpu_layers": 0, "parallel": 16, "no_cache": False}
+
+
+def option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The options of a TOML file, keys with underscores, values type-checked."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: malformed TOML ({error})") from None
+    values = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in OPTIONS:
+            raise ConfigError(f"{path}: unknown option {key!r}; known: {', '.join(o.replace('_', '-') for o in OPTIONS)}")
+        kind, minimum = OPTIONS[name]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ConfigError(f"{path}: option {key!r} must be a {kind.__name__} (got {value!r})")
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{path}: option {key!r} must be at least {minimum} (got {value!r})")
+        values[name] = value
+    return values
+
+
+@dataclass
+class Settings:
+    """Everything `optimize` needs, resolved and validated."""
+
+    task_spec: str
+    task: Task
+    config: GPOConfig
+    limits: Limits
+    initial_prompt: str
+    runtime: dict = field(default_factory=dict)  # model specs and llama.cpp settings
+    run_dir: Path | None = None
+    quiet: bool = False
+    explicit: frozenset = frozenset()
+
+
+def merge(values: dict[str, Any], explicit: set[str], config_file: Path | None) -> tuple[dict[str, Any], set[str]]:
+    """Command-line values that were given win over the file's, which win over the rest of
+    `values` (the command line's defaults). Returns the values and the names set on purpose."""
+    from_file = read_config_file(config_file) if config_file else {}
+    merged = dict(values)
+    for name, value in from_file.items():
+        if name not in explicit:
+            merged[name] = value
+    return merged, set(explicit) | set(from_file)
+
+
+def _check_switches(method: str, given: set[str], v: dict[str, Any]) -> None:
+    allowed = METHOD_SWITCHES.get(method, ())
+    for name in SWITCHES:
+        if name in given and name not in allowed:
+            if method == "sgdm":
+                raise ConfigError(f"--method sgdm is a preset of the strategy switches; {option(name)} cannot be "
+                                  "changed with it (use --method gpo to set the switches)")
+            raise ConfigError(f"{option(name)} is a GPO strategy switch and does not apply to --method {method} "
+                              "(use --method gpo)")
+    if method != "gpo":
+        return
+    momentum = v.get("momentum") or GPOConfig.momentum
+    update_kind = v.get("momentum_update") or GPOConfig.momentum_update
+    schedule = canonical_schedule(v.get("schedule") or GPOConfig.schedule)
+    for name in ("selection", "k"):
+        if name in given and momentum == "none":
+            raise ConfigError(f"{option(name)} has no effect with --momentum none (no momentum to select)")
+        if name in given and momentum != "none" and update_kind == "real-time":
+            raise ConfigError(f"{option(name)} has no effect with --momentum-update real-time "
+                              "(it selects the items of a k-list)")
+    if "momentum_update" in given and momentum == "none":
+        raise ConfigError("--momentum-update has no effect with --momentum none")
+    for name in ("lr_init", "lr_final", "warmup"):
+        if name in given and schedule == "none":
+            raise ConfigError(f"{option(name)} has no effect with --schedule none (no step size)")
+    if "lr_final" in given and schedule == "fixed":
+        raise ConfigError("--lr-final has no effect with --schedule fixed (the step size stays --lr-init)")
+
+
+def resolve(task_spec: str, values: dict[str, Any], explicit: set[str] = frozenset(),
+            config_file: Path | None = None) -> Settings:
+    """Validated settings for a new run. `values` holds every option (None or a default where
+    not given), `explicit` the names given on the command line."""
+    from .methods import SGDM_PRESET, get_method
+
+    v, given = merge(values, set(explicit), config_file)
+    method = v.get("method") or "gpo"
+    method_class = get_method(method)
+    _check_switches(method, given, v)
+    if method in ("empty", "cot") and "initial_prompt" in given:
+        raise ConfigError(f"--initial-prompt does not apply to --method {method} (its prompt is fixed)")
+    seed = v.get("seed") or 0
+    task = load_task(task_spec, seed=seed)
+    if v.get("test_holdout"):
+        task = task.with_holdout(v["test_holdout"])
+    steps = v.get("steps")
+    if steps is None:
+        steps = total_steps(len(task.split("train"))) if "train" in task.splits else 3
+        if steps == 0:
+            raise ConfigError(f"task {task.name!r}: the train split is too small to set a step count "
+                              "(GPO_SPEC 8.17); pass --steps")
+    chosen = {name: v[name] for name in (f.name for f in fields(GPOConfig)) if v.get(name) is not None}
+    chosen = {**task.optimize_defaults, **chosen, "steps": steps, "seed": seed, "method": method}
+    if "selection" in chosen:
+        chosen["selection"] = canonical_selection(chosen["selection"])
+    if "schedule" in chosen:
+        chosen["schedule"] = canonical_schedule(chosen["schedule"])
+    if method == "sgdm":
+        chosen.update(SGDM_PRESET)
+    config = GPOConfig(**chosen)
+    config.validate()
+    # The data every method needs, checked before any model loads.
+    task.split("eval", config.dev_limit)
+    if method_class.uses_format:
+        task.split("format")
+    if method_class.needs_train or config.gradient == "feedback":
+        task.split("train")
+    limits = Limits(**{name: v.get(name) for name in LIMITS})
+    initial_prompt = v.get("initial_prompt")
+    initial_prompt = task.initial_prompt if initial_prompt is None else initial_prompt
+    runtime = {name: v.get(name, default) if v.get(name) is not None else default
+               for name, default in RUNTIME_DEFAULTS.items()}
+    run_dir = Path(v["run_dir"]) if v.get("run_dir") else None
+    return Settings(task_spec=task_spec, task=task, config=config, limits=limits, initial_prompt=initial_prompt,
+                    runtime=runtime, run_dir=run_dir, quiet=bool(v.get("quiet")), explicit=frozenset(given))
+
+
+def resolve_resume(run_dir: Path, saved: dict, values: dict[str, Any], explicit: set[str] = frozenset(),
+                   config_file: Path | None = None) -> Settings:
+    """Settings to continue a run: its saved task, config, prompt and models; only the budget
+    limits (and threads, quiet) may change, from the command line or the file."""
+    v, given = merge(values, set(explicit), config_file)
+    config = GPOConfig(**{f.name: saved["config"][f.name] for f in fields(GPOConfig) if f.name in saved["config"]})
+    task_spec = saved["task"] if saved["task_source"].startswith("builtin:") else saved["task_source"]
+    task = load_task(task_spec, seed=config.seed)
+    if config.test_holdout:
+        task = task.with_holdout(config.test_holdout)
+    old = saved.get("limits") or {}
+    limits = Limits(**{name: v[name] if name in given else old.get(name) for name in LIMITS})
+    runtime = {"task_model": saved["models"]["task"]["spec"], "optimizer_model": saved["models"]["optimizer"]["spec"],
+               "embedder": saved["models"]["embedder"]["spec"], **{k: saved["settings"][k] for k in
+                                                                   ("n_ctx", "n_gpu_layers", "parallel")},
+               "threads": v.get("threads") or saved["settings"].get("threads"),
+               "no_cache": not saved["settings"].get("cache", True)}
+    return Settings(task_spec=task_spec, task=task, config=config, limits=limits,
+                    initial_prompt=saved["initial_prompt"], runtime=runtime, run_dir=run_dir,
+                    quiet=bool(v.get("quiet")), explicit=frozenset(given))
+
+
+def describe(settings: Settings) -> dict:
+    """The resolved configuration as recorded in config.json."""
+    return {"config": asdict(settings.config), "limits": asdict(settings.limits)}
+
+
+def with_limits(settings: Settings, **limits) -> Settings:
+    return replace(settings, limits=replace(settings.limits, **limits))

@@ -1,0 +1,139 @@
+"""Budget limits, counters, result.json and --dry-run, through the optimize command with the
+fake models (no model file is loaded)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import difficulty_task, task_model
+from fake_models import install, smart_optimizer
+from gpo_local import budget
+from gpo_local.cli import main
+from gpo_local.optimizer import GPO, GPOConfig, Limits
+from gpo_local.runs import JsonlLog
+from gpo_local.testing import HashingEmbedder
+from gpo_local.trajectory import TrajectoryIndex
+
+RESULT_KEYS = {"task", "method", "initial", "final", "initial_test", "final_test", "test_outcomes",
+               "task_generations", "dev_scorings", "optimizer_calls", "task_tokens", "optimizer_tokens", "seconds",
+               "stopped"}
+
+
+@pytest.fixture
+def task_dir(tmp_path):
+    """The difficulty task in the GPO layout (one-round exact match)."""
+    directory = tmp_path / "difficulty"
+    directory.mkdir()
+    for split, examples in difficulty_task().splits.items():
+        (directory / f"{split}.jsonl").write_text(
+            "".join(json.dumps({"input": e.input, "target": e.target}) + "\n" for e in examples))
+    return directory
+
+
+def optimize(task_dir, run_dir, *args):
+    result = CliRunner().invoke(main, ["optimize", str(task_dir), "--run-dir", str(run_dir), "--quiet",
+                                       "--steps", "4", "--candidates", "3", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result
+
+
+def trajectory(run_dir):
+    out = [json.loads(line) for line in (run_dir / "trajectory.jsonl").read_text().splitlines()]
+    for record in out:
+        record.get("usage", {}).pop("seconds", None)
+    return out
+
+
+@pytest.mark.parametrize("method", ["gpo", "empty", "cot", "ape", "apo", "opro", "pe2", "sgdm"])
+def test_every_method_writes_a_normal_run_directory(monkeypatch, tmp_path, task_dir, method):
+    install(monkeypatch, optimizer_llm=smart_optimizer(max_words=3))
+    out = optimize(task_dir, tmp_path / "run", "--method", method)
+    assert out.exit_code == 0, out.output
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert RESULT_KEYS <= set(result) and result["method"] == method and result["stopped"] == "completed"
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["config"]["method"] == method and config["limits"]["max_optimizer_calls"] is None
+    kinds = [r["kind"] for r in trajectory(tmp_path / "run")]
+    assert kinds[0] == "init" and kinds.count("step") == result["budget"]["steps_planned"]
+    assert result["optimizer_calls"] <= result["budget"]["reference_optimizer_calls"] == 12
+    assert result["dev_scorings"] <= 6 * (1 + 12)
+    assert result["task_generations"] >= result["dev_scorings"] and result["task_tokens"] > 0
+    assert (result["optimizer_tokens"] > 0) == (method not in ("empty", "cot"))
+
+
+def test_max_optimizer_calls_stops_at_a_step_boundary_and_resume_continues(monkeypatch, tmp_path, task_dir):
+    install(monkeypatch)
+    whole, limited = tmp_path / "whole", tmp_path / "limited"
+    optimize(task_dir, whole)
+    out = optimize(task_dir, limited, "--max-optimizer-calls", "7")
+    assert out.exit_code == 0 and "stopped early (max_optimizer_calls)" in out.output
+    result = json.loads((limited / "result.json").read_text())
+    assert result["stopped"] == "max_optimizer_calls" and result["optimizer_calls"] == 6  # 2 steps of 3 calls
+    assert [r["kind"] for r in trajectory(limited)].count("step") == 2
+    assert result["final"]["dev_score"] == max(r["dev_score"] for r in trajectory(limited) if r["kind"] != "candidate")
+    # Resuming with the same limit stops again at once; a larger one continues to the end.
+    again = CliRunner().invoke(main, ["optimize", str(task_dir), "--run-dir", str(limited), "--resume", "--quiet"])
+    assert json.loads((limited / "result.json").read_text())["stopped"] == "max_optimizer_calls", again.output
+    CliRunner().invoke(main, ["optimize", "x", "--run-dir", str(limited), "--resume", "--quiet",
+                              "--max-optimizer-calls", "100"])
+    result = json.loads((limited / "result.json").read_text())
+    assert result["stopped"] == "completed" and result["optimizer_calls"] == 12
+    assert trajectory(limited) == trajectory(whole)
+    assert json.loads((limited / "config.json").read_text())["limits"]["max_optimizer_calls"] == 100
+    # A complete run resumed is a no-op that reprints the result.
+    out = CliRunner().invoke(main, ["optimize", "x", "--run-dir", str(limited), "--resume"])
+    assert out.exit_code == 0 and "nothing to resume" in out.output and trajectory(limited) == trajectory(whole)
+
+
+def test_max_task_tokens_stops_after_the_step_that_reached_it(monkeypatch, tmp_path, task_dir):
+    install(monkeypatch)
+    out = optimize(task_dir, tmp_path / "run", "--max-task-tokens", "1")
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    # p0's 6 dev answers of one token each already reach the limit: no step runs.
+    assert result["stopped"] == "max_task_tokens" and result["optimizer_calls"] == 0, out.output
+    assert result["final"]["prompt"] == "Let's think step by step." and result["final_test"] is not None
+
+
+def test_time_limit_stops_at_a_step_boundary_and_resume_gives_the_same_run(tmp_path):
+    ticks = iter(range(0, 10_000, 10))  # every clock reading advances 10 s
+
+    def make(run_dir, limits, clock=None):
+        kwargs = {"clock": clock} if clock else {}
+        return GPO(task=difficulty_task(), task_llm=task_model(), optimizer_llm=smart_optimizer(),
+                   index=TrajectoryIndex(run_dir / "i", HashingEmbedder()), config=GPOConfig(steps=4, candidates=3),
+                   log=JsonlLog(run_dir / "t.jsonl"), limits=limits, **kwargs)
+
+    stopped = make(tmp_path / "a", Limits(time_limit=25), clock=lambda: next(ticks)).run()
+    assert stopped.stopped == "time_limit" and 0 < len(stopped.trajectory) - 1 < 4
+    resumed = make(tmp_path / "a", Limits()).run()
+    whole = make(tmp_path / "b", Limits()).run()
+    assert resumed.stopped == "completed" and resumed.trajectory == whole.trajectory
+    assert resumed.usage["optimizer_calls"] == whole.usage["optimizer_calls"] == 12
+
+
+def test_dry_run_prints_the_budget_and_creates_nothing(monkeypatch, tmp_path, task_dir):
+    monkeypatch.setattr(budget, "measure_rates", lambda settings: {"seconds_per_generation": 0.5,
+                                                                   "seconds_per_optimizer_call": 2.0})
+    home = tmp_path / "home"
+    out = CliRunner().invoke(main, ["optimize", str(task_dir), "--steps", "4", "--candidates", "3", "--dry-run",
+                                    "--run-dir", str(tmp_path / "run")])
+    assert out.exit_code == 0, out.output
+    assert "optimizer calls:         12" in out.output
+    # 1 + 4*3 prompts x 6 dev examples; one round; tests of p0 and the final prompt: 2 x 4.
+    assert "dev scorings:            <= 78" in out.output
+    assert "task-model generations:  <= 86 (1 round per scoring)" in out.output
+    assert f"estimated wall time:     {(86 * 0.5 + 12 * 2.0) / 60:.1f} min" in out.output
+    assert not (tmp_path / "run").exists() and not (home / "runs").exists()
+
+
+def test_estimate_formula_for_two_rounds_gradients_and_momentum():
+    from gpo_local.tasks import load_task
+
+    task = load_task("sentiment")  # 2 rounds; 16 dev, 24 test, 8 train
+    est = budget.estimate(GPOConfig(steps=3, candidates=4, gradient="feedback", update="generate",
+                                    momentum="para", momentum_update="real-time"), task)
+    assert est.optimizer_calls == 3 * 4 + 3 + 2
+    assert est.prompts_scored == 1 + 3 * 4 + 2  # + the summarized prompts of steps 1 and 2
+    assert est.task_generations == 2 * (est.prompts_scored * 16 + 3 * 8 + 2 * 24)
+    assert budget.estimate(GPOConfig(method="cot", steps=3), task).task_generations == 2 * (16 + 48)
