@@ -71,3 +71,21 @@ def test_memoized_two_rounds_store_under_the_keys_generate_uses(tmp_path):
     calls = len(inner.calls)
     assert llm.generate_two_rounds(["c"], _second_turn(["c"]), max_tokens=(10, 3)) == [("c|None", "final?|None")]
     assert len(inner.calls) == calls + 1 and inner.calls[-1]["max_tokens"] == 3
+
+
+def test_counting_wrapper_keeps_the_native_two_round_path():
+    from gpo_local.optimizer import CountingLLM
+
+    class Native:
+        fingerprint = "native"
+        native_calls = 0
+
+        def generate_two_rounds(self, first, follow_up, *, max_tokens, temperature=0.0):
+            self.native_calls += 1
+            return [(f"{c} one", "two words") for c in first]
+
+    inner = Native()
+    counting = CountingLLM(inner)
+    assert counting.generate_two_rounds(["a", "b"], lambda i, r: "x", max_tokens=(4, 2)) == [
+        ("a one", "two words"), ("b one", "two words")]
+    assert inner.native_calls == 1 and counting.calls == 4 and counting.tokens == 8
