@@ -62,3 +62,23 @@ def install(monkeypatch, *, task_llm=None, optimizer_llm=None):
     monkeypatch.setattr(backend, "load_models", lambda *a, **k: (task, optimizer))
     monkeypatch.setattr(embeddings, "SentenceTransformerEmbedder", lambda spec: FakeEmbedder())
     return task, optimizer
+
+
+class Killed(Exception):
+    """Stands for a process killed mid-run (raised by `killing_after`)."""
+
+
+def killing_after(n_calls, llm):
+    """Make `llm` raise Killed once more than `n_calls` generations were requested: counting
+    generations, not calls, lets a kill land in the middle of a step."""
+    calls = {"n": 0}
+    inner = llm.generate
+
+    def generate(conversations, **kwargs):
+        calls["n"] += len(conversations)
+        if calls["n"] > n_calls:
+            raise Killed()
+        return inner(conversations, **kwargs)
+
+    llm.generate = generate
+    return llm

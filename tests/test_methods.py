@@ -7,7 +7,7 @@ import re
 import pytest
 
 from conftest import difficulty_task, task_model
-from fake_models import smart_optimizer
+from fake_models import Killed, killing_after, smart_optimizer
 from gpo_local.methods import METHODS, SGDM_PRESET
 from gpo_local.optimizer import GPOConfig, reference_calls
 from gpo_local.runs import JsonlLog
@@ -108,7 +108,7 @@ def test_apo_gradient_edits_paraphrases_and_beam(tmp_path):
 def test_opro_meta_prompt_lists_scored_prompts_ascending_with_exemplars(tmp_path):
     opt = smart_optimizer(max_words=3)
     method = make("opro", tmp_path, optimizer_llm=opt, steps=4, candidates=5)
-    result = method.run()
+    method.run()
     # GPO's budget is 4*5 = 20 calls: OPRO keeps 8 proposals per step, capped: 8, 8, 4.
     assert method.plan() == [8, 8, 4] and len(opt.calls) == 20
     texts = sent(opt)
@@ -184,24 +184,6 @@ def test_budgets_are_equal_within_one_step(tmp_path, method):
     result = make(method, tmp_path, steps=6, candidates=4).run()
     assert result.usage["optimizer_calls"] <= sum(gpo)
     assert result.usage["dev_scorings"] <= 6 * (1 + 6 * 4)
-
-
-class Killed(Exception):
-    pass
-
-
-def killing_after(n_calls, llm):
-    calls = {"n": 0}
-    inner = llm.generate
-
-    def generate(conversations, **kwargs):
-        calls["n"] += len(conversations)
-        if calls["n"] > n_calls:
-            raise Killed()
-        return inner(conversations, **kwargs)
-
-    llm.generate = generate
-    return llm
 
 
 @pytest.mark.parametrize("method", ["ape", "apo", "opro", "pe2", "sgdm"])

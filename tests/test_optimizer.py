@@ -3,6 +3,7 @@ import json
 import pytest
 
 from conftest import difficulty_task, optimizer_model, task_model
+from fake_models import Killed, killing_after
 from gpo_local.core import TrajectoryEntry as E
 from gpo_local.optimizer import GPO, GPOConfig, final_choice, select_next
 from gpo_local.runs import JsonlLog
@@ -74,24 +75,6 @@ def test_regenerated_prompts_are_not_rescored(tmp_path):
     # Each distinct prompt is scored once per eval question (6) and at most once more on test.
     from collections import Counter
     assert max(Counter(eval_calls).values()) <= 6 + 4
-
-
-class Killed(Exception):
-    pass
-
-
-def killing_after(n_calls, llm):
-    calls = {"n": 0}
-    inner = llm.generate
-
-    def generate(conversations, **kwargs):
-        calls["n"] += len(conversations)  # count generations, so kills land mid-step
-        if calls["n"] > n_calls:
-            raise Killed()
-        return inner(conversations, **kwargs)
-
-    llm.generate = generate
-    return llm
 
 
 @pytest.mark.parametrize("kill_after", [5, 20, 32, 40])

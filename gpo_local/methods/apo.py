@@ -38,7 +38,7 @@ def render_reasons(prompt: str, wrong) -> str:
 
 def render_edit(prompt: str, wrong, reason: str | None) -> str:
     if wrong:
-        problem = [f"It answers the following inputs wrongly.", _errors(wrong)]
+        problem = ["It answers the following inputs wrongly.", _errors(wrong)]
         if reason:
             problem.append(f"A likely reason:\n{reason}")
         request = "Write an improved prompt that fixes this problem."
