@@ -35,6 +35,58 @@ def model_options(func):
     return func
 
 
+def _parse_splits(ctx, param, value):
+    if not value:
+        return None
+    mapping = {}
+    for item in value.split(","):
+        role, sep, name = item.partition("=")
+        if not sep or not role.strip() or not name.strip():
+            raise click.BadParameter(f"{item!r} is not ROLE=NAME (e.g. eval=validation,train=train)")
+        mapping[role.strip()] = name.strip()
+    return mapping
+
+
+def _metric_names():
+    from .tasks.answers import DATASETS, METRICS
+
+    return [*METRICS, *(d for d in DATASETS if d != "bbh")]
+
+
+TASK_OPTIONS = [
+    click.option("--input-field", default=None, help="Field (column) holding the question [default: input]."),
+    click.option("--target-field", default=None,
+                 help="Field (column) holding the answer [default: target, else output]."),
+    click.option("--metric", type=click.Choice(_metric_names(), case_sensitive=False), default=None,
+                 help="How answers are scored [default: from the folder name (bbh/<task>, mmlu/<subject>, gsm8k, "
+                      "wsc, webnlg), else exact]."),
+    click.option("--dataset-config", default=None, help="Configuration name of a Hugging Face dataset (hf:<id>)."),
+    click.option("--splits", "split_map", callback=_parse_splits, default=None,
+                 help="Splits of a Hugging Face dataset, as ROLE=NAME,... "
+                      "[default: train=train,eval=validation,test=test,format=train]."),
+]
+
+
+def task_options(func):
+    """TASK's loading options, shared by optimize and eval; they arrive as one `task_kwargs` dict."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, input_field, target_field, metric, dataset_config, split_map, **kwargs):
+        task_kwargs = {"input_field": input_field, "target_field": target_field,
+                       "metric": metric.lower() if metric else None, "dataset_config": dataset_config,
+                       "splits": split_map}
+        return func(*args, task_kwargs={k: v for k, v in task_kwargs.items() if v}, **kwargs)
+
+    for option in reversed(TASK_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+TASK_HELP = ("TASK is a built-in task name, a directory of split files (GPO layout: train/eval/format.jsonl), "
+             "one .jsonl/.json/.csv/.parquet file, or hf:<Hugging Face dataset id>.")
+
+
 class Cli(click.Group):
     def invoke(self, ctx):
         try:
@@ -65,8 +117,9 @@ def _describe_model(model) -> dict:
     return {"path": str(model.path), "sha256": model.fingerprint}
 
 
-@main.command()
+@main.command(epilog=TASK_HELP)
 @click.argument("task")
+@task_options
 @model_options
 @click.option("--optimizer-model", default=None, help="Catalog name or GGUF path (default: the task model).")
 @click.option("--embedder", default="all-minilm-l6-v2", show_default=True,
@@ -91,9 +144,9 @@ def _describe_model(model) -> dict:
 @click.option("--resume", is_flag=True,
               help="Continue the run in --run-dir from its last complete step, with its saved task and options.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def optimize(task, task_model, n_ctx, threads, n_gpu_layers, parallel, no_cache, optimizer_model, embedder, steps, candidates,
+def optimize(task, task_kwargs, task_model, n_ctx, threads, n_gpu_layers, parallel, no_cache, optimizer_model, embedder, steps, candidates,
              optimizer_max_tokens, max_prompt_words, dev_limit, test_limit, test_holdout, initial_prompt, position, seed, run_dir, resume, quiet):
-    """Optimize the instruction for TASK (a built-in task name or a GPO-layout directory)."""
+    """Optimize the instruction for TASK."""
     from .optimizer import GPOConfig
     from .runs import new_run_dir, package_versions, read_json, write_json_atomic
     from .schedules import total_steps
@@ -111,11 +164,11 @@ def optimize(task, task_model, n_ctx, threads, n_gpu_layers, parallel, no_cache,
         task_model, optimizer_model, embedder = (saved["models"][r]["spec"] for r in ("task", "optimizer", "embedder"))
         n_ctx, n_gpu_layers, parallel = settings["n_ctx"], settings["n_gpu_layers"], settings["parallel"]
         threads = threads or settings["threads"]
-        loaded_task = load_task(task, seed=config.seed)
+        loaded_task = load_task(task, seed=config.seed, **saved.get("task_options", {}))
         if config.test_holdout:
             loaded_task = loaded_task.with_holdout(config.test_holdout)
     else:
-        loaded_task = load_task(task, seed=seed)
+        loaded_task = load_task(task, seed=seed, **task_kwargs)
         if test_holdout:
             loaded_task = loaded_task.with_holdout(test_holdout)
         if steps is None:
@@ -129,7 +182,7 @@ def optimize(task, task_model, n_ctx, threads, n_gpu_layers, parallel, no_cache,
         config = GPOConfig(steps=steps, position=position, dev_limit=dev_limit, test_limit=test_limit,
                            test_holdout=test_holdout, seed=seed,
                            **chosen)
-        initial_prompt = loaded_task.initial_prompt if initial_prompt is None else initial_prompt
+        initial_prompt = loaded_task.initial_prompt if initial_prompt is None else loaded_task.adapt_prompt(initial_prompt)
     config.validate()
     loaded_task.split("eval", config.dev_limit)
     loaded_task.split("format")
@@ -138,7 +191,9 @@ def optimize(task, task_model, n_ctx, threads, n_gpu_layers, parallel, no_cache,
         raise GpoError(f"{run_dir} already holds a run; use --resume to continue it or choose another --run-dir")
 
     from .backends.llama_cpp import load_models
-    from .embeddings import SentenceTransformerEmbedder
+    from .embeddings import SentenceTransformerEmbedder, resolve_embedder
+
+    resolve_embedder(embedder)  # a missing embedder fails before any model loads
     from .optimizer import GPO
     from .runs import JsonlLog
     from .trajectory import TrajectoryIndex
@@ -159,7 +214,8 @@ def optimize(task, task_model, n_ctx, threads, n_gpu_layers, parallel, no_cache,
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "config.json", {
-            "task": task, "task_source": loaded_task.source, "config": asdict(config),
+            "task": task, "task_source": loaded_task.source, "task_options": loaded_task.options,
+            "config": asdict(config),
             "initial_prompt": initial_prompt, "models": models,
             "settings": {"n_ctx": n_ctx, "threads": task_llm.n_threads, "n_gpu_layers": n_gpu_layers,
                          "parallel": parallel,
@@ -255,15 +311,16 @@ class _Progress:
             self.console.print(f"warning: {data['message']}", style="yellow", highlight=False)
 
 
-@main.command("eval")
+@main.command("eval", epilog=TASK_HELP)
 @click.argument("task")
+@task_options
 @click.option("--prompt", required=True, help="The instruction to score.")
 @click.option("--split", type=click.Choice(["eval", "test"]), default="eval", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score the first N questions only.")
 @click.option("--position", type=click.Choice(["Q_end", "Q_begin", "A_begin"]), default="Q_end", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result with every outcome as JSON.")
 @model_options
-def eval_command(task, prompt, split, limit, position, as_json, task_model, n_ctx, threads, n_gpu_layers, parallel,
+def eval_command(task, task_kwargs, prompt, split, limit, position, as_json, task_model, n_ctx, threads, n_gpu_layers, parallel,
                  no_cache):
     """Score PROMPT on a split of TASK with the task model."""
     from .backends.llama_cpp import LlamaCppModel
@@ -271,8 +328,9 @@ def eval_command(task, prompt, split, limit, position, as_json, task_model, n_ct
     from .evaluator import Evaluator
     from .tasks import load_task
 
-    loaded_task = load_task(task)
+    loaded_task = load_task(task, **task_kwargs)
     loaded_task.split(split, limit)  # a missing split fails before the model loads
+    prompt = loaded_task.adapt_prompt(prompt)
     model = LlamaCppModel(resolve_model(task_model), n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers,
                           parallel=parallel)
     ui = _Progress(as_json)
@@ -356,7 +414,9 @@ def tasks():
         sizes = "/".join(str(spec.sizes[s]) for s in ("train", "eval", "test"))
         click.echo(f"{name}: {spec.description}; train/eval/test {sizes}")
     click.echo(f"\nGPO-layout directories also work, e.g. data/bbh/<task> ({len(BBH_TASKS)} BBH answer rules known), "
-               "data/mmlu/<subject>, data/gsm8k, data/wsc.")
+               "data/mmlu/<subject>, data/gsm8k, data/wsc, data/webnlg; so do .jsonl/.json/.csv/.parquet files "
+               "(--input-field, --target-field, --metric) and Hugging Face datasets as hf:<id> "
+               "(--dataset-config, --splits).")
 
 
 @main.group()

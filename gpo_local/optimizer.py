@@ -161,7 +161,8 @@ class GPO:
         config.validate()
         self.task, self.optimizer_llm, self.index, self.config, self.log = task, optimizer_llm, index, config, log
         self.initial_prompt = task.initial_prompt if initial_prompt is None else initial_prompt
-        self.evaluator = Evaluator(task_llm, task, position=config.position, on_progress=on_progress)
+        self.evaluator = Evaluator(task_llm, task, position=config.position, on_progress=on_progress,
+                                   on_event=on_event)
         self.schedule = config.make_schedule()
         self.select = get_selector(config.selection)
         self.exemplars = pick_exemplars(task, config.format_examples, config.seed)

@@ -43,7 +43,8 @@ def test_missing_split_names_the_file(tmp_path):
 @pytest.mark.parametrize("line,fragment", [
     ('{"input": "q", "target": "a"', "eval.jsonl:2: malformed JSON"),
     ('{"question": "q", "target": "a"}', "eval.jsonl:2: missing field 'input'"),
-    ('{"input": "q"}', "eval.jsonl:2: missing field 'target' (or 'output')"),
+    ('{"input": "q"}', "eval.jsonl:2: missing field 'target' (or 'output'; choose one with --target-field); "
+                       "fields present: input"),
 ])
 def test_bad_lines_name_file_and_line(tmp_path, line, fragment):
     directory = tmp_path / "t"

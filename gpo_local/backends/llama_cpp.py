@@ -126,6 +126,10 @@ class LlamaCppModel:
         # The template already writes the BOS token where the model wants it.
         return self.llama.tokenize(self.render(conversation).encode("utf-8"), add_bos=False, special=True)
 
+    def fits(self, conversation: Conversation) -> bool:
+        """Whether the conversation leaves room for at least one new token in the context."""
+        return len(self.tokens(conversation)) < self.n_ctx
+
     def check_fits(self, n_prompt: int, max_tokens: int) -> int:
         """The number of new tokens allowed; a prompt that leaves no room is an error."""
         if n_prompt >= self.n_ctx:
