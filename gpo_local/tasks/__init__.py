@@ -158,6 +158,10 @@ def _read_with_datasets(path: Path, split: str, input_field: str | None,
     """A CSV or Parquet file through `datasets` (local files need no network)."""
     import datasets
 
+    if path.suffix == ".csv":
+        with path.open("rb") as handle:
+            if sum(1 for line in handle if line.strip()) <= 1:
+                return ()  # a header alone (or nothing): an empty split, reported by its user
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     try:
@@ -222,11 +226,14 @@ def _unknown_task(spec: str) -> DataError:
 
 
 def _hub_split_map(mapping: dict[str, str] | None) -> dict[str, str]:
-    chosen = dict(HUB_SPLITS)
-    for role, name in (mapping or {}).items():
+    for role in mapping or {}:
         if role not in SPLITS:
             raise DataError(f"--splits: unknown split role {role!r}; known: {', '.join(SPLITS)}")
-        chosen[role] = name
+    explicit = set((mapping or {}).values())
+    # A dataset split the user mapped to one role is not also used by a default role (eval=test
+    # must not leave test=test behind: the test score would be the dev score).
+    chosen = {role: name for role, name in HUB_SPLITS.items() if name not in explicit or role == "format"}
+    chosen.update(mapping or {})
     return chosen
 
 
