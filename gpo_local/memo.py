@@ -127,6 +127,11 @@ class MemoizedLLM:
                 for c, s in zip(conversations, seeds)]
         found = self.memo.get_many(keys)
         todo = [i for i, k in enumerate(keys) if k not in found]
+        if todo and temperature > 0:
+            # Sampled replies of one call are generated together or not at all: a sample can
+            # depend, in its last bits, on the batch it was decoded in, so regenerating only the
+            # missing ones could give other replies than the call gave the first time.
+            todo = list(range(len(keys)))
         self.hits += len(keys) - len(todo)
         self.misses += len(todo)
         if todo:

@@ -152,6 +152,12 @@ class LlamaCppModel:
         from .batched import GenerationRequest
 
         seeds = list(seeds) if seeds is not None else [None] * len(conversations)
+        if temperature > 0:
+            # A sampled reply must depend on its conversation and seed only, not on what this
+            # process decoded before: KV prefixes reused from earlier calls were computed in other
+            # batches and differ in the last bits, which is enough to change a sample. Without
+            # this, a resumed run (whose earlier calls were memo hits) samples other candidates.
+            self.decoder.reset()
         requests = []
         for conversation, seed in zip(conversations, seeds):
             tokens = self.tokens(conversation)

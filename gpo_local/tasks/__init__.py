@@ -283,6 +283,7 @@ def _load_hub(dataset_id: str, config: str | None, mapping: dict[str, str] | Non
     datasets.disable_progress_bars()
     hub_logging.set_verbosity_error()
     label = dataset_id + (f" (config {config!r})" if config else "")
+    roles = _hub_split_map(mapping)  # a bad mapping fails before any loading
     try:
         with _HubOffline():
             loaded = datasets.load_dataset(dataset_id, config)
@@ -298,7 +299,6 @@ def _load_hub(dataset_id: str, config: str | None, mapping: dict[str, str] | Non
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise DataError(f"cannot load Hugging Face dataset {label}: not in the local cache, and from the "
                             f"hub: {first}") from None
-    roles = _hub_split_map(mapping)
     available = ", ".join(loaded)
     splits = {}
     for role, name in roles.items():
