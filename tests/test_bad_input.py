@@ -124,3 +124,44 @@ def test_an_error_leaves_an_existing_run_untouched(tmp_path, task_dir):
     code, output = run("optimize", "sentiment", "--run-dir", run_dir, "--resume")
     assert code == 1 and one_error_line(output).startswith("Error: embedder 'no-such-embedder' not found")
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
+# --- cases that need the bundled model (integration) ---------------------------------------------------------------
+
+def _bundled_model():
+    from gpo_local.catalog import DEFAULT_MODEL, load_catalog
+
+    return load_catalog()[DEFAULT_MODEL].resolve()
+
+
+def needs_model(test):
+    test = pytest.mark.integration(test)
+    return pytest.mark.skipif(_bundled_model() is None, reason="the bundled model is not installed")(test)
+
+
+@needs_model
+@pytest.mark.parametrize("case", ["eval", "optimize"])
+def test_a_prompt_longer_than_the_context_is_one_line(case, tmp_path):
+    long_prompt = "Please think very carefully. " * 80
+    if case == "eval":
+        args = ["eval", "sentiment", "--prompt", long_prompt, "--limit", "2"]
+    else:
+        args = ["optimize", "sentiment", "--initial-prompt", long_prompt, "--steps", "1", "--dev-limit", "2",
+                "--run-dir", tmp_path / "run", "--quiet"]
+    code, output = run(*args, "--n-ctx", "256", "--threads", "2", "--parallel", "2")
+    assert code == 1
+    assert one_error_line(output).startswith(
+        "Error: prompt 'Please think very carefully. Please think very carefully....' with eval question eval-0 "
+        "of task 'sentiment' does not fit the context of 256 tokens: raise --n-ctx or shorten the prompt")
+
+
+@needs_model
+def test_a_truncated_gguf_is_one_line(tmp_path):
+    truncated = tmp_path / "truncated.gguf"
+    with _bundled_model().open("rb") as source:
+        truncated.write_bytes(source.read(1 << 20))
+    code, output = run("eval", "sentiment", "--prompt", "x", "--task-model", truncated, "--threads", "2")
+    assert code == 1
+    assert one_error_line(output).startswith(f"Error: cannot load GGUF model {truncated}: ")
+    assert "(truncated or unsupported file?)" in output
+

@@ -165,7 +165,10 @@ def _read_with_datasets(path: Path, split: str, input_field: str | None,
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     try:
-        table = datasets.load_dataset(FILE_FORMATS[path.suffix], data_files=str(path), split="train")
+        # Offline: a local file needs no hub, and `datasets` would otherwise send a download-count
+        # request for its packaged "csv"/"parquet" loader.
+        with _HubOffline():
+            table = datasets.load_dataset(FILE_FORMATS[path.suffix], data_files=str(path), split="train")
     except Exception as error:  # pandas / pyarrow errors of every kind: name the file, keep one line
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataError(f"{path}: cannot read as {path.suffix[1:].upper()} ({message})") from None
