@@ -342,7 +342,9 @@ def eval_command(task, task_kwargs, prompt, split, limit, position, as_json, tas
                                "n": result.n, "model": _describe_model(model),
                                "outcomes": [asdict(o) for o in result.outcomes]}, indent=2))
     else:
-        click.echo(f"{loaded_task.name} {split}: {_pct(result.score)} ({sum(o.score for o in result.outcomes):g}/{result.n})")
+        total = sum(o.score for o in result.outcomes)
+        total_text = f"{total:g}" if total == int(total) else f"{total:.2f}"  # ROUGE-L sums are fractions
+        click.echo(f"{loaded_task.name} {split}: {_pct(result.score)} ({total_text}/{result.n})")
 
 
 @main.command()
