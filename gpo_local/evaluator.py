@@ -6,6 +6,11 @@ conversation with the rule's follow-up and its reply is normalized and judged (G
 All pairs of a call are sent to the model together, in chunks, so a batching backend can share
 prefixes; with the instruction after the question, pairs are ordered question by question so
 that consecutive conversations share the chat header and the question.
+
+A conversation that does not fit the model's context (an over-long candidate prompt, usually)
+is not sent: its outcome is scored 0 and flagged `too_long`, and a warning event says so, so
+one bad candidate cannot abort a run. `score()`, used for the user's own prompt, is strict: a
+prompt or question that does not fit there is the user's error (PromptTooLongError).
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ from collections import Counter
 from typing import Callable, Sequence
 
 from .backends import LLM, two_rounds
+from . import faults
 from .core import EvalResult, Example, Outcome
+from .errors import PromptTooLongError
 from .tasks import Task
 from .tasks.prompting import assemble
 
 Progress = Callable[[int, int], None]
+Event = Callable[[str, dict], None]
 
 
 class Evaluator:
@@ -27,14 +35,27 @@ class Evaluator:
     # times the decoder's 16 slots keeps that tail small while progress and the memo cache
     # still advance every few seconds.
     def __init__(self, llm: LLM, task: Task, *, position: str = "Q_end", chunk_size: int = 64,
-                 on_progress: Progress | None = None):
+                 on_progress: Progress | None = None, on_event: Event | None = None):
         self.llm, self.task, self.position = llm, task, position
         self.chunk_size = chunk_size
         self.on_progress = on_progress
+        self.on_event = on_event
         self.generations = 0  # task-model generations requested (memo hits included)
         # (prompt, example) scorings requested per split, memo hits included: the budget counts
         # what the algorithm asks for, not what the cache happened to hold.
         self.scorings: Counter = Counter()
+
+    def _fits(self, conversation) -> bool:
+        fits = getattr(self.llm, "fits", None)  # a backend without a context limit has no fits()
+        return True if fits is None else fits(conversation)
+
+    def _generate(self, conversations, max_tokens: int) -> tuple[list[str], list[bool]]:
+        """Replies to the conversations that fit the context ("" for the others), and which fit."""
+        fitting = [self._fits(c) for c in conversations]
+        asked = [c for c, ok in zip(conversations, fitting) if ok]
+        replies = iter(self.llm.generate(asked, max_tokens=max_tokens, temperature=0.0) if asked else [])
+        self.generations += len(asked)
+        return [next(replies) if ok else "" for ok in fitting], fitting
 
     def _pairs(self, prompts: Sequence[str], examples: Sequence[Example]) -> list[tuple[int, int]]:
         if self.position == "Q_end":
@@ -46,24 +67,38 @@ class Evaluator:
         first_limit, second_limit = self.task.max_tokens
         asks = [assemble(prompts[p], examples[e].input, self.position) for p, e in pairs]
         if rule.two_rounds:
-            def second_turn(i: int, answer: str):
-                return [{"role": "user", "content": asks[i]}, {"role": "assistant", "content": answer.strip()},
-                        {"role": "user", "content": rule.followup(examples[pairs[i][1]].input)}]
+            # Both rounds as one chain (backends.two_rounds). A pair whose first or second turn
+            # does not fit the context is not sent (or not continued) and is flagged too long.
+            fit = [self._fits(a) for a in asks]
+            sent = [i for i, ok in enumerate(fit) if ok]
 
-            replies = two_rounds(self.llm, asks, second_turn, max_tokens=(first_limit, second_limit))
-            first = [a1 for a1, _ in replies]
-            finals = [a1 if a2 is None else a2 for a1, a2 in replies]
-            self.generations += 2 * len(asks)
+            def second_turn(j: int, answer: str):
+                i = sent[j]
+                conversation = [{"role": "user", "content": asks[i]}, {"role": "assistant", "content": answer.strip()},
+                                {"role": "user", "content": rule.followup(examples[pairs[i][1]].input)}]
+                if not self._fits(conversation):
+                    fit[i] = False
+                    return None
+                return conversation
+
+            replies = two_rounds(self.llm, [asks[i] for i in sent], second_turn,
+                                 max_tokens=(first_limit, second_limit)) if sent else []
+            first, finals = [""] * len(asks), [""] * len(asks)
+            for i, (a1, a2) in zip(sent, replies):
+                first[i], finals[i] = a1, a2 if a2 is not None else ""
+            self.generations += len(sent) + sum(a2 is not None for _, a2 in replies)
         else:
-            first = self.llm.generate(asks, max_tokens=first_limit, temperature=0.0)
+            first, fit = self._generate(asks, first_limit)
             finals = list(first)
-            self.generations += len(asks)
         outcomes = []
-        for (p, e), a1, a2 in zip(pairs, first, finals):
+        for (p, e), a1, a2, ok in zip(pairs, first, finals, fit):
+            if not ok:
+                outcomes.append(Outcome(example_id=examples[e].id, first_answer=a1, final_answer="",
+                                        prediction="", score=0.0, too_long=True))
+                continue
             prediction = rule.normalize(a2)
             outcomes.append(Outcome(example_id=examples[e].id, first_answer=a1, final_answer=a2,
-                                    prediction=prediction,
-                                    score=float(rule.is_correct(prediction, examples[e].target))))
+                                    prediction=prediction, score=float(rule.grade(prediction, examples[e].target))))
         return outcomes
 
     def evaluate(self, prompts: Sequence[str], split: str, *, limit: int | None = None) -> list[EvalResult]:
@@ -83,14 +118,37 @@ class Evaluator:
             for (p, e), outcome in zip(chunk, self._run_chunk(prompts, examples, chunk)):
                 by_prompt[p][e] = outcome
             done += len(chunk)
+            faults.point("scoring")
             if self.on_progress:
                 self.on_progress(done, len(pairs))
         results = []
         for prompt, outcomes in zip(prompts, by_prompt):
             ordered = tuple(outcomes[e] for e in range(len(examples)))
             score = sum(o.score for o in ordered) / len(ordered)
-            results.append(EvalResult(prompt=prompt, split=split, score=score, outcomes=ordered))
+            result = EvalResult(prompt=prompt, split=split, score=score, outcomes=ordered)
+            if result.too_long and self.on_event:
+                self.on_event("warning", {
+                    "message": f"prompt {_clip(prompt)!r} ({len(prompt.split())} words) does not fit the model's "
+                               f"context with {result.too_long} of {result.n} {split} questions: scored 0 on them "
+                               "(raise --n-ctx or cap candidates with --max-prompt-words)",
+                    "too_long": result.too_long, "split": split, "prompt": prompt})
+            results.append(result)
         return results
 
     def score(self, prompt: str, split: str, *, limit: int | None = None) -> EvalResult:
+        """The user's prompt on a split. Strict: if the prompt with some question does not fit the
+        model's context, that is an error naming the question (nothing is scored)."""
+        for example in self.task.split(split, limit):
+            if not self._fits(assemble(prompt, example.input, self.position)):
+                alone = "" if self._fits(example.input) else " (the question alone does not fit)"
+                n_ctx = getattr(self.llm, "n_ctx", None)
+                context = f"the context of {n_ctx} tokens" if n_ctx else "the model's context"
+                raise PromptTooLongError(
+                    f"prompt {_clip(prompt)!r} with {split} question {example.id} of task {self.task.name!r} does "
+                    f"not fit {context}{alone}: raise --n-ctx or shorten the prompt")
         return self.evaluate([prompt], split, limit=limit)[0]
+
+
+def _clip(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 3] + "..."

@@ -16,6 +16,7 @@ import sqlite3
 from pathlib import Path
 from typing import Sequence
 
+from . import faults
 from .backends import LLM, Conversation, as_messages
 
 
@@ -27,24 +28,56 @@ def memo_key(fingerprint: str, conversation: Conversation, *, max_tokens: int, t
 
 
 class Memo:
+    """The SQLite file holds nothing that cannot be recomputed, so a damaged one (a torn copy,
+    a full disk's leftovers) is set aside as `<name>.corrupt` and replaced by an empty cache,
+    whether the damage shows when opening it or later, in a read or a write."""
+
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         try:
             self.db = self._open()
         except sqlite3.DatabaseError:
-            # A corrupted cache holds nothing that cannot be recomputed: set it aside, start anew.
-            path.replace(path.with_name(path.name + ".corrupt"))
-            self.db = self._open()
+            self.db = self._replace_corrupt()
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
-        db.execute("PRAGMA quick_check")
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
+            check = db.execute("PRAGMA quick_check").fetchone()
+            if not check or check[0] != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {check[0] if check else 'no answer'}")
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
         return db
 
+    def _replace_corrupt(self) -> sqlite3.Connection:
+        import logging
+
+        logging.getLogger("gpo_local").warning("memo cache %s is damaged: set aside as %s.corrupt, starting anew",
+                                               self.path, self.path.name)
+        for suffix in ("", "-wal", "-shm"):
+            part = self.path.with_name(self.path.name + suffix)
+            if part.exists():
+                part.replace(part.with_name(self.path.name + ".corrupt" + suffix))
+        return self._open()
+
+    def _recovering(self, action):
+        try:
+            return action()
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+                raise  # busy, not damaged
+            self.db.close()
+            self.db = self._replace_corrupt()
+            return action()
+
     def get_many(self, keys: Sequence[str]) -> dict[str, str]:
+        return self._recovering(lambda: self._get_many(keys))
+
+    def _get_many(self, keys: Sequence[str]) -> dict[str, str]:
         found = {}
         for start in range(0, len(keys), 500):
             chunk = list(keys[start:start + 500])
@@ -53,8 +86,18 @@ class Memo:
         return found
 
     def put_many(self, items: dict[str, str]) -> None:
+        self._recovering(lambda: self._put_many(items))
+
+    def _put_many(self, items: dict[str, str]) -> None:
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO replies (key, reply) VALUES (?, ?)", items.items())
+            faults.point("memo-write")
+        faults.point("memo-committed")
+        if faults.triggers("memo-torn"):
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            with self.path.open("r+b") as handle:
+                handle.truncate(self.path.stat().st_size // 2)
+            faults.kill()
 
     def close(self) -> None:
         self.db.close()
@@ -72,12 +115,23 @@ class MemoizedLLM:
     def fingerprint(self) -> str:
         return self.llm.fingerprint
 
+    def __getattr__(self, name):
+        # Everything else (fits, n_ctx, path...) is the wrapped model's.
+        if name == "llm":
+            raise AttributeError(name)
+        return getattr(self.llm, name)
+
     def generate(self, conversations, *, max_tokens, temperature=0.0, seeds=None, stop=()):
         seeds = list(seeds) if seeds is not None else [None] * len(conversations)
         keys = [memo_key(self.llm.fingerprint, c, max_tokens=max_tokens, temperature=temperature, seed=s, stop=stop)
                 for c, s in zip(conversations, seeds)]
         found = self.memo.get_many(keys)
         todo = [i for i, k in enumerate(keys) if k not in found]
+        if todo and temperature > 0:
+            # Sampled replies of one call are generated together or not at all: a sample can
+            # depend, in its last bits, on the batch it was decoded in, so regenerating only the
+            # missing ones could give other replies than the call gave the first time.
+            todo = list(range(len(keys)))
         self.hits += len(keys) - len(todo)
         self.misses += len(todo)
         if todo:

@@ -260,6 +260,12 @@ class CountingLLM:
     def fingerprint(self) -> str:
         return self.llm.fingerprint
 
+    def __getattr__(self, name):
+        # Everything else (fits, n_ctx, path...) is the wrapped model's.
+        if name == "llm":
+            raise AttributeError(name)
+        return getattr(self.llm, name)
+
     def generate(self, conversations, **kwargs) -> list[str]:
         replies = self.llm.generate(conversations, **kwargs)
         self.calls += len(replies)
@@ -338,7 +344,8 @@ class Method:
         self.task, self.index, self.config, self.log, self.limits = task, index, config, log, limits
         self.task_llm, self.optimizer_llm = CountingLLM(task_llm), CountingLLM(optimizer_llm)
         self.initial_prompt = self.start_prompt(task.initial_prompt if initial_prompt is None else initial_prompt)
-        self.evaluator = Evaluator(self.task_llm, task, position=config.position, on_progress=on_progress)
+        self.evaluator = Evaluator(self.task_llm, task, position=config.position, on_progress=on_progress,
+                                   on_event=on_event)
         self.schedule = config.make_schedule()
         self.exemplars = pick_exemplars(task, config.format_examples, config.seed) if self.uses_format else []
         self.batches = train_batches(task, config.train_batch, config.seed) if self.needs_train else []

@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
+from . import faults
 from .errors import ConfigError
 
 HOME_ENV = "GPO_LOCAL_HOME"
@@ -76,10 +77,17 @@ class JsonlLog:
 
     def append(self, record: dict) -> None:
         line = json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
+        faults.point("jsonl-append")
         with self.path.open("a", encoding="utf-8") as handle:
+            if faults.triggers("jsonl-half-line"):
+                handle.write(line[: len(line) // 2])
+                handle.flush()
+                os.fsync(handle.fileno())
+                faults.kill()
             handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
+        faults.point("jsonl-fsynced")
 
     def records(self) -> Iterator[dict]:
         if not self.path.exists():

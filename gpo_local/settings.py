@@ -40,7 +40,11 @@ OPTIONS: dict[str, tuple[type, int | float | None]] = {
     "embedder": (str, None), "n_ctx": (int, 256), "threads": (int, 1), "n_gpu_layers": (int, None),
     "parallel": (int, 1), "no_cache": (bool, None), "max_optimizer_calls": (int, 0), "max_task_tokens": (int, 0),
     "time_limit": (float, 0), "run_dir": (str, None), "quiet": (bool, None),
+    # How TASK is loaded (tasks.load_task); `splits` is a table ROLE = NAME in a file.
+    "input_field": (str, None), "target_field": (str, None), "metric": (str, None), "dataset_config": (str, None),
+    "splits": (dict, None),
 }
+TASK_KEYS = ("input_field", "target_field", "metric", "dataset_config", "splits")
 SWITCHES = ("gradient", "momentum", "selection", "momentum_update", "k", "update", "schedule", "lr_init", "lr_final",
             "warmup")
 # The switches each method accepts (GPO all of them).
@@ -146,7 +150,10 @@ def resolve(task_spec: str, values: dict[str, Any], explicit: set[str] = frozens
     if method in ("empty", "cot") and "initial_prompt" in given:
         raise ConfigError(f"--initial-prompt does not apply to --method {method} (its prompt is fixed)")
     seed = v.get("seed") or 0
-    task = load_task(task_spec, seed=seed)
+    loading = {key: v[key] for key in TASK_KEYS if v.get(key)}
+    if loading.get("metric"):
+        loading["metric"] = loading["metric"].lower()
+    task = load_task(task_spec, seed=seed, **loading)
     if v.get("test_holdout"):
         task = task.with_holdout(v["test_holdout"])
     steps = v.get("steps")
@@ -173,7 +180,7 @@ def resolve(task_spec: str, values: dict[str, Any], explicit: set[str] = frozens
         task.split("train")
     limits = Limits(**{name: v.get(name) for name in LIMITS})
     initial_prompt = v.get("initial_prompt")
-    initial_prompt = task.initial_prompt if initial_prompt is None else initial_prompt
+    initial_prompt = task.initial_prompt if initial_prompt is None else task.adapt_prompt(initial_prompt)
     runtime = {name: v.get(name, default) if v.get(name) is not None else default
                for name, default in RUNTIME_DEFAULTS.items()}
     run_dir = Path(v["run_dir"]) if v.get("run_dir") else None
@@ -188,7 +195,7 @@ def resolve_resume(run_dir: Path, saved: dict, values: dict[str, Any], explicit:
     v, given = merge(values, set(explicit), config_file)
     config = GPOConfig(**{f.name: saved["config"][f.name] for f in fields(GPOConfig) if f.name in saved["config"]})
     task_spec = saved["task"] if saved["task_source"].startswith("builtin:") else saved["task_source"]
-    task = load_task(task_spec, seed=config.seed)
+    task = load_task(task_spec, seed=config.seed, **saved.get("task_options", {}))
     if config.test_holdout:
         task = task.with_holdout(config.test_holdout)
     old = saved.get("limits") or {}

@@ -10,23 +10,34 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .backends import Conversation, as_messages
+from .errors import PromptTooLongError
 
 
 class ScriptedLLM:
     """An LLM whose reply is computed by `script(messages, temperature, seed)`.
 
     Every call is recorded in `calls` (messages and decoding parameters), so a test can check
-    what was sent as well as what was done with the reply."""
+    what was sent as well as what was done with the reply. `context_words`, when set, plays
+    the model's context size: a conversation of that many words or more does not fit, and
+    generating it raises PromptTooLongError as the real backend does."""
 
-    def __init__(self, script: Callable[[list[dict], float, int | None], str], fingerprint: str = "scripted"):
+    def __init__(self, script: Callable[[list[dict], float, int | None], str], fingerprint: str = "scripted",
+                 context_words: int | None = None):
         self.script, self.fingerprint = script, fingerprint
+        self.context_words = context_words
         self.calls: list[dict] = []
+
+    def fits(self, conversation: Conversation) -> bool:
+        words = sum(len(m["content"].split()) for m in as_messages(conversation))
+        return self.context_words is None or words < self.context_words
 
     def generate(self, conversations: Sequence[Conversation], *, max_tokens: int, temperature: float = 0.0,
                  seeds=None, stop=()) -> list[str]:
         seeds = list(seeds) if seeds is not None else [None] * len(conversations)
         replies = []
         for conversation, seed in zip(conversations, seeds):
+            if not self.fits(conversation):
+                raise PromptTooLongError(f"conversation does not fit the context of {self.context_words} words")
             messages = as_messages(conversation)
             self.calls.append({"messages": messages, "max_tokens": max_tokens, "temperature": temperature,
                                "seed": seed})

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import faults
 from .embeddings import Embedder
 from .runs import write_json_atomic
 
@@ -66,7 +67,12 @@ class TrajectoryIndex:
         self.rows = wanted
         tmp = self.index_path.with_name(self.index_path.name + ".tmp")
         self._faiss.write_index(self.index, str(tmp))
+        faults.point("index-tmp")
+        if faults.triggers("index-torn"):
+            self.index_path.write_bytes(tmp.read_bytes()[: tmp.stat().st_size // 2])
+            faults.kill()
         os.replace(tmp, self.index_path)
+        faults.point("index-meta")
         write_json_atomic(self.meta_path, {"fingerprint": self.embedder.fingerprint,
                                            "dimension": self.embedder.dimension, "rows": self.rows})
 

@@ -155,11 +155,21 @@ def render_prompt_summary(previous: TrajectoryEntry, current: TrajectoryEntry) -
 
 _TAGGED = re.compile(r"<START>(.*?)(?:<END>|</END>|$)", re.DOTALL | re.IGNORECASE)
 _STRAY = re.compile(r"</?(?:START|END)>|" + re.escape(PLACEHOLDER), re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # control characters, except tab and newline
+_SPACES = re.compile(r"[ \t]{2,}")
 _QUOTES = "\"'“”‘’`"
 
 
-def parse_candidate(reply: str, *, require_tags: bool = False) -> str | None:
-    """Extract the prompt from an optimizer reply; None when nothing usable is left."""
+def parse_candidate(reply: str | None, *, require_tags: bool = False) -> str | None:
+    """Extract the prompt from an optimizer reply; None when nothing usable is left.
+
+    Replies of every shape are handled without raising: empty or whitespace-only replies, tags
+    with nothing (or only the `<Prompt>` placeholder) between them, a reply cut off after
+    `<START>`, control characters. A reply without tags is kept whole (the original's
+    behaviour) unless `require_tags`; a very long one is not cut here: `max_prompt_words`
+    drops it, and one that does not fit the task model's context is scored 0 (evaluator)."""
+    if not reply:
+        return None
     match = _TAGGED.search(reply)
     if match:
         text = match.group(1)
@@ -167,7 +177,8 @@ def parse_candidate(reply: str, *, require_tags: bool = False) -> str | None:
         return None
     else:
         text = reply
-    text = _STRAY.sub("", text).replace("**", "").strip()
+    text = _STRAY.sub(" ", _CONTROL.sub("", text)).replace("**", "")
+    text = _SPACES.sub(" ", text).strip()
     if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
         text = text[1:-1].strip()
     if not text:

@@ -19,6 +19,8 @@ from gpo_local.tasks.answers import (
     AnswerRule,
     last_option_letter,
     rule_for,
+    rule_for_metric,
+    rouge_l,
     word_sorting_correct,
 )
 
@@ -110,9 +112,33 @@ def test_unknown_dataset_error_names_value_and_known_datasets():
         assert name in message
 
 
-def test_webnlg_error_points_to_rouge():
-    with pytest.raises(ValueError, match="ROUGE-L"):
-        rule_for("webnlg", "all")
+def test_webnlg_is_single_round_rouge_l_averaged_over_references():
+    rule = rule_for("webnlg", "webnlg")
+    assert rule.family == "rouge_l" and not rule.two_rounds and rule.followup("q") is None
+    # LCS "the cat sat" = 3 tokens: P = 3/3, R = 3/6 -> F = 2/3; the second reference shares nothing.
+    assert rule.score("  The cat sat.  ", ["The cat sat on the mat.", "A dog ran."]) == pytest.approx(1 / 3)
+    assert rule.score("The cat sat.", "the cat sat") == 1.0  # one reference as a string; case and "." ignored
+    assert rule.normalize("  Text with CASE.  ") == "Text with CASE."  # no normalization beyond stripping
+
+
+@pytest.mark.parametrize("hypothesis", ["", "   ", "...", "\n"])
+def test_rouge_l_of_an_empty_hypothesis_is_zero_not_a_crash(hypothesis):
+    assert rouge_l(hypothesis, ["Some reference."]) == 0.0
+    assert rouge_l("Something.", []) == 0.0
+
+
+def test_gsm8k_target_with_a_rationale_is_compared_by_its_final_number():
+    rule = rule_for("gsm8k", "gsm8k")
+    assert rule.score("The answer is 1,072.", "She pays 2 * 536 = 1072.\n#### 1,072") == 1.0
+    assert rule.score("72", 72) == 1.0 and rule.score("71", 72) == 0.0
+
+
+def test_metrics_by_name():
+    assert rule_for_metric("number", "t").family == "numeric" and rule_for_metric("number", "t").two_rounds
+    assert rule_for_metric("rouge-l", "t").family == "rouge_l"
+    assert rule_for_metric("WSC", "t").choice_range == "(A) and (B)"
+    with pytest.raises(ValueError, match="unknown metric 'bleu'; known metrics: exact, choice"):
+        rule_for_metric("bleu", "t")
 
 
 def test_unknown_bbh_task_error_names_value_and_known_tasks():

@@ -17,7 +17,10 @@ def run(*args):
 def test_unknown_task_is_one_line_and_exit_1():
     result = run("eval", "no-such-task", "--prompt", "x")
     assert result.exit_code == 1
-    assert result.output.strip() == "Error: unknown task 'no-such-task': not a built-in task (sentiment) nor a directory"
+    assert result.output.strip() == (
+        "Error: unknown task 'no-such-task': not a built-in task (sentiment), nor an existing directory or "
+        "jsonl/json/csv/parquet file; directories whose answer rules are known: bbh/<task>, mmlu/<subject>, gsm8k, "
+        "wsc, webnlg; a Hugging Face dataset is written hf:<id>")
 
 
 def test_missing_split_fails_before_any_model_loads(tmp_path):

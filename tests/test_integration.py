@@ -1,12 +1,7 @@
 """Integration tests with the real bundled GGUF (SmolLM2-135M-Instruct) and the real embedder."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import socket
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -158,45 +153,4 @@ def test_eval_on_a_gpo_layout_directory():
     assert missing.exit_code == 1 and "test.jsonl not found" in missing.output
 
 
-def _optimize_command(run_dir):
-    return [sys.executable, "-m", "gpo_local.cli", "optimize", "sentiment", "--steps", "2", "--candidates", "2",
-            "--dev-limit", "6", "--test-limit", "4", "--threads", "2", "--n-ctx", "2048", "--parallel", "8",
-            "--run-dir", str(run_dir), "--quiet"]
-
-
-def _trajectory(run_dir):
-    """The records without wall-clock seconds (the only field two runs need not share)."""
-    records = [json.loads(line) for line in (run_dir / "trajectory.jsonl").read_text().splitlines()]
-    for record in records:
-        record.get("usage", {}).pop("seconds", None)
-    return records
-
-
-def test_sigkill_mid_step_then_resume_gives_the_uninterrupted_trajectory(tmp_path):
-    whole = tmp_path / "whole"
-    env = dict(os.environ, GPO_LOCAL_HOME=str(tmp_path / "home-whole"))
-    subprocess.run(_optimize_command(whole), env=env, check=True, capture_output=True, timeout=600)
-
-    killed = tmp_path / "killed"
-    env = dict(os.environ, GPO_LOCAL_HOME=str(tmp_path / "home-killed"))
-    process = subprocess.Popen(_optimize_command(killed), env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    log = killed / "trajectory.jsonl"
-    while time.time() < deadline and not (log.exists() and log.read_text().count("\n") >= 1):
-        time.sleep(0.2)
-    time.sleep(1.5)  # into step 0: the optimizer call or the candidates' scoring
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    kinds = [r["kind"] for r in _trajectory(killed)]
-    assert kinds[0] == "init" and "step" not in kinds  # killed inside step 0
-    assert not (killed / "result.json").exists()
-    resumed = subprocess.run(_optimize_command(killed) + ["--resume"], env=env, capture_output=True, text=True,
-                             timeout=600)
-    assert resumed.returncode == 0, resumed.stderr
-    assert _trajectory(killed) == _trajectory(whole)
-    a, b = (json.loads((d / "result.json").read_text()) for d in (whole, killed))
-    assert (a["final"], a["final_test"]) == (b["final"], b["final_test"])
-    # The budget counters survive the kill: memo hits count, so the totals are the same.
-    for key in ("optimizer_calls", "dev_scorings", "task_generations", "task_tokens", "optimizer_tokens"):
-        assert a[key] == b[key], key
+# Kill-and-resume at named points: tests/test_faults.py.

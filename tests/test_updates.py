@@ -15,9 +15,22 @@ from gpo_local.updates import dedupe_ordered, parse_candidate, render_update, wo
     ("<START>   <END>", None),
     ("", None),
     ("   \n ", None),
+    (None, None),
+    ("<START><Prompt><END>", None),
+    ("<START> <Prompt> </END>", None),
+    ("<START>Answer <Prompt> briefly.<END>", "Answer briefly."),
+    ("<START>", None),
+    ("<START>\x00\x1b[31mBe\x07 exact.<END>", "[31mBe exact."),
 ])
 def test_parse_candidate(reply, expected):
     assert parse_candidate(reply) == expected
+
+
+def test_parse_keeps_a_reply_of_thousands_of_words_for_the_caller_to_judge():
+    reply = "word " * 5000
+    assert len(parse_candidate(reply).split()) == 5000
+    assert len(parse_candidate(f"<START>{reply}<END> and then more").split()) == 5000
+    assert parse_candidate(reply, require_tags=True) is None
 
 
 def test_parse_requires_tags_when_asked():

@@ -130,6 +130,10 @@ class LlamaCppModel:
         """Tokens of a reply, for the budget counters (optimizer.CountingLLM)."""
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
 
+    def fits(self, conversation: Conversation) -> bool:
+        """Whether the conversation leaves room for at least one new token in the context."""
+        return len(self.tokens(conversation)) < self.n_ctx
+
     def check_fits(self, n_prompt: int, max_tokens: int) -> int:
         """The number of new tokens allowed; a prompt that leaves no room is an error."""
         if n_prompt >= self.n_ctx:
@@ -149,15 +153,14 @@ class LlamaCppModel:
         """Every call goes through the batched decoder, even a single conversation: one code
         path means a seeded sample or a greedy answer does not depend on how many other
         conversations shared the call (sampling draws from a per-request numpy generator)."""
-        from .batched import GenerationRequest
-
         seeds = list(seeds) if seeds is not None else [None] * len(conversations)
-        requests = []
-        for conversation, seed in zip(conversations, seeds):
-            tokens = self.tokens(conversation)
-            requests.append(GenerationRequest(tokens=tokens, max_tokens=self.check_fits(len(tokens), max_tokens),
-                                              stop=tuple(stop), temperature=temperature,
-                                              seed=seed if seed is not None else 0))
+        if temperature > 0:
+            # A sampled reply must depend on its conversation and seed only, not on what this
+            # process decoded before: KV prefixes reused from earlier calls were computed in other
+            # batches and differ in the last bits, which is enough to change a sample. Without
+            # this, a resumed run (whose earlier calls were memo hits) samples other candidates.
+            self.decoder.reset()
+        requests = [self._request(c, max_tokens, temperature, seed, stop) for c, seed in zip(conversations, seeds)]
         return [completion.text for completion in self.decoder.generate(requests)]
 
     def _request(self, conversation: Conversation, max_tokens: int, temperature: float,
@@ -190,6 +193,7 @@ class LlamaCppModel:
         finals = self.decoder.generate(requests, follow_up=chain)
         return [(first_replies[i], completion.text if i in with_second else None)
                 for i, completion in enumerate(finals)]
+
 
 def load_models(task_spec: str, optimizer_spec: str, *, n_ctx: int, n_threads: int | None,
                 n_gpu_layers: int, parallel: int = 16) -> tuple[LlamaCppModel, LlamaCppModel]:

@@ -46,9 +46,28 @@ Own decisions where the specification is silent:
   * the truth-value match depends on the target alone, so it applies to every
     family that reaches the generic comparison (including "exact");
   * dataset and task names are matched case-insensitively;
-  * the follow-up messages are this project's own wording.
+  * the follow-up messages are this project's own wording;
+  * a numeric target holding a GSM8K rationale ("... #### 72", as in the
+    Hugging Face ``gsm8k`` dataset) is compared by what follows its last "#### ".
 
-Standard library only.
+WebNLG (GPO_SPEC 4.6, 8.12) is single-round and unnormalized: the stripped raw
+reply is the hypothesis, and its score is the ROUGE-L F-measure *averaged* (not
+maximized) over the item's references. The score uses Google's maintained
+``rouge-score`` package (``RougeScorer(["rougeL"])``, no stemming) instead of
+the unmaintained ``rouge==1.0.1`` the paper used. The differences, so that
+numbers are read correctly (ours are not bit-for-bit comparable with the
+paper's 42.51):
+  * rouge-score lower-cases and keeps only ``[a-z0-9]`` runs as tokens, so it
+    is case-insensitive, ignores punctuation and drops other letters ("São"
+    gives the two tokens "s" and "o");
+    rouge 1.0.1 splits on whitespace, is case-sensitive and keeps punctuation
+    attached ("Paris." and "Paris" differ);
+  * rouge-score's ``rougeL`` is the sentence-level LCS of the two token lists
+    with repeated words counted; rouge 1.0.1 splits both texts into sentences on
+    "." and computes the summary-level union-LCS, with its default
+    ``exclusive=True`` counting *unique* words (sets);
+  * an empty hypothesis (or one made of periods) scores 0 here; rouge 1.0.1
+    raises ValueError, which crashed the original run (GPO_SPEC 4.6, 8.12).
 """
 
 from __future__ import annotations
@@ -68,8 +87,9 @@ BOOLEAN = "boolean"
 DYCK = "dyck"
 WORD_SORTING = "word_sorting"
 EXACT = "exact"  # the "generic" dataset: plain (case-insensitive) equality
+ROUGE_L = "rouge_l"  # WebNLG: ROUGE-L F averaged over the references, a fraction in [0, 1]
 
-FAMILIES = (MULTIPLE_CHOICE, NUMERIC, BOOLEAN, DYCK, WORD_SORTING, EXACT)
+FAMILIES = (MULTIPLE_CHOICE, NUMERIC, BOOLEAN, DYCK, WORD_SORTING, EXACT, ROUGE_L)
 
 _BBH_MULTIPLE_CHOICE = (
     "date_understanding",
@@ -109,9 +129,8 @@ BBH_TASKS: dict[str, str] = {
     "word_sorting": WORD_SORTING,
 }
 
-#: Datasets ``rule_for`` knows. WebNLG is absent on purpose: it is scored by
-#: ROUGE-L on the raw answer, not by these rules.
-DATASETS = ("bbh", "mmlu", "gsm8k", "wsc", "generic")
+#: Datasets ``rule_for`` knows.
+DATASETS = ("bbh", "mmlu", "gsm8k", "wsc", "webnlg", "generic")
 
 MMLU_CHOICE_RANGE = "(A) and (D)"
 WSC_CHOICE_RANGE = "(A) and (B)"
@@ -351,11 +370,38 @@ def generic_correct(prediction: str, target: str) -> bool:
 def answer_is_correct(prediction: str, target: object, family: str) -> bool:
     """Judge a normalized prediction against a target (any type, via ``str``)."""
     target = str(target)
+    if family == NUMERIC and _GSM8K_MARKER in target:
+        target = target.rsplit(_GSM8K_MARKER, 1)[-1].replace(",", "").strip()
     if family == DYCK:
         return dyck_correct(prediction, target)
     if family == WORD_SORTING:
         return word_sorting_correct(prediction, target)
     return generic_correct(prediction, target)
+
+
+# ---------------------------------------------------------------------------
+# ROUGE-L for WebNLG (GPO_SPEC 4.6; differences from rouge 1.0.1 in the module docstring)
+# ---------------------------------------------------------------------------
+
+_ROUGE_SCORER = None
+
+
+def rouge_l(hypothesis: str, references: object) -> float:
+    """ROUGE-L F of ``hypothesis`` averaged over ``references`` (a list, or one string).
+
+    An empty hypothesis or reference list scores 0.0 instead of raising."""
+    global _ROUGE_SCORER
+    if isinstance(references, str):
+        references = [references]
+    references = [str(r) for r in references or ()]
+    if not hypothesis.strip() or not references:
+        return 0.0
+    if _ROUGE_SCORER is None:
+        from rouge_score import rouge_scorer  # imported lazily: it pulls in nltk
+
+        _ROUGE_SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    scores = [_ROUGE_SCORER.score(reference, hypothesis)["rougeL"].fmeasure for reference in references]
+    return sum(scores) / len(scores)
 
 
 # ---------------------------------------------------------------------------
@@ -433,16 +479,26 @@ class AnswerRule:
         return "So, what is your final answer? Reply with the answer only."
 
     def normalize(self, raw: str) -> str:
-        """The short answer parsed from a reply (GPO_SPEC 4.4)."""
+        """The short answer parsed from a reply (GPO_SPEC 4.4); ROUGE-L only strips it."""
+        if self.family == ROUGE_L:
+            return raw.strip()
         return normalize_answer(raw, self.family)
 
     def is_correct(self, prediction: str, target: object) -> bool:
-        """Whether a normalized prediction matches the target (GPO_SPEC 4.5)."""
-        return answer_is_correct(prediction, target, self.family)
+        """Whether a normalized prediction matches the target (GPO_SPEC 4.5); for ROUGE-L,
+        whether it matches one reference exactly (ROUGE-L 1)."""
+        return self.grade(prediction, target) == 1.0
+
+    def grade(self, prediction: str, target: object) -> float:
+        """The score of a normalized prediction: 0/1 for exact-match families, the ROUGE-L
+        F averaged over the references for ROUGE_L."""
+        if self.family == ROUGE_L:
+            return rouge_l(prediction, target)
+        return 1.0 if answer_is_correct(prediction, target, self.family) else 0.0
 
     def score(self, raw_answer: str, target: object) -> float:
-        """1.0 if the raw reply, once normalized, is correct; else 0.0."""
-        return 1.0 if self.is_correct(self.normalize(raw_answer), target) else 0.0
+        """The score of a raw reply: normalized, then graded."""
+        return self.grade(self.normalize(raw_answer), target)
 
 
 def rule_for(dataset: str, task: str) -> AnswerRule:
@@ -468,7 +524,32 @@ def rule_for(dataset: str, task: str) -> AnswerRule:
         return AnswerRule(MULTIPLE_CHOICE, True, WSC_CHOICE_RANGE, name)
     if key == "gsm8k":
         return AnswerRule(NUMERIC, True, None, name)
+    if key == "webnlg":
+        return AnswerRule(ROUGE_L, False, None, name)
     if key == "generic":
         return AnswerRule(EXACT, False, None, name)
-    hint = " (webnlg is scored with ROUGE-L, not by answer rules)" if key == "webnlg" else ""
-    raise ValueError(f"unknown dataset {dataset!r}{hint}; known datasets: {', '.join(DATASETS)}")
+    raise ValueError(f"unknown dataset {dataset!r}; known datasets: {', '.join(DATASETS)}")
+
+
+#: Metrics a user can name for a task of their own (``--metric``): each is an answer rule.
+#: "choice" derives the option range from each question; "number", "yes-no", "choice" ask a
+#: second round (GPO_SPEC 4.3); "exact" and "rouge-l" score the first reply as it is.
+METRICS = {
+    "exact": (EXACT, False),
+    "choice": (MULTIPLE_CHOICE, True),
+    "number": (NUMERIC, True),
+    "yes-no": (BOOLEAN, True),
+    "rouge-l": (ROUGE_L, False),
+}
+
+
+def rule_for_metric(metric: str, task: str) -> AnswerRule:
+    """The answer rule of a metric name (``METRICS``) or of a dataset name (``DATASETS``)."""
+    key = str(metric).strip().lower()
+    if key in METRICS:
+        family, two_rounds = METRICS[key]
+        return AnswerRule(family, two_rounds, None, task)
+    if key in DATASETS and key != "bbh":
+        return rule_for(key, task)
+    known = ", ".join([*METRICS, *(d for d in DATASETS if d != "bbh")])
+    raise ValueError(f"unknown metric {metric!r}; known metrics: {known}")

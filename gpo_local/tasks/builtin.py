@@ -52,8 +52,11 @@ class LabelRule:
     def is_correct(self, prediction: str, target) -> bool:
         return prediction == str(target).strip().lower()
 
+    def grade(self, prediction: str, target) -> float:
+        return float(self.is_correct(prediction, target))
+
     def score(self, raw: str, target) -> float:
-        return float(self.is_correct(self.normalize(raw), target))
+        return self.grade(self.normalize(raw), target)
 
 
 SENTIMENT_RULE = LabelRule(labels=("positive", "negative"))

