@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import faults
-from .backends import LLM, Conversation, as_messages
+from .backends import LLM, Conversation, WrappedLLM, as_messages
 
 
 def memo_key(fingerprint: str, conversation: Conversation, *, max_tokens: int, temperature: float,
@@ -103,23 +103,14 @@ class Memo:
         self.db.close()
 
 
-class MemoizedLLM:
+class MemoizedLLM(WrappedLLM):
     """An LLM that answers from the memo where it can and asks the wrapped model for the rest.
     `hits` and `misses` count generations, for reports and tests."""
 
     def __init__(self, llm: LLM, memo: Memo):
-        self.llm, self.memo = llm, memo
+        super().__init__(llm)
+        self.memo = memo
         self.hits = self.misses = 0
-
-    @property
-    def fingerprint(self) -> str:
-        return self.llm.fingerprint
-
-    def __getattr__(self, name):
-        # Everything else (fits, n_ctx, path...) is the wrapped model's.
-        if name == "llm":
-            raise AttributeError(name)
-        return getattr(self.llm, name)
 
     def generate(self, conversations, *, max_tokens, temperature=0.0, seeds=None, stop=()):
         seeds = list(seeds) if seeds is not None else [None] * len(conversations)

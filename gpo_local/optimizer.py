@@ -52,7 +52,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Sequence
 
-from .backends import LLM
+from .backends import LLM, WrappedLLM
 from .core import Candidate, Example, RunResult, TrajectoryEntry
 from .directions import GradientEntry, canonical_selection, get_selector
 from .errors import ConfigError
@@ -243,28 +243,16 @@ def within_budget(costs: Sequence[int], total: int) -> list[int]:
     return kept
 
 
-class CountingLLM:
+class CountingLLM(WrappedLLM):
     """Counts the generations requested from an LLM and the tokens of their replies (memo hits
     included). Tokens are counted with the model's tokenizer when it has one (`count_tokens`,
     looked up through wrappers), else as whitespace-separated words (the fakes)."""
 
     def __init__(self, llm: LLM):
-        self.llm = llm
+        super().__init__(llm)
         self.calls = self.tokens = 0
-        inner = llm
-        while inner is not None and not hasattr(inner, "count_tokens"):
-            inner = getattr(inner, "llm", None)
-        self._count = inner.count_tokens if inner is not None else (lambda text: len(text.split()))
-
-    @property
-    def fingerprint(self) -> str:
-        return self.llm.fingerprint
-
-    def __getattr__(self, name):
-        # Everything else (fits, n_ctx, path...) is the wrapped model's.
-        if name == "llm":
-            raise AttributeError(name)
-        return getattr(self.llm, name)
+        # Wrappers pass attribute lookups through, so this finds the model's own tokenizer.
+        self._count = getattr(llm, "count_tokens", None) or (lambda text: len(text.split()))
 
     def generate(self, conversations, **kwargs) -> list[str]:
         replies = self.llm.generate(conversations, **kwargs)

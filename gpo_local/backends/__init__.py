@@ -34,6 +34,24 @@ class LLM(Protocol):
         ...
 
 
+class WrappedLLM:
+    """Base of the wrappers around an LLM (memo cache, budget counters): the fingerprint, and
+    every attribute a wrapper does not define itself (fits, n_ctx, path, count_tokens...), are
+    the wrapped model's."""
+
+    def __init__(self, llm: LLM):
+        self.llm = llm
+
+    @property
+    def fingerprint(self) -> str:
+        return self.llm.fingerprint
+
+    def __getattr__(self, name):
+        if name == "llm":  # not set yet: no recursion
+            raise AttributeError(name)
+        return getattr(self.llm, name)
+
+
 FollowUp = Callable[[int, str], Optional[Conversation]]  # (index, first reply) -> second turn or None
 
 
