@@ -49,14 +49,6 @@ class Evaluator:
         fits = getattr(self.llm, "fits", None)  # a backend without a context limit has no fits()
         return True if fits is None else fits(conversation)
 
-    def _generate(self, conversations, max_tokens: int) -> tuple[list[str], list[bool]]:
-        """Replies to the conversations that fit the context ("" for the others), and which fit."""
-        fitting = [self._fits(c) for c in conversations]
-        asked = [c for c, ok in zip(conversations, fitting) if ok]
-        replies = iter(self.llm.generate(asked, max_tokens=max_tokens, temperature=0.0) if asked else [])
-        self.generations += len(asked)
-        return [next(replies) if ok else "" for ok in fitting], fitting
-
     def _pairs(self, prompts: Sequence[str], examples: Sequence[Example]) -> list[tuple[int, int]]:
         if self.position == "Q_end":
             return [(p, e) for e in range(len(examples)) for p in range(len(prompts))]
@@ -66,30 +58,31 @@ class Evaluator:
         rule = self.task.rule
         first_limit, second_limit = self.task.max_tokens
         asks = [assemble(prompts[p], examples[e].input, self.position) for p, e in pairs]
-        if rule.two_rounds:
-            # Both rounds as one chain (backends.two_rounds). A pair whose first or second turn
-            # does not fit the context is not sent (or not continued) and is flagged too long.
-            fit = [self._fits(a) for a in asks]
-            sent = [i for i, ok in enumerate(fit) if ok]
+        # Both rounds as one chain (backends.two_rounds); a single-round task simply has no second
+        # turn. A pair whose first or second turn does not fit the context is not sent (or not
+        # continued) and is flagged too long.
+        fit = [self._fits(a) for a in asks]
+        sent = [i for i, ok in enumerate(fit) if ok]
 
-            def second_turn(j: int, answer: str):
-                i = sent[j]
-                conversation = [{"role": "user", "content": asks[i]}, {"role": "assistant", "content": answer.strip()},
-                                {"role": "user", "content": rule.followup(examples[pairs[i][1]].input)}]
-                if not self._fits(conversation):
-                    fit[i] = False
-                    return None
-                return conversation
+        def second_turn(j: int, answer: str):
+            if not rule.two_rounds:
+                return None
+            i = sent[j]
+            conversation = [{"role": "user", "content": asks[i]}, {"role": "assistant", "content": answer.strip()},
+                            {"role": "user", "content": rule.followup(examples[pairs[i][1]].input)}]
+            if not self._fits(conversation):
+                fit[i] = False
+                return None
+            return conversation
 
-            replies = two_rounds(self.llm, [asks[i] for i in sent], second_turn,
-                                 max_tokens=(first_limit, second_limit)) if sent else []
-            first, finals = [""] * len(asks), [""] * len(asks)
-            for i, (a1, a2) in zip(sent, replies):
-                first[i], finals[i] = a1, a2 if a2 is not None else ""
-            self.generations += len(sent) + sum(a2 is not None for _, a2 in replies)
-        else:
-            first, fit = self._generate(asks, first_limit)
-            finals = list(first)
+        replies = two_rounds(self.llm, [asks[i] for i in sent], second_turn,
+                             max_tokens=(first_limit, second_limit)) if sent else []
+        first, finals = [""] * len(asks), [""] * len(asks)
+        for i, (a1, a2) in zip(sent, replies):
+            # The last reply is judged: the second turn's, or the first's for single-round tasks
+            # (a second turn that did not fit is flagged above and never judged).
+            first[i], finals[i] = a1, a1 if a2 is None else a2
+        self.generations += len(sent) + sum(a2 is not None for _, a2 in replies)
         outcomes = []
         for (p, e), a1, a2, ok in zip(pairs, first, finals, fit):
             if not ok:
