@@ -1,7 +1,19 @@
 """gpo-local: the GPO prompt optimizer (Tang et al., 2024) on local GGUF models, offline.
 
-Heavy dependencies (llama-cpp-python, torch, faiss) are imported lazily by the modules that
-need them, so that `import gpo_local` and the pure strategy modules stay cheap.
+The Python API (api.py): `optimize`, `evaluate`, `load_task`, and the `RunResult` that
+`optimize` returns. Heavy dependencies (llama-cpp-python, torch, faiss) are imported lazily by
+the modules that need them, so that `import gpo_local` and the pure strategy modules stay cheap.
 """
 
 __version__ = "0.1.0"
+__all__ = ["optimize", "evaluate", "load_task", "RunResult", "GpoError", "ConfigError", "DataError", "ModelError"]
+
+from .errors import ConfigError, DataError, GpoError, ModelError
+
+
+def __getattr__(name):
+    if name in ("optimize", "evaluate", "load_task", "RunResult"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'gpo_local' has no attribute {name!r}")

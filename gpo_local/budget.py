@@ -1,4 +1,5 @@
-"""What a configuration will cost, before it runs (`optimize --dry-run`).
+"""Budget arithmetic: the optimizer calls each step may make, GPO's reference budget that every
+method fits into, and what a configuration will cost before it runs (`optimize --dry-run`).
 
 The formula of GPO_SPEC section 7, adapted to this implementation:
 
@@ -22,10 +23,48 @@ from a short measured rate: a few real first-round task generations and optimize
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Sequence
 
-from .optimizer import GPOConfig
+from .config import HEADLINE_SWITCHES, GPOConfig
 from .tasks import Task
+
+
+def fill(total: int, per_step: int) -> list[int]:
+    """Steps of `per_step` optimizer calls within `total`, the last one partial."""
+    steps = [per_step] * (total // per_step)
+    return steps + [total % per_step] if total % per_step else steps
+
+
+def gpo_step_costs(config: GPOConfig) -> list[int]:
+    """Upper bound of GPO's optimizer calls at each step: C candidates, plus one feedback
+    gradient, plus one real-time momentum update from the second step on."""
+    costs = []
+    for step in range(config.steps):
+        cost = config.candidates + (config.gradient == "feedback")
+        if config.momentum != "none" and config.momentum_update == "real-time" and step > 0:
+            cost += 1
+        costs.append(cost)
+    return costs
+
+
+def reference_calls(config: GPOConfig) -> int:
+    """The optimizer-call budget of a configuration: what GPO makes under it. A baseline gets
+    GPO's budget under the headline switches (baselines take no switches; SGDM is a preset)."""
+    if config.method != "gpo":
+        config = replace(config, method="gpo", **HEADLINE_SWITCHES)
+    return sum(gpo_step_costs(config))
+
+
+def within_budget(costs: Sequence[int], total: int) -> list[int]:
+    """The longest prefix of `costs` whose sum fits in `total`."""
+    kept, used = [], 0
+    for cost in costs:
+        if used + cost > total:
+            break
+        kept.append(cost)
+        used += cost
+    return kept
 
 
 @dataclass(frozen=True)
@@ -54,7 +93,7 @@ def estimate(config: GPOConfig, task: Task) -> Estimate:
     n_dev = len(task.split("eval", config.dev_limit))
     n_test = len(task.split("test", config.test_limit)) if "test" in task.splits else 0
     scored = 1 + sum(method.scored_per_step(config, cost, step) for step, cost in enumerate(plan))
-    trains = method.needs_train or config.gradient == "feedback"
+    trains = method.trains(config)
     batch = min(config.train_batch, len(task.split("train"))) if trains else 0
     train_scorings = batch * len(plan)
     test_scorings = 2 * n_test

@@ -14,70 +14,18 @@ from pathlib import Path
 
 import click
 
+from .cli_options import declared_options, optimize_options
+from .config import names
 from .errors import GpoError
 
-MODEL_OPTIONS = [
-    click.option("--task-model", default="smollm2-135m-instruct", show_default=True,
-                 help="Catalog name or GGUF path of the model that answers the task."),
-    click.option("--n-ctx", type=click.IntRange(min=256), default=4096, show_default=True, help="Context size in tokens."),
-    click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all, up to 8)."),
-    click.option("--n-gpu-layers", type=int, default=0, show_default=True,
-                 help="Layers offloaded to the GPU (-1: all); needs a CUDA or Metal build of llama-cpp-python."),
-    click.option("--parallel", type=click.IntRange(min=1), default=16, show_default=True,
-                 help="Sequences decoded together (each holds up to --n-ctx tokens of KV cache)."),
-    click.option("--no-cache", is_flag=True, help="Do not read or write the generation memo cache."),
-]
-
-
-def model_options(func):
-    for option in reversed(MODEL_OPTIONS):
-        func = option(func)
-    return func
-
-
-def _parse_splits(ctx, param, value):
-    if not value:
-        return None
-    mapping = {}
-    for item in value.split(","):
-        role, sep, name = item.partition("=")
-        if not sep or not role.strip() or not name.strip():
-            raise click.BadParameter(f"{item!r} is not ROLE=NAME (e.g. eval=validation,train=train)")
-        mapping[role.strip()] = name.strip()
-    return mapping
-
-
-def _metric_names():
-    from .tasks.answers import DATASETS, METRICS
-
-    return [*METRICS, *(d for d in DATASETS if d != "bbh")]
-
-
-TASK_OPTIONS = [
-    click.option("--input-field", default=None, help="Field (column) holding the question [default: input]."),
-    click.option("--target-field", default=None,
-                 help="Field (column) holding the answer [default: target, else output]."),
-    click.option("--metric", type=click.Choice(_metric_names(), case_sensitive=False), default=None,
-                 help="How answers are scored [default: from the folder name (bbh/<task>, mmlu/<subject>, gsm8k, "
-                      "wsc, webnlg), else exact]."),
-    click.option("--dataset-config", default=None, help="Configuration name of a Hugging Face dataset (hf:<id>)."),
-    click.option("--splits", "splits", callback=_parse_splits, default=None,
-                 help="Splits of a Hugging Face dataset, as ROLE=NAME,... "
-                      "[default: train=train,eval=validation,test=test,format=train]."),
-]
-TASK_KEYS = ("input_field", "target_field", "metric", "dataset_config", "splits")
-
-
-def task_options(func):
-    """TASK's loading options as plain options (optimize passes them on with the others)."""
-    for option in reversed(TASK_OPTIONS):
-        func = option(func)
-    return func
+# eval takes the task-model options only (no optimizer model, no embedder).
+model_options = declared_options("runtime", exclude=("optimizer_model", "embedder"))
+task_options = declared_options("task")
 
 
 def task_kwargs(options: dict) -> dict:
     """The task-loading options that were given, for tasks.load_task."""
-    kwargs = {key: options.get(key) for key in TASK_KEYS}
+    kwargs = {key: options.get(key) for key in names("task")}
     if kwargs["metric"]:
         kwargs["metric"] = kwargs["metric"].lower()
     return {key: value for key, value in kwargs.items() if value}
@@ -104,97 +52,15 @@ def main():
     """gpo-local: GPO prompt optimization on local GGUF models, offline."""
 
 
-def _memoized(llm, no_cache: bool):
-    if no_cache:
-        return llm
-    from .memo import Memo, MemoizedLLM
-    from .runs import home_dir
-
-    return MemoizedLLM(llm, Memo(home_dir() / "cache.sqlite"))
-
-
-def _describe_model(model) -> dict:
-    return {"path": str(model.path), "sha256": model.fingerprint}
-
-
-OPTIMIZE_OPTIONS = [
-    click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                 help="TOML file of optimize options (keys: option names, dashes or underscores); "
-                      "options given on the command line win."),
-    click.option("--method", default=None,
-                 help="gpo, sgdm (a preset of the switches), or a baseline: empty, cot, ape, apo, opro, pe2 "
-                      "[default: gpo]."),
-    click.option("--gradient", default=None, help="none | feedback (problems behind a train minibatch's wrong "
-                                                  "answers) [default: none]."),
-    click.option("--momentum", default=None, help="none | para (over prompts) | feedback (over gradients) "
-                                                  "[default: para]."),
-    click.option("--selection", default=None, help="recency | relevance | importance: which k items a k-list "
-                                                   "shows [default: relevance; alias relavance]."),
-    click.option("--momentum-update", default=None, help="k-list | real-time (an optimizer-written summary) "
-                                                         "[default: k-list]."),
-    click.option("--k", type=click.IntRange(min=0), default=None, help="Items in a k-list, in total [default: 3]."),
-    click.option("--update", default=None, help="generate | edit | generate-without | edit-without (the "
-                                                "gradient section) [default: generate-without]."),
-    click.option("--schedule", default=None, help="Step size in words: none | fixed | linear | cosine "
-                                                  "[default: cosine; alias consine]."),
-    click.option("--lr-init", type=click.IntRange(min=1), default=None, help="Initial step size in words [default: 50]."),
-    click.option("--lr-final", type=click.IntRange(min=0), default=None, help="Final step size in words [default: 10]."),
-    click.option("--warmup", type=click.IntRange(min=0), default=None, help="Warmup steps of the schedule [default: 0]."),
-    click.option("--train-batch", type=click.IntRange(min=1), default=None,
-                 help="Train minibatch size (feedback gradient, APO, PE2) [default: 8]."),
-    click.option("--max-optimizer-calls", type=click.IntRange(min=0), default=None,
-                 help="Stop before a step that would exceed this many optimizer calls (resumable)."),
-    click.option("--max-task-tokens", type=click.IntRange(min=0), default=None,
-                 help="Stop at the first step boundary after the task model generated this many tokens (resumable)."),
-    click.option("--time-limit", type=click.FloatRange(min=0), default=None,
-                 help="Stop at the first step boundary after this many seconds (resumable)."),
-    click.option("--dry-run", is_flag=True,
-                 help="Print the generations and optimizer calls the configuration will make and an estimated "
-                      "wall time (from a few timed generations), then exit without creating a run."),
-]
-
-
-def optimize_options(func):
-    for option in reversed(OPTIMIZE_OPTIONS):
-        func = option(func)
-    return func
-
-
 @main.command(epilog=TASK_HELP)
 @click.argument("task")
-@task_options
-@model_options
-@click.option("--optimizer-model", default=None, help="Catalog name or GGUF path (default: the task model).")
-@click.option("--embedder", default="all-minilm-l6-v2", show_default=True,
-              help="Catalog name, local path or locally cached sentence-transformers model.")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Optimization steps (default: 3 epochs of the train split in batches of 8, as in GPO).")
-@click.option("--candidates", type=click.IntRange(min=1), default=None, help="Candidates per step [default: 8].")
-@click.option("--optimizer-max-tokens", type=click.IntRange(min=1), default=None,
-              help="Token limit of each optimizer reply [default: 512].")
-@click.option("--max-prompt-words", type=click.IntRange(min=1), default=None,
-              help="Drop candidates longer than this many words [default: no limit].")
-@click.option("--dev-limit", type=click.IntRange(min=1), default=None, help="Score on the first N dev questions only.")
-@click.option("--test-limit", type=click.IntRange(min=1), default=None, help="Test on the first N test questions only.")
-@click.option("--test-holdout", type=click.IntRange(min=1), default=None,
-              help="For a task without a test split: hold out its last N dev examples as the test split.")
-@click.option("--initial-prompt", default=None, help="Starting prompt (default: the task's).")
-@click.option("--position", type=click.Choice(["Q_end", "Q_begin", "A_begin"]), default="Q_end", show_default=True,
-              help="Where the instruction goes relative to the question.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Run directory (default: a new folder under $GPO_LOCAL_HOME/runs).")
-@click.option("--resume", is_flag=True,
-              help="Continue the run in --run-dir from its last complete step, with its saved task and options "
-                   "(budget limits may be raised).")
-@click.option("--quiet", is_flag=True, help="No progress output.")
 @optimize_options
 @click.pass_context
 def optimize(ctx, task, config_file, resume, dry_run, **options):
     """Optimize the instruction for TASK."""
     from click.core import ParameterSource
 
-    from .runs import read_json
+    from .runs import RunDir
     from .settings import merge, resolve, resolve_resume
 
     explicit = {name for name in options
@@ -203,14 +69,13 @@ def optimize(ctx, task, config_file, resume, dry_run, **options):
         values, _ = merge(options, explicit, config_file)
         if not values.get("run_dir"):
             raise click.UsageError("--resume needs --run-dir (the run to continue)")
-        run_dir = Path(values["run_dir"])
-        saved = read_json(run_dir / "config.json")
-        result_path = run_dir / "result.json"
-        if result_path.exists() and read_json(result_path).get("stopped", "completed") == "completed":
+        run = RunDir(Path(values["run_dir"]))
+        saved = run.saved_config()
+        if run.is_complete():
             click.echo("the run is complete; nothing to resume", err=True)
-            _print_result(read_json(result_path), run_dir)
+            _print_result(run.saved_result(), run.path)
             return
-        settings = resolve_resume(run_dir, saved, options, explicit, config_file)
+        settings = resolve_resume(run.path, saved, options, explicit, config_file)
     else:
         saved = None
         settings = resolve(task, options, explicit, config_file)
@@ -231,81 +96,9 @@ def _dry_run(settings) -> None:
 
 
 def _run_optimize(settings, saved: dict | None) -> None:
-    from .backends.llama_cpp import load_models
-    from .embeddings import SentenceTransformerEmbedder, resolve_embedder
-    from .methods import get_method
-    from .optimizer import reference_calls
-    from .progress import Progress, generated_tokens
-    from .runs import JsonlLog, new_run_dir, package_versions, write_json_atomic
-    from .settings import describe
-    from .trajectory import TrajectoryIndex
+    from .api import run_settings
 
-    resume = saved is not None
-    config, runtime, loaded_task = settings.config, settings.runtime, settings.task
-    run_dir = settings.run_dir or new_run_dir(loaded_task.name)
-    if not resume and (run_dir / "trajectory.jsonl").exists():
-        raise GpoError(f"{run_dir} already holds a run; use --resume to continue it or choose another --run-dir")
-    method_class = get_method(config.method)
-    ui = Progress(settings.quiet, events_path=run_dir / "events.jsonl")
-    ui.note(f"run directory: {run_dir}")
-    resolve_embedder(runtime["embedder"])  # a missing embedder fails before any model loads
-    task_model, optimizer_model = runtime["task_model"], runtime["optimizer_model"] or runtime["task_model"]
-    task_llm, optimizer_llm = load_models(task_model, optimizer_model, n_ctx=runtime["n_ctx"],
-                                          n_threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],
-                                          parallel=runtime["parallel"])
-    ui.count_tokens(generated_tokens(task_llm, optimizer_llm))
-    embed = SentenceTransformerEmbedder(runtime["embedder"])
-    models = {"task": {"spec": task_model, **_describe_model(task_llm)},
-              "optimizer": {"spec": optimizer_model, **_describe_model(optimizer_llm)},
-              "embedder": {"spec": runtime["embedder"], "path": embed.source, "fingerprint": embed.fingerprint}}
-    record = {
-        "task": settings.task_spec, "task_source": loaded_task.source, "task_options": loaded_task.options,
-        "method": config.method, **describe(settings),
-        "initial_prompt": settings.initial_prompt, "models": models,
-        "settings": {"n_ctx": runtime["n_ctx"], "threads": task_llm.n_threads, "n_gpu_layers": runtime["n_gpu_layers"],
-                     "parallel": runtime["parallel"], "cache": not runtime["no_cache"]},
-        "versions": package_versions(), "command": sys.argv,
-    }
-    if resume:
-        for role in ("task", "optimizer"):
-            if saved["models"][role]["sha256"] != models[role]["sha256"]:
-                raise GpoError(f"{role} model {models[role]['path']} has changed since the run started "
-                               f"(sha256 {models[role]['sha256'][:12]} != {saved['models'][role]['sha256'][:12]})")
-        # Only the limits may change on resume; keep the record of them current.
-        write_json_atomic(run_dir / "config.json", {**saved, "limits": record["limits"]})
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / "config.json", {**record, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    cached_task = _memoized(task_llm, runtime["no_cache"])
-    cached_optimizer = cached_task if optimizer_llm is task_llm else _memoized(optimizer_llm, runtime["no_cache"])
-    method = method_class(task=loaded_task, task_llm=cached_task, optimizer_llm=cached_optimizer,
-                          index=TrajectoryIndex(run_dir / "indexes", embed), config=config,
-                          log=JsonlLog(run_dir / "trajectory.jsonl"), initial_prompt=settings.initial_prompt,
-                          limits=settings.limits, on_event=ui.event, on_progress=ui.progress)
-    with ui:
-        ui.event("run_started", {"task": loaded_task.name, "run_dir": str(run_dir), "resumed": resume,
-                                 "steps": config.steps, "candidates": config.candidates,
-                                 "dev_questions": len(loaded_task.split("eval", config.dev_limit))})
-        result = method.run()
-    plan = method.plan()
-    summary = {
-        "task": loaded_task.name, "method": config.method,
-        "initial": asdict(result.initial), "final": asdict(result.final),
-        "initial_test": result.initial_test, "final_test": result.final_test,
-        **{key: result.usage[key] for key in ("task_generations", "dev_scorings", "optimizer_calls", "task_tokens",
-                                              "optimizer_tokens")},
-        "seconds": round(result.usage["seconds"], 1), "stopped": result.stopped,
-        # The budget this method planned within GPO's under the same config (see methods/__init__.py).
-        "budget": {"steps_planned": len(plan), "steps_done": len(result.trajectory) - 1,
-                   "optimizer_calls_planned": sum(plan), "reference_optimizer_calls": reference_calls(config)},
-        # Per-example test outcomes of the initial and the final prompt (for reports).
-        "test_outcomes": {role: [asdict(o) for o in r.outcomes] if r else None
-                          for role, r in (("initial", result.initial_test_result),
-                                          ("final", result.final_test_result))},
-    }
-    write_json_atomic(run_dir / "result.json", summary)
-    ui.finish({key: summary[key] for key in ("initial", "final", "initial_test", "final_test", "seconds", "stopped")
-               if key in summary})
+    summary, run_dir, _ = run_settings(settings, saved)
     _print_result(summary, run_dir)
 
 
@@ -338,6 +131,7 @@ def _print_result(summary: dict, run_dir: Path) -> None:
 def eval_command(task, prompt, split, limit, position, as_json, quiet, events_path, task_model, n_ctx, threads,
                  n_gpu_layers, parallel, no_cache, **loading):
     """Score PROMPT on a split of TASK with the task model."""
+    from .api import memoized
     from .backends.llama_cpp import LlamaCppModel
     from .catalog import resolve_model
     from .evaluator import Evaluator
@@ -350,7 +144,7 @@ def eval_command(task, prompt, split, limit, position, as_json, quiet, events_pa
     model = LlamaCppModel(resolve_model(task_model), n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers,
                           parallel=parallel)
     ui = Progress(quiet or as_json, events_path=events_path, tokens=generated_tokens(model))
-    evaluator = Evaluator(_memoized(model, no_cache), loaded_task, position=position, on_progress=ui.progress)
+    evaluator = Evaluator(memoized(model, no_cache), loaded_task, position=position, on_progress=ui.progress)
     with ui:
         ui.event("run_started", {"task": loaded_task.name, "split": split, "prompt": prompt,
                                  "questions": len(loaded_task.split(split, limit))})
@@ -358,7 +152,7 @@ def eval_command(task, prompt, split, limit, position, as_json, quiet, events_pa
     ui.finish({"score": result.score, "n": result.n})
     if as_json:
         click.echo(json.dumps({"task": loaded_task.name, "split": split, "prompt": prompt, "score": result.score,
-                               "n": result.n, "model": _describe_model(model),
+                               "n": result.n, "model": {"path": str(model.path), "sha256": model.fingerprint},
                                "outcomes": [asdict(o) for o in result.outcomes]}, indent=2))
     else:
         total = sum(o.score for o in result.outcomes)

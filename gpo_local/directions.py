@@ -26,7 +26,6 @@ from .core import TrajectoryEntry
 from .errors import ConfigError
 
 
-
 @dataclass(frozen=True)
 class GradientEntry:
     """One feedback gradient: its text, the step that produced it and the dev-score change of
@@ -110,3 +109,54 @@ def get_selector(name: str, *, over: str = "para") -> Selector:
     """The selector for momentum over prompts (`para`) or over gradients (`feedback`)."""
     key = canonical_selection(name)
     return (FEEDBACK_SELECTORS if over == "feedback" else SELECTORS)[key]
+
+
+# -- direction strategies (momentum over prompts, GPO_SPEC 2.2, 2.3) --------------------------------
+#
+# One signature: `(run, step, trajectory_state, momentum_state) -> ((entries shown, kind), new
+# state)`. `run` is the GPO method (config, FAISS index, optimizer and evaluator access). A
+# strategy with a `state_key` has its state recorded under that key of the step record (as JSON),
+# so resume restores it generically: the latest recorded value.
+
+def current_only(run, step, trajectory, state):
+    """No momentum over prompts: the current prompt alone."""
+    return ([trajectory.trajectory[-1]], "current"), state
+
+
+def k_list(run, step, trajectory, state):
+    """k trajectory entries chosen by the selection (recency, relevance, importance)."""
+    current = trajectory.trajectory[-1]
+    similarities = run.index.similarities(current.prompt)
+    return (run.select(trajectory.trajectory, run.config.k, similarities), "list"), state
+
+
+def real_time_summary(run, step, trajectory, state):
+    """A summary prompt the current prompt is folded into (one optimizer call from the second
+    step on); the summary is scored on the dev split unless its score is known. The state is
+    the summary prompt and its dev score."""
+    from .updates import normalize_prompt, parse_candidate, render_prompt_summary
+
+    current = trajectory.trajectory[-1]
+    if state is None:
+        momentum = current
+    else:
+        previous = TrajectoryEntry(state["prompt"], state["dev_score"], step)
+        reply = run.ask([render_prompt_summary(previous, current)], step=step, tag="summary", temperature=0.0)[0]
+        summary = parse_candidate(reply)
+        if summary is None:  # nothing usable: the momentum moves to the current prompt
+            momentum = current
+        else:
+            key = normalize_prompt(summary)
+            if key not in trajectory.scores:
+                trajectory.scored(summary, run.score_dev(summary))
+            momentum = TrajectoryEntry(summary, trajectory.scores[key], step)
+    new_state = {"prompt": momentum.prompt, "dev_score": momentum.dev_score}
+    return ([momentum], "summary"), new_state
+
+
+real_time_summary.state_key = "momentum"
+DIRECTIONS: dict[str, Callable] = {"current": current_only, "k-list": k_list, "real-time": real_time_summary}
+
+
+def direction_name(config) -> str:
+    return config.momentum_update if config.momentum == "para" else "current"

@@ -91,7 +91,7 @@ class Evaluator:
                 continue
             prediction = rule.normalize(a2)
             outcomes.append(Outcome(example_id=examples[e].id, first_answer=a1, final_answer=a2,
-                                    prediction=prediction, score=float(rule.grade(prediction, examples[e].target))))
+                                    prediction=prediction, score=float(rule.grade_example(prediction, examples[e]))))
         return outcomes
 
     def evaluate(self, prompts: Sequence[str], split: str, *, limit: int | None = None) -> list[EvalResult]:

@@ -1,7 +1,7 @@
-"""The optimizer state: the trajectory of chosen prompts, and its FAISS index.
+"""The FAISS index of the trajectory's prompts (relevance selection reads its similarities).
 
-The JSON-lines file in the run directory is the source of truth (runs.JsonlLog); the index is
-derived from it. The index is an exact inner-product index (IndexFlatIP) over normalized
+The JSON-lines file in the run directory is the source of truth (runs.JsonlLog, trajectory.py);
+the index is derived from it. The index is an exact inner-product index (IndexFlatIP) over normalized
 embeddings, so its scores are cosine similarities. Its metadata (embedder fingerprint,
 dimension, one hash per row) is checked on open: a missing, torn or mismatched index is rebuilt
 from the trajectory instead of being trusted.

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import faults
-from .errors import ConfigError
+from .errors import ConfigError, ModelError
 
 HOME_ENV = "GPO_LOCAL_HOME"
 
@@ -115,3 +115,54 @@ class JsonlLog:
                 handle.truncate(offset)
                 handle.flush()
                 os.fsync(handle.fileno())
+
+
+class RunDir:
+    """Owns a run directory: creates or opens it, writes config.json and result.json, and checks
+    on resume that the models are the ones the run started with (their sha256)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.config_path, self.result_path = self.path / "config.json", self.path / "result.json"
+        self.trajectory_path, self.events_path = self.path / "trajectory.jsonl", self.path / "events.jsonl"
+
+    @classmethod
+    def for_new_run(cls, path: Path | None, task_name: str) -> "RunDir":
+        """A run directory for a new run (a fresh folder under the home when `path` is None);
+        refuses one that already holds a run."""
+        run = cls(path or new_run_dir(task_name))
+        if run.trajectory_path.exists():
+            raise ConfigError(f"{run.path} already holds a run; use --resume to continue it or choose another "
+                              "--run-dir")
+        return run
+
+    def saved_config(self) -> dict:
+        return read_json(self.config_path)
+
+    def saved_result(self) -> dict | None:
+        return read_json(self.result_path) if self.result_path.exists() else None
+
+    def is_complete(self) -> bool:
+        result = self.saved_result()
+        return result is not None and result.get("stopped", "completed") == "completed"
+
+    def log(self) -> JsonlLog:
+        return JsonlLog(self.trajectory_path)
+
+    def start(self, record: dict) -> None:
+        """Create the directory and write the config of a new run."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.config_path, {**record, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+    def resume(self, record: dict, saved: dict) -> None:
+        """Check that the models are unchanged; only the limits may change on resume, and the
+        config keeps the record of them current."""
+        for role in ("task", "optimizer"):
+            if saved["models"][role]["sha256"] != record["models"][role]["sha256"]:
+                raise ModelError(f"{role} model {record['models'][role]['path']} has changed since the run started "
+                                 f"(sha256 {record['models'][role]['sha256'][:12]} != "
+                                 f"{saved['models'][role]['sha256'][:12]})")
+        write_json_atomic(self.config_path, {**saved, "limits": record["limits"]})
+
+    def write_result(self, summary: dict) -> None:
+        write_json_atomic(self.result_path, summary)

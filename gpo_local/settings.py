@@ -25,33 +25,19 @@ from typing import Any
 
 from .directions import canonical_selection
 from .errors import ConfigError
-from .optimizer import GPOConfig, Limits
+from .config import OPTIONS, GPOConfig, Limits, check_value, defaults, names
 from .schedules import canonical_schedule, total_steps
 from .tasks import Task, load_task
 
-# name -> (type, minimum) for values read from a file (the CLI checks its own).
-OPTIONS: dict[str, tuple[type, int | float | None]] = {
-    "method": (str, None), "gradient": (str, None), "momentum": (str, None), "selection": (str, None),
-    "momentum_update": (str, None), "k": (int, 0), "update": (str, None), "schedule": (str, None),
-    "lr_init": (int, 1), "lr_final": (int, 0), "warmup": (int, 0), "train_batch": (int, 1),
-    "steps": (int, 1), "candidates": (int, 1), "optimizer_max_tokens": (int, 1), "max_prompt_words": (int, 1),
-    "dev_limit": (int, 1), "test_limit": (int, 1), "test_holdout": (int, 1), "initial_prompt": (str, None),
-    "position": (str, None), "seed": (int, None), "task_model": (str, None), "optimizer_model": (str, None),
-    "embedder": (str, None), "n_ctx": (int, 256), "threads": (int, 1), "n_gpu_layers": (int, None),
-    "parallel": (int, 1), "no_cache": (bool, None), "max_optimizer_calls": (int, 0), "max_task_tokens": (int, 0),
-    "time_limit": (float, 0), "run_dir": (str, None), "quiet": (bool, None),
-    # How TASK is loaded (tasks.load_task); `splits` is a table ROLE = NAME in a file.
-    "input_field": (str, None), "target_field": (str, None), "metric": (str, None), "dataset_config": (str, None),
-    "splits": (dict, None),
-}
-TASK_KEYS = ("input_field", "target_field", "metric", "dataset_config", "splits")
+# Every table below is derived from the one declaration of the options (config.OPTIONS).
+FILE_OPTIONS = {o.name: o for o in OPTIONS if o.cli}  # what a TOML file (and the command line) may set
+TASK_KEYS = names("task")
 SWITCHES = ("gradient", "momentum", "selection", "momentum_update", "k", "update", "schedule", "lr_init", "lr_final",
             "warmup")
 # The switches each method accepts (GPO all of them).
 METHOD_SWITCHES = {"gpo": SWITCHES, "sgdm": ("lr_init", "warmup"), "pe2": ("schedule", "lr_init", "lr_final", "warmup")}
-LIMITS = ("max_optimizer_calls", "max_task_tokens", "time_limit")
-RUNTIME_DEFAULTS = {"task_model": "smollm2-135m-instruct", "optimizer_model": None, "embedder": "all-minilm-l6-v2",
-                    "n_ctx": 4096, "threads": None, "n_gpu_layers": 0, "parallel": 16, "no_cache": False}
+LIMITS = names("limit")
+RUNTIME_DEFAULTS = defaults("runtime")
 
 
 def option(name: str) -> str:
@@ -69,16 +55,13 @@ def read_config_file(path: Path) -> dict[str, Any]:
     values = {}
     for key, value in data.items():
         name = key.replace("-", "_")
-        if name not in OPTIONS:
-            raise ConfigError(f"{path}: unknown option {key!r}; known: {', '.join(o.replace('_', '-') for o in OPTIONS)}")
-        kind, minimum = OPTIONS[name]
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise ConfigError(f"{path}: option {key!r} must be a {kind.__name__} (got {value!r})")
-        if minimum is not None and value < minimum:
-            raise ConfigError(f"{path}: option {key!r} must be at least {minimum} (got {value!r})")
-        values[name] = value
+        if name not in FILE_OPTIONS:
+            raise ConfigError(f"{path}: unknown option {key!r}; known: "
+                              f"{', '.join(o.replace('_', '-') for o in FILE_OPTIONS)}")
+        try:
+            values[name] = check_value(FILE_OPTIONS[name], value, key)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
     return values
 
 
@@ -137,11 +120,11 @@ def _check_switches(method: str, given: set[str], v: dict[str, Any]) -> None:
         raise ConfigError("--lr-final has no effect with --schedule fixed (the step size stays --lr-init)")
 
 
-def resolve(task_spec: str, values: dict[str, Any], explicit: set[str] = frozenset(),
+def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = frozenset(),
             config_file: Path | None = None) -> Settings:
     """Validated settings for a new run. `values` holds every option (None or a default where
     not given), `explicit` the names given on the command line."""
-    from .methods import SGDM_PRESET, get_method
+    from .methods import get_method
 
     v, given = merge(values, set(explicit), config_file)
     method = v.get("method") or "gpo"
@@ -153,7 +136,12 @@ def resolve(task_spec: str, values: dict[str, Any], explicit: set[str] = frozens
     loading = {key: v[key] for key in TASK_KEYS if v.get(key)}
     if loading.get("metric"):
         loading["metric"] = loading["metric"].lower()
-    task = load_task(task_spec, seed=seed, **loading)
+    if isinstance(task_spec, Task):  # loaded already (the Python API's in-memory data)
+        if loading:
+            raise ConfigError(f"{option(next(iter(loading)))} applies to a task name or path, not to loaded data")
+        task, task_spec = task_spec, task_spec.source
+    else:
+        task = load_task(task_spec, seed=seed, **loading)
     if v.get("test_holdout"):
         task = task.with_holdout(v["test_holdout"])
     steps = v.get("steps")
@@ -168,15 +156,13 @@ def resolve(task_spec: str, values: dict[str, Any], explicit: set[str] = frozens
         chosen["selection"] = canonical_selection(chosen["selection"])
     if "schedule" in chosen:
         chosen["schedule"] = canonical_schedule(chosen["schedule"])
-    if method == "sgdm":
-        chosen.update(SGDM_PRESET)
-    config = GPOConfig(**chosen)
+    config = method_class.configure(GPOConfig(**chosen))
     config.validate()
     # The data every method needs, checked before any model loads.
     task.split("eval", config.dev_limit)
     if method_class.uses_format:
         task.split("format")
-    if method_class.needs_train or config.gradient == "feedback":
+    if method_class.trains(config):
         task.split("train")
     limits = Limits(**{name: v.get(name) for name in LIMITS})
     initial_prompt = v.get("initial_prompt")

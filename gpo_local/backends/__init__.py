@@ -1,5 +1,11 @@
 """Model backends. `LLM` is the protocol the optimizer and the evaluator use; the llama.cpp
-implementation lives in llama_cpp.py, the scripted fake for tests in gpo_local/testing.py."""
+implementation lives in llama_cpp.py, the scripted fake for tests in gpo_local/testing.py.
+
+An object that only has `generate` (and a `fingerprint`) is enough: `complete_llm` gives it the
+rest of the protocol with neutral defaults (everything fits, no context size, words as
+tokens, two rounds as two `generate` calls). That adapter is the only place that asks an
+object which methods it has; the wrappers below (memo, counting) then call the protocol.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +37,24 @@ class LLM(Protocol):
     ) -> list[str]:
         """One reply per conversation. temperature 0 is greedy; otherwise each conversation is
         sampled with its own seed, so a reply does not depend on the others in the call."""
+        ...
+
+    def generate_two_rounds(self, first: Sequence[Conversation], follow_up: "FollowUp", *,
+                            max_tokens: tuple[int, int], temperature: float = 0.0) -> list[tuple[str, str | None]]:
+        """See `two_rounds`: each second turn runs as soon as its first turn ends."""
+        ...
+
+    def fits(self, conversation: Conversation) -> bool:
+        """Whether the conversation and a reply fit the model's context."""
+        ...
+
+    @property
+    def n_ctx(self) -> int | None:
+        """The context size in tokens (None: unknown or unlimited)."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of a reply, with the model's own tokenizer."""
         ...
 
 
@@ -76,3 +100,59 @@ def two_rounds(llm: LLM, first: Sequence[Conversation], follow_up: FollowUp, *, 
         answers = llm.generate([c for _, c in seconds], max_tokens=max_tokens[1], temperature=temperature)
         finals = {i: a for (i, _), a in zip(seconds, answers)}
     return [(reply, finals.get(i)) for i, reply in enumerate(replies)]
+
+
+class PlainLLM(WrappedLLM):
+    """The full `LLM` protocol over an object that may only have `generate` (`complete_llm`)."""
+
+    def generate(self, conversations, **kwargs) -> list[str]:
+        return self.llm.generate(conversations, **kwargs)
+
+    def generate_two_rounds(self, first, follow_up, *, max_tokens, temperature=0.0):
+        return two_rounds(self.llm, first, follow_up, max_tokens=max_tokens, temperature=temperature)
+
+    def fits(self, conversation) -> bool:
+        fits = getattr(self.llm, "fits", None)  # a backend without a context limit has no fits()
+        return True if fits is None else fits(conversation)
+
+    @property
+    def n_ctx(self) -> int | None:
+        return getattr(self.llm, "n_ctx", None)
+
+    def count_tokens(self, text: str) -> int:
+        count = getattr(self.llm, "count_tokens", None)
+        return count(text) if count is not None else len(text.split())
+
+
+def complete_llm(llm) -> LLM:
+    """`llm` with every method of the protocol (see the module docstring)."""
+    if not callable(getattr(llm, "generate", None)):
+        from ..errors import ModelError
+
+        raise ModelError(f"{type(llm).__name__} is not a model: it has no generate() method")
+    return llm if isinstance(llm, (PlainLLM, CountingLLM)) else PlainLLM(llm)
+
+
+class CountingLLM(WrappedLLM):
+    """Counts the generations requested from an LLM and the tokens of their replies (memo hits
+    included). Tokens are counted with the model's tokenizer when it has one, else as
+    whitespace-separated words (the fakes)."""
+
+    def __init__(self, llm: LLM):
+        super().__init__(complete_llm(llm))
+        self.calls = self.tokens = 0
+
+    def _count(self, replies) -> None:
+        self.calls += len(replies)
+        self.tokens += sum(self.llm.count_tokens(r) for r in replies)
+
+    def generate(self, conversations, **kwargs) -> list[str]:
+        replies = self.llm.generate(conversations, **kwargs)
+        self._count(replies)
+        return replies
+
+    def generate_two_rounds(self, first, follow_up, **kwargs) -> list[tuple[str, str | None]]:
+        # Passed through so the evaluator keeps the decoder's one-call two-round path.
+        pairs = self.llm.generate_two_rounds(first, follow_up, **kwargs)
+        self._count([r for pair in pairs for r in pair if r is not None])
+        return pairs

@@ -24,14 +24,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..config import SGDM_PRESET
 from ..optimizer import GPO
 
-SGDM_PRESET = dict(gradient="feedback", momentum="feedback", momentum_update="real-time", update="edit",
-                   schedule="fixed")
+__all__ = ["SGDM", "SGDM_PRESET"]
 
 
 class SGDM(GPO):
     name = "sgdm"
 
-    def __init__(self, *, config, **kwargs):
-        super().__init__(config=replace(config, method="sgdm", **SGDM_PRESET), **kwargs)
+    @classmethod
+    def configure(cls, config):
+        # The one place the preset is applied (settings.py calls this too, for config.json).
+        return replace(config, method="sgdm", **SGDM_PRESET)

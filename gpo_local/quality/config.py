@@ -8,23 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from ..catalog import DEFAULT_MODEL
+from ..config import OPTIONS
 from ..errors import ConfigError, GpoError
 from ..paper import benchmark_of
 
 
 METHODS = ("gpo", "empty", "cot", "ape", "apo", "opro", "pe2", "sgdm")
-DEFAULT_TASK_MODEL = "smollm2-135m-instruct"
+DEFAULT_TASK_MODEL = DEFAULT_MODEL
 
-# The options of `gpo-local optimize` a bench config may set (CONTRACT.md). Options the installed
-# optimize command has beyond these are accepted too; whether the installed command supports a
-# given option is checked per cell by check_cells() before anything runs.
-CONTRACT_OPTIONS = frozenset({
-    "gradient", "momentum", "selection", "momentum-update", "k", "update", "schedule", "lr-init", "lr-final",
-    "warmup", "max-optimizer-calls", "max-task-tokens", "time-limit",
-    "optimizer-model", "embedder", "steps", "candidates", "optimizer-max-tokens", "max-prompt-words",
-    "dev-limit", "test-limit", "test-holdout", "initial-prompt", "position",
-    "n-ctx", "threads", "n-gpu-layers", "parallel", "no-cache",
-})
 # Options the harness sets itself, and where a config gives them instead.
 HARNESS_OPTIONS = {
     "method": "[bench] methods or a [variants.<name>] table's method",
@@ -33,6 +25,11 @@ HARNESS_OPTIONS = {
     "run-dir": "bench quality --out", "resume": "the harness (it resumes unfinished cells itself)",
     "quiet": "the harness", "config": "the harness", "dry-run": "the harness",
 }
+# The options of `gpo-local optimize` a bench config may set (CONTRACT.md): every declared
+# option (config.OPTIONS) but the harness's own and the task-loading ones (a task is a folder).
+# Options the installed optimize command has beyond these are accepted too; whether the installed
+# command supports a given option is checked per cell by check_cells() before anything runs.
+CONTRACT_OPTIONS = frozenset(o.flag[2:] for o in OPTIONS if o.cli and o.group != "task") - set(HARNESS_OPTIONS)
 BENCH_KEYS = {"tasks", "methods", "seeds", "task_models", "description"}
 TOP_KEYS = {"bench", "optimize", "methods", "variants"}
 
@@ -43,10 +40,10 @@ def _option_name(key: str) -> str:
 
 def installed_optimize_options() -> set[str]:
     """Long option names (without dashes) of the installed `gpo-local optimize` command."""
-    from ..cli import optimize
+    from ..cli_options import optimize_parser
 
     names = set()
-    for param in optimize.params:
+    for param in optimize_parser().params:
         for opt in getattr(param, "opts", ()):
             if opt.startswith("--"):
                 names.add(opt[2:])
@@ -301,8 +298,9 @@ def check_cells(config: BenchConfig, out: Path) -> None:
     running it), so an option it lacks or a bad value fails now, naming the config section."""
     import click
 
-    from ..cli import optimize
+    from ..cli_options import optimize_parser
 
+    optimize = optimize_parser()
     where = str(config.path)
 
     def origin(cell: Cell, name: str | None) -> str:

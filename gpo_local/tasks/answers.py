@@ -500,6 +500,10 @@ class AnswerRule:
         """The score of a raw reply: normalized, then graded."""
         return self.grade(self.normalize(raw_answer), target)
 
+    def grade_example(self, prediction: str, example) -> float:
+        """The Rule protocol's grading (tasks/rules.py): the example's target decides."""
+        return self.grade(prediction, example.target)
+
 
 def rule_for(dataset: str, task: str) -> AnswerRule:
     """The answer rule of a dataset/task pair (GPO_SPEC 4.8).

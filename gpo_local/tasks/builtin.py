@@ -58,6 +58,10 @@ class LabelRule:
     def score(self, raw: str, target) -> float:
         return self.grade(self.normalize(raw), target)
 
+    def grade_example(self, prediction: str, example) -> float:
+        """The Rule protocol's grading (tasks/rules.py): the example's target decides."""
+        return self.grade(prediction, example.target)
+
 
 SENTIMENT_RULE = LabelRule(labels=("positive", "negative"))
 
