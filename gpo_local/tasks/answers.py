@@ -72,24 +72,16 @@ paper's 42.51):
 
 from __future__ import annotations
 
-import math
-import re
-import string
 from dataclasses import dataclass
 
-# ---------------------------------------------------------------------------
-# Families and task tables
-# ---------------------------------------------------------------------------
+from .families import (  # noqa: F401  (re-exported: the parsing helpers' home before issue 11)
+    BOOLEAN, DEFAULT_LAST_OPTION, DYCK, EXACT, FAMILIES, FAMILY_RULES, MULTIPLE_CHOICE, NUMERIC, ROUGE_L,
+    WORD_SORTING, answer_is_correct, choice_range_for, dyck_correct, generic_correct, last_option_letter,
+    normalize_answer, rouge_l, word_sorting_correct)
 
-MULTIPLE_CHOICE = "multiple_choice"
-NUMERIC = "numeric"
-BOOLEAN = "boolean"
-DYCK = "dyck"
-WORD_SORTING = "word_sorting"
-EXACT = "exact"  # the "generic" dataset: plain (case-insensitive) equality
-ROUGE_L = "rouge_l"  # WebNLG: ROUGE-L F averaged over the references, a fraction in [0, 1]
-
-FAMILIES = (MULTIPLE_CHOICE, NUMERIC, BOOLEAN, DYCK, WORD_SORTING, EXACT, ROUGE_L)
+# ---------------------------------------------------------------------------
+# Task tables
+# ---------------------------------------------------------------------------
 
 _BBH_MULTIPLE_CHOICE = (
     "date_understanding",
@@ -135,303 +127,6 @@ DATASETS = ("bbh", "mmlu", "gsm8k", "wsc", "webnlg", "generic")
 MMLU_CHOICE_RANGE = "(A) and (D)"
 WSC_CHOICE_RANGE = "(A) and (B)"
 
-#: Used when a multiple-choice question shows no "(X)" at all.
-DEFAULT_LAST_OPTION = "D"
-
-# The words each boolean task should answer with in round 2 (GPO_SPEC 4.3).
-# Tasks not listed (causal_judgement, navigate, ...) answer Yes/No.
-_BOOLEAN_WORDS_BY_TASK = {
-    "boolean_expressions": ("True", "False"),
-    "formal_fallacies": ("valid", "invalid"),
-}
-_DEFAULT_BOOLEAN_WORDS = ("Yes", "No")
-
-# Truth value of each boolean word, for the cross-vocabulary match (GPO_SPEC 4.5).
-_TRUTH_OF_TARGET = {
-    "false": False, "no": False, "invalid": False,
-    "true": True, "yes": True, "valid": True,
-}
-# A prediction may also be a digit.
-_TRUTH_OF_PREDICTION = {**_TRUTH_OF_TARGET, "0": False, "1": True}
-
-# ---------------------------------------------------------------------------
-# Answer cues (GPO_SPEC 4.4 step 2)
-# ---------------------------------------------------------------------------
-
-_GSM8K_MARKER = "#### "
-_PRIMARY_CUES = ("answer is ", "answer: ", "answer is: ")
-_SECONDARY_CUES = ("is: ", "are: ")
-_SUFFIX_CUES = (
-    " is the correct answer",
-    " is the right answer",
-    " is the final answer",
-    " is the answer",
-)
-
-
-def _apply_answer_cues(lowered: str, raw: str) -> tuple[str, bool]:
-    """Cut ``lowered`` around the answer cues; also say whether any cue hit.
-
-    The choice between primary and secondary cues looks at the *raw* text,
-    case-sensitively (fidelity quirk), while the cutting works on the lower-cased
-    text. Each cue is applied in turn to what the previous ones left.
-    """
-    if any(cue in raw for cue in _PRIMARY_CUES):
-        prefix_cues = _PRIMARY_CUES
-    else:
-        prefix_cues = _SECONDARY_CUES
-
-    indicated = False
-    text = lowered
-    # Keep what follows the last occurrence of each prefix cue.
-    for cue in (_GSM8K_MARKER, *prefix_cues):
-        if cue in text:
-            text = text.split(cue)[-1]
-            indicated = True
-    # Keep what precedes the first occurrence of each suffix cue.
-    for cue in _SUFFIX_CUES:
-        if cue in text:
-            text = text.split(cue)[0]
-            indicated = True
-    return text, indicated
-
-
-# ---------------------------------------------------------------------------
-# Family-specific normalization (GPO_SPEC 4.4 steps 3-5)
-# ---------------------------------------------------------------------------
-
-_BRACKETED_LETTER = re.compile(r"\([a-z]\)")
-
-
-def _first_bracketed_letter(text: str) -> str:
-    """Replace the text by its first "(x)", if any (fidelity: first, not last)."""
-    match = _BRACKETED_LETTER.search(text)
-    return match.group(0) if match else text
-
-
-_NUMBER_WORDS = {
-    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
-    "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11",
-    "twelve": "12",
-}
-_CHARS_DELETED_FROM_NUMBERS = "$,%€£:"
-_ASCII_DIGIT = re.compile(r"[0-9]")
-_DIGIT_RUN = re.compile(r"[0-9]+")
-_TRAILING_LETTERS = re.compile(r"[a-z]+$")
-
-
-def _normalize_number(text: str, answer_indicated: bool) -> str:
-    """Reduce a reply to one integer string, following GPO_SPEC 4.4 step 4."""
-    # Only whole space-separated tokens are number words: "five." stays as is.
-    tokens = [_NUMBER_WORDS.get(token, token) for token in text.split(" ")]
-    text = " ".join(tokens)
-    # In "3 + 4 = 7" the result is what follows the last "=".
-    text = text.split("=")[-1]
-    for char in _CHARS_DELETED_FROM_NUMBERS:
-        text = text.replace(char, "")
-
-    candidates = [t for t in text.split(" ") if _ASCII_DIGIT.search(t)]
-    if not candidates:
-        # Decision: nothing numeric to pick; leave the text (it cannot match).
-        return text.strip()
-    # After an answer cue the number comes first; otherwise the last one wins.
-    token = candidates[0] if answer_indicated else candidates[-1]
-
-    token = _TRAILING_LETTERS.sub("", token)  # "42nd" -> "42", "5-year" -> "5-"
-    if token.endswith("-"):
-        token = token[:-1]
-
-    rounded = _round_to_integer(token)
-    if rounded is not None:
-        return rounded
-    runs = _DIGIT_RUN.findall(token)
-    return runs[-1] if runs else token.strip()
-
-
-def _round_to_integer(token: str) -> str | None:
-    """Round a float-looking token half-to-even ("2.5" -> "2"); None otherwise."""
-    try:
-        value = float(token)
-    except ValueError:
-        return None
-    if not math.isfinite(value):
-        # Decision: "1e999" overflows; let the digit-run fallback handle it.
-        return None
-    # Python's round() is half-to-even, as in the original; int() avoids "-0".
-    return str(int(round(value)))
-
-
-_PUNCTUATION_TABLE = str.maketrans("", "", string.punctuation)
-
-
-def _remove_punctuation(text: str) -> str:
-    return text.translate(_PUNCTUATION_TABLE)
-
-
-def _normalize_boolean(text: str) -> str:
-    """Delete punctuation and strip (GPO_SPEC 4.4 step 5).
-
-    Fidelity quirk: the original also meant to keep only the first word when it
-    is a boolean word, but that check could never succeed, so it is left out.
-    Hence "Yes." gives "yes" (right) and "Yes, because ..." gives
-    "yes because ..." (wrong).
-    """
-    return _remove_punctuation(text).strip()
-
-
-def normalize_answer(raw: str, family: str) -> str:
-    """Turn a model reply into a short answer for ``family`` (GPO_SPEC 4.4).
-
-    The "exact" family (generic datasets) only strips whitespace.
-    """
-    if family == EXACT:
-        return raw.strip()
-    text, indicated = _apply_answer_cues(raw.lower().strip(), raw)
-    if family == MULTIPLE_CHOICE:
-        text = _first_bracketed_letter(text)
-    elif family == NUMERIC:
-        text = _normalize_number(text, indicated)
-    elif family == BOOLEAN:
-        text = _normalize_boolean(text)
-    # dyck and word_sorting keep the cue-cut text; their matchers do the rest.
-    return text
-
-
-# ---------------------------------------------------------------------------
-# Correctness (GPO_SPEC 4.5)
-# ---------------------------------------------------------------------------
-
-# A run of closing brackets, possibly with spaces between them: ") ] >".
-_CLOSING_RUN = re.compile(r"[)\]}>][)\]}> ]*")
-
-
-def dyck_correct(prediction: str, target: str) -> bool:
-    """The last run of closing brackets must equal the target, spaces included."""
-    runs = _CLOSING_RUN.findall(prediction.lower().strip())
-    return bool(runs) and runs[-1].strip() == target.lower().strip()
-
-
-def word_sorting_correct(prediction: str, target: str, *, strip_lines: bool = False) -> bool:
-    """Accept the sorted words in any of three layouts (GPO_SPEC 4.5).
-
-    (a) the lines of the reply that hold a single word, in order;
-    (b) the whole reply split on spaces;
-    (c) one line of the reply split on spaces.
-
-    Fidelity quirk kept by default: in (c) the lines are not stripped, as in the
-    original whose strip had no effect, so a line with trailing spaces fails.
-    ``strip_lines=True`` is the lenient variant with that strip made effective.
-    """
-    prediction = prediction.lower().strip()
-    words = target.lower().strip().split(" ")
-    lines = prediction.split("\n")
-
-    single_word_lines = [
-        line.strip() for line in lines if line.strip() and " " not in line.strip()
-    ]
-    if single_word_lines == words:  # (a)
-        return True
-    if prediction.split(" ") == words:  # (b)
-        return True
-    for line in lines:  # (c)
-        if strip_lines:
-            line = line.strip()
-        if line.split(" ") == words:
-            return True
-    return False
-
-
-def _unbracket(text: str) -> str:
-    """Turn "(b)" into "b"; leave anything else unchanged."""
-    if len(text) == 3 and text[0] == "(" and text[2] == ")" and text[1].isalpha():
-        return text[1]
-    return text
-
-
-def generic_correct(prediction: str, target: str) -> bool:
-    """Equality, equality without punctuation, or same truth value (GPO_SPEC 4.5).
-
-    Fidelity quirk: removing punctuation also removes a minus sign, so "10"
-    counts as right for "-10". Boolean targets (false/no/invalid and
-    true/yes/valid) also accept any prediction with the same truth value,
-    including "0" and "1" and words from another pair ("valid" for "yes").
-    """
-    prediction = _unbracket(prediction.lower().strip())
-    target = _unbracket(target.lower().strip())
-    if prediction == target:
-        return True
-    if _remove_punctuation(prediction) == _remove_punctuation(target):
-        return True
-    if target in _TRUTH_OF_TARGET and prediction in _TRUTH_OF_PREDICTION:
-        return _TRUTH_OF_PREDICTION[prediction] == _TRUTH_OF_TARGET[target]
-    return False
-
-
-def answer_is_correct(prediction: str, target: object, family: str) -> bool:
-    """Judge a normalized prediction against a target (any type, via ``str``)."""
-    target = str(target)
-    if family == NUMERIC and _GSM8K_MARKER in target:
-        target = target.rsplit(_GSM8K_MARKER, 1)[-1].replace(",", "").strip()
-    if family == DYCK:
-        return dyck_correct(prediction, target)
-    if family == WORD_SORTING:
-        return word_sorting_correct(prediction, target)
-    return generic_correct(prediction, target)
-
-
-# ---------------------------------------------------------------------------
-# ROUGE-L for WebNLG (GPO_SPEC 4.6; differences from rouge 1.0.1 in the module docstring)
-# ---------------------------------------------------------------------------
-
-_ROUGE_SCORER = None
-
-
-def rouge_l(hypothesis: str, references: object) -> float:
-    """ROUGE-L F of ``hypothesis`` averaged over ``references`` (a list, or one string).
-
-    An empty hypothesis or reference list scores 0.0 instead of raising."""
-    global _ROUGE_SCORER
-    if isinstance(references, str):
-        references = [references]
-    references = [str(r) for r in references or ()]
-    if not hypothesis.strip() or not references:
-        return 0.0
-    if _ROUGE_SCORER is None:
-        from rouge_score import rouge_scorer  # imported lazily: it pulls in nltk
-
-        _ROUGE_SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-    scores = [_ROUGE_SCORER.score(reference, hypothesis)["rougeL"].fmeasure for reference in references]
-    return sum(scores) / len(scores)
-
-
-# ---------------------------------------------------------------------------
-# Multiple-choice range for the follow-up (GPO_SPEC 8.10)
-# ---------------------------------------------------------------------------
-
-_OPTION_LINE = re.compile(r"^\s*\(([A-Z])\)", re.MULTILINE)
-_ANY_OPTION = re.compile(r"\(([A-Z])\)")
-
-
-def last_option_letter(question: str | None, default: str = DEFAULT_LAST_OPTION) -> str:
-    """The letter of the last option of a multiple-choice question.
-
-    Fix of GPO_SPEC 8.10: read from the question itself, so that the instruction
-    and its position cannot shift it. Preference order: the last line starting
-    with "(X)"; else the last "(X)" anywhere; else ``default``. Only capital
-    letters count, as in every dataset used here.
-    """
-    text = question or ""
-    for pattern in (_OPTION_LINE, _ANY_OPTION):
-        letters = pattern.findall(text)
-        if letters:
-            return letters[-1]
-    return default
-
-
-def choice_range_for(question: str | None) -> str:
-    """The range "(A) and (X)", X being the question's last option."""
-    return f"(A) and ({last_option_letter(question)})"
-
 
 # ---------------------------------------------------------------------------
 # The rule object
@@ -440,12 +135,13 @@ def choice_range_for(question: str | None) -> str:
 
 @dataclass(frozen=True)
 class AnswerRule:
-    """How one task's answers are asked for, parsed and judged.
+    """How one task's answers are asked for, parsed and judged (the Rule protocol, rules.py).
 
-    ``family`` is one of ``FAMILIES``. ``two_rounds`` says whether a follow-up
-    question is asked (GPO_SPEC 4.3). ``choice_range`` is a fixed range such as
-    "(A) and (D)" for multiple choice, or None to derive it from each question.
-    ``task`` is the task name; it picks the words of boolean follow-ups.
+    ``family`` is one of ``FAMILIES`` (its functions are ``families.FAMILY_RULES[family]``).
+    ``two_rounds`` says whether a follow-up question is asked (GPO_SPEC 4.3).
+    ``choice_range`` is a fixed range such as "(A) and (D)" for multiple choice, or None to
+    derive it from each question. ``task`` is the task name; it picks the words of boolean
+    follow-ups.
     """
 
     family: str
@@ -463,26 +159,11 @@ class AnswerRule:
         """The round-2 user message, or None for single-round rules."""
         if not self.two_rounds:
             return None
-        if self.family == MULTIPLE_CHOICE:
-            choices = self.choice_range or choice_range_for(question)
-            return f"So, which option is your final answer? Reply with a single option between {choices}."
-        if self.family == BOOLEAN:
-            yes, no = _BOOLEAN_WORDS_BY_TASK.get(self.task, _DEFAULT_BOOLEAN_WORDS)
-            return f'So, what is your final answer? Reply with only "{yes}" or "{no}".'
-        if self.family == NUMERIC:
-            return "So, what is the final answer? Reply with a single number only."
-        if self.family == DYCK:
-            return "Now reply with only the closing brackets you added to finish the sequence, nothing else."
-        if self.family == WORD_SORTING:
-            return "Now reply with only the sorted words, separated by single spaces."
-        # EXACT has no follow-up wording; a two-round exact rule asks plainly.
-        return "So, what is your final answer? Reply with the answer only."
+        return FAMILY_RULES[self.family].followup(self.task, self.choice_range, question)
 
     def normalize(self, raw: str) -> str:
         """The short answer parsed from a reply (GPO_SPEC 4.4); ROUGE-L only strips it."""
-        if self.family == ROUGE_L:
-            return raw.strip()
-        return normalize_answer(raw, self.family)
+        return FAMILY_RULES[self.family].normalize(raw)
 
     def is_correct(self, prediction: str, target: object) -> bool:
         """Whether a normalized prediction matches the target (GPO_SPEC 4.5); for ROUGE-L,
@@ -492,9 +173,7 @@ class AnswerRule:
     def grade(self, prediction: str, target: object) -> float:
         """The score of a normalized prediction: 0/1 for exact-match families, the ROUGE-L
         F averaged over the references for ROUGE_L."""
-        if self.family == ROUGE_L:
-            return rouge_l(prediction, target)
-        return 1.0 if answer_is_correct(prediction, target, self.family) else 0.0
+        return FAMILY_RULES[self.family].grade(prediction, target)
 
     def score(self, raw_answer: str, target: object) -> float:
         """The score of a raw reply: normalized, then graded."""
