@@ -71,9 +71,8 @@ def _model_spec(model: Any) -> tuple[str | None, Any]:
     """(catalog name or path, None) or (None, an LLM object)."""
     if isinstance(model, (str, Path)):
         return str(model), None
-    from .backends import complete_llm
-
-    complete_llm(model)  # raises ModelError without generate()
+    if not callable(getattr(model, "generate", None)):
+        raise ModelError(f"{type(model).__name__} is not a model: it has no generate() method")
     if not isinstance(getattr(model, "fingerprint", None), str):
         raise ModelError(f"{type(model).__name__} has no `fingerprint` string (what identifies its weights, for the "
                          "memo cache and config.json)")

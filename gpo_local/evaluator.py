@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, Sequence
 
-from .backends import LLM, two_rounds
+from .backends import LLM, complete_llm
 from . import faults
 from .core import EvalResult, Example, Outcome
 from .errors import PromptTooLongError
@@ -36,7 +36,8 @@ class Evaluator:
     # still advance every few seconds.
     def __init__(self, llm: LLM, task: Task, *, position: str = "Q_end", chunk_size: int = 64,
                  on_progress: Progress | None = None, on_event: Event | None = None):
-        self.llm, self.task, self.position = llm, task, position
+        # The whole LLM protocol (fits, n_ctx, generate_two_rounds), defaulted for a bare model.
+        self.llm, self.task, self.position = complete_llm(llm), task, position
         self.chunk_size = chunk_size
         self.on_progress = on_progress
         self.on_event = on_event
@@ -46,8 +47,7 @@ class Evaluator:
         self.scorings: Counter = Counter()
 
     def _fits(self, conversation) -> bool:
-        fits = getattr(self.llm, "fits", None)  # a backend without a context limit has no fits()
-        return True if fits is None else fits(conversation)
+        return self.llm.fits(conversation)
 
     def _pairs(self, prompts: Sequence[str], examples: Sequence[Example]) -> list[tuple[int, int]]:
         if self.position == "Q_end":
@@ -75,8 +75,8 @@ class Evaluator:
                 return None
             return conversation
 
-        replies = two_rounds(self.llm, [asks[i] for i in sent], second_turn,
-                             max_tokens=(first_limit, second_limit)) if sent else []
+        replies = self.llm.generate_two_rounds([asks[i] for i in sent], second_turn,
+                                                 max_tokens=(first_limit, second_limit)) if sent else []
         first, finals = [""] * len(asks), [""] * len(asks)
         for i, (a1, a2) in zip(sent, replies):
             # The last reply is judged: the second turn's, or the first's for single-round tasks
@@ -134,7 +134,7 @@ class Evaluator:
         for example in self.task.split(split, limit):
             if not self._fits(assemble(prompt, example.input, self.position)):
                 alone = "" if self._fits(example.input) else " (the question alone does not fit)"
-                n_ctx = getattr(self.llm, "n_ctx", None)
+                n_ctx = self.llm.n_ctx
                 context = f"the context of {n_ctx} tokens" if n_ctx else "the model's context"
                 raise PromptTooLongError(
                     f"prompt {_clip(prompt)!r} with {split} question {example.id} of task {self.task.name!r} does "

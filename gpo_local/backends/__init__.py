@@ -126,10 +126,6 @@ class PlainLLM(WrappedLLM):
 
 def complete_llm(llm) -> LLM:
     """`llm` with every method of the protocol (see the module docstring)."""
-    if not callable(getattr(llm, "generate", None)):
-        from ..errors import ModelError
-
-        raise ModelError(f"{type(llm).__name__} is not a model: it has no generate() method")
     return llm if isinstance(llm, (PlainLLM, CountingLLM)) else PlainLLM(llm)
 
 

@@ -23,7 +23,6 @@ Parquet go through `datasets`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,12 +30,11 @@ from typing import Any
 from ..core import Example
 from ..errors import DataError
 from .builtin import BUILTIN_TASKS, SENTIMENT_RULE, builtin_splits
+# Readers and hub access live in their own modules; their names stay importable from here.
+from .hub import HUB_PREFIX, HUB_SPLITS, _check_hub_reachable, _hub_split_map, _HubOffline, _load_hub  # noqa: F401
+from .readers import FILE_FORMATS, SPLITS, _fields, _read_with_datasets, read_jsonl, read_split_file  # noqa: F401
 
-SPLITS = ("train", "eval", "test", "few_shot_examples", "format")
 DATASETS = ("bbh", "mmlu", "gsm8k", "wsc", "webnlg")  # folder names whose answer rules are known
-FILE_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-HUB_PREFIX = "hf:"
-HUB_SPLITS = {"train": "train", "eval": "validation", "test": "test", "format": "train"}
 DEFAULT_PROMPT = "Let's think step by step."
 MMLU_HEADER = "The following are multiple choice questions about"
 
@@ -97,96 +95,6 @@ class Task:
         return prompt
 
 
-def _fields(record: Any, where: str, input_field: str | None, target_field: str | None) -> tuple[str, Any]:
-    """The (input, target) of one record; a missing field names itself and the fields there are."""
-    if not isinstance(record, dict):
-        raise DataError(f"{where}: expected a JSON object with fields, got {type(record).__name__}")
-    present = ", ".join(map(str, record)) or "none"
-    name = input_field or "input"
-    if name not in record:
-        hint = "" if input_field else " (choose one with --input-field)"
-        raise DataError(f"{where}: missing field {name!r}{hint}; fields present: {present}")
-    if target_field:
-        if target_field not in record:
-            raise DataError(f"{where}: missing field {target_field!r}; fields present: {present}")
-        target = record[target_field]
-    elif "target" in record:
-        target = record["target"]
-    elif "output" in record:
-        target = record["output"]
-    else:
-        raise DataError(f"{where}: missing field 'target' (or 'output'; choose one with --target-field); "
-                        f"fields present: {present}")
-    if record[name] is None or target is None:
-        raise DataError(f"{where}: field {name if record[name] is None else (target_field or 'target')!r} is empty")
-    return str(record[name]), target
-
-
-def read_jsonl(path: Path, split: str, *, input_field: str | None = None,
-               target_field: str | None = None) -> tuple[Example, ...]:
-    """A JSON-lines file; a `.json` file may instead hold one list of objects."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot read ({error.strerror})") from None
-    if path.suffix == ".json" and text.lstrip().startswith("["):
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}:{error.lineno}: malformed JSON ({error.msg})") from None
-        numbered = [(f"{path}: item {i}", i, row) for i, row in enumerate(rows, 1)]
-    else:
-        numbered = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                numbered.append((f"{path}:{number}", number, json.loads(line)))
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}:{number}: malformed JSON ({error.msg})") from None
-    examples = []
-    for where, number, record in numbered:
-        question, target = _fields(record, where, input_field, target_field)
-        examples.append(Example(id=f"{split}-{number}", input=question, target=target))
-    return tuple(examples)
-
-
-def _read_with_datasets(path: Path, split: str, input_field: str | None,
-                        target_field: str | None) -> tuple[Example, ...]:
-    """A CSV or Parquet file through `datasets` (local files need no network)."""
-    import datasets
-
-    if path.suffix == ".csv":
-        with path.open("rb") as handle:
-            if sum(1 for line in handle if line.strip()) <= 1:
-                return ()  # a header alone (or nothing): an empty split, reported by its user
-    datasets.logging.set_verbosity_error()
-    datasets.disable_progress_bars()
-    try:
-        # Offline: a local file needs no hub, and `datasets` would otherwise send a download-count
-        # request for its packaged "csv"/"parquet" loader.
-        with _HubOffline():
-            table = datasets.load_dataset(FILE_FORMATS[path.suffix], data_files=str(path), split="train")
-    except Exception as error:  # pandas / pyarrow errors of every kind: name the file, keep one line
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DataError(f"{path}: cannot read as {path.suffix[1:].upper()} ({message})") from None
-    header_lines = 1 if path.suffix == ".csv" else 0
-    return tuple(
-        Example(id=f"{split}-{i}", input=question, target=target)
-        for i, record in enumerate(table, 1)
-        for question, target in [_fields(record, f"{path}: row {i + header_lines}", input_field, target_field)]
-    )
-
-
-def read_split_file(path: Path, split: str, *, input_field: str | None = None,
-                    target_field: str | None = None) -> tuple[Example, ...]:
-    if FILE_FORMATS.get(path.suffix) == "json":
-        return read_jsonl(path, split, input_field=input_field, target_field=target_field)
-    return _read_with_datasets(path, split, input_field, target_field)
-
-
 def _dataset_of(directory: Path) -> str | None:
     """Which known dataset a GPO-layout folder is: by its parent (bbh, mmlu) or its own name."""
     from .answers import BBH_TASKS
@@ -226,98 +134,6 @@ def _unknown_task(spec: str) -> DataError:
         f"{'/'.join(e[1:] for e in FILE_FORMATS)} file; directories whose answer rules are known: "
         f"{', '.join({'bbh': 'bbh/<task>', 'mmlu': 'mmlu/<subject>'}.get(d, d) for d in DATASETS)}; "
         f"a Hugging Face dataset is written {HUB_PREFIX}<id>")
-
-
-def _hub_split_map(mapping: dict[str, str] | None) -> dict[str, str]:
-    for role in mapping or {}:
-        if role not in SPLITS:
-            raise DataError(f"--splits: unknown split role {role!r}; known: {', '.join(SPLITS)}")
-    explicit = set((mapping or {}).values())
-    # A dataset split the user mapped to one role is not also used by a default role (eval=test
-    # must not leave test=test behind: the test score would be the dev score).
-    chosen = {role: name for role, name in HUB_SPLITS.items() if name not in explicit or role == "format"}
-    chosen.update(mapping or {})
-    return chosen
-
-
-class _HubOffline:
-    """Switch the Hugging Face libraries to offline mode for one block, so that reading a cached
-    dataset opens no connection (by default `datasets` asks the hub for a newer version)."""
-
-    def __enter__(self):
-        import datasets.config
-        import huggingface_hub.constants as hub
-
-        self.saved = hub.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
-        hub.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
-
-    def __exit__(self, *exc):
-        import datasets.config
-        import huggingface_hub.constants as hub
-
-        hub.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = self.saved
-
-
-def _check_hub_reachable(label: str) -> None:
-    """Fail at once, in one line, when the hub cannot be reached (instead of the libraries'
-    retries with back-off, which take half a minute and print a warning each)."""
-    import socket
-    from urllib.parse import urlparse
-
-    import huggingface_hub.constants as hub
-
-    url = urlparse(hub.ENDPOINT)
-    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((host, port), timeout=5).close()
-    except OSError as error:
-        raise DataError(f"Hugging Face dataset {label} is not in the local cache and {host} cannot be reached "
-                        f"({error.strerror or error}); connect to the network once, or use local files") from None
-
-
-def _load_hub(dataset_id: str, config: str | None, mapping: dict[str, str] | None, input_field: str | None,
-              target_field: str | None) -> dict[str, tuple[Example, ...]]:
-    import datasets
-    import huggingface_hub.constants as hub
-
-    from huggingface_hub.utils import logging as hub_logging
-
-    datasets.logging.set_verbosity_error()
-    datasets.disable_progress_bars()
-    hub_logging.set_verbosity_error()
-    label = dataset_id + (f" (config {config!r})" if config else "")
-    roles = _hub_split_map(mapping)  # a bad mapping fails before any loading
-    try:
-        with _HubOffline():
-            loaded = datasets.load_dataset(dataset_id, config)
-    except Exception as offline_error:
-        if hub.HF_HUB_OFFLINE:  # the user asked for offline mode: do not try the network
-            first = str(offline_error).strip().splitlines()[0] if str(offline_error).strip() else ""
-            raise DataError(f"Hugging Face dataset {label} is not in the local cache and HF_HUB_OFFLINE is set"
-                            f" ({first})") from None
-        _check_hub_reachable(label)
-        try:  # not cached: this is the one place where the project goes to the network
-            loaded = datasets.load_dataset(dataset_id, config)
-        except Exception as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise DataError(f"cannot load Hugging Face dataset {label}: not in the local cache, and from the "
-                            f"hub: {first}") from None
-    available = ", ".join(loaded)
-    splits = {}
-    for role, name in roles.items():
-        if name not in loaded:
-            if role in (mapping or {}):
-                raise DataError(f"Hugging Face dataset {label} has no split {name!r} (it has: {available})")
-            continue
-        splits[role] = tuple(
-            Example(id=f"{name}-{i}", input=question, target=target)
-            for i, record in enumerate(loaded[name], 1)
-            for question, target in [_fields(record, f"{dataset_id}[{name}] row {i}", input_field, target_field)]
-        )
-    if "eval" not in splits:
-        raise DataError(f"Hugging Face dataset {label} has no split {roles['eval']!r} for the eval (dev) split "
-                        f"(it has: {available}); map one with --splits eval=NAME")
-    return splits
 
 
 def load_task(spec: str, *, seed: int = 0, input_field: str | None = None, target_field: str | None = None,

@@ -1,0 +1,108 @@
+"""Task readers: local split files (JSON lines, JSON, CSV, Parquet) into Examples. A bad line
+is named with its number; CSV and Parquet go through `datasets`, with the hub switched off."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..core import Example
+from ..errors import DataError
+
+SPLITS = ("train", "eval", "test", "few_shot_examples", "format")
+FILE_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+def _fields(record: Any, where: str, input_field: str | None, target_field: str | None) -> tuple[str, Any]:
+    """The (input, target) of one record; a missing field names itself and the fields there are."""
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected a JSON object with fields, got {type(record).__name__}")
+    present = ", ".join(map(str, record)) or "none"
+    name = input_field or "input"
+    if name not in record:
+        hint = "" if input_field else " (choose one with --input-field)"
+        raise DataError(f"{where}: missing field {name!r}{hint}; fields present: {present}")
+    if target_field:
+        if target_field not in record:
+            raise DataError(f"{where}: missing field {target_field!r}; fields present: {present}")
+        target = record[target_field]
+    elif "target" in record:
+        target = record["target"]
+    elif "output" in record:
+        target = record["output"]
+    else:
+        raise DataError(f"{where}: missing field 'target' (or 'output'; choose one with --target-field); "
+                        f"fields present: {present}")
+    if record[name] is None or target is None:
+        raise DataError(f"{where}: field {name if record[name] is None else (target_field or 'target')!r} is empty")
+    return str(record[name]), target
+
+
+def read_jsonl(path: Path, split: str, *, input_field: str | None = None,
+               target_field: str | None = None) -> tuple[Example, ...]:
+    """A JSON-lines file; a `.json` file may instead hold one list of objects."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error.strerror})") from None
+    if path.suffix == ".json" and text.lstrip().startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}:{error.lineno}: malformed JSON ({error.msg})") from None
+        numbered = [(f"{path}: item {i}", i, row) for i, row in enumerate(rows, 1)]
+    else:
+        numbered = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                numbered.append((f"{path}:{number}", number, json.loads(line)))
+            except json.JSONDecodeError as error:
+                raise DataError(f"{path}:{number}: malformed JSON ({error.msg})") from None
+    examples = []
+    for where, number, record in numbered:
+        question, target = _fields(record, where, input_field, target_field)
+        examples.append(Example(id=f"{split}-{number}", input=question, target=target))
+    return tuple(examples)
+
+
+def _read_with_datasets(path: Path, split: str, input_field: str | None,
+                        target_field: str | None) -> tuple[Example, ...]:
+    """A CSV or Parquet file through `datasets` (local files need no network)."""
+    import datasets
+
+    if path.suffix == ".csv":
+        with path.open("rb") as handle:
+            if sum(1 for line in handle if line.strip()) <= 1:
+                return ()  # a header alone (or nothing): an empty split, reported by its user
+    from .hub import _HubOffline
+
+    datasets.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    try:
+        # Offline: a local file needs no hub, and `datasets` would otherwise send a download-count
+        # request for its packaged "csv"/"parquet" loader.
+        with _HubOffline():
+            table = datasets.load_dataset(FILE_FORMATS[path.suffix], data_files=str(path), split="train")
+    except Exception as error:  # pandas / pyarrow errors of every kind: name the file, keep one line
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"{path}: cannot read as {path.suffix[1:].upper()} ({message})") from None
+    header_lines = 1 if path.suffix == ".csv" else 0
+    return tuple(
+        Example(id=f"{split}-{i}", input=question, target=target)
+        for i, record in enumerate(table, 1)
+        for question, target in [_fields(record, f"{path}: row {i + header_lines}", input_field, target_field)]
+    )
+
+
+def read_split_file(path: Path, split: str, *, input_field: str | None = None,
+                    target_field: str | None = None) -> tuple[Example, ...]:
+    if FILE_FORMATS.get(path.suffix) == "json":
+        return read_jsonl(path, split, input_field=input_field, target_field=target_field)
+    return _read_with_datasets(path, split, input_field, target_field)
+
+
