@@ -144,118 +144,142 @@ def load_config(path: Path, *, known_options: Iterable[str] | None = None, cwd: 
         raise ConfigError(f"{where}: config file not found") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{where}: malformed TOML ({error})") from None
-
-    def fail(section: str, message: str):
-        raise ConfigError(f"{where}: {section}{'' if message.startswith(':') else ' '}{message}")
-
     known = set(CONTRACT_OPTIONS) | set(installed_optimize_options() if known_options is None else known_options)
-    known -= set(HARNESS_OPTIONS)
+    reader = _Reader(path, raw, known - set(HARNESS_OPTIONS))
+    bench = reader.bench
+    methods = reader.methods()
+    seeds = reader.seeds()
+    task_models = [_resolve_model(m, path) for m in reader.string_list("task_models", required=False)]
+    description = bench.get("description", "")
+    if not isinstance(description, str):
+        reader.fail("[bench]", "description: must be a string")
+    rows = reader.rows(methods)
+    tasks = reader.tasks(cwd or Path.cwd())
+    return BenchConfig(path=path, description=description, tasks=tuple(tasks), rows=tuple(rows), seeds=tuple(seeds),
+                       task_models=tuple(task_models or [DEFAULT_TASK_MODEL]), raw=raw)
 
-    for key in raw:
-        if key not in TOP_KEYS:
-            fail(key, f": unknown section (expected {', '.join(sorted(TOP_KEYS))})")
-    bench = raw.get("bench")
-    if not isinstance(bench, dict):
-        fail("[bench]", "is missing (it lists tasks, methods and seeds)")
-    for key in bench:
-        if key not in BENCH_KEYS:
-            fail("[bench]", f"{key}: unknown key (expected {', '.join(sorted(BENCH_KEYS))})")
 
-    def string_list(key: str, *, required: bool) -> list[str]:
-        value = bench.get(key)
+class _Reader:
+    """The sections of a bench config, each validated with a message naming file, section and key."""
+
+    def __init__(self, path: Path, raw: dict, known: set[str]):
+        self.path, self.raw, self.known = path, raw, known
+        for key in raw:
+            if key not in TOP_KEYS:
+                self.fail(key, f": unknown section (expected {', '.join(sorted(TOP_KEYS))})")
+        self.bench = raw.get("bench")
+        if not isinstance(self.bench, dict):
+            self.fail("[bench]", "is missing (it lists tasks, methods and seeds)")
+        for key in self.bench:
+            if key not in BENCH_KEYS:
+                self.fail("[bench]", f"{key}: unknown key (expected {', '.join(sorted(BENCH_KEYS))})")
+
+    def fail(self, section: str, message: str):
+        raise ConfigError(f"{self.path}: {section}{'' if message.startswith(':') else ' '}{message}")
+
+    def string_list(self, key: str, *, required: bool) -> list[str]:
+        value = self.bench.get(key)
         if value is None:
             if required:
-                fail("[bench]", f"{key}: missing")
+                self.fail("[bench]", f"{key}: missing")
             return []
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            fail("[bench]", f"{key}: must be a list of non-empty strings (got {value!r})")
+            self.fail("[bench]", f"{key}: must be a list of non-empty strings (got {value!r})")
         if len(set(value)) != len(value):
-            fail("[bench]", f"{key}: lists a value twice")
+            self.fail("[bench]", f"{key}: lists a value twice")
         return value
 
-    def options(section: str, table, *, allow_method: bool = False) -> dict:
+    def methods(self) -> list[str]:
+        methods = self.string_list("methods", required=False)
+        for method in methods:
+            if method not in METHODS:
+                self.fail("[bench]", f"methods: {method!r} is not a method ({', '.join(METHODS)})")
+        return methods
+
+    def seeds(self) -> list[int]:
+        seeds = self.bench.get("seeds", [0])
+        if (not isinstance(seeds, list) or not seeds
+                or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+            self.fail("[bench]", f"seeds: must be a non-empty list of integers (got {seeds!r})")
+        if len(set(seeds)) != len(seeds):
+            self.fail("[bench]", "seeds: lists a seed twice")
+        return seeds
+
+    def options(self, section: str, table, *, allow_method: bool = False) -> dict:
         if not isinstance(table, dict):
-            fail(section, f"must be a table of optimize options (got {table!r})")
+            self.fail(section, f"must be a table of optimize options (got {table!r})")
         result = {}
         for key, value in table.items():
             name = _option_name(key)
             if name == "method" and allow_method:
                 continue
             if name in HARNESS_OPTIONS:
-                fail(section, f"{key}: set by {HARNESS_OPTIONS[name]}, not here")
-            if name not in known:
-                fail(section, f"{key}: unknown optimize option (known: {', '.join(sorted(known))})")
+                self.fail(section, f"{key}: set by {HARNESS_OPTIONS[name]}, not here")
+            if name not in self.known:
+                self.fail(section, f"{key}: unknown optimize option (known: {', '.join(sorted(self.known))})")
             if not isinstance(value, (str, int, float, bool)):
-                fail(section, f"{key}: must be a string, number or boolean (got {value!r})")
+                self.fail(section, f"{key}: must be a string, number or boolean (got {value!r})")
             if name in result:
-                fail(section, f"{key}: given twice (as dashes and underscores)")
+                self.fail(section, f"{key}: given twice (as dashes and underscores)")
             result[name] = value
         return result
 
-    methods = string_list("methods", required=False)
-    for method in methods:
-        if method not in METHODS:
-            fail("[bench]", f"methods: {method!r} is not a method ({', '.join(METHODS)})")
-    seeds = bench.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        fail("[bench]", f"seeds: must be a non-empty list of integers (got {seeds!r})")
-    if len(set(seeds)) != len(seeds):
-        fail("[bench]", "seeds: lists a seed twice")
-    task_models = [_resolve_model(m, path) for m in string_list("task_models", required=False)] or [DEFAULT_TASK_MODEL]
-    description = bench.get("description", "")
-    if not isinstance(description, str):
-        fail("[bench]", "description: must be a string")
+    def _layers(self) -> tuple[dict, dict]:
+        common = self.options("[optimize]", self.raw.get("optimize", {}))
+        per_method = self.raw.get("methods", {})
+        if not isinstance(per_method, dict):
+            self.fail("[methods]", "must hold one table per method, e.g. [methods.opro]")
+        overrides = {}
+        for method, table in per_method.items():
+            if method not in METHODS:
+                self.fail(f"[methods.{method}]", f": {method!r} is not a method ({', '.join(METHODS)})")
+            overrides[method] = self.options(f"[methods.{method}]", table)
+        return common, overrides
 
-    common = options("[optimize]", raw.get("optimize", {}))
-    per_method = raw.get("methods", {})
-    if not isinstance(per_method, dict):
-        fail("[methods]", "must hold one table per method, e.g. [methods.opro]")
-    overrides = {}
-    for method, table in per_method.items():
-        if method not in METHODS:
-            fail(f"[methods.{method}]", f": {method!r} is not a method ({', '.join(METHODS)})")
-        overrides[method] = options(f"[methods.{method}]", table)
+    def rows(self, methods: list[str]) -> list[Row]:
+        common, overrides = self._layers()
 
-    def merged(method: str, variant: tuple[str, dict] | None) -> tuple[dict, dict]:
-        layers = [("[optimize]", common), (f"[methods.{method}]", overrides.get(method, {}))]
-        if variant:
-            layers.append(variant)
-        values, sources = {}, {}
-        for section, layer in layers:
-            for name, value in layer.items():
-                values[name], sources[name] = value, section
-        return values, sources
+        def merged(method: str, variant: tuple[str, dict] | None) -> tuple[dict, dict]:
+            layers = [("[optimize]", common), (f"[methods.{method}]", overrides.get(method, {}))]
+            values, sources = {}, {}
+            for section, layer in layers + ([variant] if variant else []):
+                for name, value in layer.items():
+                    values[name], sources[name] = value, section
+            return values, sources
 
-    rows = [Row(m, m, *merged(m, None)) for m in methods]
-    variants = raw.get("variants", {})
-    if not isinstance(variants, dict):
-        fail("[variants]", "must hold one table per variant, e.g. [variants.linear]")
-    for name, table in variants.items():
+        rows = [Row(m, m, *merged(m, None)) for m in methods]
+        variants = self.raw.get("variants", {})
+        if not isinstance(variants, dict):
+            self.fail("[variants]", "must hold one table per variant, e.g. [variants.linear]")
+        for name, table in variants.items():
+            rows.append(self._variant(name, table, methods, merged))
+        if not rows:
+            self.fail("[bench]", "methods: no rows: list methods in [bench] methods or add [variants.<name>] tables")
+        return rows
+
+    def _variant(self, name: str, table, methods: list[str], merged) -> Row:
         section = f"[variants.{name}]"
         if name in methods:
-            fail(section, f": the name {name!r} is already a row of [bench] methods")
+            self.fail(section, f": the name {name!r} is already a row of [bench] methods")
         if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
-            fail(section, ": variant names may use letters, digits, '.', '_' and '-' only (they name folders)")
-        table = table if isinstance(table, dict) else fail(section, f"must be a table (got {table!r})")
+            self.fail(section, ": variant names may use letters, digits, '.', '_' and '-' only (they name folders)")
+        table = table if isinstance(table, dict) else self.fail(section, f"must be a table (got {table!r})")
         method = table.get("method", "gpo")
         if method not in METHODS:
-            fail(section, f"method: {method!r} is not a method ({', '.join(METHODS)})")
-        values, sources = merged(method, (section, options(section, table, allow_method=True)))
+            self.fail(section, f"method: {method!r} is not a method ({', '.join(METHODS)})")
+        values, sources = merged(method, (section, self.options(section, table, allow_method=True)))
         if "method" in table:
             sources["method"] = section
-        rows.append(Row(name, method, values, sources, is_variant=True))
-    if not rows:
-        fail("[bench]", "methods: no rows: list methods in [bench] methods or add [variants.<name>] tables")
+        return Row(name, method, values, sources, is_variant=True)
 
-    tasks = []
-    for spec in string_list("tasks", required=True):
-        tasks.append(_resolve_task(spec, path, cwd or Path.cwd(), lambda msg: fail("[bench]", f"tasks: {msg}")))
-    names = [t.name for t in tasks]
-    for name in names:
-        if names.count(name) > 1:
-            fail("[bench]", f"tasks: two tasks are named {name!r} (their run folders would collide)")
-    return BenchConfig(path=path, description=description, tasks=tuple(tasks), rows=tuple(rows), seeds=tuple(seeds),
-                       task_models=tuple(task_models), raw=raw)
+    def tasks(self, cwd: Path) -> list[TaskRef]:
+        tasks = [_resolve_task(spec, self.path, cwd, lambda msg: self.fail("[bench]", f"tasks: {msg}"))
+                 for spec in self.string_list("tasks", required=True)]
+        names = [t.name for t in tasks]
+        for name in names:
+            if names.count(name) > 1:
+                self.fail("[bench]", f"tasks: two tasks are named {name!r} (their run folders would collide)")
+        return tasks
 
 
 def _resolve_model(spec: str, config_path: Path) -> str:
