@@ -213,6 +213,20 @@ COST_KEYS = ("dev_scorings", "task_generations", "optimizer_calls", "task_tokens
              "stopped")
 
 
+def _test_note(run: RunView, result: dict, changes) -> str | None:
+    """Why the report shows no per-example test changes, or None when it shows them."""
+    if not run.steps:
+        return "nothing recorded yet"
+    if not run.finished:
+        return "the run is unfinished: the test split is scored at the end"
+    if result.get("initial_test") is None:
+        return ("this run has no test split (for a task without one, --test-holdout N holds out dev "
+                "examples as a test split)")
+    if changes is None:
+        return "result.json has no per-example test outcomes (a run from an older gpo-local)"
+    return None
+
+
 def run_context(run: RunView) -> dict[str, Any]:
     result = run.result or {}
     changes = outcome_changes(run.result)
@@ -222,17 +236,7 @@ def run_context(run: RunView) -> dict[str, Any]:
     if final is None and run.steps:  # unfinished: the best so far, ties to the earliest
         best = max(run.steps, key=lambda s: (s.dev_score, -s.step))
         final = {"prompt": best.prompt, "dev_score": best.dev_score, "step": best.step}
-    if not run.steps:
-        test_note = "nothing recorded yet"
-    elif not run.finished:
-        test_note = "the run is unfinished: the test split is scored at the end"
-    elif result.get("initial_test") is None:
-        test_note = ("this run has no test split (for a task without one, --test-holdout N holds out dev "
-                     "examples as a test split)")
-    elif changes is None:
-        test_note = "result.json has no per-example test outcomes (a run from an older gpo-local)"
-    else:
-        test_note = None
+    test_note = _test_note(run, result, changes)
     examples = []
     if changes:
         for kind in ("fixed", "broken"):

@@ -186,6 +186,31 @@ def _table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
     return lines
 
 
+def _score_row(mean: dict, means: list, tasks: list, benches: list, by_key: dict, model: str, paper: dict,
+               n_seeds: int) -> list[str]:
+    """One method's row of a score table: a cell per task, the mean over tasks, the benchmark means."""
+    row = [mean["method"] + (f" ({mean['base_method']})" if mean["variant"] else "")]
+    for task in tasks:
+        entry = by_key[(mean["method"], task, model)]
+        cell = _pct(entry["test_mean"])
+        if entry["test_std"] is not None:
+            cell += f" ± {100 * entry['test_std']:.1f}"
+        if entry["test_mean"] is not None and (entry["n_seeds"] > 1 or n_seeds > 1):
+            cell += f" ({entry['n_seeds']})"
+        row.append(cell)
+    overall = _pct(mean["test_mean_over_tasks"])
+    if mean["test_std_over_seeds"] is not None:
+        overall += f" ± {100 * mean['test_std_over_seeds']:.1f}"
+    if not mean["complete"] and mean["test_mean_over_tasks"] is not None:
+        overall += f" ({mean['tasks_with_scores']} of {len(tasks)} tasks)"
+    row.append(overall)
+    if len(benches) > 1:
+        row += [_pct(mean["benchmark_means"].get(b)) for b in benches]
+    row += [f"{100 * paper[(mean['method'], b)]:.2f}" if (mean["method"], b) in paper else ""
+            for b in benches if any((m["method"], b) in paper for m in means)]
+    return row
+
+
 def results_markdown(results: dict) -> str:
     config = results["config"]
     tasks = [t["name"] for t in config["tasks"]]
@@ -213,28 +238,7 @@ def results_markdown(results: dict) -> str:
         if len(benches) > 1:
             header += [f"ours {b}" for b in benches]
         header += [f"paper {b} ¹" for b in benches if any((m["method"], b) in paper for m in means)]
-        rows = []
-        for mean in means:
-            row = [mean["method"] + (f" ({mean['base_method']})" if mean["variant"] else "")]
-            for task in tasks:
-                entry = by_key[(mean["method"], task, model)]
-                cell = _pct(entry["test_mean"])
-                if entry["test_std"] is not None:
-                    cell += f" ± {100 * entry['test_std']:.1f}"
-                if entry["test_mean"] is not None and (entry["n_seeds"] > 1 or len(seeds) > 1):
-                    cell += f" ({entry['n_seeds']})"
-                row.append(cell)
-            overall = _pct(mean["test_mean_over_tasks"])
-            if mean["test_std_over_seeds"] is not None:
-                overall += f" ± {100 * mean['test_std_over_seeds']:.1f}"
-            if not mean["complete"] and mean["test_mean_over_tasks"] is not None:
-                overall += f" ({mean['tasks_with_scores']} of {len(tasks)} tasks)"
-            row.append(overall)
-            if len(benches) > 1:
-                row += [_pct(mean["benchmark_means"].get(b)) for b in benches]
-            row += [f"{100 * paper[(mean['method'], b)]:.2f}" if (mean["method"], b) in paper else ""
-                    for b in benches if any((m["method"], b) in paper for m in means)]
-            rows.append(row)
+        rows = [_score_row(mean, means, tasks, benches, by_key, model, paper, len(seeds)) for mean in means]
         lines += [f"## {title}", ""] + _table(header, rows, "l" + "r" * (len(header) - 1)) + [""]
     lines += ["Each score is the final prompt's test score, mean ± sample standard deviation over seeds "
               "(the number of seeds in parentheses when there are several); \"mean over tasks\" is the "
