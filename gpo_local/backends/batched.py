@@ -37,7 +37,7 @@ from __future__ import annotations
 import ctypes
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
@@ -98,44 +98,8 @@ class DecoderStats:
     evictions: int = 0  # idle slots whose KV was dropped to make room
 
 
-# Slot states.
-_FREE, _WAITING, _PREFILL, _GEN, _IDLE = "free", "waiting", "prefill", "gen", "idle"
-
-
-@dataclass(eq=False)
-class _Job:
-    index: int
-    request: GenerationRequest
-    reused: int = 0
-    generated: list[int] = field(default_factory=list)
-    text_bytes: bytearray = field(default_factory=bytearray)
-    rng: np.random.Generator | None = None
-
-
-@dataclass(eq=False)
-class _Slot:
-    seq_id: int
-    state: str = _FREE
-    kv: list[int] = field(default_factory=list)  # tokens in the KV cache at positions 0..len-1
-    pending: list[int] = field(default_factory=list)  # tokens still to decode, in order
-    job: _Job | None = None
-    src: "_Slot | None" = None  # _WAITING: copy src's KV [0, src_len) once src has decoded it
-    src_len: int = 0
-    last_used: int = 0
-
-    def planned(self) -> list[int]:
-        """Tokens this slot's KV will hold once its prompt is decoded (what others may share)."""
-        if self.state in (_WAITING, _PREFILL):
-            return list(self.job.request.tokens)
-        return self.kv
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+# The slot bookkeeping and the admission plan are pure (slots.py), tested without a model.
+from .slots import _FREE, _GEN, _IDLE, _PREFILL, _WAITING, Admission, _Job, _Slot, plan_admission  # noqa: E402,F401
 
 
 class BatchedDecoder:
@@ -359,43 +323,24 @@ class BatchedDecoder:
             finish(job, Completion("", (), "length", len(req.tokens), 0))
             return True
 
-        # Best source: longest common prefix with anything a slot holds or will hold. At least
-        # one prompt token is always decoded so that the request gets its own logits.
-        best, best_len = None, 0
-        for s in self._slots:
-            if s.state == _FREE:
-                continue
-            n = _common_prefix(req.tokens, s.planned())
-            n = min(n, len(req.tokens) - 1)
-            # Prefer an idle source on ties: it can be taken over without a copy.
-            if n > best_len or (n == best_len and n > 0 and s.state == _IDLE
-                                and best is not None and best.state != _IDLE):
-                best, best_len = s, n
-
-        # Continue a finished sequence in place when the request extends all of it (a second
-        # round extending the first) or when no slot is free; otherwise copy the shared prefix
-        # into a free slot (no data moves in a unified cache, a memcpy otherwise) so the idle
-        # KV stays available.
-        take_over = best is not None and best.state == _IDLE and (
-            best_len == len(best.kv) or not any(s.state == _FREE for s in self._slots))
-        if take_over:
-            target = best
+        plan = plan_admission(self._slots, req.tokens)
+        best_len = plan.reuse
+        if plan.target is None:
+            return False
+        target = plan.target
+        if plan.take_over:
             if not lc.llama_memory_seq_rm(self._mem, target.seq_id, best_len, -1):
                 lc.llama_memory_seq_rm(self._mem, target.seq_id, -1, -1)
                 best_len = 0
             del target.kv[best_len:]
         else:
-            target = self._free_slot(exclude=best if best_len > 0 else None)
-            if target is None:
-                return False
+            if plan.evict:
+                self._evict(target)
             target.kv = []
-            if best is not None and best_len > 0:
-                if len(best.kv) >= best_len:
-                    self._copy_prefix(best, target, best_len)
-                else:  # the source is still decoding this prefix: copy once it is there
-                    target.state, target.src, target.src_len = _WAITING, best, best_len
-            else:
-                best_len = 0
+            if plan.wait:  # the source is still decoding this prefix: copy once it is there
+                target.state, target.src, target.src_len = _WAITING, plan.source, best_len
+            elif best_len > 0:
+                self._copy_prefix(plan.source, target, best_len)
 
         self.stats.requests += 1
         self.stats.prompt_tokens += len(req.tokens)
@@ -416,18 +361,6 @@ class BatchedDecoder:
             lc.llama_memory_seq_cp(self._mem, src.seq_id, dst.seq_id, -1, -1)
             lc.llama_memory_seq_rm(self._mem, dst.seq_id, n, -1)
         dst.kv = list(src.kv[:n])
-
-    def _free_slot(self, exclude: _Slot | None) -> _Slot | None:
-        """A free slot, else the least recently used idle one (its KV is dropped)."""
-        for s in self._slots:
-            if s.state == _FREE:
-                return s
-        idle = [s for s in self._slots if s.state == _IDLE and s is not exclude]
-        if not idle:
-            return None
-        victim = min(idle, key=lambda s: s.last_used)
-        self._evict(victim)
-        return victim
 
     def _evict(self, s: _Slot) -> None:
         self._lc.llama_memory_seq_rm(self._mem, s.seq_id, -1, -1)

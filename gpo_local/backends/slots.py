@@ -1,0 +1,115 @@
+"""The batched decoder's slots and its admission plan, without llama.cpp (batched.py runs the plan).
+
+A slot is one llama.cpp sequence: the tokens its KV cache holds, the tokens still to decode,
+and its state. Admitting a request means choosing the slot it goes to and the prefix it reuses:
+
+* the source is the slot sharing the longest common prefix with the request, counting what a
+  slot holds or will hold once its prompt is decoded; at least one prompt token is always left
+  to decode, so that the request gets its own logits; on ties an idle source wins (it can be
+  taken over without a copy);
+* an idle source is taken over in place when the request extends all of its KV (a second round
+  extending the first) or when no slot is free; otherwise the request goes to a free slot, else
+  to the least recently used idle slot other than the source (evicted), and copies the shared
+  prefix, or waits for it when the source is still decoding it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+# Slot states.
+_FREE, _WAITING, _PREFILL, _GEN, _IDLE = "free", "waiting", "prefill", "gen", "idle"
+
+
+@dataclass(eq=False)
+class _Job:
+    index: int
+    request: GenerationRequest
+    reused: int = 0
+    generated: list[int] = field(default_factory=list)
+    text_bytes: bytearray = field(default_factory=bytearray)
+    rng: np.random.Generator | None = None
+
+
+@dataclass(eq=False)
+class _Slot:
+    seq_id: int
+    state: str = _FREE
+    kv: list[int] = field(default_factory=list)  # tokens in the KV cache at positions 0..len-1
+    pending: list[int] = field(default_factory=list)  # tokens still to decode, in order
+    job: _Job | None = None
+    src: "_Slot | None" = None  # _WAITING: copy src's KV [0, src_len) once src has decoded it
+    src_len: int = 0
+    last_used: int = 0
+
+    def planned(self) -> list[int]:
+        """Tokens this slot's KV will hold once its prompt is decoded (what others may share)."""
+        if self.state in (_WAITING, _PREFILL):
+            return list(self.job.request.tokens)
+        return self.kv
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Where a request goes: `target` (None: no slot can take it now), the prefix length it
+    reuses, the slot it shares it with, and how: in place (`take_over`), after evicting the
+    target's idle KV (`evict`), or once the source has decoded the prefix (`wait`)."""
+
+    target: _Slot | None
+    reuse: int = 0
+    source: _Slot | None = None
+    take_over: bool = False
+    evict: bool = False
+    wait: bool = False
+
+
+def best_source(slots: Sequence[_Slot], tokens: Sequence[int]) -> tuple[_Slot | None, int]:
+    """The slot sharing the longest prefix with `tokens` (module docstring) and that length."""
+    best, best_len = None, 0
+    for s in slots:
+        if s.state == _FREE:
+            continue
+        n = min(_common_prefix(tokens, s.planned()), len(tokens) - 1)
+        if n > best_len or (n == best_len and n > 0 and s.state == _IDLE
+                            and best is not None and best.state != _IDLE):
+            best, best_len = s, n
+    return best, best_len
+
+
+def free_slot(slots: Sequence[_Slot], exclude: _Slot | None) -> tuple[_Slot | None, bool]:
+    """A free slot, else the least recently used idle one but `exclude`; and whether it must be
+    evicted first."""
+    for s in slots:
+        if s.state == _FREE:
+            return s, False
+    idle = [s for s in slots if s.state == _IDLE and s is not exclude]
+    if not idle:
+        return None, False
+    return min(idle, key=lambda s: s.last_used), True
+
+
+def plan_admission(slots: Sequence[_Slot], tokens: Sequence[int]) -> Admission:
+    """The admission of a request with prompt `tokens` (module docstring)."""
+    best, best_len = best_source(slots, tokens)
+    if best is not None and best.state == _IDLE and (
+            best_len == len(best.kv) or not any(s.state == _FREE for s in slots)):
+        return Admission(best, best_len, best, take_over=True)
+    target, evict = free_slot(slots, exclude=best if best_len > 0 else None)
+    if target is None:
+        return Admission(None)
+    if best is None or best_len == 0:
+        return Admission(target, 0, None, evict=evict)
+    return Admission(target, best_len, best, evict=evict, wait=len(best.kv) < best_len)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
