@@ -75,7 +75,7 @@ class Option:
         return self.choices() if callable(self.choices) else self.choices
 
     def help_text(self) -> str:
-        if self.show_default or self.default is None or "[default" in self.help:
+        if self.show_default or self.default is None or "default" in self.help:
             return self.help
         return f"{self.help} [default: {self.default}]."
 
