@@ -1,7 +1,8 @@
 """The batched decoder's admission plan (backends/slots.py), without a model."""
 
 from gpo_local.backends.batched import GenerationRequest
-from gpo_local.backends.slots import _FREE, _GEN, _IDLE, _PREFILL, _Job, _Slot, best_source, plan_admission
+from gpo_local.backends.slots import (_FREE, _GEN, _IDLE, _PREFILL, _Job, _Slot, best_source, choose_token, plan_admission,
+                                     plan_batch)
 
 
 def idle(seq_id, kv, last_used=0):
@@ -61,3 +62,27 @@ def test_ties_prefer_an_idle_source():
     busy, quiet = running(0, [1, 2, 3, 8]), idle(1, [1, 2, 3, 9])
     assert best_source([busy, quiet], (1, 2, 3, 7)) == (quiet, 3)
     assert _FREE == "free"
+
+
+def test_a_batch_carries_generating_sequences_first_then_prompt_tokens_that_fit():
+    prefill = running(0, [1, 2, 3, 4, 5], state=_PREFILL)
+    prefill.pending = [1, 2, 3, 4, 5]
+    gen = running(1, [9], kv=[9, 8])
+    gen.pending = [7]
+    planned = plan_batch([prefill, gen], n_batch=4)
+    assert [(s.seq_id, k, last) for s, k, last in planned] == [(1, 1, True), (0, 3, False)]
+    assert [(s.seq_id, k, last) for s, k, last in plan_batch([prefill, gen], n_batch=8)] == [(1, 1, True),
+                                                                                              (0, 5, True)]
+
+
+def test_greedy_and_seeded_token_choice():
+    import numpy as np
+
+    job = _Job(0, GenerationRequest((1,), max_tokens=1))
+    assert choose_token(job, np.array([0.1, 2.0, 0.3], dtype=np.float32)) == 1
+    draws = []
+    for _ in range(2):
+        sampled = _Job(0, GenerationRequest((1,), max_tokens=1, temperature=1.0, seed=7),
+                       rng=np.random.default_rng(7))
+        draws.append([choose_token(sampled, np.zeros(50, dtype=np.float32)) for _ in range(5)])
+    assert draws[0] == draws[1] and len(set(draws[0])) > 1

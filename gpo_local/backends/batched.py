@@ -12,12 +12,9 @@ CPU's matmul throughput unused. Here every forward pass carries many sequences a
   is what keeps greedy output bit-identical to a sequential run under continuous batching (see
   ``__init__`` for the measurement); ``kv_unified=True`` gives the unified cache, where sharing
   moves no data but results depend slightly on what else was in the cache.
-* **Prefix planning with a token trie.** Pending requests are visited in lexicographic token
-  order, which is a depth-first walk of their token trie: requests sharing the longest prefixes
-  are admitted next to each other. Each admitted request copies the longest prefix it has in
-  common with any slot (a running prompt, a sequence still being prefilled, or an idle finished
-  one) and only decodes the rest; a request whose prefix is still being decoded by another slot
-  waits for it and copies it once it is in the cache, so every trie edge is decoded once.
+* **Prefix planning with a token trie** (slots.py): requests sharing the longest prefixes are
+  admitted next to each other, each copies the longest prefix any slot holds, so every trie edge
+  is decoded once.
 * **One batch per step.** Every live sequence's next token plus as many prompt-suffix tokens as
   fit in ``n_batch`` go into a single ``llama_batch``; logits are requested only where a token
   will be chosen.
@@ -37,10 +34,14 @@ from __future__ import annotations
 import ctypes
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
+
+# Its requests and results, context settings, and slot planning (pure, tested without a model).
+from .context import _context_params
+from .generation import Completion, DecoderStats, GenerationRequest
+from .slots import _FREE, _GEN, _IDLE, _PREFILL, _WAITING, _Job, _Slot, choose_token, plan_admission, plan_batch
 
 if TYPE_CHECKING:  # heavy import kept lazy: importing gpo_local must not require llama_cpp
     import llama_cpp
@@ -48,113 +49,6 @@ if TYPE_CHECKING:  # heavy import kept lazy: importing gpo_local must not requir
 __all__ = ["GenerationRequest", "Completion", "DecoderStats", "BatchedDecoder"]
 
 
-@dataclass(frozen=True)
-class GenerationRequest:
-    """One generation: a fully tokenized prompt (chat template applied, BOS included if wanted)."""
-
-    tokens: tuple[int, ...]
-    max_tokens: int
-    stop: tuple[str, ...] = ()
-    temperature: float = 0.0
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        # Accept lists for convenience but store tuples: requests are hashable and immutable.
-        object.__setattr__(self, "tokens", tuple(int(t) for t in self.tokens))
-        object.__setattr__(self, "stop", tuple(self.stop))
-        if not self.tokens:
-            raise ValueError("GenerationRequest.tokens must not be empty")
-        if self.max_tokens < 0:
-            raise ValueError(f"max_tokens must be >= 0, got {self.max_tokens}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-
-
-@dataclass(frozen=True)
-class Completion:
-    """Result of one request. ``tokens`` excludes an end-of-generation token; a stop string is
-    trimmed from ``text`` only (the tokens that produced it stay, so a follow-up turn can extend
-    ``request.tokens + completion.tokens`` and reuse the KV)."""
-
-    text: str
-    tokens: tuple[int, ...]
-    finish_reason: str  # "stop" | "length" | "eos"
-    prompt_tokens: int
-    reused_prompt_tokens: int
-
-
-@dataclass
-class DecoderStats:
-    """Counters accumulated over the decoder's lifetime (reset with ``stats = DecoderStats()``)."""
-
-    requests: int = 0
-    prompt_tokens: int = 0  # prompt tokens requested
-    prompt_tokens_decoded: int = 0  # prompt tokens actually pushed through the model
-    prompt_tokens_reused: int = 0  # served from KV shared with / kept from other sequences
-    generated_tokens: int = 0  # tokens chosen (including an end-of-generation token)
-    decode_calls: int = 0
-    batch_tokens: int = 0  # all tokens submitted to llama_decode (prompt + generation)
-    decode_seconds: float = 0.0
-    evictions: int = 0  # idle slots whose KV was dropped to make room
-
-
-# The slot bookkeeping and the admission plan are pure (slots.py), tested without a model.
-from .slots import _FREE, _GEN, _IDLE, _PREFILL, _WAITING, Admission, _Job, _Slot, plan_admission  # noqa: E402,F401
-
-
-def _context_params(lc, llama, *, n_seq_max: int, n_ctx: int, flash_attn: bool, n_ubatch: int | None,
-                    kv_unified: bool):
-    """The multi-sequence context's parameters (the reasons for each are measurements, below)."""
-    # Start from the Llama's own context parameters so threads, batch sizes, attention type
-    # and KV types match the sequential path (which keeps greedy results comparable), then
-    # make it multi-sequence.
-    src = llama.context_params
-    params = lc.llama_context_default_params()
-    for name in ("n_batch", "n_ubatch", "n_threads", "n_threads_batch", "flash_attn_type",
-                 "type_k", "type_v", "rope_scaling_type", "rope_freq_base",
-                 "rope_freq_scale", "yarn_ext_factor", "yarn_attn_factor", "yarn_beta_fast",
-                 "yarn_beta_slow", "yarn_orig_ctx", "offload_kqv", "op_offload", "swa_full"):
-        setattr(params, name, getattr(src, name))
-    # Flash attention is on by default, for correctness first: with the non-flash kernel
-    # of the llama.cpp bundled in llama-cpp-python 0.3.36, a sequence that shares prefix
-    # cells (llama_memory_seq_cp) with a sequence owning further cells at the same
-    # positions gets different logits than when decoded alone (max |dlogit| 0.72 on
-    # SmolLM2-135M, flipping greedy tokens); with flash attention the same experiment is
-    # bit-identical. It is also faster here: the CPU kernel skips masked KV cells, so the
-    # other sequences' cells in the unified cache cost almost nothing. For greedy answers
-    # identical to a sequential loop, load the Llama with flash_attn=True as well.
-    params.flash_attn_type = (lc.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn
-                              else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED)
-    # Physical batches below 64 rows. From 64 query rows on, the CPU flash attention uses a
-    # tiled kernel whose rounding depends on how a sequence's KV cells fall into tiles, so
-    # the same prompt gives different logits depending on what else is in the cache
-    # (measured: max |dlogit| 0.4-1.1 for 64+ rows, exactly 0 below). Under 64 rows each
-    # row goes through the per-row kernel, which skips masked cells and visits a
-    # sequence's cells in position order: logits are then bit-identical to decoding the
-    # sequence alone, whatever the batch holds. The cost is small: prefill is compute
-    # bound, so 63-row ubatches only add some graph overhead. ``n_ubatch=None`` keeps
-    # the Llama's value.
-    if n_ubatch is not None:
-        params.n_ubatch = max(1, min(params.n_ubatch, n_ubatch))
-    params.n_ctx = n_ctx
-    # Unified vs per-sequence KV (measured on this llama.cpp, SmolLM2-135M, 32 prompts x 24
-    # greedy tokens): with a unified cache, freeing finished sequences leaves holes that
-    # live sequences' next tokens fill, so a sequence's cells stop being in position
-    # order; the attention kernel visits cells in index order, the online-softmax rounding
-    # changes and 12 of 32 greedy continuations diverged from sequential decoding (32 of 32
-    # agreed when nothing was ever freed). With one KV stream per sequence
-    # (kv_unified=False) a slot's cells are always in position order and every result was
-    # bit-identical to a sequential run, with continuous batching on. Sharing still
-    # decodes a prefix once: llama_memory_seq_cp copies the source stream's K/V (a memcpy
-    # of at most one stream, ~23 KB per cell, much cheaper than decoding) and the copy is
-    # trimmed to the shared prefix. kv_unified=True shares cells without copying (less
-    # memory) at the price of that batch dependence.
-    params.kv_unified = kv_unified
-    # Unified: one extra sequence id is a scratch sequence for the padding token (_step).
-    params.n_seq_max = n_seq_max + 1 if kv_unified else n_seq_max
-    params.embeddings = False
-    params.no_perf = True
-    return params
 
 
 class BatchedDecoder:
@@ -381,17 +275,10 @@ class BatchedDecoder:
         """One llama_decode: every generating sequence's next token, then prompt tokens."""
         lc = self._lc
         batch = self._batch
+        taken = plan_batch(busy, self.n_batch)  # (slot, tokens submitted, gets logits), in batch order
         n = 0
         outputs: list[tuple[_Slot, int]] = []  # slots that get logits, with their batch row
-        taken: list[tuple[_Slot, int]] = []  # how many pending tokens each slot submitted
-        # Generation tokens first: every live sequence advances one token per call.
-        gen = [s for s in busy if s.state == _GEN]
-        pre = [s for s in busy if s.state == _PREFILL]
-        for s in gen + pre:
-            room = self.n_batch - n
-            if room <= 0:
-                break
-            k = min(room, len(s.pending))
+        for s, k, last in taken:
             pos0 = len(s.kv)
             for j in range(k):
                 batch.token[n] = s.pending[j]
@@ -400,38 +287,16 @@ class BatchedDecoder:
                 batch.seq_id[n][0] = s.seq_id
                 batch.logits[n] = 0
                 n += 1
-            if k == len(s.pending):  # the slot's last pending token: its logits choose the next
+            if last:  # the slot's last pending token: its logits choose the next
                 batch.logits[n - 1] = 1
                 outputs.append((s, n - 1))
-            taken.append((s, k))
         pad = n == 1 and self.kv_unified
         if pad:
-            # Unified cache only: never decode a lone token. For one query row and 512+ KV
-            # cells the CPU flash attention switches to a split-KV kernel whose rounding
-            # differs from the per-row kernel (used for 2+ rows, and by a short sequential
-            # run); the unified cache reaches 512 cells early. A throwaway token in a scratch
-            # sequence keeps the step on the per-row kernel. (Per-sequence streams have the
-            # same cell count as a sequential context, so they take the same kernel anyway.)
-            batch.token[1] = batch.token[0]
-            batch.pos[1] = 0
-            batch.n_seq_id[1] = 1
-            batch.seq_id[1][0] = self._scratch_seq
-            batch.logits[1] = 0
-            n = 2
+            n = self._pad_lone_token()
         batch.n_tokens = n
 
         t0 = time.perf_counter()
-        while True:
-            rc = lc.llama_decode(self._ctx, batch)
-            if rc == 0:
-                break
-            # 1 = no KV cell for the batch: the cache is restored, so free idle KV and retry.
-            idle = [s for s in self._slots if s.state == _IDLE]
-            if rc == 1 and idle:
-                self._evict(min(idle, key=lambda s: s.last_used))
-                continue
-            raise RuntimeError(f"llama_decode failed with code {rc} "
-                               f"(n_ctx={self.n_ctx}, batch={n} tokens)")
+        self._decode(n)
         self.stats.decode_seconds += time.perf_counter() - t0
         if pad:
             lc.llama_memory_seq_rm(self._mem, self._scratch_seq, -1, -1)
@@ -439,7 +304,7 @@ class BatchedDecoder:
         self.stats.decode_calls += 1
         self.stats.batch_tokens += n
 
-        for s, k in taken:
+        for s, k, _ in taken:
             if s.state == _PREFILL:
                 self.stats.prompt_tokens_decoded += k
             s.kv.extend(s.pending[:k])
@@ -455,17 +320,37 @@ class BatchedDecoder:
         for s, row in outputs:
             logits = np.ctypeslib.as_array(lc.llama_get_logits_ith(self._ctx, row),
                                            shape=(self.n_vocab,))
-            self._advance(s, self._choose(s.job, logits), finish)
+            self._advance(s, choose_token(s.job, logits), finish)
 
-    def _choose(self, job: _Job, logits: np.ndarray) -> int:
-        t = job.request.temperature
-        if t <= 0:
-            return int(np.argmax(logits))
-        # Seeded per request: softmax(logits / T) in float64, inverse-CDF draw of one uniform.
-        z = logits.astype(np.float64) / t
-        p = np.exp(z - z.max())
-        c = np.cumsum(p)
-        return int(min(np.searchsorted(c, job.rng.random() * c[-1], side="right"), len(c) - 1))
+    def _pad_lone_token(self) -> int:
+        """Add a throwaway second row to a one-token batch (unified cache only); the new size."""
+        batch = self._batch
+        # Unified cache only: never decode a lone token. For one query row and 512+ KV
+        # cells the CPU flash attention switches to a split-KV kernel whose rounding
+        # differs from the per-row kernel (used for 2+ rows, and by a short sequential
+        # run); the unified cache reaches 512 cells early. A throwaway token in a scratch
+        # sequence keeps the step on the per-row kernel. (Per-sequence streams have the
+        # same cell count as a sequential context, so they take the same kernel anyway.)
+        batch.token[1] = batch.token[0]
+        batch.pos[1] = 0
+        batch.n_seq_id[1] = 1
+        batch.seq_id[1][0] = self._scratch_seq
+        batch.logits[1] = 0
+        return 2
+
+    def _decode(self, n: int) -> None:
+        """llama_decode the batch; when no KV cell is left, free the least recently used idle
+        slot and retry (the cache is restored after a failed decode)."""
+        while True:
+            rc = self._lc.llama_decode(self._ctx, self._batch)
+            if rc == 0:
+                return
+            idle = [s for s in self._slots if s.state == _IDLE]
+            if rc == 1 and idle:
+                self._evict(min(idle, key=lambda s: s.last_used))
+                continue
+            raise RuntimeError(f"llama_decode failed with code {rc} "
+                               f"(n_ctx={self.n_ctx}, batch={n} tokens)")
 
     def _advance(self, s: _Slot, tok: int, finish) -> None:
         job = s.job

@@ -1,5 +1,12 @@
 """The batched decoder's slots and its admission plan, without llama.cpp (batched.py runs the plan).
 
+Prefix planning with a token trie: pending requests are visited in lexicographic token
+order, which is a depth-first walk of their token trie: requests sharing the longest prefixes
+are admitted next to each other. Each admitted request copies the longest prefix it has in
+common with any slot (a running prompt, a sequence still being prefilled, or an idle finished
+one) and only decodes the rest; a request whose prefix is still being decoded by another slot
+waits for it and copies it once it is in the cache, so every trie edge is decoded once.
+
 A slot is one llama.cpp sequence: the tokens its KV cache holds, the tokens still to decode,
 and its state. Admitting a request means choosing the slot it goes to and the prefix it reuses:
 
@@ -113,3 +120,31 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
+
+
+def plan_batch(busy: Sequence[_Slot], n_batch: int) -> list[tuple[_Slot, int, bool]]:
+    """What one llama_decode carries: (slot, pending tokens it submits, whether it gets logits),
+    in batch order. Generating sequences first, so every live sequence advances one token per
+    call; then prompt tokens of prefilling slots while the batch has room. A slot gets logits
+    when its last pending token is in the batch (they choose its next token)."""
+    planned, n = [], 0
+    for s in [s for s in busy if s.state == _GEN] + [s for s in busy if s.state == _PREFILL]:
+        room = n_batch - n
+        if room <= 0:
+            break
+        k = min(room, len(s.pending))
+        planned.append((s, k, k == len(s.pending)))
+        n += k
+    return planned
+
+
+def choose_token(job: _Job, logits: np.ndarray) -> int:
+    """Greedy: the argmax. Sampled: softmax(logits / T) in float64, an inverse-CDF draw of one
+    uniform from the request's own seeded generator (independent of the batch it is in)."""
+    t = job.request.temperature
+    if t <= 0:
+        return int(np.argmax(logits))
+    z = logits.astype(np.float64) / t
+    p = np.exp(z - z.max())
+    c = np.cumsum(p)
+    return int(min(np.searchsorted(c, job.rng.random() * c[-1], side="right"), len(c) - 1))
