@@ -156,7 +156,7 @@ def resolve(task_spec: str, values: dict[str, Any], explicit: set[str] = frozens
     task = load_task(task_spec, seed=seed, **loading)
     if v.get("test_holdout"):
         task = task.with_holdout(v["test_holdout"])
-    steps = v.get("steps")
+    steps = v.get("steps") or task.optimize_defaults.get("steps")
     if steps is None:
         steps = total_steps(len(task.split("train"))) if "train" in task.splits else 3
         if steps == 0:

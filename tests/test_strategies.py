@@ -135,7 +135,7 @@ def test_feedback_momentum_k_list(tmp_path, selection):
                                    selection=selection, k=2)
     metas = update_prompts(opt)
     # Step 2 shows two gradient texts (the new one first), joined by a blank line.
-    problems = metas[4].split("These are the problems found with the current prompt:\n")[1].split("\n\nIn each")[0]
+    problems = metas[4].split("These are the problems found with the current prompt:\n")[1].split("\n\nBelow are examples")[0]
     items = problems.split("\n\n")
     steps = steps_of(recs)
     assert len(items) == 2 and items[0] == steps[2]["gradient"]

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..core import Example
 from ..errors import DataError
-from .builtin import BUILTIN_TASKS, SENTIMENT_RULE, builtin_splits
+from .builtin import BUILTIN_TASKS, builtin_splits
 
 SPLITS = ("train", "eval", "test", "few_shot_examples", "format")
 DATASETS = ("bbh", "mmlu", "gsm8k", "wsc", "webnlg")  # folder names whose answer rules are known
@@ -331,9 +331,10 @@ def load_task(spec: str, *, seed: int = 0, input_field: str | None = None, targe
             raise DataError(f"the built-in task {spec!r} takes no data options "
                             f"(got {', '.join('--' + k.replace('_', '-') for k in options)})")
         built = {k: tuple(v) for k, v in builtin_splits(spec, seed).items()}
-        return Task(name=spec, source=f"builtin:{spec}", rule=SENTIMENT_RULE, splits=built,
-                    initial_prompt=BUILTIN_TASKS[spec].initial_prompt, max_tokens=(48, 8),
-                    optimize_defaults=dict(BUILTIN_TASKS[spec].optimize_defaults))
+        builtin = BUILTIN_TASKS[spec]
+        return Task(name=spec, source=f"builtin:{spec}", rule=builtin.rule, splits=built,
+                    initial_prompt=builtin.initial_prompt, max_tokens=builtin.max_tokens,
+                    optimize_defaults=dict(builtin.optimize_defaults))
     if (dataset_config or splits) and not spec.startswith(HUB_PREFIX):
         raise DataError(f"--dataset-config and --splits apply to Hugging Face datasets ({HUB_PREFIX}<id>), "
                         f"not to {spec!r}")
