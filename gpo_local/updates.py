@@ -81,7 +81,17 @@ def render_update(
         task = f"Your task is to revise the current prompt so that it better replaces {PLACEHOLDER} in the task inputs below."
     else:
         task = f"Your task is to write a prompt that replaces {PLACEHOLDER} in the task inputs below."
-    sections = [task]
+    # The examples come first and are explained plainly, so that a small optimizer model induces
+    # the task from them instead of rewording the current prompt: with the history first (the
+    # original's order, GPO_SPEC 3.1) Qwen2.5-Coder-1.5B named the task of the built-in `antonyms`
+    # in about 1 reply in 12; with this order, 3 in 6 (at temperature 0.7).
+    sections = [task, (
+        f"Below are examples of the task. In each input, {PLACEHOLDER} stands for the prompt; the output is "
+        "the answer the model must give (an answer that differs from it counts as wrong). Work out what the "
+        "examples have in common: what must the model do with the input to get the output? A good prompt "
+        "says exactly that, for every input."
+    )]
+    sections.extend(render_exemplar(e, position) for e in exemplars)
     if history:
         sections.append(render_history(history, history_kind))
     sections.append(f"The current prompt is:\n{current}")
@@ -89,16 +99,6 @@ def render_update(
         if not gradient:
             raise ValueError(f"update method {method!r} needs a gradient text (use {method}-without otherwise)")
         sections.append(f"These are the problems found with the current prompt:\n{gradient}")
-    # Said plainly so that a small optimizer model induces the task from the examples instead of
-    # rewording the current prompt (measured with Qwen2.5-Coder-1.5B on the built-in `antonyms`:
-    # the original's one-line explanation gave almost no candidate that named the task).
-    sections.append(
-        f"Below are examples of the task. In each input, {PLACEHOLDER} stands for the prompt; the output is "
-        "the answer the model must give (an answer that differs from it counts as wrong). Work out what the "
-        "examples have in common: what must the model do with the input to get the output? A good prompt "
-        "says exactly that, for every input."
-    )
-    sections.extend(render_exemplar(e, position) for e in exemplars)
     where = _WHERE[position]
     study = {"current": "the prompt and score above", "list": "the prompts and scores above",
              "summary": "the summarizing prompt and its score above"}[history_kind]
