@@ -18,6 +18,14 @@ class Example:
     input: str
     target: Any
 
+    @property
+    def shown_target(self) -> str:
+        """The target as shown to the optimizer model: the first accepted answer where a task
+        accepts several (a tuple or list target)."""
+        if isinstance(self.target, (tuple, list)) and self.target:
+            return str(self.target[0])
+        return str(self.target)
+
 
 @dataclass(frozen=True)
 class Outcome:

@@ -144,7 +144,7 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
         task = load_task(task_spec, seed=seed, **loading)
     if v.get("test_holdout"):
         task = task.with_holdout(v["test_holdout"])
-    steps = v.get("steps")
+    steps = v.get("steps") or task.optimize_defaults.get("steps")
     if steps is None:
         steps = total_steps(len(task.split("train"))) if "train" in task.splits else 3
         if steps == 0:

@@ -33,6 +33,13 @@ def update_prompts(opt):
             and ("write a prompt that replaces" in t or "revise the current prompt" in t)]
 
 
+def direction_sections(meta):
+    """The meta-prompt's sections without the examples block (which comes right after the task
+    line): task line, history, current prompt, problems, request, output format."""
+    sections = meta.split("\n\n")
+    return [sections[0], *[x for x in sections[1:] if not x.startswith(("Below are examples", "Input:"))]]
+
+
 def steps_of(recs):
     return [r for r in recs if r["kind"] == "step"]
 
@@ -86,7 +93,7 @@ def test_feedback_gradient_skips_the_call_when_nothing_is_wrong(tmp_path):
 
 def test_no_momentum_shows_the_current_prompt_alone(tmp_path):
     _, opt, _, _ = run_gpo(tmp_path, momentum="none")
-    sections = update_prompts(opt)[2].split("\n\n")  # step 1
+    sections = direction_sections(update_prompts(opt)[2])  # step 1
     assert sections[1].startswith("Here is the current prompt with its score.")
     assert sections[2].startswith("Prompt: ") and sections[3].startswith("The current prompt is:")
     assert sections[2].split("\n")[0] == "Prompt: " + sections[3].split("\n")[1]
@@ -97,7 +104,7 @@ def test_para_k_list_selections(tmp_path, selection):
     result, opt, recs, _ = run_gpo(tmp_path, selection=selection, k=2)
     metas = update_prompts(opt)
     traj = result.trajectory
-    step2 = metas[4].split("\n\n")  # step 2: the trajectory holds p0 and two chosen prompts
+    step2 = direction_sections(metas[4])  # step 2: the trajectory holds p0 and two chosen prompts
     assert step2[1].startswith("Here are earlier prompts with their scores.")
     shown = [s.split("\n")[0].removeprefix("Prompt: ") for s in step2[2:4]]
     assert step2[4].startswith("The current prompt is:")
@@ -123,7 +130,7 @@ def test_para_real_time_scores_the_summarized_prompt(tmp_path):
     # GPO_SPEC 8.13: the summary prompt itself is scored (4 words: difficulties 1-4 of 1..5).
     assert steps[1]["momentum"]["prompt"] == "Summary of four words"
     assert steps[1]["momentum"]["dev_score"] == pytest.approx(5 / 6)
-    meta = update_prompts(opt)[2].split("\n\n")
+    meta = direction_sections(update_prompts(opt)[2])
     assert meta[1].startswith("Here is a prompt summarizing the earlier ones, with its score.")
     assert meta[2] == "Prompt: Summary of four words\nScore: 83.3"
     assert gpo.optimizer_calls == 3 * 2 + 2
@@ -135,7 +142,7 @@ def test_feedback_momentum_k_list(tmp_path, selection):
                                    selection=selection, k=2)
     metas = update_prompts(opt)
     # Step 2 shows two gradient texts (the new one first), joined by a blank line.
-    problems = metas[4].split("These are the problems found with the current prompt:\n")[1].split("\n\nIn each")[0]
+    problems = metas[4].split("These are the problems found with the current prompt:\n")[1].split("\n\nStudy ")[0]
     items = problems.split("\n\n")
     steps = steps_of(recs)
     assert len(items) == 2 and items[0] == steps[2]["gradient"]

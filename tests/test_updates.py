@@ -56,15 +56,17 @@ def test_meta_prompt_sections_in_order():
                          exemplars=examples, position="Q_end", budget=49)
     sections = text.split("\n\n")
     assert sections[0].startswith("Your task is to write a prompt that replaces <Prompt>")
-    assert "from 0 to 100" in sections[1]
+    # The examples first (the optimizer induces the task from them), then the direction.
+    assert sections[1].startswith("Below are examples of the task.")
+    assert sections[2] == "Input:\nQuestion one?\n<Prompt>\nOutput:\nYes"
+    assert sections[3] == "Input:\nQuestion two?\n<Prompt>\nOutput:\nNo"
+    assert "from 0 to 100" in sections[4]
     # Scores on the 0-100 scale the text announces (GPO_SPEC 8.3), current prompt listed first.
-    assert sections[2] == "Prompt: Let's think step by step.\nScore: 29.2"
-    assert sections[3] == "Prompt: Other.\nScore: 50.0"
-    assert sections[4] == "The current prompt is:\nLet's think step by step."
-    assert sections[6] == "Input:\nQuestion one?\n<Prompt>\nOutput:\nYes"
-    assert sections[7] == "Input:\nQuestion two?\n<Prompt>\nOutput:\nNo"
+    assert sections[5] == "Prompt: Let's think step by step.\nScore: 29.2"
+    assert sections[6] == "Prompt: Other.\nScore: 50.0"
+    assert sections[7] == "The current prompt is:\nLet's think step by step."
     assert sections[8].endswith("You may change at most 49 words of the current prompt.")
-    assert "at the end of the question" in sections[8]
+    assert "at the end of the question" in sections[8] and "do not copy an example" in sections[8]
     assert sections[9] == "Put the new prompt between <START> and <END>."
     assert "problems" not in text
 

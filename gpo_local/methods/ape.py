@@ -19,7 +19,7 @@ PARENTS = 4
 
 
 def render_induction(demonstrations) -> str:
-    shown = "\n\n".join(f"Input:\n{e.input}\nOutput:\n{e.target}" for e in demonstrations)
+    shown = "\n\n".join(f"Input:\n{e.input}\nOutput:\n{e.shown_target}" for e in demonstrations)
     return "\n\n".join([
         "Someone was given an instruction and the inputs below. Following the instruction, they "
         "wrote the output shown after each input.",

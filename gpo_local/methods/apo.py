@@ -23,7 +23,7 @@ REASONS = 2
 
 
 def _errors(wrong) -> str:
-    return "\n\n".join(f"Input:\n{e.input}\nModel answer: {answer}\nCorrect answer: {e.target}" for e, answer in wrong)
+    return "\n\n".join(f"Input:\n{e.input}\nModel answer: {answer}\nCorrect answer: {e.shown_target}" for e, answer in wrong)
 
 
 def render_reasons(prompt: str, wrong) -> str:

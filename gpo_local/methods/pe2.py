@@ -27,7 +27,7 @@ def render_pe2(*, prompt: str, score: float, history, shown, position: str, budg
     for example, outcome in shown:
         verdict = "correct" if outcome.score >= 1 else "wrong"
         examples.append(f"Input:\n{example.input}\nModel output:\n{outcome.first_answer.strip()[:MAX_OUTPUT_CHARS]}\n"
-                        f"Final answer: {outcome.final_answer.strip()}\nExpected answer: {example.target}\n"
+                        f"Final answer: {outcome.final_answer.strip()}\nExpected answer: {example.shown_target}\n"
                         f"Result: {verdict}")
     sections = [
         "A prompt is a short text that tells a language model what to do with an input and what form its answer "

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..core import Example
 from ..errors import DataError
-from .builtin import BUILTIN_TASKS, SENTIMENT_RULE, builtin_splits
+from .builtin import BUILTIN_TASKS, builtin_splits
 # Readers and hub access live in their own modules; their names stay importable from here.
 from .hub import HUB_PREFIX, HUB_SPLITS, _check_hub_reachable, _hub_split_map, _HubOffline, _load_hub  # noqa: F401
 from .readers import FILE_FORMATS, SPLITS, _fields, _read_with_datasets, read_jsonl, read_split_file  # noqa: F401
@@ -147,9 +147,10 @@ def load_task(spec: str, *, seed: int = 0, input_field: str | None = None, targe
             raise DataError(f"the built-in task {spec!r} takes no data options "
                             f"(got {', '.join('--' + k.replace('_', '-') for k in options)})")
         built = {k: tuple(v) for k, v in builtin_splits(spec, seed).items()}
-        return Task(name=spec, source=f"builtin:{spec}", rule=SENTIMENT_RULE, splits=built,
-                    initial_prompt=BUILTIN_TASKS[spec].initial_prompt, max_tokens=(48, 8),
-                    optimize_defaults=dict(BUILTIN_TASKS[spec].optimize_defaults))
+        builtin = BUILTIN_TASKS[spec]
+        return Task(name=spec, source=f"builtin:{spec}", rule=builtin.rule, splits=built,
+                    initial_prompt=builtin.initial_prompt, max_tokens=builtin.max_tokens,
+                    optimize_defaults=dict(builtin.optimize_defaults))
     if (dataset_config or splits) and not spec.startswith(HUB_PREFIX):
         raise DataError(f"--dataset-config and --splits apply to Hugging Face datasets ({HUB_PREFIX}<id>), "
                         f"not to {spec!r}")

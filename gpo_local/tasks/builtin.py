@@ -11,8 +11,10 @@ import random
 import re
 import string
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from ..core import Example
+from .induction import WORD_RULE, antonym_examples, split_words
 
 _POSITIVE = ["wonderful", "delightful", "excellent", "charming", "superb", "moving", "brilliant",
              "enjoyable", "gripping", "lovely", "hilarious", "beautiful"]
@@ -85,9 +87,38 @@ class BuiltinTask:
     sizes: dict
     initial_prompt: str
     optimize_defaults: dict
+    rule: Any
+    max_tokens: tuple[int, int]  # round 1, round 2
+    # (sizes, seed) -> {split: examples}; every split from its own RNG stream.
+    generate: Callable[[dict, int, str], dict[str, list[Example]]]
+
+
+def _sentiment_splits(sizes: dict, seed: int, name: str) -> dict[str, list[Example]]:
+    return {split: sentiment_examples(n, random.Random(f"{name}:{split}:{seed}"), split) for split, n in sizes.items()}
+
+
+def _antonym_splits(sizes: dict, seed: int, name: str) -> dict[str, list[Example]]:
+    words = split_words(sizes, seed)
+    return {split: antonym_examples(n, random.Random(f"{name}:{split}:{seed}"), split, words[split])
+            for split, n in sizes.items()}
 
 
 BUILTIN_TASKS = {
+    "antonyms": BuiltinTask(
+        name="antonyms",
+        description="give the antonym of a word; the question never says so (instruction induction, 1 round)",
+        # Disjoint words per split (114 in all); 40 dev questions so that candidates differing by
+        # a few answers are told apart, 40 held-out test questions.
+        sizes={"train": 16, "eval": 40, "test": 40, "format": 3, "few_shot_examples": 3},
+        initial_prompt="Let's think step by step.",
+        # Instruction first: the candidate prompt is then the prefix shared by all 40 questions.
+        optimize_defaults={"steps": 4, "candidates": 6, "optimizer_max_tokens": 128, "max_prompt_words": 100,
+                           # A 1.5B optimizer at the paper's temperature 1.0 drifts off the task.
+                           "position": "Q_begin", "optimizer_temperature": 0.7},
+        rule=WORD_RULE,
+        max_tokens=(24, 0),  # one round: the answer is a word
+        generate=_antonym_splits,
+    ),
     "sentiment": BuiltinTask(
         name="sentiment",
         description="classify generated one-line reviews as positive or negative (2 rounds)",
@@ -95,6 +126,9 @@ BUILTIN_TASKS = {
         initial_prompt="Let's think step by step.",
         # Sized so that the main job finishes in minutes with the bundled 135M model on 2 cores.
         optimize_defaults={"candidates": 4, "optimizer_max_tokens": 128, "max_prompt_words": 50},
+        rule=SENTIMENT_RULE,
+        max_tokens=(48, 8),
+        generate=_sentiment_splits,
     ),
 }
 
@@ -103,7 +137,4 @@ def builtin_splits(name: str, seed: int = 0) -> dict[str, list[Example]]:
     """Generate every split of a built-in task; each split has its own RNG stream so that
     changing one split's size leaves the others unchanged."""
     spec = BUILTIN_TASKS[name]
-    return {
-        split: sentiment_examples(n, random.Random(f"{name}:{split}:{seed}"), split)
-        for split, n in spec.sizes.items()
-    }
+    return spec.generate(spec.sizes, seed, name)
