@@ -18,7 +18,7 @@ def test_unknown_task_is_one_line_and_exit_1():
     result = run("eval", "no-such-task", "--prompt", "x")
     assert result.exit_code == 1
     assert result.output.strip() == (
-        "Error: unknown task 'no-such-task': not a built-in task (sentiment), nor an existing directory or "
+        "Error: unknown task 'no-such-task': not a built-in task (antonyms, sentiment), nor an existing directory or "
         "jsonl/json/csv/parquet file; directories whose answer rules are known: bbh/<task>, mmlu/<subject>, gsm8k, "
         "wsc, webnlg; a Hugging Face dataset is written hf:<id>")
 
@@ -50,7 +50,8 @@ def test_not_a_gguf_file(tmp_path):
 
 def test_tasks_lists_builtin():
     result = run("tasks")
-    assert result.exit_code == 0 and result.output.startswith("sentiment: ")
+    lines = result.output.splitlines()
+    assert result.exit_code == 0 and lines[0].startswith("antonyms: ") and lines[1].startswith("sentiment: ")
 
 
 def test_show_renders_a_run(tmp_path):

@@ -239,3 +239,39 @@ def test_shared_benchmarks_load_with_their_rules(folder, family, two_rounds, siz
         assert isinstance(example.target, int) and task.rule.score(f"The answer is {example.target}.", example.target)
     if folder == "webnlg":
         assert isinstance(example.target, list) and task.rule.score(example.target[0], example.target) > 0.5
+
+
+def test_antonyms_splits_are_disjoint_and_seeded():
+    from gpo_local.tasks.builtin import builtin_splits
+
+    a, b = builtin_splits("antonyms", 0), builtin_splits("antonyms", 0)
+    assert a == b
+    words = {split: {e.input for e in examples} for split, examples in a.items()}
+    assert {split: len(w) for split, w in words.items()} == {"train": 16, "eval": 40, "test": 40, "format": 3,
+                                                            "few_shot_examples": 3}
+    # No test word is ever seen during optimization.
+    assert not words["test"] & (words["eval"] | words["train"] | words["format"] | words["few_shot_examples"])
+    assert builtin_splits("antonyms", 1)["test"] != a["test"]
+
+
+@pytest.mark.parametrize("reply, target, prediction, correct", [
+    ("cold", ("cold",), "cold", True),
+    ('The antonym of the word "major" is "minor".', ("minor",), "minor", True),
+    ("Answer: Small", ("small", "little"), "small", True),
+    ("little", ("small", "little"), "little", True),  # a second accepted answer
+    ("Let's think step by step. The word big", ("small", "little"), "let", False),
+    ("", ("small",), "", False),
+])
+def test_word_rule_reads_the_stated_answer(reply, target, prediction, correct):
+    from gpo_local.tasks.induction import WORD_RULE
+
+    assert WORD_RULE.normalize(reply) == prediction
+    assert WORD_RULE.score(reply, target) == float(correct)
+    assert not WORD_RULE.two_rounds and WORD_RULE.followup("big") is None
+
+
+def test_shown_target_is_the_first_accepted_answer():
+    from gpo_local.core import Example
+
+    assert Example("x", "big", ("small", "little")).shown_target == "small"
+    assert Example("x", "q", "Yes").shown_target == "Yes"
