@@ -247,7 +247,7 @@ def test_antonyms_splits_are_disjoint_and_seeded():
     a, b = builtin_splits("antonyms", 0), builtin_splits("antonyms", 0)
     assert a == b
     words = {split: {e.input for e in examples} for split, examples in a.items()}
-    assert {split: len(w) for split, w in words.items()} == {"train": 16, "eval": 40, "test": 40, "format": 3,
+    assert {split: len(w) for split, w in words.items()} == {"train": 16, "eval": 40, "test": 40, "format": 8,
                                                             "few_shot_examples": 3}
     # No test word is ever seen during optimization.
     assert not words["test"] & (words["eval"] | words["train"] | words["format"] | words["few_shot_examples"])

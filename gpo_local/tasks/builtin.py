@@ -109,12 +109,14 @@ BUILTIN_TASKS = {
         description="give the antonym of a word; the question never says so (instruction induction, 1 round)",
         # Disjoint words per split (114 in all); 40 dev questions so that candidates differing by
         # a few answers are told apart, 40 held-out test questions.
-        sizes={"train": 16, "eval": 40, "test": 40, "format": 3, "few_shot_examples": 3},
+        sizes={"train": 16, "eval": 40, "test": 40, "format": 8, "few_shot_examples": 3},
         initial_prompt="Let's think step by step.",
         # Instruction first: the candidate prompt is then the prefix shared by all 40 questions.
         optimize_defaults={"steps": 4, "candidates": 6, "optimizer_max_tokens": 128, "max_prompt_words": 100,
                            # A 1.5B optimizer at the paper's temperature 1.0 drifts off the task.
-                           "position": "Q_begin", "optimizer_temperature": 0.7},
+                           "position": "Q_begin", "optimizer_temperature": 0.7,
+                           # Eight examples: with three, the 1.5B optimizer rarely named the rule.
+                           "format_examples": 8},
         rule=WORD_RULE,
         max_tokens=(24, 0),  # one round: the answer is a word
         generate=_antonym_splits,

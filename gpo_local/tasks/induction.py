@@ -113,5 +113,8 @@ class WordRule:
     def score(self, raw: str, target) -> float:
         return self.grade(self.normalize(raw), target)
 
+    def grade_example(self, prediction: str, example: Example) -> float:
+        return self.grade(prediction, example.target)
+
 
 WORD_RULE = WordRule()
