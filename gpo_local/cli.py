@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from .cluster import pop_ray_options, ray_options  # issue 13
 from .errors import GpoError
 
 MODEL_OPTIONS = [
@@ -189,6 +190,7 @@ def optimize_options(func):
                    "(budget limits may be raised).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @optimize_options
+@ray_options
 @click.pass_context
 def optimize(ctx, task, config_file, resume, dry_run, **options):
     """Optimize the instruction for TASK."""
@@ -196,6 +198,8 @@ def optimize(ctx, task, config_file, resume, dry_run, **options):
 
     from .runs import read_json
     from .settings import merge, resolve, resolve_resume
+
+    ray = pop_ray_options(options)  # issue 13: where the task model runs, not a setting of the run
 
     explicit = {name for name in options
                 if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
@@ -217,6 +221,8 @@ def optimize(ctx, task, config_file, resume, dry_run, **options):
     if dry_run:
         _dry_run(settings)
         return
+    if ray:  # issue 13
+        settings.runtime["ray"] = ray
     _run_optimize(settings, saved)
 
 
@@ -250,9 +256,14 @@ def _run_optimize(settings, saved: dict | None) -> None:
     ui.note(f"run directory: {run_dir}")
     resolve_embedder(runtime["embedder"])  # a missing embedder fails before any model loads
     task_model, optimizer_model = runtime["task_model"], runtime["optimizer_model"] or runtime["task_model"]
-    task_llm, optimizer_llm = load_models(task_model, optimizer_model, n_ctx=runtime["n_ctx"],
-                                          n_threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],
-                                          parallel=runtime["parallel"])
+    if runtime.get("ray"):  # issue 13: the task model on Ray actors (cluster.py)
+        from .cluster import load_models_on_ray
+
+        task_llm, optimizer_llm = load_models_on_ray(task_model, optimizer_model, runtime)
+    else:
+        task_llm, optimizer_llm = load_models(task_model, optimizer_model, n_ctx=runtime["n_ctx"],
+                                              n_threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],
+                                              parallel=runtime["parallel"])
     ui.count_tokens(generated_tokens(task_llm, optimizer_llm))
     embed = SentenceTransformerEmbedder(runtime["embedder"])
     models = {"task": {"spec": task_model, **_describe_model(task_llm)},
@@ -335,6 +346,7 @@ def _print_result(summary: dict, run_dir: Path) -> None:
 @click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Append the progress events as JSON lines to this file.")
 @model_options
+@ray_options
 def eval_command(task, prompt, split, limit, position, as_json, quiet, events_path, task_model, n_ctx, threads,
                  n_gpu_layers, parallel, no_cache, **loading):
     """Score PROMPT on a split of TASK with the task model."""
@@ -344,11 +356,18 @@ def eval_command(task, prompt, split, limit, position, as_json, quiet, events_pa
     from .progress import Progress, generated_tokens
     from .tasks import load_task
 
+    ray = pop_ray_options(loading)  # issue 13
     loaded_task = load_task(task, **task_kwargs(loading))
     loaded_task.split(split, limit)  # a missing split fails before the model loads
     prompt = loaded_task.adapt_prompt(prompt)
-    model = LlamaCppModel(resolve_model(task_model), n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers,
-                          parallel=parallel)
+    if ray:  # issue 13: the task model on Ray actors (cluster.py)
+        from .cluster import task_model_pool
+
+        model = task_model_pool(resolve_model(task_model), **ray, n_ctx=n_ctx, threads=threads,
+                                n_gpu_layers=n_gpu_layers, parallel=parallel)
+    else:
+        model = LlamaCppModel(resolve_model(task_model), n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers,
+                              parallel=parallel)
     ui = Progress(quiet or as_json, events_path=events_path, tokens=generated_tokens(model))
     evaluator = Evaluator(_memoized(model, no_cache), loaded_task, position=position, on_progress=ui.progress)
     with ui:
@@ -502,7 +521,9 @@ def bench_throughput(json_path, llama_server, questions, threads):
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory [default: $GPO_LOCAL_HOME/bench/<config name>]; rerun with the same one to resume.")
 @click.option("--dry-run", is_flag=True, help="Validate the config and list the cells and their commands; run nothing.")
-def bench_quality(config_path, out, dry_run):
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Run the cells as Ray tasks on this cluster (auto: the one running on this machine).")
+def bench_quality(config_path, out, dry_run, ray_address):
     """Methods x tasks x seeds (x task models), one optimize run per cell; resumable. Writes
     results.md, results.csv and results.json in the output directory."""
     from .quality import RichProgress, SubprocessRunner, check_cells, load_config, run_bench
@@ -523,8 +544,14 @@ def bench_quality(config_path, out, dry_run):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
+    run_cells = None
+    if ray_address:  # issue 13: every cell a Ray task (quality/ray_run.py)
+        from .cluster import connect
+        from .quality.ray_run import RayCells
+
+        run_cells = RayCells(connect(ray_address))
     try:
-        run_bench(config, out, runner=SubprocessRunner(), ui=RichProgress())
+        run_bench(config, out, runner=SubprocessRunner(), ui=RichProgress(), run_cells=run_cells)
     except KeyboardInterrupt:
         click.echo(f"interrupted; finished cells are kept in {out}: rerun the same command to continue", err=True)
         sys.exit(130)
