@@ -171,6 +171,27 @@ def test_actors_that_cannot_load_the_model_are_one_error(ray_head, deadline):
 # ---------------------------------------------------------------- bench cells as Ray tasks
 
 
+def test_cell_resources_follow_threads_and_gpu_layers(layout):
+    from gpo_local.quality.ray_run import cell_resources
+
+    config = load_config(write_config(layout, test_quality.BASE + "[variants.gpu]\nthreads = 4\nn-gpu-layers = -1\n"))
+    by_row = {c.row.name: cell_resources(c) for c in config.cells(layout)}
+    assert by_row["gpo"] == {"num_cpus": 1, "num_gpus": 0}
+    assert by_row["gpu"] == {"num_cpus": 4, "num_gpus": 1}
+
+
+def test_a_run_directory_survives_the_round_trip_through_an_archive(tmp_path):
+    from gpo_local.quality.ray_run import pack, unpack
+
+    source = tmp_path / "run"
+    (source / "indexes").mkdir(parents=True)
+    (source / "config.json").write_text("{}")
+    (source / "indexes" / "trajectory.json").write_text('{"rows": []}')
+    unpack(pack(source), tmp_path / "copy")
+    assert (tmp_path / "copy" / "indexes" / "trajectory.json").read_text() == '{"rows": []}'
+    assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == ["config.json", "indexes"]
+
+
 class RecordingRunner(FakeRunner):
     """FakeRunner that leaves in the run directory whether it resumed; `crash` cells kill their
     worker process on the first attempt (a lost node, as Ray sees it)."""
