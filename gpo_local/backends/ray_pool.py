@@ -61,8 +61,12 @@ class VocabOnlyModel(LlamaCppModel):
         self.path = Path(path)
         check_gguf(self.path)
         self.n_threads, self.n_ctx, self.parallel = n_threads, n_ctx, 0
+        from llama_cpp._utils import suppress_stdout_stderr
+
         try:
-            self.llama = load_llama(self.path, vocab_only=True, n_ctx=n_ctx, verbose=False)
+            # llama.cpp warns that a vocabulary has no training context (n_ctx_train 0): true, and noise.
+            with suppress_stdout_stderr(disable=False):
+                self.llama = load_llama(self.path, vocab_only=True, n_ctx=n_ctx, verbose=False)
         except (ValueError, RuntimeError, OSError) as error:
             raise ModelError(f"cannot read the vocabulary of {self.path}: {error}") from None
         template = self.llama.metadata.get("tokenizer.chat_template")
