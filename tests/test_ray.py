@@ -154,10 +154,18 @@ def test_an_actor_killed_mid_call_has_its_shard_retried_with_the_same_result(ray
 def test_a_model_error_on_an_actor_is_raised_as_itself(ray_head, deadline, ships_tests):
     llm = pool(ray_head, context_words=5)
     try:
-        with pytest.raises(PromptTooLongError, match="does not fit the context of 5 words"):
+        with pytest.raises(PromptTooLongError, match="does not fit the context of 5 words") as raised:
             llm.generate(["difficulty 1; say yes", "one two three four five six"], max_tokens=8)
+        assert str(raised.value) == "conversation does not fit the context of 5 words"  # one line, no Ray trace
     finally:
         llm.close()
+
+
+def test_more_actors_than_the_cluster_holds_is_an_error_not_a_wait(ray_head, deadline, ships_tests):
+    from gpo_local.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--ray-actors 3: 3 actors of 1 CPU each do not fit the Ray cluster \(2 CPUs"):
+        RayPoolLLM.start(ray_head, fake, 3, local=fake())
 
 
 def test_actors_that_cannot_load_the_model_are_one_error(ray_head, deadline):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..errors import GpoError, ModelError
+from ..errors import ConfigError, GpoError, ModelError
 from . import Conversation, FollowUp, WrappedLLM, as_messages
 from .llama_cpp import LlamaCppModel, check_gguf, load_llama
 
@@ -156,6 +156,7 @@ class RayPoolLLM(WrappedLLM):
     @classmethod
     def start(cls, ray, factory, n: int, *, local, num_cpus: float = 1, num_gpus: float = 0) -> "RayPoolLLM":
         """Start `n` actors that each build their model with `factory()`, and wait until all have."""
+        _check_room(ray, n, num_cpus, num_gpus)
         remote = ray.remote(ModelActor).options(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=0)
         actors = [remote.remote(factory) for _ in range(n)]
         try:
@@ -215,8 +216,9 @@ class RayPoolLLM(WrappedLLM):
                 spare = self._replace(actor, jobs)
                 jobs[self._submit(spare, conversations, indices, seeds, kwargs)] = (spare, indices)
                 continue
-            except self.ray.exceptions.RayTaskError as error:
-                raise error.as_instanceof_cause() from None  # the model's own error (PromptTooLongError...)
+            except self.ray.exceptions.RayTaskError as error:  # the model's own error (PromptTooLongError...)
+                cause = getattr(error, "cause", None)
+                raise (cause if isinstance(cause, Exception) else error) from None
             self._count(actor, tokens)
             for i, text in zip(indices, texts):
                 replies[i], done_by[i] = text, actor
@@ -236,6 +238,16 @@ class RayPoolLLM(WrappedLLM):
     def _count(self, actor, tokens: int) -> None:
         self._tokens[actor] = tokens
         self.decoder.stats.generated_tokens = sum(self._tokens.values())
+
+
+def _check_room(ray, n: int, num_cpus: float, num_gpus: float) -> None:
+    """Actors that the cluster cannot hold would wait for resources forever: say so at once."""
+    total = ray.cluster_resources()
+    cpus, gpus = total.get("CPU", 0), total.get("GPU", 0)
+    if n * num_cpus > cpus or n * num_gpus > gpus:
+        gpu_text = f" and {num_gpus:g} GPU" if num_gpus else ""
+        raise ConfigError(f"--ray-actors {n}: {n} actors of {num_cpus:g} CPU{gpu_text} each do not fit the Ray "
+                          f"cluster ({cpus:g} CPUs, {gpus:g} GPUs); use fewer actors or fewer --threads")
 
 
 def _cause(error: Exception) -> str:
