@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .catalog import DEFAULT_MODEL
+from .cluster import ray_request
 from .config import BY_NAME, check_value
 from .core import EvalResult, TrajectoryEntry
 from .errors import ConfigError, ModelError
@@ -141,13 +142,25 @@ def evaluate(task: Any, prompt: str, *, split: str = "eval", task_model: Any = D
 
     from .config import defaults
 
-    # `limit` is checked as the dev limit is (at least 1); runtime: n_ctx, threads, n_gpu_layers, parallel.
+    # `limit` is checked as the dev limit is (at least 1); runtime: n_ctx, threads, n_gpu_layers, parallel, ray,
+    # ray_actors.
     _checked({"position": position, "dev_limit": limit, **runtime})
     loaded = load_task(task, input_field=input_field, target_field=target_field, metric=metric)
     spec, llm = _model_spec(task_model)
     if llm is None:
-        llm = _load({**defaults("runtime"), **{k: v for k, v in runtime.items() if v is not None}}, spec)
+        merged = {**defaults("runtime"), **{k: v for k, v in runtime.items() if v is not None}}
+        llm = _task_model_on_ray(spec, merged) if ray_request(merged) else _load(merged, spec)
     return Evaluator(memoized(llm, no_cache), loaded, position=position).score(prompt, split, limit=limit)
+
+
+def _task_model_on_ray(spec: str, runtime: dict):
+    """evaluate(..., ray=ADDRESS): the task model as a pool of Ray actors (cluster.py)."""
+    from .catalog import resolve_model
+    from .cluster import task_model_pool
+
+    return task_model_pool(resolve_model(spec), **ray_request(runtime), n_ctx=runtime["n_ctx"],
+                           threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],
+                           parallel=runtime["parallel"])
 
 
 def memoized(llm, no_cache: bool):
@@ -218,9 +231,14 @@ def _models_and_embedder(settings, models, embedder):
         embeddings.resolve_embedder(runtime["embedder"])  # a missing embedder fails before any model loads
     if models is None:
         task_spec, optimizer_spec = runtime["task_model"], runtime["optimizer_model"] or runtime["task_model"]
-        models = llama_cpp.load_models(task_spec, optimizer_spec, n_ctx=runtime["n_ctx"],
-                                       n_threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],
-                                       parallel=runtime["parallel"])
+        if runtime.get("ray"):  # the task model on Ray actors, the optimizer here (issue 13, cluster.py)
+            from .cluster import load_models_on_ray
+
+            models = load_models_on_ray(task_spec, optimizer_spec, runtime)
+        else:
+            models = llama_cpp.load_models(task_spec, optimizer_spec, n_ctx=runtime["n_ctx"],
+                                           n_threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],
+                                           parallel=runtime["parallel"])
     if embedder is None:
         embedder = embeddings.SentenceTransformerEmbedder(runtime["embedder"])
     return models, embedder

@@ -134,15 +134,21 @@ def eval_command(task, prompt, split, limit, position, as_json, quiet, events_pa
     from .api import memoized
     from .backends.llama_cpp import LlamaCppModel
     from .catalog import resolve_model
+    from .cluster import ray_request, task_model_pool
     from .evaluator import Evaluator
     from .progress import Progress, generated_tokens
     from .tasks import load_task
 
+    ray = ray_request(loading)  # --ray / --ray-actors (declared runtime options): where the task model runs
     loaded_task = load_task(task, **task_kwargs(loading))
     loaded_task.split(split, limit)  # a missing split fails before the model loads
     prompt = loaded_task.adapt_prompt(prompt)
-    model = LlamaCppModel(resolve_model(task_model), n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers,
-                          parallel=parallel)
+    if ray:  # issue 13: the task model on Ray actors (cluster.py)
+        model = task_model_pool(resolve_model(task_model), **ray, n_ctx=n_ctx, threads=threads,
+                                n_gpu_layers=n_gpu_layers, parallel=parallel)
+    else:
+        model = LlamaCppModel(resolve_model(task_model), n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers,
+                              parallel=parallel)
     ui = Progress(quiet or as_json, events_path=events_path, tokens=generated_tokens(model))
     evaluator = Evaluator(memoized(model, no_cache), loaded_task, position=position, on_progress=ui.progress)
     with ui:
@@ -296,7 +302,9 @@ def bench_throughput(json_path, llama_server, questions, threads):
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory [default: $GPO_LOCAL_HOME/bench/<config name>]; rerun with the same one to resume.")
 @click.option("--dry-run", is_flag=True, help="Validate the config and list the cells and their commands; run nothing.")
-def bench_quality(config_path, out, dry_run):
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Run the cells as Ray tasks on this cluster (auto: the one running on this machine).")
+def bench_quality(config_path, out, dry_run, ray_address):
     """Methods x tasks x seeds (x task models), one optimize run per cell; resumable. Writes
     results.md, results.csv and results.json in the output directory."""
     from .quality import RichProgress, SubprocessRunner, check_cells, load_config, run_bench
@@ -317,8 +325,14 @@ def bench_quality(config_path, out, dry_run):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
+    run_cells = None
+    if ray_address:  # issue 13: every cell a Ray task (quality/ray_run.py)
+        from .cluster import connect
+        from .quality.ray_run import RayCells
+
+        run_cells = RayCells(connect(ray_address))
     try:
-        run_bench(config, out, runner=SubprocessRunner(), ui=RichProgress())
+        run_bench(config, out, runner=SubprocessRunner(), ui=RichProgress(), run_cells=run_cells)
     except KeyboardInterrupt:
         click.echo(f"interrupted; finished cells are kept in {out}: rerun the same command to continue", err=True)
         sys.exit(130)

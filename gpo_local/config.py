@@ -131,6 +131,11 @@ OPTIONS: tuple[Option, ...] = (
     _O("parallel", int, 16, "Sequences decoded together (each holds up to --n-ctx tokens of KV cache).",
        group="runtime", minimum=1, show_default=True),
     _O("no_cache", bool, False, "Do not read or write the generation memo cache.", group="runtime"),
+    # where the task model runs (issue 13, cluster.py): not saved with a run, as it does not change its results
+    _O("ray", str, None, "Score on a Ray cluster (auto: the one running on this machine; needs the ray extra).",
+       group="runtime"),
+    _O("ray_actors", int, None, "Ray actors holding the task model, each with --threads threads [default: 2].",
+       group="runtime", minimum=1),
     # -- how TASK is loaded (tasks.load_task) ------------------------------------------------------------
     _O("input_field", str, None, "Field (column) holding the question [default: input].", group="task"),
     _O("target_field", str, None, "Field (column) holding the answer [default: target, else output].", group="task"),

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .cluster import ray_request
 from .directions import canonical_selection
 from .errors import ConfigError
 from .config import OPTIONS, GPOConfig, Limits, check_value, defaults, names
@@ -169,6 +170,7 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
     initial_prompt = task.initial_prompt if initial_prompt is None else task.adapt_prompt(initial_prompt)
     runtime = {name: v.get(name, default) if v.get(name) is not None else default
                for name, default in RUNTIME_DEFAULTS.items()}
+    ray_request(runtime)  # --ray-actors without --ray fails before any model loads
     run_dir = Path(v["run_dir"]) if v.get("run_dir") else None
     return Settings(task_spec=task_spec, task=task, config=config, limits=limits, initial_prompt=initial_prompt,
                     runtime=runtime, run_dir=run_dir, quiet=bool(v.get("quiet")), explicit=frozenset(given))
@@ -177,7 +179,7 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
 def resolve_resume(run_dir: Path, saved: dict, values: dict[str, Any], explicit: set[str] = frozenset(),
                    config_file: Path | None = None) -> Settings:
     """Settings to continue a run: its saved task, config, prompt and models; only the budget
-    limits (and threads, quiet) may change, from the command line or the file."""
+    limits (and threads, quiet, --ray) may change, from the command line or the file."""
     v, given = merge(values, set(explicit), config_file)
     config = GPOConfig(**{f.name: saved["config"][f.name] for f in fields(GPOConfig) if f.name in saved["config"]})
     task_spec = saved["task"] if saved["task_source"].startswith("builtin:") else saved["task_source"]
@@ -190,7 +192,9 @@ def resolve_resume(run_dir: Path, saved: dict, values: dict[str, Any], explicit:
                "embedder": saved["models"]["embedder"]["spec"], **{k: saved["settings"][k] for k in
                                                                    ("n_ctx", "n_gpu_layers", "parallel")},
                "threads": v.get("threads") or saved["settings"].get("threads"),
-               "no_cache": not saved["settings"].get("cache", True)}
+               "no_cache": not saved["settings"].get("cache", True), "ray": v.get("ray"),
+               "ray_actors": v.get("ray_actors")}
+    ray_request(runtime)
     return Settings(task_spec=task_spec, task=task, config=config, limits=limits,
                     initial_prompt=saved["initial_prompt"], runtime=runtime, run_dir=run_dir,
                     quiet=bool(v.get("quiet")), explicit=frozenset(given))

@@ -24,6 +24,7 @@ HARNESS_OPTIONS = {
     "task-model": "[bench] task_models",
     "run-dir": "bench quality --out", "resume": "the harness (it resumes unfinished cells itself)",
     "quiet": "the harness", "config": "the harness", "dry-run": "the harness",
+    "ray": "bench quality --ray (every cell a Ray task)", "ray-actors": "bench quality --ray (every cell a Ray task)",
 }
 # The options of `gpo-local optimize` a bench config may set (CONTRACT.md): every declared
 # option (config.OPTIONS) but the harness's own and the task-loading ones (a task is a folder).

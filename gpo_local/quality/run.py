@@ -101,9 +101,10 @@ class _Lock:
         self.handle.close()
 
 
-def run_bench(config: BenchConfig, out: Path, *, runner: CellRunner, ui=None) -> dict:
+def run_bench(config: BenchConfig, out: Path, *, runner: CellRunner, ui=None, run_cells=None) -> dict:
     """Run every unfinished cell of `config` into `out` and return the results (also written to
-    out/results.{json,csv,md} after every cell)."""
+    out/results.{json,csv,md} after every cell). `run_cells` replaces the loop over the cells to
+    run (issue 13: quality/ray_run.py runs them as Ray tasks)."""
     from ..runs import JsonlLog
 
     ui = ui or SilentProgress()
@@ -122,7 +123,7 @@ def run_bench(config: BenchConfig, out: Path, *, runner: CellRunner, ui=None) ->
         todo = [c for c in cells if not (c.run_dir / "result.json").exists()]
         ui.start(total=len(cells), done=len(cells) - len(todo), out=out)
         try:
-            results = _run_cells(config, out, cells, todo, runner, ui, events)
+            results = (run_cells or _run_cells)(config, out, cells, todo, runner, ui, events)
         finally:
             ui.close()
         ui.finish(results, out)
