@@ -148,6 +148,14 @@ OPTIMIZE_OPTIONS = [
                  help="Stop at the first step boundary after the task model generated this many tokens (resumable)."),
     click.option("--time-limit", type=click.FloatRange(min=0), default=None,
                  help="Stop at the first step boundary after this many seconds (resumable)."),
+    # issue 12: racing (gpo_local/racing.py).
+    click.option("--racing/--no-racing", default=None,
+                 help="Score a step's new candidates on growing prefixes of the dev split and drop those a paired "
+                      "test shows worse than the leader; survivors get the whole split [default: off]."),
+    click.option("--racing-error", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=None,
+                 help="Racing: the chance of dropping a candidate that is not worse [default: 0.05]."),
+    click.option("--racing-rounds", type=click.IntRange(min=1), default=None,
+                 help="Racing: dev prefixes doubling up to the whole split, in this many rounds [default: 4]."),
     click.option("--dry-run", is_flag=True,
                  help="Print the generations and optimizer calls the configuration will make and an estimated "
                       "wall time (from a few timed generations), then exit without creating a run."),

@@ -57,6 +57,7 @@ from .core import Candidate, Example, RunResult, TrajectoryEntry
 from .directions import GradientEntry, canonical_selection, get_selector
 from .errors import ConfigError
 from .evaluator import Evaluator
+from .racing import RacingConfig, candidate_fields, score_new
 from .runs import JsonlLog
 from .schedules import canonical_schedule, make_schedule
 from .tasks import Task
@@ -106,6 +107,10 @@ class GPOConfig:
     require_tags: bool = False
     max_prompt_words: int | None = None  # drop longer candidates (an extension, off by default)
     seed: int = 0
+    # issue 12: race a step's new candidates on growing dev prefixes (racing.py).
+    racing: bool = False
+    racing_error: float = 0.05
+    racing_rounds: int = 4
 
     def validate(self) -> None:
         """Check values and the combinations that crash or make no sense (GPO_SPEC 8.18).
@@ -147,6 +152,11 @@ class GPOConfig:
             raise ConfigError(f"--k 0 selects nothing for --momentum {self.momentum} with --momentum-update k-list; "
                               "use --momentum none or --k 1 or more")
         self.make_schedule()
+        if self.racing:  # issue 12
+            try:
+                RacingConfig(self.racing_error, self.racing_rounds).validate()
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
 
     def make_schedule(self):
         name = canonical_schedule(self.schedule)
@@ -306,7 +316,8 @@ def _replay(log: JsonlLog) -> tuple[_State, list[dict]]:
     state = _State()
     for record in records:
         if record["kind"] == "candidate":
-            state.scored(record["prompt"], record["dev_score"])
+            if not record.get("eliminated"):  # issue 12: a raced-out candidate has a partial score
+                state.scored(record["prompt"], record["dev_score"])
         else:
             momentum = record.get("momentum")
             if momentum and momentum.get("dev_score") is not None:
@@ -469,15 +480,20 @@ class Method:
         new = [p for key, (p, _) in distinct.items() if key not in state.scores]
         self.on_event("candidates", {"step": step, "replies": len(parsed), "usable": len(distinct), "new": len(new),
                                      "dropped": list(parsed).count(None), "too_long": too_long})
-        new_scores = {p: r.score for p, r in zip(new, self.evaluator.evaluate(new, "eval", limit=cfg.dev_limit))}
+        # issue 12 hook: racing (racing.py); every new candidate's per-question scores are recorded.
+        results = dict(zip(new, score_new(self.evaluator, self.task, cfg, new)))
+        total = len(self.task.split("eval", cfg.dev_limit))
         scored = []
         for key, (prompt, origin) in distinct.items():
-            is_new = prompt in new_scores
-            score = new_scores[prompt] if is_new else state.scores[key]
+            is_new = prompt in results
+            score = results[prompt].score if is_new else state.scores[key]
             candidate = Candidate(prompt=prompt, dev_score=score, step=step, parent=origin, budget=budget,
                                   edit_distance=None if origin is None else word_edit_distance(origin, prompt),
                                   new=is_new)
-            self._record("candidate", **asdict(candidate))
+            raced = candidate_fields(results[prompt], total) if is_new else {}
+            self._record("candidate", **asdict(candidate), **raced)
+            if raced.get("eliminated"):
+                continue  # dropped by racing: a partial score, never chosen, raced again if regenerated
             state.scored(prompt, score)
             scored.append((prompt, score))
         return scored

@@ -43,6 +43,8 @@ OPTIONS: dict[str, tuple[type, int | float | None]] = {
     # How TASK is loaded (tasks.load_task); `splits` is a table ROLE = NAME in a file.
     "input_field": (str, None), "target_field": (str, None), "metric": (str, None), "dataset_config": (str, None),
     "splits": (dict, None),
+    # issue 12: racing of a step's new candidates on the dev split.
+    "racing": (bool, None), "racing_error": (float, 0), "racing_rounds": (int, 1),
 }
 TASK_KEYS = ("input_field", "target_field", "metric", "dataset_config", "splits")
 SWITCHES = ("gradient", "momentum", "selection", "momentum_update", "k", "update", "schedule", "lr_init", "lr_final",
