@@ -288,6 +288,9 @@ class _State:
     scores: dict[str, float] = field(default_factory=dict)  # normalized prompt -> dev score
     prompts: dict[str, str] = field(default_factory=dict)  # normalized prompt -> text, in scoring order
     selected: set[str] = field(default_factory=set)
+    # issue 12: normalized prompt -> the candidate record of a candidate racing dropped (a partial
+    # score, not in the pool; generated again, its race goes on from the recorded outcomes)
+    dropped: dict[str, dict] = field(default_factory=dict)
 
     def scored(self, prompt: str, score: float) -> None:
         key = normalize_prompt(prompt)
@@ -316,7 +319,9 @@ def _replay(log: JsonlLog) -> tuple[_State, list[dict]]:
     state = _State()
     for record in records:
         if record["kind"] == "candidate":
-            if not record.get("eliminated"):  # issue 12: a raced-out candidate has a partial score
+            if record.get("eliminated"):  # issue 12: a raced-out candidate has a partial score
+                state.dropped[normalize_prompt(record["prompt"])] = record
+            else:
                 state.scored(record["prompt"], record["dev_score"])
         else:
             momentum = record.get("momentum")
@@ -481,7 +486,8 @@ class Method:
         self.on_event("candidates", {"step": step, "replies": len(parsed), "usable": len(distinct), "new": len(new),
                                      "dropped": list(parsed).count(None), "too_long": too_long})
         # issue 12 hook: racing (racing.py); every new candidate's per-question scores are recorded.
-        results = dict(zip(new, score_new(self.evaluator, self.task, cfg, new)))
+        known = {p: state.dropped[normalize_prompt(p)]["dev_outcomes"] for p in new if normalize_prompt(p) in state.dropped}
+        results = dict(zip(new, score_new(self.evaluator, self.task, cfg, new, known)))
         total = len(self.task.split("eval", cfg.dev_limit))
         scored = []
         for key, (prompt, origin) in distinct.items():
@@ -491,9 +497,11 @@ class Method:
                                   edit_distance=None if origin is None else word_edit_distance(origin, prompt),
                                   new=is_new)
             raced = candidate_fields(results[prompt], total) if is_new else {}
-            self._record("candidate", **asdict(candidate), **raced)
+            record = {**asdict(candidate), **raced}
+            self._record("candidate", **record)
             if raced.get("eliminated"):
-                continue  # dropped by racing: a partial score, never chosen, raced again if regenerated
+                state.dropped[key] = record
+                continue  # dropped by racing: a partial score, not in the pool
             state.scored(prompt, score)
             scored.append((prompt, score))
         return scored

@@ -132,20 +132,28 @@ class Race:
 Scorer = Callable[[Sequence[int], Sequence[int]], Sequence[Sequence[float]]]
 
 
-def race(score: Scorer, candidates: int, order: Sequence[int], config: RacingConfig, binary: bool) -> Race:
+def race(score: Scorer, candidates: int, order: Sequence[int], config: RacingConfig, binary: bool,
+         known: dict[int, dict[int, float]] | None = None) -> Race:
     """Race `candidates` over the questions in `order`. `score(candidates, questions)` returns
-    one row of scores per candidate, one per question, in the given orders."""
+    one row of scores per candidate, one per question, in the given orders. `known` holds
+    scores already measured (candidate -> question -> score: a candidate dropped at an earlier
+    step and generated again), which are not asked again."""
     total = len(order)
     sizes = prefix_sizes(total, config.rounds)
     per_round = config.error / max(1, len(sizes) - 1)
-    scores: list[dict[int, float]] = [{} for _ in range(candidates)]
+    scores: list[dict[int, float]] = [dict((known or {}).get(i, {})) for i in range(candidates)]
     dropped: list[int | None] = [None] * candidates
     alive = list(range(candidates))
     seen = 0
     for round_index, size in enumerate(sizes):
-        questions = list(order[seen:size])
-        for i, row in zip(alive, score(alive, questions)):
-            scores[i].update(zip(questions, row))
+        groups: dict[tuple[int, ...], list[int]] = {}  # the questions still missing -> who misses them
+        for i in alive:
+            missing = tuple(q for q in order[seen:size] if q not in scores[i])
+            if missing:
+                groups.setdefault(missing, []).append(i)
+        for questions, members in groups.items():
+            for i, row in zip(members, score(members, questions)):
+                scores[i].update(zip(questions, row))
         seen = size
         if size == total or len(alive) < 2:
             continue
@@ -157,13 +165,16 @@ def race(score: Scorer, candidates: int, order: Sequence[int], config: RacingCon
 
 
 def race_prompts(evaluator, prompts: Sequence[str], examples: Sequence, split: str, config: RacingConfig,
-                 order: Sequence[int], binary: bool) -> list:
+                 order: Sequence[int], binary: bool, known: dict[int, dict[int, float]] | None = None) -> list:
     """Race prompts with an evaluator; one EvalResult per prompt, in order, its outcomes in split
     order: all of them for the survivors, the ones scored before the drop for the others (whose
-    score is then the partial mean, over `result.n` questions)."""
-    from .core import EvalResult
+    score is then the partial mean, over `result.n` questions). Known scores (see `race`) come
+    back as outcomes with the score only."""
+    from .core import EvalResult, Outcome
 
-    outcomes: list[dict[int, object]] = [{} for _ in prompts]
+    outcomes: list[dict[int, object]] = [
+        {q: Outcome(example_id=examples[q].id, first_answer="", final_answer="", prediction="", score=value)
+         for q, value in (known or {}).get(i, {}).items()} for i in range(len(prompts))]
 
     def score(alive: Sequence[int], questions: Sequence[int]) -> list[list[float]]:
         results = evaluator.evaluate_examples([prompts[i] for i in alive], [examples[q] for q in questions], split)
@@ -171,7 +182,7 @@ def race_prompts(evaluator, prompts: Sequence[str], examples: Sequence, split: s
             outcomes[i].update(zip(questions, result.outcomes))
         return [[o.score for o in result.outcomes] for result in results]
 
-    race(score, len(prompts), order, config, binary)
+    race(score, len(prompts), order, config, binary, known)
     results = []
     for prompt, by_question in zip(prompts, outcomes):
         ordered = tuple(by_question[q] for q in sorted(by_question))
@@ -180,20 +191,25 @@ def race_prompts(evaluator, prompts: Sequence[str], examples: Sequence, split: s
     return results
 
 
-def score_new(evaluator, task, config, prompts: Sequence[str]) -> list:
+def score_new(evaluator, task, config, prompts: Sequence[str], known: dict[str, dict[str, float]] | None = None) -> list:
     """The dev-split results of a step's new candidates: raced when `config.racing`, else every
-    candidate on every question (one evaluator call, as before racing existed)."""
+    candidate on every question (one evaluator call, as before racing existed). `known` maps a
+    prompt dropped at an earlier step to its recorded scores by example id: its race goes on
+    from them (GPO may choose it now: it is compared with this step's candidates)."""
     if not prompts:
         return []
     examples = task.split("eval", config.dev_limit)
-    if not config.racing or len(prompts) < 2:
+    if not config.racing:
         return evaluator.evaluate_examples(prompts, examples, "eval")
     from .tasks.answers import ROUGE_L
 
+    index = {e.id: q for q, e in enumerate(examples)}
+    by_candidate = {i: {index[k]: v for k, v in (known or {}).get(p, {}).items() if k in index}
+                    for i, p in enumerate(prompts)}
     racing = RacingConfig(error=config.racing_error, rounds=config.racing_rounds)
     order = question_order(len(examples), config.seed, task.name)
     return race_prompts(evaluator, prompts, examples, "eval", racing, order,
-                        binary=task.rule.family != ROUGE_L)
+                        binary=task.rule.family != ROUGE_L, known=by_candidate)
 
 
 def candidate_fields(result, total: int) -> dict:

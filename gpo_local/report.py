@@ -247,7 +247,9 @@ def run_context(run: RunView) -> dict[str, Any]:
     def candidate_row(c: dict, pending: bool) -> dict:
         return {"step": c["step"] + 1, "dev": _pct(c["dev_score"]), "budget": c.get("budget"),
                 "distance": c.get("edit_distance"), "new": c.get("new", True), "prompt": c["prompt"],
-                "pending": pending}
+                "pending": pending,
+                # issue 12: dropped by racing, its dev score is the mean over `questions` questions
+                "eliminated": bool(c.get("eliminated")), "questions": c.get("dev_questions")}
 
     candidates = [candidate_row(c, False) for s in run.steps for c in s.candidates]
     candidates += [candidate_row(c, True) for c in run.pending]

@@ -113,8 +113,10 @@ def test_time_limit_stops_at_a_step_boundary_and_resume_gives_the_same_run(tmp_p
 
 
 def test_dry_run_prints_the_budget_and_creates_nothing(monkeypatch, tmp_path, task_dir):
-    monkeypatch.setattr(budget, "measure_rates", lambda settings: {"seconds_per_generation": 0.5,
-                                                                   "seconds_per_optimizer_call": 2.0})
+    from gpo_local import walltime  # issue 12: the rates are timed as the evaluator batches
+
+    monkeypatch.setattr(walltime, "measure", lambda settings: {"seconds_per_pair": 0.5, "load_seconds": 0.0,
+                                                              "seconds_per_optimizer_call": 2.0, "measured_pairs": 8})
     home = tmp_path / "home"
     out = CliRunner().invoke(main, ["optimize", str(task_dir), "--steps", "4", "--candidates", "3", "--dry-run",
                                     "--run-dir", str(tmp_path / "run")])
@@ -123,7 +125,9 @@ def test_dry_run_prints_the_budget_and_creates_nothing(monkeypatch, tmp_path, ta
     # 1 + 4*3 prompts x 6 dev examples; one round; tests of p0 and the final prompt: 2 x 4.
     assert "dev scorings:            <= 78" in out.output
     assert "task-model generations:  <= 86 (1 round per scoring)" in out.output
-    assert f"estimated wall time:     {(86 * 0.5 + 12 * 2.0) / 60:.1f} min" in out.output
+    assert f"estimated wall time:     {(86 * 0.5 + 12 * 2.0) / 60:.1f} min without racing" in out.output
+    raced = (6 + 72 * walltime.RACED_SHARE + 8) * 0.5 + 12 * 2.0  # p0 and the tests are never raced
+    assert f"({raced / 60:.1f} min with)" in out.output
     assert not (tmp_path / "run").exists() and not (home / "runs").exists()
 
 

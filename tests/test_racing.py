@@ -12,7 +12,7 @@ from gpo_local.optimizer import GPO, GPOConfig
 from gpo_local.racing import (RacingConfig, can_catch_up, prefix_sizes, question_order, race, serfling_margin,
                               sign_test)
 from gpo_local.runs import JsonlLog
-from gpo_local.testing import HashingEmbedder
+from gpo_local.testing import HashingEmbedder, ScriptedLLM
 from gpo_local.trajectory import TrajectoryIndex
 
 N = 48
@@ -112,12 +112,30 @@ def records(run_dir):
     return out
 
 
+def sharp_task_model():
+    """Right on every question with a prompt of 5 words or more, wrong on all with a shorter one:
+    racing tells the two kinds apart after the first round."""
+    def answer(messages, temperature, seed):
+        prompt = messages[-1]["content"].rpartition("\n")[2]
+        return "yes" if len(prompt.split()) >= 5 else "no"
+
+    return ScriptedLLM(answer, fingerprint="fake-sharp")
+
+
 def test_racing_chooses_as_full_scoring_with_fewer_pairs(tmp_path):
-    full = make_gpo(tmp_path / "full", racing=False).run()
-    raced = make_gpo(tmp_path / "raced", racing=True).run()
+    full = make_gpo(tmp_path / "full", racing=False, task_llm=sharp_task_model()).run()
+    raced = make_gpo(tmp_path / "raced", racing=True, task_llm=sharp_task_model()).run()
     assert [e.prompt for e in raced.trajectory] == [e.prompt for e in full.trajectory]
     assert [e.dev_score for e in raced.trajectory] == [e.dev_score for e in full.trajectory]
-    assert raced.usage["dev_scorings"] < full.usage["dev_scorings"]
+    # Step 0: 2 of the 5 distinct candidates are short, dropped after 6 questions: 3 x 48 + 2 x 6.
+    step0 = [r for r in records(tmp_path / "raced") if r["kind"] == "candidate" and r["step"] == 0]
+    assert sorted(r["dev_questions"] for r in step0) == [6, 6, 48, 48, 48]
+    # Later steps generate the dropped ones again, with no long candidate left to beat them (GPO
+    # moves to the best never-selected prompt): their races go on from the 6 recorded questions.
+    assert raced.usage["dev_scorings"] <= full.usage["dev_scorings"]
+    # With the graded difficulty model the choices agree too (candidates differ by 0.2 or more).
+    assert ([e.prompt for e in make_gpo(tmp_path / "a", racing=True).run().trajectory]
+            == [e.prompt for e in make_gpo(tmp_path / "b", racing=False).run().trajectory])
     cands = [r for r in records(tmp_path / "raced") if r["kind"] == "candidate" and r["new"]]
     dropped = [r for r in cands if r["eliminated"]]
     assert dropped and all(r["dev_questions"] < N and len(r["dev_outcomes"]) == r["dev_questions"] for r in dropped)
@@ -131,10 +149,11 @@ def test_racing_chooses_as_full_scoring_with_fewer_pairs(tmp_path):
 def test_the_chosen_prompt_is_scored_on_the_full_split(tmp_path):
     run = make_gpo(tmp_path, racing=True).run()
     steps = [r for r in records(tmp_path) if r["kind"] == "step"]
-    dropped = {r["prompt"] for r in records(tmp_path) if r["kind"] == "candidate" and r.get("eliminated")}
     check = make_gpo(tmp_path / "check", racing=False)
     for step in steps:
-        assert step["prompt"] not in dropped
+        mine = [r for r in records(tmp_path) if r["kind"] == "candidate" and r["step"] == step["step"]
+                and r["prompt"] == step["prompt"] and r["new"]]
+        assert all(r["dev_questions"] == N and not r["eliminated"] for r in mine)
         assert step["dev_score"] == check.evaluator.score(step["prompt"], "eval").score
     assert run.final.dev_score == max(s["dev_score"] for s in steps + [records(tmp_path)[0]])
 
@@ -157,3 +176,13 @@ def test_memo_hits_are_free(tmp_path):
     make_gpo(tmp_path / "b", racing=True, task_llm=MemoizedLLM(again, memo)).run()
     assert first.calls and not again.calls  # every pair came from the memo
     assert records(tmp_path / "b") == records(tmp_path / "a")  # the budget counts them all the same
+
+
+def test_known_scores_are_not_asked_again():
+    # Candidate 1 was dropped at an earlier step after the first 6 questions: its race goes on
+    # from the recorded scores, and only the others are asked for those questions.
+    rows = [[1.0] * N, [0.0] * N, [1.0] * 6 + [0.0] * 42, [1.0] * N]
+    score, asked = scripted(rows)
+    result = race(score, 4, list(range(N)), RacingConfig(), binary=True, known={1: {q: 0.0 for q in range(6)}})
+    assert asked[0] == ((0, 2, 3), tuple(range(6))) and result.dropped_after == (None, 0, 1, None)
+    assert result.pairs == 114  # the known pairs count in the race, not in what was asked
