@@ -38,6 +38,9 @@ class Evaluator:
                  on_progress: Progress | None = None, on_event: Event | None = None):
         self.llm, self.task, self.position = llm, task, position
         self.chunk_size = chunk_size
+        slots = getattr(llm, "eval_slots", None)  # issue 12: four times a wider decoder's sequences
+        if isinstance(slots, int) and 4 * slots > chunk_size:
+            self.chunk_size = 4 * slots
         self.on_progress = on_progress
         self.on_event = on_event
         self.generations = 0  # task-model generations requested (memo hits included)

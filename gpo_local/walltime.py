@@ -6,7 +6,7 @@ call, both rounds chained in the batched decoder, question by question so that p
 question's prefix. Here the rates are measured on that workload:
 
 - seconds per dev pair: the real Evaluator (no memo) scores two prompts (the initial prompt and a
-  variant of it) on up to 32 dev questions, one 64-pair chunk, both rounds included;
+  variant of it) on up to 16 dev questions (32 pairs, two decoders full), both rounds included;
 - seconds per optimizer call: min(C, 4) replies sampled in one batch, as a step asks its C
   candidates in one call;
 - model loading, timed.
@@ -25,7 +25,7 @@ import time
 # Share of a step's candidate dev pairs racing scores, measured by benchmarks/racing.py (see the
 # module docstring and benchmarks/README.md).
 RACED_SHARE = 0.5
-CHUNK_QUESTIONS = 32
+CHUNK_QUESTIONS = 16
 
 
 def dev_pairs(est, n_dev: int, racing: bool) -> float:

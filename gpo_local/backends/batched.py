@@ -155,6 +155,10 @@ class BatchedDecoder:
     Memory is about 23 KB per cell for SmolLM2-135M in f16 (n_ctx 1024 x 16 slots: ~380 MB);
     compute only follows the cells in use. Pass a smaller ``n_ctx`` to save memory; when
     llama.cpp reports a full cache, idle slots are evicted (LRU) and the step retried.
+    ``seq_ctx`` lowers the per-sequence limit (and so the default ``n_ctx``) below the Llama's:
+    more sequences in the same KV memory for short requests (the evaluator's, issue 12); a
+    generation reaching it ends with finish reason "length", so callers route only requests that
+    fit (``LlamaCppModel.generate_two_rounds``).
 
     Exactness: with the defaults (flash attention, ``n_ubatch=63``, ``kv_unified=False``),
     greedy results equal a sequential ``create_completion`` on a Llama loaded with
@@ -175,6 +179,7 @@ class BatchedDecoder:
         n_ubatch: int | None = 63,
         kv_unified: bool = False,
         keep_idle: bool = True,
+        seq_ctx: int | None = None,
     ):
         import llama_cpp as lc
 
@@ -187,6 +192,8 @@ class BatchedDecoder:
         self.n_vocab = lc.llama_vocab_n_tokens(self._vocab)
         self.n_seq_max = n_seq_max
         self.per_seq_ctx = llama.n_ctx()  # per-request limit, as for Llama.create_completion
+        if seq_ctx is not None:  # issue 12: fewer cells per sequence, so that 32-63 sequences fit a KV budget
+            self.per_seq_ctx = max(2, min(self.per_seq_ctx, seq_ctx))
         self.keep_idle = keep_idle
         self.stats = DecoderStats()
 
