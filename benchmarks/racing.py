@@ -42,7 +42,8 @@ def _natural(example_id: str):
 def load_steps(run_dir: Path) -> tuple[dict, list[dict]]:
     """The run's config and, per completed step, what a replay needs: the state before the step
     (trajectory, scores, selected), the step's candidates and the prompt full scoring chose."""
-    config = json.loads((run_dir / "config.json").read_text())
+    config_path = run_dir / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
     records = [json.loads(line) for line in (run_dir / "trajectory.jsonl").read_text().splitlines() if line.strip()]
     scores: dict[str, tuple[str, float]] = {}  # normalized -> (prompt, full dev score), scoring order
     trajectory: list[tuple[str, float]] = []
@@ -110,7 +111,8 @@ def main(argv=None) -> int:
     runs = []
     for run_dir in args.runs:
         config, steps = load_steps(run_dir)
-        method, task = config["config"]["method"], config.get("task", run_dir.name)
+        method = config.get("config", {}).get("method", "gpo")
+        task = config.get("task", run_dir.name)
         sane = all(replay_step(method, s, None, 0, task)[0] for s in steps)
         print(f"{run_dir}: {method} on {task}, {len(steps)} steps; full-scoring replay matches the record: {sane}")
         runs.append((method, task, steps))

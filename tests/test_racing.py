@@ -186,3 +186,21 @@ def test_known_scores_are_not_asked_again():
     result = race(score, 4, list(range(N)), RacingConfig(), binary=True, known={1: {q: 0.0 for q in range(6)}})
     assert asked[0] == ((0, 2, 3), tuple(range(6))) and result.dropped_after == (None, 0, 1, None)
     assert result.pairs == 114  # the known pairs count in the race, not in what was asked
+
+
+def test_the_racing_benchmark_replays_a_recorded_run(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "racing_bench", Path(__file__).resolve().parents[1] / "benchmarks" / "racing.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    make_gpo(tmp_path / "run", racing=False, task_llm=sharp_task_model()).run()
+    _, steps = bench.load_steps(tmp_path / "run")
+    assert len(steps) == 3 and all(bench.replay_step("gpo", s, None, 0, "difficulty")[0] for s in steps)
+    same, pairs, full = bench.replay_step("gpo", steps[0], RacingConfig(), 0, "difficulty")
+    assert same and full == 5 * N and pairs < full  # the two short candidates drop after 6 questions
+    assert bench.main([str(tmp_path / "run"), "--errors", "0.05", "--rounds", "4", "--orders", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "full-scoring replay matches the record: True" in out and "100.0%" in out
