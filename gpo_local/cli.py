@@ -428,7 +428,8 @@ def _show_raced(console, run) -> None:
     dropped = [c for s in run.steps for c in s.candidates if c.get("eliminated")]
     for c in dropped:
         console.print(f"step {c['step'] + 1}: raced out after {c.get('dev_questions')} dev questions "
-                      f"(partial dev {_pct(c['dev_score'])}): {_shorten(c['prompt'], 60)}", highlight=False, markup=False)
+                      f"(partial dev {_pct(c['dev_score'])}): {_shorten(c['prompt'], 60)}",
+                      highlight=False, markup=False)
 
 
 def _shorten(text: str, width: int) -> str:

@@ -486,7 +486,8 @@ class Method:
         self.on_event("candidates", {"step": step, "replies": len(parsed), "usable": len(distinct), "new": len(new),
                                      "dropped": list(parsed).count(None), "too_long": too_long})
         # issue 12 hook: racing (racing.py); every new candidate's per-question scores are recorded.
-        known = {p: state.dropped[normalize_prompt(p)]["dev_outcomes"] for p in new if normalize_prompt(p) in state.dropped}
+        known = {p: state.dropped[normalize_prompt(p)]["dev_outcomes"] for p in new
+                 if normalize_prompt(p) in state.dropped}
         results = dict(zip(new, score_new(self.evaluator, self.task, cfg, new, known)))
         total = len(self.task.split("eval", cfg.dev_limit))
         scored = []

@@ -191,7 +191,8 @@ def race_prompts(evaluator, prompts: Sequence[str], examples: Sequence, split: s
     return results
 
 
-def score_new(evaluator, task, config, prompts: Sequence[str], known: dict[str, dict[str, float]] | None = None) -> list:
+def score_new(evaluator, task, config, prompts: Sequence[str],
+              known: dict[str, dict[str, float]] | None = None) -> list:
     """The dev-split results of a step's new candidates: raced when `config.racing`, else every
     candidate on every question (one evaluator call, as before racing existed). `known` maps a
     prompt dropped at an earlier step to its recorded scores by example id: its race goes on

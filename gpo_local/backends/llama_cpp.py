@@ -205,7 +205,6 @@ class LlamaCppModel:
         return [(first_replies[i], completion.text if i in with_second else None)
                 for i, completion in enumerate(finals)]
 
-
     # -- issue 12: the evaluator's wide decoder ------------------------------------------------
 
     @property
