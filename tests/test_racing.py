@@ -204,3 +204,20 @@ def test_the_racing_benchmark_replays_a_recorded_run(tmp_path, capsys):
     assert bench.main([str(tmp_path / "run"), "--errors", "0.05", "--rounds", "4", "--orders", "3"]) == 0
     out = capsys.readouterr().out
     assert "full-scoring replay matches the record: True" in out and "100.0%" in out
+
+
+def test_show_and_the_report_mark_raced_out_candidates(tmp_path):
+    from click.testing import CliRunner
+
+    from gpo_local.cli import main
+    from gpo_local.report import render_report, run_context
+    from gpo_local.rundata import load_run
+
+    make_gpo(tmp_path, racing=True, task_llm=sharp_task_model()).run()
+    (tmp_path / "config.json").write_text(json.dumps({"task": "difficulty"}))
+    out = CliRunner().invoke(main, ["show", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    assert out.output.count("raced out after 6 dev questions (partial dev 0.0)") == 2
+    rows = run_context(load_run(tmp_path))["candidates"]
+    assert [(r["step"], r["questions"]) for r in rows if r["eliminated"]] == [(1, 6), (1, 6)]
+    assert render_report([tmp_path]).count("(raced out after 6 questions)") == 2
