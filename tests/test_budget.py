@@ -141,3 +141,15 @@ def test_estimate_formula_for_two_rounds_gradients_and_momentum():
     assert est.prompts_scored == 1 + 3 * 4 + 2  # + the summarized prompts of steps 1 and 2
     assert est.task_generations == 2 * (est.prompts_scored * 16 + 3 * 8 + 2 * 24)
     assert budget.estimate(GPOConfig(method="cot", steps=3), task).task_generations == 2 * (16 + 48)
+
+
+def test_dry_run_times_an_evaluator_chunk_and_optimizer_replies(monkeypatch, tmp_path, task_dir):
+    # issue 12: walltime.measure with the scripted models standing in for llama.cpp.
+    task, optimizer = install(monkeypatch)
+    out = CliRunner().invoke(main, ["optimize", str(task_dir), "--steps", "2", "--candidates", "3", "--dry-run",
+                                    "--racing", "--run-dir", str(tmp_path / "run")])
+    assert out.exit_code == 0, out.output
+    assert "min with racing" in out.output and "min without)" in out.output
+    assert "12 pairs batched as the evaluator batches" in out.output  # 2 prompts x the 6 dev questions
+    assert len(task.calls) == 12 and len(optimizer.calls) == 3  # min(C, 4) replies in one batch
+    assert not (tmp_path / "run").exists()
