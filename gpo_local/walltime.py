@@ -13,18 +13,18 @@ question's prefix. Here the rates are measured on that workload:
 
 The estimate is then load + pairs x seconds per pair + optimizer calls x seconds per call, where
 pairs counts dev, train and test pairs (budget.estimate). With racing, the candidates' dev pairs
-are scaled by RACED_SHARE, the share of dev pairs racing scored in the replays of
-benchmarks/racing.py (recorded runs, 8 candidates x 47 dev questions, error 0.05, 4 rounds); it is
-an average, not a bound: a step whose candidates are all alike races to the end.
+are scaled by RACED_SHARE, the share of dev pairs racing scores: for now from simulated steps
+(benchmarks/racing_simulated.py, error 0.05, 4 rounds: 70-86% of the pairs), to be replaced by
+the replays of real runs (benchmarks/racing.py). It is an average, not a bound: a step whose
+candidates are all alike races to the end.
 """
 
 from __future__ import annotations
 
 import time
 
-# Share of a step's candidate dev pairs racing scores, measured by benchmarks/racing.py (see the
-# module docstring and benchmarks/README.md).
-RACED_SHARE = 0.5
+# Share of a step's candidate dev pairs racing scores (see the module docstring).
+RACED_SHARE = 0.8
 CHUNK_QUESTIONS = 16
 
 
