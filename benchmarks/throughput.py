@@ -311,7 +311,7 @@ def _accuracy(answers: dict) -> float:
 
 
 def run(*, json_path: str | Path | None = None, llama_server: str | None = None, questions: int = 24,
-        threads: int = 2, console=None) -> dict:
+        threads: int = 2, console=None, eval_parallel: int | None = None) -> dict:
     """Run the whole benchmark, print the figures and return them (also written to ``json_path``)."""
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
@@ -370,16 +370,18 @@ def run(*, json_path: str | Path | None = None, llama_server: str | None = None,
         gc.collect()
 
         # -- (b) -------------------------------------------------------------------------------
-        model = LlamaCppModel(model_path, n_ctx=N_CTX, n_threads=threads, parallel=PARALLEL)
+        model = LlamaCppModel(model_path, n_ctx=N_CTX, n_threads=threads, parallel=PARALLEL,
+                              eval_parallel=eval_parallel)  # issue 12: the evaluator's wide decoder
         bar = progress.add_task("(b) evaluator, no cache", total=n_pairs)
         b_seconds, b_answers = run_evaluator(model, task, len(examples),
                                              lambda done, total: progress.update(bar, completed=done))
-        stats = dataclasses.asdict(model.decoder.stats)
+        used = model.__dict__.get("eval_decoder") or model.decoder  # the decoder (b) ran on (issue 12)
+        stats = dataclasses.asdict(used.stats)
         b_rss = _peak_rss_mb()
 
         # -- (d) -------------------------------------------------------------------------------
-        model.decoder.reset()
-        model.decoder.stats = DecoderStats()
+        used.reset()
+        used.stats = DecoderStats()
         with tempfile.TemporaryDirectory(prefix="gpo-bench-memo-") as tmp:
             memo = Memo(Path(tmp) / "memo.sqlite")
             memoized = MemoizedLLM(model, memo)
@@ -497,10 +499,13 @@ def main(argv=None) -> int:
                         help=f"llama-server binary for contender (c) (default: ${SERVER_ENV}).")
     parser.add_argument("--questions", type=int, default=24, help="Dev questions (default 24; the fixed workload).")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2; the fixed workload).")
+    parser.add_argument("--eval-parallel", type=int, default=None,
+                        help="Sequences of the evaluator's decoder for (b) (default: the backend's EVAL_PARALLEL).")
     args = parser.parse_args(argv)
     if args.questions < 1 or args.threads < 1:
         parser.error("--questions and --threads must be >= 1")
-    run(json_path=args.json_path, llama_server=args.llama_server, questions=args.questions, threads=args.threads)
+    run(json_path=args.json_path, llama_server=args.llama_server, questions=args.questions, threads=args.threads,
+        eval_parallel=args.eval_parallel)
     return 0
 
 

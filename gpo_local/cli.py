@@ -91,8 +91,13 @@ def _dry_run(settings) -> None:
     est = budget.estimate(settings.config, settings.task)
     click.echo(f"task {settings.task.name}: {len(settings.task.split('eval', settings.config.dev_limit))} dev examples; "
                f"timing a few generations of {settings.runtime['task_model']}...", err=True)
-    rates = budget.measure_rates(settings)
-    click.echo(budget.format_estimate(est, rates))
+    # issue 12: rates timed as the evaluator batches, racing modelled (walltime.py)
+    from . import walltime
+
+    rates = walltime.measure(settings)
+    n_dev = len(settings.task.split("eval", settings.config.dev_limit))
+    click.echo(budget.format_estimate(est, None))
+    click.echo(walltime.describe(est, rates, n_dev, settings.config.racing))
 
 
 def _run_optimize(settings, saved: dict | None) -> None:
@@ -194,6 +199,7 @@ def show(run_dir):
         table.add_row(step.label, budget, spread, str(len(step.candidates)), _shorten(step.prompt, 70),
                       _pct(step.dev_score))
     console.print(table)
+    _show_raced(console, run)  # issue 12
     if run.pending:
         console.print(f"{len(run.pending)} candidates of an unfinished step are recorded (resume continues it)")
     result = run.result
@@ -207,6 +213,15 @@ def show(run_dir):
     console.print(f"initial: dev {_pct(initial['dev_score'])}  test {_pct(result.get('initial_test'))}", highlight=False)
     if result.get("stopped") and result["stopped"] != "completed":
         console.print(f"stopped early: {result['stopped']}", highlight=False)
+
+
+def _show_raced(console, run) -> None:
+    """The candidates racing dropped (issue 12): their score is a partial mean."""
+    dropped = [c for s in run.steps for c in s.candidates if c.get("eliminated")]
+    for c in dropped:
+        console.print(f"step {c['step'] + 1}: raced out after {c.get('dev_questions')} dev questions "
+                      f"(partial dev {_pct(c['dev_score'])}): {_shorten(c['prompt'], 60)}",
+                      highlight=False, markup=False)
 
 
 def _shorten(text: str, width: int) -> str:

@@ -18,6 +18,8 @@ def _click_option(option: Option):
                     "show_default": option.show_default}
     if option.kind is bool:
         kwargs.update(is_flag=True, default=bool(option.default))
+        if option.negatable:  # --name/--no-name
+            return click.option(f"{option.flag}/--no-{option.flag[2:]}", option.name, **kwargs)
     elif option.choices is not None:
         kwargs["type"] = click.Choice(option.allowed(), case_sensitive=option.group != "task")
     elif option.kind in (int, float) and option.minimum is not None:

@@ -20,6 +20,7 @@ from typing import Any, Callable
 from .catalog import DEFAULT_EMBEDDER, DEFAULT_MODEL
 from .directions import canonical_selection
 from .errors import ConfigError
+from .racing import DEFAULT_ERROR as RACING_ERROR, DEFAULT_ROUNDS as RACING_ROUNDS, RacingConfig
 from .schedules import canonical_schedule, make_schedule
 from .tasks.prompting import POSITIONS
 from .updates import UPDATE_METHODS
@@ -66,6 +67,7 @@ class Option:
     cli: bool = True  # offered on the command line (and in TOML files)
     show_default: bool = False  # the command line's default is the real one (not "unset")
     parse: Callable[[Any], Any] | None = None  # command-line text -> value (raises ConfigError)
+    negatable: bool = False  # a bool option with a --no- form (to undo a TOML file's true)
 
     @property
     def flag(self) -> str:
@@ -111,6 +113,14 @@ OPTIONS: tuple[Option, ...] = (
     _O("require_tags", bool, False, "Drop replies without <START>...<END> tags", cli=False),
     _O("max_prompt_words", int, None, "Drop candidates longer than this many words [default: no limit].", minimum=1),
     _O("seed", int, 0, "Seed of every sampled choice.", show_default=True),
+    # issue 12: race a step's new candidates on growing dev prefixes (racing.py).
+    _O("racing", bool, False, "Score a step's new candidates on growing prefixes of the dev split and drop those a "
+                              "paired test shows worse than the leader; survivors get the whole split "
+                              "[default: off].", negatable=True),
+    _O("racing_error", float, RACING_ERROR, "Racing: the chance of dropping a candidate that is not worse, between "
+                                            "0 and 1 exclusive", minimum=0),
+    _O("racing_rounds", int, RACING_ROUNDS, "Racing: dev prefixes doubling up to the whole split, in this many "
+                                            "rounds", minimum=1),
     # -- when to stop early (Limits), checked at step boundaries -----------------------------------------
     _O("max_optimizer_calls", int, None, "Stop before a step that would exceed this many optimizer calls "
                                          "(resumable).", group="limit", minimum=0),
@@ -199,6 +209,11 @@ def _validate(self) -> None:
     canonical_schedule(self.schedule)
     _check_combinations(self)
     self.make_schedule()
+    if self.racing:  # issue 12
+        try:
+            RacingConfig(self.racing_error, self.racing_rounds).validate()
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
 
 def _check_combinations(self) -> None:

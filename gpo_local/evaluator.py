@@ -39,6 +39,9 @@ class Evaluator:
         # The whole LLM protocol (fits, n_ctx, generate_two_rounds), defaulted for a bare model.
         self.llm, self.task, self.position = complete_llm(llm), task, position
         self.chunk_size = chunk_size
+        slots = self.llm.eval_slots  # issue 12: four times a wider decoder's sequences
+        if slots is not None and 4 * slots > chunk_size:
+            self.chunk_size = 4 * slots
         self.on_progress = on_progress
         self.on_event = on_event
         self.generations = 0  # task-model generations requested (memo hits included)

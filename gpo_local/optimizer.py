@@ -47,6 +47,7 @@ from .directions import DIRECTIONS, GradientEntry, direction_name, get_selector
 from .evaluator import Evaluator
 from .gradients import FEEDBACK_MOMENTA, GRADIENTS, NO_WRONG_ANSWERS, feedback_momentum_name, gradient_history  # noqa: F401
 from .index import TrajectoryIndex
+from .racing import candidate_fields, score_new
 from .runs import JsonlLog
 from .tasks import Task
 from .trajectory import CANDIDATE, INIT, STEP, TrajectoryState, final_choice, last_recorded, replay, select_next
@@ -247,15 +248,24 @@ class Method:
         new = [p for key, (p, _) in distinct.items() if key not in state.scores]
         self.on_event("candidates", {"step": step, "replies": len(parsed), "usable": len(distinct), "new": len(new),
                                      "dropped": list(parsed).count(None), "too_long": too_long})
-        new_scores = {p: r.score for p, r in zip(new, self.evaluator.evaluate(new, "eval", limit=cfg.dev_limit))}
+        # issue 12 hook: racing (racing.py); every new candidate's per-question scores are recorded.
+        known = {p: state.dropped[normalize_prompt(p)]["dev_outcomes"] for p in new
+                 if normalize_prompt(p) in state.dropped}
+        results = dict(zip(new, score_new(self.evaluator, self.task, cfg, new, known)))
+        total = len(self.task.split("eval", cfg.dev_limit))
         scored = []
         for key, (prompt, origin) in distinct.items():
-            is_new = prompt in new_scores
-            score = new_scores[prompt] if is_new else state.scores[key]
+            is_new = prompt in results
+            score = results[prompt].score if is_new else state.scores[key]
             candidate = Candidate(prompt=prompt, dev_score=score, step=step, parent=origin, budget=budget,
                                   edit_distance=None if origin is None else word_edit_distance(origin, prompt),
                                   new=is_new)
-            self._record(CANDIDATE, **asdict(candidate))
+            raced = candidate_fields(results[prompt], total) if is_new else {}
+            record = {**asdict(candidate), **raced}
+            self._record(CANDIDATE, **record)
+            if raced.get("eliminated"):
+                state.dropped[key] = record
+                continue  # dropped by racing: a partial score, not in the pool
             state.scored(prompt, score)
             scored.append((prompt, score))
         return scored

@@ -227,6 +227,14 @@ def _test_note(run: RunView, result: dict, changes) -> str | None:
     return None
 
 
+def _candidate_row(c: dict, pending: bool) -> dict:
+    return {"step": c["step"] + 1, "dev": _pct(c["dev_score"]), "budget": c.get("budget"),
+            "distance": c.get("edit_distance"), "new": c.get("new", True), "prompt": c["prompt"],
+            "pending": pending,
+            # issue 12: dropped by racing, its dev score is the mean over `questions` questions
+            "eliminated": bool(c.get("eliminated")), "questions": c.get("dev_questions")}
+
+
 def run_context(run: RunView) -> dict[str, Any]:
     result = run.result or {}
     changes = outcome_changes(run.result)
@@ -248,13 +256,8 @@ def run_context(run: RunView) -> dict[str, Any]:
                                  "after_answer": _short(after.get("final_answer"), 400)})
     settings = run.config.get("config") or {}
     seeds = {"seed": settings.get("seed")}
-    def candidate_row(c: dict, pending: bool) -> dict:
-        return {"step": c["step"] + 1, "dev": _pct(c["dev_score"]), "budget": c.get("budget"),
-                "distance": c.get("edit_distance"), "new": c.get("new", True), "prompt": c["prompt"],
-                "pending": pending}
-
-    candidates = [candidate_row(c, False) for s in run.steps for c in s.candidates]
-    candidates += [candidate_row(c, True) for c in run.pending]
+    candidates = [_candidate_row(c, False) for s in run.steps for c in s.candidates]
+    candidates += [_candidate_row(c, True) for c in run.pending]
     events = run.events
     return {
         "name": run.name, "path": str(run.path), "task": run.task, "method": run.method,

@@ -26,6 +26,9 @@ INIT, CANDIDATE, STEP = "init", "candidate", "step"
 COMPLETE = (INIT, STEP)  # the kinds that end a complete unit of work
 # The step-record key of the real-time momentum over prompts; replay scores its prompt.
 PARA_MOMENTUM_KEY = "momentum"
+# issue 12: candidate-record fields of racing (racing.candidate_fields): the per-question dev
+# scores of every new candidate, how many questions its score covers, and whether racing dropped it.
+DEV_OUTCOMES, DEV_QUESTIONS, ELIMINATED = "dev_outcomes", "dev_questions", "eliminated"
 
 
 @dataclass
@@ -34,6 +37,9 @@ class TrajectoryState:
     scores: dict[str, float] = field(default_factory=dict)  # normalized prompt -> dev score
     prompts: dict[str, str] = field(default_factory=dict)  # normalized prompt -> text, in scoring order
     selected: set[str] = field(default_factory=set)
+    # issue 12: normalized prompt -> the candidate record of a candidate racing dropped (a partial
+    # score, not in the pool; generated again, its race goes on from the recorded outcomes)
+    dropped: dict[str, dict] = field(default_factory=dict)
 
     def scored(self, prompt: str, score: float) -> None:
         key = normalize_prompt(prompt)
@@ -61,7 +67,9 @@ def replay(log: JsonlLog) -> tuple[TrajectoryState, list[dict]]:
     records = records[:complete]
     state = TrajectoryState()
     for record in records:
-        if record["kind"] == CANDIDATE:
+        if record["kind"] == CANDIDATE and record.get(ELIMINATED):  # a raced-out candidate: a partial score
+            state.dropped[normalize_prompt(record["prompt"])] = record
+        elif record["kind"] == CANDIDATE:
             state.scored(record["prompt"], record["dev_score"])
         else:
             momentum = record.get(PARA_MOMENTUM_KEY)

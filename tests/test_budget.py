@@ -113,8 +113,10 @@ def test_time_limit_stops_at_a_step_boundary_and_resume_gives_the_same_run(tmp_p
 
 
 def test_dry_run_prints_the_budget_and_creates_nothing(monkeypatch, tmp_path, task_dir):
-    monkeypatch.setattr(budget, "measure_rates", lambda settings: {"seconds_per_generation": 0.5,
-                                                                   "seconds_per_optimizer_call": 2.0})
+    from gpo_local import walltime  # issue 12: the rates are timed as the evaluator batches
+
+    monkeypatch.setattr(walltime, "measure", lambda settings: {"seconds_per_pair": 0.5, "load_seconds": 0.0,
+                                                              "seconds_per_optimizer_call": 2.0, "measured_pairs": 8})
     home = tmp_path / "home"
     out = CliRunner().invoke(main, ["optimize", str(task_dir), "--steps", "4", "--candidates", "3", "--dry-run",
                                     "--run-dir", str(tmp_path / "run")])
@@ -123,7 +125,9 @@ def test_dry_run_prints_the_budget_and_creates_nothing(monkeypatch, tmp_path, ta
     # 1 + 4*3 prompts x 6 dev examples; one round; tests of p0 and the final prompt: 2 x 4.
     assert "dev scorings:            <= 78" in out.output
     assert "task-model generations:  <= 86 (1 round per scoring)" in out.output
-    assert f"estimated wall time:     {(86 * 0.5 + 12 * 2.0) / 60:.1f} min" in out.output
+    assert f"estimated wall time:     {(86 * 0.5 + 12 * 2.0) / 60:.1f} min without racing" in out.output
+    raced = (6 + 72 * walltime.RACED_SHARE + 8) * 0.5 + 12 * 2.0  # p0 and the tests are never raced
+    assert f"({raced / 60:.1f} min with)" in out.output
     assert not (tmp_path / "run").exists() and not (home / "runs").exists()
 
 
@@ -137,3 +141,15 @@ def test_estimate_formula_for_two_rounds_gradients_and_momentum():
     assert est.prompts_scored == 1 + 3 * 4 + 2  # + the summarized prompts of steps 1 and 2
     assert est.task_generations == 2 * (est.prompts_scored * 16 + 3 * 8 + 2 * 24)
     assert budget.estimate(GPOConfig(method="cot", steps=3), task).task_generations == 2 * (16 + 48)
+
+
+def test_dry_run_times_an_evaluator_chunk_and_optimizer_replies(monkeypatch, tmp_path, task_dir):
+    # issue 12: walltime.measure with the scripted models standing in for llama.cpp.
+    task, optimizer = install(monkeypatch)
+    out = CliRunner().invoke(main, ["optimize", str(task_dir), "--steps", "2", "--candidates", "3", "--dry-run",
+                                    "--racing", "--run-dir", str(tmp_path / "run")])
+    assert out.exit_code == 0, out.output
+    assert "min with racing" in out.output and "min without)" in out.output
+    assert "12 pairs batched as the evaluator batches" in out.output  # 2 prompts x the 6 dev questions
+    assert len(task.calls) == 12 and len(optimizer.calls) == 3  # min(C, 4) replies in one batch
+    assert not (tmp_path / "run").exists()

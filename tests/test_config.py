@@ -35,7 +35,8 @@ def test_command_line_file_and_bench_options_come_from_the_declaration():
     assert RUNTIME_DEFAULTS["task_model"] == "smollm2-135m-instruct" and RUNTIME_DEFAULTS["n_ctx"] == 4096
     # Derived, the contract also names --train-batch (which optimize always had) and the new
     # --optimizer-temperature.
-    assert CONTRACT_OPTIONS == CONTRACT_BEFORE | {"train-batch", "optimizer-temperature"}
+    assert CONTRACT_OPTIONS == CONTRACT_BEFORE | {"train-batch", "optimizer-temperature", "racing", "racing-error",
+                                                  "racing-rounds"}  # issue 12: racing
 
 
 def test_the_library_never_imports_the_command_line():

@@ -57,6 +57,12 @@ class LLM(Protocol):
         """Tokens of a reply, with the model's own tokenizer."""
         ...
 
+    @property
+    def eval_slots(self) -> int | None:
+        """Sequences one evaluator call can keep busy (its chunks are four times that; issue 12's
+        wide decoder); None: no preference."""
+        ...
+
 
 class WrappedLLM:
     """Base of the wrappers around an LLM (memo cache, budget counters): the fingerprint, and
@@ -122,6 +128,11 @@ class PlainLLM(WrappedLLM):
     def count_tokens(self, text: str) -> int:
         count = getattr(self.llm, "count_tokens", None)
         return count(text) if count is not None else len(text.split())
+
+    @property
+    def eval_slots(self) -> int | None:
+        slots = getattr(self.llm, "eval_slots", None)
+        return slots if isinstance(slots, int) else None
 
 
 def complete_llm(llm) -> LLM:

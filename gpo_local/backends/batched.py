@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 # Its requests and results, context settings, and slot planning (pure, tested without a model).
-from .context import _context_params
+from .context import _context_params, sequence_limit
 from .generation import Completion, DecoderStats, GenerationRequest
 from .slots import _FREE, _GEN, _IDLE, _PREFILL, _WAITING, _Job, _Slot, choose_token, plan_admission, plan_batch
 
@@ -87,7 +87,7 @@ class BatchedDecoder:
         flash_attn: bool = True,
         n_ubatch: int | None = 63,
         kv_unified: bool = False,
-        keep_idle: bool = True,
+        keep_idle: bool = True, seq_ctx: int | None = None,
     ):
         import llama_cpp as lc
 
@@ -99,7 +99,7 @@ class BatchedDecoder:
         self._vocab = llama._model.vocab
         self.n_vocab = lc.llama_vocab_n_tokens(self._vocab)
         self.n_seq_max = n_seq_max
-        self.per_seq_ctx = llama.n_ctx()  # per-request limit, as for Llama.create_completion
+        self.per_seq_ctx = sequence_limit(llama.n_ctx(), seq_ctx)  # per request; seq_ctx: lower (issue 12)
         self.keep_idle = keep_idle
         self.stats = DecoderStats()
 

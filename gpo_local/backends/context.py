@@ -5,6 +5,17 @@ one's measurement is given where it is set)."""
 from __future__ import annotations
 
 
+def sequence_limit(llama_ctx: int, seq_ctx: int | None) -> int:
+    """The per-sequence limit in tokens: the Llama's context (the per-request limit of
+    Llama.create_completion), or `seq_ctx` when smaller (issue 12). A smaller one lowers the
+    default total of KV cells with it: more sequences in the same KV memory for short requests
+    (the evaluator's); a generation reaching it ends with finish reason "length", so callers
+    route only requests that fit (``LlamaCppModel._chain_decoder``)."""
+    if seq_ctx is None:
+        return llama_ctx
+    return max(2, min(llama_ctx, seq_ctx))
+
+
 def _context_params(lc, llama, *, n_seq_max: int, n_ctx: int, flash_attn: bool, n_ubatch: int | None,
                     kv_unified: bool):
     """The multi-sequence context's parameters (the reasons for each are measurements, below)."""

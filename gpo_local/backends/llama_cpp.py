@@ -21,6 +21,12 @@ from ..errors import ModelError, PromptTooLongError
 from . import Conversation, FollowUp, as_messages
 
 GGUF_MAGIC = b"GGUF"
+# issue 12: the evaluator's decoder carries EVAL_PARALLEL sequences of EVAL_SEQ_CTX cells each
+# (48 x 1024 cells: 1.1 GB of f16 KV for SmolLM2-135M), used when a call's two-round chains fit;
+# FOLLOW_UP_ROOM bounds the tokens of a follow-up turn's chat framing and question.
+EVAL_PARALLEL = 16
+EVAL_SEQ_CTX = 1024
+FOLLOW_UP_ROOM = 96
 _load_lock = threading.Lock()
 
 
@@ -86,7 +92,8 @@ class LlamaCppModel:
     the model; generation runs in the batched decoder's own multi-sequence context."""
 
     def __init__(self, path: Path | str, *, n_ctx: int = 4096, n_threads: int | None = None,
-                 n_gpu_layers: int = 0, n_batch: int = 512, parallel: int = 16):
+                 n_gpu_layers: int = 0, n_batch: int = 512, parallel: int = 16,
+                 eval_parallel: int | None = None, eval_seq_ctx: int = EVAL_SEQ_CTX):
         self.path = Path(path)
         check_gguf(self.path)
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -102,6 +109,10 @@ class LlamaCppModel:
         # which runs `parallel` sequences at once in its own context; the Llama object serves
         # tokenization and metadata. Flash attention matches the decoder's setting.
         self.parallel = parallel
+        # issue 12: a second decoder with more, shorter sequences for the evaluator's chains.
+        # At most 63: a generation step of all of them stays one ubatch below 64 rows (batched.py).
+        self.eval_parallel = min(63, EVAL_PARALLEL if eval_parallel is None else eval_parallel)
+        self.eval_seq_ctx = min(eval_seq_ctx, self.n_ctx)
         template = self.llama.metadata.get("tokenizer.chat_template")
         if not template:
             raise ModelError(f"{self.path} has no chat template (tokenizer.chat_template); a chat model is needed")
@@ -190,9 +201,31 @@ class LlamaCppModel:
             with_second.add(index)
             return self._request(conversation, max_tokens[1], temperature)
 
-        finals = self.decoder.generate(requests, follow_up=chain)
+        finals = self._chain_decoder(requests, max_tokens).generate(requests, follow_up=chain)
         return [(first_replies[i], completion.text if i in with_second else None)
                 for i, completion in enumerate(finals)]
+
+    # -- issue 12: the evaluator's wide decoder ------------------------------------------------
+
+    @property
+    def eval_slots(self) -> int:
+        """Sequences one evaluator call can keep busy (Evaluator sizes its chunks from this)."""
+        return max(self.parallel, self.eval_parallel)
+
+    @cached_property
+    def eval_decoder(self):
+        from .batched import BatchedDecoder
+
+        return BatchedDecoder(self.llama, n_seq_max=self.eval_parallel, seq_ctx=self.eval_seq_ctx)
+
+    def _chain_decoder(self, requests, max_tokens: tuple[int, int]):
+        """The wide decoder when every chain (first turn, its reply, the follow-up and the second
+        reply) fits its shorter sequences, else the regular one. At most 63 sequences: one
+        generation step then stays in one ubatch below 64 rows (the exact attention kernel)."""
+        if self.eval_parallel <= self.parallel or not requests:
+            return self.decoder
+        longest = max(len(r.tokens) for r in requests) + max_tokens[0] + max_tokens[1] + FOLLOW_UP_ROOM
+        return self.eval_decoder if longest <= self.eval_seq_ctx else self.decoder
 
 
 def load_models(task_spec: str, optimizer_spec: str, *, n_ctx: int, n_threads: int | None,

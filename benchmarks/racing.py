@@ -1,0 +1,141 @@
+"""Racing benchmark (issue 12): replay selection on recorded full-dev candidate outcomes.
+
+Input: run directories of real runs recorded with ``--no-racing``. Every new candidate's
+``candidate`` record in trajectory.jsonl holds ``dev_outcomes`` (its score on every dev
+question), so each step can be replayed: race the step's new candidates with
+``gpo_local.racing.race`` on those outcomes, apply the method's selection rule (GPO's best
+never-selected candidate with the current prompt in the pool; the baselines' best scored so
+far) to the survivors' full scores and to the already scored prompts, and compare the prompt it
+chooses with the one full scoring chose (the run's ``step`` record).
+
+The question order is a seeded shuffle (racing.question_order); each step is replayed under
+``--orders`` different seeds, so a few recorded steps give more than a few samples of how
+racing behaves on them. Reported per error level (and round count): the share of replays where
+racing chooses the same prompt as full scoring, the share of (candidate, question) pairs it
+saves and the ratio full / raced.
+
+    python benchmarks/racing.py RUN_DIR [RUN_DIR ...] [--errors 0.01,0.05,0.1,0.2] [--rounds 3,4,5]
+        [--orders 20] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gpo_local.trajectory import select_next  # noqa: E402
+from gpo_local.racing import RacingConfig, question_order, race  # noqa: E402
+from gpo_local.updates import normalize_prompt  # noqa: E402
+
+ELITIST = ("ape", "apo", "opro", "pe2")  # methods that choose the best prompt scored so far
+
+
+def _natural(example_id: str):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", example_id)]
+
+
+def load_steps(run_dir: Path) -> tuple[dict, list[dict]]:
+    """The run's config and, per completed step, what a replay needs: the state before the step
+    (trajectory, scores, selected), the step's candidates and the prompt full scoring chose."""
+    config_path = run_dir / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    records = [json.loads(line) for line in (run_dir / "trajectory.jsonl").read_text().splitlines() if line.strip()]
+    scores: dict[str, tuple[str, float]] = {}  # normalized -> (prompt, full dev score), scoring order
+    trajectory: list[tuple[str, float]] = []
+    pending: list[dict] = []
+    steps = []
+    for record in records:
+        if record["kind"] == "candidate":
+            pending.append(record)
+            continue
+        if record["kind"] == "step":
+            steps.append({"trajectory": list(trajectory), "scores": dict(scores), "candidates": pending,
+                          "chosen": record["prompt"], "step": record["step"]})
+        for c in pending:
+            scores.setdefault(normalize_prompt(c["prompt"]), (c["prompt"], c["dev_score"]))
+        pending = []
+        scores[normalize_prompt(record["prompt"])] = (record["prompt"], record["dev_score"])
+        trajectory.append((record["prompt"], record["dev_score"]))
+    return config, steps
+
+
+def choose(method: str, step: dict, kept: dict[str, float]) -> str:
+    """The method's choice when the step's new candidates kept are `kept` (prompt -> full score)."""
+    selected = {normalize_prompt(p) for p, _ in step["trajectory"]}
+    if method in ELITIST:
+        pool = list(step["scores"].values()) + [(p, s) for p, s in kept.items()]
+        return sorted(pool, key=lambda item: -item[1])[0][0]
+    current = step["trajectory"][-1]
+    pool = [current]
+    for c in step["candidates"]:
+        key = normalize_prompt(c["prompt"])
+        if c.get("new", True):
+            if c["prompt"] in kept:
+                pool.append((c["prompt"], kept[c["prompt"]]))
+        elif key in step["scores"]:
+            pool.append(step["scores"][key])
+    return select_next(pool, selected)[0]
+
+
+def replay_step(method: str, step: dict, racing: RacingConfig | None, seed: int, task: str) -> tuple[bool, int, int]:
+    """(same choice as recorded, pairs scored, pairs full scoring scored) for one replay."""
+    new = [c for c in step["candidates"] if c.get("new", True) and c.get("dev_outcomes")]
+    if not new:
+        return True, 0, 0
+    ids = sorted(new[0]["dev_outcomes"], key=_natural)
+    rows = [[c["dev_outcomes"][i] for i in ids] for c in new]
+    full = len(new) * len(ids)
+    if racing is None or len(new) < 2:
+        kept = {c["prompt"]: c["dev_score"] for c in new}
+        return choose(method, step, kept) == step["chosen"], full, full
+    binary = all(v in (0.0, 1.0) for row in rows for v in row)
+    result = race(lambda cs, qs: [[rows[c][q] for q in qs] for c in cs], len(new),
+                  question_order(len(ids), seed, task), racing, binary)
+    kept = {c["prompt"]: c["dev_score"] for c, dropped in zip(new, result.dropped_after) if dropped is None}
+    return choose(method, step, kept) == step["chosen"], result.pairs, full
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--errors", default="0.01,0.05,0.1,0.2")
+    parser.add_argument("--rounds", default="3,4,5")
+    parser.add_argument("--orders", type=int, default=20, help="question orders (seeds) per step")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    runs = []
+    for run_dir in args.runs:
+        config, steps = load_steps(run_dir)
+        method = config.get("config", {}).get("method", "gpo")
+        task = config.get("task", run_dir.name)
+        sane = all(replay_step(method, s, None, 0, task)[0] for s in steps)
+        print(f"{run_dir}: {method} on {task}, {len(steps)} steps; full-scoring replay matches the record: {sane}")
+        runs.append((method, task, steps))
+    rows = []
+    for rounds in (int(r) for r in args.rounds.split(",")):
+        for error in (float(e) for e in args.errors.split(",")):
+            racing = RacingConfig(error=error, rounds=rounds)
+            same = total = raced = full = 0
+            for method, task, steps in runs:
+                for step in steps:
+                    for seed in range(args.orders):
+                        ok, pairs, all_pairs = replay_step(method, step, racing, seed, task)
+                        same, total, raced, full = same + ok, total + 1, raced + pairs, full + all_pairs
+            rows.append({"rounds": rounds, "error": error, "replays": total, "same_choice": same / max(1, total),
+                         "pairs_saved": 1 - raced / max(1, full), "full_over_raced": full / max(1, raced)})
+    print(f"{'rounds':>6} {'error':>6} {'replays':>8} {'same choice':>12} {'pairs saved':>12} {'full/raced':>11}")
+    for r in rows:
+        print(f"{r['rounds']:>6} {r['error']:>6} {r['replays']:>8} {r['same_choice']:>12.1%} {r['pairs_saved']:>12.1%} "
+              f"{r['full_over_raced']:>10.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The wall-time estimate of `optimize --dry-run`, timed the way a run really spends it (issue 12).
+
+The first estimate timed 4 first-round generations in one batch and multiplied by the number of
+generations: far from what a run does, since the evaluator sends 64 (prompt, question) pairs per
+call, both rounds chained in the batched decoder, question by question so that prompts share the
+question's prefix. Here the rates are measured on that workload:
+
+- seconds per dev pair: the real Evaluator (no memo) scores two prompts (the initial prompt and a
+  variant of it) on up to 16 dev questions (32 pairs, two decoders full), both rounds included;
+- seconds per optimizer call: min(C, 4) replies sampled in one batch, as a step asks its C
+  candidates in one call;
+- model loading, timed.
+
+The estimate is then load + pairs x seconds per pair + optimizer calls x seconds per call, where
+pairs counts dev, train and test pairs (budget.estimate). With racing, the candidates' dev pairs
+are scaled by RACED_SHARE, the share of dev pairs racing scores: for now from simulated steps
+(benchmarks/racing_simulated.py, error 0.05, 4 rounds: 70-86% of the pairs), to be replaced by
+the replays of real runs (benchmarks/racing.py). It is an average, not a bound: a step whose
+candidates are all alike races to the end.
+"""
+
+from __future__ import annotations
+
+import time
+
+# Share of a step's candidate dev pairs racing scores (see the module docstring).
+RACED_SHARE = 0.8
+CHUNK_QUESTIONS = 16
+
+
+def dev_pairs(est, n_dev: int, racing: bool) -> float:
+    """Expected dev pairs: p0 in full, the candidates' pairs scaled by RACED_SHARE with racing."""
+    candidates = est.dev_scorings - n_dev
+    return n_dev + candidates * (RACED_SHARE if racing else 1.0)
+
+
+def seconds(est, rates: dict, n_dev: int, racing: bool) -> float:
+    pairs = dev_pairs(est, n_dev, racing) + est.train_scorings + est.test_scorings
+    return (rates.get("load_seconds", 0.0) + pairs * rates["seconds_per_pair"]
+            + est.optimizer_calls * rates["seconds_per_optimizer_call"])
+
+
+def measure(settings) -> dict:
+    """Time model loading, one evaluator chunk and a batch of optimizer replies (no memo)."""
+    from .backends.llama_cpp import load_models
+    from .evaluator import Evaluator
+
+    runtime, cfg, task = settings.runtime, settings.config, settings.task
+    started = time.perf_counter()
+    task_llm, optimizer_llm = load_models(runtime["task_model"], runtime["optimizer_model"] or runtime["task_model"],
+                                          n_ctx=runtime["n_ctx"], n_threads=runtime["threads"],
+                                          n_gpu_layers=runtime["n_gpu_layers"], parallel=runtime["parallel"])
+    load = time.perf_counter() - started
+    questions = task.split("eval", cfg.dev_limit)[:CHUNK_QUESTIONS]
+    prompts = [settings.initial_prompt, f"{settings.initial_prompt} Answer carefully."]
+    started = time.perf_counter()
+    Evaluator(task_llm, task, position=cfg.position).evaluate_examples(prompts, questions, "eval")
+    per_pair = (time.perf_counter() - started) / (len(prompts) * len(questions))
+    asks = min(cfg.candidates, 4)
+    ask = "Write a one-sentence instruction for answering questions. Put it between <START> and <END>."
+    started = time.perf_counter()
+    optimizer_llm.generate([ask] * asks, max_tokens=cfg.optimizer_max_tokens, temperature=cfg.optimizer_temperature,
+                           seeds=list(range(1, asks + 1)), stop=("<END>",))
+    per_call = (time.perf_counter() - started) / asks
+    return {"load_seconds": load, "seconds_per_pair": per_pair, "seconds_per_optimizer_call": per_call,
+            "measured_pairs": len(prompts) * len(questions), "measured_optimizer_calls": asks}
+
+
+def describe(est, rates: dict, n_dev: int, racing: bool) -> str:
+    total = seconds(est, rates, n_dev, racing)
+    other = seconds(est, rates, n_dev, not racing)
+    mode = "with racing" if racing else "without racing"
+    return (f"  estimated wall time:     {total / 60:.1f} min {mode} ({other / 60:.1f} min "
+            f"{'without' if racing else 'with'}); measured {rates['seconds_per_pair']:.2f} s per dev pair "
+            f"(both rounds, {rates['measured_pairs']} pairs batched as the evaluator batches), "
+            f"{rates['seconds_per_optimizer_call']:.2f} s per optimizer call, {rates['load_seconds']:.0f} s loading; "
+            "memo hits make re-runs faster")

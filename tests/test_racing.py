@@ -1,0 +1,223 @@
+"""Racing a step's candidates on growing dev prefixes (gpo_local/racing.py, issue 12)."""
+
+import json
+
+import pytest
+
+from conftest import difficulty_task, optimizer_model, task_model
+from fake_models import Killed, killing_after
+from gpo_local.errors import ConfigError
+from gpo_local.memo import Memo, MemoizedLLM
+from gpo_local.optimizer import GPO, GPOConfig
+from gpo_local.racing import (RacingConfig, can_catch_up, prefix_sizes, question_order, race, serfling_margin,
+                              sign_test)
+from gpo_local.runs import JsonlLog
+from gpo_local.testing import HashingEmbedder, ScriptedLLM
+from gpo_local.trajectory import TrajectoryIndex
+
+N = 48
+
+
+def scripted(rows):
+    """A scorer reading scripted outcomes: rows[candidate][question]; records what was asked."""
+    asked = []
+
+    def score(candidates, questions):
+        asked.append((tuple(candidates), tuple(questions)))
+        return [[rows[c][q] for q in questions] for c in candidates]
+
+    return score, asked
+
+
+def test_prefix_sizes_double_up_to_the_split():
+    assert prefix_sizes(48, 4) == [6, 12, 24, 48]
+    assert prefix_sizes(47, 4) == [6, 12, 24, 47]
+    assert prefix_sizes(48, 1) == [48]
+    assert prefix_sizes(3, 4) == [2, 3]  # single-question rounds tell nothing apart
+
+
+def test_question_order_is_a_seeded_permutation():
+    order = question_order(48, 0, "navigate")
+    assert sorted(order) == list(range(48)) and order != list(range(48))
+    assert order == question_order(48, 0, "navigate") and order != question_order(48, 1, "navigate")
+
+
+def test_sign_test_and_bounds():
+    assert sign_test(6, 0) == pytest.approx(1 / 64)
+    assert sign_test(3, 3) == pytest.approx(42 / 64)
+    assert sign_test(0, 0) == 1.0
+    assert serfling_margin(12, 48, 0.05 / 3) == pytest.approx(0.7254, abs=1e-3)
+    assert can_catch_up([1.0] * 10, 20) and not can_catch_up([1.0] * 11, 20)
+
+
+def test_eliminations_at_the_right_rounds():
+    # 0 always right; 1 always wrong: 6-0 on the first 6 questions, p = 1/64 <= 0.05/3;
+    # 2 right on the first 6 only: tied then, 6-0 behind after 12; 3 equals 0: never dropped.
+    rows = [[1.0] * N, [0.0] * N, [1.0] * 6 + [0.0] * 42, [1.0] * N]
+    score, asked = scripted(rows)
+    result = race(score, 4, list(range(N)), RacingConfig(error=0.05, rounds=4), binary=True)
+    assert result.dropped_after == (None, 0, 1, None)
+    assert [len(s) for s in result.scores] == [48, 6, 12, 48]
+    assert asked == [((0, 1, 2, 3), tuple(range(6))), ((0, 2, 3), tuple(range(6, 12))),
+                     ((0, 3), tuple(range(12, 24))), ((0, 3), tuple(range(24, 48)))]
+    assert result.pairs == 114
+
+
+def test_a_stricter_error_level_drops_later():
+    rows = [[1.0] * N, [0.0] * N]
+    result = race(scripted(rows)[0], 2, list(range(N)), RacingConfig(error=0.01, rounds=4), binary=True)
+    assert result.dropped_after == (None, 1)  # 6-0 (p = 1/64) is not enough at 0.01/3; 12-0 is
+
+
+def test_a_tie_keeps_both_and_the_earliest_leads():
+    rows = [[1.0, 0.0] * 24, [0.0, 1.0] * 24, [1.0, 0.0] * 24]
+    result = race(scripted(rows)[0], 3, list(range(N)), RacingConfig(), binary=True)
+    assert result.dropped_after == (None, None, None) and result.pairs == 3 * N
+
+
+def test_an_all_equal_step_scores_everything():
+    rows = [[0.0] * N for _ in range(5)]
+    result = race(scripted(rows)[0], 5, list(range(N)), RacingConfig(), binary=True)
+    assert set(result.dropped_after) == {None} and result.pairs == 5 * N
+
+
+def test_fractional_scores_use_the_serfling_bound():
+    rows = [[0.9] * N, [0.1] * N, [0.85] * N]
+    result = race(scripted(rows)[0], 3, list(range(N)), RacingConfig(), binary=False)
+    # A 0.8 gap: the margin is 1.106 after 6 questions and 0.725 after 12; 0.05 never drops.
+    assert result.dropped_after == (None, 1, None)
+
+
+def test_racing_options_are_checked():
+    with pytest.raises(ConfigError, match="--racing-error"):
+        GPOConfig(racing=True, racing_error=1.5).validate()
+    with pytest.raises(ConfigError, match="--racing-rounds"):
+        GPOConfig(racing=True, racing_rounds=0).validate()
+
+
+# -- racing inside a GPO run --------------------------------------------------------------------
+
+
+def make_gpo(run_dir, *, racing, task_llm=None, steps=3, candidates=6):
+    config = GPOConfig(steps=steps, candidates=candidates, racing=racing, racing_error=0.05)
+    return GPO(task=difficulty_task(n_eval=N), task_llm=task_llm or task_model(), optimizer_llm=optimizer_model(),
+               index=TrajectoryIndex(run_dir / "indexes", HashingEmbedder()), config=config,
+               log=JsonlLog(run_dir / "trajectory.jsonl"))
+
+
+def records(run_dir):
+    out = [json.loads(line) for line in (run_dir / "trajectory.jsonl").read_text().splitlines()]
+    for record in out:
+        record.get("usage", {}).pop("seconds", None)
+    return out
+
+
+def sharp_task_model():
+    """Right on every question with a prompt of 5 words or more, wrong on all with a shorter one:
+    racing tells the two kinds apart after the first round."""
+    def answer(messages, temperature, seed):
+        prompt = messages[-1]["content"].rpartition("\n")[2]
+        return "yes" if len(prompt.split()) >= 5 else "no"
+
+    return ScriptedLLM(answer, fingerprint="fake-sharp")
+
+
+def test_racing_chooses_as_full_scoring_with_fewer_pairs(tmp_path):
+    full = make_gpo(tmp_path / "full", racing=False, task_llm=sharp_task_model()).run()
+    raced = make_gpo(tmp_path / "raced", racing=True, task_llm=sharp_task_model()).run()
+    assert [e.prompt for e in raced.trajectory] == [e.prompt for e in full.trajectory]
+    assert [e.dev_score for e in raced.trajectory] == [e.dev_score for e in full.trajectory]
+    # Step 0: 2 of the 5 distinct candidates are short, dropped after 6 questions: 3 x 48 + 2 x 6.
+    step0 = [r for r in records(tmp_path / "raced") if r["kind"] == "candidate" and r["step"] == 0]
+    assert sorted(r["dev_questions"] for r in step0) == [6, 6, 48, 48, 48]
+    # Later steps generate the dropped ones again, with no long candidate left to beat them (GPO
+    # moves to the best never-selected prompt): their races go on from the 6 recorded questions.
+    assert raced.usage["dev_scorings"] <= full.usage["dev_scorings"]
+    # With the graded difficulty model the choices agree too (candidates differ by 0.2 or more).
+    assert ([e.prompt for e in make_gpo(tmp_path / "a", racing=True).run().trajectory]
+            == [e.prompt for e in make_gpo(tmp_path / "b", racing=False).run().trajectory])
+    cands = [r for r in records(tmp_path / "raced") if r["kind"] == "candidate" and r["new"]]
+    dropped = [r for r in cands if r["eliminated"]]
+    assert dropped and all(r["dev_questions"] < N and len(r["dev_outcomes"]) == r["dev_questions"] for r in dropped)
+    kept = [r for r in cands if not r["eliminated"]]
+    assert all(r["dev_questions"] == N and len(r["dev_outcomes"]) == N for r in kept)
+    # Full scoring records every new candidate's per-question outcomes too (for benchmarks/racing.py).
+    assert all(len(r["dev_outcomes"]) == N for r in records(tmp_path / "full")
+               if r["kind"] == "candidate" and r["new"])
+
+
+def test_the_chosen_prompt_is_scored_on_the_full_split(tmp_path):
+    run = make_gpo(tmp_path, racing=True).run()
+    steps = [r for r in records(tmp_path) if r["kind"] == "step"]
+    check = make_gpo(tmp_path / "check", racing=False)
+    for step in steps:
+        mine = [r for r in records(tmp_path) if r["kind"] == "candidate" and r["step"] == step["step"]
+                and r["prompt"] == step["prompt"] and r["new"]]
+        assert all(r["dev_questions"] == N and not r["eliminated"] for r in mine)
+        assert step["dev_score"] == check.evaluator.score(step["prompt"], "eval").score
+    assert run.final.dev_score == max(s["dev_score"] for s in steps + [records(tmp_path)[0]])
+
+
+@pytest.mark.parametrize("kill_after", [60, 150, 260])
+def test_resume_in_the_middle_of_a_raced_step(tmp_path, kill_after):
+    make_gpo(tmp_path / "whole", racing=True).run()
+    broken = tmp_path / "broken"
+    with pytest.raises(Killed):
+        make_gpo(broken, racing=True, task_llm=killing_after(kill_after, task_model())).run()
+    make_gpo(broken, racing=True).run()
+    assert records(broken) == records(tmp_path / "whole")
+
+
+def test_memo_hits_are_free(tmp_path):
+    memo = Memo(tmp_path / "memo.sqlite")
+    first = task_model()
+    make_gpo(tmp_path / "a", racing=True, task_llm=MemoizedLLM(first, memo)).run()
+    again = task_model()
+    make_gpo(tmp_path / "b", racing=True, task_llm=MemoizedLLM(again, memo)).run()
+    assert first.calls and not again.calls  # every pair came from the memo
+    assert records(tmp_path / "b") == records(tmp_path / "a")  # the budget counts them all the same
+
+
+def test_known_scores_are_not_asked_again():
+    # Candidate 1 was dropped at an earlier step after the first 6 questions: its race goes on
+    # from the recorded scores, and only the others are asked for those questions.
+    rows = [[1.0] * N, [0.0] * N, [1.0] * 6 + [0.0] * 42, [1.0] * N]
+    score, asked = scripted(rows)
+    result = race(score, 4, list(range(N)), RacingConfig(), binary=True, known={1: {q: 0.0 for q in range(6)}})
+    assert asked[0] == ((0, 2, 3), tuple(range(6))) and result.dropped_after == (None, 0, 1, None)
+    assert result.pairs == 114  # the known pairs count in the race, not in what was asked
+
+
+def test_the_racing_benchmark_replays_a_recorded_run(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "racing_bench", Path(__file__).resolve().parents[1] / "benchmarks" / "racing.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    make_gpo(tmp_path / "run", racing=False, task_llm=sharp_task_model()).run()
+    _, steps = bench.load_steps(tmp_path / "run")
+    assert len(steps) == 3 and all(bench.replay_step("gpo", s, None, 0, "difficulty")[0] for s in steps)
+    same, pairs, full = bench.replay_step("gpo", steps[0], RacingConfig(), 0, "difficulty")
+    assert same and full == 5 * N and pairs < full  # the two short candidates drop after 6 questions
+    assert bench.main([str(tmp_path / "run"), "--errors", "0.05", "--rounds", "4", "--orders", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "full-scoring replay matches the record: True" in out and "100.0%" in out
+
+
+def test_show_and_the_report_mark_raced_out_candidates(tmp_path):
+    from click.testing import CliRunner
+
+    from gpo_local.cli import main
+    from gpo_local.report import render_report, run_context
+    from gpo_local.rundata import load_run
+
+    make_gpo(tmp_path, racing=True, task_llm=sharp_task_model()).run()
+    (tmp_path / "config.json").write_text(json.dumps({"task": "difficulty"}))
+    out = CliRunner().invoke(main, ["show", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    assert out.output.count("raced out after 6 dev questions (partial dev 0.0)") == 2
+    rows = run_context(load_run(tmp_path))["candidates"]
+    assert [(r["step"], r["questions"]) for r in rows if r["eliminated"]] == [(1, 6), (1, 6)]
+    assert render_report([tmp_path]).count("(raced out after 6 questions)") == 2
