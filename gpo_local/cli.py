@@ -174,6 +174,11 @@ def optimize_options(func):
               help="Token limit of each optimizer reply [default: 512].")
 @click.option("--max-prompt-words", type=click.IntRange(min=1), default=None,
               help="Drop candidates longer than this many words [default: no limit].")
+@click.option("--grammar/--no-grammar", default=None,
+              help="Constrain optimizer replies to a tagged prompt within the step's word cap (llama.cpp GBNF); "
+                   "--no-grammar: free-form replies, malformed ones dropped [default: on].")
+@click.option("--leak-check/--no-leak-check", default=None,
+              help="Drop candidates that restate a task example (exemplar leakage) [default: on].")
 @click.option("--dev-limit", type=click.IntRange(min=1), default=None, help="Score on the first N dev questions only.")
 @click.option("--test-limit", type=click.IntRange(min=1), default=None, help="Test on the first N test questions only.")
 @click.option("--test-holdout", type=click.IntRange(min=1), default=None,
@@ -298,6 +303,7 @@ def _run_optimize(settings, saved: dict | None) -> None:
         # The budget this method planned within GPO's under the same config (see methods/__init__.py).
         "budget": {"steps_planned": len(plan), "steps_done": len(result.trajectory) - 1,
                    "optimizer_calls_planned": sum(plan), "reference_optimizer_calls": reference_calls(config)},
+        "drops": method.drop_totals(),  # issue 10: dropped optimizer replies by reason (drops.py)
         # Per-example test outcomes of the initial and the final prompt (for reports).
         "test_outcomes": {role: [asdict(o) for o in r.outcomes] if r else None
                           for role, r in (("initial", result.initial_test_result),
@@ -396,6 +402,9 @@ def show(run_dir):
     console.print(table)
     if run.pending:
         console.print(f"{len(run.pending)} candidates of an unfinished step are recorded (resume continues it)")
+    from .drops import describe, summed  # issue 10 hook: dropped optimizer replies by reason
+
+    console.print(f"dropped optimizer replies: {describe(summed(s.drops for s in run.steps))}", highlight=False)
     result = run.result
     if result is None:
         console.print("no result.json yet: the run is unfinished (continue it with optimize --resume)")
@@ -432,13 +441,20 @@ def report(run_dirs, output):
 
 @main.command()
 @click.option("--no-hash", is_flag=True, help="Skip computing sha256 sums.")
-def models(no_hash):
+@click.option("--verify", is_flag=True, help="Hash assembled chunked models again (else their recorded check is trusted).")
+def models(no_hash, verify):
     """List the model catalog: whether and where each entry resolves, its size and sha256."""
     from .catalog import load_catalog, sha256_file
+    from .runs import home_dir
 
     for name, entry in sorted(load_catalog().items()):
-        path = entry.resolve()
         click.echo(f"{name}  [{entry.kind}]  {entry.description}")
+        if entry.pack() is not None:  # issue 10 hook: chunked packs report their state (packs.py)
+            from .packs import describe
+
+            click.echo(f"  {describe(entry.pack(), home_dir() / 'models', rehash=verify)}")
+            continue
+        path = entry.resolve()
         if path is None:
             source = f"pip install {entry.package}" if entry.package else entry.path
             click.echo(f"  not found on this machine (from: {source})")

@@ -56,7 +56,10 @@ from .backends import LLM, WrappedLLM
 from .core import Candidate, Example, RunResult, TrajectoryEntry
 from .directions import GradientEntry, canonical_selection, get_selector
 from .errors import ConfigError
+from .drops import classify, count as count_drops, is_truncated, mark_duplicates, totals as drop_totals
 from .evaluator import Evaluator
+from .grammar import prompt_grammar, word_cap
+from .leaks import LeakDetector, leak_references
 from .runs import JsonlLog
 from .schedules import canonical_schedule, make_schedule
 from .tasks import Task
@@ -106,6 +109,10 @@ class GPOConfig:
     require_tags: bool = False
     max_prompt_words: int | None = None  # drop longer candidates (an extension, off by default)
     seed: int = 0
+    # Issue 10: GBNF-constrained optimizer replies (grammar.py) where the model supports them, and
+    # rejection of candidates that restate a task example (leaks.py).
+    grammar: bool = True
+    leak_check: bool = True
 
     def validate(self) -> None:
         """Check values and the combinations that crash or make no sense (GPO_SPEC 8.18).
@@ -341,6 +348,8 @@ class Method:
         self.clock = clock
         self._seconds_before = 0.0
         self._started = clock()
+        self._step_drops: list[str | None] = []  # issue 10: drop reasons of the current step's replies
+        self._leak_detector = None
 
     # -- what a method defines -------------------------------------------------------------
 
@@ -432,19 +441,53 @@ class Method:
     def _record(self, kind: str, **data) -> None:
         self.log.append({"kind": kind, **data})
 
-    def ask(self, prompts: Sequence[str], *, step: int, tag: str = "", temperature: float | None = None) -> list[str]:
+    def ask(self, prompts: Sequence[str], *, step: int, tag: str = "", temperature: float | None = None,
+            grammar: str | None = None) -> list[str]:
         """Optimizer replies, one per meta-prompt, each with its own seed from (seed, task, step,
         tag + index): a reply never depends on the other calls, so a resumed run asks the same."""
         cfg = self.config
         seeds = [candidate_seed(cfg.seed, self.task.name, step, f"{tag}{j}" if tag else j) for j in range(len(prompts))]
         if not prompts:
             return []
+        constrained = {"grammar": grammar} if grammar is not None else {}
         return self.optimizer_llm.generate(list(prompts), max_tokens=cfg.optimizer_max_tokens,
                                            temperature=cfg.optimizer_temperature if temperature is None else temperature,
-                                           seeds=seeds, stop=("<END>",))
+                                           seeds=seeds, stop=("<END>",), **constrained)
 
-    def parse(self, replies: Sequence[str]) -> list[str | None]:
-        return [parse_candidate(r, require_tags=self.config.require_tags) for r in replies]
+    def reply_grammar(self, current: str, budget: int | None) -> tuple[str | None, int | None]:
+        """The GBNF grammar of the step's candidate replies and their word cap (grammar.py);
+        (None, --max-prompt-words) when constraining is off or the model cannot."""
+        cfg = self.config
+        if not (cfg.grammar and getattr(self.optimizer_llm, "supports_grammar", False)):
+            return None, cfg.max_prompt_words
+        cap = word_cap(current, budget, cfg.max_prompt_words)
+        return prompt_grammar(cap), cap
+
+    def leak_detector(self) -> LeakDetector:
+        if self._leak_detector is None:
+            splits = [self.task.splits.get(name, ()) for name in ("eval", "train")]
+            self._leak_detector = LeakDetector(leak_references(self.exemplars, *splits))
+        return self._leak_detector
+
+    def parse(self, replies: Sequence[str], *, max_words: int | None = None) -> list[str | None]:
+        """Candidates of the replies, None for a dropped one; the drop reasons (drops.py) are
+        counted into the step's record."""
+        cfg = self.config
+        leaks = self.leak_detector().leaks if cfg.leak_check else None
+        count = self.optimizer_llm._count
+        parsed, reasons = [], []
+        for reply in replies:
+            truncated = bool(reply) and is_truncated(count(reply), cfg.optimizer_max_tokens)
+            prompt, reason = classify(reply, require_tags=cfg.require_tags, truncated=truncated, leaks=leaks,
+                                      max_words=cfg.max_prompt_words if max_words is None else max_words)
+            parsed.append(prompt)
+            reasons.append(reason)
+        parsed = mark_duplicates(parsed, reasons)
+        self._step_drops.extend(reasons)
+        return parsed
+
+    def drop_totals(self) -> dict[str, int]:
+        return drop_totals(self.log.records())
 
     def train_outcomes(self, step: int, prompt: str):
         """The train minibatch of a step and the prompt's outcomes on it."""
@@ -468,7 +511,8 @@ class Method:
                 distinct.setdefault(normalize_prompt(prompt), (prompt, origin))
         new = [p for key, (p, _) in distinct.items() if key not in state.scores]
         self.on_event("candidates", {"step": step, "replies": len(parsed), "usable": len(distinct), "new": len(new),
-                                     "dropped": list(parsed).count(None), "too_long": too_long})
+                                     "dropped": list(parsed).count(None), "too_long": too_long,
+                                     "drops": count_drops(self._step_drops)})
         new_scores = {p: r.score for p, r in zip(new, self.evaluator.evaluate(new, "eval", limit=cfg.dev_limit))}
         scored = []
         for key, (prompt, origin) in distinct.items():
@@ -485,8 +529,9 @@ class Method:
     def choose(self, step: int, state: _State, prompt: str, score: float, *, meta_prompt: str | None,
                budget: int | None = None, **extra) -> None:
         state.choose(TrajectoryEntry(prompt=prompt, dev_score=score, step=step))
+        drops, self._step_drops = count_drops(self._step_drops), []
         self._record("step", step=step, prompt=prompt, dev_score=score, budget=budget, meta_prompt=meta_prompt,
-                     **extra, usage=self.usage())
+                     **extra, drops=drops, usage=self.usage())
         self.on_event("chosen", {"step": step, "prompt": prompt, "dev_score": score,
                                  "best": max(e.dev_score for e in state.trajectory)})
 
@@ -622,8 +667,12 @@ class GPO(Method):
         history, kind = self._direction(step, state, extra)
         meta = render_update(method=cfg.update, history=history, history_kind=kind, current=current.prompt,
                              exemplars=self.exemplars, position=cfg.position, budget=budget, gradient=gradient)
-        replies = self.ask([meta] * cfg.candidates, step=step)
-        scored = self.score_candidates(step, state, self.parse(replies), parent=current.prompt, budget=budget)
+        grammar, cap = self.reply_grammar(current.prompt, budget)
+        if grammar is not None:
+            extra["grammar_words"] = cap  # the constrained replies' word cap (None: unbounded)
+        replies = self.ask([meta] * cfg.candidates, step=step, grammar=grammar)
+        scored = self.score_candidates(step, state, self.parse(replies, max_words=cap), parent=current.prompt,
+                                       budget=budget)
         prompt, score = select_next([(current.prompt, current.dev_score), *scored], state.selected)
         if self.gradients and self.gradients[-1].step == step:
             self.gradients[-1] = replace(self.gradients[-1], improvement=score - current.dev_score)

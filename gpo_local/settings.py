@@ -43,6 +43,8 @@ OPTIONS: dict[str, tuple[type, int | float | None]] = {
     # How TASK is loaded (tasks.load_task); `splits` is a table ROLE = NAME in a file.
     "input_field": (str, None), "target_field": (str, None), "metric": (str, None), "dataset_config": (str, None),
     "splits": (dict, None),
+    # Issue 10: constrained optimizer replies and the exemplar-leak check (optimizer.GPOConfig).
+    "grammar": (bool, None), "leak_check": (bool, None),
 }
 TASK_KEYS = ("input_field", "target_field", "metric", "dataset_config", "splits")
 SWITCHES = ("gradient", "momentum", "selection", "momentum_update", "k", "update", "schedule", "lr_init", "lr_final",

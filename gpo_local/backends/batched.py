@@ -57,6 +57,7 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     temperature: float = 0.0
     seed: int | None = None
+    grammar: str | None = None  # issue 10 hook: a GBNF grammar the reply must follow (constrained.py)
 
     def __post_init__(self) -> None:
         # Accept lists for convenience but store tuples: requests are hashable and immutable.
@@ -110,6 +111,7 @@ class _Job:
     generated: list[int] = field(default_factory=list)
     text_bytes: bytearray = field(default_factory=bytearray)
     rng: np.random.Generator | None = None
+    grammar: object | None = None  # constrained.GrammarSampler of a request with a grammar
 
 
 @dataclass(eq=False)
@@ -353,6 +355,10 @@ class BatchedDecoder:
         job = _Job(index=index, request=req)
         if req.temperature > 0:
             job.rng = np.random.default_rng(req.seed)
+        if req.grammar is not None and req.max_tokens > 0:  # issue 10 hook: grammar-constrained reply
+            from .constrained import GrammarSampler
+
+            job.grammar = GrammarSampler(lc, self._vocab, req.grammar, self.n_vocab)
         if req.max_tokens == 0:
             self.stats.requests += 1
             self.stats.prompt_tokens += len(req.tokens)
@@ -516,6 +522,11 @@ class BatchedDecoder:
             self._advance(s, self._choose(s.job, logits), finish)
 
     def _choose(self, job: _Job, logits: np.ndarray) -> int:
+        if job.grammar is not None:  # issue 10 hook: the same draw, restricted to what the grammar allows
+            return job.grammar.choose(lambda z: self._draw(job, z), logits, job.request.temperature <= 0)
+        return self._draw(job, logits)
+
+    def _draw(self, job: _Job, logits: np.ndarray) -> int:
         t = job.request.temperature
         if t <= 0:
             return int(np.argmax(logits))
@@ -550,6 +561,8 @@ class BatchedDecoder:
             return
         if text is None:
             text = job.text_bytes.decode("utf-8", errors="ignore")
+        if job.grammar is not None:
+            job.grammar.free()
         finish(job, Completion(text=text, tokens=tuple(job.generated), finish_reason=reason,
                                prompt_tokens=len(req.tokens), reused_prompt_tokens=job.reused))
         # Keep the KV (prompt + all generated tokens but the last, which was never decoded) so
