@@ -111,6 +111,9 @@ OPTIONS: tuple[Option, ...] = (
     _O("require_tags", bool, False, "Drop replies without <START>...<END> tags", cli=False),
     _O("max_prompt_words", int, None, "Drop candidates longer than this many words [default: no limit].", minimum=1),
     _O("seed", int, 0, "Seed of every sampled choice.", show_default=True),
+    _O("grammar", bool, True, "Constrain optimizer replies to a tagged prompt within the step's word cap (llama.cpp "
+                              "GBNF); --no-grammar: free-form replies, malformed ones dropped [default: on]."),
+    _O("leak_check", bool, True, "Drop candidates that restate a task example (exemplar leakage) [default: on]."),
     # -- when to stop early (Limits), checked at step boundaries -----------------------------------------
     _O("max_optimizer_calls", int, None, "Stop before a step that would exceed this many optimizer calls "
                                          "(resumable).", group="limit", minimum=0),

@@ -33,9 +33,9 @@ def test_command_line_file_and_bench_options_come_from_the_declaration():
     assert flags == declared | {"config", "resume", "dry-run"}
     assert set(FILE_OPTIONS) == {o.name for o in OPTIONS if o.cli}
     assert RUNTIME_DEFAULTS["task_model"] == "smollm2-135m-instruct" and RUNTIME_DEFAULTS["n_ctx"] == 4096
-    # Derived, the contract also names --train-batch (which optimize always had) and the new
-    # --optimizer-temperature.
-    assert CONTRACT_OPTIONS == CONTRACT_BEFORE | {"train-batch", "optimizer-temperature"}
+    # Derived, the contract also names --train-batch (which optimize always had), the new
+    # --optimizer-temperature and issue 10's --grammar and --leak-check.
+    assert CONTRACT_OPTIONS == CONTRACT_BEFORE | {"train-batch", "optimizer-temperature", "grammar", "leak-check"}
 
 
 def test_the_library_never_imports_the_command_line():
