@@ -31,9 +31,29 @@ class CatalogEntry:
     sha256: str | None = None
     licence: str | None = None
     description: str = ""
+    # Issue 10 hook: a chunked pack (packs.py): packages f"{chunks}{k}" for k in 1..parts,
+    # at `version`, concatenating to `size` bytes with `sha256`.
+    chunks: str | None = None
+    parts: int = 0
+    version: str | None = None
+    size: int | None = None
+
+    def pack(self):
+        """The chunked pack of this entry (packs.Pack), or None when it is not one."""
+        if not self.chunks:
+            return None
+        from .packs import Pack
+
+        return Pack(name=self.name, prefix=self.chunks, parts=self.parts, version=self.version or "",
+                    size=self.size or 0, sha256=self.sha256 or "")
 
     def resolve(self) -> Path | None:
-        """The local path of this entry, or None when it is not on this machine."""
+        """The local path of this entry, or None when it is not on this machine. A chunked pack
+        is assembled on first use (packs.py); a missing chunk is a ModelError naming its package."""
+        if self.chunks:
+            from .packs import ensure_assembled
+
+            return ensure_assembled(self.pack(), home_dir() / "models")
         if self.path:
             local = Path(self.path).expanduser()
             return local if local.exists() else None

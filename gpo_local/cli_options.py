@@ -16,6 +16,8 @@ def _click_option(option: Option):
     """The click option of a declared option (config.OPTIONS)."""
     kwargs: dict = {"help": option.help_text(), "default": option.default if option.show_default else None,
                     "show_default": option.show_default}
+    if option.kind is bool and option.default:  # on by default: --name/--no-name, None when not given
+        return click.option(f"{option.flag}/--no-{option.flag[2:]}", option.name, default=None, help=option.help_text())
     if option.kind is bool:
         kwargs.update(is_flag=True, default=bool(option.default))
         if option.negatable:  # --name/--no-name

@@ -121,6 +121,9 @@ OPTIONS: tuple[Option, ...] = (
                                             "0 and 1 exclusive", minimum=0),
     _O("racing_rounds", int, RACING_ROUNDS, "Racing: dev prefixes doubling up to the whole split, in this many "
                                             "rounds", minimum=1),
+    _O("grammar", bool, True, "Constrain optimizer replies to a tagged prompt within the step's word cap (llama.cpp "
+                              "GBNF); --no-grammar: free-form replies, malformed ones dropped [default: on].", negatable=True),
+    _O("leak_check", bool, True, "Drop candidates that restate a task example (exemplar leakage) [default: on].", negatable=True),
     # -- when to stop early (Limits), checked at step boundaries -----------------------------------------
     _O("max_optimizer_calls", int, None, "Stop before a step that would exceed this many optimizer calls "
                                          "(resumable).", group="limit", minimum=0),

@@ -21,9 +21,12 @@ from .backends import LLM, Conversation, WrappedLLM, as_messages
 
 
 def memo_key(fingerprint: str, conversation: Conversation, *, max_tokens: int, temperature: float,
-             seed: int | None, stop: Sequence[str]) -> str:
-    payload = json.dumps([fingerprint, as_messages(conversation), max_tokens, float(temperature),
-                          seed if temperature > 0 else None, list(stop)], ensure_ascii=False)
+             seed: int | None, stop: Sequence[str], grammar: str | None = None) -> str:
+    key = [fingerprint, as_messages(conversation), max_tokens, float(temperature),
+           seed if temperature > 0 else None, list(stop)]
+    if grammar is not None:  # issue 10: a constrained reply differs; keys without one are unchanged
+        key.append(grammar)
+    payload = json.dumps(key, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -112,10 +115,11 @@ class MemoizedLLM(WrappedLLM):
         self.memo = memo
         self.hits = self.misses = 0
 
-    def generate(self, conversations, *, max_tokens, temperature=0.0, seeds=None, stop=()):
+    def generate(self, conversations, *, max_tokens, temperature=0.0, seeds=None, stop=(), grammar=None):
         seeds = list(seeds) if seeds is not None else [None] * len(conversations)
-        keys = [memo_key(self.llm.fingerprint, c, max_tokens=max_tokens, temperature=temperature, seed=s, stop=stop)
-                for c, s in zip(conversations, seeds)]
+        keys = [memo_key(self.llm.fingerprint, c, max_tokens=max_tokens, temperature=temperature, seed=s, stop=stop,
+                         grammar=grammar) for c, s in zip(conversations, seeds)]
+        constrained = {"grammar": grammar} if grammar is not None else {}
         found = self.memo.get_many(keys)
         todo = [i for i, k in enumerate(keys) if k not in found]
         if todo and temperature > 0:
@@ -127,7 +131,8 @@ class MemoizedLLM(WrappedLLM):
         self.misses += len(todo)
         if todo:
             replies = self.llm.generate([conversations[i] for i in todo], max_tokens=max_tokens,
-                                        temperature=temperature, seeds=[seeds[i] for i in todo], stop=stop)
+                                        temperature=temperature, seeds=[seeds[i] for i in todo], stop=stop,
+                                        **constrained)
             fresh = {keys[i]: r for i, r in zip(todo, replies)}
             self.memo.put_many(fresh)
             found.update(fresh)

@@ -48,10 +48,11 @@ from .evaluator import Evaluator
 from .gradients import FEEDBACK_MOMENTA, GRADIENTS, NO_WRONG_ANSWERS, feedback_momentum_name, gradient_history  # noqa: F401
 from .index import TrajectoryIndex
 from .racing import candidate_fields, score_new
+from .replies import ReplyParser
 from .runs import JsonlLog
 from .tasks import Task
 from .trajectory import CANDIDATE, INIT, STEP, TrajectoryState, final_choice, last_recorded, replay, select_next
-from .updates import normalize_prompt, parse_candidate, render_update, word_edit_distance
+from .updates import normalize_prompt, render_update, word_edit_distance
 
 Event = Callable[[str, dict], None]
 
@@ -106,6 +107,7 @@ class Method:
         self.clock = clock
         self._seconds_before = 0.0
         self._started = clock()
+        self.replies = ReplyParser(self)  # issue 10: grammar, leak check, drop reasons (replies.py)
 
     # -- what a method defines -------------------------------------------------------------
 
@@ -208,22 +210,28 @@ class Method:
     def _record(self, kind: str, **data) -> None:
         self.log.append({"kind": kind, **data})
 
-    def ask(self, prompts: Sequence[str], *, step: int, tag: str = "", temperature: float | None = None) -> list[str]:
+    def ask(self, prompts: Sequence[str], *, step: int, tag: str = "", temperature: float | None = None,
+            grammar: str | None = None) -> list[str]:
         """Optimizer replies, one per meta-prompt, each with its own seed from (seed, task, step,
         tag + index): a reply never depends on the other calls, so a resumed run asks the same."""
         cfg = self.config
         seeds = [candidate_seed(cfg.seed, self.task.name, step, f"{tag}{j}" if tag else j) for j in range(len(prompts))]
         if not prompts:
             return []
+        constrained = {"grammar": grammar} if grammar is not None else {}
         return self.optimizer_llm.generate(list(prompts), max_tokens=cfg.optimizer_max_tokens,
                                            temperature=cfg.optimizer_temperature if temperature is None else temperature,
-                                           seeds=seeds, stop=("<END>",))
+                                           seeds=seeds, stop=("<END>",), **constrained)
 
     def score_dev(self, prompt: str) -> float:
         return self.evaluator.score(prompt, "eval", limit=self.config.dev_limit).score
 
-    def parse(self, replies: Sequence[str]) -> list[str | None]:
-        return [parse_candidate(r, require_tags=self.config.require_tags) for r in replies]
+    def parse(self, replies: Sequence[str], *, max_words: int | None = None) -> list[str | None]:
+        """Candidates of the replies, None for a dropped one (reasons counted, replies.py)."""
+        return self.replies.parse(replies, max_words=max_words)
+
+    def drop_totals(self) -> dict[str, int]:
+        return self.replies.totals()
 
     def train_outcomes(self, step: int, prompt: str):
         """The train minibatch of a step and the prompt's outcomes on it."""
@@ -247,7 +255,8 @@ class Method:
                 distinct.setdefault(normalize_prompt(prompt), (prompt, origin))
         new = [p for key, (p, _) in distinct.items() if key not in state.scores]
         self.on_event("candidates", {"step": step, "replies": len(parsed), "usable": len(distinct), "new": len(new),
-                                     "dropped": list(parsed).count(None), "too_long": too_long})
+                                     "dropped": list(parsed).count(None), "too_long": too_long,
+                                     "drops": self.replies.step_drops()})
         # issue 12 hook: racing (racing.py); every new candidate's per-question scores are recorded.
         known = {p: state.dropped[normalize_prompt(p)]["dev_outcomes"] for p in new
                  if normalize_prompt(p) in state.dropped}
@@ -274,7 +283,7 @@ class Method:
                budget: int | None = None, **extra) -> None:
         state.choose(TrajectoryEntry(prompt=prompt, dev_score=score, step=step))
         self._record(STEP, step=step, prompt=prompt, dev_score=score, budget=budget, meta_prompt=meta_prompt,
-                     **extra, usage=self.usage())
+                     **extra, drops=self.replies.take_drops(), usage=self.usage())
         self.on_event("chosen", {"step": step, "prompt": prompt, "dev_score": score,
                                  "best": max(e.dev_score for e in state.trajectory)})
 
@@ -361,8 +370,12 @@ class GPO(Method):
         history, kind = self._run_strategy(self.direction, step, state, record=record)
         meta = render_update(method=cfg.update, history=history, history_kind=kind, current=current.prompt,
                              exemplars=self.exemplars, position=cfg.position, budget=budget, gradient=shown)
-        replies = self.ask([meta] * cfg.candidates, step=step)
-        scored = self.score_candidates(step, state, self.parse(replies), parent=current.prompt, budget=budget)
+        grammar, cap = self.replies.grammar(current.prompt, budget)
+        if grammar is not None:
+            record["grammar_words"] = cap  # the constrained replies' word cap (None: unbounded)
+        replies = self.ask([meta] * cfg.candidates, step=step, grammar=grammar)
+        scored = self.score_candidates(step, state, self.parse(replies, max_words=cap), parent=current.prompt,
+                                       budget=budget)
         prompt, score = select_next([(current.prompt, current.dev_score), *scored], state.selected)
         if self.gradients and self.gradients[-1].step == step:
             self.gradients[-1] = replace(self.gradients[-1], improvement=score - current.dev_score)

@@ -240,8 +240,13 @@ class Progress:
         elif kind == "candidates":
             self.scored += data.get("new", 0)
             too_long = data.get("too_long", 0)
-            self.note(f"  {data['usable']} usable candidates ({data['new']} new; dropped: "
-                      f"{data['dropped'] - too_long} empty, {too_long} too long)")
+            if "drops" in data:  # issue 10: every drop reason (drops.py)
+                from .drops import describe
+
+                self.note(f"  {data['usable']} usable candidates ({data['new']} new; dropped: {describe(data['drops'])})")
+            else:
+                self.note(f"  {data['usable']} usable candidates ({data['new']} new; dropped: "
+                          f"{data['dropped'] - too_long} empty, {too_long} too long)")
             self._update_steps()
         elif kind == "chosen":
             self.best = data.get("best", self.best)

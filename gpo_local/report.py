@@ -235,6 +235,13 @@ def _candidate_row(c: dict, pending: bool) -> dict:
             "eliminated": bool(c.get("eliminated")), "questions": c.get("dev_questions")}
 
 
+def _drops_text(run: RunView) -> str:
+    """Issue 10: the run's dropped optimizer replies by reason (drops.py)."""
+    from .drops import describe, summed
+
+    return describe(summed(s.drops for s in run.steps))
+
+
 def run_context(run: RunView) -> dict[str, Any]:
     result = run.result or {}
     changes = outcome_changes(run.result)
@@ -261,7 +268,7 @@ def run_context(run: RunView) -> dict[str, Any]:
     events = run.events
     return {
         "name": run.name, "path": str(run.path), "task": run.task, "method": run.method,
-        "finished": run.finished, "stopped": result.get("stopped"),
+        "finished": run.finished, "stopped": result.get("stopped"), "drops": _drops_text(run),
         "steps_done": max(len(run.steps) - 1, 0), "steps_planned": run.steps_planned,
         "pending": len(run.pending),
         "initial": initial, "final": final,

@@ -24,6 +24,7 @@ class StepView:
     dev_score: float
     budget: int | None = None
     candidates: list[dict] = field(default_factory=list)
+    drops: dict = field(default_factory=dict)  # issue 10: dropped optimizer replies by reason
 
     @property
     def label(self) -> str:
@@ -94,7 +95,8 @@ def load_run(path: Path) -> RunView:
             pending.append(record)
         elif kind in ("init", "step"):
             steps.append(StepView(step=record["step"], prompt=record["prompt"], dev_score=record["dev_score"],
-                                  budget=record.get("budget"), candidates=pending))
+                                  budget=record.get("budget"), candidates=pending,
+                                  drops=record.get("drops") or {}))
             pending = []
     result = read_json(path / "result.json") if (path / "result.json").exists() else None
     return RunView(path=path, config=config, steps=steps, pending=pending, result=result,

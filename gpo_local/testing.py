@@ -31,8 +31,10 @@ class ScriptedLLM:
         words = sum(len(m["content"].split()) for m in as_messages(conversation))
         return self.context_words is None or words < self.context_words
 
+    supports_grammar = False  # set True to receive `grammar=` (recorded in `calls`, not enforced)
+
     def generate(self, conversations: Sequence[Conversation], *, max_tokens: int, temperature: float = 0.0,
-                 seeds=None, stop=()) -> list[str]:
+                 seeds=None, stop=(), grammar: str | None = None) -> list[str]:
         seeds = list(seeds) if seeds is not None else [None] * len(conversations)
         replies = []
         for conversation, seed in zip(conversations, seeds):
@@ -40,7 +42,7 @@ class ScriptedLLM:
                 raise PromptTooLongError(f"conversation does not fit the context of {self.context_words} words")
             messages = as_messages(conversation)
             self.calls.append({"messages": messages, "max_tokens": max_tokens, "temperature": temperature,
-                               "seed": seed})
+                               "seed": seed, "grammar": grammar})
             replies.append(self.script(messages, temperature, seed))
         return replies
 

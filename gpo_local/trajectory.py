@@ -4,7 +4,9 @@ of the next prompt and of the final one.
 State lives only in the run's trajectory.jsonl, as records of three kinds: `init` (p0), one
 `candidate` per candidate of a step, and `step` (the chosen prompt, plus what the method needs
 to resume: gradient, momentum state, train batch) which marks the step complete. Every
-init/step record carries `usage`, the cumulative budget spent, so counters survive a resume.
+init/step record carries `usage`, the cumulative budget spent, so counters survive a resume;
+a step record also carries `drops`, its optimizer replies dropped by reason (drops.py), and,
+with grammar-constrained replies, `grammar_words`, their word cap (grammar.py).
 Resume keeps the records up to the last complete step and replays them.
 
 Decisions (GPO_SPEC section 8):

@@ -60,7 +60,7 @@ CASES = {
         r"gsm8k, wsc, webnlg; a Hugging Face dataset is written hf:<id>"),
     "GGUF path that does not exist": (
         lambda d: ["eval", "sentiment", "--prompt", "x", "--task-model", d / "missing.gguf"],
-        r"Error: model '.*missing.gguf' is neither a catalog name \(smollm2-135m-instruct\) nor an existing file"),
+        r"Error: model '.*missing.gguf' is neither a catalog name \(qwen2\.5-coder-0\.5b-instruct, qwen2\.5-coder-1\.5b-instruct, smollm2-135m-instruct\) nor an existing file"),
     "file that is not GGUF": (
         lambda d: write(d / "model.gguf", "hello", ["eval", "sentiment", "--prompt", "x", "--task-model",
                                                     d / "model.gguf"]),

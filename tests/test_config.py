@@ -33,10 +33,10 @@ def test_command_line_file_and_bench_options_come_from_the_declaration():
     assert flags == declared | {"config", "resume", "dry-run"}
     assert set(FILE_OPTIONS) == {o.name for o in OPTIONS if o.cli}
     assert RUNTIME_DEFAULTS["task_model"] == "smollm2-135m-instruct" and RUNTIME_DEFAULTS["n_ctx"] == 4096
-    # Derived, the contract also names --train-batch (which optimize always had) and the new
-    # --optimizer-temperature.
-    assert CONTRACT_OPTIONS == CONTRACT_BEFORE | {"train-batch", "optimizer-temperature", "racing", "racing-error",
-                                                  "racing-rounds"}  # issue 12: racing
+    # Derived, the contract also names --train-batch (which optimize always had), the new
+    # --optimizer-temperature, issue 10's --grammar and --leak-check and issue 12's racing options.
+    assert CONTRACT_OPTIONS == CONTRACT_BEFORE | {"train-batch", "optimizer-temperature", "grammar", "leak-check",
+                                                  "racing", "racing-error", "racing-rounds"}
 
 
 def test_the_library_never_imports_the_command_line():

@@ -62,7 +62,9 @@ def test_a_run_survives_optimizer_replies_of_every_bad_shape(tmp_path):
         return BAD_REPLIES[seed % len(BAD_REPLIES)]
 
     events = []
-    config = GPOConfig(steps=3, candidates=len(BAD_REPLIES), seed=1)
+    # A token limit above the long replies, so that they reach the evaluator (with the default 512 they
+    # would be dropped as truncated: drops.py).
+    config = GPOConfig(steps=3, candidates=len(BAD_REPLIES), seed=1, optimizer_max_tokens=4096)
     gpo = GPO(task=difficulty_task(), task_llm=limited_model(60), optimizer_llm=ScriptedLLM(optimizer),
               index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()), config=config,
               log=JsonlLog(tmp_path / "trajectory.jsonl"), on_event=lambda k, d: events.append((k, d)))

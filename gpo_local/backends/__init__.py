@@ -3,7 +3,7 @@ implementation lives in llama_cpp.py, the scripted fake for tests in gpo_local/t
 
 An object that only has `generate` (and a `fingerprint`) is enough: `complete_llm` gives it the
 rest of the protocol with neutral defaults (everything fits, no context size, words as
-tokens, two rounds as two `generate` calls). That adapter is the only place that asks an
+tokens, two rounds as two `generate` calls, no grammar support). That adapter is the only place that asks an
 object which methods it has; the wrappers below (memo, counting) then call the protocol.
 """
 
@@ -22,9 +22,11 @@ def as_messages(conversation: Conversation) -> list[Message]:
 
 
 class LLM(Protocol):
-    """A chat model. `fingerprint` identifies the weights (the GGUF sha256) for memoization."""
+    """A chat model. `fingerprint` identifies the weights (the GGUF sha256) for memoization;
+    `supports_grammar` whether `generate` takes a `grammar` (issue 10)."""
 
     fingerprint: str
+    supports_grammar: bool
 
     def generate(
         self,
@@ -34,9 +36,12 @@ class LLM(Protocol):
         temperature: float = 0.0,
         seeds: Sequence[int | None] | None = None,
         stop: Sequence[str] = (),
+        grammar: str | None = None,
     ) -> list[str]:
         """One reply per conversation. temperature 0 is greedy; otherwise each conversation is
-        sampled with its own seed, so a reply does not depend on the others in the call."""
+        sampled with its own seed, so a reply does not depend on the others in the call.
+        `grammar` (GBNF, grammar.py) constrains the replies; it is only passed to a model whose
+        `supports_grammar` is true."""
         ...
 
     def generate_two_rounds(self, first: Sequence[Conversation], follow_up: "FollowUp", *,
@@ -124,6 +129,10 @@ class PlainLLM(WrappedLLM):
     @property
     def n_ctx(self) -> int | None:
         return getattr(self.llm, "n_ctx", None)
+
+    @property
+    def supports_grammar(self) -> bool:
+        return bool(getattr(self.llm, "supports_grammar", False))
 
     def count_tokens(self, text: str) -> int:
         count = getattr(self.llm, "count_tokens", None)

@@ -39,15 +39,16 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 # Its requests and results, context settings, and slot planning (pure, tested without a model).
+from .constrained import GrammarSampler  # issue 10: grammar-constrained replies
 from .context import _context_params, sequence_limit
 from .generation import Completion, DecoderStats, GenerationRequest
-from .slots import _FREE, _GEN, _IDLE, _PREFILL, _WAITING, _Job, _Slot, choose_token, plan_admission, plan_batch
+from .slots import (_FREE, _GEN, _IDLE, _PREFILL, _WAITING, _Job, _Slot, choose_token, new_job, plan_admission,
+                    plan_batch)
 
 if TYPE_CHECKING:  # heavy import kept lazy: importing gpo_local must not require llama_cpp
     import llama_cpp
 
 __all__ = ["GenerationRequest", "Completion", "DecoderStats", "BatchedDecoder"]
-
 
 
 
@@ -217,9 +218,7 @@ class BatchedDecoder:
     def _admit(self, req: GenerationRequest, index: int, finish) -> bool:
         """Place one request in a slot, sharing the longest cached prefix. False if no slot."""
         lc = self._lc
-        job = _Job(index=index, request=req)
-        if req.temperature > 0:
-            job.rng = np.random.default_rng(req.seed)
+        job = new_job(index, req, lambda grammar: GrammarSampler(lc, self._vocab, grammar, self.n_vocab))
         if req.max_tokens == 0:
             self.stats.requests += 1
             self.stats.prompt_tokens += len(req.tokens)
@@ -377,6 +376,7 @@ class BatchedDecoder:
             return
         if text is None:
             text = job.text_bytes.decode("utf-8", errors="ignore")
+        job.release()  # its grammar state, if any
         finish(job, Completion(text=text, tokens=tuple(job.generated), finish_reason=reason,
                                prompt_tokens=len(req.tokens), reused_prompt_tokens=job.reused))
         # Keep the KV (prompt + all generated tokens but the last, which was never decoded) so

@@ -14,6 +14,7 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     temperature: float = 0.0
     seed: int | None = None
+    grammar: str | None = None  # issue 10: a GBNF grammar the reply must follow (constrained.py)
 
     def __post_init__(self) -> None:
         # Accept lists for convenience but store tuples: requests are hashable and immutable.

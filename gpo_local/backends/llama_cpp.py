@@ -159,8 +159,11 @@ class LlamaCppModel:
 
         return BatchedDecoder(self.llama, n_seq_max=self.parallel)
 
+    supports_grammar = True  # issue 10: `grammar=` (GBNF) constrains replies (backends/constrained.py)
+
     def generate(self, conversations: Sequence[Conversation], *, max_tokens: int, temperature: float = 0.0,
-                 seeds: Sequence[int | None] | None = None, stop: Sequence[str] = ()) -> list[str]:
+                 seeds: Sequence[int | None] | None = None, stop: Sequence[str] = (),
+                 grammar: str | None = None) -> list[str]:
         """Every call goes through the batched decoder, even a single conversation: one code
         path means a seeded sample or a greedy answer does not depend on how many other
         conversations shared the call (sampling draws from a per-request numpy generator)."""
@@ -171,16 +174,17 @@ class LlamaCppModel:
             # batches and differ in the last bits, which is enough to change a sample. Without
             # this, a resumed run (whose earlier calls were memo hits) samples other candidates.
             self.decoder.reset()
-        requests = [self._request(c, max_tokens, temperature, seed, stop) for c, seed in zip(conversations, seeds)]
+        requests = [self._request(c, max_tokens, temperature, seed, stop, grammar) for c, seed in zip(conversations, seeds)]
         return [completion.text for completion in self.decoder.generate(requests)]
 
     def _request(self, conversation: Conversation, max_tokens: int, temperature: float,
-                 seed: int | None = None, stop: Sequence[str] = ()):
+                 seed: int | None = None, stop: Sequence[str] = (), grammar: str | None = None):
         from .batched import GenerationRequest
 
         tokens = self.tokens(conversation)
         return GenerationRequest(tokens=tokens, max_tokens=self.check_fits(len(tokens), max_tokens),
-                                 stop=tuple(stop), temperature=temperature, seed=seed if seed is not None else 0)
+                                 stop=tuple(stop), temperature=temperature, seed=seed if seed is not None else 0,
+                                 grammar=grammar)
 
     def generate_two_rounds(self, first: Sequence[Conversation], follow_up: FollowUp, *,
                             max_tokens: tuple[int, int], temperature: float = 0.0) -> list[tuple[str, str | None]]:

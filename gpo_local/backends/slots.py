@@ -23,7 +23,7 @@ and its state. Admitting a request means choosing the slot it goes to and the pr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -39,6 +39,23 @@ class _Job:
     generated: list[int] = field(default_factory=list)
     text_bytes: bytearray = field(default_factory=bytearray)
     rng: np.random.Generator | None = None
+    grammar: object | None = None  # constrained.GrammarSampler of a request with a grammar
+
+    def release(self) -> None:
+        """Free the job's grammar state (llama.cpp memory) once it has finished."""
+        if self.grammar is not None:
+            self.grammar.free()
+
+
+def new_job(index: int, req: GenerationRequest, grammar_sampler: Callable[[str], object]) -> _Job:
+    """The job of a request: its seeded generator when it samples, its grammar state
+    (`grammar_sampler(grammar)`, constrained.GrammarSampler) when it has a grammar."""
+    job = _Job(index=index, request=req)
+    if req.temperature > 0:
+        job.rng = np.random.default_rng(req.seed)
+    if req.grammar is not None and req.max_tokens > 0:
+        job.grammar = grammar_sampler(req.grammar)
+    return job
 
 
 @dataclass(eq=False)
@@ -139,6 +156,14 @@ def plan_batch(busy: Sequence[_Slot], n_batch: int) -> list[tuple[_Slot, int, bo
 
 
 def choose_token(job: _Job, logits: np.ndarray) -> int:
+    """The next token of a job: `draw_token`, restricted to what the job's grammar allows
+    (issue 10, constrained.py) when it has one."""
+    if job.grammar is not None:
+        return job.grammar.choose(lambda z: draw_token(job, z), logits, job.request.temperature <= 0)
+    return draw_token(job, logits)
+
+
+def draw_token(job: _Job, logits: np.ndarray) -> int:
     """Greedy: the argmax. Sampled: softmax(logits / T) in float64, an inverse-CDF draw of one
     uniform from the request's own seeded generator (independent of the batch it is in)."""
     t = job.request.temperature

@@ -39,6 +39,11 @@ def _option_name(key: str) -> str:
     return key.strip().replace("_", "-").lower()
 
 
+def _on_by_default(key: str) -> bool:
+    """Whether a switch option is on unless turned off (--no-NAME), as `grammar`."""
+    return any(o.kind is bool and o.default and o.flag[2:] == _option_name(key) for o in OPTIONS)
+
+
 def installed_optimize_options() -> set[str]:
     """Long option names (without dashes) of the installed `gpo-local optimize` command."""
     from ..cli_options import optimize_parser
@@ -100,6 +105,8 @@ class Cell:
             if isinstance(value, bool):
                 if value:
                     args.append(f"--{name}")
+                elif _on_by_default(name):  # e.g. grammar = false: --no-grammar
+                    args.append(f"--no-{name}")
             else:
                 args += [f"--{name}", str(value)]
         return args

@@ -1,0 +1,94 @@
+"""Why optimizer replies did not become candidates: one reason per dropped reply, counted per
+step (the `drops` field of step records), per run (result.json), in `gpo-local show` and in
+the HTML report.
+
+Reasons, checked in this order:
+- `empty`: nothing usable (an empty reply, or tags with nothing between them);
+- `missing_tags`: no `<START>` tag while tags are required (`require_tags`);
+- `truncated`: the reply used (almost) all of its token limit, so it was cut off: the stop
+  string `<END>` is trimmed from replies, so a cut reply is recognized by its length (at least
+  TRUNCATED_SHARE of `max_tokens` tokens, a margin for re-tokenization differences);
+- `tag_leak`: the prompt itself contains a tag or the `<Prompt>` placeholder;
+- `too_long`: more words than the cap (`max_prompt_words`; with a grammar, the step's cap);
+- `leaks_example`: it restates a task example (leaks.py);
+- `duplicate`: the same prompt (whitespace-normalized) as an earlier reply of the same call.
+A grammar-constrained reply (grammar.py) cannot be empty, untagged, leak tags or exceed the cap;
+it can still be truncated, leak an example or repeat another.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Callable, Iterable, Sequence
+
+from .trajectory import STEP
+from .updates import normalize_prompt, parse_candidate
+
+DROP_REASONS = ("empty", "missing_tags", "truncated", "tag_leak", "too_long", "leaks_example", "duplicate")
+TRUNCATED_SHARE = 0.98
+_TAGGED = re.compile(r"<START>(.*?)(?:<END>|</END>|$)", re.DOTALL | re.IGNORECASE)
+_LEAKED_TAG = re.compile(r"</?(?:START|END)>|<Prompt>", re.IGNORECASE)
+
+
+def is_truncated(tokens: int, max_tokens: int) -> bool:
+    return tokens >= TRUNCATED_SHARE * max_tokens
+
+
+def classify(reply: str | None, *, require_tags: bool = False, truncated: bool = False,
+             max_words: int | None = None, leaks: Callable[[str], bool] | None = None) -> tuple[str | None, str | None]:
+    """(the candidate, None) for a usable reply, else (None, the drop reason)."""
+    if not reply or not reply.strip():
+        return None, "empty"
+    match = _TAGGED.search(reply)
+    if match is None and require_tags:
+        return None, "missing_tags"
+    if truncated:
+        return None, "truncated"
+    if _LEAKED_TAG.search(match.group(1) if match else reply):
+        return None, "tag_leak"
+    prompt = parse_candidate(reply, require_tags=require_tags)
+    if prompt is None:
+        return None, "empty"
+    if max_words is not None and len(prompt.split()) > max_words:
+        return None, "too_long"
+    if leaks is not None and leaks(prompt):
+        return None, "leaks_example"
+    return prompt, None
+
+
+def mark_duplicates(prompts: Sequence[str | None], reasons: list[str | None]) -> list[str | None]:
+    """Drop later repeats of a prompt within one call (reason `duplicate`), in place."""
+    seen, kept = set(), []
+    for i, prompt in enumerate(prompts):
+        if prompt is not None:
+            key = normalize_prompt(prompt)
+            if key in seen:
+                reasons[i], prompt = "duplicate", None
+            seen.add(key)
+        kept.append(prompt)
+    return kept
+
+
+def count(reasons: Iterable[str | None]) -> dict[str, int]:
+    """Counts of the drop reasons present, in DROP_REASONS order."""
+    counts = Counter(r for r in reasons if r)
+    return {r: counts[r] for r in DROP_REASONS if counts[r]}
+
+
+def totals(records: Iterable[dict]) -> dict[str, int]:
+    """Drop counts summed over the step records of a run."""
+    return summed(r.get("drops") or {} for r in records if r.get("kind") == STEP)
+
+
+def summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: Counter = Counter()
+    for c in counts:
+        total.update(c)
+    return {r: total[r] for r in DROP_REASONS if total[r]}
+
+
+def describe(counts: dict[str, int]) -> str:
+    """'2 truncated, 1 leaks example' (or 'none')."""
+    parts = [f"{n} {reason.replace('_', ' ')}" for reason, n in counts.items() if n]
+    return ", ".join(parts) if parts else "none"

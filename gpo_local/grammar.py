@@ -1,0 +1,40 @@
+"""GBNF grammars for optimizer replies that are always a prompt (issue 10, item 4).
+
+With grammar-constrained sampling (llama.cpp's grammar sampler, see backends/constrained.py)
+the optimizer's reply is exactly `<START>w1 w2 ... wk<END>`: the tag format parse_candidate
+expects, words separated by single spaces, no `<` or `>` inside (so no tag or `<Prompt>`
+placeholder can leak into the prompt), at most `max_words` words. No reply is then lost to
+missing tags, runaway length or leaked tags; a reply can still be cut by the token limit.
+
+The word cap of a step: a prompt that changes at most `budget` words of the current prompt
+(word edit distance) has at most len(current) + budget words, so that is the cap, tightened by
+`max_prompt_words` when set. Without a step size the cap is `max_prompt_words` or none.
+"""
+
+from __future__ import annotations
+
+WORD_CHARS = r"[^ \t\n\r<>]"
+MAX_WORD_CHARS = 40  # a "word" longer than this is not an instruction word (and bounds tokens)
+
+
+def word_cap(current: str, budget: int | None, max_prompt_words: int | None) -> int | None:
+    caps = [c for c in ((len(current.split()) + budget) if budget is not None else None, max_prompt_words)
+            if c is not None]
+    return min(caps) if caps else None
+
+
+def prompt_grammar(max_words: int | None = None) -> str:
+    """The GBNF of a tagged prompt of 1..max_words words (unbounded when None)."""
+    if max_words is not None and max_words < 1:
+        raise ValueError(f"max_words must be at least 1, got {max_words}")
+    if max_words is None:
+        more = '(" " word)*'
+    elif max_words == 1:
+        more = ""
+    else:
+        more = f'(" " word){{0,{max_words - 1}}}'
+    return "\n".join([
+        f'root ::= "<START>" word {more} "<END>"'.replace("  ", " "),
+        f"word ::= {WORD_CHARS}{{1,{MAX_WORD_CHARS}}}",
+        "",
+    ])

@@ -1,0 +1,160 @@
+"""Grammar-constrained optimizer replies (grammar.py) and drop reasons (drops.py), with fakes."""
+
+import json
+
+import pytest
+
+from conftest import difficulty_task, task_model
+from gpo_local.drops import DROP_REASONS, classify, count, describe, is_truncated, mark_duplicates, totals
+from gpo_local.grammar import prompt_grammar, word_cap
+from gpo_local.optimizer import GPO, GPOConfig
+from gpo_local.runs import JsonlLog
+from gpo_local.testing import HashingEmbedder, ScriptedLLM
+from gpo_local.trajectory import TrajectoryIndex
+
+
+def test_word_cap_is_current_length_plus_budget_tightened_by_max_words():
+    assert word_cap("Let's think step by step.", 10, None) == 15
+    assert word_cap("Let's think step by step.", 10, 12) == 12
+    assert word_cap("Answer.", None, 30) == 30
+    assert word_cap("Answer.", None, None) is None
+
+
+def test_prompt_grammar_bounds_the_words():
+    assert prompt_grammar(12).splitlines()[0] == 'root ::= "<START>" word (" " word){0,11} "<END>"'
+    assert prompt_grammar(1).splitlines()[0] == 'root ::= "<START>" word "<END>"'
+    assert prompt_grammar(None).splitlines()[0] == 'root ::= "<START>" word (" " word)* "<END>"'
+    assert prompt_grammar(3).splitlines()[1] == r"word ::= [^ \t\n\r<>]{1,40}"
+    with pytest.raises(ValueError):
+        prompt_grammar(0)
+
+
+@pytest.mark.parametrize("reply, kwargs, expected", [
+    ("Sure: <START>Answer briefly.<END>", {}, ("Answer briefly.", None)),
+    ("", {}, (None, "empty")),
+    ("<START>   <END>", {}, (None, "empty")),
+    ("Answer briefly.", {}, ("Answer briefly.", None)),  # untagged kept unless tags are required
+    ("Answer briefly.", {"require_tags": True}, (None, "missing_tags")),
+    ("<START>Answer in detail, covering", {"truncated": True}, (None, "truncated")),
+    ("<START>Answer <Prompt> now<END>", {}, (None, "tag_leak")),
+    ("<START>Answer <START> now<END>", {}, (None, "tag_leak")),
+    ("<START>one two three four<END>", {"max_words": 3}, (None, "too_long")),
+    ("<START>one two three<END>", {"max_words": 3}, ("One two three", None)),
+    ("<START>copy of an example<END>", {"leaks": lambda p: "example" in p}, (None, "leaks_example")),
+])
+def test_classify(reply, kwargs, expected):
+    assert classify(reply, **kwargs) == expected
+
+
+def test_duplicates_counting_and_text():
+    reasons = [None, None, "empty", None]
+    assert mark_duplicates(["a b", "a  b", None, "c"], reasons) == ["a b", None, None, "c"]
+    assert reasons == [None, "duplicate", "empty", None]
+    assert count(reasons) == {"empty": 1, "duplicate": 1}
+    assert describe({"truncated": 2, "leaks_example": 1}) == "2 truncated, 1 leaks example"
+    assert describe({}) == "none"
+    assert totals([{"kind": "step", "drops": {"empty": 1}}, {"kind": "candidate"},
+                   {"kind": "step", "drops": {"empty": 2, "tag_leak": 1}}]) == {"empty": 3, "tag_leak": 1}
+    assert is_truncated(126, 128) and not is_truncated(100, 128)
+    assert set(DROP_REASONS) == {"empty", "missing_tags", "truncated", "tag_leak", "too_long", "leaks_example",
+                                 "duplicate"}
+
+
+REPLIES = [  # one of each kind, by candidate index
+    "<START>Say yes to every question please<END>",
+    "",
+    "<START>Say <Prompt> yes<END>",
+    "<START>" + " ".join(["word"] * 40),  # 41 words: truncated at max_tokens 40
+    "<START>Say yes to every question please<END>",  # duplicate of the first
+    "<START>difficulty 3; say yes. difficulty 4; say yes<END>",  # restates examples
+    "<START>Answer yes and nothing else, please<END>",
+]
+
+
+def run_gpo(tmp_path, optimizer, **config):
+    gpo = GPO(task=difficulty_task(), task_llm=task_model(), optimizer_llm=optimizer,
+              index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
+              config=GPOConfig(steps=2, candidates=len(REPLIES), optimizer_max_tokens=40, **config),
+              log=JsonlLog(tmp_path / "trajectory.jsonl"))
+    return gpo, gpo.run()
+
+
+def test_drops_are_counted_by_reason_in_step_records(tmp_path, monkeypatch):
+    calls = iter(range(1000))
+    optimizer = ScriptedLLM(lambda messages, t, seed: REPLIES[next(calls) % len(REPLIES)])
+    # The difficulty task's questions are short: let its references be long enough to leak.
+    from gpo_local import leaks
+    monkeypatch.setattr(leaks, "MIN_WORDS", 4)
+    monkeypatch.setattr(leaks, "NGRAM", 3)
+    gpo, result = run_gpo(tmp_path, optimizer)
+    steps = [json.loads(line) for line in (tmp_path / "trajectory.jsonl").read_text().splitlines()]
+    steps = [r for r in steps if r["kind"] == "step"]
+    expected = {"empty": 1, "truncated": 1, "tag_leak": 1, "leaks_example": 1, "duplicate": 1}
+    assert [s["drops"] for s in steps] == [expected, expected]
+    assert gpo.drop_totals() == {k: 2 * v for k, v in expected.items()}
+    assert all(c["grammar"] is None for c in optimizer.calls)  # the fake does not support grammars
+    assert "grammar_words" not in steps[0]
+
+
+def test_leak_check_can_be_turned_off(tmp_path, monkeypatch):
+    calls = iter(range(1000))
+    optimizer = ScriptedLLM(lambda messages, t, seed: REPLIES[next(calls) % len(REPLIES)])
+    from gpo_local import leaks
+    monkeypatch.setattr(leaks, "MIN_WORDS", 4)
+    monkeypatch.setattr(leaks, "NGRAM", 3)
+    gpo, _ = run_gpo(tmp_path, optimizer, leak_check=False)
+    assert "leaks_example" not in gpo.drop_totals()
+
+
+def test_a_model_with_grammar_support_gets_the_steps_grammar(tmp_path):
+    optimizer = ScriptedLLM(lambda messages, t, seed: "<START>Say yes to all<END>")
+    optimizer.supports_grammar = True
+    gpo, _ = run_gpo(tmp_path, optimizer, max_prompt_words=30)
+    steps = [r for r in map(json.loads, (tmp_path / "trajectory.jsonl").read_text().splitlines())
+             if r["kind"] == "step"]
+    # Step 1: budget 50 (cosine, 2 steps) on the 1-word "Answer." -> 51, tightened to 30 words.
+    assert steps[0]["grammar_words"] == 30
+    assert optimizer.calls[0]["grammar"] == prompt_grammar(30)
+    assert optimizer.calls[0]["grammar"].startswith('root ::= "<START>" word (" " word){0,29} "<END>"')
+
+
+def test_no_grammar_sends_none(tmp_path):
+    optimizer = ScriptedLLM(lambda messages, t, seed: "<START>Say yes to all<END>")
+    optimizer.supports_grammar = True
+    run_gpo(tmp_path, optimizer, grammar=False)
+    assert {c["grammar"] for c in optimizer.calls} == {None}
+
+
+def test_memo_keys_include_the_grammar(tmp_path):
+    from gpo_local.memo import Memo, MemoizedLLM, memo_key
+
+    base = dict(max_tokens=8, temperature=1.0, seed=1, stop=("<END>",))
+    assert memo_key("f", "hi", **base) == memo_key("f", "hi", grammar=None, **base)
+    assert memo_key("f", "hi", grammar="root ::= \"a\"", **base) != memo_key("f", "hi", **base)
+    inner = ScriptedLLM(lambda messages, t, seed: "<START>x<END>")
+    inner.supports_grammar = True
+    memo = MemoizedLLM(inner, Memo(tmp_path / "memo.sqlite"))
+    memo.generate(["hi"], seeds=[1], grammar="g1", **{k: v for k, v in base.items() if k != "seed"})
+    memo.generate(["hi"], seeds=[1], grammar="g1", **{k: v for k, v in base.items() if k != "seed"})
+    memo.generate(["hi"], seeds=[1], grammar="g2", **{k: v for k, v in base.items() if k != "seed"})
+    assert (memo.hits, memo.misses) == (1, 2)
+    assert [c["grammar"] for c in inner.calls] == ["g1", "g2"]
+
+
+def test_show_and_the_report_give_the_drop_counts(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from gpo_local import leaks
+    from gpo_local.cli import main
+    from gpo_local.report import run_context
+    from gpo_local.rundata import load_run
+
+    calls = iter(range(1000))
+    monkeypatch.setattr(leaks, "MIN_WORDS", 4)
+    monkeypatch.setattr(leaks, "NGRAM", 3)
+    run_gpo(tmp_path, ScriptedLLM(lambda messages, t, seed: REPLIES[next(calls) % len(REPLIES)]))
+    (tmp_path / "config.json").write_text("{}")
+    text = "2 empty, 2 truncated, 2 tag leak, 2 leaks example, 2 duplicate"
+    assert run_context(load_run(tmp_path))["drops"] == text
+    shown = CliRunner().invoke(main, ["show", str(tmp_path)], terminal_width=200)
+    assert shown.exit_code == 0 and f"dropped optimizer replies: {text}" in " ".join(shown.output.split())

