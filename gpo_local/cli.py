@@ -79,6 +79,8 @@ def optimize(ctx, task, config_file, resume, dry_run, **options):
     else:
         saved = None
         settings = resolve(task, options, explicit, config_file)
+    for notice in settings.notices:
+        click.echo(notice, err=True)
     if dry_run:
         _dry_run(settings)
         return

