@@ -118,6 +118,9 @@ def _print_result(summary: dict, run_dir: Path) -> None:
         entry = summary[key]
         click.echo(f"{label} prompt: {entry['prompt']!r}")
         click.echo(f"  dev {_pct(entry['dev_score'])}  test {_pct(summary[test])}  (step {entry['step']})")
+    if summary.get("initial_test") is not None and summary.get("final_test") is not None:
+        gain = 100 * (summary["final_test"] - summary["initial_test"])
+        click.echo(f"gain on the test split: {gain:+.1f} points")
     if summary.get("stopped", "completed") != "completed":
         click.echo(f"stopped early ({summary['stopped']}): resume with --resume and a larger limit to continue")
     click.echo(f"run directory: {run_dir}")

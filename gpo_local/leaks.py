@@ -73,6 +73,6 @@ class LeakDetector:
 def leak_references(exemplars, *splits) -> list[str]:
     """The texts a candidate must not restate: exemplar inputs and targets, and the inputs of
     the given splits (dev, train)."""
-    texts = [t for e in exemplars for t in (e.input, e.target)]
+    texts = [t for e in exemplars for t in (e.input, e.shown_target)]  # shown_target: a text even for several answers
     texts += [e.input for split in splits for e in split]
     return texts

@@ -78,3 +78,12 @@ def test_references_are_exemplar_inputs_targets_and_questions():
     dev = (Example("d1", "dev question", "x"),)
     assert leak_references(exemplars, dev, ()) == ["question one", "a long target text of an example",
                                                    "dev question"]
+
+
+def test_references_of_examples_with_several_accepted_answers():
+    """A tuple target (the built-in antonyms) is referenced by the answer shown to the optimizer."""
+    from gpo_local.core import Example
+    from gpo_local.leaks import leak_references
+
+    assert leak_references([Example("f", "big", ("small", "little"))], [Example("e", "hot", ("cold",))]) == \
+        ["big", "small", "hot"]
