@@ -93,6 +93,10 @@ class Cli(click.Group):
             return super().invoke(ctx)
         except GpoError as error:
             raise click.ClickException(str(error)) from None
+        except OSError as error:  # issue 14: a full, read-only or misplaced file as one line (storage.py)
+            from .storage import storage_error
+
+            raise click.ClickException(str(storage_error(error))) from None
         except KeyboardInterrupt:
             click.echo("interrupted; everything recorded so far is kept (resume with --resume)", err=True)
             sys.exit(130)
@@ -150,7 +154,8 @@ OPTIMIZE_OPTIONS = [
                  help="Stop at the first step boundary after this many seconds (resumable)."),
     click.option("--dry-run", is_flag=True,
                  help="Print the generations and optimizer calls the configuration will make and an estimated "
-                      "wall time (from a few timed generations), then exit without creating a run."),
+                      "wall time, then exit without creating a run. It loads the task model to time a few "
+                      "generations (seconds to minutes)."),
 ]
 
 
@@ -205,10 +210,10 @@ def optimize(ctx, task, config_file, resume, dry_run, **options):
             raise click.UsageError("--resume needs --run-dir (the run to continue)")
         run_dir = Path(values["run_dir"])
         saved = read_json(run_dir / "config.json")
-        result_path = run_dir / "result.json"
-        if result_path.exists() and read_json(result_path).get("stopped", "completed") == "completed":
+        done = _finished_result(run_dir)  # issue 14 hook: a damaged result.json is recomputed
+        if done is not None:
             click.echo("the run is complete; nothing to resume", err=True)
-            _print_result(read_json(result_path), run_dir)
+            _print_result(done, run_dir)
             return
         settings = resolve_resume(run_dir, saved, options, explicit, config_file)
     else:
@@ -218,6 +223,16 @@ def optimize(ctx, task, config_file, resume, dry_run, **options):
         _dry_run(settings)
         return
     _run_optimize(settings, saved)
+
+
+def _finished_result(run_dir: Path) -> dict | None:
+    """result.json of a completed run, or None; a damaged one is derived again from the trajectory."""
+    from .storage import read_result
+
+    result, damage = read_result(run_dir)
+    if damage:
+        click.echo(f"{damage}: recomputing it from the trajectory", err=True)
+    return result if result and result.get("stopped", "completed") == "completed" else None
 
 
 def _dry_run(settings) -> None:
@@ -238,6 +253,7 @@ def _run_optimize(settings, saved: dict | None) -> None:
     from .progress import Progress, generated_tokens
     from .runs import JsonlLog, new_run_dir, package_versions, write_json_atomic
     from .settings import describe
+    from .storage import prepare_run_dir
     from .trajectory import TrajectoryIndex
 
     resume = saved is not None
@@ -249,6 +265,7 @@ def _run_optimize(settings, saved: dict | None) -> None:
     ui = Progress(settings.quiet, events_path=run_dir / "events.jsonl")
     ui.note(f"run directory: {run_dir}")
     resolve_embedder(runtime["embedder"])  # a missing embedder fails before any model loads
+    prepare_run_dir(run_dir, cache=not runtime["no_cache"])  # issue 14 hook: lock, writable, home (storage.py)
     task_model, optimizer_model = runtime["task_model"], runtime["optimizer_model"] or runtime["task_model"]
     task_llm, optimizer_llm = load_models(task_model, optimizer_model, n_ctx=runtime["n_ctx"],
                                           n_threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],
@@ -346,6 +363,11 @@ def eval_command(task, prompt, split, limit, position, as_json, quiet, events_pa
 
     loaded_task = load_task(task, **task_kwargs(loading))
     loaded_task.split(split, limit)  # a missing split fails before the model loads
+    if not no_cache:  # issue 14 hook: GPO_LOCAL_HOME must be a directory, known before the model loads
+        from .runs import home_dir
+        from .storage import check_home
+
+        check_home(home_dir())
     prompt = loaded_task.adapt_prompt(prompt)
     model = LlamaCppModel(resolve_model(task_model), n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers,
                           parallel=parallel)

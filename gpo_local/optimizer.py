@@ -52,6 +52,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Sequence
 
+from . import faults
 from .backends import LLM, WrappedLLM
 from .core import Candidate, Example, RunResult, TrajectoryEntry
 from .directions import GradientEntry, canonical_selection, get_selector
@@ -302,6 +303,7 @@ def _replay(log: JsonlLog) -> tuple[_State, list[dict]]:
         if record["kind"] in ("init", "step"):
             complete = i + 1
     log.truncate_after(complete)
+    faults.point("resume-truncated")  # issue 14
     records = records[:complete]
     state = _State()
     for record in records:

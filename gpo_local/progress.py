@@ -87,6 +87,9 @@ class EventLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self.path.open("a", encoding="utf-8")
         record = {"time": round(time.time(), 3), "event": kind, **data}
+        from . import faults  # issue 14
+
+        faults.point("events-append")
         self._handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         self._handle.flush()
 

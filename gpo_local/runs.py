@@ -10,6 +10,7 @@ Runs go under `$GPO_LOCAL_HOME/runs/` (default ~/.gpo-local) unless `--run-dir` 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -51,12 +52,19 @@ def package_versions() -> dict[str, str]:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write-then-rename, so a reader never sees half a file even if we are killed."""
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:  # issue 14: a full or read-only disk leaves no half-written .tmp behind
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    faults.point(f"{path.stem}-json-tmp")  # issue 14: e.g. result-json-tmp, config-json-tmp
     os.replace(tmp, path)
+    faults.point(f"{path.stem}-json-replaced")
 
 
 def read_json(path: Path) -> Any:
@@ -66,6 +74,10 @@ def read_json(path: Path) -> Any:
         raise ConfigError(f"{path} not found: is this a gpo-local run directory?") from None
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path}: malformed JSON ({error.msg} at line {error.lineno})") from None
+    except UnicodeDecodeError as error:  # issue 14: binary garbage
+        from .storage import decode_error
+
+        raise decode_error(path, error) from None
 
 
 class JsonlLog:
@@ -92,13 +104,13 @@ class JsonlLog:
     def records(self) -> Iterator[dict]:
         if not self.path.exists():
             return
-        with self.path.open(encoding="utf-8") as handle:
+        with self.path.open("rb") as handle:  # issue 14: bytes, so that binary garbage is a corrupted record
             for number, line in enumerate(handle, 1):
-                if not line.endswith("\n"):
+                if not line.endswith(b"\n"):
                     return  # a torn last line from a kill: ignored here, cut by truncate_after()
                 try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
+                    yield json.loads(line.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError):
                     raise ConfigError(f"{self.path}:{number}: corrupted record") from None
 
     def truncate_after(self, keep: int) -> None:

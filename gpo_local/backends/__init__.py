@@ -70,6 +70,9 @@ def two_rounds(llm: LLM, first: Sequence[Conversation], follow_up: FollowUp, *, 
         return native(first, follow_up, max_tokens=max_tokens, temperature=temperature)
     replies = llm.generate(first, max_tokens=max_tokens[0], temperature=temperature)
     seconds = [(i, follow_up(i, reply)) for i, reply in enumerate(replies)]
+    from .. import faults  # issue 14
+
+    faults.point("two-round-chain")
     seconds = [(i, c) for i, c in seconds if c is not None]
     finals: dict[int, str] = {}
     if seconds:

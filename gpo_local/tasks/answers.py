@@ -368,7 +368,10 @@ def generic_correct(prediction: str, target: str) -> bool:
 
 
 def answer_is_correct(prediction: str, target: object, family: str) -> bool:
-    """Judge a normalized prediction against a target (any type, via ``str``)."""
+    """Judge a normalized prediction against a target (any type, via ``str``); a list target
+    holds several accepted answers, any of which counts."""
+    if isinstance(target, (list, tuple)):  # issue 14: a JSONL target like ["yes", "y"]
+        return any(answer_is_correct(prediction, t, family) for t in target)
     target = str(target)
     if family == NUMERIC and _GSM8K_MARKER in target:
         target = target.rsplit(_GSM8K_MARKER, 1)[-1].replace(",", "").strip()
