@@ -265,7 +265,8 @@ def _run_optimize(settings, saved: dict | None) -> None:
     ui = Progress(settings.quiet, events_path=run_dir / "events.jsonl")
     ui.note(f"run directory: {run_dir}")
     resolve_embedder(runtime["embedder"])  # a missing embedder fails before any model loads
-    prepare_run_dir(run_dir, cache=not runtime["no_cache"])  # issue 14 hook: lock, writable, home (storage.py)
+    # Issue 14 hook: home, lock, writability (storage.py); the lock is held until the command ends.
+    click.get_current_context().call_on_close(prepare_run_dir(run_dir, cache=not runtime["no_cache"]))
     task_model, optimizer_model = runtime["task_model"], runtime["optimizer_model"] or runtime["task_model"]
     task_llm, optimizer_llm = load_models(task_model, optimizer_model, n_ctx=runtime["n_ctx"],
                                           n_threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],

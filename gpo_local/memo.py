@@ -65,10 +65,24 @@ class Memo:
             if is_corrupt(error):
                 self.db = self._replace_corrupt()
             elif storage_trouble(error):
-                self.db = None
-                self._degrade(error, "without the cache")
+                self.db = self._open_read_only()
+                self._degrade(error, "without writing to it" if self.db else "without the cache")
             else:
                 raise
+
+    def _open_read_only(self) -> sqlite3.Connection | None:
+        """The cache for reading only, when it cannot be written (a full or read-only disk).
+        `immutable` is the last resort when SQLite cannot even create the WAL index file."""
+        for query in ("mode=ro", "immutable=1"):
+            db = None
+            try:
+                db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{query}", uri=True, timeout=30)
+                db.execute("SELECT count(*) FROM replies").fetchone()
+                return db
+            except sqlite3.Error:
+                if db is not None:
+                    db.close()
+        return None
 
     def _degrade(self, error: sqlite3.Error, how: str) -> None:
         import logging
@@ -107,7 +121,7 @@ class Memo:
         try:
             return action()
         except sqlite3.DatabaseError as error:
-            if storage_trouble(error):
+            if storage_trouble(error) or not self.writable:  # a file we only read is never set aside
                 if self.writable:
                     self._degrade(error, "without writing to it")
                 return fallback

@@ -90,8 +90,11 @@ class EventLog:
         from . import faults  # issue 14
 
         faults.point("events-append")
-        self._handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-        self._handle.flush()
+        from .storage import naming
+
+        with naming(self.path):
+            self._handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            self._handle.flush()
 
     def close(self) -> None:
         if self._handle is not None:

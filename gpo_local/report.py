@@ -352,8 +352,11 @@ def write_report(paths: list[Path], output: Path) -> Path:
     html = render_report(paths)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
+    from .storage import naming
+
     try:
-        tmp.write_text(html, encoding="utf-8")
+        with naming(tmp):
+            tmp.write_text(html, encoding="utf-8")
     except OSError:  # issue 14: a full disk leaves no partial .tmp behind
         tmp.unlink(missing_ok=True)
         raise

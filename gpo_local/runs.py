@@ -52,8 +52,10 @@ def package_versions() -> dict[str, str]:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write-then-rename, so a reader never sees half a file even if we are killed."""
     tmp = path.with_name(path.name + ".tmp")
+    from .storage import naming  # issue 14: an OSError names the file
+
     try:
-        with tmp.open("w", encoding="utf-8") as handle:
+        with naming(tmp), tmp.open("w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=2, sort_keys=True)
             handle.write("\n")
             handle.flush()
@@ -90,7 +92,9 @@ class JsonlLog:
     def append(self, record: dict) -> None:
         line = json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
         faults.point("jsonl-append")
-        with self.path.open("a", encoding="utf-8") as handle:
+        from .storage import naming  # issue 14: an OSError names the file
+
+        with naming(self.path), self.path.open("a", encoding="utf-8") as handle:
             if faults.triggers("jsonl-half-line"):
                 handle.write(line[: len(line) // 2])
                 handle.flush()

@@ -12,6 +12,7 @@ Three parts:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -93,15 +94,46 @@ def read_result(run_dir: Path) -> tuple[dict | None, str | None]:
     return data, None
 
 
-def prepare_run_dir(run_dir: Path, *, cache: bool) -> None:
+def prepare_run_dir(run_dir: Path, *, cache: bool):
     """Everything about the run directory that can fail before a model loads: GPO_LOCAL_HOME is
     a directory (when the memo cache or the default run folder lives there), the run's lock
-    (one process per run, locks.py), and the writability of the directory and its files."""
-    from .locks import lock_run
+    (one process per run, locks.py), and the writability of the directory and its files.
+    Returns the function that releases the lock (a process that ends releases it anyway)."""
+    from .locks import lock_run, release
     from .runs import home_dir
 
     home = home_dir()
     if cache or home in run_dir.parents:
         check_home(home)
     lock_run(run_dir)
-    check_run_dir(run_dir)
+    try:
+        check_run_dir(run_dir)
+    except OSError:
+        release(run_dir)
+        raise
+    return lambda: release(run_dir)
+
+
+@contextlib.contextmanager
+def naming(path: Path):
+    """Give an OSError raised by a write, flush or fsync on an open file (which carries no file
+    name) the name of the file, so that the one line can say which file failed."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None:
+            raise type(error)(error.errno, error.strerror, str(path)) from error
+        raise
+
+
+def write_bytes_synced(path: Path, data: bytes) -> None:
+    """Write and fsync `path`; on failure (a full disk) remove the partial file and raise."""
+    try:
+        with naming(path), path.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+        raise
