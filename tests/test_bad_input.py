@@ -233,3 +233,12 @@ def test_a_truncated_gguf_is_one_line(tmp_path):
     assert one_error_line(output).startswith(f"Error: cannot load GGUF model {truncated}: ")
     assert "(truncated or unsupported file?)" in output
 
+
+
+@needs_model
+def test_a_context_rounded_up_by_llama_cpp_is_named_as_in_force():
+    code, output = run("eval", "sentiment", "--prompt", "Please think very carefully. " * 120, "--limit", "2",
+                       "--n-ctx", "300", "--threads", "2", "--parallel", "2")
+    assert code == 1
+    assert "does not fit the context of 512 tokens (--n-ctx 300, which llama.cpp set to 512): raise --n-ctx" in \
+        one_error_line(output)
