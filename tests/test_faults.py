@@ -48,7 +48,7 @@ SCENARIOS = [
     ("config-json-tmp:1", "warm"),  # config.json's temporary file only: rerun
     ("config-json-replaced:1", "warm"),  # config.json in place, no trajectory yet
     ("trajectory-json-tmp:2", "warm"),   # the index metadata's temporary file only
-    ("two-round-chain:3", "half"),  # a first reply ended, its second turn not yet admitted
+    ("two-round-chain:1", "half"),  # a first reply ended, its second turn not yet admitted
     ("events-append:4", "warm"),    # before a progress event was appended
     ("result-json-tmp:1", "warm"),  # result.json's temporary file only
     ("result-json-replaced:1", "warm"),  # result.json in place, the command killed before printing it
