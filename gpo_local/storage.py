@@ -75,6 +75,8 @@ def check_run_dir(run_dir: Path) -> None:
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.close(fd)
+    except OSError as error:  # the directory is at fault: name it, not the probe
+        raise type(error)(error.errno, error.strerror, str(run_dir)) from None
     finally:
         if probe.exists():
             probe.unlink()
