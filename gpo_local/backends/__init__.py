@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Protocol, Sequence, Union
 
+from .. import faults
+
 Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
 Conversation = Union[str, Sequence[Message]]  # a bare string is one user message
 
@@ -57,6 +59,12 @@ class LLM(Protocol):
         """Tokens of a reply, with the model's own tokenizer."""
         ...
 
+    @property
+    def context_note(self) -> str:
+        """Appended to the context size in messages: how it came about (issue 14: llama.cpp
+        may round --n-ctx up), or ""."""
+        ...
+
 
 class WrappedLLM:
     """Base of the wrappers around an LLM (memo cache, budget counters): the fingerprint, and
@@ -94,6 +102,7 @@ def two_rounds(llm: LLM, first: Sequence[Conversation], follow_up: FollowUp, *, 
         return native(first, follow_up, max_tokens=max_tokens, temperature=temperature)
     replies = llm.generate(first, max_tokens=max_tokens[0], temperature=temperature)
     seconds = [(i, follow_up(i, reply)) for i, reply in enumerate(replies)]
+    faults.point("two-round-chain")  # issue 14
     seconds = [(i, c) for i, c in seconds if c is not None]
     finals: dict[int, str] = {}
     if seconds:
@@ -118,6 +127,10 @@ class PlainLLM(WrappedLLM):
     @property
     def n_ctx(self) -> int | None:
         return getattr(self.llm, "n_ctx", None)
+
+    @property
+    def context_note(self) -> str:
+        return getattr(self.llm, "context_note", "")
 
     def count_tokens(self, text: str) -> int:
         count = getattr(self.llm, "count_tokens", None)
