@@ -223,13 +223,27 @@ def result_summary(result, method, config) -> dict:
     }
 
 
-def _models_and_embedder(settings, models, embedder):
+def _models_and_embedder(settings, models, embedder, run):
+    """The models and the embedder, and the function that releases the run's lock, taken
+    before any model loads (issue 14: RunDir.lock)."""
     from . import embeddings
-    from .backends import llama_cpp
 
     runtime = settings.runtime
     if embedder is None:
         embeddings.resolve_embedder(runtime["embedder"])  # a missing embedder fails before any model loads
+    release = run.lock(cache=not runtime["no_cache"])
+    try:
+        return _load_models(settings, models, embedder), release
+    except BaseException:
+        release()
+        raise
+
+
+def _load_models(settings, models, embedder):
+    from . import embeddings
+    from .backends import llama_cpp
+
+    runtime = settings.runtime
     if models is None:
         task_spec, optimizer_spec = runtime["task_model"], runtime["optimizer_model"] or runtime["task_model"]
         if runtime.get("ray"):  # the task model on Ray actors, the optimizer here (issue 13, cluster.py)
@@ -247,16 +261,29 @@ def _models_and_embedder(settings, models, embedder):
 
 def run_settings(settings, saved: dict | None, *, models=None, embedder=None, on_event=None):
     """Run (or resume, with the saved config.json) an optimization: (result.json, run dir, result)."""
-    from .index import TrajectoryIndex
     from .methods import get_method
-    from .progress import Progress, generated_tokens
+    from .progress import Progress
 
-    config, runtime = settings.config, settings.runtime
     run = RunDir(settings.run_dir) if saved is not None else RunDir.for_new_run(settings.run_dir, settings.task.name)
-    method_class = get_method(config.method)
+    get_method(settings.config.method)  # an unknown method fails before any model loads
     ui = Progress(settings.quiet, events_path=run.events_path)
     ui.note(f"run directory: {run.path}")
-    (task_llm, optimizer_llm), embed = _models_and_embedder(settings, models, embedder)
+    ((task_llm, optimizer_llm), embed), release = _models_and_embedder(settings, models, embedder, run)
+    try:
+        return _run_locked(settings, saved, run, ui, (task_llm, optimizer_llm), embed, models, on_event)
+    finally:
+        release()
+
+
+def _run_locked(settings, saved, run, ui, llms, embed, models, on_event):
+    """The rest of run_settings, with the run's lock held."""
+    from .index import TrajectoryIndex
+    from .methods import get_method
+    from .progress import generated_tokens
+
+    config, runtime = settings.config, settings.runtime
+    method_class = get_method(config.method)
+    task_llm, optimizer_llm = llms
     ui.count_tokens(generated_tokens(task_llm, optimizer_llm))
     named = {"task": runtime["task_model"], "optimizer": runtime["optimizer_model"] or runtime["task_model"]}
     if models is not None:  # objects from the Python API: no catalog name to record

@@ -41,6 +41,10 @@ class Cli(click.Group):
             return super().invoke(ctx)
         except GpoError as error:
             raise click.ClickException(str(error)) from None
+        except OSError as error:  # issue 14: a full, read-only or misplaced file as one line (storage.py)
+            from .storage import storage_error
+
+            raise click.ClickException(str(storage_error(error))) from None
         except KeyboardInterrupt:
             click.echo("interrupted; everything recorded so far is kept (resume with --resume)", err=True)
             sys.exit(130)
@@ -71,9 +75,12 @@ def optimize(ctx, task, config_file, resume, dry_run, **options):
             raise click.UsageError("--resume needs --run-dir (the run to continue)")
         run = RunDir(Path(values["run_dir"]))
         saved = run.saved_config()
-        if run.is_complete():
+        done, damage = run.finished_result()  # issue 14: a damaged result.json is recomputed
+        if damage:
+            click.echo(f"{damage}: recomputing it from the trajectory", err=True)
+        if done is not None:
             click.echo("the run is complete; nothing to resume", err=True)
-            _print_result(run.saved_result(), run.path)
+            _print_result(done, run.path)
             return
         settings = resolve_resume(run.path, saved, options, explicit, config_file)
     else:
@@ -152,6 +159,11 @@ def eval_command(task, prompt, split, limit, position, as_json, quiet, events_pa
     ray = ray_request(loading)  # --ray / --ray-actors (declared runtime options): where the task model runs
     loaded_task = load_task(task, **task_kwargs(loading))
     loaded_task.split(split, limit)  # a missing split fails before the model loads
+    if not no_cache:  # issue 14 hook: GPO_LOCAL_HOME must be a directory, known before the model loads
+        from .runs import home_dir
+        from .storage import check_home
+
+        check_home(home_dir())
     prompt = loaded_task.adapt_prompt(prompt)
     if ray:  # issue 13: the task model on Ray actors (cluster.py)
         model = task_model_pool(resolve_model(task_model), **ray, n_ctx=n_ctx, threads=threads,

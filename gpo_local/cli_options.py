@@ -60,7 +60,8 @@ def _optimize_only():
                           "options (budget limits may be raised)."),
         click.option("--dry-run", is_flag=True,
                      help="Print the generations and optimizer calls the configuration will make and an estimated "
-                          "wall time (from a few timed generations), then exit without creating a run."),
+                          "wall time, then exit without creating a run. It loads the task model to time a few "
+                          "generations (seconds to minutes)."),
     ]
 
 

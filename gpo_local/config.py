@@ -15,6 +15,7 @@ initial prompt, the run directory, output). `cli` False keeps a field out of the
 from __future__ import annotations
 
 from dataclasses import dataclass, field, make_dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from .catalog import DEFAULT_EMBEDDER, DEFAULT_MODEL
@@ -47,6 +48,14 @@ def parse_splits(value: str | None) -> dict[str, str] | None:
             raise ConfigError(f"{item!r} is not ROLE=NAME (e.g. eval=validation,train=train)")
         mapping[role.strip()] = name.strip()
     return mapping
+
+
+def parse_directory(value: str | None) -> str | None:
+    """A directory option (--run-dir): an existing file is refused on the command line, as
+    click.Path(file_okay=False) did before the one declaration (issue 14's bad-input table)."""
+    if value and Path(value).is_file():
+        raise ConfigError(f"Directory {str(value)!r} is a file.")
+    return value
 
 
 def metric_names() -> tuple[str, ...]:
@@ -160,7 +169,8 @@ OPTIONS: tuple[Option, ...] = (
        parse=parse_splits),
     # -- the run -----------------------------------------------------------------------------------------
     _O("initial_prompt", str, None, "Starting prompt (default: the task's).", group="run"),
-    _O("run_dir", str, None, "Run directory (default: a new folder under $GPO_LOCAL_HOME/runs).", group="run"),
+    _O("run_dir", str, None, "Run directory (default: a new folder under $GPO_LOCAL_HOME/runs).", group="run",
+       parse=parse_directory),
     _O("quiet", bool, False, "No progress output.", group="run"),
 )
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}

@@ -19,3 +19,13 @@ class ModelError(GpoError):
 
 class PromptTooLongError(ModelError):
     """A rendered prompt does not fit in the model's context."""
+
+
+# --- issue 14: run locks and file-system errors ---------------------------------------------------
+
+class RunLockedError(GpoError):
+    """Another process holds the run directory's lock (locks.py)."""
+
+
+class StorageError(GpoError):
+    """A run, index, cache or report file cannot be read or written (storage.py words it)."""

@@ -139,6 +139,7 @@ class Evaluator:
                 alone = "" if self._fits(example.input) else " (the question alone does not fit)"
                 n_ctx = self.llm.n_ctx
                 context = f"the context of {n_ctx} tokens" if n_ctx else "the model's context"
+                context += self.llm.context_note  # issue 14: " (--n-ctx 300, which llama.cpp set to ...)"
                 raise PromptTooLongError(
                     f"prompt {_clip(prompt)!r} with {split} question {example.id} of task {self.task.name!r} does "
                     f"not fit {context}{alone}: raise --n-ctx or shorten the prompt")

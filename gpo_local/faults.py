@@ -15,6 +15,24 @@ outside tests; the hook reads the variable once per process. The points:
     memo-committed     after a memo transaction was committed
     memo-torn          after the memo database file was cut in half: a torn SQLite file
 
+Added with issue 14:
+
+    run-lock               right after the run directory's lock was taken (locks.py)
+    config-json-tmp        config.json's temporary file written, not yet renamed (runs.write_json_atomic)
+    config-json-replaced   config.json renamed into place
+    result-json-tmp        result.json's temporary file written, not yet renamed
+    result-json-replaced   result.json renamed into place, before the command printed it
+    trajectory-json-tmp    the index metadata's temporary file written, not yet renamed
+    resume-truncated       a resumed run cut its log after the last complete step (optimizer._replay)
+    two-round-chain        the middle of a two-round chain: a first reply ended, its second turn not
+                           yet admitted (backends: llama_cpp.generate_two_rounds, two_rounds)
+    report-tmp             report.html's temporary file written, not yet renamed (report.py)
+    bench-results-tmp      a bench results file's temporary file written, not yet renamed
+                           (quality/results.py)
+    events-append          before a progress event is appended to events.jsonl (progress.py)
+
+To do when they land on main: the assembly of chunked models (issue 10), a raced step (issue 12).
+
 The "torn" points write a partial file on purpose before dying, to play what a crash on a
 filesystem without ordered writes could leave; the recovery code must detect and repair it.
 """
@@ -26,7 +44,11 @@ import signal
 
 ENV = "GPO_LOCAL_FAULT"
 POINTS = ("scoring", "jsonl-append", "jsonl-half-line", "jsonl-fsynced", "index-tmp", "index-torn", "index-meta",
-          "memo-write", "memo-committed", "memo-torn")
+          "memo-write", "memo-committed", "memo-torn",
+          # issue 14
+          "run-lock", "config-json-tmp", "config-json-replaced", "result-json-tmp", "result-json-replaced",
+          "trajectory-json-tmp", "resume-truncated", "two-round-chain", "report-tmp", "bench-results-tmp",
+          "events-append")
 
 _armed: tuple[str, int] | None = None
 _hits: dict[str, int] = {}

@@ -66,7 +66,11 @@ class TrajectoryIndex:
         self.index.add(self.embedder.encode(missing))
         self.rows = wanted
         tmp = self.index_path.with_name(self.index_path.name + ".tmp")
-        self._faiss.write_index(self.index, str(tmp))
+        # Issue 14: serialized here and written by Python, fsynced; faiss's own writer only prints
+        # a failed close (a full disk) and leaves a truncated file to be renamed into place.
+        from .storage import write_bytes_synced
+
+        write_bytes_synced(tmp, self._faiss.serialize_index(self.index).tobytes())
         faults.point("index-tmp")
         if faults.triggers("index-torn"):
             self.index_path.write_bytes(tmp.read_bytes()[: tmp.stat().st_size // 2])

@@ -30,18 +30,69 @@ def memo_key(fingerprint: str, conversation: Conversation, *, max_tokens: int, t
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+# SQLite's primary result codes (the low byte of an extended code).
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
+SQLITE_STORAGE = {10: "I/O error", 13: "database or disk is full", 8: "read-only", 14: "cannot open", 3: "no permission"}
+
+
+class CorruptCache(sqlite3.DatabaseError):
+    """Our own integrity check failed: as good as SQLITE_CORRUPT."""
+
+
+def is_corrupt(error: sqlite3.Error) -> bool:
+    """Only SQLite's own verdict counts: a full disk or an I/O error says nothing about the file."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return isinstance(error, CorruptCache) or (code is not None and code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB))
+
+
+def storage_trouble(error: sqlite3.Error) -> str | None:
+    code = getattr(error, "sqlite_errorcode", None)
+    return None if code is None else SQLITE_STORAGE.get(code & 0xFF)
+
+
 class Memo:
-    """The SQLite file holds nothing that cannot be recomputed, so a damaged one (a torn copy,
-    a full disk's leftovers) is set aside as `<name>.corrupt` and replaced by an empty cache,
-    whether the damage shows when opening it or later, in a read or a write."""
+    """The SQLite file holds nothing that cannot be recomputed, so a file SQLite itself calls
+    corrupt (SQLITE_CORRUPT, SQLITE_NOTADB, a failed quick_check: a torn copy) is set aside as
+    `<name>.corrupt` and replaced by an empty cache, whether the damage shows when opening it or
+    later. A full disk, an I/O or a permission error is not damage: the healthy file is kept,
+    and the run goes on without writing to it (or, if it cannot even be opened or read, without
+    it), saying so once."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.writable = True
         try:
             self.db = self._open()
-        except sqlite3.DatabaseError:
-            self.db = self._replace_corrupt()
+        except sqlite3.DatabaseError as error:
+            if is_corrupt(error):
+                self.db = self._replace_corrupt()
+            elif storage_trouble(error):
+                self.db = self._open_read_only()
+                self._degrade(error, "without writing to it" if self.db else "without the cache")
+            else:
+                raise
+
+    def _open_read_only(self) -> sqlite3.Connection | None:
+        """The cache for reading only, when it cannot be written (a full or read-only disk).
+        `immutable` is the last resort when SQLite cannot even create the WAL index file."""
+        for query in ("mode=ro", "immutable=1"):
+            db = None
+            try:
+                db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{query}", uri=True, timeout=30)
+                db.execute("SELECT count(*) FROM replies").fetchone()
+                return db
+            except sqlite3.Error:
+                if db is not None:
+                    db.close()
+        return None
+
+    def _degrade(self, error: sqlite3.Error, how: str) -> None:
+        import logging
+
+        self.writable = False
+        logging.getLogger("gpo_local").warning("memo cache %s: %s (%s); the file is kept as it is and this run goes "
+                                               "on %s", self.path, storage_trouble(error), error, how)
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
@@ -50,7 +101,7 @@ class Memo:
             db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
             check = db.execute("PRAGMA quick_check").fetchone()
             if not check or check[0] != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {check[0] if check else 'no answer'}")
+                raise CorruptCache(f"quick_check: {check[0] if check else 'no answer'}")
         except sqlite3.DatabaseError:
             db.close()
             raise
@@ -67,18 +118,24 @@ class Memo:
                 part.replace(part.with_name(self.path.name + ".corrupt" + suffix))
         return self._open()
 
-    def _recovering(self, action):
+    def _recovering(self, action, fallback):
+        if self.db is None:
+            return fallback
         try:
             return action()
         except sqlite3.DatabaseError as error:
-            if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
-                raise  # busy, not damaged
+            if storage_trouble(error) or not self.writable:  # a file we only read is never set aside
+                if self.writable:
+                    self._degrade(error, "without writing to it")
+                return fallback
+            if not is_corrupt(error):
+                raise  # busy (locked) or a bug: neither is damage
             self.db.close()
             self.db = self._replace_corrupt()
             return action()
 
     def get_many(self, keys: Sequence[str]) -> dict[str, str]:
-        return self._recovering(lambda: self._get_many(keys))
+        return self._recovering(lambda: self._get_many(keys), {})
 
     def _get_many(self, keys: Sequence[str]) -> dict[str, str]:
         found = {}
@@ -89,7 +146,8 @@ class Memo:
         return found
 
     def put_many(self, items: dict[str, str]) -> None:
-        self._recovering(lambda: self._put_many(items))
+        if self.writable:
+            self._recovering(lambda: self._put_many(items), None)
 
     def _put_many(self, items: dict[str, str]) -> None:
         with self.db:
@@ -103,7 +161,8 @@ class Memo:
             faults.kill()
 
     def close(self) -> None:
-        self.db.close()
+        if self.db is not None:
+            self.db.close()
 
 
 class MemoizedLLM(WrappedLLM):

@@ -87,8 +87,14 @@ class EventLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self.path.open("a", encoding="utf-8")
         record = {"time": round(time.time(), 3), "event": kind, **data}
-        self._handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-        self._handle.flush()
+        from . import faults  # issue 14
+
+        faults.point("events-append")
+        from .storage import naming
+
+        with naming(self.path):
+            self._handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            self._handle.flush()
 
     def close(self) -> None:
         if self._handle is not None:

@@ -366,7 +366,17 @@ def write_report(paths: list[Path], output: Path) -> Path:
     html = render_report(paths)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
+    from .storage import naming
+
+    try:
+        with naming(tmp):
+            tmp.write_text(html, encoding="utf-8")
+    except OSError:  # issue 14: a full disk leaves no partial .tmp behind
+        tmp.unlink(missing_ok=True)
+        raise
+    from . import faults
+
+    faults.point("report-tmp")
     tmp.replace(output)
     return output
 

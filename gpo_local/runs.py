@@ -10,6 +10,7 @@ Runs go under `$GPO_LOCAL_HOME/runs/` (default ~/.gpo-local) unless `--run-dir` 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -51,12 +52,21 @@ def package_versions() -> dict[str, str]:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write-then-rename, so a reader never sees half a file even if we are killed."""
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    from .storage import naming  # issue 14: an OSError names the file
+
+    try:
+        with naming(tmp), tmp.open("w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:  # issue 14: a full or read-only disk leaves no half-written .tmp behind
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    faults.point(f"{path.stem}-json-tmp")  # issue 14: e.g. result-json-tmp, config-json-tmp
     os.replace(tmp, path)
+    faults.point(f"{path.stem}-json-replaced")
 
 
 def read_json(path: Path) -> Any:
@@ -66,6 +76,10 @@ def read_json(path: Path) -> Any:
         raise ConfigError(f"{path} not found: is this a gpo-local run directory?") from None
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path}: malformed JSON ({error.msg} at line {error.lineno})") from None
+    except UnicodeDecodeError as error:  # issue 14: binary garbage
+        from .storage import decode_error
+
+        raise decode_error(path, error) from None
 
 
 class JsonlLog:
@@ -78,7 +92,9 @@ class JsonlLog:
     def append(self, record: dict) -> None:
         line = json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
         faults.point("jsonl-append")
-        with self.path.open("a", encoding="utf-8") as handle:
+        from .storage import naming  # issue 14: an OSError names the file
+
+        with naming(self.path), self.path.open("a", encoding="utf-8") as handle:
             if faults.triggers("jsonl-half-line"):
                 handle.write(line[: len(line) // 2])
                 handle.flush()
@@ -92,13 +108,13 @@ class JsonlLog:
     def records(self) -> Iterator[dict]:
         if not self.path.exists():
             return
-        with self.path.open(encoding="utf-8") as handle:
+        with self.path.open("rb") as handle:  # issue 14: bytes, so that binary garbage is a corrupted record
             for number, line in enumerate(handle, 1):
-                if not line.endswith("\n"):
+                if not line.endswith(b"\n"):
                     return  # a torn last line from a kill: ignored here, cut by truncate_after()
                 try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
+                    yield json.loads(line.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError):
                     raise ConfigError(f"{self.path}:{number}: corrupted record") from None
 
     def truncate_after(self, keep: int) -> None:
@@ -140,11 +156,29 @@ class RunDir:
         return read_json(self.config_path)
 
     def saved_result(self) -> dict | None:
-        return read_json(self.result_path) if self.result_path.exists() else None
+        """result.json, or None when it is absent or damaged (see finished_result)."""
+        return self.finished_result(completed_only=False)[0]
+
+    def finished_result(self, *, completed_only: bool = True) -> tuple[dict | None, str | None]:
+        """(result.json of a completed run or None, why result.json is unusable or None). A
+        damaged result.json counts as absent: it is derived again from the trajectory (issue 14)."""
+        from .storage import read_result
+
+        result, damage = read_result(self.path)
+        if completed_only and result is not None and result.get("stopped", "completed") != "completed":
+            result = None
+        return result, damage
 
     def is_complete(self) -> bool:
-        result = self.saved_result()
-        return result is not None and result.get("stopped", "completed") == "completed"
+        return self.finished_result()[0] is not None
+
+    def lock(self, *, cache: bool):
+        """Issue 14: before any model loads, check GPO_LOCAL_HOME, take the run's lock (one
+        process per run, locks.py) and check that the directory and its files can be written.
+        Returns the function that releases the lock (a process that ends releases it anyway)."""
+        from .storage import prepare_run_dir
+
+        return prepare_run_dir(self.path, cache=cache)
 
     def log(self) -> JsonlLog:
         return JsonlLog(self.trajectory_path)

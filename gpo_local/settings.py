@@ -135,6 +135,9 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
     _check_switches(method, given, v)
     if method in ("empty", "cot") and "initial_prompt" in given:
         raise ConfigError(f"--initial-prompt does not apply to --method {method} (its prompt is fixed)")
+    if v.get("initial_prompt") is not None and not str(v["initial_prompt"]).strip():  # issue 14
+        raise ConfigError("--initial-prompt is empty: give a starting instruction, leave the option out for the "
+                          "task's own, or use --method empty for the no-instruction baseline")
     seed = v.get("seed") or 0
     loading = {key: v[key] for key in TASK_KEYS if v.get(key)}
     if loading.get("metric"):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import faults
 from .core import TrajectoryEntry
 from .index import TrajectoryIndex  # noqa: F401  (its home before issue 11; kept importable)
 from .runs import JsonlLog
@@ -66,6 +67,7 @@ def replay(log: JsonlLog) -> tuple[TrajectoryState, list[dict]]:
         if record["kind"] in COMPLETE:
             complete = i + 1
     log.truncate_after(complete)
+    faults.point("resume-truncated")  # issue 14
     records = records[:complete]
     state = TrajectoryState()
     for record in records:

@@ -95,6 +95,23 @@ CASES = {
     "holdout as large as the dev split": (
         lambda d: ["optimize", d, "--test-holdout", "2"],
         r"Error: task 'mytask': --test-holdout 2 must be between 1 and 1 \(the eval split has 2 examples\)"),
+    # --- issue 14 ---
+    "empty initial prompt": (
+        lambda d: ["optimize", "sentiment", "--initial-prompt", ""],
+        r"Error: --initial-prompt is empty: give a starting instruction, leave the option out for the task's own, "
+        r"or use --method empty for the no-instruction baseline"),
+    "resume without a run directory": (lambda d: ["optimize", "sentiment", "--resume"],
+                                       r"Error: --resume needs --run-dir \(the run to continue\)"),
+    "resume of a folder that is not a run": (
+        lambda d: ["optimize", "sentiment", "--resume", "--run-dir", d],
+        r"Error: .*mytask/config.json not found: is this a gpo-local run directory\?"),
+    "run directory that is a file": (
+        lambda d: ["optimize", "sentiment", "--run-dir", d / "eval.jsonl"],
+        r"Error: Invalid value for '--run-dir': Directory '.*eval.jsonl' is a file."),
+    "context below 256": (lambda d: ["optimize", "sentiment", "--n-ctx", "100"],
+                          r"Error: Invalid value for '--n-ctx': 100 is not in the range x>=256"),
+    "show of a folder that is not a run": (
+        lambda d: ["show", d], r"Error: .*mytask/config.json not found: is this a gpo-local run directory\?"),
 }
 
 
@@ -124,6 +141,57 @@ def test_an_error_leaves_an_existing_run_untouched(tmp_path, task_dir):
     code, output = run("optimize", "sentiment", "--run-dir", run_dir, "--resume")
     assert code == 1 and one_error_line(output).startswith("Error: embedder 'no-such-embedder' not found")
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
+# --- issue 14: damaged run files and misplaced homes (a run directory or an environment to set up) --------------
+
+def minimal_run(folder):
+    folder.mkdir()
+    (folder / "trajectory.jsonl").write_text(json.dumps({"kind": "init", "step": -1, "prompt": "p", "dev_score": 0.5,
+                                                         "candidates": []}) + "\n")
+    (folder / "config.json").write_text(json.dumps({"task": "sentiment", "method": "gpo", "config": {"steps": 1}}))
+    return folder
+
+
+BINARY = bytes(range(128, 256)) * 2
+
+RUN_CASES = {
+    "GPO_LOCAL_HOME is a file": (
+        lambda run, home: (home.write_text("x"), ["eval", "sentiment", "--prompt", "x"])[1],
+        r"Error: GPO_LOCAL_HOME .*home is a file, not a directory: point GPO_LOCAL_HOME at a directory "
+        r"\(or move the file away\)"),
+    "binary result.json, show": (
+        lambda run, home: ((run / "result.json").write_bytes(BINARY), ["show", run])[1],
+        r"Error: .*run/result.json: not UTF-8 text \(byte 0\): the file is damaged"),
+    "binary result.json, report": (
+        lambda run, home: ((run / "result.json").write_bytes(BINARY), ["report", run])[1],
+        r"Error: .*run/result.json: not UTF-8 text \(byte 0\): the file is damaged"),
+    "text garbage result.json, show": (
+        lambda run, home: ((run / "result.json").write_text("{garbage"), ["show", run])[1],
+        r"Error: .*run/result.json: malformed JSON \(Expecting property name enclosed in double quotes at line 1\)"),
+    "binary trajectory record, show": (
+        lambda run, home: ((run / "trajectory.jsonl").write_bytes(BINARY + b"\n"), ["show", run])[1],
+        r"Error: .*run/trajectory.jsonl:1: corrupted record"),
+    "binary config.json, resume": (
+        lambda run, home: ((run / "config.json").write_bytes(BINARY),
+                           ["optimize", "sentiment", "--resume", "--run-dir", run])[1],
+        r"Error: .*run/config.json: not UTF-8 text \(byte 0\): the file is damaged"),
+    "report written under a file": (
+        lambda run, home: ["report", run, "-o", run / "config.json" / "report.html"],
+        r"Error: .*run/config.json: file exists: a file is where a directory is expected: "
+        r"move it away or choose another path"),
+}
+
+
+@pytest.mark.parametrize("case", RUN_CASES)
+def test_damaged_run_files_and_misplaced_homes_give_one_line(case, tmp_path, monkeypatch):
+    build, expected = RUN_CASES[case]
+    home = tmp_path / "home"
+    monkeypatch.setenv("GPO_LOCAL_HOME", str(home))
+    code, output = run(*build(minimal_run(tmp_path / "run"), home))
+    assert code in (1, 2)
+    line = one_error_line(output)
+    assert __import__("re").fullmatch(expected + ".*", line), line
 
 
 # --- cases that need the bundled model (integration) ---------------------------------------------------------------
@@ -165,3 +233,12 @@ def test_a_truncated_gguf_is_one_line(tmp_path):
     assert one_error_line(output).startswith(f"Error: cannot load GGUF model {truncated}: ")
     assert "(truncated or unsupported file?)" in output
 
+
+
+@needs_model
+def test_a_context_rounded_up_by_llama_cpp_is_named_as_in_force():
+    code, output = run("eval", "sentiment", "--prompt", "Please think very carefully. " * 120, "--limit", "2",
+                       "--n-ctx", "300", "--threads", "2", "--parallel", "2")
+    assert code == 1
+    assert "does not fit the context of 512 tokens (--n-ctx 300, which llama.cpp set to 512): raise --n-ctx" in \
+        one_error_line(output)

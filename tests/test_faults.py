@@ -43,6 +43,15 @@ SCENARIOS = [
     ("memo-write:1", "half"),       # inside a memo transaction, before its commit
     ("memo-committed:2", "half"),   # right after a memo commit
     ("memo-torn:1", "half"),        # the memo SQLite file cut in half: a torn database
+    # issue 14
+    ("run-lock:1", "warm"),         # the run lock taken, nothing else written: rerun (there is no config.json)
+    ("config-json-tmp:1", "warm"),  # config.json's temporary file only: rerun
+    ("config-json-replaced:1", "warm"),  # config.json in place, no trajectory yet
+    ("trajectory-json-tmp:2", "warm"),   # the index metadata's temporary file only
+    ("two-round-chain:1", "half"),  # a first reply ended, its second turn not yet admitted
+    ("events-append:4", "warm"),    # before a progress event was appended
+    ("result-json-tmp:1", "warm"),  # result.json's temporary file only
+    ("result-json-replaced:1", "warm"),  # result.json in place, the command killed before printing it
 ]
 
 
@@ -101,15 +110,16 @@ def test_killed_at_a_point_then_resumed_gives_the_uninterrupted_run(reference, t
 
     killed = optimize(run_dir, home, fault=fault)
     assert killed.returncode == -9, f"not killed at {fault}: {killed.returncode} {killed.stderr[-500:]}"
-    assert not (run_dir / "result.json").exists()
     point = fault.split(":")[0]
+    assert (run_dir / "result.json").exists() == (point == "result-json-replaced")
     if point == "jsonl-half-line":
         assert not (run_dir / "trajectory.jsonl").read_text().endswith("\n")  # really torn
     if point == "memo-torn":
         with pytest.raises(sqlite3.DatabaseError):
             sqlite3.connect(home / "cache.sqlite").execute("SELECT count(*) FROM replies").fetchall()
 
-    resumed = optimize(run_dir, home, resume=True)
+    # Killed before config.json existed: nothing to resume, the same command is simply rerun.
+    resumed = optimize(run_dir, home, resume=(run_dir / "config.json").exists())
     assert resumed.returncode == 0, resumed.stderr
     check_intact(run_dir, home)
     assert records(run_dir) == records(reference / "run")
@@ -119,3 +129,79 @@ def test_killed_at_a_point_then_resumed_gives_the_uninterrupted_run(reference, t
     # The budget counters survive the kill: memo hits count, so the totals are the same.
     for key in ("optimizer_calls", "dev_scorings", "task_generations", "task_tokens", "optimizer_tokens"):
         assert ours[key] == theirs[key], key
+
+
+def same_result(run_dir, reference_dir):
+    ours, theirs = (json.loads((d / "result.json").read_text()) for d in (run_dir, reference_dir))
+    for key in ("initial", "final", "initial_test", "final_test", "test_outcomes", "optimizer_calls"):
+        assert ours[key] == theirs[key], key
+
+
+def test_killed_again_while_resuming_then_resumed(reference, tmp_path):
+    """resume-truncated: a resumed run cut its log after the last complete step, then died."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(reference / "home" / "cache.sqlite", home / "cache.sqlite")
+    run_dir = tmp_path / "run"
+    assert optimize(run_dir, home, fault="jsonl-half-line:4").returncode == -9
+    again = optimize(run_dir, home, fault="resume-truncated:1", resume=True)
+    assert again.returncode == -9, again.stderr[-500:]
+    assert (run_dir / "trajectory.jsonl").read_text().endswith("\n")  # the torn line was cut before the kill
+    assert optimize(run_dir, home, resume=True).returncode == 0
+    check_intact(run_dir, home)
+    assert records(run_dir) == records(reference / "run")
+    same_result(run_dir, reference / "run")
+
+
+def _without_times(text):
+    import re
+
+    return re.sub(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}[+-]\d{4})?", "<time>", text)
+
+
+def test_killed_while_writing_a_report_then_rerun(reference, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "GPO_LOCAL_FAULT"}
+    command = [sys.executable, "-m", "gpo_local.cli", "report", str(reference / "run"), "-o"]
+    whole = subprocess.run(command + [str(tmp_path / "whole.html")], env=env, capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    output = tmp_path / "report.html"
+    killed = subprocess.run(command + [str(output)], env={**env, "GPO_LOCAL_FAULT": "report-tmp:1"},
+                            capture_output=True, text=True)
+    assert killed.returncode == -9 and not output.exists()
+    rerun = subprocess.run(command + [str(output)], env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _without_times(output.read_text()) == _without_times((tmp_path / "whole.html").read_text())
+
+
+BENCH = """
+[bench]
+description = "one cell"
+tasks = ["sentiment"]
+methods = ["gpo"]
+seeds = [0]
+"""
+WRITE_RESULTS = ("import sys; from pathlib import Path; from gpo_local.quality import load_config, write_results; "
+                 "write_results(load_config(Path(sys.argv[1])), Path(sys.argv[2]))")
+
+
+def test_killed_while_writing_bench_results_then_rerun(reference, tmp_path):
+    from gpo_local.quality import load_config
+
+    config_path = tmp_path / "bench.toml"
+    config_path.write_text(BENCH)
+    env = {k: v for k, v in os.environ.items() if k != "GPO_LOCAL_FAULT"}
+    outputs = {}
+    for name, fault in (("whole", None), ("killed", "bench-results-tmp:1")):
+        out = tmp_path / name
+        cell = load_config(config_path).cells(out)[0]
+        shutil.copytree(reference / "run", cell.run_dir)
+        command = [sys.executable, "-c", WRITE_RESULTS, str(config_path), str(out)]
+        if fault:
+            killed = subprocess.run(command, env={**env, "GPO_LOCAL_FAULT": fault}, capture_output=True, text=True)
+            assert killed.returncode == -9 and not (out / "results.json").exists()
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        results = json.loads((out / "results.json").read_text())
+        outputs[name] = json.dumps({k: v for k, v in results.items() if k not in ("generated", "out")}).replace(
+            str(out), "<out>")
+    assert outputs["killed"] == outputs["whole"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Protocol, Sequence, Union
 
+from .. import faults
+
 Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
 Conversation = Union[str, Sequence[Message]]  # a bare string is one user message
 
@@ -68,6 +70,12 @@ class LLM(Protocol):
         wide decoder); None: no preference."""
         ...
 
+    @property
+    def context_note(self) -> str:
+        """Appended to the context size in messages: how it came about (issue 14: llama.cpp
+        may round --n-ctx up), or ""."""
+        ...
+
 
 class WrappedLLM:
     """Base of the wrappers around an LLM (memo cache, budget counters): the fingerprint, and
@@ -105,6 +113,7 @@ def two_rounds(llm: LLM, first: Sequence[Conversation], follow_up: FollowUp, *, 
         return native(first, follow_up, max_tokens=max_tokens, temperature=temperature)
     replies = llm.generate(first, max_tokens=max_tokens[0], temperature=temperature)
     seconds = [(i, follow_up(i, reply)) for i, reply in enumerate(replies)]
+    faults.point("two-round-chain")  # issue 14
     seconds = [(i, c) for i, c in seconds if c is not None]
     finals: dict[int, str] = {}
     if seconds:
@@ -133,6 +142,10 @@ class PlainLLM(WrappedLLM):
     @property
     def supports_grammar(self) -> bool:
         return bool(getattr(self.llm, "supports_grammar", False))
+
+    @property
+    def context_note(self) -> str:
+        return getattr(self.llm, "context_note", "")
 
     def count_tokens(self, text: str) -> int:
         count = getattr(self.llm, "count_tokens", None)

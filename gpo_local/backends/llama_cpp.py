@@ -17,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
+from .. import faults
 from ..errors import ModelError, PromptTooLongError
 from . import Conversation, FollowUp, as_messages
 
@@ -105,6 +106,8 @@ class LlamaCppModel:
         except (ValueError, RuntimeError, OSError) as error:
             raise ModelError(f"cannot load GGUF model {self.path}: {error} (truncated or unsupported file?)") from None
         self.n_ctx = self.llama.n_ctx()
+        # Issue 14: llama.cpp may round the context up; messages name the size in force.
+        self.context_note = "" if self.n_ctx == n_ctx else f" (--n-ctx {n_ctx}, which llama.cpp set to {self.n_ctx})"
         # Generation goes through the batched multi-sequence decoder (backends/batched.py),
         # which runs `parallel` sequences at once in its own context; the Llama object serves
         # tokenization and metadata. Flash attention matches the decoder's setting.
@@ -134,8 +137,15 @@ class LlamaCppModel:
         return self._formatter(messages=as_messages(conversation)).prompt
 
     def tokens(self, conversation: Conversation) -> list[int]:
-        # The template already writes the BOS token where the model wants it.
-        return self.llama.tokenize(self.render(conversation).encode("utf-8"), add_bos=False, special=True)
+        # The template already writes the BOS token where the model wants it. Issue 14 hook:
+        # only the template's markers are special tokens, contents stay text (text_tokens.py).
+        from .text_tokens import conversation_tokens
+
+        return conversation_tokens(self._tokenize, lambda messages: self._formatter(messages=messages).prompt,
+                                   as_messages(conversation))
+
+    def _tokenize(self, text: str, special: bool) -> list[int]:
+        return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=special)
 
     def count_tokens(self, text: str) -> int:
         """Tokens of a reply, for the budget counters (optimizer.CountingLLM)."""
@@ -149,7 +159,7 @@ class LlamaCppModel:
         """The number of new tokens allowed; a prompt that leaves no room is an error."""
         if n_prompt >= self.n_ctx:
             raise PromptTooLongError(
-                f"prompt of {n_prompt} tokens does not fit the context of {self.n_ctx} tokens "
+                f"prompt of {n_prompt} tokens does not fit the context of {self.n_ctx} tokens{self.context_note} "
                 f"of {self.path.name} (raise --n-ctx)")
         return min(max_tokens, self.n_ctx - n_prompt)
 
@@ -199,6 +209,7 @@ class LlamaCppModel:
             if index in first_replies:  # the second turn ended: so does the chain
                 return None
             first_replies[index] = completion.text
+            faults.point("two-round-chain")  # issue 14: a first turn ended, its second not yet admitted
             conversation = follow_up(index, completion.text)
             if conversation is None:
                 return None

@@ -265,10 +265,15 @@ def results_markdown(results: dict) -> str:
 
 def _write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as handle:
+    from ..storage import naming  # issue 14: an OSError names the file
+
+    with naming(tmp), tmp.open("w", encoding="utf-8", newline="") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+    from .. import faults  # issue 14
+
+    faults.point("bench-results-tmp")
     os.replace(tmp, path)
 
 

@@ -327,7 +327,11 @@ class Family:
 
 
 def _binary(correct: Callable[[str, str], bool], target_text: Callable[[object], str] = str):
-    return lambda prediction, target: 1.0 if correct(prediction, target_text(target)) else 0.0
+    """0/1 grading; a list or tuple target holds several accepted answers, any of which counts."""
+    def grade(prediction: str, target: object) -> float:
+        accepted = target if isinstance(target, (list, tuple)) else (target,)
+        return 1.0 if any(correct(prediction, target_text(t)) for t in accepted) else 0.0
+    return grade
 
 
 FAMILY_RULES: dict[str, Family] = {
@@ -360,5 +364,7 @@ def normalize_answer(raw: str, family: str) -> str:
 
 
 def answer_is_correct(prediction: str, target: object, family: str) -> bool:
-    """Judge a normalized prediction against a target (any type, via ``str``)."""
-    return FAMILY_RULES[family].grade(prediction, target) == 1.0
+    """Judge a normalized prediction against a target (any type, via ``str``; a list target
+    holds several accepted answers). A family outside the registry (say "generic") grades by
+    plain equality, as EXACT does."""
+    return FAMILY_RULES.get(family, FAMILY_RULES[EXACT]).grade(prediction, target) == 1.0

@@ -1,0 +1,139 @@
+"""File-system trouble (gpo_local/storage.py) as one line, found before any model loads where it
+can be, and nothing already recorded lost: disk full and read-only errors are simulated with
+monkeypatched writes raising OSError, so these tests run anywhere (tests/test_tmpfs.py does it
+for real where mounting works)."""
+
+import errno
+import json
+import os
+import pathlib
+
+import pytest
+
+import fake_cli
+from gpo_local import locks
+from gpo_local.storage import read_result, storage_error
+
+
+def error_line(result):
+    lines = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def failing_open(monkeypatch, name, code):
+    """Path.open raises OSError(code) for files called `name` opened for writing."""
+    real_open = pathlib.Path.open
+
+    def open_(self, mode="r", *args, **kwargs):
+        if self.name == name and any(c in mode for c in "wa+"):
+            raise OSError(code, os.strerror(code), str(self))
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", open_)
+
+
+def comparable(run_dir):
+    result = json.loads((run_dir / "result.json").read_text())
+    result.pop("seconds")
+    return result
+
+
+@pytest.mark.parametrize("code,advice", [
+    (errno.ENOSPC, "no space left on device: free some space (or choose another --run-dir / GPO_LOCAL_HOME), "
+                   "then rerun with --resume"),
+    (errno.EROFS, "read-only file system: the file system is mounted read-only: choose a writable --run-dir / "
+                  "GPO_LOCAL_HOME"),
+    (errno.EACCES, "permission denied: check its owner and permissions (or choose another --run-dir / "
+                   "GPO_LOCAL_HOME)"),
+])
+def test_a_failed_result_write_is_one_line_and_resume_finishes_the_run(tmp_path, monkeypatch, code, advice):
+    reference = tmp_path / "reference"
+    assert fake_cli.optimize(monkeypatch, reference, "--quiet").exit_code == 0
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        failing_open(patch, "result.json.tmp", code)
+        failed = fake_cli.optimize(monkeypatch, run_dir, "--quiet")
+    assert failed.exit_code == 1
+    assert error_line(failed) == f"Error: {run_dir}/result.json.tmp: {advice}"
+    assert not (run_dir / "result.json").exists() and not (run_dir / "result.json.tmp").exists()
+    trajectory = (run_dir / "trajectory.jsonl").read_bytes()
+    resumed = fake_cli.optimize(monkeypatch, run_dir, "--quiet", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert (run_dir / "trajectory.jsonl").read_bytes() == trajectory  # nothing recorded was lost or redone
+    assert comparable(run_dir) == comparable(reference)
+
+
+def test_a_read_only_run_directory_is_found_before_any_model_loads(tmp_path, monkeypatch):
+    import gpo_local.backends.llama_cpp as llama_cpp
+
+    real_open = os.open
+
+    def open_(path, flags, *args):
+        if str(path).endswith("run.lock"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args)
+
+    fake_cli.install_fakes(monkeypatch)
+    monkeypatch.setattr(llama_cpp, "load_models", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(locks.os, "open", open_)
+    from click.testing import CliRunner
+
+    from gpo_local.cli import main
+
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(main, ["optimize", "sentiment", "--steps", "1", "--run-dir", str(run_dir)])
+    assert result.exit_code == 1
+    assert error_line(result) == (f"Error: {run_dir}/run.lock: read-only file system: the file system is mounted "
+                                  "read-only: choose a writable --run-dir / GPO_LOCAL_HOME")
+
+
+def test_an_unwritable_run_file_stops_a_resume_before_any_model_loads(tmp_path, monkeypatch):
+    import gpo_local.backends.llama_cpp as llama_cpp
+
+    run_dir = tmp_path / "run"
+    assert fake_cli.optimize(monkeypatch, run_dir, "--quiet", "--max-optimizer-calls", "3").exit_code == 0
+    real_open = os.open
+
+    def open_(path, flags, *args):
+        if str(path).endswith("config.json") and flags & os.O_WRONLY:
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr("gpo_local.storage.os.open", open_)
+    monkeypatch.setattr(llama_cpp, "load_models", lambda *a, **k: pytest.fail("a model was loaded"))
+    from click.testing import CliRunner
+
+    from gpo_local.cli import main
+
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name != "events.jsonl"}
+    result = CliRunner().invoke(main, ["optimize", "sentiment", "--run-dir", str(run_dir), "--resume"])
+    assert result.exit_code == 1
+    assert error_line(result) == (f"Error: {run_dir}/config.json: operation not permitted: check its permissions "
+                                  "and attributes (lsattr; chattr -i lifts an immutable flag)")
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name in before} == before
+
+
+@pytest.mark.parametrize("garbage", [os.urandom(200), b"not json at all {", b'["a list"]\n'])
+def test_a_damaged_result_is_recomputed_on_resume(tmp_path, monkeypatch, garbage):
+    run_dir = tmp_path / "run"
+    assert fake_cli.optimize(monkeypatch, run_dir, "--quiet").exit_code == 0
+    reference = comparable(run_dir)
+    (run_dir / "result.json").write_bytes(garbage)
+    assert read_result(run_dir)[0] is None
+    resumed = fake_cli.optimize(monkeypatch, run_dir, "--quiet", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "result.json is damaged" in resumed.output and "recomputing it from the trajectory" in resumed.output
+    assert comparable(run_dir) == reference
+
+
+def test_storage_error_wording_for_each_errno():
+    def line(code, path="/x/f"):
+        return str(storage_error(OSError(code, os.strerror(code), path)))
+
+    assert line(errno.EISDIR) == "/x/f: is a directory: a directory is where a file is expected: move it away"
+    assert line(errno.ENOTDIR) == ("/x/f: not a directory: a file is where a directory is expected: move it away "
+                                   "or choose another path")
+    assert line(errno.EPERM).startswith("/x/f: operation not permitted: check its permissions and attributes")
+    assert str(storage_error(OSError(errno.ENOSPC, "No space left on device"))).startswith(
+        "a file: no space left on device: free some space")
