@@ -8,7 +8,8 @@ Reasons, checked in this order:
 - `truncated`: the reply used (almost) all of its token limit, so it was cut off: the stop
   string `<END>` is trimmed from replies, so a cut reply is recognized by its length (at least
   TRUNCATED_SHARE of `max_tokens` tokens, a margin for re-tokenization differences);
-- `tag_leak`: the prompt itself contains a tag or the `<Prompt>` placeholder;
+- `tag_leak`: the prompt itself contains a `<START>`/`<END>` tag (the `<Prompt>` placeholder is
+  stripped, as the original does: measured, prompts that say "the opposite of <Prompt>" work);
 - `too_long`: more words than the cap (`max_prompt_words`; with a grammar, the step's cap);
 - `leaks_example`: it restates a task example (leaks.py);
 - `duplicate`: the same prompt (whitespace-normalized) as an earlier reply of the same call.
@@ -28,7 +29,7 @@ from .updates import normalize_prompt, parse_candidate
 DROP_REASONS = ("empty", "missing_tags", "truncated", "tag_leak", "too_long", "leaks_example", "duplicate")
 TRUNCATED_SHARE = 0.98
 _TAGGED = re.compile(r"<START>(.*?)(?:<END>|</END>|$)", re.DOTALL | re.IGNORECASE)
-_LEAKED_TAG = re.compile(r"</?(?:START|END)>|<Prompt>", re.IGNORECASE)
+_LEAKED_TAG = re.compile(r"</?(?:START|END)>", re.IGNORECASE)
 
 
 def is_truncated(tokens: int, max_tokens: int) -> bool:

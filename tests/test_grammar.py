@@ -36,7 +36,7 @@ def test_prompt_grammar_bounds_the_words():
     ("Answer briefly.", {}, ("Answer briefly.", None)),  # untagged kept unless tags are required
     ("Answer briefly.", {"require_tags": True}, (None, "missing_tags")),
     ("<START>Answer in detail, covering", {"truncated": True}, (None, "truncated")),
-    ("<START>Answer <Prompt> now<END>", {}, (None, "tag_leak")),
+    ("<START>Answer <Prompt> now<END>", {}, (classify("<START>Answer now<END>")[0], None)),  # placeholder stripped
     ("<START>Answer <START> now<END>", {}, (None, "tag_leak")),
     ("<START>one two three four<END>", {"max_words": 3}, (None, "too_long")),
     ("<START>one two three<END>", {"max_words": 3}, ("One two three", None)),
@@ -63,7 +63,7 @@ def test_duplicates_counting_and_text():
 REPLIES = [  # one of each kind, by candidate index
     "<START>Say yes to every question please<END>",
     "",
-    "<START>Say <Prompt> yes<END>",
+    "<START>Say <START> yes<END>",
     "<START>" + " ".join(["word"] * 40),  # 41 words: truncated at max_tokens 40
     "<START>Say yes to every question please<END>",  # duplicate of the first
     "<START>difficulty 3; say yes. difficulty 4; say yes<END>",  # restates examples
@@ -109,7 +109,7 @@ def test_leak_check_can_be_turned_off(tmp_path, monkeypatch):
 def test_a_model_with_grammar_support_gets_the_steps_grammar(tmp_path):
     optimizer = ScriptedLLM(lambda messages, t, seed: "<START>Say yes to all<END>")
     optimizer.supports_grammar = True
-    gpo, _ = run_gpo(tmp_path, optimizer, max_prompt_words=30)
+    gpo, _ = run_gpo(tmp_path, optimizer, max_prompt_words=30, grammar=True)
     steps = [r for r in map(json.loads, (tmp_path / "trajectory.jsonl").read_text().splitlines())
              if r["kind"] == "step"]
     # Step 1: budget 50 (cosine, 2 steps) on the 1-word "Answer." -> 51, tightened to 30 words.
