@@ -1,3 +1,4 @@
+import os
 import re
 from pathlib import Path
 
@@ -9,6 +10,9 @@ from gpo_local.tasks.answers import rule_for
 from gpo_local.testing import ScriptedLLM
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# For the whole test process and the runs it starts (session fixtures and subprocesses too): runs
+# use the models a test names or the bundled one, never a suggested 1 GB pack.
+os.environ["GPO_LOCAL_SUGGESTED_MODELS"] = "0"
 
 
 @pytest.fixture(autouse=True)
