@@ -97,7 +97,7 @@ def check_intact(run_dir, home):
     db.close()
 
 
-@pytest.mark.parametrize("fault,cache", SCENARIOS, ids=[s[0] for s in SCENARIOS])
+@pytest.mark.parametrize("fault,cache", SCENARIOS, ids=[(s.values if hasattr(s, "values") else s)[0] for s in SCENARIOS])
 def test_killed_at_a_point_then_resumed_gives_the_uninterrupted_run(reference, tmp_path, fault, cache):
     home = tmp_path / "home"
     home.mkdir()
