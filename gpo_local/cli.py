@@ -172,7 +172,8 @@ def eval_command(task, prompt, split, limit, position, as_json, quiet, events_pa
         model = LlamaCppModel(resolve_model(task_model), n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers,
                               parallel=parallel)
     ui = Progress(quiet or as_json, events_path=events_path, tokens=generated_tokens(model))
-    evaluator = Evaluator(memoized(model, no_cache), loaded_task, position=position, on_progress=ui.progress)
+    evaluator = Evaluator(memoized(model, no_cache), loaded_task, position=position, on_progress=ui.progress,
+                          on_event=ui.event)  # a prompt that does not fit the context is a warning, not a silent 0
     with ui:
         ui.event("run_started", {"task": loaded_task.name, "split": split, "prompt": prompt,
                                  "questions": len(loaded_task.split(split, limit))})

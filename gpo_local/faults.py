@@ -31,7 +31,10 @@ Added with issue 14:
                            (quality/results.py)
     events-append          before a progress event is appended to events.jsonl (progress.py)
 
-To do when they land on main: the assembly of chunked models (issue 10), a raced step (issue 12).
+    pack-chunk             a chunk of a model pack streamed into the temporary file (packs.py)
+    pack-replaced          the assembled pack renamed into place, its trust sidecar not yet written
+    race-round             a racing round scored and its eliminations made, the next round not yet
+                           started (racing.race)
 
 The "torn" points write a partial file on purpose before dying, to play what a crash on a
 filesystem without ordered writes could leave; the recovery code must detect and repair it.
@@ -48,7 +51,7 @@ POINTS = ("scoring", "jsonl-append", "jsonl-half-line", "jsonl-fsynced", "index-
           # issue 14
           "run-lock", "config-json-tmp", "config-json-replaced", "result-json-tmp", "result-json-replaced",
           "trajectory-json-tmp", "resume-truncated", "two-round-chain", "report-tmp", "bench-results-tmp",
-          "events-append")
+          "events-append", "pack-chunk", "pack-replaced", "race-round")
 
 _armed: tuple[str, int] | None = None
 _hits: dict[str, int] = {}

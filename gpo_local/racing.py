@@ -33,6 +33,8 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from . import faults
+
 DEFAULT_ERROR = 0.05
 DEFAULT_ROUNDS = 4
 
@@ -161,6 +163,7 @@ def race(score: Scorer, candidates: int, order: Sequence[int], config: RacingCon
         for i in eliminate(partial, total, per_round, binary):
             dropped[i] = round_index
         alive = [i for i in alive if dropped[i] is None]
+        faults.point("race-round")  # issue 14: killed between two rounds of a raced step
     return Race(scores=tuple(scores), dropped_after=tuple(dropped))
 
 

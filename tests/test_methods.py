@@ -1,12 +1,11 @@
 """The baselines and SGDM with the scripted fake LLM: what each sends to the optimizer, what it
 does with the reply, the budget it plans, and resume for every method."""
 
-import json
 import re
 
 import pytest
 
-from conftest import difficulty_task, task_model
+from conftest import difficulty_task, task_model, trajectory_records
 from fake_models import Killed, killing_after, smart_optimizer
 from gpo_local.methods import METHODS, SGDM_PRESET
 from gpo_local.optimizer import GPOConfig, reference_calls
@@ -23,11 +22,7 @@ def make(method, run_dir, *, task_llm=None, optimizer_llm=None, **config):
                            log=JsonlLog(run_dir / "trajectory.jsonl"))
 
 
-def records(run_dir):
-    out = [json.loads(line) for line in (run_dir / "trajectory.jsonl").read_text().splitlines()]
-    for record in out:
-        record.get("usage", {}).pop("seconds", None)
-    return out
+records = trajectory_records
 
 
 def sent(opt):

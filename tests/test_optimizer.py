@@ -1,8 +1,6 @@
-import json
-
 import pytest
 
-from conftest import difficulty_task, optimizer_model, task_model
+from conftest import difficulty_task, optimizer_model, task_model, trajectory_records
 from fake_models import Killed, killing_after
 from gpo_local.core import TrajectoryEntry as E
 from gpo_local.optimizer import GPO, GPOConfig, final_choice, select_next
@@ -18,12 +16,7 @@ def make_gpo(run_dir, *, task_llm=None, optimizer_llm=None, steps=4, candidates=
                config=GPOConfig(steps=steps, candidates=candidates), log=JsonlLog(run_dir / "trajectory.jsonl"))
 
 
-def records(run_dir):
-    """The run's records without wall-clock seconds (the only field two runs need not share)."""
-    out = [json.loads(line) for line in (run_dir / "trajectory.jsonl").read_text().splitlines()]
-    for record in out:
-        record.get("usage", {}).pop("seconds", None)
-    return out
+records = trajectory_records
 
 
 def test_select_next_moves_to_best_unselected_even_if_worse():

@@ -104,6 +104,37 @@ def test_a_killed_assembly_leaves_no_model_and_the_next_run_cleans_up(tmp_path, 
     assert leftovers(folder) == ["demo.gguf", "demo.gguf.verified"]
 
 
+@pytest.mark.parametrize("fault,left", [
+    ("pack-chunk:2", "partial"),      # two of three chunks in the temporary file
+    ("pack-replaced:1", "untrusted"),  # the file in place, its trust sidecar not yet written
+])
+def test_an_assembly_killed_at_a_named_point_is_completed_by_the_next_use(tmp_path, monkeypatch, fault, left):
+    """The kill points of packs.py (GPO_LOCAL_FAULT, faults.py): a child process assembling the
+    pack dies with SIGKILL; the next use gives the pinned file and nothing else is left."""
+    pack, content = make_pack(tmp_path, monkeypatch, parts=3)
+    folder = tmp_path / "models"
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from gpo_local import packs
+        chunks = [Path(p) for p in {[str(p) for p in packs.chunk_paths(pack)[0]]!r}]
+        packs._distribution_files = lambda package: None
+        packs.require_chunks = lambda pack: chunks
+        packs.ensure_assembled(packs.Pack(**{pack.__dict__!r}), Path({str(folder)!r}), show_progress=False)
+    """)
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "GPO_LOCAL_FAULT": fault}
+    child = subprocess.run([sys.executable, "-c", script], env=env)
+    assert child.returncode == -9
+    if left == "partial":
+        assert not (folder / "demo.gguf").exists()
+        assert any(name.endswith(".partial") for name in leftovers(folder))
+    else:
+        assert (folder / "demo.gguf").read_bytes() == content
+        assert not packs.is_trusted(pack, folder / "demo.gguf")  # hashed again before it is used
+    assert packs.ensure_assembled(pack, folder).read_bytes() == content
+    assert packs.is_trusted(pack, folder / "demo.gguf")
+    assert leftovers(folder) == ["demo.gguf", "demo.gguf.verified"]
+
+
 def test_an_existing_correct_file_is_accepted_once_hashed_then_trusted(tmp_path, monkeypatch):
     pack, content = make_pack(tmp_path, monkeypatch, parts=2, missing=(1, 2))  # no chunks installed
     folder = tmp_path / "models"

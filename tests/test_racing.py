@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import difficulty_task, optimizer_model, task_model
+from conftest import difficulty_task, optimizer_model, task_model, trajectory_records
 from fake_models import Killed, killing_after
 from gpo_local.errors import ConfigError
 from gpo_local.memo import Memo, MemoizedLLM
@@ -105,11 +105,7 @@ def make_gpo(run_dir, *, racing, task_llm=None, steps=3, candidates=6):
                log=JsonlLog(run_dir / "trajectory.jsonl"))
 
 
-def records(run_dir):
-    out = [json.loads(line) for line in (run_dir / "trajectory.jsonl").read_text().splitlines()]
-    for record in out:
-        record.get("usage", {}).pop("seconds", None)
-    return out
+records = trajectory_records
 
 
 def sharp_task_model():

