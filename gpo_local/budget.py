@@ -22,7 +22,6 @@ from a short measured rate: a few real first-round task generations and optimize
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -79,10 +78,6 @@ class Estimate:
     task_generations: int
     rounds: int
 
-    def seconds(self, rates: dict) -> float:
-        return (self.task_generations * rates["seconds_per_generation"]
-                + self.optimizer_calls * rates["seconds_per_optimizer_call"])
-
 
 def estimate(config: GPOConfig, task: Task) -> Estimate:
     from .methods import get_method
@@ -103,31 +98,8 @@ def estimate(config: GPOConfig, task: Task) -> Estimate:
                     task_generations=generations, rounds=rounds)
 
 
-def measure_rates(settings, samples: int = 4) -> dict:
-    """Seconds per task-model generation (first round, batched as the evaluator batches) and
-    per optimizer reply, timed on a few real generations without the memo cache."""
-    from .backends.llama_cpp import load_models
-    from .tasks.prompting import assemble
-
-    runtime, cfg, task = settings.runtime, settings.config, settings.task
-    task_llm, optimizer_llm = load_models(runtime["task_model"], runtime["optimizer_model"] or runtime["task_model"],
-                                          n_ctx=runtime["n_ctx"], n_threads=runtime["threads"],
-                                          n_gpu_layers=runtime["n_gpu_layers"], parallel=runtime["parallel"])
-    questions = [e.input for e in task.split("eval", samples)]
-    started = time.perf_counter()
-    task_llm.generate([assemble(settings.initial_prompt, q, cfg.position) for q in questions],
-                      max_tokens=task.max_tokens[0], temperature=0.0)
-    per_generation = (time.perf_counter() - started) / len(questions)
-    ask = "Write a one-sentence instruction for answering questions. Put it between <START> and <END>."
-    started = time.perf_counter()
-    optimizer_llm.generate([ask, ask], max_tokens=cfg.optimizer_max_tokens, temperature=cfg.optimizer_temperature,
-                           seeds=[1, 2], stop=("<END>",))
-    per_call = (time.perf_counter() - started) / 2
-    return {"seconds_per_generation": per_generation, "seconds_per_optimizer_call": per_call,
-            "measured_generations": len(questions), "measured_optimizer_calls": 2}
-
-
-def format_estimate(est: Estimate, rates: dict | None) -> str:
+def format_estimate(est: Estimate) -> str:
+    """The counts of a dry run; its wall time is walltime.py's."""
     lines = [
         f"method {est.method}: {est.steps} steps",
         f"  optimizer calls:         {est.optimizer_calls}",
@@ -138,9 +110,4 @@ def format_estimate(est: Estimate, rates: dict | None) -> str:
         f"  task-model generations:  <= {est.task_generations} ({est.rounds} round{'s' if est.rounds > 1 else ''} "
         "per scoring)",
     ]
-    if rates:
-        seconds = est.seconds(rates)
-        lines.append(f"  estimated wall time:     {seconds / 60:.1f} min (measured {rates['seconds_per_generation']:.2f} s "
-                     f"per generation, {rates['seconds_per_optimizer_call']:.2f} s per optimizer call; "
-                     "memo hits make re-runs faster)")
     return "\n".join(lines)

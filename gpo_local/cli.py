@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -95,17 +94,14 @@ def optimize(ctx, task, config_file, resume, dry_run, **options):
 
 
 def _dry_run(settings) -> None:
-    from . import budget
+    from . import budget, walltime
 
     est = budget.estimate(settings.config, settings.task)
-    click.echo(f"task {settings.task.name}: {len(settings.task.split('eval', settings.config.dev_limit))} dev examples; "
-               f"timing a few generations of {settings.runtime['task_model']}...", err=True)
-    # issue 12: rates timed as the evaluator batches, racing modelled (walltime.py)
-    from . import walltime
-
-    rates = walltime.measure(settings)
     n_dev = len(settings.task.split("eval", settings.config.dev_limit))
-    click.echo(budget.format_estimate(est, None))
+    click.echo(f"task {settings.task.name}: {n_dev} dev examples; "
+               f"timing a few generations of {settings.runtime['task_model']}...", err=True)
+    rates = walltime.measure(settings)  # issue 12: timed as the evaluator batches, racing modelled
+    click.echo(budget.format_estimate(est))
     click.echo(walltime.describe(est, rates, n_dev, settings.config.racing))
 
 

@@ -125,9 +125,12 @@ def test_dry_run_prints_the_budget_and_creates_nothing(monkeypatch, tmp_path, ta
     # 1 + 4*3 prompts x 6 dev examples; one round; tests of p0 and the final prompt: 2 x 4.
     assert "dev scorings:            <= 78" in out.output
     assert "task-model generations:  <= 86 (1 round per scoring)" in out.output
-    assert f"estimated wall time:     {(86 * 0.5 + 12 * 2.0) / 60:.1f} min without racing" in out.output
-    raced = (6 + 72 * walltime.RACED_SHARE + 8) * 0.5 + 12 * 2.0  # p0 and the tests are never raced
-    assert f"({raced / 60:.1f} min with)" in out.output
+    # Expected: p0's 6 dev pairs, the candidates' 72 at the share of replies that become new
+    # candidates, the 8 test pairs; at most: every reply a new candidate.
+    expected = (6 + 72 * walltime.NEW_SHARE + 8) * 0.5 + 12 * 2.0
+    assert f"estimated wall time:     {expected / 60:.1f} min without racing" in out.output
+    raced = (6 + 72 * walltime.NEW_SHARE * walltime.RACED_SHARE + 8) * 0.5 + 12 * 2.0  # p0 and the tests are never raced
+    assert f"({raced / 60:.1f} min with; at most {(86 * 0.5 + 12 * 2.0) / 60:.1f} min if every" in out.output
     assert not (tmp_path / "run").exists() and not (home / "runs").exists()
 
 
@@ -149,7 +152,7 @@ def test_dry_run_times_an_evaluator_chunk_and_optimizer_replies(monkeypatch, tmp
     out = CliRunner().invoke(main, ["optimize", str(task_dir), "--steps", "2", "--candidates", "3", "--dry-run",
                                     "--racing", "--run-dir", str(tmp_path / "run")])
     assert out.exit_code == 0, out.output
-    assert "min with racing" in out.output and "min without)" in out.output
+    assert "min with racing" in out.output and "min without; at most" in out.output
     assert "12 pairs batched as the evaluator batches" in out.output  # 2 prompts x the 6 dev questions
     assert len(task.calls) == 12 and len(optimizer.calls) == 3  # min(C, 4) replies in one batch
     assert not (tmp_path / "run").exists()
