@@ -17,7 +17,7 @@ The formula of GPO_SPEC section 7, adapted to this implementation:
 These are upper bounds: a regenerated prompt is not scored again, and a test of p0 alone when
 it stays the best. Memo hits count in the budget (they are what the algorithm asked for) but
 cost no time, so a re-run or a resume is faster than the estimate. The wall time is estimated
-from a short measured rate: a few real first-round task generations and optimizer replies.
+in walltime.py, from rates timed the way a run spends them.
 """
 
 from __future__ import annotations

@@ -15,13 +15,14 @@ The estimate is then load + pairs x seconds per pair + optimizer calls x seconds
 pairs counts dev, train and test pairs (budget.estimate). budget.estimate counts every optimizer
 reply as a new candidate scored on the whole dev split: an upper bound. Replies that are dropped
 (truncated, malformed, a restated example) or repeat an earlier prompt are never scored, so the
-expected dev pairs of the candidates are scaled by NEW_SHARE, the share of replies that became new
-candidates in recorded runs: 0.33-0.63, mean 0.52, on five runs of the main job (`optimize
-antonyms`, seeds 0-2, 24 replies each, 2026-11-29/30). The dry run prints both figures. With racing, the candidates' dev pairs
-are scaled by RACED_SHARE, the share of dev pairs racing scores: for now from simulated steps
+expected dev pairs of the candidates are scaled by NEW_SHARE, the share of replies that became
+new candidates in recorded runs: 0.33-0.63, mean 0.52, over seven runs of the main job
+(`optimize antonyms`, seeds 0-2, 24 replies each, 2026-11-29/30). The dry run prints the
+expected figure and the upper bound. With racing, the candidates' dev pairs are also scaled by
+RACED_SHARE, the share of dev pairs racing scores: for now from simulated steps
 (benchmarks/racing_simulated.py, error 0.05, 4 rounds: 70-86% of the pairs), to be replaced by
-the replays of real runs (benchmarks/racing.py). It is an average, not a bound: a step whose
-candidates are all alike races to the end.
+the replays of real runs (benchmarks/racing.py). Both shares are averages, not bounds: a step
+whose candidates are all new and all alike races to the end.
 """
 
 from __future__ import annotations
