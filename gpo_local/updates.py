@@ -162,6 +162,9 @@ def render_prompt_summary(previous: TrajectoryEntry, current: TrajectoryEntry) -
 _TAGGED = re.compile(r"<START>(.*?)(?:<END>|</END>|$)", re.DOTALL | re.IGNORECASE)
 _STRAY = re.compile(r"</?(?:START|END)>|" + re.escape(PLACEHOLDER), re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # control characters, except tab and newline
+# A closing tag the optimizer garbled on a line of its own at the end ("END", "<END", "END>"),
+# measured in a final prompt of the local bench: "...Options: Yes or No\n \nEND".
+_GARBLED_END = re.compile(r"\n\s*<?/?END>?\s*$")
 _SPACES = re.compile(r"[ \t]{2,}")
 _QUOTES = "\"'“”‘’`"
 
@@ -183,7 +186,7 @@ def parse_candidate(reply: str | None, *, require_tags: bool = False) -> str | N
         return None
     else:
         text = reply
-    text = _STRAY.sub(" ", _CONTROL.sub("", text)).replace("**", "")
+    text = _STRAY.sub(" ", _GARBLED_END.sub("", _CONTROL.sub("", text))).replace("**", "")
     text = _SPACES.sub(" ", text).strip()
     if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
         text = text[1:-1].strip()

@@ -21,6 +21,9 @@ from gpo_local.updates import dedupe_ordered, parse_candidate, render_update, wo
     ("<START>Answer <Prompt> briefly.<END>", "Answer briefly."),
     ("<START>", None),
     ("<START>\x00\x1b[31mBe\x07 exact.<END>", "[31mBe exact."),
+    ("<START>Say yes or no.\n \nEND", "Say yes or no."),      # a garbled closing tag on its last line
+    ("<START>Say yes or no.\n</END", "Say yes or no."),
+    ("<START>Write THE END in capitals.<END>", "Write THE END in capitals."),  # a word, not a tag
 ])
 def test_parse_candidate(reply, expected):
     assert parse_candidate(reply) == expected
