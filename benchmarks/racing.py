@@ -110,6 +110,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     runs = []
     for run_dir in args.runs:
+        if not (run_dir / "trajectory.jsonl").exists():  # e.g. a bench cell stopped before its first record
+            print(f"{run_dir}: no trajectory.jsonl, skipped")
+            continue
         config, steps = load_steps(run_dir)
         method = config.get("config", {}).get("method", "gpo")
         task = config.get("task", run_dir.name)
