@@ -6,7 +6,8 @@ trajectory and result of an uninterrupted run with the same seed.
 Cost control: the uninterrupted reference run fills a memo cache; most scenarios start from a
 copy of it (their generations are free, so a scenario costs two process start-ups), the memo
 scenarios from a copy with half of its rows deleted (so that generations, and memo writes,
-happen), and one scenario from an empty cache (a kill during real scoring).
+happen), and three scenarios from an empty cache (kills during real scoring: the first chunk, a
+two-round chain, a raced step).
 """
 
 import json
