@@ -24,11 +24,10 @@ from collections import Counter
 from typing import Callable, Iterable, Sequence
 
 from .trajectory import STEP
-from .updates import normalize_prompt, parse_candidate
+from .updates import TAGGED_REPLY, normalize_prompt, parse_candidate
 
 DROP_REASONS = ("empty", "missing_tags", "truncated", "tag_leak", "too_long", "leaks_example", "duplicate")
 TRUNCATED_SHARE = 0.98
-_TAGGED = re.compile(r"<START>(.*?)(?:<END>|</END>|$)", re.DOTALL | re.IGNORECASE)
 _LEAKED_TAG = re.compile(r"</?(?:START|END)>", re.IGNORECASE)
 
 
@@ -41,7 +40,7 @@ def classify(reply: str | None, *, require_tags: bool = False, truncated: bool =
     """(the candidate, None) for a usable reply, else (None, the drop reason)."""
     if not reply or not reply.strip():
         return None, "empty"
-    match = _TAGGED.search(reply)
+    match = TAGGED_REPLY.search(reply)
     if match is None and require_tags:
         return None, "missing_tags"
     if truncated:

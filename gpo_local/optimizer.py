@@ -244,19 +244,16 @@ class Method:
         one call, record every candidate; returns the distinct candidates with their scores, in
         order. `parent` is the prompt they were generated from, or one per candidate."""
         cfg = self.config
+        # `parsed` comes from self.parse (replies.py), which already dropped the replies over the
+        # word cap and counted them under `drops`.
         parents = list(parent) if isinstance(parent, (list, tuple)) else [parent] * len(parsed)
-        too_long = 0
-        if cfg.max_prompt_words:
-            too_long = sum(p is not None and len(p.split()) > cfg.max_prompt_words for p in parsed)
-            parsed = [p if p is None or len(p.split()) <= cfg.max_prompt_words else None for p in parsed]
         distinct: dict[str, tuple[str, str | None]] = {}
         for prompt, origin in zip(parsed, parents):
             if prompt is not None:
                 distinct.setdefault(normalize_prompt(prompt), (prompt, origin))
         new = [p for key, (p, _) in distinct.items() if key not in state.scores]
         self.on_event("candidates", {"step": step, "replies": len(parsed), "usable": len(distinct), "new": len(new),
-                                     "dropped": list(parsed).count(None), "too_long": too_long,
-                                     "drops": self.replies.step_drops()})
+                                     "dropped": list(parsed).count(None), "drops": self.replies.step_drops()})
         # issue 12 hook: racing (racing.py); every new candidate's per-question scores are recorded.
         known = {p: state.dropped[normalize_prompt(p)]["dev_outcomes"] for p in new
                  if normalize_prompt(p) in state.dropped}

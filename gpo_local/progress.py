@@ -245,14 +245,10 @@ class Progress:
             self._work_bar("optimizer: generating candidates", 0, None)
         elif kind == "candidates":
             self.scored += data.get("new", 0)
-            too_long = data.get("too_long", 0)
-            if "drops" in data:  # issue 10: every drop reason (drops.py)
-                from .drops import describe
+            from .drops import describe  # issue 10: every drop reason
 
-                self.note(f"  {data['usable']} usable candidates ({data['new']} new; dropped: {describe(data['drops'])})")
-            else:
-                self.note(f"  {data['usable']} usable candidates ({data['new']} new; dropped: "
-                          f"{data['dropped'] - too_long} empty, {too_long} too long)")
+            self.note(f"  {data['usable']} usable candidates ({data['new']} new; dropped: "
+                      f"{describe(data.get('drops', {}))})")
             self._update_steps()
         elif kind == "chosen":
             self.best = data.get("best", self.best)

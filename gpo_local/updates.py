@@ -159,7 +159,8 @@ def render_prompt_summary(previous: TrajectoryEntry, current: TrajectoryEntry) -
     ])
 
 
-_TAGGED = re.compile(r"<START>(.*?)(?:<END>|</END>|$)", re.DOTALL | re.IGNORECASE)
+# The prompt of a reply: after <START>, up to <END> (or </END>, or the end of a cut-off reply).
+TAGGED_REPLY = re.compile(r"<START>(.*?)(?:<END>|</END>|$)", re.DOTALL | re.IGNORECASE)
 _STRAY = re.compile(r"</?(?:START|END)>|" + re.escape(PLACEHOLDER), re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # control characters, except tab and newline
 # A closing tag the optimizer garbled on a line of its own at the end ("END", "<END", "END>"),
@@ -179,7 +180,7 @@ def parse_candidate(reply: str | None, *, require_tags: bool = False) -> str | N
     drops it, and one that does not fit the task model's context is scored 0 (evaluator)."""
     if not reply:
         return None
-    match = _TAGGED.search(reply)
+    match = TAGGED_REPLY.search(reply)
     if match:
         text = match.group(1)
     elif require_tags:

@@ -102,7 +102,7 @@ def test_bars_show_step_candidates_rates_eta_and_best():
         ui.event("run_started", {"steps": 4})
         ui.event("trajectory", {"entry": {"prompt": "p", "dev_score": 0.25, "step": -1}})
         ui.event("step", {"step": 0, "steps": 4, "budget": 30})
-        ui.event("candidates", {"step": 0, "replies": 3, "usable": 3, "new": 3, "dropped": 0, "too_long": 0})
+        ui.event("candidates", {"step": 0, "replies": 3, "usable": 3, "new": 3, "dropped": 0, "drops": {}})
         ui.progress(0, 24)
         ui.progress(16, 24)
 
