@@ -9,18 +9,33 @@ missing tags, runaway length or leaked tags; a reply can still be cut by the tok
 The word cap of a step: a prompt that changes at most `budget` words of the current prompt
 (word edit distance) has at most len(current) + budget words, so that is the cap, tightened by
 `max_prompt_words` when set. Without a step size the cap is `max_prompt_words` or none.
+
+The token limit of a constrained reply is sized to its cap (`reply_token_limit`): the grammar
+ends the reply after `cap` words anyway, so a limit below what those words take only cuts
+replies the grammar would have closed. Measured on the main job (antonyms, cap 55, 128 tokens):
+10 of 24 constrained replies were cut by the limit (benchmarks/README.md).
 """
 
 from __future__ import annotations
 
 WORD_CHARS = r"[^ \t\n\r<>]"
 MAX_WORD_CHARS = 40  # a "word" longer than this is not an instruction word (and bounds tokens)
+# Tokens a capped reply may need: Qwen2.5's and SmolLM2's tokenizers take 1.3-1.5 tokens per
+# English word, more for words with quotes or punctuation attached; 3 per word plus the tags
+# leaves room for those without raising the limit much (a reply stops at <END> anyway).
+TOKENS_PER_WORD, TAG_TOKENS = 3, 8
 
 
 def word_cap(current: str, budget: int | None, max_prompt_words: int | None) -> int | None:
     caps = [c for c in ((len(current.split()) + budget) if budget is not None else None, max_prompt_words)
             if c is not None]
     return min(caps) if caps else None
+
+
+def reply_token_limit(max_tokens: int, cap: int | None) -> int:
+    """The token limit of a constrained reply of at most `cap` words: `max_tokens`, raised to
+    what the cap needs."""
+    return max_tokens if cap is None else max(max_tokens, TOKENS_PER_WORD * cap + TAG_TOKENS)
 
 
 def prompt_grammar(max_words: int | None = None) -> str:

@@ -52,7 +52,7 @@ from .replies import ReplyParser
 from .runs import JsonlLog
 from .tasks import Task
 from .trajectory import CANDIDATE, INIT, STEP, TrajectoryState, final_choice, last_recorded, replay, select_next
-from .updates import normalize_prompt, render_update, word_edit_distance
+from .updates import normalize_prompt, render_update, state_word_cap, word_edit_distance
 
 Event = Callable[[str, dict], None]
 
@@ -211,7 +211,7 @@ class Method:
         self.log.append({"kind": kind, **data})
 
     def ask(self, prompts: Sequence[str], *, step: int, tag: str = "", temperature: float | None = None,
-            grammar: str | None = None) -> list[str]:
+            grammar: str | None = None, max_tokens: int | None = None) -> list[str]:
         """Optimizer replies, one per meta-prompt, each with its own seed from (seed, task, step,
         tag + index): a reply never depends on the other calls, so a resumed run asks the same."""
         cfg = self.config
@@ -219,16 +219,29 @@ class Method:
         if not prompts:
             return []
         constrained = {"grammar": grammar} if grammar is not None else {}
-        return self.optimizer_llm.generate(list(prompts), max_tokens=cfg.optimizer_max_tokens,
+        return self.optimizer_llm.generate(list(prompts), max_tokens=max_tokens or cfg.optimizer_max_tokens,
                                            temperature=cfg.optimizer_temperature if temperature is None else temperature,
                                            seeds=seeds, stop=("<END>",), **constrained)
 
     def score_dev(self, prompt: str) -> float:
         return self.evaluator.score(prompt, "eval", limit=self.config.dev_limit).score
 
-    def parse(self, replies: Sequence[str], *, max_words: int | None = None) -> list[str | None]:
+    def propose(self, metas: Sequence[str], *, step: int, current: str = "", budget: int | None = None,
+                tag: str = "") -> tuple[list[str | None], list[str], int | None]:
+        """Candidate prompts from candidate-writing meta-prompts: (one candidate per meta-prompt,
+        None for a dropped reply; the meta-prompts as sent; the word cap). Every method's
+        candidates come through here, so they share the reply grammar of the step's word cap
+        (`current` and `budget` set it, replies.py), the stated cap and the drop reasons."""
+        grammar, cap = self.replies.grammar(current, budget)
+        metas = [state_word_cap(m, cap) for m in metas]
+        max_tokens = self.replies.token_limit(grammar, cap)
+        replies = self.ask(metas, step=step, tag=tag, grammar=grammar, max_tokens=max_tokens)
+        return self.parse(replies, max_words=cap, max_tokens=max_tokens), metas, cap
+
+    def parse(self, replies: Sequence[str], *, max_words: int | None = None,
+              max_tokens: int | None = None) -> list[str | None]:
         """Candidates of the replies, None for a dropped one (reasons counted, replies.py)."""
-        return self.replies.parse(replies, max_words=max_words)
+        return self.replies.parse(replies, max_words=max_words, max_tokens=max_tokens)
 
     def drop_totals(self) -> dict[str, int]:
         return self.replies.totals()
@@ -367,12 +380,11 @@ class GPO(Method):
         history, kind = self._run_strategy(self.direction, step, state, record=record)
         meta = render_update(method=cfg.update, history=history, history_kind=kind, current=current.prompt,
                              exemplars=self.exemplars, position=cfg.position, budget=budget, gradient=shown)
-        grammar, cap = self.replies.grammar(current.prompt, budget)
-        if grammar is not None:
+        parsed, (meta, *_), cap = self.propose([meta] * cfg.candidates, step=step, current=current.prompt,
+                                               budget=budget)
+        if self.replies.constrained:
             record["grammar_words"] = cap  # the constrained replies' word cap (None: unbounded)
-        replies = self.ask([meta] * cfg.candidates, step=step, grammar=grammar)
-        scored = self.score_candidates(step, state, self.parse(replies, max_words=cap), parent=current.prompt,
-                                       budget=budget)
+        scored = self.score_candidates(step, state, parsed, parent=current.prompt, budget=budget)
         prompt, score = select_next([(current.prompt, current.dev_score), *scored], state.selected)
         if self.gradients and self.gradients[-1].step == step:
             self.gradients[-1] = replace(self.gradients[-1], improvement=score - current.dev_score)

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import difficulty_task, task_model
 from gpo_local.drops import DROP_REASONS, classify, count, describe, is_truncated, mark_duplicates, totals
-from gpo_local.grammar import prompt_grammar, word_cap
+from gpo_local.grammar import prompt_grammar, reply_token_limit, word_cap
 from gpo_local.optimizer import GPO, GPOConfig
 from gpo_local.runs import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
@@ -116,6 +116,54 @@ def test_a_model_with_grammar_support_gets_the_steps_grammar(tmp_path):
     assert steps[0]["grammar_words"] == 30
     assert optimizer.calls[0]["grammar"] == prompt_grammar(30)
     assert optimizer.calls[0]["grammar"].startswith('root ::= "<START>" word (" " word){0,29} "<END>"')
+
+
+def test_a_constrained_reply_gets_the_tokens_its_word_cap_needs(tmp_path):
+    assert reply_token_limit(128, None) == 128
+    assert reply_token_limit(128, 30) == 128  # 3 x 30 + 8 = 98 fit already
+    assert reply_token_limit(128, 55) == 173
+    # The scripted reply uses the whole raised limit: it is truncated against that limit, not
+    # against --optimizer-max-tokens (40 here), which it would pass without being cut.
+    long_reply = "<START>" + " ".join(["word"] * 60)
+    optimizer = ScriptedLLM(lambda messages, t, seed: long_reply)
+    optimizer.supports_grammar = True
+    gpo, _ = run_gpo(tmp_path, optimizer, max_prompt_words=30, grammar=True)
+    # Step 1: cap 30 (as above) -> 98 tokens; step 2: budget 10 on "Answer." (every reply was
+    # dropped, so it stays) -> cap 11 -> 41 tokens.
+    assert [c["max_tokens"] for c in optimizer.calls] == [98] * len(REPLIES) + [41] * len(REPLIES)
+    # The 61-word reply is over step 1's cap but not cut by its 98 tokens; step 2's 41 cut it.
+    steps = [r for r in map(json.loads, (tmp_path / "trajectory.jsonl").read_text().splitlines())
+             if r["kind"] == "step"]
+    assert [s["drops"] for s in steps] == [{"too_long": len(REPLIES)}, {"truncated": len(REPLIES)}]
+
+
+def test_free_form_replies_keep_the_configured_token_limit(tmp_path):
+    optimizer = ScriptedLLM(lambda messages, t, seed: "<START>Say yes to all<END>")
+    run_gpo(tmp_path, optimizer, max_prompt_words=30, grammar=True)  # the fake cannot constrain
+    assert {c["max_tokens"] for c in optimizer.calls} == {40}
+
+
+@pytest.mark.parametrize("method", ["gpo", "ape", "apo", "opro", "pe2", "sgdm"])
+def test_every_method_states_the_word_cap_in_its_candidate_meta_prompts(tmp_path, method):
+    from gpo_local.methods import METHODS
+
+    optimizer = ScriptedLLM(lambda messages, t, seed: "<START>Say yes to all<END>")
+    cls = METHODS[method]
+    runner = cls(task=difficulty_task(), task_llm=task_model(), optimizer_llm=optimizer,
+                 index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
+                 config=GPOConfig(steps=2, candidates=3, max_prompt_words=17),
+                 log=JsonlLog(tmp_path / "trajectory.jsonl"))
+    runner.run()
+    asked = [c["messages"][-1]["content"] for c in optimizer.calls]
+    capped = [m for m in asked if m.endswith("\nWrite at most 17 words between the tags.")]
+    assert capped, asked[:1]
+    # Every meta-prompt asks for a tagged prompt; those that are not candidates (APO's reasons,
+    # which are explanations) are not capped.
+    assert all(m.endswith("Write at most 17 words between the tags.") or "wrong" in m or "problems" in m
+               for m in asked)
+    steps = [r for r in map(json.loads, (tmp_path / "trajectory.jsonl").read_text().splitlines())
+             if r["kind"] == "step"]
+    assert all(s["meta_prompt"].endswith("Write at most 17 words between the tags.") for s in steps)
 
 
 def test_no_grammar_sends_none(tmp_path):

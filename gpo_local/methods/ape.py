@@ -58,6 +58,6 @@ class APE(Method):
             top = [p for p, _ in state.ranked()[:min(PARENTS, self.config.candidates)]]
             parents = [top[j % len(top)] for j in range(calls)]
             metas = [render_resample(p) for p in parents]
-        replies = self.ask(metas, step=step)
-        self.score_candidates(step, state, self.parse(replies), parent=parents)
+        parsed, metas, _ = self.propose(metas, step=step)
+        self.score_candidates(step, state, parsed, parent=parents)
         self.choose_best(step, state, meta_prompt=metas[0])

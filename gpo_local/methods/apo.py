@@ -82,9 +82,9 @@ class APO(Method):
             extra["gradient"] = "\n\n".join(reasons)
         n_edit = math.ceil((cost - 1) / 2)
         edit_metas = [render_edit(parent, wrong, reasons[j % len(reasons)] if reasons else None) for j in range(n_edit)]
-        edits = self.parse(self.ask(edit_metas, step=step, tag="edit"))
+        edits, edit_metas, _ = self.propose(edit_metas, step=step, tag="edit")
         usable = [e for e in edits if e] or [parent]
         sources = [usable[j % len(usable)] for j in range(cost - 1 - n_edit)]
-        paraphrases = self.parse(self.ask([render_paraphrase(p) for p in sources], step=step, tag="paraphrase"))
+        paraphrases, _, _ = self.propose([render_paraphrase(p) for p in sources], step=step, tag="paraphrase")
         self.score_candidates(step, state, edits + paraphrases, parent=[parent] * n_edit + sources)
         self.choose_best(step, state, meta_prompt=edit_metas[0], **extra)

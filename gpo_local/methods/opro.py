@@ -44,6 +44,7 @@ class OPRO(Method):
         calls = self.plan()[step]
         ranked = state.ranked()
         meta = render_opro(ranked, self.exemplars, self.config.position)
-        replies = self.ask([meta] * calls, step=step)
-        self.score_candidates(step, state, self.parse(replies), parent=ranked[0][0])
+        parsed, sent, _ = self.propose([meta] * calls, step=step)
+        meta = sent[0] if sent else meta
+        self.score_candidates(step, state, parsed, parent=ranked[0][0])
         self.choose_best(step, state, meta_prompt=meta)

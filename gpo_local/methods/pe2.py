@@ -73,6 +73,6 @@ class PE2(Method):
             shown = [pairs[(BATCH_SHOWN * j + i) % len(pairs)] for i in range(min(BATCH_SHOWN, len(pairs)))]
             metas.append(render_pe2(prompt=parent, score=score, history=history, shown=shown,
                                     position=self.config.position, budget=budget))
-        replies = self.ask(metas, step=step)
-        self.score_candidates(step, state, self.parse(replies), parent=parent, budget=budget)
+        parsed, metas, _ = self.propose(metas, step=step, current=parent, budget=budget)
+        self.score_candidates(step, state, parsed, parent=parent, budget=budget)
         self.choose_best(step, state, meta_prompt=metas[0], budget=budget, train_batch=[e.id for e in batch])
