@@ -1,15 +1,20 @@
-"""Optimizer replies with and without the GBNF grammar (issue 10, item 4), in one process.
+"""Usable optimizer replies with and without the GBNF grammar (issue 10, item 4), in one process.
 
-Workload: GPO's update meta-prompt for BBH navigate (format exemplars from
-../shared/data/bbh/navigate, the built-in `sentiment` task when that is absent), current prompt
-"Let's think step by step.", step size 10 words; REPLIES sampled replies (temperature 1,
-seeds 0..REPLIES-1, max 256 tokens, stop <END>) from the optimizer model, constrained to the
-step's grammar (word cap 15) and free-form. Prints, for each mode, the share of replies that
-give a usable candidate (drops.classify with tags required, the word cap and the exemplar-leak
-check against the exemplars and dev questions), the drop reasons, and the wall time; then the
-constrained/free-form time ratio measured in the same run.
+Workload: GPO's step-1 update meta-prompt as `benchmarks/configs/local.toml` sends it, for each
+of the BBH tasks given (format exemplars of seed 0 from ../shared/data/bbh/TASK; the built-in
+`sentiment` task when ../shared is absent): current prompt "Let's think step by step.", step
+size 50 words, --max-prompt-words 60, --optimizer-max-tokens 128, temperature 1, REPLIES
+sampled replies (seeds 0..REPLIES-1, stop <END>). Three modes:
+- `free`: free-form replies, the word cap not stated (the code before the cap was stated);
+- `free+cap`: free-form, the cap stated (`updates.state_word_cap`): today's `--no-grammar`;
+- `grammar`: the cap stated, the step's grammar (word cap min(5 + 50, 60) = 55) and the token
+  limit sized to it (`grammar.reply_token_limit`): today's `--grammar`.
+A reply is usable when `drops.classify` keeps it (the cap, truncation against the mode's token
+limit, the exemplar-leak check against the exemplars, dev and train questions). Prints per task
+and mode the usable count, the drop reasons and the wall time, then the totals.
 
-Run: python benchmarks/grammar_replies.py [--model NAME_OR_PATH] [--replies 16] [--threads 2]
+Run: python benchmarks/grammar_replies.py [--model NAME_OR_PATH] [--tasks navigate,boolean_expressions]
+        [--replies 12] [--threads 2]
 """
 
 from __future__ import annotations
@@ -22,52 +27,63 @@ from pathlib import Path
 from gpo_local.backends.llama_cpp import LlamaCppModel
 from gpo_local.catalog import resolve_model
 from gpo_local.drops import classify, is_truncated
-from gpo_local.grammar import prompt_grammar, word_cap
+from gpo_local.grammar import prompt_grammar, reply_token_limit, word_cap
 from gpo_local.leaks import LeakDetector, leak_references
 from gpo_local.optimizer import pick_exemplars
 from gpo_local.tasks import load_task
-from gpo_local.updates import render_update
+from gpo_local.updates import render_update, state_word_cap
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bbh" / "navigate"
-CURRENT, BUDGET, MAX_TOKENS = "Let's think step by step.", 10, 256
+BBH = Path(__file__).resolve().parents[2] / "shared" / "data" / "bbh"
+CURRENT, BUDGET, MAX_WORDS, MAX_TOKENS, TEMPERATURE = "Let's think step by step.", 50, 60, 128, 1.0
 
 
-def measure(model, meta, n, grammar, cap, detector):
+def measure(model, meta, n, grammar, max_tokens, max_words, detector):
+    model.decoder.reset()
     started = time.perf_counter()
-    replies = model.generate([meta] * n, max_tokens=MAX_TOKENS, temperature=1.0, seeds=list(range(n)),
+    replies = model.generate([meta] * n, max_tokens=max_tokens, temperature=TEMPERATURE, seeds=list(range(n)),
                              stop=("<END>",), grammar=grammar)
     seconds = time.perf_counter() - started
     reasons = Counter()
     for reply in replies:
-        truncated = is_truncated(model.count_tokens(reply), MAX_TOKENS)
-        reasons[classify(reply, require_tags=True, truncated=truncated, max_words=cap,
-                         leaks=detector.leaks)[1] or "usable"] += 1
+        truncated = is_truncated(model.count_tokens(reply), max_tokens)
+        reasons[classify(reply, truncated=truncated, max_words=max_words, leaks=detector.leaks)[1] or "usable"] += 1
     return seconds, reasons, replies
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--replies", type=int, default=16)
+    parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
+    parser.add_argument("--tasks", default="navigate,boolean_expressions")
+    parser.add_argument("--replies", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    task = load_task(str(DATA) if DATA.is_dir() else "sentiment")
-    exemplars = pick_exemplars(task, 3, 0)
-    detector = LeakDetector(leak_references(exemplars, task.split("eval")))
-    meta = render_update(method="generate-without", history=[], current=CURRENT, exemplars=exemplars,
-                         position="Q_end", budget=BUDGET)
-    model = LlamaCppModel(resolve_model(args.model), n_ctx=2048, n_threads=args.threads, parallel=8)
-    cap = word_cap(CURRENT, BUDGET, None)
-    results = {}
-    for mode, grammar in (("grammar", prompt_grammar(cap)), ("free-form", None)):
-        seconds, reasons, replies = measure(model, meta, args.replies, grammar, cap, detector)
-        results[mode] = seconds
-        print(f"{mode:9s} usable {reasons['usable']}/{args.replies}  {seconds:6.1f} s  "
-              f"drops {dict((k, v) for k, v in reasons.items() if k != 'usable')}")
-        for reply in replies[:3]:
-            print(f"    {' '.join(reply.split())[:110]!r}")
-    print(f"time ratio grammar/free-form: {results['grammar'] / results['free-form']:.2f} "
-          f"(task {task.name}, model {args.model}, {args.threads} threads)")
+    model = LlamaCppModel(resolve_model(args.model), n_ctx=4096, n_threads=args.threads, parallel=8)
+    cap = word_cap(CURRENT, BUDGET, MAX_WORDS)
+    totals: dict[str, Counter] = {}
+    seconds: Counter = Counter()
+    names = args.tasks.split(",") if BBH.is_dir() else ["sentiment"]
+    for name in names:
+        task = load_task(str(BBH / name) if BBH.is_dir() else name)
+        exemplars = pick_exemplars(task, 3, 0)
+        detector = LeakDetector(leak_references(exemplars, *(task.split(s) for s in ("eval", "train") if s in task.splits)))
+        meta = render_update(method="generate-without", history=[], current=CURRENT, exemplars=exemplars,
+                             position="Q_end", budget=BUDGET)
+        modes = (("free", meta, None, MAX_TOKENS, MAX_WORDS),
+                 ("free+cap", state_word_cap(meta, MAX_WORDS), None, MAX_TOKENS, MAX_WORDS),
+                 ("grammar", state_word_cap(meta, cap), prompt_grammar(cap), reply_token_limit(MAX_TOKENS, cap), cap))
+        for mode, text, grammar, max_tokens, max_words in modes:
+            spent, reasons, replies = measure(model, text, args.replies, grammar, max_tokens, max_words, detector)
+            totals.setdefault(mode, Counter()).update(reasons)
+            seconds[mode] += spent
+            print(f"{name:20s} {mode:9s} usable {reasons['usable']:2d}/{args.replies}  {spent:6.1f} s  "
+                  f"drops {dict((k, v) for k, v in reasons.items() if k != 'usable')}", flush=True)
+            for reply in replies[:2]:
+                print(f"    {' '.join(reply.split())[:110]!r}")
+    for mode, reasons in totals.items():
+        n = sum(reasons.values())
+        print(f"total {mode:9s} usable {reasons['usable']}/{n} ({100 * reasons['usable'] / n:.0f}%)  "
+              f"{seconds[mode]:.0f} s  drops {dict((k, v) for k, v in reasons.items() if k != 'usable')}")
+    print(f"(model {args.model}, {args.threads} threads, temperature {TEMPERATURE}, {args.replies} replies a task and mode)")
 
 
 if __name__ == "__main__":
