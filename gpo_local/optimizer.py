@@ -231,9 +231,12 @@ class Method:
         """Candidate prompts from candidate-writing meta-prompts: (one candidate per meta-prompt,
         None for a dropped reply; the meta-prompts as sent; the word cap). Every method's
         candidates come through here, so they share the reply grammar of the step's word cap
-        (`current` and `budget` set it, replies.py), the stated cap and the drop reasons."""
+        (`current` and `budget` set it, replies.py), the stated cap and the drop reasons.
+        The cap is stated only to a constrained optimizer, which cannot write past it: told the
+        cap, free-form replies on BBH went over it as often as untold (benchmarks/README.md)."""
         grammar, cap = self.replies.grammar(current, budget)
-        metas = [state_word_cap(m, cap) for m in metas]
+        if grammar is not None:
+            metas = [state_word_cap(m, cap) for m in metas]
         max_tokens = self.replies.token_limit(grammar, cap)
         replies = self.ask(metas, step=step, tag=tag, grammar=grammar, max_tokens=max_tokens)
         return self.parse(replies, max_words=cap, max_tokens=max_tokens), metas, cap

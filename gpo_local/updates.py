@@ -119,9 +119,8 @@ def render_update(
 
 
 def state_word_cap(meta_prompt: str, cap: int | None) -> str:
-    """The meta-prompt with the replies' word cap stated, when there is one: a cap the optimizer
-    is not told about only drops its longer replies (issue 10: on BBH, 5 of 24 of GPO's
-    replies were over the 60-word cap before it was stated)."""
+    """The meta-prompt with the replies' word cap stated, when there is one: a constrained reply
+    is cut at the cap, so the optimizer should write a prompt that ends before it."""
     return meta_prompt if cap is None else f"{meta_prompt}\nWrite at most {cap} words between the tags."
 
 

@@ -1,6 +1,7 @@
 """Grammar-constrained optimizer replies (grammar.py) and drop reasons (drops.py), with fakes."""
 
 import json
+import re
 
 import pytest
 
@@ -144,26 +145,33 @@ def test_free_form_replies_keep_the_configured_token_limit(tmp_path):
 
 
 @pytest.mark.parametrize("method", ["gpo", "ape", "apo", "opro", "pe2", "sgdm"])
-def test_every_method_states_the_word_cap_in_its_candidate_meta_prompts(tmp_path, method):
+def test_every_method_states_the_word_cap_to_a_constrained_optimizer(tmp_path, method):
     from gpo_local.methods import METHODS
 
-    optimizer = ScriptedLLM(lambda messages, t, seed: "<START>Say yes to all<END>")
-    cls = METHODS[method]
-    runner = cls(task=difficulty_task(), task_llm=task_model(), optimizer_llm=optimizer,
-                 index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
-                 config=GPOConfig(steps=2, candidates=3, max_prompt_words=17),
-                 log=JsonlLog(tmp_path / "trajectory.jsonl"))
-    runner.run()
+    def run(directory, grammar):
+        optimizer = ScriptedLLM(lambda messages, t, seed: "<START>Say yes to all<END>")
+        optimizer.supports_grammar = True
+        METHODS[method](task=difficulty_task(), task_llm=task_model(), optimizer_llm=optimizer,
+                        index=TrajectoryIndex(directory / "indexes", HashingEmbedder()),
+                        config=GPOConfig(steps=2, candidates=3, max_prompt_words=17, grammar=grammar),
+                        log=JsonlLog(directory / "trajectory.jsonl")).run()
+        return optimizer
+
+    # Free-form replies are not told the cap (they are dropped over it).
+    free = run(tmp_path / "free", grammar=False)
+    assert not any("Write at most" in c["messages"][-1]["content"] for c in free.calls)
+    optimizer = run(tmp_path, grammar=True)
     asked = [c["messages"][-1]["content"] for c in optimizer.calls]
-    capped = [m for m in asked if m.endswith("\nWrite at most 17 words between the tags.")]
-    assert capped, asked[:1]
-    # Every meta-prompt asks for a tagged prompt; those that are not candidates (APO's reasons,
-    # which are explanations) are not capped.
-    assert all(m.endswith("Write at most 17 words between the tags.") or "wrong" in m or "problems" in m
-               for m in asked)
+    stated = re.compile(r"\nWrite at most (\d+) words between the tags\.$")
+    caps = [int(m.group(1)) for m in map(stated.search, asked) if m]
+    # Step 1 of every method: --max-prompt-words 17 (the step size allows more); later steps of
+    # the methods with a step size: the new current prompt (4 words) + the smaller step size.
+    assert caps and caps[0] == 17 and all(cap <= 17 for cap in caps)
+    # Every candidate meta-prompt states it; the others (APO's reasons, explanations) do not.
+    assert all(stated.search(m) or "wrong" in m for m in asked)
     steps = [r for r in map(json.loads, (tmp_path / "trajectory.jsonl").read_text().splitlines())
              if r["kind"] == "step"]
-    assert all(s["meta_prompt"].endswith("Write at most 17 words between the tags.") for s in steps)
+    assert all(stated.search(s["meta_prompt"]) for s in steps)
 
 
 def test_no_grammar_sends_none(tmp_path):
