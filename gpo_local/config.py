@@ -130,8 +130,8 @@ OPTIONS: tuple[Option, ...] = (
                                             "0 and 1 exclusive", minimum=0),
     _O("racing_rounds", int, RACING_ROUNDS, "Racing: dev prefixes doubling up to the whole split, in this many "
                                             "rounds", minimum=1),
-    # On by default: on BBH meta-prompts, 23 of 24 constrained replies of the 1.5B optimizer were
-    # usable against 6 of 24 free-form ones (benchmarks/grammar_replies.py). The built-in
+    # On by default: on BBH meta-prompts, 24 of 24 constrained replies of the 1.5B optimizer were
+    # usable against 3 of 24 free-form ones (benchmarks/grammar_replies.py). The built-in
     # `antonyms` turns it off: there free-form replies found the rule and constrained ones did not
     # (benchmarks/README.md, "Offline models").
     _O("grammar", bool, True, "Constrain optimizer replies to a tagged prompt within the step's word cap (llama.cpp "
