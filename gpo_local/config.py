@@ -118,7 +118,9 @@ OPTIONS: tuple[Option, ...] = (
     _O("test_holdout", int, None, "For a task without a test split: hold out its last N dev examples as the test "
                                   "split.", minimum=1),
     _O("optimizer_temperature", float, 1.0, "Sampling temperature of the optimizer's candidate replies", minimum=0),
-    _O("optimizer_max_tokens", int, 512, "Token limit of each optimizer reply", minimum=1),
+    _O("optimizer_max_tokens", int, 512, "Token limit of each optimizer reply; a grammar-constrained candidate "
+                                         "reply gets at least what its word cap needs (3 tokens a word + 8)",
+       minimum=1),
     _O("require_tags", bool, False, "Drop replies without <START>...<END> tags", cli=False),
     _O("max_prompt_words", int, None, "Drop candidates longer than this many words [default: no limit].", minimum=1),
     _O("seed", int, 0, "Seed of every sampled choice.", show_default=True),

@@ -51,10 +51,12 @@ def seconds(est, rates: dict, n_dev: int, racing: bool, new_share: float = NEW_S
 
 def measure(settings) -> dict:
     """Time model loading, one evaluator chunk and a batch of optimizer replies (no memo)."""
+    from .backends import complete_llm
     from .backends.llama_cpp import load_models
     from .evaluator import Evaluator
+    from .grammar import prompt_grammar, reply_token_limit, word_cap
     from .optimizer import pick_exemplars
-    from .updates import render_update
+    from .updates import render_update, state_word_cap
 
     runtime, cfg, task = settings.runtime, settings.config, settings.task
     started = time.perf_counter()
@@ -68,12 +70,21 @@ def measure(settings) -> dict:
     Evaluator(task_llm, task, position=cfg.position).evaluate_examples(prompts, questions, "eval")
     per_pair = (time.perf_counter() - started) / (len(prompts) * len(questions))
     asks = min(cfg.candidates, 4)
-    # A first step's meta-prompt, as long as the run's (its examples dominate the prompt tokens).
+    # A first step's meta-prompt, as long as the run's (its examples dominate the prompt tokens),
+    # asked as the run asks it: under the step's grammar and sized token limit when constrained.
+    schedule = cfg.make_schedule()
+    budget = schedule(1) if schedule else None
     ask = render_update(method="generate-without", history=[], current=settings.initial_prompt,
-                        exemplars=pick_exemplars(task, cfg.format_examples, cfg.seed), position=cfg.position)
+                        exemplars=pick_exemplars(task, cfg.format_examples, cfg.seed), position=cfg.position,
+                        budget=budget)
+    constrained, max_tokens = {}, cfg.optimizer_max_tokens
+    if cfg.grammar and complete_llm(optimizer_llm).supports_grammar:
+        cap = word_cap(settings.initial_prompt, budget, cfg.max_prompt_words)
+        ask, max_tokens = state_word_cap(ask, cap), reply_token_limit(max_tokens, cap)
+        constrained = {"grammar": prompt_grammar(cap)}
     started = time.perf_counter()
-    optimizer_llm.generate([ask] * asks, max_tokens=cfg.optimizer_max_tokens, temperature=cfg.optimizer_temperature,
-                           seeds=list(range(1, asks + 1)), stop=("<END>",))
+    optimizer_llm.generate([ask] * asks, max_tokens=max_tokens, temperature=cfg.optimizer_temperature,
+                           seeds=list(range(1, asks + 1)), stop=("<END>",), **constrained)
     per_call = (time.perf_counter() - started) / asks
     return {"load_seconds": load, "seconds_per_pair": per_pair, "seconds_per_optimizer_call": per_call,
             "measured_pairs": len(prompts) * len(questions), "measured_optimizer_calls": asks}
