@@ -81,6 +81,15 @@ def totals(records: Iterable[dict]) -> dict[str, int]:
     return summed(r.get("drops") or {} for r in records if r.get("kind") == STEP)
 
 
+def reply_total(records: Iterable[dict]) -> int | None:
+    """Candidate replies parsed, summed over the step records of a run; None when a step record
+    has no count (written before the count existed)."""
+    steps = [r for r in records if r.get("kind") == STEP]
+    if any("replies" not in r for r in steps):
+        return None
+    return sum(r["replies"] for r in steps)
+
+
 def summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
     total: Counter = Counter()
     for c in counts:
@@ -88,7 +97,18 @@ def summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
     return {r: total[r] for r in DROP_REASONS if total[r]}
 
 
-def describe(counts: dict[str, int]) -> str:
-    """'2 truncated, 1 leaks example' (or 'none')."""
+def describe(counts: dict[str, int], replies: int | None = None) -> str:
+    """'2 truncated, 1 leaks example' (or 'none'); with the number of replies they are out of,
+    '3 of 24: 2 truncated, 1 leaks example' (or 'none of 24')."""
     parts = [f"{n} {reason.replace('_', ' ')}" for reason, n in counts.items() if n]
-    return ", ".join(parts) if parts else "none"
+    text = ", ".join(parts) if parts else "none"
+    if replies is None:
+        return text
+    return f"{sum(counts.values())} of {replies}: {text}" if parts else f"none of {replies}"
+
+
+def step_views_total(steps) -> tuple[dict[str, int], int | None]:
+    """(drop counts, candidate replies) summed over a run's step views (rundata.StepView); the
+    replies are None when a step did not count them."""
+    replies = [s.replies for s in steps if s.step >= 0]
+    return summed(s.drops for s in steps), (None if None in replies else sum(replies))

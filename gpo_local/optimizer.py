@@ -296,7 +296,7 @@ class Method:
                budget: int | None = None, **extra) -> None:
         state.choose(TrajectoryEntry(prompt=prompt, dev_score=score, step=step))
         self._record(STEP, step=step, prompt=prompt, dev_score=score, budget=budget, meta_prompt=meta_prompt,
-                     **extra, drops=self.replies.take_drops(), usage=self.usage())
+                     **extra, **self.replies.take_step(), usage=self.usage())
         self.on_event("chosen", {"step": step, "prompt": prompt, "dev_score": score,
                                  "best": max(e.dev_score for e in state.trajectory)})
 

@@ -2,14 +2,14 @@
 (grammar.py), the exemplar-leak check (leaks.py) and the drop reasons (drops.py).
 
 `ReplyParser` belongs to one Method: it parses a call's replies and collects the drop
-reasons of the current step, which the step record takes (`take_drops`).
+reasons of the current step, which the step record takes (`take_step`).
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from .drops import classify, count as count_drops, is_truncated, mark_duplicates, totals
+from .drops import classify, count as count_drops, is_truncated, mark_duplicates, reply_total, totals
 from .grammar import prompt_grammar, reply_token_limit, word_cap
 from .leaks import LeakDetector, leak_references
 
@@ -69,11 +69,17 @@ class ReplyParser:
         """The drop counts of the current step so far."""
         return count_drops(self._step_drops)
 
-    def take_drops(self) -> dict[str, int]:
-        """The drop counts of the current step, which ends."""
-        drops, self._step_drops = count_drops(self._step_drops), []
-        return drops
+    def take_step(self) -> dict:
+        """The step record's fields of the current step, which ends: the candidate replies parsed
+        (`replies`) and the drop counts (`drops`)."""
+        step, self._step_drops = {"replies": len(self._step_drops), "drops": count_drops(self._step_drops)}, []
+        return step
 
     def totals(self) -> dict[str, int]:
         """Drop counts summed over the step records of the run."""
         return totals(self.method.log.records())
+
+    def reply_total(self) -> int | None:
+        """Candidate replies parsed over the step records of the run (None for a run whose step
+        records predate the count)."""
+        return reply_total(self.method.log.records())

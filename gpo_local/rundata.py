@@ -25,6 +25,7 @@ class StepView:
     budget: int | None = None
     candidates: list[dict] = field(default_factory=list)
     drops: dict = field(default_factory=dict)  # issue 10: dropped optimizer replies by reason
+    replies: int | None = None  # the candidate replies those drops are out of (None: not counted)
 
     @property
     def label(self) -> str:
@@ -96,7 +97,7 @@ def load_run(path: Path) -> RunView:
         elif kind in ("init", "step"):
             steps.append(StepView(step=record["step"], prompt=record["prompt"], dev_score=record["dev_score"],
                                   budget=record.get("budget"), candidates=pending,
-                                  drops=record.get("drops") or {}))
+                                  drops=record.get("drops") or {}, replies=record.get("replies")))
             pending = []
     result = read_json(path / "result.json") if (path / "result.json").exists() else None
     return RunView(path=path, config=config, steps=steps, pending=pending, result=result,

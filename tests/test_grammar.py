@@ -210,7 +210,8 @@ def test_show_and_the_report_give_the_drop_counts(tmp_path, monkeypatch):
     monkeypatch.setattr(leaks, "NGRAM", 3)
     run_gpo(tmp_path, ScriptedLLM(lambda messages, t, seed: REPLIES[next(calls) % len(REPLIES)]))
     (tmp_path / "config.json").write_text("{}")
-    text = "2 empty, 2 truncated, 2 tag leak, 2 leaks example, 2 duplicate"
+    # 2 steps of len(REPLIES) = 7 replies each.
+    text = "10 of 14: 2 empty, 2 truncated, 2 tag leak, 2 leaks example, 2 duplicate"
     assert run_context(load_run(tmp_path))["drops"] == text
     shown = CliRunner().invoke(main, ["show", str(tmp_path)], terminal_width=200)
     assert shown.exit_code == 0 and f"dropped optimizer replies: {text}" in " ".join(shown.output.split())

@@ -32,6 +32,7 @@ def cell_record(cell: Cell, *, running: bool = False) -> dict:
               "task_model": cell.task_model, "run_dir": str(cell.run_dir), "status": "pending", "error": None,
               "initial_test": None, "final_test": None, "initial_dev": None, "final_dev": None,
               "final_prompt": None, "stopped": None, "task_generations": None,
+              "candidate_replies": None, "dropped_replies": None,
               **{name: None for name in COUNTERS},
               "command": " ".join(["gpo-local", *cell.argv(resume=False)])}
     bench = _read(cell.run_dir / "bench.json") or {}
@@ -47,6 +48,8 @@ def cell_record(cell: Cell, *, running: bool = False) -> dict:
                       final_dev=(result.get("final") or {}).get("dev_score"),
                       final_prompt=(result.get("final") or {}).get("prompt"),
                       stopped=result.get("stopped"), task_generations=result.get("task_generations"),
+                      candidate_replies=result.get("candidate_replies"),
+                      dropped_replies=sum((result.get("drops") or {}).values()),
                       **{name: result.get(name) for name in COUNTERS if name != "wall_seconds"})
     elif running:
         record["status"] = "running"
@@ -111,6 +114,7 @@ def aggregate(config: BenchConfig, cells: list[dict]) -> dict:
                 "tasks_with_scores": len(task_means), "complete": len(task_means) == len(config.tasks),
                 "test_std_over_seeds": _round(_std(per_seed)), "seeds_complete": len(per_seed),
                 "benchmark_means": benchmarks, "cells_done": len(row_cells),
+                **_usable_replies(row_cells),
                 **{name: _round(_mean(c[name] for c in row_cells), 1) for name in COUNTERS}})
     paper = []
     for row in config.rows:
@@ -121,6 +125,15 @@ def aggregate(config: BenchConfig, cells: list[dict]) -> dict:
             if score is not None:
                 paper.append({"method": row.name, "task": bench, "score": score, "source": PAPER_SOURCE})
     return {"summary": summary, "method_means": method_means, "paper": paper}
+
+
+def _usable_replies(cells: list[dict]) -> dict:
+    """Optimizer replies that became candidates (not dropped), summed over the cells that count
+    their replies (issue 10's usable-reply target)."""
+    counted = [c for c in cells if c.get("candidate_replies") is not None]
+    replies = sum(c["candidate_replies"] for c in counted)
+    usable = replies - sum(c["dropped_replies"] or 0 for c in counted)
+    return {"candidate_replies": replies if counted else None, "usable_replies": usable if counted else None}
 
 
 def _status_counts(cells: list[dict]) -> dict:
@@ -168,6 +181,13 @@ def results_csv(results: dict) -> str:
                          "test_std": entry["test_std_over_seeds"],
                          "paper_score": paper.get((entry["method"], benches[0])) if len(benches) == 1 else None})
     return buffer.getvalue()
+
+
+def _usable_text(mean: dict) -> str:
+    replies, usable = mean.get("candidate_replies"), mean.get("usable_replies")
+    if not replies:
+        return "n/a"
+    return f"{usable} of {replies} ({100 * usable / replies:.0f}%)"
 
 
 def _pct(value) -> str:
@@ -249,12 +269,13 @@ def results_markdown(results: dict) -> str:
     lines += ["## Cost per run (mean over finished cells)", ""]
     rows = [[m["method"] + (f", {m['task_model']}" if len(models) > 1 else ""), str(m["cells_done"]),
              _num(m["dev_scorings"]), _num(m["optimizer_calls"]), _num(m["task_tokens"]),
-             _num(m["optimizer_tokens"]), _num(m["seconds"]), _num(m["wall_seconds"])]
+             _num(m["optimizer_tokens"]), _num(m["seconds"]), _num(m["wall_seconds"]), _usable_text(m)]
             for m in results["method_means"]]
     lines += _table(["method", "cells", "dev scorings", "optimizer calls", "task tokens", "optimizer tokens",
-                     "optimize s", "wall s"], rows, "lrrrrrrr")
+                     "optimize s", "wall s", "usable replies"], rows, "lrrrrrrrr")
     lines += ["", "Dev scorings: (prompt, dev example) scorings requested; wall s: the harness's time for the "
-              "cell, model loading included.", "", "## Cells", ""]
+              "cell, model loading included; usable replies: candidate-writing optimizer replies not dropped "
+              "(drops.py), summed over the cells.", "", "## Cells", ""]
     rows = [[c["method"], c["task"], str(c["seed"]), c["task_model"], c["status"], _pct(c["initial_test"]),
              _pct(c["final_test"]), _pct(c["final_dev"]), c["stopped"] or "", _num(c["wall_seconds"]),
              c["error"] or ""] for c in results["cells"]]
