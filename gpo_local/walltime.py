@@ -17,7 +17,10 @@ reply as a new candidate scored on the whole dev split: an upper bound. Replies 
 (truncated, malformed, a restated example) or repeat an earlier prompt are never scored, so the
 expected dev pairs of the candidates are scaled by NEW_SHARE, the share of replies that became
 new candidates in recorded runs: 0.33-0.63, mean 0.52, over seven runs of the main job
-(`optimize antonyms`, seeds 0-2, 24 replies each, 2026-11-29/30). The dry run prints the
+(`optimize antonyms`, seeds 0-2, 24 replies each, 2026-11-29/30), free-form replies. A
+grammar-constrained reply is always a prompt within its cap, so only repeats are not new:
+NEW_SHARE_CONSTRAINED, 32 of 32 in the first constrained runs (the main job with `--grammar`,
+24 replies; 8 candidates on BBH navigate, 8 replies; 2026-11-30). The dry run prints the
 expected figure and the upper bound. With racing, the candidates' dev pairs are also scaled by
 RACED_SHARE, the share of dev pairs racing scores: for now from simulated steps
 (benchmarks/racing_simulated.py, error 0.05, 4 rounds: 70-86% of the pairs), to be replaced by
@@ -33,6 +36,7 @@ import time
 RACED_SHARE = 0.8
 # Share of optimizer replies that become new candidates (see the module docstring).
 NEW_SHARE = 0.5
+NEW_SHARE_CONSTRAINED = 1.0
 CHUNK_QUESTIONS = 16
 
 
@@ -43,7 +47,8 @@ def dev_pairs(est, n_dev: int, racing: bool, new_share: float = NEW_SHARE) -> fl
     return n_dev + candidates * new_share * (RACED_SHARE if racing else 1.0)
 
 
-def seconds(est, rates: dict, n_dev: int, racing: bool, new_share: float = NEW_SHARE) -> float:
+def seconds(est, rates: dict, n_dev: int, racing: bool, new_share: float | None = None) -> float:
+    new_share = rates.get("new_share", NEW_SHARE) if new_share is None else new_share
     pairs = dev_pairs(est, n_dev, racing, new_share) + est.train_scorings + est.test_scorings
     return (rates.get("load_seconds", 0.0) + pairs * rates["seconds_per_pair"]
             + est.optimizer_calls * rates["seconds_per_optimizer_call"])
@@ -78,7 +83,9 @@ def measure(settings) -> dict:
                         exemplars=pick_exemplars(task, cfg.format_examples, cfg.seed), position=cfg.position,
                         budget=budget)
     constrained, max_tokens = {}, cfg.optimizer_max_tokens
+    new_share = NEW_SHARE
     if cfg.grammar and complete_llm(optimizer_llm).supports_grammar:
+        new_share = NEW_SHARE_CONSTRAINED
         cap = word_cap(settings.initial_prompt, budget, cfg.max_prompt_words)
         ask, max_tokens = state_word_cap(ask, cap), reply_token_limit(max_tokens, cap)
         constrained = {"grammar": prompt_grammar(cap)}
@@ -87,6 +94,7 @@ def measure(settings) -> dict:
                            seeds=list(range(1, asks + 1)), stop=("<END>",), **constrained)
     per_call = (time.perf_counter() - started) / asks
     return {"load_seconds": load, "seconds_per_pair": per_pair, "seconds_per_optimizer_call": per_call,
+            "new_share": new_share,
             "measured_pairs": len(prompts) * len(questions), "measured_optimizer_calls": asks}
 
 
@@ -97,7 +105,7 @@ def describe(est, rates: dict, n_dev: int, racing: bool) -> str:
     mode = "with racing" if racing else "without racing"
     return (f"  estimated wall time:     {total / 60:.1f} min {mode} ({other / 60:.1f} min "
             f"{'without' if racing else 'with'}; at most {most / 60:.1f} min if every optimizer reply is a new "
-            f"candidate, {NEW_SHARE:.0%} assumed); measured {rates['seconds_per_pair']:.2f} s per dev pair "
+            f"candidate, {rates.get('new_share', NEW_SHARE):.0%} assumed); measured {rates['seconds_per_pair']:.2f} s per dev pair "
             f"(both rounds, {rates['measured_pairs']} pairs batched as the evaluator batches), "
             f"{rates['seconds_per_optimizer_call']:.2f} s per optimizer call, {rates['load_seconds']:.0f} s loading; "
             "memo hits make re-runs faster")

@@ -134,6 +134,20 @@ def test_dry_run_prints_the_budget_and_creates_nothing(monkeypatch, tmp_path, ta
     assert not (tmp_path / "run").exists() and not (home / "runs").exists()
 
 
+def test_a_constrained_run_expects_every_reply_to_be_a_new_candidate(monkeypatch, tmp_path, task_dir):
+    from gpo_local import walltime
+
+    rates = {"seconds_per_pair": 0.5, "load_seconds": 0.0, "seconds_per_optimizer_call": 2.0, "measured_pairs": 8,
+             "new_share": walltime.NEW_SHARE_CONSTRAINED}
+    monkeypatch.setattr(walltime, "measure", lambda settings: rates)
+    out = CliRunner().invoke(main, ["optimize", str(task_dir), "--steps", "4", "--candidates", "3", "--dry-run",
+                                    "--run-dir", str(tmp_path / "run")])
+    assert out.exit_code == 0, out.output
+    expected = (6 + 72 * walltime.NEW_SHARE_CONSTRAINED + 8) * 0.5 + 12 * 2.0
+    assert f"estimated wall time:     {expected / 60:.1f} min without racing" in out.output
+    assert f"{walltime.NEW_SHARE_CONSTRAINED:.0%} assumed" in out.output
+
+
 def test_estimate_formula_for_two_rounds_gradients_and_momentum():
     from gpo_local.tasks import load_task
 
