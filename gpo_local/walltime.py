@@ -18,9 +18,10 @@ reply as a new candidate scored on the whole dev split: an upper bound. Replies 
 expected dev pairs of the candidates are scaled by NEW_SHARE, the share of replies that became
 new candidates in recorded runs: 0.33-0.63, mean 0.52, over seven runs of the main job
 (`optimize antonyms`, seeds 0-2, 24 replies each, 2026-11-29/30), free-form replies. A
-grammar-constrained reply is always a prompt within its cap, so only repeats are not new:
-NEW_SHARE_CONSTRAINED, 32 of 32 in the first constrained runs (the main job with `--grammar`,
-24 replies; 8 candidates on BBH navigate, 8 replies; 2026-11-30). The dry run prints the
+grammar-constrained reply is always a prompt within its cap, so only repeats and restated
+examples are not new: NEW_SHARE_CONSTRAINED, 59 of 60 replies in the first constrained runs
+(2026-11-30: the main job with `--grammar` 24 of 24, GPO at 8 candidates on BBH navigate 23 of
+24, a `local.toml` cell 12 of 12). The dry run prints the
 expected figure and the upper bound. With racing, the candidates' dev pairs are also scaled by
 RACED_SHARE, the share of dev pairs racing scores: for now from simulated steps
 (benchmarks/racing_simulated.py, error 0.05, 4 rounds: 70-86% of the pairs), to be replaced by
