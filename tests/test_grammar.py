@@ -123,8 +123,8 @@ def test_a_constrained_reply_gets_the_tokens_its_word_cap_needs(tmp_path):
     assert reply_token_limit(128, None) == 128
     assert reply_token_limit(128, 30) == 128  # 3 x 30 + 8 = 98 fit already
     assert reply_token_limit(128, 55) == 173
-    # The scripted reply uses the whole raised limit: it is truncated against that limit, not
-    # against --optimizer-max-tokens (40 here), which it would pass without being cut.
+    # A 61-word reply (61 tokens for the fake) is past --optimizer-max-tokens (40 here): it is
+    # judged truncated or not against the raised limit instead.
     long_reply = "<START>" + " ".join(["word"] * 60)
     optimizer = ScriptedLLM(lambda messages, t, seed: long_reply)
     optimizer.supports_grammar = True
@@ -167,8 +167,12 @@ def test_every_method_states_the_word_cap_to_a_constrained_optimizer(tmp_path, m
     # Step 1 of every method: --max-prompt-words 17 (the step size allows more); later steps of
     # the methods with a step size: the new current prompt (4 words) + the smaller step size.
     assert caps and caps[0] == 17 and all(cap <= 17 for cap in caps)
-    # Every candidate meta-prompt states it; the others (APO's reasons, explanations) do not.
-    assert all(stated.search(m) or "wrong" in m for m in asked)
+    # Every candidate meta-prompt states it; the calls for explanations (APO's reasons, SGDM's
+    # feedback gradient) are not prompts and do not.
+    explanations = [m for m in asked if m.endswith(("Put each reason between <START> and <END>.",
+                                                    "Put the explanation between <START> and <END>."))]
+    assert all(bool(stated.search(m)) != (m in explanations) for m in asked)
+    assert bool(explanations) == (method in ("apo", "sgdm"))
     steps = [r for r in map(json.loads, (tmp_path / "trajectory.jsonl").read_text().splitlines())
              if r["kind"] == "step"]
     assert all(stated.search(s["meta_prompt"]) for s in steps)

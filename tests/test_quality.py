@@ -89,7 +89,8 @@ class FakeRunner:
                   "final": {"prompt": "p1", "dev_score": 0.5, "step": 1},
                   "initial_test": 0.2, "final_test": score, "test_outcomes": {"initial": None, "final": None},
                   "task_generations": 40, "dev_scorings": 20 + cell.seed, "optimizer_calls": 4,
-                  "task_tokens": 1000, "optimizer_tokens": 300, "seconds": 12.5, "stopped": "completed"}
+                  "task_tokens": 1000, "optimizer_tokens": 300, "seconds": 12.5, "stopped": "completed",
+                  "candidate_replies": 8, "drops": {"truncated": 1} if cell.seed == 0 else {}}
         (cell.run_dir / "result.json").write_text(json.dumps(result))
         return None
 
@@ -227,6 +228,8 @@ def test_aggregation_over_seeds_and_tasks(layout, tmp_path):
     assert means["linear"]["test_mean_over_tasks"] == pytest.approx(0.425) and means["linear"]["variant"]
     assert means["gpo"]["optimizer_calls"] == 4 and means["gpo"]["seconds"] == 12.5
     assert means["gpo"]["cells_done"] == 6
+    # 8 candidate replies a cell, 1 dropped in each seed-0 cell (2 tasks): 46 of 48 usable.
+    assert (means["gpo"]["candidate_replies"], means["gpo"]["usable_replies"]) == (48, 46)
 
 
 def test_single_seed_has_no_std(layout, tmp_path):
@@ -276,6 +279,7 @@ def test_json_csv_and_markdown_contents(layout, tmp_path):
     assert "| linear (gpo) | 40.0 ± 10.0 (3) | 45.0 ± 10.0 (3) | 42.5 ± 10.0 |  |" in lines
     assert "¹ The paper's figure, not ours" in md and "cells: 24 of 24 done" in md
     assert "| gpo | 6 | 21 | 4 | 1,000 | 300 | 12.5 |" in md
+    assert any(line.startswith("| gpo | 6 | 21 |") and line.endswith("| 46 of 48 (96%) |") for line in lines)
 
 
 def test_relative_task_paths_fall_back_to_the_working_directory(tmp_path, monkeypatch):
