@@ -84,10 +84,12 @@ def totals(records: Iterable[dict]) -> dict[str, int]:
 def reply_total(records: Iterable[dict]) -> int | None:
     """Candidate replies parsed, summed over the step records of a run; None when a step record
     has no count (written before the count existed)."""
-    steps = [r for r in records if r.get("kind") == STEP]
-    if any("replies" not in r for r in steps):
-        return None
-    return sum(r["replies"] for r in steps)
+    return _counted_sum(r.get("replies") for r in records if r.get("kind") == STEP)
+
+
+def _counted_sum(counts: Iterable[int | None]) -> int | None:
+    counts = list(counts)
+    return None if None in counts else sum(counts)
 
 
 def summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
@@ -110,5 +112,4 @@ def describe(counts: dict[str, int], replies: int | None = None) -> str:
 def step_views_total(steps) -> tuple[dict[str, int], int | None]:
     """(drop counts, candidate replies) summed over a run's step views (rundata.StepView); the
     replies are None when a step did not count them."""
-    replies = [s.replies for s in steps if s.step >= 0]
-    return summed(s.drops for s in steps), (None if None in replies else sum(replies))
+    return summed(s.drops for s in steps), _counted_sum(s.replies for s in steps if s.step >= 0)

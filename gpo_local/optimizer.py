@@ -52,7 +52,7 @@ from .replies import ReplyParser
 from .runs import JsonlLog
 from .tasks import Task
 from .trajectory import CANDIDATE, INIT, STEP, TrajectoryState, final_choice, last_recorded, replay, select_next
-from .updates import normalize_prompt, render_update, state_word_cap, word_edit_distance
+from .updates import normalize_prompt, render_update, word_edit_distance
 
 Event = Callable[[str, dict], None]
 
@@ -234,10 +234,7 @@ class Method:
         (`current` and `budget` set it, replies.py), the stated cap and the drop reasons.
         The cap is stated only to a constrained optimizer, which cannot write past it: told the
         cap, free-form replies on BBH went over it as often as untold (benchmarks/README.md)."""
-        grammar, cap = self.replies.grammar(current, budget)
-        if grammar is not None:
-            metas = [state_word_cap(m, cap) for m in metas]
-        max_tokens = self.replies.token_limit(grammar, cap)
+        metas, grammar, max_tokens, cap = self.replies.request(metas, current, budget)
         replies = self.ask(metas, step=step, tag=tag, grammar=grammar, max_tokens=max_tokens)
         return self.parse(replies, max_words=cap, max_tokens=max_tokens), metas, cap
 

@@ -12,6 +12,16 @@ from typing import Sequence
 from .drops import classify, count as count_drops, is_truncated, mark_duplicates, reply_total, totals
 from .grammar import prompt_grammar, reply_token_limit, word_cap
 from .leaks import LeakDetector, leak_references
+from .updates import state_word_cap
+
+
+def constrained_request(meta_prompts: Sequence[str], cap: int | None,
+                        max_tokens: int) -> tuple[list[str], str, int]:
+    """A constrained call for replies of at most `cap` words: the meta-prompts with the cap
+    stated, the grammar, and the token limit raised to what the cap needs (grammar.py). The
+    run (Method.propose) and the dry run's timing (walltime.py) both ask this way."""
+    return ([state_word_cap(m, cap) for m in meta_prompts], prompt_grammar(cap),
+            reply_token_limit(max_tokens, cap))
 
 
 class ReplyParser:
@@ -25,20 +35,17 @@ class ReplyParser:
         """Whether candidate replies are grammar-constrained: --grammar, and a model that can."""
         return bool(self.method.config.grammar and self.method.optimizer_llm.supports_grammar)
 
-    def grammar(self, current: str, budget: int | None) -> tuple[str | None, int | None]:
-        """The GBNF grammar of the step's candidate replies and their word cap (grammar.py);
-        (None, --max-prompt-words) when constraining is off or the model cannot."""
+    def request(self, meta_prompts: Sequence[str], current: str,
+                budget: int | None) -> tuple[list[str], str | None, int, int | None]:
+        """The step's candidate call: (the meta-prompts as sent, the GBNF grammar, the token
+        limit, the word cap). Constrained: the step's cap (grammar.word_cap), stated, with its
+        grammar and sized limit (`constrained_request`); otherwise the meta-prompts as they are,
+        no grammar, --optimizer-max-tokens and --max-prompt-words."""
         cfg = self.method.config
         if not self.constrained:
-            return None, cfg.max_prompt_words
+            return list(meta_prompts), None, cfg.optimizer_max_tokens, cfg.max_prompt_words
         cap = word_cap(current, budget, cfg.max_prompt_words)
-        return prompt_grammar(cap), cap
-
-    def token_limit(self, grammar: str | None, cap: int | None) -> int:
-        """The token limit of the replies: --optimizer-max-tokens, raised to what a constrained
-        reply's word cap needs (grammar.reply_token_limit)."""
-        limit = self.method.config.optimizer_max_tokens
-        return reply_token_limit(limit, cap) if grammar is not None else limit
+        return (*constrained_request(meta_prompts, cap, cfg.optimizer_max_tokens), cap)
 
     def leak_detector(self) -> LeakDetector:
         if self._leak_detector is None:

@@ -60,9 +60,10 @@ def measure(settings) -> dict:
     from .backends import complete_llm
     from .backends.llama_cpp import load_models
     from .evaluator import Evaluator
-    from .grammar import prompt_grammar, reply_token_limit, word_cap
+    from .grammar import word_cap
     from .optimizer import pick_exemplars
-    from .updates import render_update, state_word_cap
+    from .replies import constrained_request
+    from .updates import render_update
 
     runtime, cfg, task = settings.runtime, settings.config, settings.task
     started = time.perf_counter()
@@ -88,8 +89,8 @@ def measure(settings) -> dict:
     if cfg.grammar and complete_llm(optimizer_llm).supports_grammar:
         new_share = NEW_SHARE_CONSTRAINED
         cap = word_cap(settings.initial_prompt, budget, cfg.max_prompt_words)
-        ask, max_tokens = state_word_cap(ask, cap), reply_token_limit(max_tokens, cap)
-        constrained = {"grammar": prompt_grammar(cap)}
+        (ask,), grammar, max_tokens = constrained_request([ask], cap, max_tokens)
+        constrained = {"grammar": grammar}
     started = time.perf_counter()
     optimizer_llm.generate([ask] * asks, max_tokens=max_tokens, temperature=cfg.optimizer_temperature,
                            seeds=list(range(1, asks + 1)), stop=("<END>",), **constrained)
