@@ -129,7 +129,7 @@ def test_dry_run_prints_the_budget_and_creates_nothing(monkeypatch, tmp_path, ta
     # candidates, the 8 test pairs; at most: every reply a new candidate.
     expected = (6 + 72 * walltime.NEW_SHARE + 8) * 0.5 + 12 * 2.0
     assert f"estimated wall time:     {expected / 60:.1f} min without racing" in out.output
-    raced = (6 + 72 * walltime.NEW_SHARE * walltime.RACED_SHARE + 8) * 0.5 + 12 * 2.0  # p0 and the tests are never raced
+    raced = (6 + 72 * walltime.NEW_SHARE * walltime.raced_share(6) + 8) * 0.5 + 12 * 2.0  # p0 and the tests are never raced
     assert f"({raced / 60:.1f} min with; at most {(86 * 0.5 + 12 * 2.0) / 60:.1f} min if every" in out.output
     assert not (tmp_path / "run").exists() and not (home / "runs").exists()
 
@@ -146,6 +146,25 @@ def test_a_constrained_run_expects_every_reply_to_be_a_new_candidate(monkeypatch
     expected = (6 + 72 * walltime.NEW_SHARE_CONSTRAINED + 8) * 0.5 + 12 * 2.0
     assert f"estimated wall time:     {expected / 60:.1f} min without racing" in out.output
     assert f"{walltime.NEW_SHARE_CONSTRAINED:.0%} assumed" in out.output
+
+
+def test_a_dry_run_times_a_variant_when_no_reply_parses(monkeypatch, tmp_path, task_dir):
+    from gpo_local.testing import ScriptedLLM
+
+    task, optimizer = install(monkeypatch, optimizer_llm=ScriptedLLM(lambda *a: "", fingerprint="mute"))
+    out = CliRunner().invoke(main, ["optimize", str(task_dir), "--steps", "2", "--candidates", "3", "--dry-run",
+                                    "--run-dir", str(tmp_path / "run")])
+    assert out.exit_code == 0, out.output
+    assert "12 pairs of the initial prompt and a variant of it batched" in out.output  # 2 prompts x 6 questions
+    assert len(task.calls) == 12
+
+
+def test_raced_share_follows_the_replays_by_dev_size():
+    from gpo_local import walltime
+
+    assert walltime.raced_share(8) == walltime.raced_share(24) == 0.975
+    assert walltime.raced_share(40) == 0.78 and walltime.raced_share(200) == 0.694
+    assert walltime.raced_share(32) == pytest.approx((0.975 + 0.78) / 2)
 
 
 def test_estimate_formula_for_two_rounds_gradients_and_momentum():
@@ -167,6 +186,11 @@ def test_dry_run_times_an_evaluator_chunk_and_optimizer_replies(monkeypatch, tmp
                                     "--racing", "--run-dir", str(tmp_path / "run")])
     assert out.exit_code == 0, out.output
     assert "min with racing" in out.output and "min without; at most" in out.output
-    assert "12 pairs batched as the evaluator batches" in out.output  # 2 prompts x the 6 dev questions
-    assert len(task.calls) == 12 and len(optimizer.calls) == 3  # min(C, 4) replies in one batch
+    # The initial prompt and the 3 candidates the optimizer wrote (smart_optimizer: seeds 1-3),
+    # on the 6 dev questions: 24 pairs, one round each.
+    assert "24 pairs of the initial prompt and 3 candidates the optimizer wrote batched" in out.output
+    assert len(task.calls) == 24 and len(optimizer.calls) == 3  # min(C, 8) replies in one batch
+    timed = {call["messages"][-1]["content"].lower() for call in task.calls}
+    assert any("think think v1" in text for text in timed)
+    assert any("think think think think v0" in text for text in timed)
     assert not (tmp_path / "run").exists()
