@@ -11,7 +11,10 @@ sampled replies (seeds 0..REPLIES-1, stop <END>). Three modes:
   limit sized to it (`grammar.reply_token_limit`): today's `--grammar`.
 A reply is usable when `drops.classify` keeps it (the cap, truncation against the mode's token
 limit, the exemplar-leak check against the exemplars, dev and train questions). Prints per task
-and mode the usable count, the drop reasons and the wall time, then the totals.
+and mode the usable count, the drop reasons and the wall time, then the totals; and two signs of
+a reply forced off its course: non-ASCII characters in the prompt (the tasks and meta-prompts
+are English; the 1.5B drifts into Chinese when the grammar forbids its next token) and prompts
+at the word cap.
 
 Run: python benchmarks/grammar_replies.py [--model NAME_OR_PATH] [--tasks navigate,boolean_expressions]
         [--replies 12] [--threads 2]
@@ -20,6 +23,7 @@ Run: python benchmarks/grammar_replies.py [--model NAME_OR_PATH] [--tasks naviga
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -31,10 +35,19 @@ from gpo_local.grammar import prompt_grammar, reply_token_limit, word_cap
 from gpo_local.leaks import LeakDetector, leak_references
 from gpo_local.optimizer import pick_exemplars
 from gpo_local.tasks import load_task
-from gpo_local.updates import render_update, state_word_cap
+from gpo_local.updates import parse_candidate, render_update, state_word_cap
 
 BBH = Path(__file__).resolve().parents[2] / "shared" / "data" / "bbh"
 CURRENT, BUDGET, MAX_WORDS, MAX_TOKENS, TEMPERATURE = "Let's think step by step.", 50, 60, 128, 1.0
+
+
+NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def forced(replies, cap):
+    """(replies whose prompt holds non-ASCII characters, replies whose prompt is at the cap)."""
+    prompts = [parse_candidate(reply) or "" for reply in replies]
+    return sum(bool(NON_ASCII.search(p)) for p in prompts), sum(len(p.split()) >= cap for p in prompts)
 
 
 def measure(model, meta, n, grammar, max_tokens, max_words, detector):
@@ -61,6 +74,7 @@ def main() -> None:
     cap = word_cap(CURRENT, BUDGET, MAX_WORDS)
     totals: dict[str, Counter] = {}
     seconds: Counter = Counter()
+    junk: Counter = Counter()
     names = args.tasks.split(",") if BBH.is_dir() else ["sentiment"]
     for name in names:
         task = load_task(str(BBH / name) if BBH.is_dir() else name)
@@ -75,14 +89,19 @@ def main() -> None:
             spent, reasons, replies = measure(model, text, args.replies, grammar, max_tokens, max_words, detector)
             totals.setdefault(mode, Counter()).update(reasons)
             seconds[mode] += spent
+            non_ascii, at_cap = forced(replies, max_words)
+            junk[mode, "non-ASCII"] += non_ascii
+            junk[mode, "at cap"] += at_cap
             print(f"{name:20s} {mode:9s} usable {reasons['usable']:2d}/{args.replies}  {spent:6.1f} s  "
-                  f"drops {dict((k, v) for k, v in reasons.items() if k != 'usable')}", flush=True)
+                  f"drops {dict((k, v) for k, v in reasons.items() if k != 'usable')}  "
+                  f"non-ASCII {non_ascii}, at the cap {at_cap}", flush=True)
             for reply in replies[:2]:
                 print(f"    {' '.join(reply.split())[:110]!r}")
     for mode, reasons in totals.items():
         n = sum(reasons.values())
         print(f"total {mode:9s} usable {reasons['usable']}/{n} ({100 * reasons['usable'] / n:.0f}%)  "
-              f"{seconds[mode]:.0f} s  drops {dict((k, v) for k, v in reasons.items() if k != 'usable')}")
+              f"{seconds[mode]:.0f} s  drops {dict((k, v) for k, v in reasons.items() if k != 'usable')}  "
+              f"non-ASCII {junk[mode, 'non-ASCII']}/{n}, at the cap {junk[mode, 'at cap']}/{n}")
     print(f"(model {args.model}, {args.threads} threads, temperature {TEMPERATURE}, {args.replies} replies a task and mode)")
 
 

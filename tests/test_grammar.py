@@ -22,10 +22,12 @@ def test_word_cap_is_current_length_plus_budget_tightened_by_max_words():
 
 
 def test_prompt_grammar_bounds_the_words():
-    assert prompt_grammar(12).splitlines()[0] == 'root ::= "<START>" word (" " word){0,11} "<END>"'
-    assert prompt_grammar(1).splitlines()[0] == 'root ::= "<START>" word "<END>"'
-    assert prompt_grammar(None).splitlines()[0] == 'root ::= "<START>" word (" " word)* "<END>"'
+    assert prompt_grammar(12).splitlines()[0] == 'root ::= "<START>" gap? word (gap word){0,11} gap? "<END>"'
+    assert prompt_grammar(1).splitlines()[0] == 'root ::= "<START>" gap? word gap? "<END>"'
+    assert prompt_grammar(None).splitlines()[0] == 'root ::= "<START>" gap? word (gap word)* gap? "<END>"'
     assert prompt_grammar(3).splitlines()[1] == r"word ::= [^ \t\n\r<>]{1,40}"
+    # Line breaks between words: forbidding them made the model write junk (grammar.py).
+    assert prompt_grammar(3).splitlines()[2] == r"gap ::= [ \t\n]{1,3}"
     with pytest.raises(ValueError):
         prompt_grammar(0)
 
@@ -116,7 +118,7 @@ def test_a_model_with_grammar_support_gets_the_steps_grammar(tmp_path):
     # Step 1: budget 50 (cosine, 2 steps) on the 1-word "Answer." -> 51, tightened to 30 words.
     assert steps[0]["grammar_words"] == 30
     assert optimizer.calls[0]["grammar"] == prompt_grammar(30)
-    assert optimizer.calls[0]["grammar"].startswith('root ::= "<START>" word (" " word){0,29} "<END>"')
+    assert optimizer.calls[0]["grammar"].startswith('root ::= "<START>" gap? word (gap word){0,29} gap? "<END>"')
 
 
 def test_a_constrained_reply_gets_the_tokens_its_word_cap_needs(tmp_path):

@@ -37,6 +37,32 @@ def test_every_constrained_reply_is_a_prompt_within_its_word_cap(model, budget):
         assert 1 <= len(prompt.split()) <= cap and "<" not in prompt and ">" not in prompt
 
 
+def _accepts(model, grammar: str, text: str) -> bool:
+    """Whether the grammar lets the model's tokens of `text` through, one token at a time (the
+    check the batched decoder makes on each drawn token)."""
+    from gpo_local.backends.constrained import GrammarSampler
+
+    decoder = model.decoder
+    sampler = GrammarSampler(decoder._lc, decoder._vocab, grammar, decoder.n_vocab)
+    try:
+        for token in model.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False):
+            if not sampler.allows(token):
+                return False
+            decoder._lc.llama_sampler_accept(sampler._smpl, token)
+        return True
+    finally:
+        sampler.free()
+
+
+def test_the_grammar_takes_line_breaks_and_keeps_tags_and_the_cap_out(model):
+    grammar = prompt_grammar(6)
+    assert _accepts(model, grammar, "<START>Read the steps.\n- Count them.\n<END>")  # a list, a closing newline
+    assert _accepts(model, grammar, "<START>\nOne two three four five six<END>")  # 6 words: the cap
+    assert not _accepts(model, grammar, "<START>One two three four five six seven<END>")
+    assert not _accepts(model, grammar, "<START>Answer <Prompt> now<END>")
+    assert not _accepts(model, grammar, "<START>One\n\n\n\ntwo<END>")  # a gap is at most 3 characters
+
+
 def test_constrained_sampling_is_seeded_and_greedy_is_deterministic(model):
     grammar = prompt_grammar(10)
     twice = [model.generate([meta_prompt(5)] * 2, max_tokens=80, temperature=1.0, seeds=[7, 8], stop=("<END>",),
