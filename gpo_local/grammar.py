@@ -12,7 +12,7 @@ wanted to write next whenever that was a line break (a list, a paragraph, the ne
 `<END>`), and sampling from what was left gave junk. Measured on BBH step-1 meta-prompts
 (1.5B optimizer, temperature 1, 24 replies, benchmarks/README.md): with single spaces 15 of 24
 replies held non-ASCII junk ("...the starting point or不够.-answer") and 19 ran to the word cap,
-against 5 and 16 with gaps; free-form replies held none.
+against 5 and 16 with gaps; free-form replies of the same seeds held such junk in 1 of 48.
 
 The word cap of a step: a prompt that changes at most `budget` words of the current prompt
 (word edit distance) has at most len(current) + budget words, so that is the cap, tightened by
