@@ -9,7 +9,7 @@ sampled replies (seeds 0..REPLIES-1, stop <END>). Three modes:
 - `free+cap`: free-form, the cap stated (`updates.state_word_cap`): today's `--no-grammar`;
 - `grammar`: the cap stated, the step's grammar (word cap min(5 + 50, 60) = 55) and the token
   limit sized to it (`grammar.reply_token_limit`): today's `--grammar`.
-A reply is usable when `drops.classify` keeps it (the cap, truncation against the mode's token
+A reply is usable when `replies.classify_replies` (drops.classify) keeps it (the cap, truncation against the mode's token
 limit, the exemplar-leak check against the exemplars, dev and train questions). Prints per task
 and mode the usable count, the drop reasons and the wall time, then the totals; and two signs of
 a reply forced off its course: non-ASCII characters in the prompt (the tasks and meta-prompts
@@ -30,10 +30,10 @@ from pathlib import Path
 
 from gpo_local.backends.llama_cpp import LlamaCppModel
 from gpo_local.catalog import resolve_model
-from gpo_local.drops import classify, is_truncated
 from gpo_local.grammar import prompt_grammar, reply_token_limit, word_cap
 from gpo_local.leaks import LeakDetector, leak_references
 from gpo_local.optimizer import pick_exemplars
+from gpo_local.replies import classify_replies
 from gpo_local.tasks import load_task
 from gpo_local.updates import parse_candidate, render_update, state_word_cap
 
@@ -56,11 +56,8 @@ def measure(model, meta, n, grammar, max_tokens, max_words, detector):
     replies = model.generate([meta] * n, max_tokens=max_tokens, temperature=TEMPERATURE, seeds=list(range(n)),
                              stop=("<END>",), grammar=grammar)
     seconds = time.perf_counter() - started
-    reasons = Counter()
-    for reply in replies:
-        truncated = is_truncated(model.count_tokens(reply), max_tokens)
-        reasons[classify(reply, truncated=truncated, max_words=max_words, leaks=detector.leaks)[1] or "usable"] += 1
-    return seconds, reasons, replies
+    _, dropped = classify_replies(replies, model, max_tokens=max_tokens, max_words=max_words, leaks=detector.leaks)
+    return seconds, Counter(reason or "usable" for reason in dropped), replies
 
 
 def main() -> None:

@@ -24,6 +24,21 @@ def constrained_request(meta_prompts: Sequence[str], cap: int | None,
             reply_token_limit(max_tokens, cap))
 
 
+def classify_replies(replies: Sequence[str], llm, *, max_tokens: int, max_words: int | None,
+                     require_tags: bool = False, leaks=None) -> tuple[list[str | None], list[str | None]]:
+    """(candidates, drop reasons) of a call's replies, each judged by drops.classify: truncated
+    when its tokens (`llm`'s tokenizer) reach the call's `max_tokens`. The run (ReplyParser.parse)
+    and the dry run's timing (walltime.py) parse this way."""
+    parsed, reasons = [], []
+    for reply in replies:
+        truncated = bool(reply) and is_truncated(llm.count_tokens(reply), max_tokens)
+        prompt, reason = classify(reply, require_tags=require_tags, truncated=truncated, leaks=leaks,
+                                  max_words=max_words)
+        parsed.append(prompt)
+        reasons.append(reason)
+    return parsed, reasons
+
+
 class ReplyParser:
     def __init__(self, method):
         self.method = method
@@ -59,15 +74,11 @@ class ReplyParser:
         """Candidates of the replies, None for a dropped one; the drop reasons are collected
         for the step's record. `max_tokens`: the replies' token limit, when not
         --optimizer-max-tokens."""
-        cfg, llm = self.method.config, self.method.optimizer_llm
-        leaks = self.leak_detector().leaks if cfg.leak_check else None
-        parsed, reasons = [], []
-        for reply in replies:
-            truncated = bool(reply) and is_truncated(llm.count_tokens(reply), max_tokens or cfg.optimizer_max_tokens)
-            prompt, reason = classify(reply, require_tags=cfg.require_tags, truncated=truncated, leaks=leaks,
-                                      max_words=cfg.max_prompt_words if max_words is None else max_words)
-            parsed.append(prompt)
-            reasons.append(reason)
+        cfg = self.method.config
+        parsed, reasons = classify_replies(
+            replies, self.method.optimizer_llm, max_tokens=max_tokens or cfg.optimizer_max_tokens,
+            max_words=cfg.max_prompt_words if max_words is None else max_words, require_tags=cfg.require_tags,
+            leaks=self.leak_detector().leaks if cfg.leak_check else None)
         parsed = mark_duplicates(parsed, reasons)
         self._step_drops.extend(reasons)
         return parsed

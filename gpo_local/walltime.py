@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import time
 
-from .drops import classify, is_truncated
+from .replies import classify_replies, constrained_request
 
 # Share of a step's candidate dev pairs racing scores, by dev questions (see the module docstring).
 RACED_SHARES = ((24, 0.975), (40, 0.78), (48, 0.694))
@@ -85,7 +85,6 @@ def measure(settings) -> dict:
     from .evaluator import Evaluator
     from .grammar import word_cap
     from .optimizer import pick_exemplars
-    from .replies import constrained_request
     from .updates import render_update
 
     runtime, cfg, task = settings.runtime, settings.config, settings.task
@@ -114,9 +113,9 @@ def measure(settings) -> dict:
     replies = optimizer_llm.generate([ask] * asks, max_tokens=max_tokens, temperature=cfg.optimizer_temperature,
                                      seeds=list(range(1, asks + 1)), stop=("<END>",), **constrained)
     per_call = (time.perf_counter() - started) / asks
-    truncated = [bool(r) and is_truncated(optimizer_llm.count_tokens(r), max_tokens) for r in replies]
-    candidates = _timed_candidates(replies, truncated, settings.initial_prompt, require_tags=cfg.require_tags,
-                                   max_words=max_words)
+    parsed, _ = classify_replies(replies, optimizer_llm, max_tokens=max_tokens, max_words=max_words,
+                                 require_tags=cfg.require_tags)
+    candidates = _timed_candidates(parsed, settings.initial_prompt)
     prompts = [settings.initial_prompt, *(candidates or [f"{settings.initial_prompt} Answer carefully."])]
     questions = task.split("eval", cfg.dev_limit)[:max(1, CHUNK_PAIRS // len(prompts))]
     started = time.perf_counter()
@@ -127,12 +126,11 @@ def measure(settings) -> dict:
             "measured_pairs": len(prompts) * len(questions), "measured_optimizer_calls": asks}
 
 
-def _timed_candidates(replies, truncated, initial: str, *, require_tags: bool, max_words: int | None) -> list[str]:
-    """Up to CANDIDATES_TIMED distinct candidates of the replies, other than the initial prompt,
-    parsed as a run parses them (drops.classify), so that a run's dropped replies are not timed."""
+def _timed_candidates(parsed, initial: str) -> list[str]:
+    """Up to CANDIDATES_TIMED distinct candidates of the parsed replies (None: dropped, as a run
+    drops it, so never timed), other than the initial prompt."""
     candidates: list[str] = []
-    for reply, cut in zip(replies, truncated):
-        prompt, _ = classify(reply, require_tags=require_tags, truncated=cut, max_words=max_words)
+    for prompt in parsed:
         if prompt and prompt != initial and prompt not in candidates:
             candidates.append(prompt)
     return candidates[:CANDIDATES_TIMED]
