@@ -14,7 +14,8 @@ limit, the exemplar-leak check against the exemplars, dev and train questions). 
 and mode the usable count, the drop reasons and the wall time, then the totals; and two signs of
 a reply forced off its course: non-ASCII characters in the prompt (the tasks and meta-prompts
 are English; the 1.5B drifts into Chinese when the grammar forbids its next token) and prompts
-at the word cap.
+at the word cap; and non-ASCII characters left in the usable candidates, after a constrained
+prompt at its cap is cut back to its last full sentence (grammar.cut_to_sentence).
 
 Run: python benchmarks/grammar_replies.py [--model NAME_OR_PATH] [--tasks navigate,boolean_expressions]
         [--replies 12] [--threads 2]
@@ -51,13 +52,15 @@ def forced(replies, cap):
 
 
 def measure(model, meta, n, grammar, max_tokens, max_words, detector):
+    """(seconds, drop reasons counted, replies, the usable candidates)."""
     model.decoder.reset()
     started = time.perf_counter()
     replies = model.generate([meta] * n, max_tokens=max_tokens, temperature=TEMPERATURE, seeds=list(range(n)),
                              stop=("<END>",), grammar=grammar)
     seconds = time.perf_counter() - started
-    _, dropped = classify_replies(replies, model, max_tokens=max_tokens, max_words=max_words, leaks=detector.leaks)
-    return seconds, Counter(reason or "usable" for reason in dropped), replies
+    parsed, dropped = classify_replies(replies, model, max_tokens=max_tokens, max_words=max_words,
+                                       leaks=detector.leaks, constrained=grammar is not None)
+    return seconds, Counter(reason or "usable" for reason in dropped), replies, [p for p in parsed if p]
 
 
 def main() -> None:
@@ -83,22 +86,25 @@ def main() -> None:
                  ("free+cap", state_word_cap(meta, MAX_WORDS), None, MAX_TOKENS, MAX_WORDS),
                  ("grammar", state_word_cap(meta, cap), prompt_grammar(cap), reply_token_limit(MAX_TOKENS, cap), cap))
         for mode, text, grammar, max_tokens, max_words in modes:
-            spent, reasons, replies = measure(model, text, args.replies, grammar, max_tokens, max_words, detector)
+            spent, reasons, replies, kept = measure(model, text, args.replies, grammar, max_tokens, max_words, detector)
             totals.setdefault(mode, Counter()).update(reasons)
             seconds[mode] += spent
             non_ascii, at_cap = forced(replies, max_words)
             junk[mode, "non-ASCII"] += non_ascii
             junk[mode, "at cap"] += at_cap
+            kept_non_ascii = sum(bool(NON_ASCII.search(p)) for p in kept)
+            junk[mode, "kept"] += kept_non_ascii
             print(f"{name:20s} {mode:9s} usable {reasons['usable']:2d}/{args.replies}  {spent:6.1f} s  "
                   f"drops {dict((k, v) for k, v in reasons.items() if k != 'usable')}  "
-                  f"non-ASCII {non_ascii}, at the cap {at_cap}", flush=True)
+                  f"non-ASCII {non_ascii}, at the cap {at_cap}, non-ASCII kept {kept_non_ascii}", flush=True)
             for reply in replies[:2]:
                 print(f"    {' '.join(reply.split())[:110]!r}")
     for mode, reasons in totals.items():
         n = sum(reasons.values())
         print(f"total {mode:9s} usable {reasons['usable']}/{n} ({100 * reasons['usable'] / n:.0f}%)  "
               f"{seconds[mode]:.0f} s  drops {dict((k, v) for k, v in reasons.items() if k != 'usable')}  "
-              f"non-ASCII {junk[mode, 'non-ASCII']}/{n}, at the cap {junk[mode, 'at cap']}/{n}")
+              f"non-ASCII {junk[mode, 'non-ASCII']}/{n}, at the cap {junk[mode, 'at cap']}/{n}, "
+              f"non-ASCII kept {junk[mode, 'kept']}/{reasons['usable']}")
     print(f"(model {args.model}, {args.threads} threads, temperature {TEMPERATURE}, {args.replies} replies a task and mode)")
 
 

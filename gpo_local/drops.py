@@ -14,7 +14,9 @@ Reasons, checked in this order:
 - `leaks_example`: it restates a task example (leaks.py);
 - `duplicate`: the same prompt (whitespace-normalized) as an earlier reply of the same call.
 A grammar-constrained reply (grammar.py) cannot be empty, untagged, leak tags or exceed the cap;
-it can still be truncated, leak an example or repeat another.
+it can still be truncated, leak an example or repeat another. One that reached its cap is cut
+back to its last full sentence (grammar.cut_to_sentence): kept, and counted as `cut_to_sentence`
+in the step record, not as a drop.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import re
 from collections import Counter
 from typing import Callable, Iterable, Sequence
 
+from .grammar import cut_to_sentence
 from .trajectory import STEP
 from .updates import TAGGED_REPLY, normalize_prompt, parse_candidate
 
@@ -36,8 +39,11 @@ def is_truncated(tokens: int, max_tokens: int) -> bool:
 
 
 def classify(reply: str | None, *, require_tags: bool = False, truncated: bool = False,
-             max_words: int | None = None, leaks: Callable[[str], bool] | None = None) -> tuple[str | None, str | None]:
-    """(the candidate, None) for a usable reply, else (None, the drop reason)."""
+             max_words: int | None = None, leaks: Callable[[str], bool] | None = None,
+             constrained: bool = False) -> tuple[str | None, str | None]:
+    """(the candidate, None) for a usable reply, else (None, the drop reason). A `constrained`
+    reply that reached its cap `max_words` is cut back to its last full sentence
+    (grammar.cut_to_sentence) before the leak check, which judges the prompt that is kept."""
     if not reply or not reply.strip():
         return None, "empty"
     match = TAGGED_REPLY.search(reply)
@@ -52,6 +58,8 @@ def classify(reply: str | None, *, require_tags: bool = False, truncated: bool =
         return None, "empty"
     if max_words is not None and len(prompt.split()) > max_words:
         return None, "too_long"
+    if constrained:
+        prompt = cut_to_sentence(prompt, max_words)
     if leaks is not None and leaks(prompt):
         return None, "leaks_example"
     return prompt, None

@@ -12,7 +12,7 @@ from typing import Sequence
 from .drops import classify, count as count_drops, is_truncated, mark_duplicates, reply_total, totals
 from .grammar import prompt_grammar, reply_token_limit, word_cap
 from .leaks import LeakDetector, leak_references
-from .updates import state_word_cap
+from .updates import parse_candidate, state_word_cap
 
 
 def constrained_request(meta_prompts: Sequence[str], cap: int | None,
@@ -25,15 +25,17 @@ def constrained_request(meta_prompts: Sequence[str], cap: int | None,
 
 
 def classify_replies(replies: Sequence[str], llm, *, max_tokens: int, max_words: int | None,
-                     require_tags: bool = False, leaks=None) -> tuple[list[str | None], list[str | None]]:
+                     require_tags: bool = False, leaks=None,
+                     constrained: bool = False) -> tuple[list[str | None], list[str | None]]:
     """(candidates, drop reasons) of a call's replies, each judged by drops.classify: truncated
-    when its tokens (`llm`'s tokenizer) reach the call's `max_tokens`. The run (ReplyParser.parse)
-    and the dry run's timing (walltime.py) parse this way."""
+    when its tokens (`llm`'s tokenizer) reach the call's `max_tokens`; `constrained` replies at
+    their cap cut back to their last full sentence. The run (ReplyParser.parse) and the dry
+    run's timing (walltime.py) parse this way."""
     parsed, reasons = [], []
     for reply in replies:
         truncated = bool(reply) and is_truncated(llm.count_tokens(reply), max_tokens)
         prompt, reason = classify(reply, require_tags=require_tags, truncated=truncated, leaks=leaks,
-                                  max_words=max_words)
+                                  max_words=max_words, constrained=constrained)
         parsed.append(prompt)
         reasons.append(reason)
     return parsed, reasons
@@ -43,6 +45,7 @@ class ReplyParser:
     def __init__(self, method):
         self.method = method
         self._step_drops: list[str | None] = []
+        self._step_cuts = 0
         self._leak_detector: LeakDetector | None = None
 
     @property
@@ -78,7 +81,10 @@ class ReplyParser:
         parsed, reasons = classify_replies(
             replies, self.method.optimizer_llm, max_tokens=max_tokens or cfg.optimizer_max_tokens,
             max_words=cfg.max_prompt_words if max_words is None else max_words, require_tags=cfg.require_tags,
-            leaks=self.leak_detector().leaks if cfg.leak_check else None)
+            leaks=self.leak_detector().leaks if cfg.leak_check else None, constrained=self.constrained)
+        # A kept prompt shorter than its reply's text was cut back to a full sentence at the cap.
+        self._step_cuts += sum(1 for reply, prompt in zip(replies, parsed)
+                               if prompt is not None and prompt != parse_candidate(reply, require_tags=cfg.require_tags))
         parsed = mark_duplicates(parsed, reasons)
         self._step_drops.extend(reasons)
         return parsed
@@ -89,8 +95,12 @@ class ReplyParser:
 
     def take_step(self) -> dict:
         """The step record's fields of the current step, which ends: the candidate replies parsed
-        (`replies`) and the drop counts (`drops`)."""
-        step, self._step_drops = {"replies": len(self._step_drops), "drops": count_drops(self._step_drops)}, []
+        (`replies`), the drop counts (`drops`) and, when there were any, the constrained prompts
+        cut back to a full sentence at their cap (`cut_to_sentence`)."""
+        step = {"replies": len(self._step_drops), "drops": count_drops(self._step_drops)}
+        if self._step_cuts:
+            step["cut_to_sentence"] = self._step_cuts
+        self._step_drops, self._step_cuts = [], 0
         return step
 
     def totals(self) -> dict[str, int]:

@@ -114,7 +114,7 @@ def measure(settings) -> dict:
                                      seeds=list(range(1, asks + 1)), stop=("<END>",), **constrained)
     per_call = (time.perf_counter() - started) / asks
     parsed, _ = classify_replies(replies, optimizer_llm, max_tokens=max_tokens, max_words=max_words,
-                                 require_tags=cfg.require_tags)
+                                 require_tags=cfg.require_tags, constrained=bool(constrained))
     candidates = _timed_candidates(parsed, settings.initial_prompt)
     prompts = [settings.initial_prompt, *(candidates or [f"{settings.initial_prompt} Answer carefully."])]
     questions = task.split("eval", cfg.dev_limit)[:max(1, CHUNK_PAIRS // len(prompts))]

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import difficulty_task, task_model
 from gpo_local.drops import DROP_REASONS, classify, count, describe, is_truncated, mark_duplicates, totals
-from gpo_local.grammar import prompt_grammar, reply_token_limit, word_cap
+from gpo_local.grammar import cut_to_sentence, prompt_grammar, reply_token_limit, word_cap
 from gpo_local.optimizer import GPO, GPOConfig
 from gpo_local.runs import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
@@ -47,6 +47,35 @@ def test_prompt_grammar_bounds_the_words():
 ])
 def test_classify(reply, kwargs, expected):
     assert classify(reply, **kwargs) == expected
+
+
+@pytest.mark.parametrize("prompt, cap, expected", [
+    # At the cap and mid-sentence: back to the last full sentence (the recorded local bench prompt).
+    ("Track your moves. Measure each step. After that, makeerek", 9, "Track your moves. Measure each step."),
+    ('Say "yes." Then stop,只要有', 4, 'Say "yes."'),
+    ("Count the steps (all of them.) and the turns,", 9, "Count the steps (all of them.)"),
+    # Not cut: below the cap (the model ended it), a complete ending, no full sentence to keep,
+    # a dot inside a word or a path is no sentence end.
+    ("Track your moves. Measure each step. After that", 9, "Track your moves. Measure each step. After that"),
+    ("Track your moves. Measure each step.", 6, "Track your moves. Measure each step."),
+    ("Track your moves. Then answer:", 5, "Track your moves. Then answer:"),
+    ("Track your moves and after that", 6, "Track your moves and after that"),
+    ("Use e.g.this or `a.b` then", 5, "Use e.g.this or `a.b` then"),
+    ("Track your moves. Then", None, "Track your moves. Then"),
+])
+def test_a_prompt_at_its_cap_is_cut_back_to_its_last_full_sentence(prompt, cap, expected):
+    assert cut_to_sentence(prompt, cap) == expected
+
+
+def test_only_constrained_replies_are_cut_and_before_the_leak_check():
+    reply = "<START>Track your moves. Copy the example word for word and more<END>"
+    assert classify(reply, max_words=11) == (reply[7:-5], None)  # free-form: the model ended it
+    assert classify(reply, max_words=11, constrained=True) == ("Track your moves.", None)
+    assert classify(reply, max_words=12, constrained=True) == (reply[7:-5], None)  # below the cap
+    # The leak check judges the prompt that is kept: the restated tail is gone.
+    leaks = lambda p: "example" in p  # noqa: E731
+    assert classify(reply, max_words=11, leaks=leaks) == (None, "leaks_example")
+    assert classify(reply, max_words=11, leaks=leaks, constrained=True) == ("Track your moves.", None)
 
 
 def test_duplicates_counting_and_text():
@@ -119,6 +148,21 @@ def test_a_model_with_grammar_support_gets_the_steps_grammar(tmp_path):
     assert steps[0]["grammar_words"] == 30
     assert optimizer.calls[0]["grammar"] == prompt_grammar(30)
     assert optimizer.calls[0]["grammar"].startswith('root ::= "<START>" gap? word (gap word){0,29} gap? "<END>"')
+
+
+def test_cuts_at_the_cap_are_counted_in_the_step_record(tmp_path):
+    # Step 1's cap is 30 words (as above): a 30-word reply ends at it mid-sentence.
+    at_cap = "<START>Say yes. " + " ".join(["word"] * 28) + "<END>"
+    replies = iter([at_cap, "<START>Say no.<END>"] * 100)
+    optimizer = ScriptedLLM(lambda messages, t, seed: next(replies))
+    optimizer.supports_grammar = True
+    gpo, _ = run_gpo(tmp_path, optimizer, max_prompt_words=30, grammar=True)
+    records = [json.loads(line) for line in (tmp_path / "trajectory.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["kind"] == "step"]
+    candidates = {r["prompt"] for r in records if r["kind"] == "candidate"}
+    assert candidates == {"Say yes.", "Say no."}
+    # 7 replies a step, 4 of them at the cap; the repeats are dropped as duplicates after the cut.
+    assert steps[0]["cut_to_sentence"] == 4 and steps[0]["drops"] == {"duplicate": 5}
 
 
 def test_a_constrained_reply_gets_the_tokens_its_word_cap_needs(tmp_path):

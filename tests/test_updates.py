@@ -24,6 +24,11 @@ from gpo_local.updates import dedupe_ordered, parse_candidate, render_update, wo
     ("<START>Say yes or no.\n \nEND", "Say yes or no."),      # a garbled closing tag on its last line
     ("<START>Say yes or no.\n</END", "Say yes or no."),
     ("<START>Write THE END in capitals.<END>", "Write THE END in capitals."),  # a word, not a tag
+    # A label copied from the meta-prompt's "Prompt: <text>" lines is not part of the prompt.
+    ("<START>Prompt: To get back, track each move.<END>", "To get back, track each move."),
+    ("<START>New prompt:\nTrack each move.<END>", "Track each move."),
+    ("<START>Prompt:<END>", None),
+    ("<START>Prompt the user: then answer.<END>", "Prompt the user: then answer."),
 ])
 def test_parse_candidate(reply, expected):
     assert parse_candidate(reply) == expected
