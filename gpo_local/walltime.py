@@ -33,11 +33,22 @@ rounds): 97.5% at 24 dev questions (the `local.toml` cells of seed 0), 78% at 40
 six runs), 69% at 48 (GPO at 8 candidates on BBH navigate and boolean_expressions); interpolated
 between those points and held at the ends. Both shares are averages, not bounds: a step whose
 candidates are all new and all alike races to the end.
+
+Earlier runs of the same workload calibrate the estimate (`history`): finished runs of the same
+method, task, task and optimizer model files, reply mode and threads, found under
+$GPO_LOCAL_HOME/runs and beside --run-dir (a bench cell's other seeds). Their events give the
+rates the run really spent its time at (`recorded_rates`): seconds per scored pair, per optimizer
+reply, and the share of replies that became new candidates (and with racing, the share of their
+dev pairs scored). Pooled, they replace the timed rates and shares: a timed sample of three
+candidates misses how long a run's candidates are and how many replies it drops. Measured by
+leave-one-out on recorded runs (benchmarks/dry_run_history.py, benchmarks/README.md).
 """
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 from .replies import classify_replies, constrained_request
 
@@ -63,16 +74,20 @@ def raced_share(n_dev: int) -> float:
     return low_share
 
 
-def dev_pairs(est, n_dev: int, racing: bool, new_share: float = NEW_SHARE) -> float:
+def dev_pairs(est, n_dev: int, racing: bool, new_share: float = NEW_SHARE,
+              scored_share: float | None = None) -> float:
     """Expected dev pairs: p0 in full, the candidates' pairs scaled by the share of replies that
-    become new candidates and by raced_share with racing."""
+    become new candidates and, with racing, by the share of their pairs racing scores
+    (`scored_share`, raced_share(n_dev) when not given)."""
     candidates = est.dev_scorings - n_dev
-    return n_dev + candidates * new_share * (raced_share(n_dev) if racing else 1.0)
+    raced = (raced_share(n_dev) if scored_share is None else scored_share) if racing else 1.0
+    return n_dev + candidates * new_share * raced
 
 
 def seconds(est, rates: dict, n_dev: int, racing: bool, new_share: float | None = None) -> float:
     new_share = rates.get("new_share", NEW_SHARE) if new_share is None else new_share
-    pairs = dev_pairs(est, n_dev, racing, new_share) + est.train_scorings + est.test_scorings
+    pairs = (dev_pairs(est, n_dev, racing, new_share, rates.get("raced_share"))
+             + est.train_scorings + est.test_scorings)
     return (rates.get("load_seconds", 0.0) + pairs * rates["seconds_per_pair"]
             + est.optimizer_calls * rates["seconds_per_optimizer_call"])
 
@@ -93,6 +108,8 @@ def measure(settings) -> dict:
                                           n_ctx=runtime["n_ctx"], n_threads=runtime["threads"],
                                           n_gpu_layers=runtime["n_gpu_layers"], parallel=runtime["parallel"])
     load = time.perf_counter() - started
+    loaded = {"task": task_llm.fingerprint, "optimizer": optimizer_llm.fingerprint,
+              "threads": getattr(task_llm, "n_threads", runtime["threads"])}
     optimizer_llm = complete_llm(optimizer_llm)
     asks = min(cfg.candidates, MAX_ASKS)
     # A first step's meta-prompt, as long as the run's (its examples dominate the prompt tokens),
@@ -121,9 +138,153 @@ def measure(settings) -> dict:
     started = time.perf_counter()
     Evaluator(task_llm, task, position=cfg.position).evaluate_examples(prompts, questions, "eval")
     per_pair = (time.perf_counter() - started) / (len(prompts) * len(questions))
-    return {"load_seconds": load, "seconds_per_pair": per_pair, "seconds_per_optimizer_call": per_call,
-            "new_share": new_share, "timed_candidates": len(candidates),
-            "measured_pairs": len(prompts) * len(questions), "measured_optimizer_calls": asks}
+    timed = {"load_seconds": load, "seconds_per_pair": per_pair, "seconds_per_optimizer_call": per_call,
+             "new_share": new_share, "timed_candidates": len(candidates),
+             "measured_pairs": len(prompts) * len(questions), "measured_optimizer_calls": asks}
+    return calibrated(timed, history(settings, loaded))
+
+
+# --- Calibration by earlier runs of the same workload ------------------------------------------
+
+# What must match for an earlier run's rates to apply: the method (its calls and drops), the task
+# (its questions and answers), the models' files, the reply mode (constrained candidates run to
+# their cap and cost more to score), the words cap (the same) and the threads.
+SAME_WORKLOAD = (("method",), ("task_source",), ("task_options",), ("models", "task", "sha256"),
+                 ("models", "optimizer", "sha256"), ("config", "grammar"), ("config", "max_prompt_words"),
+                 ("config", "position"), ("settings", "threads"))
+# Pairs per second beyond which a scoring chunk was served by the memo cache, not the model
+# (the 0.5B scores 2-5 pairs a second on 2 cores; memo hits run at thousands).
+MEMO_PAIRS_PER_SECOND = 100.0
+# A scoring chunk this many times slower than the run's median chunk was not working: the process
+# was stopped or the machine suspended (a recorded bench cell paused for other measurements took
+# 16.6 s a pair against 1.65-1.75 for its peers).
+PAUSED_FACTOR = 10.0
+
+
+def recorded_rates(run_dir: Path) -> dict | None:
+    """The sums behind the rates a finished run spent its time at, from its events.jsonl: time
+    asking the optimizer (step_started -> candidates; for a method that scores a train minibatch
+    before it asks, that scoring too) over the replies; scoring time over the
+    pairs scored, chunk by chunk (the time from the previous event to each `scoring` event, over
+    the pairs it adds), leaving out chunks served by the memo and chunks of a paused process;
+    new candidates over replies. None for a run that did not finish, was resumed, or had no
+    optimizer step."""
+    try:
+        events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return None
+    kinds = [e.get("event") for e in events]
+    if kinds.count("run_started") != 1 or "run_finished" not in kinds or "candidates" not in kinds:
+        return None
+    sums = dict.fromkeys(("ask_seconds", "replies", "new", "score_seconds", "pairs"), 0.0)
+    chunks, opened, scoring, previous, done = [], None, False, 0.0, 0
+    for event in events:
+        kind, at = event.get("event"), event.get("time", 0.0)
+        if kind == "step_started":
+            opened, scoring = at, False
+        elif kind == "candidates" and opened is not None:
+            sums["ask_seconds"] += at - opened
+            sums["replies"] += event.get("replies", 0)
+            sums["new"] += event.get("new", 0)
+            scoring, done = True, 0
+        elif kind == "chosen":
+            scoring, done = True, 0  # after the last step: the test split's scoring
+        elif kind == "scoring" and scoring:
+            now = event.get("done", 0)
+            added = now - done if now > done else now  # a count that does not grow starts a new call
+            done = 0 if now == event.get("total") else now
+            if added > 0:
+                chunks.append((at - previous, added))
+        previous = at
+    working = [(seconds, pairs) for seconds, pairs in chunks if pairs / max(seconds, 1e-9) < MEMO_PAIRS_PER_SECOND]
+    if working:
+        per_pair = sorted(seconds / pairs for seconds, pairs in working)
+        median = per_pair[len(per_pair) // 2]
+        working = [(seconds, pairs) for seconds, pairs in working if seconds / pairs <= PAUSED_FACTOR * median]
+        sums["score_seconds"] = sum(seconds for seconds, _ in working)
+        sums["pairs"] = sum(pairs for _, pairs in working)
+    return sums if sums["replies"] and sums["pairs"] else None
+
+
+def raced_sums(run_dir: Path, n_dev: int) -> tuple[int, int] | None:
+    """(dev pairs scored, dev pairs in full) of a raced run's new candidates (trajectory.jsonl)."""
+    try:
+        records = [json.loads(line) for line in (run_dir / "trajectory.jsonl").read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return None
+    new = [r for r in records if r.get("kind") == "candidate" and r.get("new")]
+    return (sum(r.get("dev_questions", n_dev) for r in new), len(new) * n_dev) if new else None
+
+
+def _field(record: dict, path: tuple[str, ...]):
+    for key in path:
+        record = record.get(key) if isinstance(record, dict) else None
+    return record
+
+
+def workload(record: dict) -> tuple:
+    """What must match between runs for one's rates to stand for another's (SAME_WORKLOAD), of
+    a config.json record."""
+    return tuple(json.dumps(_field(record, key), sort_keys=True) for key in SAME_WORKLOAD)
+
+
+def history(settings, loaded: dict) -> dict | None:
+    """Pooled rates of the finished earlier runs of the same workload, found under
+    $GPO_LOCAL_HOME/runs and beside --run-dir; None when there are none. `loaded`: the sha256 of
+    the "task" and "optimizer" model files and the task model's "threads"."""
+    from .runs import home_dir
+    from .settings import describe
+
+    here = {"method": settings.config.method, "task_source": settings.task.source,
+            "task_options": settings.task.options, **describe(settings),
+            "models": {role: {"sha256": loaded[role]} for role in ("task", "optimizer")},
+            "settings": {"threads": loaded["threads"]}}
+    places = [home_dir() / "runs"]
+    own = Path(settings.run_dir).resolve() if settings.run_dir is not None else None
+    if own is not None:
+        places.append(own.parent)
+    runs = sorted({p.parent.resolve() for place in places if place.is_dir() for p in place.glob("*/config.json")})
+    same = []
+    for run in runs:
+        try:
+            record = json.loads((run / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if run != own and workload(record) == workload(here):
+            same.append((run, record))
+    return pooled_rates(same, len(settings.task.split("eval", settings.config.dev_limit)))
+
+
+def pooled_rates(runs, n_dev: int) -> dict | None:
+    """The rates of (run directory, config.json record) pairs pooled: time over the counts of all
+    of them (recorded_rates); None when none finished. With racing, the share of dev pairs their
+    new candidates were scored on (`raced_share`)."""
+    pooled, used, raced = dict.fromkeys(("ask_seconds", "replies", "new", "score_seconds", "pairs"), 0.0), 0, [0, 0]
+    for run, record in runs:
+        sums = recorded_rates(run)
+        if sums is None:
+            continue
+        used += 1
+        for key, value in sums.items():
+            pooled[key] += value
+        if _field(record, ("config", "racing")) and (scored := raced_sums(run, n_dev)):
+            raced = [raced[0] + scored[0], raced[1] + scored[1]]
+    if not used:
+        return None
+    rates = {"runs": used, "seconds_per_pair": pooled["score_seconds"] / pooled["pairs"],
+             "seconds_per_optimizer_call": pooled["ask_seconds"] / pooled["replies"],
+             "new_share": pooled["new"] / pooled["replies"]}
+    if raced[1]:
+        rates["raced_share"] = raced[0] / raced[1]
+    return rates
+
+
+def calibrated(timed: dict, recorded: dict | None) -> dict:
+    """The timed rates, with those of earlier runs in their place when there are any (the timed
+    ones kept under `timed`)."""
+    if not recorded:
+        return timed
+    return {**timed, **recorded, "timed": timed}
 
 
 def _timed_candidates(parsed, initial: str) -> list[str]:
@@ -141,13 +302,22 @@ def describe(est, rates: dict, n_dev: int, racing: bool) -> str:
     other = seconds(est, rates, n_dev, not racing)
     most = seconds(est, rates, n_dev, racing, new_share=1.0)
     mode = "with racing" if racing else "without racing"
-    return (f"  estimated wall time:     {total / 60:.1f} min {mode} ({other / 60:.1f} min "
-            f"{'without' if racing else 'with'}; at most {most / 60:.1f} min if every optimizer reply is a new "
-            f"candidate, {rates.get('new_share', NEW_SHARE):.0%} assumed); measured {rates['seconds_per_pair']:.2f} s per dev pair "
-            f"(both rounds, {rates['measured_pairs']} pairs of the initial prompt and {_candidates(rates)} batched "
-            "as the evaluator batches), "
-            f"{rates['seconds_per_optimizer_call']:.2f} s per optimizer call, {rates['load_seconds']:.0f} s loading; "
-            "memo hits make re-runs faster")
+    timed = rates.get("timed", rates)
+    lines = [f"  estimated wall time:     {total / 60:.1f} min {mode} ({other / 60:.1f} min "
+             f"{'without' if racing else 'with'}; at most {most / 60:.1f} min if every optimizer reply is a new "
+             f"candidate, {rates.get('new_share', NEW_SHARE):.0%} assumed)"]
+    if "runs" in rates:
+        lines.append(f"  from {rates['runs']} earlier run{'s' if rates['runs'] > 1 else ''} of the same workload: "
+                     f"{rates['seconds_per_pair']:.2f} s per scored pair, {rates['seconds_per_optimizer_call']:.2f} s "
+                     f"per optimizer reply, {rates['new_share']:.0%} of replies new candidates"
+                     + (f", {rates['raced_share']:.0%} of their dev pairs raced" if "raced_share" in rates else ""))
+        lines.append(f"  timed now instead:       {seconds(est, timed, n_dev, racing) / 60:.1f} min")
+    lines.append(f"  timed: {timed['seconds_per_pair']:.2f} s per dev pair "
+                 f"(both rounds, {timed['measured_pairs']} pairs of the initial prompt and {_candidates(timed)} batched "
+                 "as the evaluator batches), "
+                 f"{timed['seconds_per_optimizer_call']:.2f} s per optimizer call, {timed['load_seconds']:.0f} s loading; "
+                 "memo hits make re-runs faster")
+    return "\n".join(lines)
 
 
 def _candidates(rates: dict) -> str:

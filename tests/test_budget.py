@@ -194,3 +194,62 @@ def test_dry_run_times_an_evaluator_chunk_and_optimizer_replies(monkeypatch, tmp
     assert any("think think v1" in text for text in timed)
     assert any("think think think think v0" in text for text in timed)
     assert not (tmp_path / "run").exists()
+
+
+def write_events(run_dir, events):
+    (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+# A recorded run's events (walltime.recorded_rates): 2 steps of 3 replies; in step 2 one
+# scoring chunk is a memo hit and one a paused process, both left out.
+RECORDED = [
+    {"time": 1000.0, "event": "run_started"},
+    {"time": 1000.0, "event": "step_started", "step": 0},
+    {"time": 1006.0, "event": "candidates", "step": 0, "replies": 3, "new": 1},
+    {"time": 1008.0, "event": "scoring", "done": 4, "total": 6},
+    {"time": 1009.0, "event": "scoring", "done": 6, "total": 6},
+    {"time": 1009.0, "event": "chosen", "step": 0},
+    {"time": 1009.0, "event": "step_started", "step": 1},
+    {"time": 1012.0, "event": "candidates", "step": 1, "replies": 3, "new": 2},
+    {"time": 1012.001, "event": "scoring", "done": 6, "total": 6},   # memo: 6000 pairs a second
+    {"time": 1100.0, "event": "scoring", "done": 6, "total": 6},     # paused: 14.7 s a pair
+    {"time": 1103.0, "event": "scoring", "done": 6, "total": 6},
+    {"time": 1103.0, "event": "chosen", "step": 1},
+    {"time": 1105.0, "event": "scoring", "done": 4, "total": 4},     # the test split
+    {"time": 1105.0, "event": "run_finished"},
+]
+
+
+def test_recorded_rates_come_from_a_finished_runs_events(tmp_path):
+    from gpo_local import walltime
+
+    write_events(tmp_path, RECORDED)
+    # Asking: 6 + 3 s for 6 replies, 3 new; scoring: 4 + 2 + 6 + 4 pairs in 2 + 1 + 3 + 2 s.
+    assert walltime.recorded_rates(tmp_path) == {"ask_seconds": pytest.approx(9.0), "replies": 6, "new": 3,
+                                                 "score_seconds": pytest.approx(8.0), "pairs": 16}
+    write_events(tmp_path, RECORDED[:-1])
+    assert walltime.recorded_rates(tmp_path) is None  # not finished
+    write_events(tmp_path, RECORDED[:1] + RECORDED)
+    assert walltime.recorded_rates(tmp_path) is None  # resumed: its times span the restart
+
+
+def test_a_dry_run_takes_the_rates_of_earlier_runs_of_the_same_workload(monkeypatch, tmp_path, task_dir):
+    install(monkeypatch)
+    runs = tmp_path / "runs"
+    assert optimize(task_dir, runs / "same", "--steps", "1").exit_code == 0
+    write_events(runs / "same", RECORDED)
+    # Another method's run is another workload: its rates (all 10 times slower) are not used.
+    other = runs / "other"
+    other.mkdir()
+    config = json.loads((runs / "same" / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "method": "ape"}))
+    write_events(other, [{**e, "time": 1000 + 10 * (e["time"] - 1000)} for e in RECORDED])
+    out = CliRunner().invoke(main, ["optimize", str(task_dir), "--steps", "4", "--candidates", "3", "--dry-run",
+                                    "--run-dir", str(runs / "new")])
+    assert out.exit_code == 0, out.output
+    assert ("from 1 earlier run of the same workload: 0.50 s per scored pair, 1.50 s per optimizer reply, "
+            "50% of replies new candidates") in out.output
+    # p0's 6 dev pairs, the candidates' 72 at the recorded 50%, 8 test pairs; 12 replies.
+    expected = (6 + 72 * 0.5 + 8) * 0.5 + 12 * 1.5
+    assert f"estimated wall time:     {expected / 60:.1f} min without racing" in out.output
+    assert "timed now instead:" in out.output and not (runs / "new").exists()
