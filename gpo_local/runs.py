@@ -40,13 +40,48 @@ def new_run_dir(task_name: str) -> Path:
 
 
 def package_versions() -> dict[str, str]:
+    """The versions a run records: Python, the packages, the commit of a gpo-local checkout and
+    the CPU (timings and llama.cpp's kernels differ between machines)."""
     versions = {"python": platform.python_version()}
     for name in ("gpo-local", "llama-cpp-python", "faiss-cpu", "sentence-transformers", "torch", "numpy"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
+    commit = source_commit()
+    if commit:
+        versions["gpo-local commit"] = commit
+    versions["cpu"] = f"{cpu_model()}, {os.cpu_count()} logical cores"
     return versions
+
+
+def source_commit() -> str | None:
+    """The git commit of the checkout gpo-local runs from (an editable install), with "+changes"
+    when its tracked files differ from it; None outside a checkout or without git."""
+    import subprocess
+
+    source = Path(__file__).resolve().parent.parent
+    if not (source / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        changed = subprocess.run(["git", "-C", str(source), "diff", "--quiet", "HEAD", "--", "gpo_local"],
+                                 capture_output=True, timeout=10).returncode != 0
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+changes" if changed else head
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what platform reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -45,6 +45,22 @@ def trajectory(run_dir):
     return out
 
 
+def test_a_run_records_the_checkout_commit_and_the_cpu():
+    import subprocess
+    from pathlib import Path
+
+    from gpo_local.runs import package_versions
+
+    versions = package_versions()
+    assert versions["cpu"].endswith("logical cores") and len(versions["cpu"]) > len(", 1 logical cores")
+    source = Path(budget.__file__).resolve().parent.parent
+    if not (source / ".git").exists():
+        assert "gpo-local commit" not in versions  # an installed wheel: its version says it
+        return
+    head = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert versions["gpo-local commit"] in (head, f"{head}+changes")
+
+
 @pytest.mark.parametrize("method", ["gpo", "empty", "cot", "ape", "apo", "opro", "pe2", "sgdm"])
 def test_every_method_writes_a_normal_run_directory(monkeypatch, tmp_path, task_dir, method):
     install(monkeypatch, optimizer_llm=smart_optimizer(max_words=3))
