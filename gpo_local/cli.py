@@ -216,9 +216,10 @@ def show(run_dir):
     _show_raced(console, run)  # issue 12
     if run.pending:
         console.print(f"{len(run.pending)} candidates of an unfinished step are recorded (resume continues it)")
-    from .drops import describe, step_views_total  # issue 10 hook: dropped optimizer replies by reason
+    from .drops import describe, describe_cuts, step_views_total  # issue 10 hook: dropped optimizer replies
 
-    console.print(f"dropped optimizer replies: {describe(*step_views_total(run.steps))}", highlight=False)
+    console.print(f"dropped optimizer replies: {describe(*step_views_total(run.steps))}{describe_cuts(run.steps)}",
+                  highlight=False)
     result = run.result
     if result is None:
         console.print("no result.json yet: the run is unfinished (continue it with optimize --resume)")

@@ -117,6 +117,13 @@ def describe(counts: dict[str, int], replies: int | None = None) -> str:
     return f"{sum(counts.values())} of {replies}: {text}" if parts else f"none of {replies}"
 
 
+def describe_cuts(steps) -> str:
+    """'; 3 kept, cut back to a full sentence at the word cap' for a run's step views
+    (rundata.StepView) with such cuts (grammar.cut_to_sentence), else ''."""
+    cuts = sum(s.cuts for s in steps)
+    return f"; {cuts} kept, cut back to a full sentence at the word cap" if cuts else ""
+
+
 def step_views_total(steps) -> tuple[dict[str, int], int | None]:
     """(drop counts, candidate replies) summed over a run's step views (rundata.StepView); the
     replies are None when a step did not count them."""

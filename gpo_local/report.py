@@ -237,9 +237,9 @@ def _candidate_row(c: dict, pending: bool) -> dict:
 
 def _drops_text(run: RunView) -> str:
     """Issue 10: the run's dropped optimizer replies by reason (drops.py)."""
-    from .drops import describe, step_views_total
+    from .drops import describe, describe_cuts, step_views_total
 
-    return describe(*step_views_total(run.steps))
+    return describe(*step_views_total(run.steps)) + describe_cuts(run.steps)
 
 
 def run_context(run: RunView) -> dict[str, Any]:

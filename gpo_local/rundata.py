@@ -26,6 +26,7 @@ class StepView:
     candidates: list[dict] = field(default_factory=list)
     drops: dict = field(default_factory=dict)  # issue 10: dropped optimizer replies by reason
     replies: int | None = None  # the candidate replies those drops are out of (None: not counted)
+    cuts: int = 0  # constrained prompts cut back to a full sentence at their word cap (grammar.py)
 
     @property
     def label(self) -> str:
@@ -97,7 +98,8 @@ def load_run(path: Path) -> RunView:
         elif kind in ("init", "step"):
             steps.append(StepView(step=record["step"], prompt=record["prompt"], dev_score=record["dev_score"],
                                   budget=record.get("budget"), candidates=pending,
-                                  drops=record.get("drops") or {}, replies=record.get("replies")))
+                                  drops=record.get("drops") or {}, replies=record.get("replies"),
+                                  cuts=record.get("cut_to_sentence", 0)))
             pending = []
     result = read_json(path / "result.json") if (path / "result.json").exists() else None
     return RunView(path=path, config=config, steps=steps, pending=pending, result=result,

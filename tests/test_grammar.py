@@ -163,6 +163,20 @@ def test_cuts_at_the_cap_are_counted_in_the_step_record(tmp_path):
     assert candidates == {"Say yes.", "Say no."}
     # 7 replies a step, 4 of them at the cap; the repeats are dropped as duplicates after the cut.
     assert steps[0]["cut_to_sentence"] == 4 and steps[0]["drops"] == {"duplicate": 5}
+    # show and the report say how many kept prompts were cut (step 2's cap is 12 words: the
+    # 30-word replies are dropped as too long there, not cut).
+    from click.testing import CliRunner
+
+    from gpo_local.cli import main
+    from gpo_local.report import run_context
+    from gpo_local.rundata import load_run
+
+    assert steps[1].get("cut_to_sentence") is None
+    (tmp_path / "config.json").write_text("{}")
+    cut = "; 4 kept, cut back to a full sentence at the word cap"
+    assert run_context(load_run(tmp_path))["drops"].endswith(cut)
+    shown = CliRunner().invoke(main, ["show", str(tmp_path)], terminal_width=200)
+    assert shown.exit_code == 0 and cut in " ".join(shown.output.split())
 
 
 def test_a_constrained_reply_gets_the_tokens_its_word_cap_needs(tmp_path):
