@@ -54,6 +54,12 @@ def test_classify(reply, kwargs, expected):
     ("Track your moves. Measure each step. After that, makeerek", 9, "Track your moves. Measure each step."),
     ('Say "yes." Then stop,只要有', 4, 'Say "yes."'),
     ("Count the steps (all of them.) and the turns,", 9, "Count the steps (all of them.)"),
+    # A list marker opening a line and an abbreviation end no sentence.
+    ("Break it down. Key elements:\n1. Find the rule and", 9, "Break it down."),
+    ("Write a prompt for each step.\nIV. Then", 8, "Write a prompt for each step."),
+    ("Answer well (e.g. this). Then go and", 7, "Answer well (e.g. this)."),
+    ("Answer well, e.g. like this and then", 7, "Answer well, e.g. like this and then"),
+    ("It is 2024. Then you and", 6, "It is 2024."),
     # Not cut: below the cap (the model ended it), a complete ending, no full sentence to keep,
     # a dot inside a word or a path is no sentence end.
     ("Track your moves. Measure each step. After that", 9, "Track your moves. Measure each step. After that"),
