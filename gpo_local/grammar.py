@@ -50,6 +50,7 @@ _ENDS_COMPLETE = re.compile(r"[.!?:][\"'”’)\]`]*$")
 
 
 def _ends_a_sentence(prompt: str, end: re.Match) -> bool:
+    """Whether a _SENTENCE_END match in `prompt` ends a sentence (not a marker, not an abbreviation)."""
     word, line_start = end.group(1), end.start() == 0 or prompt[end.start() - 1] == "\n"
     return not (_ABBREVIATION.fullmatch(word) or (line_start and _LIST_MARKER.fullmatch(word)))
 

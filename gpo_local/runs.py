@@ -57,7 +57,7 @@ def package_versions() -> dict[str, str]:
 
 def source_commit() -> str | None:
     """The git commit of the checkout gpo-local runs from (an editable install), with "+changes"
-    when its tracked files differ from it; None outside a checkout or without git."""
+    when its package files (gpo_local/) differ from it; None outside a checkout or without git."""
     import subprocess
 
     source = Path(__file__).resolve().parent.parent
