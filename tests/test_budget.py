@@ -269,3 +269,23 @@ def test_a_dry_run_takes_the_rates_of_earlier_runs_of_the_same_workload(monkeypa
     expected = (6 + 72 * 0.5 + 8) * 0.5 + 12 * 1.5
     assert f"estimated wall time:     {expected / 60:.1f} min without racing" in out.output
     assert "timed now instead:" in out.output and not (runs / "new").exists()
+
+
+def test_raced_runs_give_the_share_of_dev_pairs_racing_scored(tmp_path):
+    from gpo_local import walltime
+
+    write_events(tmp_path, RECORDED)
+    # Two new candidates of a 6-question dev split: one raced out after 3 questions; a repeat
+    # (not new) does not count.
+    (tmp_path / "trajectory.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"kind": "candidate", "new": True, "dev_questions": 3}, {"kind": "candidate", "new": True, "dev_questions": 6},
+        {"kind": "candidate", "new": False, "dev_questions": 6}]))
+    rates = walltime.pooled_rates([(tmp_path, {"config": {"racing": True}})], n_dev=6)
+    assert rates == {"runs": 1, "seconds_per_pair": 0.5, "seconds_per_optimizer_call": 1.5, "new_share": 0.5,
+                     "raced_share": 0.75}
+    assert "raced_share" not in walltime.pooled_rates([(tmp_path, {"config": {"racing": False}})], n_dev=6)
+    # With racing, the candidates' dev pairs are scaled by the recorded share, not the replays'.
+    est = budget.Estimate(method="gpo", steps=4, optimizer_calls=12, prompts_scored=13, dev_scorings=78,
+                          train_scorings=0, test_scorings=8, task_generations=86, rounds=1)
+    assert walltime.dev_pairs(est, 6, True, 0.5, rates["raced_share"]) == 6 + 72 * 0.5 * 0.75
+    assert walltime.seconds(est, rates, 6, True) == pytest.approx((6 + 72 * 0.5 * 0.75 + 8) * 0.5 + 12 * 1.5)
