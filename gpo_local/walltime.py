@@ -35,7 +35,8 @@ between those points and held at the ends. Both shares are averages, not bounds:
 candidates are all new and all alike races to the end.
 
 Earlier runs of the same workload calibrate the estimate (`history`): finished runs of the same
-method, task, task and optimizer model files, reply mode and threads, found under
+method, task, task and optimizer model files, reply mode, word cap, position and threads
+(SAME_WORKLOAD), found under
 $GPO_LOCAL_HOME/runs and beside --run-dir (a bench cell's other seeds). Their events give the
 rates the run really spent its time at (`recorded_rates`): seconds per scored pair, per optimizer
 reply, and the share of replies that became new candidates (and with racing, the share of their
