@@ -14,20 +14,19 @@ Run: python benchmarks/cut_at_cap.py RUN_DIR [RUN_DIR ...]   (run directories or
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
 
-from gpo_local.grammar import cut_to_sentence
+from gpo_local.grammar import COMPLETE_ENDING, cut_to_sentence
+from gpo_local.runs import JsonlLog
 
-COMPLETE = re.compile(r"[.!?:][\"'”’)\]`]*$")
 NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def constrained_candidates(run: Path):
     """(prompt, its step's word cap) of a run's candidates, for steps whose replies were constrained."""
-    records = [json.loads(line) for line in (run / "trajectory.jsonl").read_text().splitlines() if line.strip()]
+    records = list(JsonlLog(run / "trajectory.jsonl").records())
     caps = {r["step"]: r.get("grammar_words") for r in records if r.get("kind") == "step"}
     return [(r["prompt"], caps[r["step"]]) for r in records if r.get("kind") == "candidate" and caps.get(r["step"])]
 
@@ -47,10 +46,10 @@ def main(paths: list[str]) -> None:
             if len(prompt.split()) < cap:
                 continue
             counts["at the cap"] += 1
-            counts["mid-sentence"] += not COMPLETE.search(prompt)
+            counts["mid-sentence"] += not COMPLETE_ENDING.search(prompt)
             counts["cut"] += kept != prompt
             counts["words cut off"] += len(prompt.split()) - len(kept.split())
-            counts["left mid-sentence"] += not COMPLETE.search(kept)
+            counts["left mid-sentence"] += not COMPLETE_ENDING.search(kept)
     for name, value in counts.items():
         print(f"{name:18s} {value}")
 

@@ -46,7 +46,8 @@ TOKENS_PER_WORD, TAG_TOKENS = 3, 8
 # `local.toml` cell's "...for each step.\nIV.".
 _SENTENCE_END = re.compile(r"(\S*?)[.!?][\"'”’)\]`]*(?=\s)")
 _LIST_MARKER, _ABBREVIATION = re.compile(r"\d+|\w|[IVXLC]+|[ivxlc]+"), re.compile(r"\(?(?:\w+\.)+\w+")
-_ENDS_COMPLETE = re.compile(r"[.!?:][\"'”’)\]`]*$")
+# How a prompt that needs no cut ends: a sentence or a colon (closing quotes and brackets attached).
+COMPLETE_ENDING = re.compile(r"[.!?:][\"'”’)\]`]*$")
 
 
 def _ends_a_sentence(prompt: str, end: re.Match) -> bool:
@@ -66,7 +67,7 @@ def cut_to_sentence(prompt: str, cap: int | None) -> str:
     at their cap and 30 of those ended mid-sentence; cut back, 2 do, and non-ASCII text is
     left in 3 candidates rather than 8.
     A prompt without a full sentence to keep stays whole."""
-    if cap is None or len(prompt.split()) < cap or _ENDS_COMPLETE.search(prompt):
+    if cap is None or len(prompt.split()) < cap or COMPLETE_ENDING.search(prompt):
         return prompt
     ends = [m.end() for m in _SENTENCE_END.finditer(prompt) if _ends_a_sentence(prompt, m)]
     return prompt[:ends[-1]] if ends else prompt

@@ -72,7 +72,8 @@ class RunView:
         return f"{self.task} / {self.method} ({self.path.name})"
 
 
-def _events(path: Path) -> list[dict]:
+def read_events(path: Path) -> list[dict]:
+    """The records of an events.jsonl, torn lines skipped; [] when there is none."""
     if not path.exists():
         return []
     events = []
@@ -103,7 +104,7 @@ def load_run(path: Path) -> RunView:
             pending = []
     result = read_json(path / "result.json") if (path / "result.json").exists() else None
     return RunView(path=path, config=config, steps=steps, pending=pending, result=result,
-                   events=_events(path / "events.jsonl"))
+                   events=read_events(path / "events.jsonl"))
 
 
 def outcome_changes(result: dict | None) -> dict | None:

@@ -170,8 +170,10 @@ def recorded_rates(run_dir: Path) -> dict | None:
     the pairs it adds), leaving out chunks served by the memo and chunks of a paused process;
     new candidates over replies. None for a run that did not finish, was resumed, or had no
     optimizer step."""
+    from .rundata import read_events
+
     try:
-        events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines() if line.strip()]
+        events = read_events(run_dir / "events.jsonl")
     except (OSError, ValueError):
         return None
     kinds = [e.get("event") for e in events]
@@ -209,11 +211,14 @@ def recorded_rates(run_dir: Path) -> dict | None:
 
 def raced_sums(run_dir: Path, n_dev: int) -> tuple[int, int] | None:
     """(dev pairs scored, dev pairs in full) of a raced run's new candidates (trajectory.jsonl)."""
+    from .errors import ConfigError
+    from .runs import JsonlLog
+
     try:
-        records = [json.loads(line) for line in (run_dir / "trajectory.jsonl").read_text().splitlines() if line.strip()]
-    except (OSError, ValueError):
+        new = [r for r in JsonlLog(run_dir / "trajectory.jsonl").records()
+               if r.get("kind") == "candidate" and r.get("new")]
+    except (OSError, ConfigError):
         return None
-    new = [r for r in records if r.get("kind") == "candidate" and r.get("new")]
     return (sum(r.get("dev_questions", n_dev) for r in new), len(new) * n_dev) if new else None
 
 
