@@ -142,7 +142,7 @@ def measure(settings) -> dict:
     timed = {"load_seconds": load, "seconds_per_pair": per_pair, "seconds_per_optimizer_call": per_call,
              "new_share": new_share, "timed_candidates": len(candidates),
              "measured_pairs": len(prompts) * len(questions), "measured_optimizer_calls": asks}
-    return calibrated(timed, history(settings, loaded))
+    return calibrated(timed, history(settings, loaded, reference=per_pair))
 
 
 # --- Calibration by earlier runs of the same workload ------------------------------------------
@@ -160,6 +160,9 @@ MEMO_PAIRS_PER_SECOND = 100.0
 # was stopped or the machine suspended (a recorded bench cell paused for other measurements took
 # 16.6 s a pair against 1.65-1.75 for its peers).
 PAUSED_FACTOR = 10.0
+# A whole run this many times slower a pair than the fastest of its peers (or than the dry run's
+# own timing) ran on a machine busy throughout; its chunks all look alike, so only peers show it.
+BUSY_FACTOR = 10.0
 
 
 def recorded_rates(run_dir: Path) -> dict | None:
@@ -234,10 +237,11 @@ def workload(record: dict) -> tuple:
     return tuple(json.dumps(_field(record, key), sort_keys=True) for key in SAME_WORKLOAD)
 
 
-def history(settings, loaded: dict) -> dict | None:
+def history(settings, loaded: dict, reference: float | None = None) -> dict | None:
     """Pooled rates of the finished earlier runs of the same workload, found under
     $GPO_LOCAL_HOME/runs and beside --run-dir; None when there are none. `loaded`: the sha256 of
-    the "task" and "optimizer" model files and the task model's "threads"."""
+    the "task" and "optimizer" model files and the task model's "threads"; `reference`: the
+    seconds per pair the dry run has just timed (see pooled_rates)."""
     from .runs import home_dir
     from .settings import describe
 
@@ -258,17 +262,25 @@ def history(settings, loaded: dict) -> dict | None:
             continue
         if run != own and workload(record) == workload(here):
             same.append((run, record))
-    return pooled_rates(same, len(settings.task.split("eval", settings.config.dev_limit)))
+    return pooled_rates(same, len(settings.task.split("eval", settings.config.dev_limit)), reference)
 
 
-def pooled_rates(runs, n_dev: int) -> dict | None:
+def pooled_rates(runs, n_dev: int, reference: float | None = None) -> dict | None:
     """The rates of (run directory, config.json record) pairs pooled: time over the counts of all
     of them (recorded_rates); None when none finished. With racing, the share of dev pairs their
-    new candidates were scored on (`raced_share`)."""
+    new candidates were scored on (`raced_share`).
+    A run that scored at over BUSY_FACTOR times the fastest seconds per pair among the runs and
+    `reference` (the rate a dry run has just timed) is left out whole (counted as `left_out`): it
+    ran on a machine busy with other work throughout, which the per-chunk filter of
+    recorded_rates cannot see (a `local.toml` cell that ran beside other jobs scored at 16-32 s a
+    pair in all but its last chunk, against 1.0-1.8 for the same workload on a quiet machine; from
+    it alone the cell's next run was estimated at 5,322 s and took 316 s)."""
+    finished = [(run, record, sums) for run, record in runs if (sums := recorded_rates(run)) is not None]
+    per_pair = [sums["score_seconds"] / sums["pairs"] for _, _, sums in finished]
+    fastest = min(per_pair + ([reference] if reference else []), default=0.0)
     pooled, used, raced = dict.fromkeys(("ask_seconds", "replies", "new", "score_seconds", "pairs"), 0.0), 0, [0, 0]
-    for run, record in runs:
-        sums = recorded_rates(run)
-        if sums is None:
+    for (run, record, sums), rate in zip(finished, per_pair):
+        if rate > BUSY_FACTOR * fastest:
             continue
         used += 1
         for key, value in sums.items():
@@ -277,7 +289,7 @@ def pooled_rates(runs, n_dev: int) -> dict | None:
             raced = [raced[0] + scored[0], raced[1] + scored[1]]
     if not used:
         return None
-    rates = {"runs": used, "seconds_per_pair": pooled["score_seconds"] / pooled["pairs"],
+    rates = {"runs": used, "left_out": len(finished) - used, "seconds_per_pair": pooled["score_seconds"] / pooled["pairs"],
              "seconds_per_optimizer_call": pooled["ask_seconds"] / pooled["replies"],
              "new_share": pooled["new"] / pooled["replies"]}
     if raced[1]:
@@ -316,7 +328,9 @@ def describe(est, rates: dict, n_dev: int, racing: bool) -> str:
         lines.append(f"  from {rates['runs']} earlier run{'s' if rates['runs'] > 1 else ''} of the same workload: "
                      f"{rates['seconds_per_pair']:.2f} s per scored pair, {rates['seconds_per_optimizer_call']:.2f} s "
                      f"per optimizer reply, {rates['new_share']:.0%} of replies new candidates"
-                     + (f", {rates['raced_share']:.0%} of their dev pairs raced" if "raced_share" in rates else ""))
+                     + (f", {rates['raced_share']:.0%} of their dev pairs raced" if "raced_share" in rates else "")
+                     + (f" ({rates['left_out']} more left out: they scored over {BUSY_FACTOR:.0f}x slower than the "
+                        "fastest)" if rates.get("left_out") else ""))
         lines.append(f"  timed now instead:       {seconds(est, timed, n_dev, racing) / 60:.1f} min")
     lines.append(f"  timed: {timed['seconds_per_pair']:.2f} s per dev pair "
                  f"(both rounds, {timed['measured_pairs']} pairs of the initial prompt and {_candidates(timed)} batched "

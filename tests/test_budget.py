@@ -250,7 +250,12 @@ def test_recorded_rates_come_from_a_finished_runs_events(tmp_path):
 
 
 def test_a_dry_run_takes_the_rates_of_earlier_runs_of_the_same_workload(monkeypatch, tmp_path, task_dir):
+    from gpo_local import walltime
+
     install(monkeypatch)
+    # The fake model scores in microseconds a pair, so every recorded run would look paused
+    # beside the rate the dry run times (pooled_rates' `reference`; tested on its own below).
+    monkeypatch.setattr(walltime, "BUSY_FACTOR", float("inf"))
     runs = tmp_path / "runs"
     assert optimize(task_dir, runs / "same", "--steps", "1").exit_code == 0
     write_events(runs / "same", RECORDED)
@@ -271,6 +276,27 @@ def test_a_dry_run_takes_the_rates_of_earlier_runs_of_the_same_workload(monkeypa
     assert "timed now instead:" in out.output and not (runs / "new").exists()
 
 
+def test_a_run_slowed_throughout_is_left_out_of_the_pool(tmp_path):
+    from gpo_local import walltime
+
+    quiet, busy = tmp_path / "quiet", tmp_path / "busy"
+    quiet.mkdir(), busy.mkdir()
+    write_events(quiet, RECORDED)  # 0.5 s a pair
+    # Every chunk 20 times slower (a machine busy all along): the per-chunk filter keeps them all.
+    write_events(busy, [{**e, "time": 1000 + 20 * (e["time"] - 1000)} for e in RECORDED])
+    assert walltime.recorded_rates(busy)["score_seconds"] == pytest.approx(20 * 8.0)
+    pair = [(quiet, {}), (busy, {})]
+    rates = walltime.pooled_rates(pair, n_dev=6)
+    assert (rates["runs"], rates["left_out"], rates["seconds_per_pair"]) == (1, 1, 0.5)
+    # Alone, the busy run is left out against the rate the dry run timed, kept against a slower one.
+    assert walltime.pooled_rates([(busy, {})], n_dev=6, reference=0.6) is None
+    assert walltime.pooled_rates([(busy, {})], n_dev=6, reference=2.0)["seconds_per_pair"] == pytest.approx(10.0)
+    # A run 5 times slower is a slower machine, not a stopped one: pooled.
+    write_events(busy, [{**e, "time": 1000 + 5 * (e["time"] - 1000)} for e in RECORDED])
+    rates = walltime.pooled_rates(pair, n_dev=6)
+    assert (rates["runs"], rates["left_out"], rates["seconds_per_pair"]) == (2, 0, pytest.approx(1.5))
+
+
 def test_raced_runs_give_the_share_of_dev_pairs_racing_scored(tmp_path):
     from gpo_local import walltime
 
@@ -281,7 +307,7 @@ def test_raced_runs_give_the_share_of_dev_pairs_racing_scored(tmp_path):
         {"kind": "candidate", "new": True, "dev_questions": 3}, {"kind": "candidate", "new": True, "dev_questions": 6},
         {"kind": "candidate", "new": False, "dev_questions": 6}]))
     rates = walltime.pooled_rates([(tmp_path, {"config": {"racing": True}})], n_dev=6)
-    assert rates == {"runs": 1, "seconds_per_pair": 0.5, "seconds_per_optimizer_call": 1.5, "new_share": 0.5,
+    assert rates == {"runs": 1, "left_out": 0, "seconds_per_pair": 0.5, "seconds_per_optimizer_call": 1.5, "new_share": 0.5,
                      "raced_share": 0.75}
     assert "raced_share" not in walltime.pooled_rates([(tmp_path, {"config": {"racing": False}})], n_dev=6)
     # With racing, the candidates' dev pairs are scaled by the recorded share, not the replays'.
