@@ -157,11 +157,12 @@ SAME_WORKLOAD = (("method",), ("task_source",), ("task_options",), ("models", "t
 # (the 0.5B scores 2-5 pairs a second on 2 cores; memo hits run at thousands).
 MEMO_PAIRS_PER_SECOND = 100.0
 # A scoring chunk this many times slower than the run's median chunk was not working: the process
-# was stopped or the machine suspended (a recorded bench cell paused for other measurements took
-# 16.6 s a pair against 1.65-1.75 for its peers).
+# was stopped (SIGSTOP: the chunk lasts as long as the stop) or the machine suspended.
 PAUSED_FACTOR = 10.0
 # A whole run this many times slower a pair than the fastest of its peers (or than the dry run's
-# own timing) ran on a machine busy throughout; its chunks all look alike, so only peers show it.
+# own timing) ran on a machine busy throughout; its chunks all look alike, so only peers show it
+# (a recorded bench cell slowed by other measurements took 16.6 s a pair against 1.0-1.8 for
+# its peers).
 BUSY_FACTOR = 10.0
 
 

@@ -253,7 +253,7 @@ def test_a_dry_run_takes_the_rates_of_earlier_runs_of_the_same_workload(monkeypa
     from gpo_local import walltime
 
     install(monkeypatch)
-    # The fake model scores in microseconds a pair, so every recorded run would look paused
+    # The fake model scores in microseconds a pair, so every recorded run would look slowed
     # beside the rate the dry run times (pooled_rates' `reference`; tested on its own below).
     monkeypatch.setattr(walltime, "BUSY_FACTOR", float("inf"))
     runs = tmp_path / "runs"
