@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gpo_local.trajectory import select_next  # noqa: E402
 from gpo_local.racing import RacingConfig, question_order, race  # noqa: E402
+from gpo_local.runs import JsonlLog  # noqa: E402
 from gpo_local.updates import normalize_prompt  # noqa: E402
 
 ELITIST = ("ape", "apo", "opro", "pe2")  # methods that choose the best prompt scored so far
@@ -44,7 +45,7 @@ def load_steps(run_dir: Path) -> tuple[dict, list[dict]]:
     (trajectory, scores, selected), the step's candidates and the prompt full scoring chose."""
     config_path = run_dir / "config.json"
     config = json.loads(config_path.read_text()) if config_path.exists() else {}
-    records = [json.loads(line) for line in (run_dir / "trajectory.jsonl").read_text().splitlines() if line.strip()]
+    records = list(JsonlLog(run_dir / "trajectory.jsonl").records())
     scores: dict[str, tuple[str, float]] = {}  # normalized -> (prompt, full dev score), scoring order
     trajectory: list[tuple[str, float]] = []
     pending: list[dict] = []

@@ -51,7 +51,10 @@ import json
 import time
 from pathlib import Path
 
+from .errors import ConfigError
 from .replies import classify_replies, constrained_request
+from .rundata import read_events
+from .runs import JsonlLog, home_dir
 
 # Share of a step's candidate dev pairs racing scores, by dev questions (see the module docstring).
 RACED_SHARES = ((24, 0.975), (40, 0.78), (48, 0.694))
@@ -174,8 +177,6 @@ def recorded_rates(run_dir: Path) -> dict | None:
     the pairs it adds), leaving out chunks served by the memo and chunks of a paused process;
     new candidates over replies. None for a run that did not finish, was resumed, or had no
     optimizer step."""
-    from .rundata import read_events
-
     try:
         events = read_events(run_dir / "events.jsonl")
     except (OSError, ValueError):
@@ -215,9 +216,6 @@ def recorded_rates(run_dir: Path) -> dict | None:
 
 def raced_sums(run_dir: Path, n_dev: int) -> tuple[int, int] | None:
     """(dev pairs scored, dev pairs in full) of a raced run's new candidates (trajectory.jsonl)."""
-    from .errors import ConfigError
-    from .runs import JsonlLog
-
     try:
         new = [r for r in JsonlLog(run_dir / "trajectory.jsonl").records()
                if r.get("kind") == "candidate" and r.get("new")]
@@ -243,7 +241,6 @@ def history(settings, loaded: dict, reference: float | None = None) -> dict | No
     $GPO_LOCAL_HOME/runs and beside --run-dir; None when there are none. `loaded`: the sha256 of
     the "task" and "optimizer" model files and the task model's "threads"; `reference`: the
     seconds per pair the dry run has just timed (see pooled_rates)."""
-    from .runs import home_dir
     from .settings import describe
 
     here = {"method": settings.config.method, "task_source": settings.task.source,
