@@ -41,7 +41,7 @@ def main(paths: list[str]) -> None:
             settings = resolve_resume(run, record, {})
             n_dev = len(settings.task.split("eval", settings.config.dev_limit))
             rates = walltime.pooled_rates(others, n_dev) if others else None
-            if rates is None:
+            if rates is None or not rates["runs"]:  # none finished, or every one left out as slowed
                 continue
             est = budget.estimate(settings.config, settings.task)
             estimate = walltime.seconds(est, rates, n_dev, settings.config.racing)

@@ -272,7 +272,8 @@ def pooled_rates(runs, n_dev: int, reference: float | None = None) -> dict | Non
     ran on a machine busy with other work throughout, which the per-chunk filter of
     recorded_rates cannot see (a `local.toml` cell that ran beside other jobs scored at 16-32 s a
     pair in all but its last chunk, against 1.0-1.8 for the same workload on a quiet machine; from
-    it alone the cell's next run was estimated at 5,322 s and took 316 s)."""
+    it alone the cell's next run was estimated at 5,322 s and took 316 s). When every run is left
+    out, only the count is returned ({"runs": 0, "left_out": n}), so the dry run can say so."""
     finished = [(run, record, sums) for run, record in runs if (sums := recorded_rates(run)) is not None]
     per_pair = [sums["score_seconds"] / sums["pairs"] for _, _, sums in finished]
     fastest = min(per_pair + ([reference] if reference else []), default=0.0)
@@ -285,8 +286,10 @@ def pooled_rates(runs, n_dev: int, reference: float | None = None) -> dict | Non
             pooled[key] += value
         if _field(record, ("config", "racing")) and (scored := raced_sums(run, n_dev)):
             raced = [raced[0] + scored[0], raced[1] + scored[1]]
-    if not used:
+    if not finished:
         return None
+    if not used:
+        return {"runs": 0, "left_out": len(finished)}
     rates = {"runs": used, "left_out": len(finished) - used, "seconds_per_pair": pooled["score_seconds"] / pooled["pairs"],
              "seconds_per_optimizer_call": pooled["ask_seconds"] / pooled["replies"],
              "new_share": pooled["new"] / pooled["replies"]}
@@ -300,6 +303,8 @@ def calibrated(timed: dict, recorded: dict | None) -> dict:
     ones kept under `timed`)."""
     if not recorded:
         return timed
+    if not recorded["runs"]:  # every earlier run left out as slowed: the timed rates stand
+        return {**timed, "left_out": recorded["left_out"]}
     return {**timed, **recorded, "timed": timed}
 
 
@@ -330,6 +335,11 @@ def describe(est, rates: dict, n_dev: int, racing: bool) -> str:
                      + (f" ({rates['left_out']} more left out: they scored over {BUSY_FACTOR:.0f}x slower than the "
                         "fastest)" if rates.get("left_out") else ""))
         lines.append(f"  timed now instead:       {seconds(est, timed, n_dev, racing) / 60:.1f} min")
+    elif rates.get("left_out"):
+        many = rates["left_out"] > 1
+        lines.append(f"  {rates['left_out']} earlier run{'s' if many else ''} of the same workload left out: "
+                     f"{'they' if many else 'it'} scored over {BUSY_FACTOR:.0f}x slower a pair than timed now, so the "
+                     "timing below stands")
     lines.append(f"  timed: {timed['seconds_per_pair']:.2f} s per dev pair "
                  f"(both rounds, {timed['measured_pairs']} pairs of the initial prompt and {_candidates(timed)} batched "
                  "as the evaluator batches), "

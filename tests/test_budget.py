@@ -276,6 +276,23 @@ def test_a_dry_run_takes_the_rates_of_earlier_runs_of_the_same_workload(monkeypa
     assert "timed now instead:" in out.output and not (runs / "new").exists()
 
 
+def test_a_dry_run_says_when_it_left_out_every_earlier_run(monkeypatch, tmp_path, task_dir):
+    from gpo_local import walltime
+
+    install(monkeypatch)
+    # The fake model scores in microseconds a pair: beside that timing, a recorded run at 0.5 s a
+    # pair is over BUSY_FACTOR times slower, so it is left out and the timed rates stand.
+    runs = tmp_path / "runs"
+    assert optimize(task_dir, runs / "same", "--steps", "1").exit_code == 0
+    write_events(runs / "same", RECORDED)
+    out = CliRunner().invoke(main, ["optimize", str(task_dir), "--steps", "4", "--candidates", "3", "--dry-run",
+                                    "--run-dir", str(runs / "new")])
+    assert out.exit_code == 0, out.output
+    assert (f"1 earlier run of the same workload left out: it scored over {walltime.BUSY_FACTOR:.0f}x slower a "
+            "pair than timed now, so the timing below stands") in out.output
+    assert "from 1 earlier run" not in out.output and "timed now instead:" not in out.output
+
+
 def test_a_run_slowed_throughout_is_left_out_of_the_pool(tmp_path):
     from gpo_local import walltime
 
@@ -289,7 +306,8 @@ def test_a_run_slowed_throughout_is_left_out_of_the_pool(tmp_path):
     rates = walltime.pooled_rates(pair, n_dev=6)
     assert (rates["runs"], rates["left_out"], rates["seconds_per_pair"]) == (1, 1, 0.5)
     # Alone, the busy run is left out against the rate the dry run timed, kept against a slower one.
-    assert walltime.pooled_rates([(busy, {})], n_dev=6, reference=0.6) is None
+    assert walltime.pooled_rates([(busy, {})], n_dev=6, reference=0.6) == {"runs": 0, "left_out": 1}
+    assert walltime.pooled_rates([], n_dev=6, reference=0.6) is None
     assert walltime.pooled_rates([(busy, {})], n_dev=6, reference=2.0)["seconds_per_pair"] == pytest.approx(10.0)
     # A run 5 times slower is a slower machine, not a stopped one: pooled.
     write_events(busy, [{**e, "time": 1000 + 5 * (e["time"] - 1000)} for e in RECORDED])
