@@ -232,6 +232,36 @@ def test_aggregation_over_seeds_and_tasks(layout, tmp_path):
     assert (means["gpo"]["candidate_replies"], means["gpo"]["usable_replies"]) == (48, 46)
 
 
+def test_the_first_method_is_compared_with_each_other_cell_by_cell(layout, tmp_path):
+    config = load_config(write_config(layout))
+    # gpo's cells score 0.1 below opro's everywhere; opro fails on navigate seed 0, which leaves
+    # that cell out of the pairing (5 pairs, not 6).
+    results = run_bench(config, tmp_path / "out", runner=FakeRunner(fail={("opro", "navigate", 0)}))
+    paired = {c["against"]: c for c in results["paired"]}
+    assert list(paired) == ["opro", "linear", "opro-short"]
+    assert paired["opro"] == {"method": "gpo", "against": "opro", "task_model": config.task_models[0], "cells": 5,
+                              "mean_difference": pytest.approx(-0.1), "wins": 0, "ties": 0, "losses": 5,
+                              "p_value": pytest.approx(2 / 32, abs=1e-4)}
+    assert (paired["linear"]["cells"], paired["linear"]["mean_difference"]) == (6, pytest.approx(-0.2))
+    assert paired["linear"]["p_value"] == pytest.approx(2 / 64, abs=1e-4)  # rounded to 4 digits
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "## gpo against each method, cell by cell" in md
+    assert "| opro | 5 | -10.0 | 0 / 0 / 5 | 0.062 |" in md
+
+
+def test_sign_flip_p_values():
+    from gpo_local.quality.results import sign_flip_p_value
+
+    assert sign_flip_p_value([0.1, 0.1, 0.1]) == pytest.approx(2 / 8)
+    # |±3 ±1 ±1| >= 3 in 6 of the 8 sign patterns.
+    assert sign_flip_p_value([3, 1, -1]) == pytest.approx(6 / 8)
+    assert sign_flip_p_value([1, -1]) == 1.0 and sign_flip_p_value([0, 0]) == 1.0
+    assert sign_flip_p_value([0, 0.2, 0.2]) == pytest.approx(2 / 4)  # zeros carry no sign
+    # Beyond the exact limit: a seeded draw, reproducible, near the exact 2 / 2^20.
+    many = [1.0] * 20
+    assert sign_flip_p_value(many) == sign_flip_p_value(many) < 0.001
+
+
 def test_single_seed_has_no_std(layout, tmp_path):
     config = load_config(write_config(layout, BASE.replace("seeds = [0, 1, 2]", "seeds = [0]")))
     results = run_bench(config, tmp_path / "out", runner=FakeRunner())

@@ -178,6 +178,21 @@ def test_bench_quality_directory_gives_the_comparison_table_and_a_bar_chart(tmp_
     assert html.count("runs/sentiment/gpo/seed") == 2
     [uri] = data_uris(html)
     assert base64.b64decode(uri.split(",", 1)[1])[:8] == PNG_MAGIC
+    assert "cell by cell" not in html  # a results.json from before the paired comparison
+
+
+def test_bench_report_shows_the_paired_comparison(tmp_path):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    paired = {"method": "gpo", "against": "opro", "task_model": "smollm2-135m-instruct", "cells": 4,
+              "mean_difference": 0.03125, "wins": 2, "ties": 1, "losses": 1, "p_value": 0.75}
+    (bench / "results.json").write_text(json.dumps({**bench_results(), "paired": [paired]}))
+    out = run("report", bench, "-o", tmp_path / "bench.html")
+    assert out.exit_code == 0, out.output
+    html = (tmp_path / "bench.html").read_text()
+    assert "<h3>gpo against each method, cell by cell</h3>" in html
+    row = re.search(r"<tr><td>opro</td><td class=\"num\">4</td>(.*?)</tr>", html, re.S).group(1)
+    assert re.findall(r'<td class="num">([^<]*)</td>', row) == ["+3.1", "2 / 1 / 1", "0.750"]
 
 
 def test_report_on_a_folder_that_is_not_a_run(tmp_path):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
+import random
 import statistics
 import time
 from pathlib import Path
@@ -124,7 +126,60 @@ def aggregate(config: BenchConfig, cells: list[dict]) -> dict:
             score = paper_score(row.method, bench)
             if score is not None:
                 paper.append({"method": row.name, "task": bench, "score": score, "source": PAPER_SOURCE})
-    return {"summary": summary, "method_means": method_means, "paper": paper}
+    return {"summary": summary, "method_means": method_means, "paper": paper,
+            "paired": paired_comparisons(config, cells)}
+
+
+# Up to this many non-zero differences the sign-flip test enumerates every sign pattern (2^16);
+# beyond, it draws SIGN_FLIP_DRAWS patterns from a fixed seed, so the p-value is reproducible.
+SIGN_FLIP_EXACT = 16
+SIGN_FLIP_DRAWS = 20000
+
+
+def sign_flip_p_value(differences: list[float]) -> float:
+    """Two-sided paired permutation test of mean difference 0: the share of sign patterns of the
+    differences whose |sum| is at least the observed one. Small samples, no normality assumed;
+    zero differences carry no sign and are left out (1.0 when none is left)."""
+    values = [d for d in differences if d != 0]
+    if not values:
+        return 1.0
+    observed = abs(sum(values)) - 1e-12  # float slack: the observed pattern always counts
+    if len(values) <= SIGN_FLIP_EXACT:
+        patterns = itertools.product((1, -1), repeat=len(values))
+        hits = total = 0
+        for signs in patterns:
+            total += 1
+            hits += abs(sum(s * v for s, v in zip(signs, values))) >= observed
+        return hits / total
+    draw = random.Random(0)
+    hits = sum(abs(sum(v if draw.random() < 0.5 else -v for v in values)) >= observed
+               for _ in range(SIGN_FLIP_DRAWS))
+    return (hits + 1) / (SIGN_FLIP_DRAWS + 1)
+
+
+def paired_comparisons(config: BenchConfig, cells: list[dict]) -> list[dict]:
+    """The config's first row (the method under study, e.g. gpo) against every other row, on the
+    (task, seed) cells both finished: the mean difference of final test scores, wins / ties /
+    losses and the sign-flip p-value. Unlike the means over tasks, which may rest on different
+    cells while a bench is running, these compare like with like."""
+    if len(config.rows) < 2:
+        return []
+    reference = config.rows[0].name
+    done = {(c["method"], c["task_model"], c["task"], c["seed"]): c["final_test"]
+            for c in cells if c["status"] == "done" and c["final_test"] is not None}
+    comparisons = []
+    for model in config.task_models:
+        for row in config.rows[1:]:
+            differences = [done[(reference, model, task.name, seed)] - done[(row.name, model, task.name, seed)]
+                           for task in config.tasks for seed in config.seeds
+                           if (reference, model, task.name, seed) in done and (row.name, model, task.name, seed) in done]
+            comparisons.append({
+                "method": reference, "against": row.name, "task_model": model, "cells": len(differences),
+                "mean_difference": _round(_mean(differences)),
+                "wins": sum(d > 0 for d in differences), "ties": sum(d == 0 for d in differences),
+                "losses": sum(d < 0 for d in differences),
+                "p_value": _round(sign_flip_p_value(differences)) if differences else None})
+    return comparisons
 
 
 def _usable_replies(cells: list[dict]) -> dict:
@@ -266,6 +321,18 @@ def results_markdown(results: dict) -> str:
     if results["paper"]:
         lines += [f"¹ The paper's figure, not ours: {PAPER_SOURCE}; full test splits, macro-averaged over all "
                   "of the benchmark's tasks. Other models and tasks: for orientation only.", ""]
+    paired = [c for c in results.get("paired") or [] if c["cells"]]
+    if paired:
+        reference = paired[0]["method"]
+        lines += [f"## {reference} against each method, cell by cell", ""]
+        rows = [[c["against"] + (f", {c['task_model']}" if len(models) > 1 else ""), str(c["cells"]),
+                 f"{100 * c['mean_difference']:+.1f}", f"{c['wins']} / {c['ties']} / {c['losses']}",
+                 f"{c['p_value']:.3f}"] for c in paired]
+        lines += _table(["against", "cells", f"mean difference ({reference} − it, points)", "wins / ties / losses",
+                         "p (sign-flip)"], rows, "lrrrr")
+        lines += ["", f"Only the (task, seed) cells both methods finished; the difference is of final test "
+                  f"scores. p: two-sided paired permutation test (every sign pattern of the non-zero differences) "
+                  f"of no difference; with few cells, only large gaps reach a small p.", ""]
     lines += ["## Cost per run (mean over finished cells)", ""]
     rows = [[m["method"] + (f", {m['task_model']}" if len(models) > 1 else ""), str(m["cells_done"]),
              _num(m["dev_scorings"]), _num(m["optimizer_calls"]), _num(m["task_tokens"]),
