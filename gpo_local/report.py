@@ -336,7 +336,8 @@ def bench_context(path: Path) -> dict[str, Any]:
     paper = data.get("paper") or []
     paired = [c for c in data.get("paired") or [] if c.get("cells")]  # absent from older results.json
     return {"path": str(path), "tasks": [Path(t).name or t for t in tasks], "rows": rows, "cells": cells,
-            "paper": paper, "paired": paired, "several_models": len({c["task_model"] for c in paired}) > 1, "plot": bench_plot(summary) if summary else None,
+            "paper": paper, "paired": paired, "several_models": len({c["task_model"] for c in paired}) > 1,
+            "plot": bench_plot(summary) if summary else None,
             "config": json.dumps(data.get("config") or {}, indent=2, sort_keys=True)}
 
 
