@@ -107,6 +107,10 @@ class Method:
         self.clock = clock
         self._seconds_before = 0.0
         self._started = clock()
+        # CPU time of this process (all its threads: llama.cpp's included), which neither a
+        # paused process (SIGSTOP) nor other work on a shared machine inflates the way it does
+        # wall time; a Ray pool's remote workers are not counted.
+        self._cpu_before, self._cpu_started = 0.0, time.process_time()
         self.replies = ReplyParser(self)  # issue 10: grammar, leak check, drop reasons (replies.py)
 
     # -- what a method defines -------------------------------------------------------------
@@ -158,7 +162,8 @@ class Method:
     def usage(self) -> dict:
         return {"optimizer_calls": self.optimizer_llm.calls, "optimizer_tokens": self.optimizer_llm.tokens,
                 "task_generations": self.evaluator.generations, "task_tokens": self.task_llm.tokens,
-                "dev_scorings": self.evaluator.scorings["eval"], "seconds": round(self.elapsed(), 3)}
+                "dev_scorings": self.evaluator.scorings["eval"], "seconds": round(self.elapsed(), 3),
+                "cpu_seconds": round(self._cpu_before + time.process_time() - self._cpu_started, 3)}
 
     def _restore_usage(self, usage: dict) -> None:
         self.optimizer_llm.calls = usage.get("optimizer_calls", 0)
@@ -167,6 +172,7 @@ class Method:
         self.task_llm.tokens = usage.get("task_tokens", 0)
         self.evaluator.scorings["eval"] = usage.get("dev_scorings", 0)
         self._seconds_before, self._started = usage.get("seconds", 0.0), self.clock()
+        self._cpu_before, self._cpu_started = usage.get("cpu_seconds", 0.0), time.process_time()
 
     def _limit_reached(self, next_cost: int) -> str | None:
         limits = self.limits

@@ -210,7 +210,7 @@ def _models(config: dict) -> list[dict]:
 
 
 COST_KEYS = ("dev_scorings", "task_generations", "optimizer_calls", "task_tokens", "optimizer_tokens", "seconds",
-             "stopped")
+             "cpu_seconds", "stopped")
 
 
 def _test_note(run: RunView, result: dict, changes) -> str | None:

@@ -26,11 +26,16 @@ def bundled_model_path() -> Path:
     return path
 
 
+TIMINGS = ("seconds", "cpu_seconds")  # usage fields that differ between two runs of the same thing
+
+
 def trajectory_records(run_dir) -> list[dict]:
-    """A run's trajectory records without wall-clock seconds (the only field two runs need not share)."""
+    """A run's trajectory records without the wall-clock and CPU seconds (the only fields two runs
+    need not share)."""
     out = [json.loads(line) for line in (Path(run_dir) / "trajectory.jsonl").read_text().splitlines()]
     for record in out:
-        record.get("usage", {}).pop("seconds", None)
+        for clock in TIMINGS:
+            record.get("usage", {}).pop(clock, None)
     return out
 
 

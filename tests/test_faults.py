@@ -19,7 +19,7 @@ import sys
 
 import pytest
 
-from conftest import bundled_model_path
+from conftest import bundled_model_path, trajectory_records
 
 pytestmark = pytest.mark.integration
 
@@ -68,13 +68,9 @@ def optimize(run_dir, home, *, fault=None, resume=False, extra=()):
 
 
 def records(run_dir):
-    """The trajectory records, without wall-clock seconds (the only field two runs need not share)."""
-    text = (run_dir / "trajectory.jsonl").read_text()
-    assert text.endswith("\n"), "a torn last line was left behind"
-    records = [json.loads(line) for line in text.splitlines()]
-    for record in records:
-        record.get("usage", {}).pop("seconds", None)
-    return records
+    """The trajectory records, without the wall-clock and CPU seconds (see conftest)."""
+    assert (run_dir / "trajectory.jsonl").read_text().endswith("\n"), "a torn last line was left behind"
+    return trajectory_records(run_dir)
 
 
 def reference_run(tmp_path_factory, name, extra=()):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import TIMINGS
 from fake_cli import _sentiment_answer
 from fake_models import FakeEmbedder, smart_optimizer
 from gpo_local.cli import main
@@ -61,7 +62,7 @@ def _install(monkeypatch):
 def _timeless(record):
     """Drop the wall-clock fields, recursively."""
     if isinstance(record, dict):
-        return {k: _timeless(v) for k, v in record.items() if k != "seconds"}
+        return {k: _timeless(v) for k, v in record.items() if k not in TIMINGS}
     if isinstance(record, list):
         return [_timeless(v) for v in record]
     return record

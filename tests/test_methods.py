@@ -192,3 +192,20 @@ def test_resume_gives_the_same_trajectory_for_every_method(tmp_path, method, kil
     result = make(method, broken).run()
     assert records(broken) == records(whole)
     assert result.usage["optimizer_calls"] == records(whole)[-1]["usage"]["optimizer_calls"]
+
+
+def test_cpu_seconds_are_counted_and_carried_over_a_resume(tmp_path, monkeypatch):
+    import itertools
+    import time
+
+    # A CPU clock that advances 1 s per reading while the first session runs...
+    ticks = itertools.count()
+    monkeypatch.setattr(time, "process_time", lambda: float(next(ticks)))
+    broken = tmp_path / "broken"
+    with pytest.raises(Killed):
+        make("gpo", broken, task_llm=killing_after(20, task_model())).run()
+    before = list(JsonlLog(broken / "trajectory.jsonl").records())[-1]["usage"]["cpu_seconds"]
+    assert before >= 1.0
+    # ...and stands still in the resumed one: its total is exactly the recorded count.
+    monkeypatch.setattr(time, "process_time", lambda: 1000.0)
+    assert make("gpo", broken).run().usage["cpu_seconds"] == before

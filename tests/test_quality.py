@@ -89,8 +89,8 @@ class FakeRunner:
                   "final": {"prompt": "p1", "dev_score": 0.5, "step": 1},
                   "initial_test": 0.2, "final_test": score, "test_outcomes": {"initial": None, "final": None},
                   "task_generations": 40, "dev_scorings": 20 + cell.seed, "optimizer_calls": 4,
-                  "task_tokens": 1000, "optimizer_tokens": 300, "seconds": 12.5, "stopped": "completed",
-                  "candidate_replies": 8, "drops": {"truncated": 1} if cell.seed == 0 else {}}
+                  "task_tokens": 1000, "optimizer_tokens": 300, "seconds": 12.5, "cpu_seconds": 24.0,
+                  "stopped": "completed", "candidate_replies": 8, "drops": {"truncated": 1} if cell.seed == 0 else {}}
         (cell.run_dir / "result.json").write_text(json.dumps(result))
         return None
 
@@ -308,7 +308,7 @@ def test_json_csv_and_markdown_contents(layout, tmp_path):
     assert "| gpo | 20.0 ± 10.0 (3) | 25.0 ± 10.0 (3) | 22.5 ± 10.0 | 35.43 |" in lines
     assert "| linear (gpo) | 40.0 ± 10.0 (3) | 45.0 ± 10.0 (3) | 42.5 ± 10.0 |  |" in lines
     assert "¹ The paper's figure, not ours" in md and "cells: 24 of 24 done" in md
-    assert "| gpo | 6 | 21 | 4 | 1,000 | 300 | 12.5 |" in md
+    assert "| gpo | 6 | 21 | 4 | 1,000 | 300 | 12.5 | 24 |" in md  # optimize s, then CPU s
     assert any(line.startswith("| gpo | 6 | 21 |") and line.endswith("| 46 of 48 (96%) |") for line in lines)
 
 

@@ -17,7 +17,8 @@ from ..paper import paper_score
 from .config import BenchConfig, Cell
 
 
-COUNTERS = ("dev_scorings", "optimizer_calls", "task_tokens", "optimizer_tokens", "seconds", "wall_seconds")
+COUNTERS = ("dev_scorings", "optimizer_calls", "task_tokens", "optimizer_tokens", "seconds", "cpu_seconds",
+            "wall_seconds")
 
 
 def _read(path: Path) -> dict | None:
@@ -336,11 +337,13 @@ def results_markdown(results: dict) -> str:
     lines += ["## Cost per run (mean over finished cells)", ""]
     rows = [[m["method"] + (f", {m['task_model']}" if len(models) > 1 else ""), str(m["cells_done"]),
              _num(m["dev_scorings"]), _num(m["optimizer_calls"]), _num(m["task_tokens"]),
-             _num(m["optimizer_tokens"]), _num(m["seconds"]), _num(m["wall_seconds"]), _usable_text(m)]
-            for m in results["method_means"]]
+             _num(m["optimizer_tokens"]), _num(m["seconds"]), _num(m["cpu_seconds"]), _num(m["wall_seconds"]),
+             _usable_text(m)] for m in results["method_means"]]
     lines += _table(["method", "cells", "dev scorings", "optimizer calls", "task tokens", "optimizer tokens",
-                     "optimize s", "wall s", "usable replies"], rows, "lrrrrrrrr")
-    lines += ["", "Dev scorings: (prompt, dev example) scorings requested; wall s: the harness's time for the "
+                     "optimize s", "CPU s", "wall s", "usable replies"], rows, "lrrrrrrrrr")
+    lines += ["", "Dev scorings: (prompt, dev example) scorings requested; CPU s: the optimize process's CPU "
+              "seconds over all its threads (n/a for runs from before it was recorded), which a paused cell or a "
+              "busy machine does not inflate as it does the wall-clock columns; wall s: the harness's time for the "
               "cell, model loading included; usable replies: candidate-writing optimizer replies not dropped "
               "(drops.py), summed over the cells.", "", "## Cells", ""]
     rows = [[c["method"], c["task"], str(c["seed"]), c["task_model"], c["status"], _pct(c["initial_test"]),
