@@ -6,7 +6,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from conftest import difficulty_task, task_model
+from conftest import difficulty_task, task_model, trajectory_records
 from fake_models import install, smart_optimizer
 from gpo_local import budget
 from gpo_local.cli import main
@@ -38,11 +38,7 @@ def optimize(task_dir, run_dir, *args):
     return result
 
 
-def trajectory(run_dir):
-    out = [json.loads(line) for line in (run_dir / "trajectory.jsonl").read_text().splitlines()]
-    for record in out:
-        record.get("usage", {}).pop("seconds", None)
-    return out
+trajectory = trajectory_records
 
 
 def test_a_run_records_the_checkout_commit_and_the_cpu():

@@ -11,6 +11,7 @@ import pathlib
 import pytest
 
 import fake_cli
+from conftest import TIMINGS
 from gpo_local import locks
 from gpo_local.storage import read_result, storage_error
 
@@ -35,7 +36,8 @@ def failing_open(monkeypatch, name, code):
 
 def comparable(run_dir):
     result = json.loads((run_dir / "result.json").read_text())
-    result.pop("seconds")
+    for clock in TIMINGS:
+        result.pop(clock)
     return result
 
 
