@@ -135,6 +135,7 @@ def test_short_optimization_offline_writes_a_valid_run_directory(tmp_path, no_ne
     trajectory_scores = [r["dev_score"] for r in records if r["kind"] in ("init", "step")]
     assert summary["final"]["dev_score"] == max(trajectory_scores)
     assert summary["initial_test"] is not None and summary["final_test"] is not None
+    assert summary["cpu_seconds"] > 0  # the real model's work, counted on every thread of the process
     show = CliRunner().invoke(main, ["show", str(run_dir)])
     assert show.exit_code == 0 and "final prompt" in show.output
 
