@@ -7,7 +7,8 @@ The dry run's estimate is load + pairs x seconds per pair + replies x seconds pe
 (walltime.SAME_WORKLOAD) those rates and shares come from the runs' events (walltime.history).
 Here, for every finished run among the directories given whose workload has other finished
 runs, the estimate from the others (model loading left out: a run's `seconds` starts after it)
-is set against the run's measured `seconds`.
+is set against the run's measured `seconds`, less the scoring chunks during which the process
+was paused (walltime's `paused_seconds`: a bench paused by SIGSTOP while other measurements ran).
 
 Run: python benchmarks/dry_run_history.py RUN_DIR [RUN_DIR ...]   (run directories or parents of them)
 """
@@ -32,8 +33,10 @@ def main(paths: list[str]) -> None:
                 record, result = json.loads(config.read_text()), json.loads((run / "result.json").read_text())
             except (OSError, ValueError):
                 continue
-            if walltime.recorded_rates(run) is not None:
-                groups[walltime.workload(record)].append((run, record, result["seconds"]))
+            if (sums := walltime.recorded_rates(run)) is not None:
+                # A process paused (SIGSTOP) mid-run counts the pause in its `seconds`; no estimate
+                # can foresee that, so the measured side is the run's time without its paused chunks.
+                groups[walltime.workload(record)].append((run, record, result["seconds"] - sums["paused_seconds"]))
     errors = []
     for runs in groups.values():
         for i, (run, record, measured) in enumerate(runs):

@@ -174,8 +174,8 @@ def recorded_rates(run_dir: Path) -> dict | None:
     asking the optimizer (step_started -> candidates; for a method that scores a train minibatch
     before it asks, that scoring too) over the replies; scoring time over the
     pairs scored, chunk by chunk (the time from the previous event to each `scoring` event, over
-    the pairs it adds), leaving out chunks served by the memo and chunks of a paused process;
-    new candidates over replies. None for a run that did not finish, was resumed, or had no
+    the pairs it adds), leaving out chunks served by the memo and chunks of a paused process
+    (their seconds summed as `paused_seconds`); new candidates over replies. None for a run that did not finish, was resumed, or had no
     optimizer step."""
     try:
         events = read_events(run_dir / "events.jsonl")
@@ -204,14 +204,24 @@ def recorded_rates(run_dir: Path) -> dict | None:
             if added > 0:
                 chunks.append((at - previous, added))
         previous = at
-    working = [(seconds, pairs) for seconds, pairs in chunks if pairs / max(seconds, 1e-9) < MEMO_PAIRS_PER_SECOND]
-    if working:
-        per_pair = sorted(seconds / pairs for seconds, pairs in working)
-        median = per_pair[len(per_pair) // 2]
-        working = [(seconds, pairs) for seconds, pairs in working if seconds / pairs <= PAUSED_FACTOR * median]
-        sums["score_seconds"] = sum(seconds for seconds, _ in working)
-        sums["pairs"] = sum(pairs for _, pairs in working)
+    working, paused = _working_chunks(chunks)
+    sums["score_seconds"] = sum(seconds for seconds, _ in working)
+    sums["pairs"] = sum(pairs for _, pairs in working)
+    sums["paused_seconds"] = sum(seconds for seconds, _ in paused)
     return sums if sums["replies"] and sums["pairs"] else None
+
+
+def _working_chunks(chunks: list[tuple[float, int]]) -> tuple[list, list]:
+    """The scoring chunks (seconds, pairs) the model worked through, and those of a paused
+    process (over PAUSED_FACTOR times the median chunk's seconds a pair); chunks served by the
+    memo are in neither."""
+    computed = [(seconds, pairs) for seconds, pairs in chunks if pairs / max(seconds, 1e-9) < MEMO_PAIRS_PER_SECOND]
+    if not computed:
+        return [], []
+    per_pair = sorted(seconds / pairs for seconds, pairs in computed)
+    median = per_pair[len(per_pair) // 2]
+    slow = [seconds / pairs > PAUSED_FACTOR * median for seconds, pairs in computed]
+    return ([c for c, s in zip(computed, slow) if not s], [c for c, s in zip(computed, slow) if s])
 
 
 def raced_sums(run_dir: Path, n_dev: int) -> tuple[int, int] | None:
@@ -282,8 +292,8 @@ def pooled_rates(runs, n_dev: int, reference: float | None = None) -> dict | Non
         if rate > BUSY_FACTOR * fastest:
             continue
         used += 1
-        for key, value in sums.items():
-            pooled[key] += value
+        for key in pooled:
+            pooled[key] += sums[key]
         if _field(record, ("config", "racing")) and (scored := raced_sums(run, n_dev)):
             raced = [raced[0] + scored[0], raced[1] + scored[1]]
     if not finished:

@@ -236,9 +236,11 @@ def test_recorded_rates_come_from_a_finished_runs_events(tmp_path):
     from gpo_local import walltime
 
     write_events(tmp_path, RECORDED)
-    # Asking: 6 + 3 s for 6 replies, 3 new; scoring: 4 + 2 + 6 + 4 pairs in 2 + 1 + 3 + 2 s.
+    # Asking: 6 + 3 s for 6 replies, 3 new; scoring: 4 + 2 + 6 + 4 pairs in 2 + 1 + 3 + 2 s; the
+    # paused chunk's 87.999 s apart.
     assert walltime.recorded_rates(tmp_path) == {"ask_seconds": pytest.approx(9.0), "replies": 6, "new": 3,
-                                                 "score_seconds": pytest.approx(8.0), "pairs": 16}
+                                                 "score_seconds": pytest.approx(8.0), "pairs": 16,
+                                                 "paused_seconds": pytest.approx(87.999)}
     write_events(tmp_path, RECORDED[:-1])
     assert walltime.recorded_rates(tmp_path) is None  # not finished
     write_events(tmp_path, RECORDED[:1] + RECORDED)
