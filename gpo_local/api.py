@@ -213,7 +213,7 @@ def result_summary(result, method, config) -> dict:
                                               "optimizer_tokens")},
         "seconds": round(result.usage["seconds"], 1), "stopped": result.stopped,
         # This process's CPU seconds: a cost that pauses and a busy machine do not inflate.
-        "cpu_seconds": round(result.usage.get("cpu_seconds", 0.0), 1),
+        "cpu_seconds": round(result.usage["cpu_seconds"], 1),
         # The budget this method planned within GPO's under the same config (see methods/__init__.py).
         "budget": {"steps_planned": len(plan), "steps_done": len(result.trajectory) - 1,
                    "optimizer_calls_planned": sum(plan), "reference_optimizer_calls": reference_calls(config)},

@@ -175,8 +175,8 @@ def recorded_rates(run_dir: Path) -> dict | None:
     before it asks, that scoring too) over the replies; scoring time over the
     pairs scored, chunk by chunk (the time from the previous event to each `scoring` event, over
     the pairs it adds), leaving out chunks served by the memo and chunks of a paused process
-    (their seconds summed as `paused_seconds`); new candidates over replies. None for a run that did not finish, was resumed, or had no
-    optimizer step."""
+    (their seconds summed as `paused_seconds`); new candidates over replies. None for a run that
+    did not finish, was resumed, or had no optimizer step."""
     try:
         events = read_events(run_dir / "events.jsonl")
     except (OSError, ValueError):
