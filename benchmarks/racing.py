@@ -8,14 +8,17 @@ never-selected candidate with the current prompt in the pool; the baselines' bes
 far) to the survivors' full scores and to the already scored prompts, and compare the prompt it
 chooses with the one full scoring chose (the run's ``step`` record).
 
-The question order is a seeded shuffle (racing.question_order); each step is replayed under
+The question order is the one a raced run uses (racing.dev_order): a seeded shuffle
+(`random`), or that shuffle with the questions the run's earlier prompts disagree on first
+(`informative`, from the dev scores recorded before the step); each step is replayed under
 ``--orders`` different seeds, so a few recorded steps give more than a few samples of how
-racing behaves on them. Reported per error level (and round count): the share of replays where
-racing chooses the same prompt as full scoring, the share of (candidate, question) pairs it
-saves and the ratio full / raced.
+racing behaves on them (fewer for `informative`, whose seed only breaks ties). Reported per
+order kind, error level and round count: the share of replays where racing chooses the same
+prompt as full scoring, the share of (candidate, question) pairs it saves and the ratio
+full / raced.
 
     python benchmarks/racing.py RUN_DIR [RUN_DIR ...] [--errors 0.01,0.05,0.1,0.2] [--rounds 3,4,5]
-        [--orders 20] [--json FILE]
+        [--orders 20] [--order informative,random] [--json FILE]
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gpo_local.trajectory import select_next  # noqa: E402
-from gpo_local.racing import RacingConfig, question_order, race  # noqa: E402
+from gpo_local.racing import DEFAULT_ORDER, RacingConfig, dev_order, race  # noqa: E402
 from gpo_local.runs import JsonlLog  # noqa: E402
 from gpo_local.updates import normalize_prompt  # noqa: E402
 
@@ -42,13 +45,15 @@ def _natural(example_id: str):
 
 def load_steps(run_dir: Path) -> tuple[dict, list[dict]]:
     """The run's config and, per completed step, what a replay needs: the state before the step
-    (trajectory, scores, selected), the step's candidates and the prompt full scoring chose."""
+    (trajectory, scores, selected, the recorded dev scores of the candidates before it), the
+    step's candidates and the prompt full scoring chose."""
     config_path = run_dir / "config.json"
     config = json.loads(config_path.read_text()) if config_path.exists() else {}
     records = list(JsonlLog(run_dir / "trajectory.jsonl").records())
     scores: dict[str, tuple[str, float]] = {}  # normalized -> (prompt, full dev score), scoring order
     trajectory: list[tuple[str, float]] = []
     pending: list[dict] = []
+    history: list[dict[str, float]] = []  # as TrajectoryState.dev_outcomes
     steps = []
     for record in records:
         if record["kind"] == "candidate":
@@ -56,7 +61,8 @@ def load_steps(run_dir: Path) -> tuple[dict, list[dict]]:
             continue
         if record["kind"] == "step":
             steps.append({"trajectory": list(trajectory), "scores": dict(scores), "candidates": pending,
-                          "chosen": record["prompt"], "step": record["step"]})
+                          "chosen": record["prompt"], "step": record["step"], "history": list(history)})
+        history.extend(c["dev_outcomes"] for c in pending if c.get("dev_outcomes"))
         for c in pending:
             scores.setdefault(normalize_prompt(c["prompt"]), (c["prompt"], c["dev_score"]))
         pending = []
@@ -83,11 +89,14 @@ def choose(method: str, step: dict, kept: dict[str, float]) -> str:
     return select_next(pool, selected)[0]
 
 
-def replay_step(method: str, step: dict, racing: RacingConfig | None, seed: int, task: str) -> tuple[bool, int, int]:
-    """(same choice as recorded, pairs scored, pairs full scoring scored) for one replay."""
+def replay_step(method: str, step: dict, racing: RacingConfig | None, seed: int, task: str,
+                order: str = DEFAULT_ORDER) -> tuple[bool, int, int] | None:
+    """(same choice as recorded, pairs scored, pairs full scoring scored) for one replay; None
+    for a step with no new candidate's per-question outcomes recorded (a run older than those
+    records, or a step of repeats only), which cannot be replayed and is not counted."""
     new = [c for c in step["candidates"] if c.get("new", True) and c.get("dev_outcomes")]
     if not new:
-        return True, 0, 0
+        return None
     ids = sorted(new[0]["dev_outcomes"], key=_natural)
     rows = [[c["dev_outcomes"][i] for i in ids] for c in new]
     full = len(new) * len(ids)
@@ -96,7 +105,7 @@ def replay_step(method: str, step: dict, racing: RacingConfig | None, seed: int,
         return choose(method, step, kept) == step["chosen"], full, full
     binary = all(v in (0.0, 1.0) for row in rows for v in row)
     result = race(lambda cs, qs: [[rows[c][q] for q in qs] for c in cs], len(new),
-                  question_order(len(ids), seed, task), racing, binary)
+                  dev_order(ids, seed, task, order, step["history"]), racing, binary)
     kept = {c["prompt"]: c["dev_score"] for c, dropped in zip(new, result.dropped_after) if dropped is None}
     return choose(method, step, kept) == step["chosen"], result.pairs, full
 
@@ -107,6 +116,7 @@ def main(argv=None) -> int:
     parser.add_argument("--errors", default="0.01,0.05,0.1,0.2")
     parser.add_argument("--rounds", default="3,4,5")
     parser.add_argument("--orders", type=int, default=20, help="question orders (seeds) per step")
+    parser.add_argument("--order", default=DEFAULT_ORDER, help="question order kinds: informative,random")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     runs = []
@@ -117,25 +127,30 @@ def main(argv=None) -> int:
         config, steps = load_steps(run_dir)
         method = config.get("config", {}).get("method", "gpo")
         task = config.get("task", run_dir.name)
+        steps = [s for s in steps if replay_step(method, s, None, 0, task) is not None]
         sane = all(replay_step(method, s, None, 0, task)[0] for s in steps)
-        print(f"{run_dir}: {method} on {task}, {len(steps)} steps; full-scoring replay matches the record: {sane}")
+        print(f"{run_dir}: {method} on {task}, {len(steps)} steps to replay; "
+              f"full-scoring replay matches the record: {sane}")
         runs.append((method, task, steps))
     rows = []
-    for rounds in (int(r) for r in args.rounds.split(",")):
-        for error in (float(e) for e in args.errors.split(",")):
-            racing = RacingConfig(error=error, rounds=rounds)
-            same = total = raced = full = 0
-            for method, task, steps in runs:
-                for step in steps:
-                    for seed in range(args.orders):
-                        ok, pairs, all_pairs = replay_step(method, step, racing, seed, task)
-                        same, total, raced, full = same + ok, total + 1, raced + pairs, full + all_pairs
-            rows.append({"rounds": rounds, "error": error, "replays": total, "same_choice": same / max(1, total),
-                         "pairs_saved": 1 - raced / max(1, full), "full_over_raced": full / max(1, raced)})
-    print(f"{'rounds':>6} {'error':>6} {'replays':>8} {'same choice':>12} {'pairs saved':>12} {'full/raced':>11}")
+    for order in args.order.split(","):
+        for rounds in (int(r) for r in args.rounds.split(",")):
+            for error in (float(e) for e in args.errors.split(",")):
+                racing = RacingConfig(error=error, rounds=rounds)
+                same = total = raced = full = 0
+                for method, task, steps in runs:
+                    for step in steps:
+                        for seed in range(args.orders):
+                            ok, pairs, all_pairs = replay_step(method, step, racing, seed, task, order)
+                            same, total, raced, full = same + ok, total + 1, raced + pairs, full + all_pairs
+                rows.append({"order": order, "rounds": rounds, "error": error, "replays": total,
+                             "same_choice": same / max(1, total), "pairs_saved": 1 - raced / max(1, full),
+                             "full_over_raced": full / max(1, raced)})
+    print(f"{'order':>11} {'rounds':>6} {'error':>6} {'replays':>8} {'same choice':>12} {'pairs saved':>12} "
+          f"{'full/raced':>11}")
     for r in rows:
-        print(f"{r['rounds']:>6} {r['error']:>6} {r['replays']:>8} {r['same_choice']:>12.1%} {r['pairs_saved']:>12.1%} "
-              f"{r['full_over_raced']:>10.2f}x")
+        print(f"{r['order']:>11} {r['rounds']:>6} {r['error']:>6} {r['replays']:>8} {r['same_choice']:>12.1%} "
+              f"{r['pairs_saved']:>12.1%} {r['full_over_raced']:>10.2f}x")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0

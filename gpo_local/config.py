@@ -21,7 +21,8 @@ from typing import Any, Callable
 from .catalog import DEFAULT_EMBEDDER, DEFAULT_MODEL
 from .directions import canonical_selection
 from .errors import ConfigError
-from .racing import DEFAULT_ERROR as RACING_ERROR, DEFAULT_ROUNDS as RACING_ROUNDS, RacingConfig
+from .racing import (DEFAULT_ERROR as RACING_ERROR, DEFAULT_ORDER as RACING_ORDER, DEFAULT_ROUNDS as RACING_ROUNDS,
+                     ORDERS as RACING_ORDERS, RacingConfig)
 from .schedules import canonical_schedule, make_schedule
 from .tasks.prompting import POSITIONS
 from .updates import UPDATE_METHODS
@@ -132,6 +133,9 @@ OPTIONS: tuple[Option, ...] = (
                                             "0 and 1 exclusive", minimum=0),
     _O("racing_rounds", int, RACING_ROUNDS, "Racing: dev prefixes doubling up to the whole split, in this many "
                                             "rounds", minimum=1),
+    _O("racing_order", str, RACING_ORDER, "Racing: the order of the dev questions, informative (those the prompts "
+                                          "scored so far disagree on first) or random (a seeded shuffle: the error "
+                                          "level is then a guarantee)", choices=RACING_ORDERS, show_default=True),
     # On by default: on BBH meta-prompts, 24 of 24 constrained replies of the 1.5B optimizer were
     # usable against 3 of 24 free-form ones (benchmarks/grammar_replies.py). The built-in
     # `antonyms` turns it off: there free-form replies found the rule and constrained ones did not
@@ -222,7 +226,8 @@ def _validate(self) -> None:
         raise ConfigError(f"--position {self.position!r} is not one of {', '.join(POSITIONS)}")
     for option, value, known in (("--gradient", self.gradient, GRADIENTS), ("--momentum", self.momentum, MOMENTA),
                                  ("--momentum-update", self.momentum_update, MOMENTUM_UPDATES),
-                                 ("--update", self.update, UPDATE_METHODS)):
+                                 ("--update", self.update, UPDATE_METHODS),
+                                 ("--racing-order", self.racing_order, RACING_ORDERS)):
         if value not in known:
             raise ConfigError(f"unknown {option} {value!r}; known: {', '.join(known)}")
     canonical_selection(self.selection)

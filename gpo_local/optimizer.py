@@ -51,7 +51,8 @@ from .racing import candidate_fields, score_new
 from .replies import ReplyParser
 from .runs import JsonlLog
 from .tasks import Task
-from .trajectory import CANDIDATE, INIT, STEP, TrajectoryState, final_choice, last_recorded, replay, select_next
+from .trajectory import (CANDIDATE, DEV_OUTCOMES, INIT, STEP, TrajectoryState, final_choice, last_recorded, replay,
+                         select_next)
 from .updates import normalize_prompt, render_update, word_edit_distance
 
 Event = Callable[[str, dict], None]
@@ -276,7 +277,7 @@ class Method:
         # issue 12 hook: racing (racing.py); every new candidate's per-question scores are recorded.
         known = {p: state.dropped[normalize_prompt(p)]["dev_outcomes"] for p in new
                  if normalize_prompt(p) in state.dropped}
-        results = dict(zip(new, score_new(self.evaluator, self.task, cfg, new, known)))
+        results = dict(zip(new, score_new(self.evaluator, self.task, cfg, new, known, state.dev_outcomes)))
         total = len(self.task.split("eval", cfg.dev_limit))
         scored = []
         for key, (prompt, origin) in distinct.items():
@@ -288,6 +289,8 @@ class Method:
             raced = candidate_fields(results[prompt], total) if is_new else {}
             record = {**asdict(candidate), **raced}
             self._record(CANDIDATE, **record)
+            if raced:
+                state.dev_outcomes.append(raced[DEV_OUTCOMES])
             if raced.get("eliminated"):
                 state.dropped[key] = record
                 continue  # dropped by racing: a partial score, not in the pool

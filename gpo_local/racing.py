@@ -22,6 +22,19 @@ d_j = score_L(j) - score_i(j):
 The union bound over the rounds (error split evenly between the rounds that can eliminate)
 keeps a truly better-or-equal candidate from being dropped with probability above `error`.
 
+The order of the questions: a seeded shuffle of the split (`random`), or that shuffle re-sorted
+so that the questions on which the prompts scored so far in the run disagree most come first
+(`informative`, the default). A question every earlier prompt got right (or wrong) is
+concordant for most new candidates too, and concordant questions tell no two candidates apart:
+the sign test only counts the discordant ones, so seeing the likely discordant questions first
+gives early rounds most of the evidence the whole split holds. Replayed on recorded runs
+(benchmarks/racing.py, error 0.05, 4 rounds), it cut the dev pairs scored 1.44x -> 2.0x at 8
+candidates x 48 questions and 1.41x -> 1.59x on the main job's 40, with the same choices as full
+scoring in every replay. The price: the prefix is no longer a random sample of the split, so
+`error` is a nominal level there, not a guarantee; `random` keeps the guarantee. The order of a
+step depends only on the dev scores recorded before it, so a resumed step races on the same
+order. The first step has one scored prompt (the initial one) and races on the shuffle.
+
 Everything here is a pure function of its arguments except `race_prompts`, which drives an
 evaluator (any object with `evaluate_examples`) through the rounds.
 """
@@ -31,12 +44,14 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from . import faults
 
 DEFAULT_ERROR = 0.05
 DEFAULT_ROUNDS = 4
+ORDERS = ("informative", "random")
+DEFAULT_ORDER = "informative"
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,35 @@ def question_order(total: int, seed: int, task: str) -> list[int]:
     order = list(range(total))
     random.Random(f"{seed}:{task}:racing").shuffle(order)
     return order
+
+
+def informative_order(order: Sequence[int], history: Sequence[Mapping[int, float]]) -> list[int]:
+    """`order` re-sorted by how much the prompts scored so far disagree on each question (the
+    variance of their scores on it, over the prompts scored on it; none below two prompts), most
+    first; ties keep their place in `order`. `history` holds one mapping question -> score per
+    prompt."""
+    def spread(question: int) -> float:
+        values = [scores[question] for scores in history if question in scores]
+        if len(values) < 2:
+            return 0.0
+        mean = sum(values) / len(values)
+        return sum((value - mean) ** 2 for value in values) / len(values)
+
+    place = {question: i for i, question in enumerate(order)}
+    return sorted(order, key=lambda question: (-spread(question), place[question]))
+
+
+def dev_order(example_ids: Sequence[str], seed: int, task: str, kind: str,
+              history: Sequence[Mapping[str, float]] = ()) -> list[int]:
+    """The racing order of a step over the dev questions `example_ids` (indexes into it):
+    question_order, re-sorted by informative_order for kind `informative` with `history`, the
+    per-question dev scores (example id -> score) of the prompts scored so far in the run."""
+    order = question_order(len(example_ids), seed, task)
+    if kind == "random" or not history:
+        return order
+    index = {example_id: q for q, example_id in enumerate(example_ids)}
+    by_question = [{index[k]: v for k, v in scores.items() if k in index} for scores in history]
+    return informative_order(order, by_question)
 
 
 def sign_test(leader_only: int, other_only: int) -> float:
@@ -195,11 +239,13 @@ def race_prompts(evaluator, prompts: Sequence[str], examples: Sequence, split: s
 
 
 def score_new(evaluator, task, config, prompts: Sequence[str],
-              known: dict[str, dict[str, float]] | None = None) -> list:
+              known: dict[str, dict[str, float]] | None = None,
+              history: Sequence[Mapping[str, float]] = ()) -> list:
     """The dev-split results of a step's new candidates: raced when `config.racing`, else every
     candidate on every question (one evaluator call, as before racing existed). `known` maps a
     prompt dropped at an earlier step to its recorded scores by example id: its race goes on
-    from them (GPO may choose it now: it is compared with this step's candidates)."""
+    from them (GPO may choose it now: it is compared with this step's candidates). `history`:
+    the recorded dev scores (example id -> score) of the prompts scored before, for the order."""
     if not prompts:
         return []
     examples = task.split("eval", config.dev_limit)
@@ -211,7 +257,7 @@ def score_new(evaluator, task, config, prompts: Sequence[str],
     by_candidate = {i: {index[k]: v for k, v in (known or {}).get(p, {}).items() if k in index}
                     for i, p in enumerate(prompts)}
     racing = RacingConfig(error=config.racing_error, rounds=config.racing_rounds)
-    order = question_order(len(examples), config.seed, task.name)
+    order = dev_order([e.id for e in examples], config.seed, task.name, config.racing_order, history)
     return race_prompts(evaluator, prompts, examples, "eval", racing, order,
                         binary=task.rule.family != ROUGE_L, known=by_candidate)
 

@@ -43,6 +43,9 @@ class TrajectoryState:
     # issue 12: normalized prompt -> the candidate record of a candidate racing dropped (a partial
     # score, not in the pool; generated again, its race goes on from the recorded outcomes)
     dropped: dict[str, dict] = field(default_factory=dict)
+    # issue 12: the recorded per-question dev scores (example id -> score) of every new candidate
+    # scored so far, raced out or not, in scoring order: what racing's informative order reads
+    dev_outcomes: list[dict[str, float]] = field(default_factory=list)
 
     def scored(self, prompt: str, score: float) -> None:
         key = normalize_prompt(prompt)
@@ -71,6 +74,8 @@ def replay(log: JsonlLog) -> tuple[TrajectoryState, list[dict]]:
     records = records[:complete]
     state = TrajectoryState()
     for record in records:
+        if record["kind"] == CANDIDATE and record.get(DEV_OUTCOMES):
+            state.dev_outcomes.append(record[DEV_OUTCOMES])
         if record["kind"] == CANDIDATE and record.get(ELIMINATED):  # a raced-out candidate: a partial score
             state.dropped[normalize_prompt(record["prompt"])] = record
         elif record["kind"] == CANDIDATE:

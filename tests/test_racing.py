@@ -9,8 +9,8 @@ from fake_models import Killed, killing_after
 from gpo_local.errors import ConfigError
 from gpo_local.memo import Memo, MemoizedLLM
 from gpo_local.optimizer import GPO, GPOConfig
-from gpo_local.racing import (RacingConfig, can_catch_up, prefix_sizes, question_order, race, serfling_margin,
-                              sign_test)
+from gpo_local.racing import (RacingConfig, can_catch_up, dev_order, informative_order, prefix_sizes, question_order,
+                              race, serfling_margin, sign_test)
 from gpo_local.runs import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
 from gpo_local.trajectory import TrajectoryIndex
@@ -40,6 +40,28 @@ def test_question_order_is_a_seeded_permutation():
     order = question_order(48, 0, "navigate")
     assert sorted(order) == list(range(48)) and order != list(range(48))
     assert order == question_order(48, 0, "navigate") and order != question_order(48, 1, "navigate")
+
+
+def test_the_informative_order_puts_the_questions_prompts_disagree_on_first():
+    order = [3, 0, 4, 1, 2]
+    history = [{0: 1.0, 1: 1.0, 2: 0.0, 3: 1.0, 4: 1.0},
+               {0: 0.0, 1: 1.0, 2: 0.0, 3: 1.0, 4: 1.0},
+               {0: 1.0, 1: 0.0, 2: 0.0, 3: 1.0}]  # question 4 scored by two prompts only
+    # Spreads: q0 and q1 2/9 (one of three differs), q2 and q3 0 (all agree), q4 0 (two agree);
+    # ties keep the seeded order.
+    assert informative_order(order, history) == [0, 1, 3, 4, 2]
+    assert informative_order(order, []) == order and informative_order(order, history[:1]) == order
+    # ROUGE-L-like fractions: the variance, not a count of disagreements.
+    assert informative_order([0, 1], [{0: 0.4, 1: 0.1}, {0: 0.5, 1: 0.9}]) == [1, 0]
+
+
+def test_dev_order_reads_scores_by_example_id():
+    ids = [f"eval-{i}" for i in range(6)]
+    seeded = question_order(6, 0, "t")
+    assert dev_order(ids, 0, "t", "random", [{"eval-5": 1.0}, {"eval-5": 0.0}]) == seeded
+    assert dev_order(ids, 0, "t", "informative", []) == seeded
+    informative = dev_order(ids, 0, "t", "informative", [{"eval-5": 1.0, "other-1": 1.0}, {"eval-5": 0.0}])
+    assert informative[0] == 5 and [q for q in informative if q != 5] == [q for q in seeded if q != 5]
 
 
 def test_sign_test_and_bounds():
@@ -93,6 +115,8 @@ def test_racing_options_are_checked():
         GPOConfig(racing=True, racing_error=1.5).validate()
     with pytest.raises(ConfigError, match="--racing-rounds"):
         GPOConfig(racing=True, racing_rounds=0).validate()
+    with pytest.raises(ConfigError, match="--racing-order 'sorted'"):
+        GPOConfig(racing_order="sorted").validate()
 
 
 # -- racing inside a GPO run --------------------------------------------------------------------
@@ -154,6 +178,31 @@ def test_the_chosen_prompt_is_scored_on_the_full_split(tmp_path):
     assert run.final.dev_score == max(s["dev_score"] for s in steps + [records(tmp_path)[0]])
 
 
+@pytest.mark.parametrize("order", ["informative", "random"])
+def test_a_raced_run_races_each_step_on_its_order(tmp_path, order):
+    config = GPOConfig(steps=3, candidates=6, racing=True, racing_error=0.05, racing_order=order)
+    GPO(task=difficulty_task(n_eval=N), task_llm=task_model(), optimizer_llm=optimizer_model(),
+        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()), config=config,
+        log=JsonlLog(tmp_path / "trajectory.jsonl")).run()
+    ids = [f"eval-{i}" for i in range(N)]
+    seeded = question_order(N, 0, "difficulty")
+    history, checked, reordered = [], 0, False
+    cands = [r for r in records(tmp_path) if r["kind"] == "candidate"]
+    for step in sorted({r["step"] for r in cands}):
+        expected = dev_order(ids, 0, "difficulty", order, history)
+        reordered |= expected != seeded
+        for r in cands:
+            if r["step"] == step and r["new"] and r["eliminated"]:
+                # a dropped candidate was scored on a prefix of its step's order
+                assert set(r["dev_outcomes"]) == {ids[q] for q in expected[:r["dev_questions"]]}
+                checked += 1
+        history += [r["dev_outcomes"] for r in cands if r["step"] == step and r.get("dev_outcomes")]
+    assert checked >= 2
+    # The informative order differs from the shuffle once candidates were scored: the questions
+    # of difficulty 1 and 2, which every candidate of 2 words or more answers, come last.
+    assert reordered == (order == "informative")
+
+
 @pytest.mark.parametrize("kill_after", [60, 150, 260])
 def test_resume_in_the_middle_of_a_raced_step(tmp_path, kill_after):
     make_gpo(tmp_path / "whole", racing=True).run()
@@ -194,12 +243,18 @@ def test_the_racing_benchmark_replays_a_recorded_run(tmp_path, capsys):
     spec.loader.exec_module(bench)
     make_gpo(tmp_path / "run", racing=False, task_llm=sharp_task_model()).run()
     _, steps = bench.load_steps(tmp_path / "run")
-    assert len(steps) == 3 and all(bench.replay_step("gpo", s, None, 0, "difficulty")[0] for s in steps)
+    replays = [bench.replay_step("gpo", s, None, 0, "difficulty") for s in steps]
+    # Step 2 only repeats earlier candidates (nothing new to race): not replayed, not counted.
+    assert len(steps) == 3 and replays[2] is None and all(r[0] for r in replays[:2])
+    assert [len(s["history"]) for s in steps] == [0, 5, 6]  # the new candidates recorded before each step
     same, pairs, full = bench.replay_step("gpo", steps[0], RacingConfig(), 0, "difficulty")
     assert same and full == 5 * N and pairs < full  # the two short candidates drop after 6 questions
-    assert bench.main([str(tmp_path / "run"), "--errors", "0.05", "--rounds", "4", "--orders", "3"]) == 0
+    assert bench.main([str(tmp_path / "run"), "--errors", "0.05", "--rounds", "4", "--orders", "3",
+                       "--order", "informative,random"]) == 0
     out = capsys.readouterr().out
-    assert "full-scoring replay matches the record: True" in out and "100.0%" in out
+    assert "2 steps to replay; full-scoring replay matches the record: True" in out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("informative", "random"))]
+    assert [(r[0], r[3], r[4]) for r in rows] == [("informative", "6", "100.0%"), ("random", "6", "100.0%")]
 
 
 def test_show_and_the_report_mark_raced_out_candidates(tmp_path):
