@@ -143,7 +143,8 @@ OPTIONS: tuple[Option, ...] = (
     _O("grammar", bool, True, "Constrain optimizer replies to a tagged prompt within the step's word cap (llama.cpp "
                               "GBNF); --no-grammar: free-form replies, malformed ones dropped [default: on].",
        negatable=True),
-    _O("leak_check", bool, True, "Drop candidates that restate a task example (exemplar leakage) [default: on].", negatable=True),
+    _O("leak_check", bool, True, "Drop candidates that restate a task example (exemplar leakage) or talk about the "
+                                 "prompt in the meta-prompt's words (meta talk) [default: on].", negatable=True),
     # -- when to stop early (Limits), checked at step boundaries -----------------------------------------
     _O("max_optimizer_calls", int, None, "Stop before a step that would exceed this many optimizer calls "
                                          "(resumable).", group="limit", minimum=0),

@@ -12,9 +12,11 @@ Reasons, checked in this order:
   stripped, as the original does: measured, prompts that say "the opposite of <Prompt>" work);
 - `too_long`: more words than the cap (`max_prompt_words`; with a grammar, the step's cap);
 - `leaks_example`: it restates a task example (leaks.py);
+- `meta_talk`: it talks about the prompt instead of being one, in the meta-prompt's words
+  ("Change at most 40 words of the current prompt.", "The current prompt is too vague"; leaks.py);
 - `duplicate`: the same prompt (whitespace-normalized) as an earlier reply of the same call.
 A grammar-constrained reply (grammar.py) cannot be empty, untagged, leak tags or exceed the cap;
-it can still be truncated, leak an example or repeat another. One that reached its cap is cut
+it can still be truncated, leak an example, talk about the prompt or repeat another. One that reached its cap is cut
 back to its last full sentence (grammar.cut_to_sentence): kept, and counted as `cut_to_sentence`
 in the step record, not as a drop.
 """
@@ -29,7 +31,8 @@ from .grammar import cut_to_sentence
 from .trajectory import STEP
 from .updates import TAGGED_REPLY, normalize_prompt, parse_candidate
 
-DROP_REASONS = ("empty", "missing_tags", "truncated", "tag_leak", "too_long", "leaks_example", "duplicate")
+DROP_REASONS = ("empty", "missing_tags", "truncated", "tag_leak", "too_long", "leaks_example", "meta_talk",
+                "duplicate")
 TRUNCATED_SHARE = 0.98
 _LEAKED_TAG = re.compile(r"</?(?:START|END)>", re.IGNORECASE)
 
@@ -40,7 +43,7 @@ def is_truncated(tokens: int, max_tokens: int) -> bool:
 
 def classify(reply: str | None, *, require_tags: bool = False, truncated: bool = False,
              max_words: int | None = None, leaks: Callable[[str], bool] | None = None,
-             constrained: bool = False) -> tuple[str | None, str | None]:
+             meta_talk: Callable[[str], bool] | None = None, constrained: bool = False) -> tuple[str | None, str | None]:
     """(the candidate, None) for a usable reply, else (None, the drop reason). A `constrained`
     reply that reached its cap `max_words` is cut back to its last full sentence
     (grammar.cut_to_sentence) before the leak check, which judges the prompt that is kept."""
@@ -62,6 +65,8 @@ def classify(reply: str | None, *, require_tags: bool = False, truncated: bool =
         prompt = cut_to_sentence(prompt, max_words)
     if leaks is not None and leaks(prompt):
         return None, "leaks_example"
+    if meta_talk is not None and meta_talk(prompt):
+        return None, "meta_talk"
     return prompt, None
 
 

@@ -17,6 +17,18 @@ that lie inside a word n-gram (n = NGRAM) also found in that reference. Why thes
 - MIN_WORDS = 8 copied words: a short prompt that quotes one phrase of the task is not flagged.
 Coverage is measured against a single reference, so a prompt stitched from phrases common to
 all questions of a task (its template) is not mistaken for a copy unless most of it is copied.
+
+Meta talk (drop reason `meta_talk`, the same switch): a reply that talks about the prompt
+instead of being one. Small optimizers restate the meta-prompt's own instructions ("Change at
+most 40 words of the current prompt.", chosen once as a GPO cell's next prompt at dev 33.3) or
+comment on the prompt ("The current prompt is too vague and could lead to poor
+interpretations."). In the optimizing `local.toml` cells of seeds 0 and 1, 51 of 538 new
+candidates did (31 of PE2's 106, whose meta-prompt asks for reasoning before the prompt; 12 of
+GPO's 101; none of APE's or OPRO's), some scored up to 45.8 on dev, and 3 of the 53 cells
+returned one as their final prompt. The test is a list of phrases (META_PHRASES) that the
+meta-prompts use to address the optimizer (updates.py, methods/*.py) and that an instruction to
+the task model has no reason to contain: "the current prompt", "new prompt", "words between the
+tags"... On those 538 candidates, every one it flags is meta talk (read one by one).
 """
 
 from __future__ import annotations
@@ -25,6 +37,13 @@ import re
 from collections import defaultdict
 from typing import Iterable
 
+# Phrases of the meta-prompts that address the optimizer (tests/test_grammar.py checks that each
+# still occurs in one), matched case-insensitively on whole words with whitespace folded.
+META_PHRASES = ("the current prompt", "new prompt", "improved prompt", "modified prompt", "rewritten prompt",
+                "words between the tags", "do not copy an example", "stands for the prompt", "in the task inputs below",
+                "prompt and score above", "prompts and scores above", "dev examples")
+_META = re.compile(r"\b(?:" + "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in META_PHRASES) + r")\b",
+                   re.IGNORECASE)
 NGRAM = 5
 COVERAGE = 0.5
 MIN_WORDS = 8
@@ -76,3 +95,9 @@ def leak_references(exemplars, *splits) -> list[str]:
     texts = [t for e in exemplars for t in (e.input, e.shown_target)]  # shown_target: a text even for several answers
     texts += [e.input for split in splits for e in split]
     return texts
+
+
+def talks_to_optimizer(candidate: str) -> bool:
+    """Whether a candidate contains a phrase of META_PHRASES: it talks about the prompt (meta
+    talk) instead of instructing the task model."""
+    return _META.search(candidate) is not None

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from .drops import classify, count as count_drops, is_truncated, mark_duplicates, reply_total, totals
 from .grammar import prompt_grammar, reply_token_limit, word_cap
-from .leaks import LeakDetector, leak_references
+from .leaks import LeakDetector, leak_references, talks_to_optimizer
 from .updates import parse_candidate, state_word_cap
 
 
@@ -25,7 +25,7 @@ def constrained_request(meta_prompts: Sequence[str], cap: int | None,
 
 
 def classify_replies(replies: Sequence[str], llm, *, max_tokens: int, max_words: int | None,
-                     require_tags: bool = False, leaks=None,
+                     require_tags: bool = False, leaks=None, meta_talk=None,
                      constrained: bool = False) -> tuple[list[str | None], list[str | None]]:
     """(candidates, drop reasons) of a call's replies, each judged by drops.classify: truncated
     when its tokens (`llm`'s tokenizer) reach the call's `max_tokens`; `constrained` replies at
@@ -35,7 +35,7 @@ def classify_replies(replies: Sequence[str], llm, *, max_tokens: int, max_words:
     for reply in replies:
         truncated = bool(reply) and is_truncated(llm.count_tokens(reply), max_tokens)
         prompt, reason = classify(reply, require_tags=require_tags, truncated=truncated, leaks=leaks,
-                                  max_words=max_words, constrained=constrained)
+                                  meta_talk=meta_talk, max_words=max_words, constrained=constrained)
         parsed.append(prompt)
         reasons.append(reason)
     return parsed, reasons
@@ -81,7 +81,8 @@ class ReplyParser:
         parsed, reasons = classify_replies(
             replies, self.method.optimizer_llm, max_tokens=max_tokens or cfg.optimizer_max_tokens,
             max_words=cfg.max_prompt_words if max_words is None else max_words, require_tags=cfg.require_tags,
-            leaks=self.leak_detector().leaks if cfg.leak_check else None, constrained=self.constrained)
+            leaks=self.leak_detector().leaks if cfg.leak_check else None,
+            meta_talk=talks_to_optimizer if cfg.leak_check else None, constrained=self.constrained)
         # A kept prompt shorter than its reply's text was cut back to a full sentence at the cap.
         self._step_cuts += sum(1 for reply, prompt in zip(replies, parsed)
                                if prompt is not None and prompt != parse_candidate(reply, require_tags=cfg.require_tags))

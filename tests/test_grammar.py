@@ -8,6 +8,7 @@ import pytest
 from conftest import difficulty_task, task_model
 from gpo_local.drops import DROP_REASONS, classify, count, describe, is_truncated, mark_duplicates, totals
 from gpo_local.grammar import cut_to_sentence, prompt_grammar, reply_token_limit, word_cap
+from gpo_local.leaks import META_PHRASES, talks_to_optimizer
 from gpo_local.optimizer import GPO, GPOConfig
 from gpo_local.runs import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
@@ -44,6 +45,10 @@ def test_prompt_grammar_bounds_the_words():
     ("<START>one two three four<END>", {"max_words": 3}, (None, "too_long")),
     ("<START>one two three<END>", {"max_words": 3}, ("One two three", None)),
     ("<START>copy of an example<END>", {"leaks": lambda p: "example" in p}, (None, "leaks_example")),
+    ("<START>Change 9 words of the current prompt.<END>", {"meta_talk": talks_to_optimizer}, (None, "meta_talk")),
+    # an example restated in the meta-prompt's words is counted once, as the earlier reason
+    ("<START>the current prompt: example<END>", {"leaks": lambda p: "example" in p, "meta_talk": talks_to_optimizer},
+     (None, "leaks_example")),
 ])
 def test_classify(reply, kwargs, expected):
     assert classify(reply, **kwargs) == expected
@@ -95,7 +100,43 @@ def test_duplicates_counting_and_text():
                    {"kind": "step", "drops": {"empty": 2, "tag_leak": 1}}]) == {"empty": 3, "tag_leak": 1}
     assert is_truncated(126, 128) and not is_truncated(100, 128)
     assert set(DROP_REASONS) == {"empty", "missing_tags", "truncated", "tag_leak", "too_long", "leaks_example",
-                                 "duplicate"}
+                                 "meta_talk", "duplicate"}
+
+
+@pytest.mark.parametrize("prompt", [
+    # final prompts of `local.toml` cells (seeds 0 and 1) written by the 1.5B optimizer
+    "Study the prompt. Write the answer that differs from it counts as wrong. Change at most 40 words of the "
+    "current prompt.",
+    "To improve the prompt, we need to clarify the task and ensure that the final answer is correctly stated. The "
+    "current prompt is too vague and could lead to poor interpretations.",
+    "To create an improved prompt that better guides the model in thinking through the problem, I will focus on "
+    "the OR formula.",
+    "Study the prompt and score above and the examples, then directly copy and paste the current",
+    "Here's a new\nprompt that addresses the examples you provided: A model must analyze",
+])
+def test_meta_talk_is_recognized(prompt):
+    assert talks_to_optimizer(prompt)
+
+
+@pytest.mark.parametrize("prompt", [
+    "Let's think step by step.",
+    "Evaluate the Boolean expression step by step, then answer True or False.",
+    "Determine whether the adjectives are in the standard English order: opinion, size, age, shape, color.",
+    "Follow the moves from the starting point; count steps forward and backward, and answer Yes or No.",
+    "Write a prompt-free answer: renew prompts are not needed.",  # "renew prompts": no whole-word phrase
+])
+def test_instructions_are_not_meta_talk(prompt):
+    assert not talks_to_optimizer(prompt)
+
+
+def test_every_meta_phrase_is_in_a_meta_prompt_template():
+    # The phrases are the meta-prompts' own words: a template reworded should update the list.
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "gpo_local"
+    sources = " ".join(" ".join(p.read_text().split()).lower()
+                       for p in [package / "updates.py", *sorted((package / "methods").glob("*.py"))])
+    assert [p for p in META_PHRASES if p not in sources] == []
 
 
 REPLIES = [  # one of each kind, by candidate index
@@ -106,6 +147,7 @@ REPLIES = [  # one of each kind, by candidate index
     "<START>Say yes to every question please<END>",  # duplicate of the first
     "<START>difficulty 3; say yes. difficulty 4; say yes<END>",  # restates examples
     "<START>Answer yes and nothing else, please<END>",
+    "<START>Change at most 10 words of the current prompt.<END>",  # meta talk
 ]
 
 
@@ -127,7 +169,7 @@ def test_drops_are_counted_by_reason_in_step_records(tmp_path, monkeypatch):
     gpo, result = run_gpo(tmp_path, optimizer)
     steps = [json.loads(line) for line in (tmp_path / "trajectory.jsonl").read_text().splitlines()]
     steps = [r for r in steps if r["kind"] == "step"]
-    expected = {"empty": 1, "truncated": 1, "tag_leak": 1, "leaks_example": 1, "duplicate": 1}
+    expected = {"empty": 1, "truncated": 1, "tag_leak": 1, "leaks_example": 1, "meta_talk": 1, "duplicate": 1}
     assert [s["drops"] for s in steps] == [expected, expected]
     assert gpo.drop_totals() == {k: 2 * v for k, v in expected.items()}
     assert all(c["grammar"] is None for c in optimizer.calls)  # the fake does not support grammars
@@ -141,7 +183,7 @@ def test_leak_check_can_be_turned_off(tmp_path, monkeypatch):
     monkeypatch.setattr(leaks, "MIN_WORDS", 4)
     monkeypatch.setattr(leaks, "NGRAM", 3)
     gpo, _ = run_gpo(tmp_path, optimizer, leak_check=False)
-    assert "leaks_example" not in gpo.drop_totals()
+    assert "leaks_example" not in gpo.drop_totals() and "meta_talk" not in gpo.drop_totals()
 
 
 def test_a_model_with_grammar_support_gets_the_steps_grammar(tmp_path):
@@ -167,8 +209,9 @@ def test_cuts_at_the_cap_are_counted_in_the_step_record(tmp_path):
     steps = [r for r in records if r["kind"] == "step"]
     candidates = {r["prompt"] for r in records if r["kind"] == "candidate"}
     assert candidates == {"Say yes.", "Say no."}
-    # 7 replies a step, 4 of them at the cap; the repeats are dropped as duplicates after the cut.
-    assert steps[0]["cut_to_sentence"] == 4 and steps[0]["drops"] == {"duplicate": 5}
+    # 8 replies a step (len(REPLIES)), 4 of them at the cap; the repeats are dropped as
+    # duplicates after the cut.
+    assert steps[0]["cut_to_sentence"] == 4 and steps[0]["drops"] == {"duplicate": 6}
     # show and the report say how many kept prompts were cut (step 2's cap is 12 words: the
     # 30-word replies are dropped as too long there, not cut).
     from click.testing import CliRunner
@@ -280,8 +323,8 @@ def test_show_and_the_report_give_the_drop_counts(tmp_path, monkeypatch):
     monkeypatch.setattr(leaks, "NGRAM", 3)
     run_gpo(tmp_path, ScriptedLLM(lambda messages, t, seed: REPLIES[next(calls) % len(REPLIES)]))
     (tmp_path / "config.json").write_text("{}")
-    # 2 steps of len(REPLIES) = 7 replies each.
-    text = "10 of 14: 2 empty, 2 truncated, 2 tag leak, 2 leaks example, 2 duplicate"
+    # 2 steps of len(REPLIES) = 8 replies each.
+    text = "12 of 16: 2 empty, 2 truncated, 2 tag leak, 2 leaks example, 2 meta talk, 2 duplicate"
     assert run_context(load_run(tmp_path))["drops"] == text
     shown = CliRunner().invoke(main, ["show", str(tmp_path)], terminal_width=200)
     assert shown.exit_code == 0 and f"dropped optimizer replies: {text}" in " ".join(shown.output.split())
