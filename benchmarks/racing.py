@@ -17,8 +17,14 @@ order kind, error level and round count: the share of replays where racing choos
 prompt as full scoring, the share of (candidate, question) pairs it saves and the ratio
 full / raced.
 
+`--own-order` replays each run once, on the order a raced run of its own seed and task would
+have used, and reports per run whether racing keeps every step's choice: a run whose choices
+are all kept has the same trajectory raced, so (for a method whose meta-prompts show only the
+trajectory, as GPO's) the same final prompt and held-out score, up to the batched decoder's
+numerics.
+
     python benchmarks/racing.py RUN_DIR [RUN_DIR ...] [--errors 0.01,0.05,0.1,0.2] [--rounds 3,4,5]
-        [--orders 20] [--order informative,random] [--json FILE]
+        [--orders 20] [--order informative,random] [--own-order] [--json FILE]
 """
 
 from __future__ import annotations
@@ -117,6 +123,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", default="3,4,5")
     parser.add_argument("--orders", type=int, default=20, help="question orders (seeds) per step")
     parser.add_argument("--order", default=DEFAULT_ORDER, help="question order kinds: informative,random")
+    parser.add_argument("--own-order", action="store_true",
+                        help="one replay per run, on its own seed's order: whether racing keeps its whole trajectory")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     runs = []
@@ -126,19 +134,21 @@ def main(argv=None) -> int:
             continue
         config, steps = load_steps(run_dir)
         method = config.get("config", {}).get("method", "gpo")
-        task = config.get("task", run_dir.name)
+        task = Path(config.get("task", run_dir.name)).name  # the task's name, as racing.score_new orders by
         steps = [s for s in steps if replay_step(method, s, None, 0, task) is not None]
         sane = all(replay_step(method, s, None, 0, task)[0] for s in steps)
         print(f"{run_dir}: {method} on {task}, {len(steps)} steps to replay; "
               f"full-scoring replay matches the record: {sane}")
-        runs.append((method, task, steps))
+        runs.append((method, task, steps, config.get("config", {}).get("seed", 0), run_dir))
+    if args.own_order:
+        return own_orders(runs, args)
     rows = []
     for order in args.order.split(","):
         for rounds in (int(r) for r in args.rounds.split(",")):
             for error in (float(e) for e in args.errors.split(",")):
                 racing = RacingConfig(error=error, rounds=rounds)
                 same = total = raced = full = 0
-                for method, task, steps in runs:
+                for method, task, steps, _, _ in runs:
                     for step in steps:
                         for seed in range(args.orders):
                             ok, pairs, all_pairs = replay_step(method, step, racing, seed, task, order)
@@ -151,6 +161,38 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"{r['order']:>11} {r['rounds']:>6} {r['error']:>6} {r['replays']:>8} {r['same_choice']:>12.1%} "
               f"{r['pairs_saved']:>12.1%} {r['full_over_raced']:>10.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+def own_orders(runs, args) -> int:
+    """Per error level: each run replayed once on its own seed's order; the runs whose every
+    step keeps its choice (their trajectory is the same raced) and the dev pairs saved."""
+    rows = []
+    for order in args.order.split(","):
+        for rounds in (int(r) for r in args.rounds.split(",")):
+            for error in (float(e) for e in args.errors.split(",")):
+                racing = RacingConfig(error=error, rounds=rounds)
+                kept_runs, raced, full, changed = 0, 0, 0, []
+                for method, task, steps, seed, run_dir in runs:
+                    replays = [replay_step(method, step, racing, seed, task, order) for step in steps]
+                    raced += sum(r[1] for r in replays)
+                    full += sum(r[2] for r in replays)
+                    if all(r[0] for r in replays):
+                        kept_runs += 1
+                    else:
+                        changed.append(f"{run_dir} (step {next(s['step'] for s, r in zip(steps, replays) if not r[0])})")
+                rows.append({"order": order, "rounds": rounds, "error": error, "runs": len(runs),
+                             "trajectory_kept": kept_runs, "pairs_saved": 1 - raced / max(1, full),
+                             "full_over_raced": full / max(1, raced), "changed": changed})
+    print(f"{'order':>11} {'rounds':>6} {'error':>6} {'runs':>5} {'trajectory kept':>16} {'pairs saved':>12} "
+          f"{'full/raced':>11}")
+    for r in rows:
+        print(f"{r['order']:>11} {r['rounds']:>6} {r['error']:>6} {r['runs']:>5} {r['trajectory_kept']:>16} "
+              f"{r['pairs_saved']:>12.1%} {r['full_over_raced']:>10.2f}x")
+        for run in r["changed"]:
+            print(f"    first changed choice: {run}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0

@@ -175,7 +175,7 @@ def test_raced_share_follows_the_replays_by_dev_size():
     from gpo_local import walltime
 
     assert walltime.raced_share(8) == walltime.raced_share(24) == 0.955
-    assert walltime.raced_share(40) == 0.671 and walltime.raced_share(200) == 0.548
+    assert walltime.raced_share(40) == 0.671 and walltime.raced_share(200) == 0.551
     assert walltime.raced_share(32) == pytest.approx((0.955 + 0.671) / 2)
 
 

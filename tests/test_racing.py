@@ -255,6 +255,12 @@ def test_the_racing_benchmark_replays_a_recorded_run(tmp_path, capsys):
     assert "2 steps to replay; full-scoring replay matches the record: True" in out
     rows = [line.split() for line in out.splitlines() if line.strip().startswith(("informative", "random"))]
     assert [(r[0], r[3], r[4]) for r in rows] == [("informative", "6", "100.0%"), ("random", "6", "100.0%")]
+    # --own-order: the run's own seed and task order, once; its trajectory is kept whole.
+    assert bench.main([str(tmp_path / "run"), "--errors", "0.05,0.999", "--rounds", "4", "--own-order"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith("informative")]
+    assert [(r[2], r[3], r[4]) for r in rows] == [("0.05", "1", "1"), ("0.999", "1", "1")]
+    assert float(rows[0][5].rstrip("%")) > 0  # the short candidates of step 0 were dropped early
 
 
 def test_show_and_the_report_mark_raced_out_candidates(tmp_path):
