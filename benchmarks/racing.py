@@ -179,10 +179,11 @@ def own_orders(runs, args) -> int:
                     replays = [replay_step(method, step, racing, seed, task, order) for step in steps]
                     raced += sum(r[1] for r in replays)
                     full += sum(r[2] for r in replays)
-                    if all(r[0] for r in replays):
+                    first_changed = next((s["step"] for s, r in zip(steps, replays) if not r[0]), None)
+                    if first_changed is None:
                         kept_runs += 1
                     else:
-                        changed.append(f"{run_dir} (step {next(s['step'] for s, r in zip(steps, replays) if not r[0])})")
+                        changed.append(f"{run_dir} (step {first_changed})")
                 rows.append({"order": order, "rounds": rounds, "error": error, "runs": len(runs),
                              "trajectory_kept": kept_runs, "pairs_saved": 1 - raced / max(1, full),
                              "full_over_raced": full / max(1, raced), "changed": changed})

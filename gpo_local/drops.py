@@ -16,9 +16,9 @@ Reasons, checked in this order:
   ("Change at most 40 words of the current prompt.", "The current prompt is too vague"; leaks.py);
 - `duplicate`: the same prompt (whitespace-normalized) as an earlier reply of the same call.
 A grammar-constrained reply (grammar.py) cannot be empty, untagged, leak tags or exceed the cap;
-it can still be truncated, leak an example, talk about the prompt or repeat another. One that reached its cap is cut
-back to its last full sentence (grammar.cut_to_sentence): kept, and counted as `cut_to_sentence`
-in the step record, not as a drop.
+it can still be truncated, leak an example, talk about the prompt or repeat another. One that
+reached its cap is cut back to its last full sentence (grammar.cut_to_sentence): kept, and
+counted as `cut_to_sentence` in the step record, not as a drop.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def is_truncated(tokens: int, max_tokens: int) -> bool:
 
 def classify(reply: str | None, *, require_tags: bool = False, truncated: bool = False,
              max_words: int | None = None, leaks: Callable[[str], bool] | None = None,
-             meta_talk: Callable[[str], bool] | None = None, constrained: bool = False) -> tuple[str | None, str | None]:
+             meta_talk: Callable[[str], bool] | None = None,
+             constrained: bool = False) -> tuple[str | None, str | None]:
     """(the candidate, None) for a usable reply, else (None, the drop reason). A `constrained`
     reply that reached its cap `max_words` is cut back to its last full sentence
     (grammar.cut_to_sentence) before the leak check, which judges the prompt that is kept."""

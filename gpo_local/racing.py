@@ -28,9 +28,9 @@ so that the questions on which the prompts scored so far in the run disagree mos
 concordant for most new candidates too, and concordant questions tell no two candidates apart:
 the sign test only counts the discordant ones, so seeing the likely discordant questions first
 gives early rounds most of the evidence the whole split holds. Replayed on recorded runs
-(benchmarks/racing.py, error 0.05, 4 rounds), it cut the dev pairs scored 1.44x -> 2.0x at 8
-candidates x 48 questions and 1.41x -> 1.59x on the main job's 40, with the same choices as full
-scoring in every replay. The price: the prefix is no longer a random sample of the split, so
+(benchmarks/racing.py, error 0.05, 4 rounds), it raised the dev pairs saved from 1.39x to 1.81x
+at 8 candidates x 48 questions and from 1.41x to 1.49x on the main job's 40, with the same
+choices as full scoring in every replay. The price: the prefix is no longer a random sample of the split, so
 `error` is a nominal level there, not a guarantee; `random` keeps the guarantee. The order of a
 step depends only on the dev scores recorded before it, so a resumed step races on the same
 order. The first step has one scored prompt (the initial one) and races on the shuffle.

@@ -32,8 +32,8 @@ and order, replayed on real runs recorded with --no-racing (benchmarks/racing.py
 rounds, informative order): 95.5% at 24 dev questions (the `local.toml` cells of seeds 0 and 1),
 67.1% at 40 (the main job, two runs), 55.1% at 48 (GPO at 8 candidates on BBH navigate and
 boolean_expressions); interpolated between those points and held at the ends. The random order
-scores a few points more of them (71.1% at 40, 69.4% at 48). Both shares are averages, not bounds: a step whose
-candidates are all new and all alike races to the end.
+scores more of them (71.1% at 40, 71.7% at 48). Both shares are averages, not bounds: a step
+whose candidates are all new and all alike races to the end.
 
 Earlier runs of the same workload calibrate the estimate (`history`): finished runs of the same
 method, task, task and optimizer model files, reply mode, word cap, position and threads
