@@ -9,8 +9,9 @@ sampled replies (seeds 0..REPLIES-1, stop <END>). Three modes:
 - `free+cap`: free-form, the cap stated (`updates.state_word_cap`): today's `--no-grammar`;
 - `grammar`: the cap stated, the step's grammar (word cap min(5 + 50, 60) = 55) and the token
   limit sized to it (`grammar.reply_token_limit`): today's `--grammar`.
-A reply is usable when `replies.classify_replies` (drops.classify) keeps it (the cap, truncation against the mode's token
-limit, the exemplar-leak check against the exemplars, dev and train questions). Prints per task
+A reply is usable when `replies.classify_replies` (drops.classify) keeps it (the cap, truncation
+against the mode's token limit, the exemplar-leak check against the exemplars, dev and train
+questions, the meta-talk check since the seventh session). Prints per task
 and mode the usable count, the drop reasons and the wall time, then the totals; and two signs of
 a reply forced off its course: non-ASCII characters in the prompt (the tasks and meta-prompts
 are English; the 1.5B drifts into Chinese when the grammar forbids its next token) and prompts
@@ -32,7 +33,7 @@ from pathlib import Path
 from gpo_local.backends.llama_cpp import LlamaCppModel
 from gpo_local.catalog import resolve_model
 from gpo_local.grammar import prompt_grammar, reply_token_limit, word_cap
-from gpo_local.leaks import LeakDetector, leak_references
+from gpo_local.leaks import LeakDetector, leak_references, talks_to_optimizer
 from gpo_local.optimizer import pick_exemplars
 from gpo_local.replies import classify_replies
 from gpo_local.tasks import load_task
@@ -59,7 +60,8 @@ def measure(model, meta, n, grammar, max_tokens, max_words, detector):
                              stop=("<END>",), grammar=grammar)
     seconds = time.perf_counter() - started
     parsed, dropped = classify_replies(replies, model, max_tokens=max_tokens, max_words=max_words,
-                                       leaks=detector.leaks, constrained=grammar is not None)
+                                       leaks=detector.leaks, meta_talk=talks_to_optimizer,
+                                       constrained=grammar is not None)
     return seconds, Counter(reason or "usable" for reason in dropped), replies, [p for p in parsed if p]
 
 

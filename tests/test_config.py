@@ -36,7 +36,7 @@ def test_command_line_file_and_bench_options_come_from_the_declaration():
     # Derived, the contract also names --train-batch (which optimize always had), the new
     # --optimizer-temperature, issue 10's --grammar and --leak-check and issue 12's racing options.
     assert CONTRACT_OPTIONS == CONTRACT_BEFORE | {"train-batch", "optimizer-temperature", "grammar", "leak-check",
-                                                  "racing", "racing-error", "racing-rounds"}
+                                                  "racing", "racing-error", "racing-rounds", "racing-order"}
 
 
 def test_the_library_never_imports_the_command_line():
