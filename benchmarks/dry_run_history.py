@@ -47,7 +47,8 @@ def main(paths: list[str]) -> None:
             if rates is None or not rates["runs"]:  # none finished, or every one left out as slowed
                 continue
             est = budget.estimate(settings.config, settings.task)
-            estimate = walltime.seconds(est, rates, n_dev, settings.config.racing)
+            estimate = walltime.seconds(est, rates, n_dev, settings.config.racing,
+                                        order=settings.config.racing_order)
             errors.append(estimate / measured - 1)
             print(f"{str(run)[-48:]:48s} {record['method']:5s} racing {'on ' if settings.config.racing else 'off'} "
                   f"from {rates['runs']} run(s): estimate {estimate:7.1f} s, measured {measured:7.1f} s, "

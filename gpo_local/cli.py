@@ -102,7 +102,7 @@ def _dry_run(settings) -> None:
                f"timing a few generations of {settings.runtime['task_model']}...", err=True)
     rates = walltime.measure(settings)  # issue 12: timed as the evaluator batches, racing modelled
     click.echo(budget.format_estimate(est))
-    click.echo(walltime.describe(est, rates, n_dev, settings.config.racing))
+    click.echo(walltime.describe(est, rates, n_dev, settings.config.racing, settings.config.racing_order))
 
 
 def _run_optimize(settings, saved: dict | None) -> None:

@@ -25,15 +25,15 @@ new candidates in recorded runs: 0.33-0.63, mean 0.52, over seven runs of the ma
 grammar-constrained reply is always a prompt within its cap, so only repeats and restated
 examples are not new: NEW_SHARE_CONSTRAINED, 59 of 60 replies in the first constrained runs
 (2026-11-30: the main job with `--grammar` 24 of 24, GPO at 8 candidates on BBH navigate 23 of
-24, a `local.toml` cell 12 of 12). The dry run prints the
-expected figure and the upper bound. With racing, the candidates' dev pairs are also scaled by
-raced_share(n_dev), the share of dev pairs racing scores at its default error level, rounds
-and order, replayed on real runs recorded with --no-racing (benchmarks/racing.py, error 0.05, 4
-rounds, informative order): 95.5% at 24 dev questions (the `local.toml` cells of seeds 0 and 1),
-67.1% at 40 (the main job, two runs), 55.1% at 48 (GPO at 8 candidates on BBH navigate and
-boolean_expressions); interpolated between those points and held at the ends. The random order
-scores more of them (71.1% at 40, 71.7% at 48). Both shares are averages, not bounds: a step
-whose candidates are all new and all alike races to the end.
+24, a `local.toml` cell 12 of 12). The dry run prints the expected figure and the upper bound.
+With racing, the candidates' dev pairs are also scaled by raced_share(n_dev), the share of dev
+pairs racing scores at its default error level, rounds and order, replayed on real runs recorded
+with --no-racing (benchmarks/racing.py, error 0.05, 4 rounds, informative order): 95.5% at 24
+dev questions (the `local.toml` cells of seeds 0 and 1), 67.1% at 40 (the main job, two runs),
+55.1% at 48 (GPO at 8 candidates on BBH navigate and boolean_expressions); interpolated between
+those points and held at the ends. With `--racing-order random` (the same replays): 97.5%, 71.1%
+and 71.7%. Both shares are averages, not bounds: a step whose candidates are all new and all
+alike races to the end.
 
 Earlier runs of the same workload calibrate the estimate (`history`): finished runs of the same
 method, task, task and optimizer model files, reply mode, word cap, position and threads
@@ -53,12 +53,15 @@ import time
 from pathlib import Path
 
 from .errors import ConfigError
+from .racing import DEFAULT_ORDER
 from .replies import classify_replies, constrained_request
 from .rundata import read_events
 from .runs import JsonlLog, home_dir
 
-# Share of a step's candidate dev pairs racing scores, by dev questions (see the module docstring).
-RACED_SHARES = ((24, 0.955), (40, 0.671), (48, 0.551))
+# Share of a step's candidate dev pairs racing scores, by question order and dev questions (see
+# the module docstring).
+RACED_SHARES = {"informative": ((24, 0.955), (40, 0.671), (48, 0.551)),
+                "random": ((24, 0.975), (40, 0.711), (48, 0.717))}
 # Share of optimizer replies that become new candidates (see the module docstring).
 NEW_SHARE = 0.5
 NEW_SHARE_CONSTRAINED = 1.0
@@ -67,9 +70,9 @@ MAX_ASKS = 8
 CANDIDATES_TIMED = 3
 
 
-def raced_share(n_dev: int) -> float:
-    """RACED_SHARES interpolated linearly at n_dev, held at the ends."""
-    (low_n, low_share), *rest = RACED_SHARES
+def raced_share(n_dev: int, order: str = DEFAULT_ORDER) -> float:
+    """RACED_SHARES of the racing order interpolated linearly at n_dev, held at the ends."""
+    (low_n, low_share), *rest = RACED_SHARES[order]
     if n_dev <= low_n:
         return low_share
     for high_n, high_share in rest:
@@ -80,18 +83,19 @@ def raced_share(n_dev: int) -> float:
 
 
 def dev_pairs(est, n_dev: int, racing: bool, new_share: float = NEW_SHARE,
-              scored_share: float | None = None) -> float:
+              scored_share: float | None = None, order: str = DEFAULT_ORDER) -> float:
     """Expected dev pairs: p0 in full, the candidates' pairs scaled by the share of replies that
     become new candidates and, with racing, by the share of their pairs racing scores
-    (`scored_share`, raced_share(n_dev) when not given)."""
+    (`scored_share`, raced_share(n_dev, order) when not given)."""
     candidates = est.dev_scorings - n_dev
-    raced = (raced_share(n_dev) if scored_share is None else scored_share) if racing else 1.0
+    raced = (raced_share(n_dev, order) if scored_share is None else scored_share) if racing else 1.0
     return n_dev + candidates * new_share * raced
 
 
-def seconds(est, rates: dict, n_dev: int, racing: bool, new_share: float | None = None) -> float:
+def seconds(est, rates: dict, n_dev: int, racing: bool, new_share: float | None = None,
+            order: str = DEFAULT_ORDER) -> float:
     new_share = rates.get("new_share", NEW_SHARE) if new_share is None else new_share
-    pairs = (dev_pairs(est, n_dev, racing, new_share, rates.get("raced_share"))
+    pairs = (dev_pairs(est, n_dev, racing, new_share, rates.get("raced_share"), order)
              + est.train_scorings + est.test_scorings)
     return (rates.get("load_seconds", 0.0) + pairs * rates["seconds_per_pair"]
             + est.optimizer_calls * rates["seconds_per_optimizer_call"])
@@ -329,10 +333,10 @@ def _timed_candidates(parsed, initial: str) -> list[str]:
     return candidates[:CANDIDATES_TIMED]
 
 
-def describe(est, rates: dict, n_dev: int, racing: bool) -> str:
-    total = seconds(est, rates, n_dev, racing)
-    other = seconds(est, rates, n_dev, not racing)
-    most = seconds(est, rates, n_dev, racing, new_share=1.0)
+def describe(est, rates: dict, n_dev: int, racing: bool, order: str = DEFAULT_ORDER) -> str:
+    total = seconds(est, rates, n_dev, racing, order=order)
+    other = seconds(est, rates, n_dev, not racing, order=order)
+    most = seconds(est, rates, n_dev, racing, new_share=1.0, order=order)
     mode = "with racing" if racing else "without racing"
     timed = rates.get("timed", rates)
     lines = [f"  estimated wall time:     {total / 60:.1f} min {mode} ({other / 60:.1f} min "
@@ -345,7 +349,7 @@ def describe(est, rates: dict, n_dev: int, racing: bool) -> str:
                      + (f", {rates['raced_share']:.0%} of their dev pairs raced" if "raced_share" in rates else "")
                      + (f" ({rates['left_out']} more left out: they scored over {BUSY_FACTOR:.0f}x slower than the "
                         "fastest)" if rates.get("left_out") else ""))
-        lines.append(f"  timed now instead:       {seconds(est, timed, n_dev, racing) / 60:.1f} min")
+        lines.append(f"  timed now instead:       {seconds(est, timed, n_dev, racing, order=order) / 60:.1f} min")
     elif rates.get("left_out"):
         many = rates["left_out"] > 1
         lines.append(f"  {rates['left_out']} earlier run{'s' if many else ''} of the same workload left out: "

@@ -177,6 +177,7 @@ def test_raced_share_follows_the_replays_by_dev_size():
     assert walltime.raced_share(8) == walltime.raced_share(24) == 0.955
     assert walltime.raced_share(40) == 0.671 and walltime.raced_share(200) == 0.551
     assert walltime.raced_share(32) == pytest.approx((0.955 + 0.671) / 2)
+    assert walltime.raced_share(40, "random") == 0.711 and walltime.raced_share(48, "random") == 0.717
 
 
 def test_estimate_formula_for_two_rounds_gradients_and_momentum():
