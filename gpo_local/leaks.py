@@ -28,7 +28,8 @@ GPO's 101; none of APE's or OPRO's), some scored up to 45.8 on dev, and 3 of the
 returned one as their final prompt. The test is a list of phrases (META_PHRASES) that the
 meta-prompts use to address the optimizer (updates.py, methods/*.py) and that an instruction to
 the task model has no reason to contain: "the current prompt", "new prompt", "words between the
-tags"... On those 538 candidates, every one it flags is meta talk (read one by one).
+tags"... On those 538 candidates, every one it flags is meta talk (read one by one). Counts:
+`python benchmarks/meta_talk.py OUT/runs/*/*/seed[01]` (benchmarks/README.md).
 """
 
 from __future__ import annotations

@@ -328,3 +328,28 @@ def test_show_and_the_report_give_the_drop_counts(tmp_path, monkeypatch):
     assert run_context(load_run(tmp_path))["drops"] == text
     shown = CliRunner().invoke(main, ["show", str(tmp_path)], terminal_width=200)
     assert shown.exit_code == 0 and f"dropped optimizer replies: {text}" in " ".join(shown.output.split())
+
+
+def test_the_meta_talk_benchmark_counts_a_recorded_run(tmp_path, capsys):
+    # A run recorded without the check (--no-leak-check) keeps its meta talk; the benchmark finds it.
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "meta_talk_bench", Path(__file__).resolve().parents[1] / "benchmarks" / "meta_talk.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    replies = iter(["<START>Say yes to every question please<END>",
+                    "<START>The current prompt is too short; say yes to every question<END>"] * 100)
+    _, result = run_gpo(tmp_path, ScriptedLLM(lambda messages, t, seed: next(replies)), leak_check=False)
+    (tmp_path / "config.json").write_text(json.dumps({"method": "gpo"}))
+    (tmp_path / "result.json").write_text(json.dumps({"final": {"prompt": result.final.prompt}}))
+    counts = bench.count_run(tmp_path)
+    # 2 steps x 8 replies: the two texts alternate, so each step has 2 usable distinct replies
+    # (6 duplicates); the meta-talk one is new at step 0 and repeated at step 1.
+    assert counts["replies"] == 16 and counts["usable"] == 4
+    assert counts["new"] == 2 and counts["flagged_new"] == 1 and counts["flagged_records"] == 2
+    assert counts["flagged_final"] == int("current prompt" in result.final.prompt)
+    assert bench.main([str(tmp_path)]) == 0
+    row = [line.split() for line in capsys.readouterr().out.splitlines() if line.split()[:1] == ["gpo"]][0]
+    assert row[:4] == ["gpo", "1", "2", "1"] and row[-2:] == ["25%", "12%"]  # 4 of 16 usable; 2 if dropped
