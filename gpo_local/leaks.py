@@ -22,14 +22,16 @@ Meta talk (drop reason `meta_talk`, the same switch): a reply that talks about t
 instead of being one. Small optimizers restate the meta-prompt's own instructions ("Change at
 most 40 words of the current prompt.", chosen once as a GPO cell's next prompt at dev 33.3) or
 comment on the prompt ("The current prompt is too vague and could lead to poor
-interpretations."). In the optimizing `local.toml` cells of seeds 0 and 1, 51 of 538 new
-candidates did (31 of PE2's 106, whose meta-prompt asks for reasoning before the prompt; 12 of
-GPO's 101; none of APE's or OPRO's), some scored up to 45.8 on dev, and 3 of the 53 cells
-returned one as their final prompt. The test is a list of phrases (META_PHRASES) that the
-meta-prompts use to address the optimizer (updates.py, methods/*.py) and that an instruction to
-the task model has no reason to contain: "the current prompt", "new prompt", "words between the
-tags"... On those 538 candidates, every one it flags is meta talk (read one by one). Counts:
-`python benchmarks/meta_talk.py OUT/runs/*/*/seed[01]` (benchmarks/README.md).
+interpretations."). In the 48 optimizing `local.toml` cells of seeds 0 and 1, 49 of 484 new
+candidates did (30 of PE2's 95, whose meta-prompt asks for reasoning before the prompt; 11 of
+GPO's 89; none of APE's or OPRO's), some scored up to 45.8 on dev, and 3 cells returned one as
+their final prompt. The test is a list of phrases (META_PHRASES) that the meta-prompts use to
+address the optimizer (updates.py, methods/*.py) and that an instruction to the task model has
+no reason to contain: "the current prompt", "new prompt", "words between the tags"... Every
+candidate it flags there is meta talk (read one by one); one of PE2's quotes a usable prompt
+after its preamble ("... the improved prompt would be: \"Given a set of three objects ...\""),
+and is dropped with it. Counts: `python benchmarks/meta_talk.py OUT/runs/TASK/*/seed[01]` for
+the four tasks (benchmarks/README.md).
 """
 
 from __future__ import annotations
