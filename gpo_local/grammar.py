@@ -24,6 +24,16 @@ The token limit of a constrained reply is sized to its cap (`reply_token_limit`)
 ends the reply after `cap` words anyway, so a limit below what those words take only cuts
 replies the grammar would have closed. Measured on the main job (antonyms, cap 55, 128 tokens):
 10 of 24 constrained replies were cut by the limit (benchmarks/README.md).
+
+Reasoning first (`reasoning=True`, for a method with Method.reasons_first): a free preamble
+before `<START>` (any text without `<`), and a token limit of --optimizer-max-tokens for it plus
+what the cap needs. PE2 asks for reasoning first ("Give your reasoning first, then put the new
+prompt between <START> and <END>"), and under the bare grammar its reasoning has nowhere to go
+but between the tags: 30 of its 95 constrained candidates in the `local.toml` cells of seeds 0
+and 1 were reasoning ("The current prompt is too vague and ..."), dropped now as meta talk
+(leaks.py). Room to reason did not give more usable replies, though (benchmarks/
+reasoning_grammar.py: 9 of 16 at 128 tokens of reasoning, 12 of 16 at 320, 13 of 16 without;
+the reasoning runs past the limit), so PE2 does not take it.
 """
 
 from __future__ import annotations
@@ -79,14 +89,18 @@ def word_cap(current: str, budget: int | None, max_prompt_words: int | None) -> 
     return min(caps) if caps else None
 
 
-def reply_token_limit(max_tokens: int, cap: int | None) -> int:
+def reply_token_limit(max_tokens: int, cap: int | None, reasoning: bool = False) -> int:
     """The token limit of a constrained reply of at most `cap` words: `max_tokens`, raised to
-    what the cap needs."""
-    return max_tokens if cap is None else max(max_tokens, TOKENS_PER_WORD * cap + TAG_TOKENS)
+    what the cap needs; with `reasoning` first, `max_tokens` for it plus what the cap needs."""
+    if cap is None:
+        return max_tokens
+    prompt = TOKENS_PER_WORD * cap + TAG_TOKENS
+    return max_tokens + prompt if reasoning else max(max_tokens, prompt)
 
 
-def prompt_grammar(max_words: int | None = None) -> str:
-    """The GBNF of a tagged prompt of 1..max_words words (unbounded when None)."""
+def prompt_grammar(max_words: int | None = None, reasoning: bool = False) -> str:
+    """The GBNF of a tagged prompt of 1..max_words words (unbounded when None), after free
+    reasoning without `<` when `reasoning`."""
     if max_words is not None and max_words < 1:
         raise ValueError(f"max_words must be at least 1, got {max_words}")
     if max_words is None:
@@ -95,9 +109,11 @@ def prompt_grammar(max_words: int | None = None) -> str:
         more = ""
     else:
         more = f'(gap word){{0,{max_words - 1}}}'
+    preamble = "reasoning " if reasoning else ""
     return "\n".join([
-        f'root ::= "<START>" gap? word {more} gap? "<END>"'.replace("  ", " "),
+        f'root ::= {preamble}"<START>" gap? word {more} gap? "<END>"'.replace("  ", " "),
         f"word ::= {WORD_CHARS}{{1,{MAX_WORD_CHARS}}}",
         f"gap ::= {GAP}",
+        *(["reasoning ::= [^<]*"] if reasoning else []),
         "",
     ])

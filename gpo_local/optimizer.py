@@ -88,6 +88,9 @@ class Method:
     name = "method"
     needs_train = False  # whether steps score train minibatches
     uses_format = True  # whether meta-prompts show format exemplars
+    # Whether a constrained reply gets free reasoning before its tagged prompt (grammar.py): for a
+    # method whose meta-prompts ask for reasoning first. No built-in method sets it (pe2.py says why).
+    reasons_first = False
 
     def __init__(self, *, task: Task, task_llm: LLM, optimizer_llm: LLM, index: TrajectoryIndex,
                  config: GPOConfig, log: JsonlLog, initial_prompt: str | None = None,

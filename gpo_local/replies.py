@@ -15,13 +15,14 @@ from .leaks import LeakDetector, leak_references, talks_to_optimizer
 from .updates import parse_candidate, state_word_cap
 
 
-def constrained_request(meta_prompts: Sequence[str], cap: int | None,
-                        max_tokens: int) -> tuple[list[str], str, int]:
+def constrained_request(meta_prompts: Sequence[str], cap: int | None, max_tokens: int,
+                        reasoning: bool = False) -> tuple[list[str], str, int]:
     """A constrained call for replies of at most `cap` words: the meta-prompts with the cap
-    stated, the grammar, and the token limit raised to what the cap needs (grammar.py). The
-    run (Method.propose) and the dry run's timing (walltime.py) both ask this way."""
-    return ([state_word_cap(m, cap) for m in meta_prompts], prompt_grammar(cap),
-            reply_token_limit(max_tokens, cap))
+    stated, the grammar, and the token limit raised to what the cap needs (grammar.py); with
+    `reasoning`, free reasoning before the tags. The run (Method.propose) and the dry run's
+    timing (walltime.py) both ask this way."""
+    return ([state_word_cap(m, cap) for m in meta_prompts], prompt_grammar(cap, reasoning),
+            reply_token_limit(max_tokens, cap, reasoning))
 
 
 def classify_replies(replies: Sequence[str], llm, *, max_tokens: int, max_words: int | None,
@@ -57,13 +58,14 @@ class ReplyParser:
                 budget: int | None) -> tuple[list[str], str | None, int, int | None]:
         """The step's candidate call: (the meta-prompts as sent, the GBNF grammar, the token
         limit, the word cap). Constrained: the step's cap (grammar.word_cap), stated, with its
-        grammar and sized limit (`constrained_request`); otherwise the meta-prompts as they are,
+        grammar and sized limit (`constrained_request`; reasoning first for a method that asks
+        for it, Method.reasons_first); otherwise the meta-prompts as they are,
         no grammar, --optimizer-max-tokens and --max-prompt-words."""
         cfg = self.method.config
         if not self.constrained:
             return list(meta_prompts), None, cfg.optimizer_max_tokens, cfg.max_prompt_words
         cap = word_cap(current, budget, cfg.max_prompt_words)
-        return (*constrained_request(meta_prompts, cap, cfg.optimizer_max_tokens), cap)
+        return (*constrained_request(meta_prompts, cap, cfg.optimizer_max_tokens, self.method.reasons_first), cap)
 
     def leak_detector(self) -> LeakDetector:
         if self._leak_detector is None:

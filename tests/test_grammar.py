@@ -29,6 +29,9 @@ def test_prompt_grammar_bounds_the_words():
     assert prompt_grammar(3).splitlines()[1] == r"word ::= [^ \t\n\r<>]{1,40}"
     # Line breaks between words: forbidding them made the model write junk (grammar.py).
     assert prompt_grammar(3).splitlines()[2] == r"gap ::= [ \t\n]{1,3}"
+    reasoning = prompt_grammar(12, reasoning=True).splitlines()
+    assert reasoning[0] == 'root ::= reasoning "<START>" gap? word (gap word){0,11} gap? "<END>"'
+    assert reasoning[3] == "reasoning ::= [^<]*" and len(prompt_grammar(12).splitlines()) == 3
     with pytest.raises(ValueError):
         prompt_grammar(0)
 
@@ -232,6 +235,8 @@ def test_a_constrained_reply_gets_the_tokens_its_word_cap_needs(tmp_path):
     assert reply_token_limit(128, None) == 128
     assert reply_token_limit(128, 30) == 128  # 3 x 30 + 8 = 98 fit already
     assert reply_token_limit(128, 55) == 173
+    # reasoning first (PE2): the limit for the reasoning, plus what the cap needs
+    assert reply_token_limit(128, 30, reasoning=True) == 128 + 98 and reply_token_limit(128, None, True) == 128
     # A 61-word reply (61 tokens for the fake) is past --optimizer-max-tokens (40 here): it is
     # judged truncated or not against the raised limit instead.
     long_reply = "<START>" + " ".join(["word"] * 60)

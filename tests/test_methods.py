@@ -148,6 +148,36 @@ def test_pe2_reasoning_template_with_batch_history_and_step_size(tmp_path):
     assert len(set(texts[3:6])) == 3
 
 
+def test_a_method_that_reasons_first_gets_room_before_a_constrained_prompt(tmp_path):
+    from gpo_local.grammar import prompt_grammar, reply_token_limit
+
+    class ReasoningPE2(METHODS["pe2"]):  # PE2 itself does not take the room (pe2.py says why)
+        reasons_first = True
+
+    replies = iter(["First answer wrong: the prompt never says to answer yes. So: <START>Answer yes to each "
+                    "question<END>"] * 100)
+    opt = ScriptedLLM(lambda messages, t, seed: next(replies))
+    opt.supports_grammar = True
+    config = GPOConfig(method="pe2", steps=3, candidates=3, grammar=True, optimizer_max_tokens=64)
+    result = ReasoningPE2(task=difficulty_task(), task_llm=task_model(), optimizer_llm=opt,
+                          index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()), config=config,
+                          log=JsonlLog(tmp_path / "trajectory.jsonl")).run()
+    # Step 1: cap 1 word ("Answer.") + its step size, 40 words; the reasoning goes before the tags.
+    assert opt.calls[0]["grammar"] == prompt_grammar(41, reasoning=True)
+    assert opt.calls[0]["grammar"].startswith('root ::= reasoning "<START>"')
+    assert opt.calls[0]["max_tokens"] == reply_token_limit(64, 41, reasoning=True) == 64 + 3 * 41 + 8
+    # The reasoning is not the prompt.
+    assert result.final.prompt == "Answer yes to each question"
+    # (the 3 replies of a step are alike: 2 duplicates; nothing dropped as meta talk or leak)
+    assert all(r["drops"] == {"duplicate": 2} for r in records(tmp_path) if r["kind"] == "step")
+    # Every built-in method asks for the prompt alone.
+    for name in ("gpo", "pe2"):
+        plain = ScriptedLLM(lambda messages, t, seed: "<START>Say yes<END>")
+        plain.supports_grammar = True
+        make(name, tmp_path / name, optimizer_llm=plain, grammar=True).run()
+        assert plain.calls[0]["grammar"].startswith('root ::= "<START>"'), name
+
+
 def test_sgdm_is_the_preset_and_fits_gpo_budget(tmp_path):
     opt = smart_optimizer(max_words=3)
     method = make("sgdm", tmp_path, optimizer_llm=opt, steps=4, candidates=3)
