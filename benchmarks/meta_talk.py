@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gpo_local.drops import reply_total, totals  # noqa: E402
 from gpo_local.leaks import talks_to_optimizer  # noqa: E402
 from gpo_local.runs import JsonlLog  # noqa: E402
 
@@ -31,9 +32,10 @@ def count_run(run_dir: Path) -> dict:
     steps = [r for r in records if r["kind"] == "step"]
     candidates = [r for r in records if r["kind"] == "candidate"]
     result = json.loads((run_dir / "result.json").read_text())
+    replies = reply_total(records) or 0  # 0 (skipped) for a run whose steps predate the count
     return {
-        "replies": sum(s.get("replies", 0) for s in steps),
-        "usable": sum(s.get("replies", 0) - sum((s.get("drops") or {}).values()) for s in steps),
+        "replies": replies,
+        "usable": replies - sum(totals(records).values()),
         "new": sum(1 for c in candidates if c.get("new", True)),
         "flagged_new": sum(1 for c in candidates if c.get("new", True) and talks_to_optimizer(c["prompt"])),
         "flagged_records": sum(1 for c in candidates if talks_to_optimizer(c["prompt"])),

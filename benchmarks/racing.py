@@ -116,6 +116,14 @@ def replay_step(method: str, step: dict, racing: RacingConfig | None, seed: int,
     return choose(method, step, kept) == step["chosen"], result.pairs, full
 
 
+def settings(args):
+    """(order kind, rounds, error, RacingConfig) for every combination the arguments ask for."""
+    for order in args.order.split(","):
+        for rounds in (int(r) for r in args.rounds.split(",")):
+            for error in (float(e) for e in args.errors.split(",")):
+                yield order, rounds, error, RacingConfig(error=error, rounds=rounds)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
@@ -135,27 +143,25 @@ def main(argv=None) -> int:
         config, steps = load_steps(run_dir)
         method = config.get("config", {}).get("method", "gpo")
         task = Path(config.get("task", run_dir.name)).name  # the task's name, as racing.score_new orders by
-        steps = [s for s in steps if replay_step(method, s, None, 0, task) is not None]
-        sane = all(replay_step(method, s, None, 0, task)[0] for s in steps)
+        full_scoring = [(s, replay_step(method, s, None, 0, task)) for s in steps]
+        steps = [s for s, replay in full_scoring if replay is not None]
+        sane = all(replay[0] for _, replay in full_scoring if replay is not None)
         print(f"{run_dir}: {method} on {task}, {len(steps)} steps to replay; "
               f"full-scoring replay matches the record: {sane}")
         runs.append((method, task, steps, config.get("config", {}).get("seed", 0), run_dir))
     if args.own_order:
         return own_orders(runs, args)
     rows = []
-    for order in args.order.split(","):
-        for rounds in (int(r) for r in args.rounds.split(",")):
-            for error in (float(e) for e in args.errors.split(",")):
-                racing = RacingConfig(error=error, rounds=rounds)
-                same = total = raced = full = 0
-                for method, task, steps, _, _ in runs:
-                    for step in steps:
-                        for seed in range(args.orders):
-                            ok, pairs, all_pairs = replay_step(method, step, racing, seed, task, order)
-                            same, total, raced, full = same + ok, total + 1, raced + pairs, full + all_pairs
-                rows.append({"order": order, "rounds": rounds, "error": error, "replays": total,
-                             "same_choice": same / max(1, total), "pairs_saved": 1 - raced / max(1, full),
-                             "full_over_raced": full / max(1, raced)})
+    for order, rounds, error, racing in settings(args):
+        same = total = raced = full = 0
+        for method, task, steps, _, _ in runs:
+            for step in steps:
+                for seed in range(args.orders):
+                    ok, pairs, all_pairs = replay_step(method, step, racing, seed, task, order)
+                    same, total, raced, full = same + ok, total + 1, raced + pairs, full + all_pairs
+        rows.append({"order": order, "rounds": rounds, "error": error, "replays": total,
+                     "same_choice": same / max(1, total), "pairs_saved": 1 - raced / max(1, full),
+                     "full_over_raced": full / max(1, raced)})
     print(f"{'order':>11} {'rounds':>6} {'error':>6} {'replays':>8} {'same choice':>12} {'pairs saved':>12} "
           f"{'full/raced':>11}")
     for r in rows:
@@ -170,23 +176,20 @@ def own_orders(runs, args) -> int:
     """Per error level: each run replayed once on its own seed's order; the runs whose every
     step keeps its choice (their trajectory is the same raced) and the dev pairs saved."""
     rows = []
-    for order in args.order.split(","):
-        for rounds in (int(r) for r in args.rounds.split(",")):
-            for error in (float(e) for e in args.errors.split(",")):
-                racing = RacingConfig(error=error, rounds=rounds)
-                kept_runs, raced, full, changed = 0, 0, 0, []
-                for method, task, steps, seed, run_dir in runs:
-                    replays = [replay_step(method, step, racing, seed, task, order) for step in steps]
-                    raced += sum(r[1] for r in replays)
-                    full += sum(r[2] for r in replays)
-                    first_changed = next((s["step"] for s, r in zip(steps, replays) if not r[0]), None)
-                    if first_changed is None:
-                        kept_runs += 1
-                    else:
-                        changed.append(f"{run_dir} (step {first_changed})")
-                rows.append({"order": order, "rounds": rounds, "error": error, "runs": len(runs),
-                             "trajectory_kept": kept_runs, "pairs_saved": 1 - raced / max(1, full),
-                             "full_over_raced": full / max(1, raced), "changed": changed})
+    for order, rounds, error, racing in settings(args):
+        kept_runs, raced, full, changed = 0, 0, 0, []
+        for method, task, steps, seed, run_dir in runs:
+            replays = [replay_step(method, step, racing, seed, task, order) for step in steps]
+            raced += sum(r[1] for r in replays)
+            full += sum(r[2] for r in replays)
+            first_changed = next((s["step"] for s, r in zip(steps, replays) if not r[0]), None)
+            if first_changed is None:
+                kept_runs += 1
+            else:
+                changed.append(f"{run_dir} (step {first_changed})")
+        rows.append({"order": order, "rounds": rounds, "error": error, "runs": len(runs),
+                     "trajectory_kept": kept_runs, "pairs_saved": 1 - raced / max(1, full),
+                     "full_over_raced": full / max(1, raced), "changed": changed})
     print(f"{'order':>11} {'rounds':>6} {'error':>6} {'runs':>5} {'trajectory kept':>16} {'pairs saved':>12} "
           f"{'full/raced':>11}")
     for r in rows:
