@@ -51,8 +51,7 @@ from .racing import candidate_fields, score_new
 from .replies import ReplyParser
 from .runs import JsonlLog
 from .tasks import Task
-from .trajectory import (CANDIDATE, DEV_OUTCOMES, INIT, STEP, TrajectoryState, final_choice, last_recorded, replay,
-                         select_next)
+from .trajectory import CANDIDATE, INIT, STEP, TrajectoryState, final_choice, last_recorded, replay, select_next
 from .updates import normalize_prompt, render_update, word_edit_distance
 
 Event = Callable[[str, dict], None]
@@ -292,8 +291,7 @@ class Method:
             raced = candidate_fields(results[prompt], total) if is_new else {}
             record = {**asdict(candidate), **raced}
             self._record(CANDIDATE, **record)
-            if raced:
-                state.dev_outcomes.append(raced[DEV_OUTCOMES])
+            state.observed(record)
             if raced.get("eliminated"):
                 state.dropped[key] = record
                 continue  # dropped by racing: a partial score, not in the pool

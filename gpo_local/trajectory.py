@@ -52,6 +52,12 @@ class TrajectoryState:
         self.scores[key] = score
         self.prompts.setdefault(key, prompt)
 
+    def observed(self, candidate: dict) -> None:
+        """Keep a candidate record's per-question dev scores, if it has them: the one rule for a
+        live step and a replayed one, so a resumed step races on the same order."""
+        if candidate.get(DEV_OUTCOMES):
+            self.dev_outcomes.append(candidate[DEV_OUTCOMES])
+
     def choose(self, entry: TrajectoryEntry) -> None:
         self.trajectory.append(entry)
         self.selected.add(normalize_prompt(entry.prompt))
@@ -74,8 +80,8 @@ def replay(log: JsonlLog) -> tuple[TrajectoryState, list[dict]]:
     records = records[:complete]
     state = TrajectoryState()
     for record in records:
-        if record["kind"] == CANDIDATE and record.get(DEV_OUTCOMES):
-            state.dev_outcomes.append(record[DEV_OUTCOMES])
+        if record["kind"] == CANDIDATE:
+            state.observed(record)
         if record["kind"] == CANDIDATE and record.get(ELIMINATED):  # a raced-out candidate: a partial score
             state.dropped[normalize_prompt(record["prompt"])] = record
         elif record["kind"] == CANDIDATE:
