@@ -32,6 +32,11 @@ candidate it flags there is meta talk (read one by one); one of PE2's quotes a u
 after its preamble ("... the improved prompt would be: \"Given a set of three objects ...\""),
 and is dropped with it. Counts: `python benchmarks/meta_talk.py OUT/runs/TASK/*/seed[01]` for
 the four tasks (benchmarks/README.md).
+A reply that states a score in the form the meta-prompts list earlier prompts with ("Score:
+54.2", updates.format_score) echoes that listing: GPO's final prompt on hyperbaton, seed 2, ends
+"... provide the option with the correct adjective order.\nThe score is 54.2.\nAfter reviewing
+the examples, ...". It counts as meta talk too (SCORE_ECHO); a rating task's "a score from 1 to
+5" does not match, since the listing's scores always carry one decimal.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ META_PHRASES = ("the current prompt", "new prompt", "improved prompt", "modified
                 "prompt and score above", "prompts and scores above", "dev examples")
 _META = re.compile(r"\b(?:" + "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in META_PHRASES) + r")\b",
                    re.IGNORECASE)
+# "Score: 54.2", "the score is 54.2", "score was 37.5": a score as the meta-prompts print it.
+SCORE_ECHO = re.compile(r"\bscore\s*(?::|=|\bis\b|\bwas\b)\s*\d{1,3}\.\d\b", re.IGNORECASE)
 NGRAM = 5
 COVERAGE = 0.5
 MIN_WORDS = 8
@@ -101,6 +108,6 @@ def leak_references(exemplars, *splits) -> list[str]:
 
 
 def talks_to_optimizer(candidate: str) -> bool:
-    """Whether a candidate contains a phrase of META_PHRASES: it talks about the prompt (meta
-    talk) instead of instructing the task model."""
-    return _META.search(candidate) is not None
+    """Whether a candidate contains a phrase of META_PHRASES or echoes a listed score
+    (SCORE_ECHO): it talks about the prompt (meta talk) instead of instructing the task model."""
+    return _META.search(candidate) is not None or SCORE_ECHO.search(candidate) is not None

@@ -116,6 +116,9 @@ def test_duplicates_counting_and_text():
     "the OR formula.",
     "Study the prompt and score above and the examples, then directly copy and paste the current",
     "Here's a new\nprompt that addresses the examples you provided: A model must analyze",
+    # GPO, hyperbaton, seed 2 (session 8): the meta-prompt's score listing echoed
+    "For each input, provide the option with the correct adjective order.\nThe score is 54.2.\nAfter reviewing",
+    "Answer Yes or No.\nScore: 37.5",
 ])
 def test_meta_talk_is_recognized(prompt):
     assert talks_to_optimizer(prompt)
@@ -127,6 +130,8 @@ def test_meta_talk_is_recognized(prompt):
     "Determine whether the adjectives are in the standard English order: opinion, size, age, shape, color.",
     "Follow the moves from the starting point; count steps forward and backward, and answer Yes or No.",
     "Write a prompt-free answer: renew prompts are not needed.",  # "renew prompts": no whole-word phrase
+    "Rate the review with a score from 1 to 5; a score of 3 is neutral.",  # no listed score (one decimal)
+    "Output the score: 4 if the review is positive, else 1.",
 ])
 def test_instructions_are_not_meta_talk(prompt):
     assert not talks_to_optimizer(prompt)
