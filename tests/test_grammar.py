@@ -137,6 +137,15 @@ def test_instructions_are_not_meta_talk(prompt):
     assert not talks_to_optimizer(prompt)
 
 
+@pytest.mark.parametrize("score", [0.0, 0.5416, 1.0])
+def test_a_score_listing_as_the_meta_prompts_print_it_is_meta_talk(score):
+    # SCORE_ECHO follows updates.format_score: a reworded listing should update the pattern.
+    from gpo_local.updates import format_score, render_scored
+
+    assert talks_to_optimizer(render_scored("Answer Yes or No.", score))
+    assert talks_to_optimizer(f"Answer Yes or No. The score is {format_score(score)}.")
+
+
 def test_every_meta_phrase_is_in_a_meta_prompt_template():
     # The phrases are the meta-prompts' own words: a template reworded should update the list.
     from pathlib import Path
