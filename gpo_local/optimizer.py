@@ -220,14 +220,15 @@ class Method:
         self.log.append({"kind": kind, **data})
 
     def ask(self, prompts: Sequence[str], *, step: int, tag: str = "", temperature: float | None = None,
-            grammar: str | None = None, max_tokens: int | None = None) -> list[str]:
+            grammar: str | None = None, max_tokens: int | None = None, copy_guard=None) -> list[str]:
         """Optimizer replies, one per meta-prompt, each with its own seed from (seed, task, step,
         tag + index): a reply never depends on the other calls, so a resumed run asks the same."""
         cfg = self.config
         seeds = [candidate_seed(cfg.seed, self.task.name, step, f"{tag}{j}" if tag else j) for j in range(len(prompts))]
         if not prompts:
             return []
-        constrained = {"grammar": grammar} if grammar is not None else {}
+        constrained = {name: value for name, value in (("grammar", grammar), ("copy_guard", copy_guard))
+                       if value is not None}
         return self.optimizer_llm.generate(list(prompts), max_tokens=max_tokens or cfg.optimizer_max_tokens,
                                            temperature=cfg.optimizer_temperature if temperature is None else temperature,
                                            seeds=seeds, stop=("<END>",), **constrained)
@@ -244,7 +245,8 @@ class Method:
         The cap is stated only to a constrained optimizer, which cannot write past it: told the
         cap, free-form replies on BBH went over it as often as untold (benchmarks/README.md)."""
         metas, grammar, max_tokens, cap = self.replies.request(metas, current, budget)
-        replies = self.ask(metas, step=step, tag=tag, grammar=grammar, max_tokens=max_tokens)
+        replies = self.ask(metas, step=step, tag=tag, grammar=grammar, max_tokens=max_tokens,
+                           copy_guard=self.replies.copy_guard(current))
         return self.parse(replies, max_words=cap, max_tokens=max_tokens), metas, cap
 
     def parse(self, replies: Sequence[str], *, max_words: int | None = None,

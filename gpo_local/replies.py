@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .backends.copy_guard import CopyGuard
 from .drops import classify, count as count_drops, is_truncated, mark_duplicates, reply_total, totals
 from .grammar import prompt_grammar, reply_token_limit, word_cap
 from .leaks import LeakDetector, leak_references, talks_to_optimizer
@@ -66,6 +67,17 @@ class ReplyParser:
             return list(meta_prompts), None, cfg.optimizer_max_tokens, cfg.max_prompt_words
         cap = word_cap(current, budget, cfg.max_prompt_words)
         return (*constrained_request(meta_prompts, cap, cfg.optimizer_max_tokens, self.method.reasons_first), cap)
+
+    def copy_guard(self, current: str) -> CopyGuard | None:
+        """The step's copy guard (backends/copy_guard.py): replies may not copy what is particular
+        to one of the format exemplars the meta-prompts show (inputs and answers), except what
+        the current prompt already says. None with --no-copy-guard, for a method that shows no
+        exemplars, or for a model without its own sampler."""
+        method = self.method
+        if not (method.config.copy_guard and method.exemplars and method.optimizer_llm.supports_grammar):
+            return None
+        return CopyGuard(avoid=tuple(t for e in method.exemplars for t in (e.input, e.shown_target)),
+                         allow=(current,) if current else ())
 
     def leak_detector(self) -> LeakDetector:
         if self._leak_detector is None:

@@ -31,10 +31,11 @@ class ScriptedLLM:
         words = sum(len(m["content"].split()) for m in as_messages(conversation))
         return self.context_words is None or words < self.context_words
 
-    supports_grammar = False  # set True to receive `grammar=` (recorded in `calls`, not enforced)
+    # Set True to receive `grammar=` and `copy_guard=` (recorded in `calls`, not enforced).
+    supports_grammar = False
 
     def generate(self, conversations: Sequence[Conversation], *, max_tokens: int, temperature: float = 0.0,
-                 seeds=None, stop=(), grammar: str | None = None) -> list[str]:
+                 seeds=None, stop=(), grammar: str | None = None, copy_guard=None) -> list[str]:
         seeds = list(seeds) if seeds is not None else [None] * len(conversations)
         replies = []
         for conversation, seed in zip(conversations, seeds):
@@ -42,7 +43,7 @@ class ScriptedLLM:
                 raise PromptTooLongError(f"conversation does not fit the context of {self.context_words} words")
             messages = as_messages(conversation)
             self.calls.append({"messages": messages, "max_tokens": max_tokens, "temperature": temperature,
-                               "seed": seed, "grammar": grammar})
+                               "seed": seed, "grammar": grammar, "copy_guard": copy_guard})
             replies.append(self.script(messages, temperature, seed))
         return replies
 

@@ -117,3 +117,25 @@ def test_the_1_5b_optimizer_gives_usable_constrained_candidates():
                                  stop=("<END>",), grammar=prompt_grammar(cap))
     prompts = [classify(reply, require_tags=True, max_words=cap)[0] for reply in replies]
     assert all(p and 1 <= len(p.split()) <= cap for p in prompts), replies
+
+
+def test_a_guarded_reply_does_not_copy_what_is_particular_to_one_example(model):
+    """Asked to repeat a text, the model copies it; with the text as the one example to avoid,
+    no run of 6 of its tokens is completed (the sampler's ban, backends/copy_guard.py)."""
+    from gpo_local.backends.copy_guard import CopyGuard, banned_runs
+
+    example = ("Take 6 steps. Turn right. Turn right. Take 7 steps. Turn around. Take 1 step. "
+               "Take 9 steps left. Take 4 steps backward.")
+    ask = [f"Repeat the following text exactly, word for word.\n\n{example}"]
+    guard = CopyGuard(avoid=(example, "Yes"))
+    banned = set(banned_runs(guard, lambda text: model._tokenize(text, False)))
+
+    def copied_runs(reply):
+        tokens = model._tokenize(reply, False)
+        return {tuple(tokens[i:i + guard.run]) for i in range(len(tokens) - guard.run + 1)} & banned
+
+    free = model.generate(ask, max_tokens=48)[0]
+    guarded = model.generate(ask, max_tokens=48, copy_guard=guard)[0]
+    assert len(copied_runs(free)) >= 5, free  # the task is one the model copies on
+    assert not copied_runs(guarded), guarded
+    assert guarded.strip() and guarded != free

@@ -9,9 +9,12 @@ object which methods it has; the wrappers below (memo, counting) then call the p
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Protocol, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Optional, Protocol, Sequence, Union
 
 from .. import faults
+
+if TYPE_CHECKING:
+    from .copy_guard import CopyGuard
 
 Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
 Conversation = Union[str, Sequence[Message]]  # a bare string is one user message
@@ -25,7 +28,7 @@ def as_messages(conversation: Conversation) -> list[Message]:
 
 class LLM(Protocol):
     """A chat model. `fingerprint` identifies the weights (the GGUF sha256) for memoization;
-    `supports_grammar` whether `generate` takes a `grammar` (issue 10)."""
+    `supports_grammar` whether `generate` takes a `grammar` and a `copy_guard` (issue 10)."""
 
     fingerprint: str
     supports_grammar: bool
@@ -39,11 +42,13 @@ class LLM(Protocol):
         seeds: Sequence[int | None] | None = None,
         stop: Sequence[str] = (),
         grammar: str | None = None,
+        copy_guard: "CopyGuard | None" = None,
     ) -> list[str]:
         """One reply per conversation. temperature 0 is greedy; otherwise each conversation is
         sampled with its own seed, so a reply does not depend on the others in the call.
-        `grammar` (GBNF, grammar.py) constrains the replies; it is only passed to a model whose
-        `supports_grammar` is true."""
+        `grammar` (GBNF, grammar.py) constrains the replies, `copy_guard` (copy_guard.py) keeps
+        them from copying shown examples; both are only passed to a model whose
+        `supports_grammar` is true (its own sampler)."""
         ...
 
     def generate_two_rounds(self, first: Sequence[Conversation], follow_up: "FollowUp", *,

@@ -53,13 +53,20 @@ class GrammarSampler:
         self._apply(full.ctypes.data_as(ctypes.POINTER(self._lc.llama_token_data)), len(full))
         return full["logit"].copy()
 
-    def choose(self, draw: Callable[[np.ndarray], int], logits: np.ndarray, greedy: bool) -> int:
+    def choose(self, draw: Callable[[np.ndarray], int], logits: np.ndarray, greedy: bool,
+               unguarded: np.ndarray | None = None) -> int:
+        """The token drawn from `logits` among those the grammar allows; `unguarded`: the
+        logits before the copy guard's ban (copy_guard.py), drawn from when the grammar allows
+        only banned tokens (the reply's format comes first)."""
         for _ in range(1 if greedy else REDRAWS):
             token = draw(logits)
-            if self.allows(token):
+            if np.isfinite(logits[token]) and self.allows(token):
                 break
         else:
-            token = draw(self.mask(logits))
+            masked = self.mask(logits)
+            if unguarded is not None and not np.isfinite(masked).any():
+                masked = self.mask(unguarded)
+            token = draw(masked)
         self._lc.llama_sampler_accept(self._smpl, token)
         return token
 

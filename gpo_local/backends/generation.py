@@ -15,11 +15,13 @@ class GenerationRequest:
     temperature: float = 0.0
     seed: int | None = None
     grammar: str | None = None  # issue 10: a GBNF grammar the reply must follow (constrained.py)
+    banned_runs: tuple[tuple[int, ...], ...] = ()  # token runs the reply must not complete (copy_guard.py)
 
     def __post_init__(self) -> None:
         # Accept lists for convenience but store tuples: requests are hashable and immutable.
         object.__setattr__(self, "tokens", tuple(int(t) for t in self.tokens))
         object.__setattr__(self, "stop", tuple(self.stop))
+        object.__setattr__(self, "banned_runs", tuple(tuple(int(t) for t in run) for run in self.banned_runs))
         if not self.tokens:
             raise ValueError("GenerationRequest.tokens must not be empty")
         if self.max_tokens < 0:

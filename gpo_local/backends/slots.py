@@ -27,6 +27,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .copy_guard import RunBan
+
 # Slot states.
 _FREE, _WAITING, _PREFILL, _GEN, _IDLE = "free", "waiting", "prefill", "gen", "idle"
 
@@ -40,6 +42,7 @@ class _Job:
     text_bytes: bytearray = field(default_factory=bytearray)
     rng: np.random.Generator | None = None
     grammar: object | None = None  # constrained.GrammarSampler of a request with a grammar
+    ban: RunBan | None = None  # copy_guard.RunBan of a request with banned runs
 
     def release(self) -> None:
         """Free the job's grammar state (llama.cpp memory) once it has finished."""
@@ -49,12 +52,15 @@ class _Job:
 
 def new_job(index: int, req: GenerationRequest, grammar_sampler: Callable[[str], object]) -> _Job:
     """The job of a request: its seeded generator when it samples, its grammar state
-    (`grammar_sampler(grammar)`, constrained.GrammarSampler) when it has a grammar."""
+    (`grammar_sampler(grammar)`, constrained.GrammarSampler) when it has a grammar, its run ban
+    (copy_guard.RunBan) when it has banned runs."""
     job = _Job(index=index, request=req)
     if req.temperature > 0:
         job.rng = np.random.default_rng(req.seed)
     if req.grammar is not None and req.max_tokens > 0:
         job.grammar = grammar_sampler(req.grammar)
+    if req.banned_runs:
+        job.ban = RunBan(req.banned_runs)
     return job
 
 
@@ -156,11 +162,14 @@ def plan_batch(busy: Sequence[_Slot], n_batch: int) -> list[tuple[_Slot, int, bo
 
 
 def choose_token(job: _Job, logits: np.ndarray) -> int:
-    """The next token of a job: `draw_token`, restricted to what the job's grammar allows
-    (issue 10, constrained.py) when it has one."""
+    """The next token of a job: `draw_token`, without the tokens that would complete a banned
+    run (copy_guard.py) and restricted to what the job's grammar allows (issue 10,
+    constrained.py) when it has them."""
+    guarded = job.ban.apply(job.generated, logits) if job.ban is not None else logits
     if job.grammar is not None:
-        return job.grammar.choose(lambda z: draw_token(job, z), logits, job.request.temperature <= 0)
-    return draw_token(job, logits)
+        return job.grammar.choose(lambda z: draw_token(job, z), guarded, job.request.temperature <= 0,
+                                  unguarded=logits)
+    return draw_token(job, guarded)
 
 
 def draw_token(job: _Job, logits: np.ndarray) -> int:
