@@ -1,7 +1,7 @@
 """Runs with and without the copy guard (backends/copy_guard.py): usable replies, drops by
 reason, and an audit of the kept candidates by a stricter restatement test than the run's.
 
-The guard bans, in the sampler, the 6-token runs particular to one shown example, which is
+The guard bans, in the sampler, the 6-token runs of the shown examples, which is
 about what the run's leak check (leaks.py: 5-word runs covering half the prompt) drops. A guarded
 optimizer could therefore write the same restated example in shorter pieces, and the run's check
 would pass it. The audit catches that: it counts the kept new candidates of which at least half
@@ -32,13 +32,20 @@ from gpo_local.runs import JsonlLog  # noqa: E402
 EXEMPLAR = re.compile(r"Input:\n(.*?)\nOutput:\n(.*?)(?:\n\n|$)", re.DOTALL)
 
 
+def exemplar_section(meta_prompt: str) -> str:
+    """The meta-prompt up to its history or current prompt (updates.render_update's order), so
+    that a prompt of the trajectory that itself holds an `Input:` section is not taken for an
+    exemplar."""
+    return re.split(r"\n\n(?:Here (?:is|are) |The current prompt is:)", meta_prompt, maxsplit=1)[0]
+
+
 def audit_run(run_dir: Path, ngram: int) -> dict:
     """A finished run's reply counts, drops, final scores and audited candidates."""
     records = list(JsonlLog(run_dir / "trajectory.jsonl").records())
     config = json.loads((run_dir / "config.json").read_text())
     result = json.loads((run_dir / "result.json").read_text())
     steps = [r for r in records if r["kind"] == "step" and r.get("meta_prompt")]
-    shown = {t for s in steps for pair in EXEMPLAR.findall(s["meta_prompt"]) for t in pair}
+    shown = {t for s in steps for pair in EXEMPLAR.findall(exemplar_section(s["meta_prompt"])) for t in pair}
     detector = LeakDetector(shown, n=ngram)
     new = [r["prompt"] for r in records if r["kind"] == "candidate" and r.get("new", True)]
     replies = reply_total(records) or 0
@@ -47,7 +54,7 @@ def audit_run(run_dir: Path, ngram: int) -> dict:
         "guard": bool(config["config"].get("copy_guard", False)),
         "replies": replies, "usable": replies - sum(drops.values()), "drops": drops,
         "new": len(new), "restated": [p for p in new if detector.leaks(p)],
-        "test": result["final"].get("test_score"), "initial_test": result["initial"].get("test_score"),
+        "test": result.get("final_test"), "initial_test": result.get("initial_test"),
     }
 
 

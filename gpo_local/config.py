@@ -147,9 +147,9 @@ OPTIONS: tuple[Option, ...] = (
                                  "prompt in the meta-prompt's words (meta talk) [default: on].", negatable=True),
     # issue 10: restated examples were 7 of GPO's 8 dropped replies in local.toml; the guard keeps
     # the optimizer's sampler from writing them (backends/copy_guard.py).
-    _O("copy_guard", bool, True, "Keep optimizer replies from copying a shown format example: a run of 6 tokens "
-                                 "particular to one example cannot be completed (a model with its own sampler) "
-                                 "[default: on].", negatable=True),
+    _O("copy_guard", bool, True, "Keep optimizer replies from copying the shown format examples: no run of 6 "
+                                 "tokens of theirs that the current prompt does not have (a model with its own "
+                                 "sampler) [default: on].", negatable=True),
     # -- when to stop early (Limits), checked at step boundaries -----------------------------------------
     _O("max_optimizer_calls", int, None, "Stop before a step that would exceed this many optimizer calls "
                                          "(resumable).", group="limit", minimum=0),

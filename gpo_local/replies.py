@@ -69,9 +69,9 @@ class ReplyParser:
         return (*constrained_request(meta_prompts, cap, cfg.optimizer_max_tokens, self.method.reasons_first), cap)
 
     def copy_guard(self, current: str) -> CopyGuard | None:
-        """The step's copy guard (backends/copy_guard.py): replies may not copy what is particular
-        to one of the format exemplars the meta-prompts show (inputs and answers), except what
-        the current prompt already says. None with --no-copy-guard, for a method that shows no
+        """The step's copy guard (backends/copy_guard.py): replies may not copy runs of the format
+        exemplars the meta-prompts show (inputs and answers), except what the current prompt
+        already says. None with --no-copy-guard, for a method that shows no
         exemplars, or for a model without its own sampler."""
         method = self.method
         if not (method.config.copy_guard and method.exemplars and method.optimizer_llm.supports_grammar):

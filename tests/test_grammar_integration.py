@@ -119,7 +119,7 @@ def test_the_1_5b_optimizer_gives_usable_constrained_candidates():
     assert all(p and 1 <= len(p.split()) <= cap for p in prompts), replies
 
 
-def test_a_guarded_reply_does_not_copy_what_is_particular_to_one_example(model):
+def test_a_guarded_reply_does_not_copy_the_example(model):
     """Asked to repeat a text, the model copies it; with the text as the one example to avoid,
     no run of 6 of its tokens is completed (the sampler's ban, backends/copy_guard.py)."""
     from gpo_local.backends.copy_guard import CopyGuard, banned_runs

@@ -4,20 +4,24 @@ Exemplar leakage (leaks.py) is the main reason a grammar-constrained reply of th
 is dropped: in `local.toml`, 7 of GPO's 8 drops (benchmarks/README.md). The leak check drops
 such a reply after it is written; the guard keeps it from being written, in the sampler, as a
 grammar keeps a reply in its format. It is the `encoder_no_repeat_ngram_size` of Hugging Face's
-`generate`, restricted to what makes a copy a copy:
+`generate`, applied to what the meta-prompt shows as examples:
 
-- a reply may not continue a run of RUN tokens found in exactly one of the `avoid` texts (the
-  format exemplars the meta-prompt shows, inputs and answers): once the last RUN - 1 tokens of
-  the reply equal the start of such a run, the token that would complete it is banned (its
-  logit set to -inf) and the sampler draws among the others;
-- a run found in two or more `avoid` texts is the task's own wording (navigate's "If you follow
-  these instructions, do you return to the starting point?", in every exemplar): an instruction
-  may quote it; a run also found in an `allow` text (the current prompt, which an edit keeps)
-  is allowed too.
+- a reply may not continue a run of RUN tokens found in one of the `avoid` texts (the format
+  exemplars the meta-prompt shows, inputs and answers): once the last RUN - 1 tokens of the
+  reply equal the start of such a run, the token that would complete it is banned (its logit
+  set to -inf) and the sampler draws among the others;
+- a run also found in an `allow` text (the current prompt, which an edit keeps) is allowed.
+
+Why every run of an exemplar, the task's shared wording too: a first version banned only the
+runs particular to one exemplar, and left navigate's "If you follow these instructions, do you
+return to the starting point?" and its "Options: - Yes - No" free, since every exemplar has
+them. GPO's replies then restated that shared template instead (8 cells of `local.toml`: the
+same 4 leaks in 96 replies as without the guard; benchmarks/README.md, "The copy guard"). An
+instruction says what to do in its own words; quoting 5 tokens of the task stays possible.
 
 Why RUN = 6 tokens: about 4 words of the 1.5B's tokenizer (navigate's first exemplar is 20 words,
-27 tokens), so a reply cannot repeat an example's own 5-word n-grams, which is what the leak
-check counts (leaks.NGRAM), while any shorter phrase stays free.
+27 tokens), so a reply cannot repeat an example's 5-word n-grams, which is what the leak check
+counts (leaks.NGRAM), while any shorter phrase stays free.
 
 The guard is pure (`banned_runs`, `RunBan`); the batched decoder applies it to a request's
 logits before its grammar (slots.choose_token).
@@ -25,7 +29,7 @@ logits before its grammar (slots.choose_token).
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -64,15 +68,14 @@ def _text_runs(text: str, tokenize: Callable[[str], list[int]], n: int) -> set[t
 
 
 def banned_runs(guard: CopyGuard, tokenize: Callable[[str], list[int]]) -> tuple[tuple[int, ...], ...]:
-    """The token runs a reply must not complete: those of exactly one `avoid` text and of no
-    `allow` text, in a fixed order (the request's field is a tuple)."""
-    texts = Counter()
-    for text in dict.fromkeys(guard.avoid):
-        texts.update(_text_runs(text, tokenize, guard.run))
-    allowed = set()
+    """The token runs a reply must not complete: those of the `avoid` texts and of no `allow`
+    text, in a fixed order (the request's field is a tuple)."""
+    avoided, allowed = set(), set()
+    for text in guard.avoid:
+        avoided |= _text_runs(text, tokenize, guard.run)
     for text in guard.allow:
         allowed |= _text_runs(text, tokenize, guard.run)
-    return tuple(sorted(run for run, count in texts.items() if count == 1 and run not in allowed))
+    return tuple(sorted(avoided - allowed))
 
 
 class RunBan:
