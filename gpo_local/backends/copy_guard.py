@@ -36,6 +36,9 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 RUN = 6
+# Part of a memo key (CopyGuard.key): a reply depends on which runs are banned, so a change to
+# that rule must not be answered from replies stored under the old one.
+RULE = "every run of the avoid texts, minus those of the allow texts"
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,8 @@ class CopyGuard:
             raise ValueError(f"a copy guard's run must be at least 2 tokens, got {self.run}")
 
     def key(self) -> list:
-        """Its part of a memo key (memo.py)."""
-        return [list(self.avoid), list(self.allow), self.run]
+        """Its part of a memo key (memo.py), the banning rule included."""
+        return [RULE, list(self.avoid), list(self.allow), self.run]
 
 
 def _runs(tokens: Sequence[int], n: int) -> set[tuple[int, ...]]:
