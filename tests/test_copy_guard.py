@@ -95,7 +95,7 @@ def test_no_copy_guard_without_the_option_or_a_sampler_of_its_own(tmp_path):
     assert {c["copy_guard"] for c in optimizer.calls} == {None} == {c["copy_guard"] for c in plain.calls}
 
 
-def test_memo_keys_include_the_copy_guard(tmp_path):
+def test_memo_keys_include_the_copy_guard(tmp_path, monkeypatch):
     from gpo_local.memo import Memo, MemoizedLLM, memo_key
 
     base = dict(max_tokens=8, temperature=1.0, seed=1, stop=("<END>",))
@@ -104,6 +104,11 @@ def test_memo_keys_include_the_copy_guard(tmp_path):
     assert memo_key("f", "hi", copy_guard=guard, **base) != memo_key("f", "hi", **base)
     assert memo_key("f", "hi", copy_guard=guard, **base) == memo_key(
         "f", "hi", copy_guard=CopyGuard(avoid=["one example"], allow=["the prompt"]), **base)
+    # Replies stored under another banning rule are not reused.
+    from gpo_local.backends import copy_guard
+    before = memo_key("f", "hi", copy_guard=guard, **base)
+    monkeypatch.setattr(copy_guard, "RULE", "another rule")
+    assert memo_key("f", "hi", copy_guard=guard, **base) != before
     inner = ScriptedLLM(lambda messages, t, seed: "<START>x<END>")
     inner.supports_grammar = True
     memo = MemoizedLLM(inner, Memo(tmp_path / "memo.sqlite"))
