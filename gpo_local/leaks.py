@@ -4,7 +4,10 @@ A small optimizer, shown format examples in the meta-prompt, often copies one of
 reply (BBH navigate: "If you follow these instructions, do you return to the starting point?
 Take 6 steps. Turn right. ... Options: - Yes - No"). Such a prompt may even score well, from the
 answer format alone, but it is not an instruction a user wants back; it is rejected
-(drop reason `leaks_example`, `--no-leak-check` turns this off).
+(drop reason `leaks_example`, `--no-leak-check` turns this off). On a llama.cpp optimizer the
+copy guard (backends/copy_guard.py) keeps such copies from being written in the first place;
+this check still judges every reply (other optimizers, `--no-copy-guard`, a copy of a dev or
+train question the meta-prompt never showed).
 
 The test is word n-gram coverage against one reference text at a time (an exemplar input or
 target shown to the optimizer, or a dev or train question): the share of the candidate's words
