@@ -15,9 +15,10 @@ grammar keeps a reply in its format. It is the `encoder_no_repeat_ngram_size` of
 Why every run of an exemplar, the task's shared wording too: a first version banned only the
 runs particular to one exemplar, and left navigate's "If you follow these instructions, do you
 return to the starting point?" and its "Options: - Yes - No" free, since every exemplar has
-them. GPO's replies then restated that shared template instead (8 cells of `local.toml`: the
-same 4 leaks in 96 replies as without the guard; benchmarks/README.md, "The copy guard"). An
-instruction says what to do in its own words; quoting 5 tokens of the task stays possible.
+them. GPO's replies then restated that shared template instead (8 cells of `local.toml`: 4
+restated examples in 96 replies against 7 without a guard, and 39 of seed 0's 44 new candidates
+the unguarded ones; banning every run: none, 20 of 45; benchmarks/README.md, "The copy guard").
+An instruction says what to do in its own words; quoting 5 tokens of the task stays possible.
 
 Why RUN = 6 tokens: about 4 words of the 1.5B's tokenizer (navigate's first exemplar is 20 words,
 27 tokens), so a reply cannot repeat an example's 5-word n-grams, which is what the leak check
