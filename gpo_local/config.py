@@ -146,10 +146,10 @@ OPTIONS: tuple[Option, ...] = (
     _O("leak_check", bool, True, "Drop candidates that restate a task example (exemplar leakage) or talk about the "
                                  "prompt in the meta-prompt's words (meta talk) [default: on].", negatable=True),
     # issue 10: restated examples were 7 of GPO's 8 dropped replies in local.toml; the guard keeps
-    # the optimizer's sampler from writing them (backends/copy_guard.py). On by default: on 8 GPO
-    # cells of local.toml, 91 of 96 replies usable and none restating an example, against 85 and
-    # 7; the final prompts' dev mean 49.0 against 49.5, the test mean 39.1 against 43.2 (2 of 8
-    # cells lower; benchmarks/README.md, "The copy guard").
+    # the optimizer's sampler from writing them (backends/copy_guard.py). On by default: on 12 GPO
+    # cells of local.toml, 131 of 144 replies usable and none restating an example, against 123
+    # and 8; the final prompts' dev mean 49.7 against 50.0, the test mean 39.2 against 41.0 (2
+    # cells higher, 3 lower, 7 tied; benchmarks/README.md, "The copy guard").
     _O("copy_guard", bool, True, "Keep optimizer replies from copying the shown format examples: no run of 6 "
                                  "tokens of theirs that the current prompt does not have (a model with its own "
                                  "sampler) [default: on].", negatable=True),
