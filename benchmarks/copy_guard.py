@@ -54,7 +54,7 @@ def audit_run(run_dir: Path, ngram: int) -> dict:
         "guard": bool(config["config"].get("copy_guard", False)),
         "replies": replies, "usable": replies - sum(drops.values()), "drops": drops,
         "new": len(new), "restated": [p for p in new if detector.leaks(p)],
-        "test": result.get("final_test"), "initial_test": result.get("initial_test"),
+        "test": result.get("final_test"),
     }
 
 

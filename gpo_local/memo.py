@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import faults
-from .backends import LLM, Conversation, WrappedLLM, as_messages
+from .backends import LLM, Conversation, WrappedLLM, as_messages, sampler_options
 
 
 def memo_key(fingerprint: str, conversation: Conversation, *, max_tokens: int, temperature: float,
@@ -181,8 +181,7 @@ class MemoizedLLM(WrappedLLM):
         seeds = list(seeds) if seeds is not None else [None] * len(conversations)
         keys = [memo_key(self.llm.fingerprint, c, max_tokens=max_tokens, temperature=temperature, seed=s, stop=stop,
                          grammar=grammar, copy_guard=copy_guard) for c, s in zip(conversations, seeds)]
-        constrained = {name: value for name, value in (("grammar", grammar), ("copy_guard", copy_guard))
-                       if value is not None}
+        constrained = sampler_options(grammar, copy_guard)
         found = self.memo.get_many(keys)
         todo = [i for i, k in enumerate(keys) if k not in found]
         if todo and temperature > 0:

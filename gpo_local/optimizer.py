@@ -39,7 +39,7 @@ import time
 from dataclasses import asdict, replace
 from typing import Callable, Sequence
 
-from .backends import LLM, CountingLLM
+from .backends import LLM, CountingLLM, sampler_options
 from .budget import fill, gpo_step_costs, reference_calls, within_budget  # noqa: F401  (fill, reference_calls: re-exported for the methods)
 from .config import HEADLINE_SWITCHES, GPOConfig, Limits  # noqa: F401  (re-exported)
 from .core import Candidate, Example, RunResult, TrajectoryEntry
@@ -227,11 +227,9 @@ class Method:
         seeds = [candidate_seed(cfg.seed, self.task.name, step, f"{tag}{j}" if tag else j) for j in range(len(prompts))]
         if not prompts:
             return []
-        constrained = {name: value for name, value in (("grammar", grammar), ("copy_guard", copy_guard))
-                       if value is not None}
         return self.optimizer_llm.generate(list(prompts), max_tokens=max_tokens or cfg.optimizer_max_tokens,
                                            temperature=cfg.optimizer_temperature if temperature is None else temperature,
-                                           seeds=seeds, stop=("<END>",), **constrained)
+                                           seeds=seeds, stop=("<END>",), **sampler_options(grammar, copy_guard))
 
     def score_dev(self, prompt: str) -> float:
         return self.evaluator.score(prompt, "eval", limit=self.config.dev_limit).score

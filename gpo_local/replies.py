@@ -76,8 +76,7 @@ class ReplyParser:
         method = self.method
         if not (method.config.copy_guard and method.exemplars and method.optimizer_llm.supports_grammar):
             return None
-        return CopyGuard(avoid=tuple(t for e in method.exemplars for t in (e.input, e.shown_target)),
-                         allow=(current,) if current else ())
+        return CopyGuard(avoid=tuple(leak_references(method.exemplars)), allow=(current,) if current else ())
 
     def leak_detector(self) -> LeakDetector:
         if self._leak_detector is None:

@@ -82,6 +82,12 @@ class LLM(Protocol):
         ...
 
 
+def sampler_options(grammar: str | None = None, copy_guard: "CopyGuard | None" = None) -> dict:
+    """The `generate` keywords of a model's own sampler that are set: a model without one
+    (`supports_grammar` false) never receives them, and a call without them keeps its memo key."""
+    return {name: value for name, value in (("grammar", grammar), ("copy_guard", copy_guard)) if value is not None}
+
+
 class WrappedLLM:
     """Base of the wrappers around an LLM (memo cache, budget counters): the fingerprint, and
     every attribute a wrapper does not define itself (fits, n_ctx, path, count_tokens...), are

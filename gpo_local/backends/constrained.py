@@ -60,7 +60,7 @@ class GrammarSampler:
         only banned tokens (the reply's format comes first)."""
         for _ in range(1 if greedy else REDRAWS):
             token = draw(logits)
-            if np.isfinite(logits[token]) and self.allows(token):
+            if self.allows(token):
                 break
         else:
             masked = self.mask(logits)
