@@ -52,7 +52,7 @@ from typing import Iterable
 # still occurs in one), matched case-insensitively on whole words with whitespace folded.
 META_PHRASES = ("the current prompt", "new prompt", "improved prompt", "modified prompt", "rewritten prompt",
                 "words between the tags", "do not copy an example", "stands for the prompt", "in the task inputs below",
-                "prompt and score above", "prompts and scores above", "dev examples")
+                "prompt and score above", "prompts and scores above", "dev examples", "prompt that replaces")
 _META = re.compile(r"\b(?:" + "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in META_PHRASES) + r")\b",
                    re.IGNORECASE)
 # "Score: 54.2", "the score is 54.2", "score was 37.5": a score as the meta-prompts print it.

@@ -21,13 +21,16 @@ from .backends import LLM, Conversation, WrappedLLM, as_messages, sampler_option
 
 
 def memo_key(fingerprint: str, conversation: Conversation, *, max_tokens: int, temperature: float,
-             seed: int | None, stop: Sequence[str], grammar: str | None = None, copy_guard=None) -> str:
+             seed: int | None, stop: Sequence[str], grammar: str | None = None, copy_guard=None,
+             min_p: float = 0.0) -> str:
     key = [fingerprint, as_messages(conversation), max_tokens, float(temperature),
            seed if temperature > 0 else None, list(stop)]
     if grammar is not None:  # issue 10: a constrained reply differs; keys without one are unchanged
         key.append(grammar)
     if copy_guard is not None:  # so does a guarded one (backends/copy_guard.py)
         key.append(copy_guard.key())
+    if min_p and temperature > 0:  # and a truncated sample (a greedy reply does not depend on it)
+        key.append(["min_p", float(min_p)])
     payload = json.dumps(key, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -177,11 +180,11 @@ class MemoizedLLM(WrappedLLM):
         self.hits = self.misses = 0
 
     def generate(self, conversations, *, max_tokens, temperature=0.0, seeds=None, stop=(), grammar=None,
-                 copy_guard=None):
+                 copy_guard=None, min_p=0.0):
         seeds = list(seeds) if seeds is not None else [None] * len(conversations)
         keys = [memo_key(self.llm.fingerprint, c, max_tokens=max_tokens, temperature=temperature, seed=s, stop=stop,
-                         grammar=grammar, copy_guard=copy_guard) for c, s in zip(conversations, seeds)]
-        constrained = sampler_options(grammar, copy_guard)
+                         grammar=grammar, copy_guard=copy_guard, min_p=min_p) for c, s in zip(conversations, seeds)]
+        constrained = sampler_options(grammar, copy_guard, min_p)
         found = self.memo.get_many(keys)
         todo = [i for i, k in enumerate(keys) if k not in found]
         if todo and temperature > 0:

@@ -227,9 +227,10 @@ class Method:
         seeds = [candidate_seed(cfg.seed, self.task.name, step, f"{tag}{j}" if tag else j) for j in range(len(prompts))]
         if not prompts:
             return []
+        min_p = cfg.optimizer_min_p if self.optimizer_llm.supports_grammar else 0.0  # a model with its own sampler
         return self.optimizer_llm.generate(list(prompts), max_tokens=max_tokens or cfg.optimizer_max_tokens,
                                            temperature=cfg.optimizer_temperature if temperature is None else temperature,
-                                           seeds=seeds, stop=("<END>",), **sampler_options(grammar, copy_guard))
+                                           seeds=seeds, stop=("<END>",), **sampler_options(grammar, copy_guard, min_p))
 
     def score_dev(self, prompt: str) -> float:
         return self.evaluator.score(prompt, "eval", limit=self.config.dev_limit).score

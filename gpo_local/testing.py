@@ -31,11 +31,11 @@ class ScriptedLLM:
         words = sum(len(m["content"].split()) for m in as_messages(conversation))
         return self.context_words is None or words < self.context_words
 
-    # Set True to receive `grammar=` and `copy_guard=` (recorded in `calls`, not enforced).
+    # Set True to receive `grammar=`, `copy_guard=` and `min_p=` (recorded in `calls`, not enforced).
     supports_grammar = False
 
     def generate(self, conversations: Sequence[Conversation], *, max_tokens: int, temperature: float = 0.0,
-                 seeds=None, stop=(), grammar: str | None = None, copy_guard=None) -> list[str]:
+                 seeds=None, stop=(), grammar: str | None = None, copy_guard=None, min_p: float = 0.0) -> list[str]:
         seeds = list(seeds) if seeds is not None else [None] * len(conversations)
         replies = []
         for conversation, seed in zip(conversations, seeds):
@@ -43,7 +43,7 @@ class ScriptedLLM:
                 raise PromptTooLongError(f"conversation does not fit the context of {self.context_words} words")
             messages = as_messages(conversation)
             self.calls.append({"messages": messages, "max_tokens": max_tokens, "temperature": temperature,
-                               "seed": seed, "grammar": grammar, "copy_guard": copy_guard})
+                               "seed": seed, "grammar": grammar, "copy_guard": copy_guard, "min_p": min_p})
             replies.append(self.script(messages, temperature, seed))
         return replies
 

@@ -135,6 +135,8 @@ def measure(settings) -> dict:
         max_words = word_cap(settings.initial_prompt, budget, cfg.max_prompt_words)
         (ask,), grammar, max_tokens = constrained_request([ask], max_words, max_tokens)
         constrained = {"grammar": grammar}
+    if optimizer_llm.supports_grammar and cfg.optimizer_min_p:  # sampled as the run samples
+        constrained["min_p"] = cfg.optimizer_min_p
     started = time.perf_counter()
     replies = optimizer_llm.generate([ask] * asks, max_tokens=max_tokens, temperature=cfg.optimizer_temperature,
                                      seeds=list(range(1, asks + 1)), stop=("<END>",), **constrained)

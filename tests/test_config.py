@@ -34,10 +34,11 @@ def test_command_line_file_and_bench_options_come_from_the_declaration():
     assert set(FILE_OPTIONS) == {o.name for o in OPTIONS if o.cli}
     assert RUNTIME_DEFAULTS["task_model"] == "smollm2-135m-instruct" and RUNTIME_DEFAULTS["n_ctx"] == 4096
     # Derived, the contract also names --train-batch (which optimize always had), the new
-    # --optimizer-temperature, issue 10's --grammar, --leak-check and --copy-guard and issue 12's
-    # racing options.
+    # --optimizer-temperature, issue 10's --grammar, --leak-check, --copy-guard and --optimizer-min-p
+    # and issue 12's racing options.
     assert CONTRACT_OPTIONS == CONTRACT_BEFORE | {"train-batch", "optimizer-temperature", "grammar", "leak-check",
-                                                  "copy-guard", "racing", "racing-error", "racing-rounds", "racing-order"}
+                                                  "copy-guard", "optimizer-min-p", "racing", "racing-error",
+                                                  "racing-rounds", "racing-order"}
 
 
 def test_the_library_never_imports_the_command_line():

@@ -119,6 +119,8 @@ def test_duplicates_counting_and_text():
     # GPO, hyperbaton, seed 2 (session 8): the meta-prompt's score listing echoed
     "For each input, provide the option with the correct adjective order.\nThe score is 54.2.\nAfter reviewing",
     "Answer Yes or No.\nScore: 37.5",
+    # GPO, navigate, seed 0 (session 10, replayed with min-p): the meta-prompt's first sentence
+    "Write a prompt that replaces",
 ])
 def test_meta_talk_is_recognized(prompt):
     assert talks_to_optimizer(prompt)

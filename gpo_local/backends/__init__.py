@@ -28,7 +28,7 @@ def as_messages(conversation: Conversation) -> list[Message]:
 
 class LLM(Protocol):
     """A chat model. `fingerprint` identifies the weights (the GGUF sha256) for memoization;
-    `supports_grammar` whether `generate` takes a `grammar` and a `copy_guard` (issue 10)."""
+    `supports_grammar` whether `generate` takes a `grammar`, a `copy_guard` and a `min_p` (issue 10)."""
 
     fingerprint: str
     supports_grammar: bool
@@ -43,12 +43,14 @@ class LLM(Protocol):
         stop: Sequence[str] = (),
         grammar: str | None = None,
         copy_guard: "CopyGuard | None" = None,
+        min_p: float = 0.0,
     ) -> list[str]:
         """One reply per conversation. temperature 0 is greedy; otherwise each conversation is
         sampled with its own seed, so a reply does not depend on the others in the call.
         `grammar` (GBNF, grammar.py) constrains the replies, `copy_guard` (copy_guard.py) keeps
-        them from copying shown examples; both are only passed to a model whose
-        `supports_grammar` is true (its own sampler)."""
+        them from copying shown examples, `min_p` leaves out the unlikely tokens of a sampled
+        reply (min-p truncation); they are only passed to a model whose `supports_grammar` is
+        true (its own sampler)."""
         ...
 
     def generate_two_rounds(self, first: Sequence[Conversation], follow_up: "FollowUp", *,
@@ -82,10 +84,13 @@ class LLM(Protocol):
         ...
 
 
-def sampler_options(grammar: str | None = None, copy_guard: "CopyGuard | None" = None) -> dict:
+def sampler_options(grammar: str | None = None, copy_guard: "CopyGuard | None" = None, min_p: float = 0.0) -> dict:
     """The `generate` keywords of a model's own sampler that are set: a model without one
     (`supports_grammar` false) never receives them, and a call without them keeps its memo key."""
-    return {name: value for name, value in (("grammar", grammar), ("copy_guard", copy_guard)) if value is not None}
+    options = {name: value for name, value in (("grammar", grammar), ("copy_guard", copy_guard)) if value is not None}
+    if min_p:
+        options["min_p"] = min_p
+    return options
 
 
 class WrappedLLM:

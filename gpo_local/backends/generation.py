@@ -16,6 +16,7 @@ class GenerationRequest:
     seed: int | None = None
     grammar: str | None = None  # issue 10: a GBNF grammar the reply must follow (constrained.py)
     banned_runs: tuple[tuple[int, ...], ...] = ()  # token runs the reply must not complete (copy_guard.py)
+    min_p: float = 0.0  # a sampled token's probability must be at least min_p times the likeliest's (slots.py)
 
     def __post_init__(self) -> None:
         # Accept lists for convenience but store tuples: requests are hashable and immutable.
@@ -28,6 +29,8 @@ class GenerationRequest:
             raise ValueError(f"max_tokens must be >= 0, got {self.max_tokens}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 <= self.min_p < 1:
+            raise ValueError(f"min_p must be in [0, 1), got {self.min_p}")
 
 
 @dataclass(frozen=True)

@@ -171,12 +171,13 @@ class LlamaCppModel:
         return BatchedDecoder(self.llama, n_seq_max=self.parallel)
 
     # issue 10: `grammar=` (GBNF) constrains replies (backends/constrained.py), `copy_guard=` bans
-    # copied runs (backends/copy_guard.py).
+    # copied runs (backends/copy_guard.py), `min_p=` truncates the sampled distribution (slots.py).
     supports_grammar = True
 
     def generate(self, conversations: Sequence[Conversation], *, max_tokens: int, temperature: float = 0.0,
                  seeds: Sequence[int | None] | None = None, stop: Sequence[str] = (),
-                 grammar: str | None = None, copy_guard: CopyGuard | None = None) -> list[str]:
+                 grammar: str | None = None, copy_guard: CopyGuard | None = None,
+                 min_p: float = 0.0) -> list[str]:
         """Every call goes through the batched decoder, even a single conversation: one code
         path means a seeded sample or a greedy answer does not depend on how many other
         conversations shared the call (sampling draws from a per-request numpy generator)."""
@@ -188,19 +189,19 @@ class LlamaCppModel:
             # this, a resumed run (whose earlier calls were memo hits) samples other candidates.
             self.decoder.reset()
         banned = banned_runs(copy_guard, lambda text: self._tokenize(text, False)) if copy_guard else ()
-        requests = [self._request(c, max_tokens, temperature, seed, stop, grammar, banned)
+        requests = [self._request(c, max_tokens, temperature, seed, stop, grammar, banned, min_p)
                     for c, seed in zip(conversations, seeds)]
         return [completion.text for completion in self.decoder.generate(requests)]
 
     def _request(self, conversation: Conversation, max_tokens: int, temperature: float,
                  seed: int | None = None, stop: Sequence[str] = (), grammar: str | None = None,
-                 banned: tuple = ()):
+                 banned: tuple = (), min_p: float = 0.0):
         from .batched import GenerationRequest
 
         tokens = self.tokens(conversation)
         return GenerationRequest(tokens=tokens, max_tokens=self.check_fits(len(tokens), max_tokens),
                                  stop=tuple(stop), temperature=temperature, seed=seed if seed is not None else 0,
-                                 grammar=grammar, banned_runs=banned)
+                                 grammar=grammar, banned_runs=banned, min_p=min_p)
 
     def generate_two_rounds(self, first: Sequence[Conversation], follow_up: FollowUp, *,
                             max_tokens: tuple[int, int], temperature: float = 0.0) -> list[tuple[str, str | None]]:
