@@ -14,7 +14,9 @@ cap, the exemplar-leak check against the task's format exemplars and dev/train i
 talk). Meta talk is matched by phrase (leaks.META_PHRASES), and a wording that stops using a
 phrase could hide talk the list no longer catches. The audit counts the kept candidates that
 still say "prompt", "score" or "the examples"/"these examples", which an instruction to the
-task model has little reason to say; `--show` prints them to be read.
+task model has little reason to say; `--show` prints them to be read. Replies are counted one
+by one: duplicates are not marked and no candidate is scored, so a row that wins here can still
+lose in a run (min-p 0.05 did: benchmarks/README.md, "Min-p").
 
 A wording may name a min-p for the sampler after an `@` (`recorded@0.05`: the recorded
 meta-prompts, sampled with min-p truncation 0.05, `--optimizer-min-p`); without one, the run's.

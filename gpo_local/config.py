@@ -121,11 +121,12 @@ OPTIONS: tuple[Option, ...] = (
     _O("optimizer_temperature", float, 1.0, "Sampling temperature of the optimizer's candidate replies", minimum=0),
     # issue 10: at temperature 1 over the whole vocabulary, the 1.5B optimizer now and then draws a
     # token from the long tail (another script, a code identifier) and its reply derails from
-    # there. Min-p 0.05 (llama.cpp's own default), replayed on the 36 recorded meta-prompts of 12
-    # GPO cells of local.toml: 138 of 144 replies usable against 131, and 113 against 101 that
-    # neither a check drops nor the benchmark's audit flags (benchmarks/README.md, "Min-p"). The
-    # built-in antonyms, free-form at temperature 0.7, keeps 0: it measured worse there.
-    _O("optimizer_min_p", float, 0.05, "Min-p truncation of the optimizer's sampled replies: never draw a token less "
+    # there. Min-p 0.05 (llama.cpp's own default) fixes that: replayed on the 36 recorded
+    # meta-prompts of 12 GPO cells of local.toml, 138 of 144 replies usable against 131. But in
+    # real runs it lost: on 8 GPO cells the final prompts' dev mean fell from 51.0 to 42.7 (6 lower,
+    # 2 tied) and the test mean from 39.6 to 23.4, and on the main job the gain from +40.0 to +20.0
+    # (benchmarks/README.md, "Min-p"). Fewer junk replies, but fewer good ones too: off by default.
+    _O("optimizer_min_p", float, 0.0, "Min-p truncation of the optimizer's sampled replies: never draw a token less "
                                       "likely than this share of the likeliest one (a model with its own sampler; "
                                       "0: off)", minimum=0),
     _O("optimizer_max_tokens", int, 512, "Token limit of each optimizer reply; a grammar-constrained candidate "

@@ -59,14 +59,15 @@ def test_memo_keys_include_min_p_only_for_a_sampled_truncated_reply():
     assert memo_key("f", "hi", temperature=0.0, min_p=0.05, **base) == greedy
 
 
-@pytest.mark.parametrize("own_sampler", [True, False])
-def test_a_run_asks_with_its_min_p_only_a_model_with_its_own_sampler(tmp_path, own_sampler):
+@pytest.mark.parametrize("own_sampler, min_p, sent", [(True, 0.05, 0.05), (False, 0.05, 0.0), (True, None, 0.0)])
+def test_a_run_asks_with_its_min_p_only_a_model_with_its_own_sampler(tmp_path, own_sampler, min_p, sent):
     optimizer = ScriptedLLM(lambda messages, temperature, seed: "<START>Answer the question.<END>")
     optimizer.supports_grammar = own_sampler
+    options = {} if min_p is None else {"optimizer_min_p": min_p}  # None: the default, off (README, "Min-p")
     GPO(task=difficulty_task(), task_llm=task_model(), optimizer_llm=optimizer,
         index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
-        config=GPOConfig(steps=2, candidates=2, optimizer_max_tokens=40, optimizer_min_p=0.05),
+        config=GPOConfig(steps=2, candidates=2, optimizer_max_tokens=40, **options),
         log=JsonlLog(tmp_path / "trajectory.jsonl")).run()
     candidate_calls = [c for c in optimizer.calls if c["temperature"] > 0]
     assert candidate_calls
-    assert {c["min_p"] for c in candidate_calls} == ({0.05} if own_sampler else {0.0})
+    assert {c["min_p"] for c in candidate_calls} == {sent}

@@ -116,10 +116,6 @@ BUILTIN_TASKS = {
         optimize_defaults={"steps": 4, "candidates": 6, "optimizer_max_tokens": 128, "max_prompt_words": 100,
                            # A 1.5B optimizer at the paper's temperature 1.0 drifts off the task.
                            "position": "Q_begin", "optimizer_temperature": 0.7,
-                           # At 0.7 the unlikely tokens min-p cuts are rare already; with min-p 0.05
-                           # the final dev and test scores fell on seeds 0 and 1 (benchmarks/README.md,
-                           # "Min-p"), so the main job samples as it was measured.
-                           "optimizer_min_p": 0.0,
                            # Eight examples: with three, the 1.5B optimizer rarely named the rule.
                            "format_examples": 8,
                            # Free-form replies: they gave the larger gain within 10 minutes. Constrained
