@@ -32,7 +32,6 @@ import re
 import sys
 import time
 from collections import Counter
-from dataclasses import fields
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -41,13 +40,12 @@ from gpo_local.api import memoized  # noqa: E402
 from gpo_local.backends.copy_guard import CopyGuard  # noqa: E402
 from gpo_local.backends.llama_cpp import LlamaCppModel  # noqa: E402
 from gpo_local.catalog import resolve_model  # noqa: E402
-from gpo_local.config import GPOConfig  # noqa: E402
 from gpo_local.grammar import prompt_grammar, reply_token_limit  # noqa: E402
 from gpo_local.leaks import LeakDetector, leak_references, talks_to_optimizer  # noqa: E402
 from gpo_local.optimizer import candidate_seed, pick_exemplars  # noqa: E402
 from gpo_local.replies import classify_replies  # noqa: E402
 from gpo_local.runs import JsonlLog  # noqa: E402
-from gpo_local.tasks import load_task  # noqa: E402
+from gpo_local.settings import resolve_resume  # noqa: E402
 
 STATED_CAP = re.compile(r"Write at most (\d+) words between the tags\.\s*$")
 CURRENT = re.compile(r"\n\nThe current prompt is:\n(.*?)\n\nStudy ", re.DOTALL)
@@ -56,37 +54,20 @@ AUDIT = re.compile(r"\bprompts?\b|\bscores?\b|\b(?:the|these) examples\b", re.IG
 # A one-shot demonstration of a reply, for a task none of the benchmarks has; a wording that
 # shows it guards against it and checks for it as for a format exemplar.
 DEMO = "Sort the words of the input in alphabetical order and answer with the sorted words only."
-# Wordings: (recorded text, replacement) pairs applied to a recorded meta-prompt.
+# The sentences a wording replaces: (recorded text, replacement).
+FORMAT = "Put the new prompt between <START> and <END>."
+# The reply is the text the task model reads: say so where the format is asked for.
+PLAIN = (FORMAT, f"{FORMAT[:-1]}: only the words the model will read before it answers, written to the model, "
+                 "with no title, comment or explanation.")
+# The request itself asks for an instruction to the model.
+REQUEST = (" Write an instruction for the whole task; do not copy an example.",
+           " Write it as an instruction to the model, for the whole task; do not copy an example.")
+# A demonstration of what a reply looks like, for another task.
+SHOWN = (FORMAT, f"{FORMAT} The prompt speaks to the model directly. For another task, sorting words, a reply "
+                 f"would be:\n<START>{DEMO}<END>")
 WORDINGS: dict[str, tuple[tuple[str, str], ...]] = {
-    "recorded": (),
-    # The reply is the text the task model reads: say so where the format is asked for.
-    "plain": (
-        ("Put the new prompt between <START> and <END>.",
-         "Put the new prompt between <START> and <END>: only the words the model will read before it answers, "
-         "written to the model, with no title, comment or explanation."),
-    ),
-    # The same, and the request itself asks for an instruction to the model.
-    "plain-request": (
-        (" Write an instruction for the whole task; do not copy an example.",
-         " Write it as an instruction to the model, for the whole task; do not copy an example."),
-        ("Put the new prompt between <START> and <END>.",
-         "Put the new prompt between <START> and <END>: only the words the model will read before it answers, "
-         "written to the model, with no title, comment or explanation."),
-    ),
-    # A demonstration of what a reply looks like, for another task.
-    "demo": (
-        ("Put the new prompt between <START> and <END>.",
-         "Put the new prompt between <START> and <END>. The prompt speaks to the model directly. For another "
-         f"task, sorting words, a reply would be:\n<START>{DEMO}<END>"),
-    ),
-    # The demonstration, and the request asks for an instruction to the model.
-    "demo-request": (
-        (" Write an instruction for the whole task; do not copy an example.",
-         " Write it as an instruction to the model, for the whole task; do not copy an example."),
-        ("Put the new prompt between <START> and <END>.",
-         "Put the new prompt between <START> and <END>. The prompt speaks to the model directly. For another "
-         f"task, sorting words, a reply would be:\n<START>{DEMO}<END>"),
-    ),
+    "recorded": (), "plain": (PLAIN,), "plain-request": (REQUEST, PLAIN),
+    "demo": (SHOWN,), "demo-request": (REQUEST, SHOWN),
 }
 
 
@@ -105,6 +86,19 @@ def recorded_steps(run_dir: Path) -> tuple[dict, list[dict]]:
     return config, steps
 
 
+def parse_rows(text: str) -> list[tuple[str, str, float | None]]:
+    """(row label, wording, min-p or None for the run's own) of each `wording[@min-p]`."""
+    rows = []
+    for spec in text.split(","):
+        name, _, min_p = spec.partition("@")
+        if name not in WORDINGS:
+            raise SystemExit(f"unknown wording {name!r}; known: {', '.join(WORDINGS)}")
+        if min_p and not 0 <= float(min_p) < 1:
+            raise SystemExit(f"{spec!r}: min-p must be in [0, 1)")
+        rows.append((spec, name, float(min_p) if min_p else None))
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
@@ -112,30 +106,23 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--show", action="store_true", help="print every dropped or audited candidate")
     args = parser.parse_args(argv)
-    wordings = args.wordings.split(",")
-    for spec in wordings:
-        name, _, min_p = spec.partition("@")
-        if name not in WORDINGS:
-            raise SystemExit(f"unknown wording {name!r}; known: {', '.join(WORDINGS)}")
-        if min_p and not 0 <= float(min_p) < 1:
-            raise SystemExit(f"{spec!r}: min-p must be in [0, 1)")
+    rows = parse_rows(args.wordings)
+    wordings = [label for label, _, _ in rows]
     models: dict[str, object] = {}
     totals = {w: Counter() for w in wordings}
     audited = {w: 0 for w in wordings}
     seconds = Counter()
     for run_dir in args.runs:
         config, steps = recorded_steps(run_dir)
-        cfg = GPOConfig(**{f.name: config["config"][f.name] for f in fields(GPOConfig) if f.name in config["config"]})
-        run_min_p = config["config"].get("optimizer_min_p", 0.0)  # a run recorded before the option sampled without
+        saved = resolve_resume(run_dir, config, {})  # the run's task and config, as a resume reads them
+        cfg, task = saved.config, saved.task
         path = config["models"]["optimizer"]["path"]
         if path not in models:
             models[path] = memoized(LlamaCppModel(resolve_model(path), n_ctx=4096, n_threads=args.threads,
                                                   parallel=8), False)
         llm = models[path]
-        task = load_task(config["task"], seed=cfg.seed, **config.get("task_options", {}))
-        if cfg.test_holdout:
-            task = task.with_holdout(cfg.test_holdout)
         exemplars = pick_exemplars(task, cfg.format_examples, cfg.seed)
+        shown_texts = leak_references(exemplars)
         references = leak_references(exemplars, task.splits.get("eval", ()), task.splits.get("train", ()))
         for step in steps:
             meta, cap = step["meta_prompt"], int(STATED_CAP.search(step["meta_prompt"]).group(1))
@@ -143,17 +130,15 @@ def main(argv=None) -> int:
             limit = reply_token_limit(cfg.optimizer_max_tokens, cap)
             seeds = [candidate_seed(cfg.seed, task.name, step["step"], j) for j in range(cfg.candidates)]
             line = []
-            for wording in wordings:
-                name, _, min_p = wording.partition("@")
+            for wording, name, min_p in rows:
                 asked = reword(meta, name)
                 shown = [DEMO] if DEMO in asked else []
-                guard = (CopyGuard(avoid=tuple(leak_references(exemplars) + shown), allow=(current,))
-                         if cfg.copy_guard else None)
+                guard = CopyGuard(avoid=tuple(shown_texts + shown), allow=(current,)) if cfg.copy_guard else None
                 detector = LeakDetector(references + shown)
                 started = time.perf_counter()
                 replies = llm.generate([asked] * cfg.candidates, max_tokens=limit, temperature=cfg.optimizer_temperature,
                                        seeds=seeds, stop=("<END>",), grammar=prompt_grammar(cap), copy_guard=guard,
-                                       min_p=float(min_p) if min_p else run_min_p)
+                                       min_p=cfg.optimizer_min_p if min_p is None else min_p)
                 seconds[wording] += time.perf_counter() - started
                 parsed, reasons = classify_replies(replies, llm, max_tokens=limit, max_words=cap,
                                                    leaks=detector.leaks, meta_talk=talks_to_optimizer, constrained=True)
