@@ -157,7 +157,12 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
             raise ConfigError(f"task {task.name!r}: the train split is too small to set a step count "
                               "(GPO_SPEC 8.17); pass --steps")
     chosen = {name: v[name] for name in (f.name for f in fields(GPOConfig)) if v.get(name) is not None}
-    chosen = {**task.optimize_defaults, **chosen, "steps": steps, "seed": seed, "method": method}
+    # A task's own defaults (a built-in task's optimize_defaults) win over the options' generic
+    # ones and lose to what the user set. `v` also holds the command line's shown defaults
+    # (--position Q_end), so only the names in `given` may override the task: before this, the
+    # built-in antonyms' "Q_begin" was silently replaced by Q_end on every command-line run.
+    task_defaults = {name: value for name, value in task.optimize_defaults.items() if name not in given}
+    chosen = {**chosen, **task_defaults, "steps": steps, "seed": seed, "method": method}
     if "selection" in chosen:
         chosen["selection"] = canonical_selection(chosen["selection"])
     if "schedule" in chosen:

@@ -24,6 +24,17 @@ def test_defaults_are_the_headline_gpo_with_task_defaults():
     assert c.candidates == 4 and c.steps == 3  # the built-in task's suggestion; 8 train examples -> T = 3
 
 
+def test_a_task_default_wins_over_a_shown_option_default_and_loses_to_the_user(tmp_path):
+    # The command line fills `values` with --position's shown default (Q_end); the built-in
+    # antonyms asks for Q_begin, which only a position the user sets may replace.
+    assert resolve("antonyms", {"position": "Q_end"}, set()).config.position == "Q_begin"
+    assert resolve("antonyms", {"position": "Q_end"}, {"position"}).config.position == "Q_end"
+    path = tmp_path / "cell.toml"
+    path.write_text('position = "A_begin"\n')
+    assert resolve("antonyms", {"position": "Q_end"}, set(), path).config.position == "A_begin"
+    assert resolve("sentiment", {"position": "Q_end"}, set()).config.position == "Q_end"  # no task default
+
+
 def test_original_spellings_are_aliases():
     s = settings(selection="relavance", schedule="consine")
     assert s.config.selection == "relevance" and s.config.schedule == "cosine"
