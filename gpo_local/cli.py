@@ -55,19 +55,24 @@ def main():
     """gpo-local: GPO prompt optimization on local GGUF models, offline."""
 
 
+def _given(ctx, names) -> set[str]:
+    """Those of `names` that the user set (command line or environment), as against click's defaults."""
+    from click.core import ParameterSource
+
+    return {name for name in names
+            if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+
+
 @main.command(epilog=TASK_HELP)
 @click.argument("task")
 @optimize_options
 @click.pass_context
 def optimize(ctx, task, config_file, resume, dry_run, **options):
     """Optimize the instruction for TASK."""
-    from click.core import ParameterSource
-
     from .runs import RunDir
     from .settings import merge, resolve, resolve_resume
 
-    explicit = {name for name in options
-                if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+    explicit = _given(ctx, options)
     if resume:
         values, _ = merge(options, explicit, config_file)
         if not values.get("run_dir"):
@@ -135,13 +140,16 @@ def _print_result(summary: dict, run_dir: Path) -> None:
 @click.option("--prompt", required=True, help="The instruction to score.")
 @click.option("--split", type=click.Choice(["eval", "test"]), default="eval", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score the first N questions only.")
-@click.option("--position", type=click.Choice(["Q_end", "Q_begin", "A_begin"]), default="Q_end", show_default=True)
+@click.option("--position", type=click.Choice(["Q_end", "Q_begin", "A_begin"]), default=None,
+              help="Where the instruction goes relative to the question (default: the task's own, as `optimize` "
+                   "places it; Q_end for a task with none).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result with every outcome as JSON (no progress).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Append the progress events as JSON lines to this file.")
 @model_options
-def eval_command(task, prompt, split, limit, position, as_json, quiet, events_path, task_model, n_ctx, threads,
+@click.pass_context
+def eval_command(ctx, task, prompt, split, limit, position, as_json, quiet, events_path, task_model, n_ctx, threads,
                  n_gpu_layers, parallel, no_cache, **loading):
     """Score PROMPT on a split of TASK with the task model."""
     from .api import memoized
@@ -150,11 +158,20 @@ def eval_command(task, prompt, split, limit, position, as_json, quiet, events_pa
     from .cluster import ray_request, task_model_pool
     from .evaluator import Evaluator
     from .progress import Progress, generated_tokens
+    from .settings import suggested_models
     from .tasks import load_task
 
     ray = ray_request(loading)  # --ray / --ray-actors (declared runtime options): where the task model runs
     loaded_task = load_task(task, **task_kwargs(loading))
     loaded_task.split(split, limit)  # a missing split fails before the model loads
+    # The same task model and position as `optimize` chooses where the user names none, so that a
+    # run's final prompt scores here as it did in the run (antonyms: the 0.5B, instruction first).
+    position = position or loaded_task.optimize_defaults.get("position", "Q_end")
+    runtime, notices = suggested_models({"task_model": task_model}, _given(ctx, ["task_model"]),
+                                        loaded_task.suggested_models, roles=("task_model",))
+    task_model = runtime["task_model"]
+    for notice in notices:
+        click.echo(notice, err=True)
     if not no_cache:  # issue 14 hook: GPO_LOCAL_HOME must be a directory, known before the model loads
         from .runs import home_dir
         from .storage import check_home
@@ -176,7 +193,8 @@ def eval_command(task, prompt, split, limit, position, as_json, quiet, events_pa
         result = evaluator.score(prompt, split, limit=limit)
     ui.finish({"score": result.score, "n": result.n})
     if as_json:
-        click.echo(json.dumps({"task": loaded_task.name, "split": split, "prompt": prompt, "score": result.score,
+        click.echo(json.dumps({"task": loaded_task.name, "split": split, "prompt": prompt, "position": position,
+                               "score": result.score,
                                "n": result.n, "model": {"path": str(model.path), "sha256": model.fingerprint},
                                "outcomes": [asdict(o) for o in result.outcomes]}, indent=2))
     else:
@@ -301,6 +319,10 @@ def tasks():
     for name, spec in BUILTIN_TASKS.items():
         sizes = "/".join(str(spec.sizes[s]) for s in ("train", "eval", "test"))
         click.echo(f"{name}: {spec.description}; train/eval/test {sizes}")
+        # The options a run of this task starts from (settings.resolve: the user's own win)
+        defaults = ", ".join(f"{option}={value}" for option, value in
+                             {**spec.optimize_defaults, **spec.suggested_models}.items())
+        click.echo(f"  defaults: {defaults}")
     click.echo(f"\nGPO-layout directories also work, e.g. data/bbh/<task> ({len(BBH_TASKS)} BBH answer rules known), "
                "data/mmlu/<subject>, data/gsm8k, data/wsc, data/webnlg; so do .jsonl/.json/.csv/.parquet files "
                "(--input-field, --target-field, --metric) and Hugging Face datasets as hf:<id> "

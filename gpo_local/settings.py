@@ -188,17 +188,20 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
                     notices=tuple(notices))
 
 
-def suggested_models(runtime: dict, given: set[str], task_suggests: dict) -> tuple[dict, list[str]]:
+def suggested_models(runtime: dict, given: set[str], task_suggests: dict,
+                     roles: tuple[str, ...] = ("optimizer_model", "task_model")) -> tuple[dict, list[str]]:
     """The models of a run where the user named none: the offline 1.5B optimizer wherever its
     pack is installed, and the task model a built-in task suggests (antonyms: the 0.5B, as the
     bundled 135M scores 0 there with any instruction). Where a suggested model is not installed,
     the bundled one stays and a one-line notice says so. GPO_LOCAL_SUGGESTED_MODELS=0 turns the
-    suggestions off (the test suite does, so that its runs never load a 1 GB model)."""
+    suggestions off (the test suite does, so that its runs never load a 1 GB model). `roles`: the
+    models to choose (`eval` loads a task model only)."""
     from .catalog import DEFAULT_MODEL, SUGGESTED_OPTIMIZER, is_installed
 
     if os.environ.get("GPO_LOCAL_SUGGESTED_MODELS", "1") == "0":
         return runtime, []
-    wanted = {"optimizer_model": SUGGESTED_OPTIMIZER, **task_suggests}
+    wanted = {role: name for role, name in {"optimizer_model": SUGGESTED_OPTIMIZER, **task_suggests}.items()
+              if role in roles}
     chosen, notices = dict(runtime), []
     for role, name in wanted.items():
         if role in given:

