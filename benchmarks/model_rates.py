@@ -1,12 +1,12 @@
 """Prompt and decode rates of GGUF models on this machine, to name the machine beside a figure.
 
 Job times differ several-fold between the 2-core VMs this project runs on (an AMD EPYC Zen 1
-reads the 0.5B's prompts at 44 tokens/s, a Zen 3 at 98, earlier VMs at about 175), so a wall time
+reads the 0.5B's prompts at 45 tokens/s, a Zen 3 at 98, earlier VMs at about 175), so a wall time
 is only comparable with the rates measured on the same machine. Per model: prompt processing of
 512 tokens in one llama_eval call (best of 2) and one-token decode steps after a 16-token prefix.
 
 Run: python benchmarks/model_rates.py [MODEL ...] [--threads N]   (catalog names or GGUF paths;
-default: the bundled 135M and, where installed, the 0.5B and 1.5B)
+default: every GGUF model of the catalog that is installed)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import argparse
 import time
 
 from gpo_local.backends.llama_cpp import load_llama
-from gpo_local.catalog import DEFAULT_MODEL, is_installed, resolve_model
+from gpo_local.catalog import is_installed, load_catalog, resolve_model
 
 PROMPT_TOKENS, PREFIX_TOKENS, DECODE_TOKENS = 512, 16, 32
 
@@ -43,8 +43,8 @@ def main() -> None:
     parser.add_argument("models", nargs="*")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    models = args.models or [DEFAULT_MODEL] + [name for name in ("qwen2.5-coder-0.5b-instruct",
-                                                                  "qwen2.5-coder-1.5b-instruct") if is_installed(name)]
+    models = args.models or [name for name, entry in load_catalog().items()
+                             if entry.kind == "gguf" and is_installed(name)]
     for spec in models:
         prompt, decode = rates(spec, args.threads)
         print(f"{spec}: prompt {prompt:.0f} tokens/s, decode {decode:.1f} tokens/s ({args.threads} threads)", flush=True)

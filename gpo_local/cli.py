@@ -14,8 +14,9 @@ from pathlib import Path
 import click
 
 from .cli_options import declared_options, optimize_options
-from .config import names
+from .config import GPOConfig, names
 from .errors import GpoError
+from .tasks.prompting import POSITIONS
 
 # eval takes the task-model options only (no optimizer model, no embedder).
 model_options = declared_options("runtime", exclude=("optimizer_model", "embedder"))
@@ -140,7 +141,7 @@ def _print_result(summary: dict, run_dir: Path) -> None:
 @click.option("--prompt", required=True, help="The instruction to score.")
 @click.option("--split", type=click.Choice(["eval", "test"]), default="eval", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score the first N questions only.")
-@click.option("--position", type=click.Choice(["Q_end", "Q_begin", "A_begin"]), default=None,
+@click.option("--position", type=click.Choice(POSITIONS), default=None,
               help="Where the instruction goes relative to the question (default: the task's own, as `optimize` "
                    "places it; Q_end for a task with none).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result with every outcome as JSON (no progress).")
@@ -166,7 +167,7 @@ def eval_command(ctx, task, prompt, split, limit, position, as_json, quiet, even
     loaded_task.split(split, limit)  # a missing split fails before the model loads
     # The same task model and position as `optimize` chooses where the user names none, so that a
     # run's final prompt scores here as it did in the run (antonyms: the 0.5B, instruction first).
-    position = position or loaded_task.optimize_defaults.get("position", "Q_end")
+    position = position or loaded_task.optimize_defaults.get("position", GPOConfig.position)
     runtime, notices = suggested_models({"task_model": task_model}, _given(ctx, ["task_model"]),
                                         loaded_task.suggested_models, roles=("task_model",))
     task_model = runtime["task_model"]
