@@ -14,7 +14,7 @@ else the batch holds). This measures what that cap costs, in one process and one
   seconds inside `llama_decode` (the rest is Python: planning, sampling, detokenizing), decode
   calls, tokens decoded, the ratio to the 63-row peer, x the compute limit (throughput.py's,
   at the 512-row rate) and agreement of final predictions with the 63-row peer; and the
-  `llama_decode` calls grouped by batch size (1-16 rows: generation steps alone), with their
+  `llama_decode` calls grouped by batch size (1-16 rows: mostly generation steps), with their
   tokens, seconds and rate.
 
     python benchmarks/ubatch.py [--ubatches 512] [--questions 24] [--threads 2] [--json FILE]
@@ -37,7 +37,7 @@ from throughput import (MODEL_NAME, N_CTX, PARALLEL, PROMPTS, _load_workload, me
                         run_evaluator)
 
 DEFAULT_UBATCH = 63  # the decoder's default (backends/batched.py)
-ROW_GROUPS = ((1, 16), (17, 63), (64, 511), (512, 512))  # batch sizes: generation only, then with prompts
+ROW_GROUPS = ((1, 16), (17, 63), (64, 511), (512, 512))  # batch sizes: up to one row a sequence, then more
 
 
 def prompt_rate(path: Path, threads: int, n_ubatch: int, examples) -> float:
@@ -66,8 +66,8 @@ def time_decode_calls(decoder) -> list[tuple[int, float]]:
 
 
 def by_rows(calls: list[tuple[int, float]]) -> list[dict]:
-    """Decode calls grouped by batch size: generation steps alone carry at most 16 rows (one per
-    sequence), larger batches carry prompt tokens too."""
+    """Decode calls grouped by batch size: a generation step carries at most 16 rows (one per
+    sequence), so larger batches carry prompt tokens too."""
     rows = []
     for low, high in ROW_GROUPS:
         group = [(n, t) for n, t in calls if low <= n <= high]
