@@ -53,8 +53,8 @@ def audit_run(run_dir: Path, ngram: int) -> dict:
     return {
         "guard": bool(config["config"].get("copy_guard", False)),
         "replies": replies, "usable": replies - sum(drops.values()), "drops": drops,
-        "new": len(new), "restated": [p for p in new if detector.leaks(p)],
-        "test": result.get("final_test"),
+        "new": len(new), "new_prompts": new, "restated": [p for p in new if detector.leaks(p)],
+        "dev": (result.get("final") or {}).get("dev_score"), "test": result.get("final_test"),
     }
 
 

@@ -31,13 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from copy_guard import audit_run  # noqa: E402
 from meta_wording import AUDIT  # noqa: E402
 
-from gpo_local.runs import JsonlLog  # noqa: E402
-
-
-def kept_new_candidates(run_dir: Path) -> list[str]:
-    return [r["prompt"] for r in JsonlLog(run_dir / "trajectory.jsonl").records()
-            if r["kind"] == "candidate" and r.get("new", True)]
-
 
 def group_runs(spec: str) -> tuple[str, list[Path]]:
     label, _, paths = spec.partition("=")
@@ -75,9 +68,8 @@ def main(argv=None) -> int:
             replies, usable, new = replies + run["replies"], usable + run["usable"], new + run["new"]
             restated += len(run["restated"])
             drops.update(run["drops"])
-            flagged += [p for p in kept_new_candidates(run_dir) if AUDIT.search(p)]
-            result = json.loads((run_dir / "result.json").read_text())
-            devs.append((result.get("final") or {}).get("dev_score"))
+            flagged += [p for p in run["new_prompts"] if AUDIT.search(p)]
+            devs.append(run["dev"])
             tests.append(run["test"])
         if not runs:
             print(f"{label:14s} no finished run")
