@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpo_local.drops import reply_total, totals  # noqa: E402
-from gpo_local.leaks import LeakDetector  # noqa: E402
-from gpo_local.runs import JsonlLog  # noqa: E402
+from gpo_local.replies.drops import reply_total, totals  # noqa: E402
+from gpo_local.replies.leaks import LeakDetector  # noqa: E402
+from gpo_local.runs.directory import JsonlLog  # noqa: E402
 
 EXEMPLAR = re.compile(r"Input:\n(.*?)\nOutput:\n(.*?)(?:\n\n|$)", re.DOTALL)
 

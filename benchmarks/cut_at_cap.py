@@ -18,8 +18,8 @@ import re
 import sys
 from pathlib import Path
 
-from gpo_local.grammar import COMPLETE_ENDING, cut_to_sentence
-from gpo_local.runs import JsonlLog
+from gpo_local.replies.grammar import COMPLETE_ENDING, cut_to_sentence
+from gpo_local.runs.directory import JsonlLog
 
 NON_ASCII = re.compile(r"[^\x00-\x7f]")
 

@@ -20,8 +20,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from gpo_local import budget, walltime
-from gpo_local.settings import resolve_resume
+from gpo_local.methods import estimate as budget
+from gpo_local.app import walltime
+from gpo_local.app.settings import resolve_resume
 
 
 def main(paths: list[str]) -> None:

@@ -31,13 +31,15 @@ from collections import Counter
 from pathlib import Path
 
 from gpo_local.backends.llama_cpp import LlamaCppModel
-from gpo_local.catalog import resolve_model
-from gpo_local.grammar import prompt_grammar, reply_token_limit, word_cap
-from gpo_local.leaks import LeakDetector, leak_references, talks_to_optimizer
-from gpo_local.optimizer import pick_exemplars
-from gpo_local.replies import classify_replies
+from gpo_local.backends.catalog import resolve_model
+from gpo_local.replies.grammar import prompt_grammar, reply_token_limit, word_cap
+from gpo_local.replies.leaks import LeakDetector, leak_references, talks_to_optimizer
+from gpo_local.algorithm.optimizer import pick_exemplars
+from gpo_local.replies.parser import classify_replies
 from gpo_local.tasks import load_task
-from gpo_local.updates import parse_candidate, render_update, state_word_cap
+from gpo_local.algorithm.updates import render_update
+from gpo_local.replies.parsing import parse_candidate
+from gpo_local.replies.grammar import state_word_cap
 
 BBH = Path(__file__).resolve().parents[2] / "shared" / "data" / "bbh"
 CURRENT, BUDGET, MAX_WORDS, MAX_TOKENS, TEMPERATURE = "Let's think step by step.", 50, 60, 128, 1.0

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpo_local.drops import reply_total, totals  # noqa: E402
-from gpo_local.leaks import talks_to_optimizer  # noqa: E402
-from gpo_local.runs import JsonlLog  # noqa: E402
+from gpo_local.replies.drops import reply_total, totals  # noqa: E402
+from gpo_local.replies.leaks import talks_to_optimizer  # noqa: E402
+from gpo_local.runs.directory import JsonlLog  # noqa: E402
 
 
 def count_run(run_dir: Path) -> dict:

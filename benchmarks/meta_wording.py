@@ -38,16 +38,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpo_local.api import memoized  # noqa: E402
+from gpo_local.app.api import memoized  # noqa: E402
 from gpo_local.backends.copy_guard import CopyGuard  # noqa: E402
 from gpo_local.backends.llama_cpp import LlamaCppModel  # noqa: E402
-from gpo_local.catalog import resolve_model  # noqa: E402
-from gpo_local.grammar import prompt_grammar, reply_token_limit  # noqa: E402
-from gpo_local.leaks import LeakDetector, leak_references, talks_to_optimizer  # noqa: E402
-from gpo_local.optimizer import candidate_seed, pick_exemplars  # noqa: E402
-from gpo_local.replies import classify_replies  # noqa: E402
-from gpo_local.runs import JsonlLog  # noqa: E402
-from gpo_local.settings import resolve_resume  # noqa: E402
+from gpo_local.backends.catalog import resolve_model  # noqa: E402
+from gpo_local.replies.grammar import prompt_grammar, reply_token_limit  # noqa: E402
+from gpo_local.replies.leaks import LeakDetector, leak_references, talks_to_optimizer  # noqa: E402
+from gpo_local.algorithm.optimizer import candidate_seed, pick_exemplars  # noqa: E402
+from gpo_local.replies.parser import classify_replies  # noqa: E402
+from gpo_local.runs.directory import JsonlLog  # noqa: E402
+from gpo_local.app.settings import resolve_resume  # noqa: E402
 
 STATED_CAP = re.compile(r"Write at most (\d+) words between the tags\.\s*$")
 CURRENT = re.compile(r"\n\nThe current prompt is:\n(.*?)\n\nStudy ", re.DOTALL)

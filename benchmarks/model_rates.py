@@ -15,7 +15,7 @@ import argparse
 import time
 
 from gpo_local.backends.llama_cpp import load_llama
-from gpo_local.catalog import is_installed, load_catalog, resolve_model
+from gpo_local.backends.catalog import is_installed, load_catalog, resolve_model
 
 PROMPT_TOKENS, PREFIX_TOKENS, DECODE_TOKENS = 512, 16, 32
 

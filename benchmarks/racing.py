@@ -3,7 +3,7 @@
 Input: run directories of real runs recorded with ``--no-racing``. Every new candidate's
 ``candidate`` record in trajectory.jsonl holds ``dev_outcomes`` (its score on every dev
 question), so each step can be replayed: race the step's new candidates with
-``gpo_local.racing.race`` on those outcomes, apply the method's selection rule (GPO's best
+``gpo_local.algorithm.racing.race`` on those outcomes, apply the method's selection rule (GPO's best
 never-selected candidate with the current prompt in the pool; the baselines' best scored so
 far) to the survivors' full scores and to the already scored prompts, and compare the prompt it
 chooses with the one full scoring chose (the run's ``step`` record).
@@ -37,10 +37,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpo_local.trajectory import select_next  # noqa: E402
-from gpo_local.racing import DEFAULT_ORDER, RacingConfig, dev_order, race  # noqa: E402
-from gpo_local.runs import JsonlLog  # noqa: E402
-from gpo_local.updates import normalize_prompt  # noqa: E402
+from gpo_local.algorithm.trajectory import select_next  # noqa: E402
+from gpo_local.algorithm.racing import DEFAULT_ORDER, RacingConfig, dev_order, race  # noqa: E402
+from gpo_local.runs.directory import JsonlLog  # noqa: E402
+from gpo_local.replies.parsing import normalize_prompt  # noqa: E402
 
 ELITIST = ("ape", "apo", "opro", "pe2")  # methods that choose the best prompt scored so far
 

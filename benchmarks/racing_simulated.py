@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpo_local.racing import RacingConfig, question_order, race  # noqa: E402
+from gpo_local.algorithm.racing import RacingConfig, question_order, race  # noqa: E402
 
 CANDIDATES, QUESTIONS = 8, 48
 

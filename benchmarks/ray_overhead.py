@@ -70,7 +70,7 @@ def sweep(ray, cells: int, work: Path) -> dict:
 def run(questions: int, cells: int) -> dict:
     import ray
 
-    from gpo_local.catalog import resolve_model
+    from gpo_local.backends.catalog import resolve_model
 
     say = print
     task, source, examples = throughput._load_workload(questions, say)

@@ -27,11 +27,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gpo_local.backends.llama_cpp import LlamaCppModel  # noqa: E402
-from gpo_local.catalog import resolve_model  # noqa: E402
-from gpo_local.grammar import prompt_grammar, reply_token_limit  # noqa: E402
-from gpo_local.leaks import talks_to_optimizer  # noqa: E402
-from gpo_local.replies import classify_replies  # noqa: E402
-from gpo_local.runs import JsonlLog  # noqa: E402
+from gpo_local.backends.catalog import resolve_model  # noqa: E402
+from gpo_local.replies.grammar import prompt_grammar, reply_token_limit  # noqa: E402
+from gpo_local.replies.leaks import talks_to_optimizer  # noqa: E402
+from gpo_local.replies.parser import classify_replies  # noqa: E402
+from gpo_local.runs.directory import JsonlLog  # noqa: E402
 
 STATED_CAP = re.compile(r"Write at most (\d+) words between the tags\.\s*$")
 

@@ -22,7 +22,7 @@ def main() -> None:
 
     from gpo_local.backends.llama_cpp import load_llama
     from gpo_local.backends.text_tokens import conversation_tokens
-    from gpo_local.catalog import DEFAULT_MODEL, load_catalog
+    from gpo_local.backends.catalog import DEFAULT_MODEL, load_catalog
     from gpo_local.tasks import load_task
     from gpo_local.tasks.prompting import assemble
 

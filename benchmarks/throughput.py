@@ -171,7 +171,7 @@ def run_sequential(llama, task, examples, advance) -> dict:
 
 # --------------------------------------------------------------------------- (b), (d)
 def run_evaluator(llm, task, n_questions: int, on_progress=None) -> tuple[float, dict]:
-    from gpo_local.evaluator import Evaluator
+    from gpo_local.algorithm.evaluator import Evaluator
 
     evaluator = Evaluator(llm, task, position=POSITION, on_progress=on_progress)
     t0 = time.perf_counter()
@@ -327,8 +327,8 @@ def run(*, json_path: str | Path | None = None, llama_server: str | None = None,
 
     from gpo_local.backends.batched import DecoderStats
     from gpo_local.backends.llama_cpp import LlamaCppModel, cpu_has_amx, use_extra_buffer_types
-    from gpo_local.catalog import resolve_model
-    from gpo_local.memo import Memo, MemoizedLLM
+    from gpo_local.backends.catalog import resolve_model
+    from gpo_local.backends.memo import Memo, MemoizedLLM
 
     console = console or Console()
     say = console.print

@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from gpo_local.backends.batched import BatchedDecoder
     from gpo_local.backends.llama_cpp import LlamaCppModel
-    from gpo_local.catalog import resolve_model
+    from gpo_local.backends.catalog import resolve_model
 
     task, source, examples = _load_workload(args.questions, print)
     path = resolve_model(MODEL_NAME).resolve()

@@ -8,12 +8,12 @@ the modules that need them, so that `import gpo_local` and the pure strategy mod
 __version__ = "0.1.0"
 __all__ = ["optimize", "evaluate", "load_task", "RunResult", "GpoError", "ConfigError", "DataError", "ModelError"]
 
-from .errors import ConfigError, DataError, GpoError, ModelError
+from gpo_local.errors import ConfigError, DataError, GpoError, ModelError
 
 
 def __getattr__(name):
     if name in ("optimize", "evaluate", "load_task", "RunResult"):
-        from . import api
+        from gpo_local.app import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'gpo_local' has no attribute {name!r}")

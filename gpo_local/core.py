@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+# The kinds of record in a run's trajectory.jsonl (algorithm/trajectory.py writes and replays them).
+INIT, CANDIDATE, STEP = "init", "candidate", "step"
+
+
 @dataclass(frozen=True)
 class Example:
     """One question of a split. `id` is stable across runs (split name plus line number)."""

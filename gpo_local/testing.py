@@ -9,8 +9,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .backends import Conversation, as_messages
-from .errors import PromptTooLongError
+from gpo_local.backends import Conversation, as_messages
+from gpo_local.errors import PromptTooLongError
 
 
 class ScriptedLLM:

@@ -18,7 +18,7 @@ os.environ["GPO_LOCAL_SUGGESTED_MODELS"] = "0"
 
 def bundled_model_path() -> Path:
     """The bundled GGUF (SmolLM2-135M-Instruct); skips the calling module where it is missing."""
-    from gpo_local.catalog import DEFAULT_MODEL, load_catalog
+    from gpo_local.backends.catalog import DEFAULT_MODEL, load_catalog
 
     path = load_catalog()[DEFAULT_MODEL].resolve()
     if path is None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from conftest import optimizer_model
-from gpo_local.cli import main
+from gpo_local.app.cli import main
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
 
 
@@ -32,7 +32,7 @@ def _sentiment_answer(messages, temperature, seed):
 
 def install_fakes(monkeypatch) -> None:
     import gpo_local.backends.llama_cpp as llama_cpp
-    import gpo_local.embeddings as embeddings
+    import gpo_local.backends.embeddings as embeddings
 
     task = _Model(_sentiment_answer, "fake-task")
     optimizer = _Model(optimizer_model().script, "fake-optimizer")

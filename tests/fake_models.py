@@ -55,7 +55,7 @@ class FakeEmbedder(HashingEmbedder):
 def install(monkeypatch, *, task_llm=None, optimizer_llm=None):
     """Make `optimize` load the fakes; returns (task model, optimizer model)."""
     import gpo_local.backends.llama_cpp as backend
-    import gpo_local.embeddings as embeddings
+    import gpo_local.backends.embeddings as embeddings
 
     task = FakeModel(task_llm or task_model(), "task")
     optimizer = FakeModel(optimizer_llm or smart_optimizer(), "optimizer")

@@ -62,7 +62,7 @@ def airgapped(tmp_path):
                PYTHONPATH=os.pathsep.join(p for p in (str(blocker), env.get("PYTHONPATH")) if p))
 
     def gpo(*args):
-        return subprocess.run([sys.executable, "-m", "gpo_local.cli", *map(str, args)], env=env,
+        return subprocess.run([sys.executable, "-m", "gpo_local.app.cli", *map(str, args)], env=env,
                               capture_output=True, text=True, timeout=600)
 
     return gpo, log

@@ -42,7 +42,7 @@ def exact(prediction, example):
 def fakes(monkeypatch):
     """The catalog models load as the scripted fakes; the embedder is the hashing one."""
     import gpo_local.backends.llama_cpp as llama_cpp
-    import gpo_local.embeddings as embeddings
+    import gpo_local.backends.embeddings as embeddings
 
     task, optimizer = ScriptedLLM(adder, fingerprint="fake-task"), smart_optimizer(max_words=6)
     loaded = []

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from gpo_local.cli import main
+from gpo_local.app.cli import main
 
 
 def run(*args):
@@ -197,7 +197,7 @@ def test_damaged_run_files_and_misplaced_homes_give_one_line(case, tmp_path, mon
 # --- cases that need the bundled model (integration) ---------------------------------------------------------------
 
 def _bundled_model():
-    from gpo_local.catalog import DEFAULT_MODEL, load_catalog
+    from gpo_local.backends.catalog import DEFAULT_MODEL, load_catalog
 
     return load_catalog()[DEFAULT_MODEL].resolve()
 

@@ -13,7 +13,7 @@ import pytest
 
 from gpo_local.backends.batched import BatchedDecoder, Completion, GenerationRequest
 from gpo_local.backends.llama_cpp import load_llama
-from gpo_local.catalog import DEFAULT_MODEL, load_catalog
+from gpo_local.backends.catalog import DEFAULT_MODEL, load_catalog
 
 llama_cpp = pytest.importorskip("llama_cpp")
 

@@ -8,12 +8,13 @@ from click.testing import CliRunner
 
 from conftest import difficulty_task, task_model, trajectory_records
 from fake_models import install, smart_optimizer
-from gpo_local import budget
-from gpo_local.cli import main
-from gpo_local.optimizer import GPO, GPOConfig, Limits
-from gpo_local.runs import JsonlLog
+from gpo_local.methods import estimate as budget
+from gpo_local.app.cli import main
+from gpo_local.algorithm.optimizer import GPO
+from gpo_local.algorithm.config import GPOConfig, Limits
+from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder
-from gpo_local.trajectory import TrajectoryIndex
+from gpo_local.algorithm.index import TrajectoryIndex
 
 RESULT_KEYS = {"task", "method", "initial", "final", "initial_test", "final_test", "test_outcomes",
                "task_generations", "dev_scorings", "optimizer_calls", "task_tokens", "optimizer_tokens", "seconds",
@@ -45,11 +46,11 @@ def test_a_run_records_the_checkout_commit_and_the_cpu():
     import subprocess
     from pathlib import Path
 
-    from gpo_local.runs import package_versions
+    from gpo_local.runs.directory import package_versions
 
     versions = package_versions()
     assert versions["cpu"].endswith("logical cores") and len(versions["cpu"]) > len(", 1 logical cores")
-    source = Path(budget.__file__).resolve().parent.parent
+    source = Path(budget.__file__).resolve().parents[2]
     if not (source / ".git").exists():
         assert "gpo-local commit" not in versions  # an installed wheel: its version says it
         return
@@ -125,7 +126,7 @@ def test_time_limit_stops_at_a_step_boundary_and_resume_gives_the_same_run(tmp_p
 
 
 def test_dry_run_prints_the_budget_and_creates_nothing(monkeypatch, tmp_path, task_dir):
-    from gpo_local import walltime  # issue 12: the rates are timed as the evaluator batches
+    from gpo_local.app import walltime  # issue 12: the rates are timed as the evaluator batches
 
     monkeypatch.setattr(walltime, "measure", lambda settings: {"seconds_per_pair": 0.5, "load_seconds": 0.0,
                                                               "seconds_per_optimizer_call": 2.0, "measured_pairs": 8})
@@ -147,7 +148,7 @@ def test_dry_run_prints_the_budget_and_creates_nothing(monkeypatch, tmp_path, ta
 
 
 def test_a_constrained_run_expects_every_reply_to_be_a_new_candidate(monkeypatch, tmp_path, task_dir):
-    from gpo_local import walltime
+    from gpo_local.app import walltime
 
     rates = {"seconds_per_pair": 0.5, "load_seconds": 0.0, "seconds_per_optimizer_call": 2.0, "measured_pairs": 8,
              "new_share": walltime.NEW_SHARE_CONSTRAINED}
@@ -172,7 +173,7 @@ def test_a_dry_run_times_a_variant_when_no_reply_parses(monkeypatch, tmp_path, t
 
 
 def test_raced_share_follows_the_replays_by_dev_size():
-    from gpo_local import walltime
+    from gpo_local.app import walltime
 
     assert walltime.raced_share(8) == walltime.raced_share(24) == 0.955
     assert walltime.raced_share(40) == 0.671 and walltime.raced_share(200) == 0.551
@@ -234,7 +235,7 @@ RECORDED = [
 
 
 def test_recorded_rates_come_from_a_finished_runs_events(tmp_path):
-    from gpo_local import walltime
+    from gpo_local.app import walltime
 
     write_events(tmp_path, RECORDED)
     # Asking: 6 + 3 s for 6 replies, 3 new; scoring: 4 + 2 + 6 + 4 pairs in 2 + 1 + 3 + 2 s; the
@@ -249,7 +250,7 @@ def test_recorded_rates_come_from_a_finished_runs_events(tmp_path):
 
 
 def test_a_dry_run_takes_the_rates_of_earlier_runs_of_the_same_workload(monkeypatch, tmp_path, task_dir):
-    from gpo_local import walltime
+    from gpo_local.app import walltime
 
     install(monkeypatch)
     # The fake model scores in microseconds a pair, so every recorded run would look slowed
@@ -276,7 +277,7 @@ def test_a_dry_run_takes_the_rates_of_earlier_runs_of_the_same_workload(monkeypa
 
 
 def test_a_dry_run_says_when_it_left_out_every_earlier_run(monkeypatch, tmp_path, task_dir):
-    from gpo_local import walltime
+    from gpo_local.app import walltime
 
     install(monkeypatch)
     # The fake model scores in microseconds a pair: beside that timing, a recorded run at 0.5 s a
@@ -293,7 +294,7 @@ def test_a_dry_run_says_when_it_left_out_every_earlier_run(monkeypatch, tmp_path
 
 
 def test_a_run_slowed_throughout_is_left_out_of_the_pool(tmp_path):
-    from gpo_local import walltime
+    from gpo_local.app import walltime
 
     quiet, busy = tmp_path / "quiet", tmp_path / "busy"
     quiet.mkdir(), busy.mkdir()
@@ -315,7 +316,7 @@ def test_a_run_slowed_throughout_is_left_out_of_the_pool(tmp_path):
 
 
 def test_raced_runs_give_the_share_of_dev_pairs_racing_scored(tmp_path):
-    from gpo_local import walltime
+    from gpo_local.app import walltime
 
     write_events(tmp_path, RECORDED)
     # Two new candidates of a 6-question dev split: one raced out after 3 questions; a repeat

@@ -3,11 +3,12 @@ import json
 from click.testing import CliRunner
 
 from conftest import difficulty_task, optimizer_model, task_model
-from gpo_local.cli import main
-from gpo_local.optimizer import GPO, GPOConfig
-from gpo_local.runs import JsonlLog
+from gpo_local.app.cli import main
+from gpo_local.algorithm.optimizer import GPO
+from gpo_local.algorithm.config import GPOConfig
+from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder
-from gpo_local.trajectory import TrajectoryIndex
+from gpo_local.algorithm.index import TrajectoryIndex
 
 
 def run(*args):
@@ -77,7 +78,7 @@ def test_eval_places_and_answers_as_the_main_job_does_unless_told(monkeypatch, t
     # `gpo-local eval antonyms --prompt P` must score a main-job prompt as the run did: the
     # task's own position (Q_begin) and its suggested task model (the 0.5B), where not given.
     import gpo_local.backends.llama_cpp as llama_cpp
-    import gpo_local.catalog as catalog
+    import gpo_local.backends.catalog as catalog
     from gpo_local.testing import ScriptedLLM
 
     seen, loaded = [], []

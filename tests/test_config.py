@@ -4,10 +4,10 @@ import dataclasses
 import subprocess
 import sys
 
-from gpo_local.cli_options import optimize_parser
-from gpo_local.config import OPTIONS, GPOConfig, Limits, names
+from gpo_local.app.cli_options import optimize_parser
+from gpo_local.algorithm.config import OPTIONS, GPOConfig, Limits, names
 from gpo_local.quality.config import CONTRACT_OPTIONS
-from gpo_local.settings import FILE_OPTIONS, RUNTIME_DEFAULTS
+from gpo_local.app.settings import FILE_OPTIONS, RUNTIME_DEFAULTS
 
 # The bench contract before issue 11 (quality/config.py listed it by hand).
 CONTRACT_BEFORE = {
@@ -42,7 +42,7 @@ def test_command_line_file_and_bench_options_come_from_the_declaration():
 
 
 def test_the_library_never_imports_the_command_line():
-    code = ("import sys, gpo_local, gpo_local.api, gpo_local.quality, gpo_local.settings, gpo_local.optimizer; "
-            "print('gpo_local.cli' in sys.modules)")
+    code = ("import sys, gpo_local, gpo_local.app.api, gpo_local.quality, gpo_local.app.settings, gpo_local.algorithm.optimizer; "
+            "print('gpo_local.app.cli' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

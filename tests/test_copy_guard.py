@@ -10,10 +10,11 @@ from conftest import difficulty_task, task_model
 from gpo_local.backends.copy_guard import CopyGuard, RunBan, banned_runs
 from gpo_local.backends.generation import GenerationRequest
 from gpo_local.backends.slots import choose_token, new_job
-from gpo_local.optimizer import GPO, GPOConfig
-from gpo_local.runs import JsonlLog
+from gpo_local.algorithm.optimizer import GPO
+from gpo_local.algorithm.config import GPOConfig
+from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
-from gpo_local.trajectory import TrajectoryIndex
+from gpo_local.algorithm.index import TrajectoryIndex
 
 VOCAB = {w: i for i, w in enumerate("a b c d e f g h x y z w".split())}
 
@@ -96,7 +97,7 @@ def test_no_copy_guard_without_the_option_or_a_sampler_of_its_own(tmp_path):
 
 
 def test_memo_keys_include_the_copy_guard(tmp_path, monkeypatch):
-    from gpo_local.memo import Memo, MemoizedLLM, memo_key
+    from gpo_local.backends.memo import Memo, MemoizedLLM, memo_key
 
     base = dict(max_tokens=8, temperature=1.0, seed=1, stop=("<END>",))
     guard = CopyGuard(avoid=("one example",), allow=("the prompt",))

@@ -8,12 +8,13 @@ import pytest
 
 from conftest import difficulty_task, task_model
 from gpo_local.errors import PromptTooLongError
-from gpo_local.evaluator import Evaluator
-from gpo_local.memo import Memo, MemoizedLLM
-from gpo_local.optimizer import GPO, GPOConfig
-from gpo_local.runs import JsonlLog
+from gpo_local.algorithm.evaluator import Evaluator
+from gpo_local.backends.memo import Memo, MemoizedLLM
+from gpo_local.algorithm.optimizer import GPO
+from gpo_local.algorithm.config import GPOConfig
+from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
-from gpo_local.trajectory import TrajectoryIndex
+from gpo_local.algorithm.index import TrajectoryIndex
 
 
 def limited_model(context_words):

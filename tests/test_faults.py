@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 bundled_model_path()  # skips the module where the bundled model is not installed
 
-COMMAND = [sys.executable, "-m", "gpo_local.cli", "optimize", "sentiment", "--steps", "2", "--candidates", "2",
+COMMAND = [sys.executable, "-m", "gpo_local.app.cli", "optimize", "sentiment", "--steps", "2", "--candidates", "2",
            "--dev-limit", "4", "--test-limit", "4", "--optimizer-max-tokens", "48", "--threads", "2",
            "--n-ctx", "1024", "--parallel", "8", "--quiet"]
 
@@ -187,7 +187,7 @@ def _without_times(text):
 
 def test_killed_while_writing_a_report_then_rerun(reference, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "GPO_LOCAL_FAULT"}
-    command = [sys.executable, "-m", "gpo_local.cli", "report", str(reference / "run"), "-o"]
+    command = [sys.executable, "-m", "gpo_local.app.cli", "report", str(reference / "run"), "-o"]
     whole = subprocess.run(command + [str(tmp_path / "whole.html")], env=env, capture_output=True, text=True)
     assert whole.returncode == 0, whole.stderr
     output = tmp_path / "report.html"

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from conftest import TIMINGS
 from fake_cli import _sentiment_answer
 from fake_models import FakeEmbedder, smart_optimizer
-from gpo_local.cli import main
+from gpo_local.app.cli import main
 from gpo_local.testing import ScriptedLLM
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -52,7 +52,7 @@ class _Model(ScriptedLLM):
 
 def _install(monkeypatch):
     import gpo_local.backends.llama_cpp as llama_cpp
-    import gpo_local.embeddings as embeddings
+    import gpo_local.backends.embeddings as embeddings
 
     task, optimizer = _Model(_sentiment_answer, "task"), _Model(smart_optimizer(max_words=5).script, "optimizer")
     monkeypatch.setattr(llama_cpp, "load_models", lambda *a, **k: (task, optimizer))

@@ -6,13 +6,14 @@ import re
 import pytest
 
 from conftest import difficulty_task, task_model
-from gpo_local.drops import DROP_REASONS, classify, count, describe, is_truncated, mark_duplicates, totals
-from gpo_local.grammar import cut_to_sentence, prompt_grammar, reply_token_limit, word_cap
-from gpo_local.leaks import META_PHRASES, talks_to_optimizer
-from gpo_local.optimizer import GPO, GPOConfig
-from gpo_local.runs import JsonlLog
+from gpo_local.replies.drops import DROP_REASONS, classify, count, describe, is_truncated, mark_duplicates, totals
+from gpo_local.replies.grammar import cut_to_sentence, prompt_grammar, reply_token_limit, word_cap
+from gpo_local.replies.leaks import META_PHRASES, talks_to_optimizer
+from gpo_local.algorithm.optimizer import GPO
+from gpo_local.algorithm.config import GPOConfig
+from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
-from gpo_local.trajectory import TrajectoryIndex
+from gpo_local.algorithm.index import TrajectoryIndex
 
 
 def test_word_cap_is_current_length_plus_budget_tightened_by_max_words():
@@ -142,7 +143,7 @@ def test_instructions_are_not_meta_talk(prompt):
 @pytest.mark.parametrize("score", [0.0, 0.5416, 1.0])
 def test_a_score_listing_as_the_meta_prompts_print_it_is_meta_talk(score):
     # SCORE_ECHO follows updates.format_score: a reworded listing should update the pattern.
-    from gpo_local.updates import format_score, render_scored
+    from gpo_local.algorithm.updates import format_score, render_scored
 
     assert talks_to_optimizer(render_scored("Answer Yes or No.", score))
     assert talks_to_optimizer(f"Answer Yes or No. The score is {format_score(score)}.")
@@ -182,7 +183,7 @@ def test_drops_are_counted_by_reason_in_step_records(tmp_path, monkeypatch):
     calls = iter(range(1000))
     optimizer = ScriptedLLM(lambda messages, t, seed: REPLIES[next(calls) % len(REPLIES)])
     # The difficulty task's questions are short: let its references be long enough to leak.
-    from gpo_local import leaks
+    from gpo_local.replies import leaks
     monkeypatch.setattr(leaks, "MIN_WORDS", 4)
     monkeypatch.setattr(leaks, "NGRAM", 3)
     gpo, result = run_gpo(tmp_path, optimizer)
@@ -198,7 +199,7 @@ def test_drops_are_counted_by_reason_in_step_records(tmp_path, monkeypatch):
 def test_leak_check_can_be_turned_off(tmp_path, monkeypatch):
     calls = iter(range(1000))
     optimizer = ScriptedLLM(lambda messages, t, seed: REPLIES[next(calls) % len(REPLIES)])
-    from gpo_local import leaks
+    from gpo_local.replies import leaks
     monkeypatch.setattr(leaks, "MIN_WORDS", 4)
     monkeypatch.setattr(leaks, "NGRAM", 3)
     gpo, _ = run_gpo(tmp_path, optimizer, leak_check=False)
@@ -235,9 +236,9 @@ def test_cuts_at_the_cap_are_counted_in_the_step_record(tmp_path):
     # 30-word replies are dropped as too long there, not cut).
     from click.testing import CliRunner
 
-    from gpo_local.cli import main
-    from gpo_local.report import run_context
-    from gpo_local.rundata import load_run
+    from gpo_local.app.cli import main
+    from gpo_local.app.report import run_context
+    from gpo_local.runs.rundata import load_run
 
     assert steps[1].get("cut_to_sentence") is None
     (tmp_path / "config.json").write_text("{}")
@@ -316,7 +317,7 @@ def test_no_grammar_sends_none(tmp_path):
 
 
 def test_memo_keys_include_the_grammar(tmp_path):
-    from gpo_local.memo import Memo, MemoizedLLM, memo_key
+    from gpo_local.backends.memo import Memo, MemoizedLLM, memo_key
 
     base = dict(max_tokens=8, temperature=1.0, seed=1, stop=("<END>",))
     assert memo_key("f", "hi", **base) == memo_key("f", "hi", grammar=None, **base)
@@ -334,10 +335,10 @@ def test_memo_keys_include_the_grammar(tmp_path):
 def test_show_and_the_report_give_the_drop_counts(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from gpo_local import leaks
-    from gpo_local.cli import main
-    from gpo_local.report import run_context
-    from gpo_local.rundata import load_run
+    from gpo_local.replies import leaks
+    from gpo_local.app.cli import main
+    from gpo_local.app.report import run_context
+    from gpo_local.runs.rundata import load_run
 
     calls = iter(range(1000))
     monkeypatch.setattr(leaks, "MIN_WORDS", 4)

@@ -4,10 +4,10 @@ import pytest
 
 from conftest import difficulty_task, bundled_model_path
 from gpo_local.backends.llama_cpp import LlamaCppModel
-from gpo_local.catalog import load_catalog
-from gpo_local.drops import classify
-from gpo_local.grammar import prompt_grammar, word_cap
-from gpo_local.updates import render_update
+from gpo_local.backends.catalog import load_catalog
+from gpo_local.replies.drops import classify
+from gpo_local.replies.grammar import prompt_grammar, word_cap
+from gpo_local.algorithm.updates import render_update
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from conftest import SHARED_DATA, bundled_model_path
 from gpo_local.backends.llama_cpp import LlamaCppModel, cpu_has_amx
-from gpo_local.catalog import DEFAULT_MODEL, load_catalog
-from gpo_local.cli import main
+from gpo_local.backends.catalog import DEFAULT_MODEL, load_catalog
+from gpo_local.app.cli import main
 from gpo_local.errors import ModelError, PromptTooLongError
 
 pytestmark = pytest.mark.integration

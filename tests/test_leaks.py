@@ -3,7 +3,7 @@
 import pytest
 
 from gpo_local.core import Example
-from gpo_local.leaks import COVERAGE, MIN_WORDS, NGRAM, LeakDetector, leak_references
+from gpo_local.replies.leaks import COVERAGE, MIN_WORDS, NGRAM, LeakDetector, leak_references
 
 NAVIGATE = [
     "If you follow these instructions, do you return to the starting point? Always face forward. Take 2 steps "
@@ -83,7 +83,7 @@ def test_references_are_exemplar_inputs_targets_and_questions():
 def test_references_of_examples_with_several_accepted_answers():
     """A tuple target (the built-in antonyms) is referenced by the answer shown to the optimizer."""
     from gpo_local.core import Example
-    from gpo_local.leaks import leak_references
+    from gpo_local.replies.leaks import leak_references
 
     assert leak_references([Example("f", "big", ("small", "little"))], [Example("e", "hot", ("cold",))]) == \
         ["big", "small", "hot"]

@@ -9,13 +9,13 @@ import time
 
 import pytest
 
-from gpo_local import locks
+from gpo_local.runs import locks
 from gpo_local.errors import RunLockedError
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from gpo_local.locks import lock_run
+from gpo_local.runs.locks import lock_run
 lock_run(Path(sys.argv[1]))
 print("locked", flush=True)
 time.sleep(120)
@@ -69,11 +69,11 @@ def test_optimize_on_a_locked_run_is_one_line_before_any_model_loads(holder, mon
     from click.testing import CliRunner
 
     import gpo_local.backends.llama_cpp as llama_cpp
-    from gpo_local.cli import main
+    from gpo_local.app.cli import main
 
     run_dir, process = holder
     monkeypatch.setattr(llama_cpp, "load_models", lambda *a, **k: pytest.fail("a model was loaded"))
-    monkeypatch.setattr("gpo_local.embeddings.resolve_embedder", lambda spec: None)
+    monkeypatch.setattr("gpo_local.backends.embeddings.resolve_embedder", lambda spec: None)
     started = time.monotonic()
     result = CliRunner().invoke(main, ["optimize", "sentiment", "--steps", "1", "--embedder", "all-minilm-l6-v2",
                                        "--run-dir", str(run_dir)])

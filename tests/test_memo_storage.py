@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from gpo_local.memo import CorruptCache, Memo, MemoizedLLM, is_corrupt, storage_trouble
+from gpo_local.backends.memo import CorruptCache, Memo, MemoizedLLM, is_corrupt, storage_trouble
 from gpo_local.testing import ScriptedLLM
 
 

@@ -8,10 +8,11 @@ import pytest
 from conftest import difficulty_task, task_model, trajectory_records
 from fake_models import Killed, killing_after, smart_optimizer
 from gpo_local.methods import METHODS, SGDM_PRESET
-from gpo_local.optimizer import GPOConfig, reference_calls
-from gpo_local.runs import JsonlLog
+from gpo_local.algorithm.config import GPOConfig
+from gpo_local.algorithm.budget import reference_calls
+from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
-from gpo_local.trajectory import TrajectoryIndex
+from gpo_local.algorithm.index import TrajectoryIndex
 
 
 def make(method, run_dir, *, task_llm=None, optimizer_llm=None, **config):
@@ -149,7 +150,7 @@ def test_pe2_reasoning_template_with_batch_history_and_step_size(tmp_path):
 
 
 def test_a_method_that_reasons_first_gets_room_before_a_constrained_prompt(tmp_path):
-    from gpo_local.grammar import prompt_grammar, reply_token_limit
+    from gpo_local.replies.grammar import prompt_grammar, reply_token_limit
 
     class ReasoningPE2(METHODS["pe2"]):  # PE2 itself does not take the room (pe2.py says why)
         reasons_first = True

@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from gpo_local.cli import main
+from gpo_local.app.cli import main
 
 pytestmark = pytest.mark.integration
 

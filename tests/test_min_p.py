@@ -10,11 +10,12 @@ from conftest import difficulty_task, task_model
 from gpo_local.backends.generation import GenerationRequest
 from gpo_local.backends.slots import draw_token, new_job
 from gpo_local.errors import ConfigError
-from gpo_local.memo import memo_key
-from gpo_local.optimizer import GPO, GPOConfig
-from gpo_local.runs import JsonlLog
+from gpo_local.backends.memo import memo_key
+from gpo_local.algorithm.optimizer import GPO
+from gpo_local.algorithm.config import GPOConfig
+from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
-from gpo_local.trajectory import TrajectoryIndex
+from gpo_local.algorithm.index import TrajectoryIndex
 
 # Probabilities 0.5, 0.3, 0.15, 0.04, 0.01: at min-p 0.1 a token needs 0.05 (0.1 x 0.5).
 PROBS = np.array([0.5, 0.3, 0.15, 0.04, 0.01])

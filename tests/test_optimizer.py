@@ -3,11 +3,13 @@ import pytest
 from conftest import difficulty_task, optimizer_model, task_model, trajectory_records
 from fake_models import Killed, killing_after
 from gpo_local.core import TrajectoryEntry as E
-from gpo_local.optimizer import GPO, GPOConfig, final_choice, select_next
-from gpo_local.runs import JsonlLog
-from gpo_local.schedules import make_schedule
+from gpo_local.algorithm.optimizer import GPO
+from gpo_local.algorithm.config import GPOConfig
+from gpo_local.algorithm.trajectory import final_choice, select_next
+from gpo_local.runs.directory import JsonlLog
+from gpo_local.algorithm.schedules import make_schedule
 from gpo_local.testing import HashingEmbedder
-from gpo_local.trajectory import TrajectoryIndex
+from gpo_local.algorithm.index import TrajectoryIndex
 
 
 def make_gpo(run_dir, *, task_llm=None, optimizer_llm=None, steps=4, candidates=3):

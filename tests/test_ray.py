@@ -15,10 +15,10 @@ from click.testing import CliRunner
 
 from conftest import difficulty_task
 from gpo_local.backends.ray_pool import RayPoolLLM, shard
-from gpo_local.cli import main
+from gpo_local.app.cli import main
 from gpo_local.errors import GpoError, PromptTooLongError
-from gpo_local.evaluator import Evaluator
-from gpo_local.memo import Memo, MemoizedLLM
+from gpo_local.algorithm.evaluator import Evaluator
+from gpo_local.backends.memo import Memo, MemoizedLLM
 from gpo_local.quality import load_config, run_bench
 from gpo_local.quality.ray_run import RayCells
 from gpo_local.testing import ScriptedLLM
@@ -100,10 +100,10 @@ def test_ray_options_are_declared_once_and_checked_before_any_model_loads():
     optimize, eval, TOML files and the Python API get them from there; a bench config may not set
     them (bench quality --ray runs the cells on Ray)."""
     from gpo_local import evaluate
-    from gpo_local.config import BY_NAME
+    from gpo_local.algorithm.config import BY_NAME
     from gpo_local.errors import ConfigError
     from gpo_local.quality import CONTRACT_OPTIONS, HARNESS_OPTIONS
-    from gpo_local.settings import resolve
+    from gpo_local.app.settings import resolve
 
     assert BY_NAME["ray"].group == BY_NAME["ray_actors"].group == "runtime"
     assert {"ray", "ray-actors"} <= set(HARNESS_OPTIONS) and not {"ray", "ray-actors"} & CONTRACT_OPTIONS

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import bundled_model_path
-from gpo_local.cli import main
+from gpo_local.app.cli import main
 from ray_head import comparable, deadline, ray_head  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration

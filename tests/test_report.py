@@ -8,11 +8,16 @@ import re
 from click.testing import CliRunner
 
 import fake_cli
-from gpo_local.cli import main
-from gpo_local.report import data_uris, render_report, word_diff
-from gpo_local.rundata import load_run, outcome_changes
+from gpo_local.app.cli import main
+from gpo_local.app.report import render_report, word_diff
+from gpo_local.runs.rundata import load_run, outcome_changes
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def data_uris(html: str) -> list[str]:
+    """The images' sources in a report."""
+    return re.findall(r'<img [^>]*src="([^"]+)"', html)
 
 
 def run(*args):

@@ -10,8 +10,8 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from gpo_local.catalog import DEFAULT_MODEL, load_catalog
-from gpo_local.cli import main
+from gpo_local.backends.catalog import DEFAULT_MODEL, load_catalog
+from gpo_local.app.cli import main
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 import pytest
 
 from gpo_local.errors import ConfigError
-from gpo_local.schedules import make_schedule, total_steps
+from gpo_local.algorithm.schedules import make_schedule, total_steps
 
 # GPO_SPEC 2.5, I=50, F=10, no warmup; c = len(trajectory) runs from 1 to T.
 COSINE_18 = [49, 48, 47, 45, 42, 40, 36, 33, 30, 26, 23, 20, 17, 14, 12, 11, 10, 10]

@@ -3,9 +3,9 @@
 import pytest
 from click.testing import CliRunner
 
-from gpo_local.cli import main
+from gpo_local.app.cli import main
 from gpo_local.errors import ConfigError
-from gpo_local.settings import read_config_file, resolve
+from gpo_local.app.settings import read_config_file, resolve
 
 
 def run(*args):
@@ -129,8 +129,8 @@ def test_feedback_needs_a_train_split(tmp_path):
 def test_suggested_models_where_installed_and_a_notice_where_not(monkeypatch):
     """The 1.5B optimizer wherever its pack is installed, the task's suggested task model, and
     the user's own choice always first (settings.suggested_models)."""
-    from gpo_local import catalog
-    from gpo_local.settings import suggested_models
+    from gpo_local.backends import catalog
+    from gpo_local.app.settings import suggested_models
 
     monkeypatch.setenv("GPO_LOCAL_SUGGESTED_MODELS", "1")
     runtime = {"task_model": "smollm2-135m-instruct", "optimizer_model": None}

@@ -12,8 +12,8 @@ import pytest
 
 import fake_cli
 from conftest import TIMINGS
-from gpo_local import locks
-from gpo_local.storage import read_result, storage_error
+from gpo_local.runs import locks
+from gpo_local.runs.storage import read_result, storage_error
 
 
 def error_line(result):
@@ -81,7 +81,7 @@ def test_a_read_only_run_directory_is_found_before_any_model_loads(tmp_path, mon
     monkeypatch.setattr(locks.os, "open", open_)
     from click.testing import CliRunner
 
-    from gpo_local.cli import main
+    from gpo_local.app.cli import main
 
     run_dir = tmp_path / "run"
     result = CliRunner().invoke(main, ["optimize", "sentiment", "--steps", "1", "--run-dir", str(run_dir)])
@@ -102,11 +102,11 @@ def test_an_unwritable_run_file_stops_a_resume_before_any_model_loads(tmp_path, 
             raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), str(path))
         return real_open(path, flags, *args)
 
-    monkeypatch.setattr("gpo_local.storage.os.open", open_)
+    monkeypatch.setattr("gpo_local.runs.storage.os.open", open_)
     monkeypatch.setattr(llama_cpp, "load_models", lambda *a, **k: pytest.fail("a model was loaded"))
     from click.testing import CliRunner
 
-    from gpo_local.cli import main
+    from gpo_local.app.cli import main
 
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name != "events.jsonl"}
     result = CliRunner().invoke(main, ["optimize", "sentiment", "--run-dir", str(run_dir), "--resume"])

@@ -7,10 +7,11 @@ import pytest
 
 from conftest import difficulty_task, task_model
 from fake_models import smart_optimizer
-from gpo_local.optimizer import GPO, GPOConfig
-from gpo_local.runs import JsonlLog
+from gpo_local.algorithm.optimizer import GPO
+from gpo_local.algorithm.config import GPOConfig
+from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder
-from gpo_local.trajectory import TrajectoryIndex
+from gpo_local.algorithm.index import TrajectoryIndex
 
 
 def run_gpo(tmp_path, **switches):

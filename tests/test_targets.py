@@ -1,7 +1,8 @@
 """A JSONL target that is a list holds several accepted answers: any of them counts."""
 
 from gpo_local.tasks import load_task
-from gpo_local.tasks.answers import answer_is_correct, rule_for
+from gpo_local.tasks.answers import rule_for
+from gpo_local.tasks.families import answer_is_correct
 
 
 def test_a_list_target_accepts_any_of_its_answers():

@@ -57,7 +57,7 @@ def test_a_template_that_rewrites_contents_is_refused():
 # --- the real bundled model (integration) ---------------------------------------------------------------------------
 
 def _bundled_model():
-    from gpo_local.catalog import DEFAULT_MODEL, load_catalog
+    from gpo_local.backends.catalog import DEFAULT_MODEL, load_catalog
 
     return load_catalog()[DEFAULT_MODEL].resolve()
 

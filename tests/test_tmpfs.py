@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 import fake_cli
-from gpo_local.memo import Memo, MemoizedLLM
+from gpo_local.backends.memo import Memo, MemoizedLLM
 from gpo_local.testing import ScriptedLLM
 
 

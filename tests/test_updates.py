@@ -1,7 +1,8 @@
 import pytest
 
 from gpo_local.core import Example, TrajectoryEntry
-from gpo_local.updates import dedupe_ordered, parse_candidate, render_update, word_edit_distance
+from gpo_local.algorithm.updates import render_update, word_edit_distance
+from gpo_local.replies.parsing import parse_candidate
 
 
 @pytest.mark.parametrize("reply,expected", [
@@ -46,9 +47,6 @@ def test_parse_requires_tags_when_asked():
     assert parse_candidate("<START>x y<END>", require_tags=True) == "X y"
 
 
-def test_dedupe_is_ordered_and_whitespace_insensitive():
-    got = dedupe_ordered(["B  prompt", None, "A", "B prompt", "p0", "A "], seen=["p0"])
-    assert got == ["B  prompt", "A"]
 
 
 @pytest.mark.parametrize("a,b,distance", [("a b c", "a b c", 0), ("a b c", "a x c", 1), ("a b c", "a c", 1),

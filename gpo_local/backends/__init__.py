@@ -5,16 +5,17 @@ An object that only has `generate` (and a `fingerprint`) is enough: `complete_ll
 rest of the protocol with neutral defaults (everything fits, no context size, words as
 tokens, two rounds as two `generate` calls, no grammar support). That adapter is the only place that asks an
 object which methods it has; the wrappers below (memo, counting) then call the protocol.
+
+The models layer: the llama.cpp backend, the batched decoder, the memo cache, the Ray pool, the
+catalog, chunked packs and embeddings. Imports only runs, tasks and the core modules.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional, Protocol, Sequence, Union
+from typing import Callable, Optional, Protocol, Sequence, Union
 
-from .. import faults
-
-if TYPE_CHECKING:
-    from .copy_guard import CopyGuard
+from gpo_local.backends.copy_guard import CopyGuard
+from gpo_local.runs import faults
 
 Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
 Conversation = Union[str, Sequence[Message]]  # a bare string is one user message

@@ -39,11 +39,10 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 # Its requests and results, context settings, and slot planning (pure, tested without a model).
-from .constrained import GrammarSampler  # issue 10: grammar-constrained replies
-from .context import _context_params, sequence_limit
-from .generation import Completion, DecoderStats, GenerationRequest
-from .slots import (_FREE, _GEN, _IDLE, _PREFILL, _WAITING, _Job, _Slot, choose_token, new_job, plan_admission,
-                    plan_batch)
+from gpo_local.backends.constrained import GrammarSampler  # issue 10: grammar-constrained replies
+from gpo_local.backends.context import context_params, sequence_limit
+from gpo_local.backends.generation import Completion, DecoderStats, GenerationRequest
+from gpo_local.backends.slots import FREE, GEN, IDLE, PREFILL, WAITING, Job, Slot, choose_token, new_job, plan_admission, plan_batch
 
 if TYPE_CHECKING:  # heavy import kept lazy: importing gpo_local must not require llama_cpp
     import llama_cpp
@@ -106,7 +105,7 @@ class BatchedDecoder:
 
         self.kv_unified = kv_unified
         total_ctx = n_ctx if n_ctx is not None else self.per_seq_ctx * n_seq_max
-        params = _context_params(lc, llama, n_seq_max=n_seq_max, n_ctx=total_ctx, flash_attn=flash_attn,
+        params = context_params(lc, llama, n_seq_max=n_seq_max, n_ctx=total_ctx, flash_attn=flash_attn,
                                  n_ubatch=n_ubatch, kv_unified=kv_unified)
         ctx = lc.llama_init_from_model(self._model, params)
         if ctx is None:
@@ -117,7 +116,7 @@ class BatchedDecoder:
         self.n_ctx = lc.llama_n_ctx(ctx)
         self.n_batch = lc.llama_n_batch(ctx)
         self._batch = lc.llama_batch_init(self.n_batch, 0, 1)
-        self._slots = [_Slot(seq_id=i) for i in range(n_seq_max)]
+        self._slots = [Slot(seq_id=i) for i in range(n_seq_max)]
         self._scratch_seq = n_seq_max  # only used with kv_unified
         self._clock = 0  # LRU clock for idle slots
         self._pieces: dict[int, bytes] = {}
@@ -145,7 +144,7 @@ class BatchedDecoder:
     def reset(self) -> None:
         """Forget all cached KV (idle slots included)."""
         self._lc.llama_memory_clear(self._mem, True)
-        self._slots = [_Slot(seq_id=i) for i in range(self.n_seq_max)]
+        self._slots = [Slot(seq_id=i) for i in range(self.n_seq_max)]
 
     # ----------------------------------------------------------------- public API
     def generate(
@@ -173,7 +172,7 @@ class BatchedDecoder:
         results: list[Completion | None] = [None] * len(requests)
         queue: deque[tuple[int, GenerationRequest]] = deque()
 
-        def finish(job: _Job, completion: Completion) -> None:
+        def finish(job: Job, completion: Completion) -> None:
             nxt = follow_up(job.index, completion) if follow_up is not None else None
             if nxt is not None:
                 self._check(nxt)
@@ -198,11 +197,11 @@ class BatchedDecoder:
                     queue.appendleft((index, req))
                     break
                 admitted += 1
-            busy = [s for s in self._slots if s.state in (_PREFILL, _GEN)]
+            busy = [s for s in self._slots if s.state in (PREFILL, GEN)]
             if not busy:
                 if queue and admitted:
                     continue  # only max_tokens=0 requests were admitted; keep going
-                if queue or any(s.state == _WAITING for s in self._slots):
+                if queue or any(s.state == WAITING for s in self._slots):
                     raise RuntimeError("BatchedDecoder: no runnable sequence (planning bug)")
                 break
             self._step(busy, finish)
@@ -240,7 +239,7 @@ class BatchedDecoder:
                 self._evict(target)
             target.kv = []
             if plan.wait:  # the source is still decoding this prefix: copy once it is there
-                target.state, target.src, target.src_len = _WAITING, plan.source, best_len
+                target.state, target.src, target.src_len = WAITING, plan.source, best_len
             elif best_len > 0:
                 self._copy_prefix(plan.source, target, best_len)
 
@@ -249,12 +248,12 @@ class BatchedDecoder:
         job.reused = best_len
         target.job = job
         target.pending = list(req.tokens[best_len:])
-        if target.state != _WAITING:
-            target.state = _PREFILL
+        if target.state != WAITING:
+            target.state = PREFILL
         self.stats.prompt_tokens_reused += best_len
         return True
 
-    def _copy_prefix(self, src: _Slot, dst: _Slot, n: int) -> None:
+    def _copy_prefix(self, src: Slot, dst: Slot, n: int) -> None:
         """Share src's KV for positions [0, n) with the (empty) dst sequence."""
         lc = self._lc
         if self.kv_unified:  # cells gain dst's sequence id: no data moves
@@ -264,19 +263,19 @@ class BatchedDecoder:
             lc.llama_memory_seq_rm(self._mem, dst.seq_id, n, -1)
         dst.kv = list(src.kv[:n])
 
-    def _evict(self, s: _Slot) -> None:
+    def _evict(self, s: Slot) -> None:
         self._lc.llama_memory_seq_rm(self._mem, s.seq_id, -1, -1)
-        s.state, s.kv, s.pending, s.job = _FREE, [], [], None
+        s.state, s.kv, s.pending, s.job = FREE, [], [], None
         self.stats.evictions += 1
 
     # ----------------------------------------------------------------- decoding
-    def _step(self, busy: list[_Slot], finish) -> None:
+    def _step(self, busy: list[Slot], finish) -> None:
         """One llama_decode: every generating sequence's next token, then prompt tokens."""
         lc = self._lc
         batch = self._batch
         taken = plan_batch(busy, self.n_batch)  # (slot, tokens submitted, gets logits), in batch order
         n = 0
-        outputs: list[tuple[_Slot, int]] = []  # slots that get logits, with their batch row
+        outputs: list[tuple[Slot, int]] = []  # slots that get logits, with their batch row
         for s, k, last in taken:
             pos0 = len(s.kv)
             for j in range(k):
@@ -304,7 +303,7 @@ class BatchedDecoder:
         self.stats.batch_tokens += n
 
         for s, k, _ in taken:
-            if s.state == _PREFILL:
+            if s.state == PREFILL:
                 self.stats.prompt_tokens_decoded += k
             s.kv.extend(s.pending[:k])
             del s.pending[:k]
@@ -312,9 +311,9 @@ class BatchedDecoder:
         # Waiting slots whose shared prefix is now in the cache copy it (before any slot can
         # finish and be reused, so a source is always still there).
         for s in self._slots:
-            if s.state == _WAITING and len(s.src.kv) >= s.src_len:
+            if s.state == WAITING and len(s.src.kv) >= s.src_len:
                 self._copy_prefix(s.src, s, s.src_len)
-                s.state, s.src = _PREFILL, None
+                s.state, s.src = PREFILL, None
 
         for s, row in outputs:
             logits = np.ctypeslib.as_array(lc.llama_get_logits_ith(self._ctx, row),
@@ -344,14 +343,14 @@ class BatchedDecoder:
             rc = self._lc.llama_decode(self._ctx, self._batch)
             if rc == 0:
                 return
-            idle = [s for s in self._slots if s.state == _IDLE]
+            idle = [s for s in self._slots if s.state == IDLE]
             if rc == 1 and idle:
                 self._evict(min(idle, key=lambda s: s.last_used))
                 continue
             raise RuntimeError(f"llama_decode failed with code {rc} "
                                f"(n_ctx={self.n_ctx}, batch={n} tokens)")
 
-    def _advance(self, s: _Slot, tok: int, finish) -> None:
+    def _advance(self, s: Slot, tok: int, finish) -> None:
         job = s.job
         req = job.request
         self.stats.generated_tokens += 1
@@ -372,7 +371,7 @@ class BatchedDecoder:
                 reason = "length"
         if reason is None:
             s.pending = [tok]
-            s.state = _GEN
+            s.state = GEN
             return
         if text is None:
             text = job.text_bytes.decode("utf-8", errors="ignore")
@@ -384,7 +383,7 @@ class BatchedDecoder:
         self._clock += 1
         s.pending, s.job, s.last_used = [], None, self._clock
         if self.keep_idle:
-            s.state = _IDLE
+            s.state = IDLE
         else:
             self._evict(s)
             self.stats.evictions -= 1

@@ -16,7 +16,7 @@ def sequence_limit(llama_ctx: int, seq_ctx: int | None) -> int:
     return max(2, min(llama_ctx, seq_ctx))
 
 
-def _context_params(lc, llama, *, n_seq_max: int, n_ctx: int, flash_attn: bool, n_ubatch: int | None,
+def context_params(lc, llama, *, n_seq_max: int, n_ctx: int, flash_attn: bool, n_ubatch: int | None,
                     kv_unified: bool):
     """The multi-sequence context's parameters (the reasons for each are measurements, below)."""
     # Start from the Llama's own context parameters so threads, batch sizes, attention type

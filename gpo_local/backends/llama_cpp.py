@@ -17,10 +17,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
-from .. import faults
-from ..errors import ModelError, PromptTooLongError
-from . import Conversation, FollowUp, as_messages
-from .copy_guard import CopyGuard, banned_runs
+from gpo_local.runs import faults
+from gpo_local.errors import ModelError, PromptTooLongError
+from gpo_local.backends import Conversation, FollowUp, as_messages
+from gpo_local.backends.copy_guard import CopyGuard, banned_runs
+from gpo_local.backends.catalog import resolve_model
+from gpo_local.backends.catalog import sha256_file
+from gpo_local.backends.text_tokens import conversation_tokens
+from gpo_local.backends.batched import BatchedDecoder
+from gpo_local.backends.batched import GenerationRequest
 
 GGUF_MAGIC = b"GGUF"
 # issue 12: the evaluator's decoder carries EVAL_PARALLEL sequences of EVAL_SEQ_CTX cells each
@@ -130,7 +135,6 @@ class LlamaCppModel:
 
     @cached_property
     def fingerprint(self) -> str:
-        from ..catalog import sha256_file
 
         return sha256_file(self.path)
 
@@ -140,7 +144,6 @@ class LlamaCppModel:
     def tokens(self, conversation: Conversation) -> list[int]:
         # The template already writes the BOS token where the model wants it. Issue 14 hook:
         # only the template's markers are special tokens, contents stay text (text_tokens.py).
-        from .text_tokens import conversation_tokens
 
         return conversation_tokens(self._tokenize, lambda messages: self._formatter(messages=messages).prompt,
                                    as_messages(conversation))
@@ -166,7 +169,6 @@ class LlamaCppModel:
 
     @cached_property
     def decoder(self):
-        from .batched import BatchedDecoder
 
         return BatchedDecoder(self.llama, n_seq_max=self.parallel)
 
@@ -196,7 +198,6 @@ class LlamaCppModel:
     def _request(self, conversation: Conversation, max_tokens: int, temperature: float,
                  seed: int | None = None, stop: Sequence[str] = (), grammar: str | None = None,
                  banned: tuple = (), min_p: float = 0.0):
-        from .batched import GenerationRequest
 
         tokens = self.tokens(conversation)
         return GenerationRequest(tokens=tokens, max_tokens=self.check_fits(len(tokens), max_tokens),
@@ -236,7 +237,6 @@ class LlamaCppModel:
 
     @cached_property
     def eval_decoder(self):
-        from .batched import BatchedDecoder
 
         return BatchedDecoder(self.llama, n_seq_max=self.eval_parallel, seq_ctx=self.eval_seq_ctx)
 
@@ -253,7 +253,6 @@ class LlamaCppModel:
 def load_models(task_spec: str, optimizer_spec: str, *, n_ctx: int, n_threads: int | None,
                 n_gpu_layers: int, parallel: int = 16) -> tuple[LlamaCppModel, LlamaCppModel]:
     """The task and optimizer models; one file serving both roles is loaded once."""
-    from ..catalog import resolve_model
 
     task_path = resolve_model(task_spec).resolve()
     optimizer_path = resolve_model(optimizer_spec).resolve()

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..errors import ConfigError, GpoError, ModelError
-from . import Conversation, FollowUp, WrappedLLM, as_messages
-from .llama_cpp import LlamaCppModel, check_gguf, load_llama
+from gpo_local.errors import ConfigError, GpoError, ModelError
+from gpo_local.backends import Conversation, FollowUp, WrappedLLM, as_messages
+from gpo_local.backends.llama_cpp import LlamaCppModel, check_gguf, load_llama
 
 # How far a cut may move from the balanced position to land between two prompt groups, as a
 # fraction of the balanced shard size: shards stay within 25% of each other.

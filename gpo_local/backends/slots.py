@@ -27,14 +27,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .copy_guard import RunBan
+from gpo_local.backends.copy_guard import RunBan
+from gpo_local.backends.generation import GenerationRequest
 
 # Slot states.
-_FREE, _WAITING, _PREFILL, _GEN, _IDLE = "free", "waiting", "prefill", "gen", "idle"
+FREE, WAITING, PREFILL, GEN, IDLE = "free", "waiting", "prefill", "gen", "idle"
 
 
 @dataclass(eq=False)
-class _Job:
+class Job:
     index: int
     request: GenerationRequest
     reused: int = 0
@@ -50,11 +51,11 @@ class _Job:
             self.grammar.free()
 
 
-def new_job(index: int, req: GenerationRequest, grammar_sampler: Callable[[str], object]) -> _Job:
+def new_job(index: int, req: GenerationRequest, grammar_sampler: Callable[[str], object]) -> Job:
     """The job of a request: its seeded generator when it samples, its grammar state
     (`grammar_sampler(grammar)`, constrained.GrammarSampler) when it has a grammar, its run ban
     (copy_guard.RunBan) when it has banned runs."""
-    job = _Job(index=index, request=req)
+    job = Job(index=index, request=req)
     if req.temperature > 0:
         job.rng = np.random.default_rng(req.seed)
     if req.grammar is not None and req.max_tokens > 0:
@@ -65,19 +66,19 @@ def new_job(index: int, req: GenerationRequest, grammar_sampler: Callable[[str],
 
 
 @dataclass(eq=False)
-class _Slot:
+class Slot:
     seq_id: int
-    state: str = _FREE
+    state: str = FREE
     kv: list[int] = field(default_factory=list)  # tokens in the KV cache at positions 0..len-1
     pending: list[int] = field(default_factory=list)  # tokens still to decode, in order
-    job: _Job | None = None
-    src: "_Slot | None" = None  # _WAITING: copy src's KV [0, src_len) once src has decoded it
+    job: Job | None = None
+    src: "Slot | None" = None  # WAITING: copy src's KV [0, src_len) once src has decoded it
     src_len: int = 0
     last_used: int = 0
 
     def planned(self) -> list[int]:
         """Tokens this slot's KV will hold once its prompt is decoded (what others may share)."""
-        if self.state in (_WAITING, _PREFILL):
+        if self.state in (WAITING, PREFILL):
             return list(self.job.request.tokens)
         return self.kv
 
@@ -88,44 +89,44 @@ class Admission:
     reuses, the slot it shares it with, and how: in place (`take_over`), after evicting the
     target's idle KV (`evict`), or once the source has decoded the prefix (`wait`)."""
 
-    target: _Slot | None
+    target: Slot | None
     reuse: int = 0
-    source: _Slot | None = None
+    source: Slot | None = None
     take_over: bool = False
     evict: bool = False
     wait: bool = False
 
 
-def best_source(slots: Sequence[_Slot], tokens: Sequence[int]) -> tuple[_Slot | None, int]:
+def best_source(slots: Sequence[Slot], tokens: Sequence[int]) -> tuple[Slot | None, int]:
     """The slot sharing the longest prefix with `tokens` (module docstring) and that length."""
     best, best_len = None, 0
     for s in slots:
-        if s.state == _FREE:
+        if s.state == FREE:
             continue
         n = min(_common_prefix(tokens, s.planned()), len(tokens) - 1)
-        if n > best_len or (n == best_len and n > 0 and s.state == _IDLE
-                            and best is not None and best.state != _IDLE):
+        if n > best_len or (n == best_len and n > 0 and s.state == IDLE
+                            and best is not None and best.state != IDLE):
             best, best_len = s, n
     return best, best_len
 
 
-def free_slot(slots: Sequence[_Slot], exclude: _Slot | None) -> tuple[_Slot | None, bool]:
+def free_slot(slots: Sequence[Slot], exclude: Slot | None) -> tuple[Slot | None, bool]:
     """A free slot, else the least recently used idle one but `exclude`; and whether it must be
     evicted first."""
     for s in slots:
-        if s.state == _FREE:
+        if s.state == FREE:
             return s, False
-    idle = [s for s in slots if s.state == _IDLE and s is not exclude]
+    idle = [s for s in slots if s.state == IDLE and s is not exclude]
     if not idle:
         return None, False
     return min(idle, key=lambda s: s.last_used), True
 
 
-def plan_admission(slots: Sequence[_Slot], tokens: Sequence[int]) -> Admission:
+def plan_admission(slots: Sequence[Slot], tokens: Sequence[int]) -> Admission:
     """The admission of a request with prompt `tokens` (module docstring)."""
     best, best_len = best_source(slots, tokens)
-    if best is not None and best.state == _IDLE and (
-            best_len == len(best.kv) or not any(s.state == _FREE for s in slots)):
+    if best is not None and best.state == IDLE and (
+            best_len == len(best.kv) or not any(s.state == FREE for s in slots)):
         return Admission(best, best_len, best, take_over=True)
     target, evict = free_slot(slots, exclude=best if best_len > 0 else None)
     if target is None:
@@ -145,13 +146,13 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 
-def plan_batch(busy: Sequence[_Slot], n_batch: int) -> list[tuple[_Slot, int, bool]]:
+def plan_batch(busy: Sequence[Slot], n_batch: int) -> list[tuple[Slot, int, bool]]:
     """What one llama_decode carries: (slot, pending tokens it submits, whether it gets logits),
     in batch order. Generating sequences first, so every live sequence advances one token per
     call; then prompt tokens of prefilling slots while the batch has room. A slot gets logits
     when its last pending token is in the batch (they choose its next token)."""
     planned, n = [], 0
-    for s in [s for s in busy if s.state == _GEN] + [s for s in busy if s.state == _PREFILL]:
+    for s in [s for s in busy if s.state == GEN] + [s for s in busy if s.state == PREFILL]:
         room = n_batch - n
         if room <= 0:
             break
@@ -161,7 +162,7 @@ def plan_batch(busy: Sequence[_Slot], n_batch: int) -> list[tuple[_Slot, int, bo
     return planned
 
 
-def choose_token(job: _Job, logits: np.ndarray) -> int:
+def choose_token(job: Job, logits: np.ndarray) -> int:
     """The next token of a job: `draw_token`, without the tokens that would complete a banned
     run (copy_guard.py) and restricted to what the job's grammar allows (issue 10,
     constrained.py) when it has them."""
@@ -172,7 +173,7 @@ def choose_token(job: _Job, logits: np.ndarray) -> int:
     return draw_token(job, guarded)
 
 
-def draw_token(job: _Job, logits: np.ndarray) -> int:
+def draw_token(job: Job, logits: np.ndarray) -> int:
     """Greedy: the argmax. Sampled: softmax(logits / T) in float64, an inverse-CDF draw of one
     uniform from the request's own seeded generator (independent of the batch it is in). With
     min_p, the tokens less likely than min_p times the likeliest one are left out first (min-p

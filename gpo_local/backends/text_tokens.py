@@ -21,7 +21,7 @@ import re
 import uuid
 from typing import Callable
 
-from ..errors import ModelError
+from gpo_local.errors import ModelError
 
 Tokenize = Callable[[str, bool], list]  # (text, parse special tokens) -> token ids
 Render = Callable[[list], str]  # messages -> the chat template's text

@@ -13,18 +13,20 @@ under it (T steps of C candidates, plus its gradient and momentum calls; `refere
 Every method plans its steps so that its planned calls fit in that budget (a step is never
 split), and scores at most one new prompt per optimizer call on the dev split, so its dev
 scorings never exceed GPO's. Each method's docstring gives its per-step cost.
+
+Imports the algorithm layer and everything below it; nothing above.
 """
 
 from __future__ import annotations
 
-from ..errors import ConfigError
-from ..optimizer import GPO, Method
-from .ape import APE
-from .apo import APO
-from .opro import OPRO
-from .pe2 import PE2
-from .sgdm import SGDM, SGDM_PRESET
-from .simple import CoT, Empty
+from gpo_local.errors import ConfigError
+from gpo_local.algorithm.optimizer import GPO, Method
+from gpo_local.methods.ape import APE
+from gpo_local.methods.apo import APO
+from gpo_local.methods.opro import OPRO
+from gpo_local.methods.pe2 import PE2
+from gpo_local.methods.sgdm import SGDM, SGDM_PRESET
+from gpo_local.methods.simple import CoT, Empty
 
 METHODS: dict[str, type[Method]] = {"gpo": GPO, "empty": Empty, "cot": CoT, "ape": APE, "apo": APO, "opro": OPRO,
                                     "pe2": PE2, "sgdm": SGDM}

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import random
 
-from ..optimizer import Method, candidate_seed, fill, reference_calls
+from gpo_local.algorithm.budget import fill, reference_calls
+from gpo_local.algorithm.optimizer import Method, candidate_seed
 
 DEMONSTRATIONS = 5
 PARENTS = 4

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 
-from ..optimizer import Method, fill, reference_calls
-from ..updates import parse_all
+from gpo_local.algorithm.budget import fill, reference_calls
+from gpo_local.algorithm.optimizer import Method
+from gpo_local.replies.parsing import parse_all
 
 BEAM = 4
 ERRORS_SHOWN = 4

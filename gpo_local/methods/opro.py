@@ -10,8 +10,10 @@ totals match. Each step records the best prompt scored so far.
 
 from __future__ import annotations
 
-from ..optimizer import Method, fill, reference_calls
-from ..updates import PLACEHOLDER, SCORE_SCALE, format_score, render_exemplar
+from gpo_local.algorithm.budget import fill, reference_calls
+from gpo_local.algorithm.optimizer import Method
+from gpo_local.algorithm.updates import SCORE_SCALE, format_score, render_exemplar
+from gpo_local.replies.parsing import PLACEHOLDER
 
 PROPOSALS = 8
 SHOWN = 20

@@ -13,8 +13,10 @@ records the best prompt scored so far.
 
 from __future__ import annotations
 
-from ..optimizer import Method, fill, reference_calls
-from ..updates import PLACEHOLDER, SCORE_SCALE, _WHERE, format_score, render_scored
+from gpo_local.algorithm.budget import fill, reference_calls
+from gpo_local.algorithm.optimizer import Method
+from gpo_local.algorithm.updates import SCORE_SCALE, WHERE, format_score, render_scored
+from gpo_local.replies.parsing import PLACEHOLDER
 
 BATCH_SHOWN = 2
 HISTORY = 3
@@ -33,7 +35,7 @@ def render_pe2(*, prompt: str, score: float, history, shown, position: str, budg
         "A prompt is a short text that tells a language model what to do with an input and what form its answer "
         "must take. Your task has two steps: first, inspect how the model did with the current prompt on a batch "
         "of examples; second, write an improved prompt.",
-        f"The prompt goes {_WHERE[position]} ({PLACEHOLDER} below stands for it): the model reads the input and "
+        f"The prompt goes {WHERE[position]} ({PLACEHOLDER} below stands for it): the model reads the input and "
         "the prompt, writes its reasoning, and is then asked for its final answer.",
         f"The current prompt is:\n{prompt}\nIts score on the dev examples is {format_score(score)} (0 to 100).",
     ]

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..config import SGDM_PRESET
-from ..optimizer import GPO
+from gpo_local.algorithm.config import SGDM_PRESET
+from gpo_local.algorithm.optimizer import GPO
 
 __all__ = ["SGDM", "SGDM_PRESET"]
 

@@ -4,7 +4,7 @@ chain-of-thought trigger. They make no optimizer call and score one prompt on th
 
 from __future__ import annotations
 
-from ..optimizer import Method
+from gpo_local.algorithm.optimizer import Method
 
 COT_PROMPT = "Let's think step by step."
 

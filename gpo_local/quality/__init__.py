@@ -33,12 +33,13 @@ failed cell and the rest go on); the unit tests pass a fake.
 
 Modules: config.py (the config, the cell matrix, validation), run.py (running the cells,
 resuming, the subprocess runner, progress), results.py (aggregation and the three files).
+
+Part of the application layer (beside gpo_local.app): may import every layer below.
 """
 
-from .config import (CONTRACT_OPTIONS, DEFAULT_TASK_MODEL, HARNESS_OPTIONS, METHODS, BenchConfig, Cell, Row, TaskRef,
-                     check_cells, load_config)
-from .results import MEAN_ROW, PAPER_SOURCE, aggregate, collect, results_csv, results_markdown, write_results
-from .run import CellRunner, RichProgress, SilentProgress, SubprocessRunner, run_bench
+from gpo_local.quality.config import CONTRACT_OPTIONS, DEFAULT_TASK_MODEL, HARNESS_OPTIONS, METHODS, BenchConfig, Cell, Row, TaskRef, check_cells, load_config
+from gpo_local.quality.results import MEAN_ROW, PAPER_SOURCE, aggregate, collect, results_csv, results_markdown, write_results
+from gpo_local.quality.run import CellRunner, RichProgress, SilentProgress, SubprocessRunner, run_bench
 
 __all__ = ["BenchConfig", "Cell", "CellRunner", "CONTRACT_OPTIONS", "DEFAULT_TASK_MODEL", "HARNESS_OPTIONS",
            "MEAN_ROW", "METHODS", "PAPER_SOURCE", "RichProgress", "Row", "SilentProgress", "SubprocessRunner", "TaskRef",

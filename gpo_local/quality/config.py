@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from ..catalog import DEFAULT_MODEL
-from ..config import OPTIONS
-from ..errors import ConfigError, GpoError
-from ..paper import benchmark_of
+from gpo_local.backends.catalog import DEFAULT_MODEL
+from gpo_local.algorithm.config import OPTIONS
+from gpo_local.errors import ConfigError, GpoError
+from gpo_local.app.paper import benchmark_of
+from gpo_local.app.cli_options import optimize_parser
+from gpo_local.tasks import load_task
+from gpo_local.tasks.builtin import BUILTIN_TASKS
 
 
 METHODS = ("gpo", "empty", "cot", "ape", "apo", "opro", "pe2", "sgdm")
@@ -46,7 +49,6 @@ def _on_by_default(key: str) -> bool:
 
 def installed_optimize_options() -> set[str]:
     """Long option names (without dashes) of the installed `gpo-local optimize` command."""
-    from ..cli_options import optimize_parser
 
     names = set()
     for param in optimize_parser().params:
@@ -304,8 +306,6 @@ def _resolve_task(spec: str, config_path: Path, cwd: Path, fail) -> TaskRef:
     """A built-in task name, or a directory: relative paths are tried against the config file's
     directory first, then the working directory. The task is loaded, so that a broken data
     directory fails here, before any cell runs."""
-    from ..tasks import load_task
-    from ..tasks.builtin import BUILTIN_TASKS
 
     if spec in BUILTIN_TASKS:
         target = spec
@@ -330,7 +330,6 @@ def check_cells(config: BenchConfig, out: Path) -> None:
     running it), so an option it lacks or a bad value fails now, naming the config section."""
     import click
 
-    from ..cli_options import optimize_parser
 
     optimize = optimize_parser()
     where = str(config.path)

@@ -27,9 +27,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .config import BenchConfig, Cell
-from .results import _status_counts, _write_text_atomic, write_results
-from .run import SubprocessRunner, _add_wall, cell_toml
+from gpo_local.quality.config import BenchConfig, Cell
+from gpo_local.quality.results import status_counts, write_results
+from gpo_local.quality.run import SubprocessRunner, add_wall, cell_toml
+from gpo_local.runs.directory import write_json_atomic
+from gpo_local.runs.storage import write_atomic
 
 MAX_RETRIES = 3  # Ray re-runs a task whose worker or node died (not one whose cell failed)
 PROBE_NAME = ".ray-probe"
@@ -110,12 +112,12 @@ class RayCells:
         except KeyboardInterrupt:
             for ref, (cell, submitted) in jobs.items():
                 self.ray.cancel(ref, force=True)  # kills the worker; the cell's optimize dies with it
-                _add_wall(cell.run_dir, time.time() - submitted)
+                add_wall(cell.run_dir, time.time() - submitted)
             write_results(config, out)
             raise
         finally:
             (out / PROBE_NAME).unlink(missing_ok=True)
-        events.append({"time": time.time(), "event": "bench_finished", "counts": _status_counts(results["cells"])})
+        events.append({"time": time.time(), "event": "bench_finished", "counts": status_counts(results["cells"])})
         return results
 
     def _probe(self, out: Path) -> tuple[str, str]:
@@ -147,16 +149,15 @@ def _prepare(cell: Cell, config: BenchConfig) -> bool:
     """The cell's directory, cell.toml and no failed.json; whether the cell resumes."""
     resume = (cell.run_dir / "config.json").exists()
     cell.run_dir.mkdir(parents=True, exist_ok=True)
-    _write_text_atomic(cell.run_dir / "cell.toml", cell_toml(cell, config))
+    write_atomic(cell.run_dir / "cell.toml", cell_toml(cell, config))
     (cell.run_dir / "failed.json").unlink(missing_ok=True)
     return resume
 
 
 def _finish(config, out, cell: Cell, error: str | None, wall: float, ui, events) -> dict:
     """As a local run records a cell that ended: bench.json, failed.json, results.*, the event."""
-    from ..runs import write_json_atomic
 
-    _add_wall(cell.run_dir, wall)
+    add_wall(cell.run_dir, wall)
     if error is None and not (cell.run_dir / "result.json").exists():
         error = "optimize ended without writing result.json"
     if error is not None:

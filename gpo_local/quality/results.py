@@ -6,15 +6,16 @@ import csv
 import io
 import itertools
 import json
-import os
 import random
 import statistics
 import time
 from pathlib import Path
 
-from ..paper import SOURCE as PAPER_SOURCE
-from ..paper import paper_score
-from .config import BenchConfig, Cell
+from gpo_local.app.paper import SOURCE as PAPER_SOURCE
+from gpo_local.app.paper import paper_score
+from gpo_local.quality.config import BenchConfig, Cell
+from gpo_local.runs.storage import write_atomic
+from gpo_local.app.formatting import percent
 
 
 COUNTERS = ("dev_scorings", "optimizer_calls", "task_tokens", "optimizer_tokens", "seconds", "cpu_seconds",
@@ -189,7 +190,7 @@ def _usable_replies(cells: list[dict]) -> dict:
     return {"candidate_replies": replies if counted else None, "usable_replies": usable if counted else None}
 
 
-def _status_counts(cells: list[dict]) -> dict:
+def status_counts(cells: list[dict]) -> dict:
     counts: dict[str, int] = {}
     for cell in cells:
         counts[cell["status"]] = counts.get(cell["status"], 0) + 1
@@ -202,14 +203,14 @@ def collect(config: BenchConfig, out: Path, *, running: Cell | None = None) -> d
                        "tasks": [{"spec": t.spec, "path": t.target, "name": t.name, "benchmark": t.benchmark}
                                  for t in config.tasks]},
             "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "out": str(out),
-            "counts": _status_counts(cells), "cells": cells, **aggregate(config, cells)}
+            "counts": status_counts(cells), "cells": cells, **aggregate(config, cells)}
 
 
 def write_results(config: BenchConfig, out: Path, *, running: Cell | None = None) -> dict:
     results = collect(config, out, running=running)
-    _write_text_atomic(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    _write_text_atomic(out / "results.csv", results_csv(results))
-    _write_text_atomic(out / "results.md", results_markdown(results))
+    write_atomic(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n", fault_point="bench-results-tmp")
+    write_atomic(out / "results.csv", results_csv(results), fault_point="bench-results-tmp")
+    write_atomic(out / "results.md", results_markdown(results), fault_point="bench-results-tmp")
     return results
 
 
@@ -243,9 +244,6 @@ def _usable_text(mean: dict) -> str:
     return f"{usable} of {replies} ({100 * usable / replies:.0f}%)"
 
 
-def _pct(value) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}"
-
 
 def _num(value) -> str:
     if value is None:
@@ -265,20 +263,20 @@ def _score_row(mean: dict, means: list, tasks: list, benches: list, by_key: dict
     row = [mean["method"] + (f" ({mean['base_method']})" if mean["variant"] else "")]
     for task in tasks:
         entry = by_key[(mean["method"], task, model)]
-        cell = _pct(entry["test_mean"])
+        cell = percent(entry["test_mean"])
         if entry["test_std"] is not None:
             cell += f" ± {100 * entry['test_std']:.1f}"
         if entry["test_mean"] is not None and (entry["n_seeds"] > 1 or n_seeds > 1):
             cell += f" ({entry['n_seeds']})"
         row.append(cell)
-    overall = _pct(mean["test_mean_over_tasks"])
+    overall = percent(mean["test_mean_over_tasks"])
     if mean["test_std_over_seeds"] is not None:
         overall += f" ± {100 * mean['test_std_over_seeds']:.1f}"
     if not mean["complete"] and mean["test_mean_over_tasks"] is not None:
         overall += f" ({mean['tasks_with_scores']} of {len(tasks)} tasks)"
     row.append(overall)
     if len(benches) > 1:
-        row += [_pct(mean["benchmark_means"].get(b)) for b in benches]
+        row += [percent(mean["benchmark_means"].get(b)) for b in benches]
     row += [f"{100 * paper[(mean['method'], b)]:.2f}" if (mean["method"], b) in paper else ""
             for b in benches if any((m["method"], b) in paper for m in means)]
     return row
@@ -302,7 +300,7 @@ def results_markdown(results: dict) -> str:
               f"- tasks: {', '.join(tasks)}; seeds: {', '.join(map(str, seeds))}; "
               f"task model(s): {', '.join(models)}",
               f"- harness wall time of the cells so far: "
-              f"{_duration(sum(c['wall_seconds'] or 0 for c in results['cells']))}", ""]
+              f"{format_duration(sum(c['wall_seconds'] or 0 for c in results['cells']))}", ""]
     by_key = {(s["method"], s["task"], s["task_model"]): s for s in results["summary"]}
     for model in models:
         means = [m for m in results["method_means"] if m["task_model"] == model]
@@ -343,29 +341,17 @@ def results_markdown(results: dict) -> str:
               "busy machine does not inflate as it does the wall-clock columns; wall s: the harness's time for the "
               "cell, model loading included; usable replies: candidate-writing optimizer replies not dropped "
               "(drops.py), summed over the cells.", "", "## Cells", ""]
-    rows = [[c["method"], c["task"], str(c["seed"]), c["task_model"], c["status"], _pct(c["initial_test"]),
-             _pct(c["final_test"]), _pct(c["final_dev"]), c["stopped"] or "", _num(c["wall_seconds"]),
+    rows = [[c["method"], c["task"], str(c["seed"]), c["task_model"], c["status"], percent(c["initial_test"]),
+             percent(c["final_test"]), percent(c["final_dev"]), c["stopped"] or "", _num(c["wall_seconds"]),
              c["error"] or ""] for c in results["cells"]]
     lines += _table(["method", "task", "seed", "task model", "status", "initial test", "final test", "final dev",
                      "stopped", "wall s", "error"], rows, "lllllrrrlrl")
     return "\n".join(lines) + "\n"
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    from ..storage import naming  # issue 14: an OSError names the file
-
-    with naming(tmp), tmp.open("w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    from .. import faults  # issue 14
-
-    faults.point("bench-results-tmp")
-    os.replace(tmp, path)
 
 
-def _duration(seconds: float | None) -> str:
+def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "unknown"
     seconds = int(seconds)

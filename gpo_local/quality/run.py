@@ -11,9 +11,13 @@ import tomllib
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import ConfigError
-from .config import BenchConfig, Cell
-from .results import _duration, _pct, _status_counts, _write_text_atomic, write_results
+from gpo_local.errors import ConfigError
+from gpo_local.quality.config import BenchConfig, Cell
+from gpo_local.quality.results import format_duration, status_counts, write_results
+from gpo_local.runs.directory import JsonlLog
+from gpo_local.runs.directory import write_json_atomic
+from gpo_local.runs.storage import write_atomic
+from gpo_local.app.formatting import percent
 
 
 class CellRunner(Protocol):
@@ -34,7 +38,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 
 
 class SubprocessRunner:
-    """Runs `python -m gpo_local.cli optimize ...` for a cell; its output goes to the cell's
+    """Runs `python -m gpo_local.app.cli optimize ...` for a cell; its output goes to the cell's
     optimize.log. A non-zero exit becomes the error: the last `Error: ...` line, else the last
     line of output."""
 
@@ -49,7 +53,7 @@ class SubprocessRunner:
             start = log.tell()
             log.write(f"$ {' '.join(['gpo-local', *cell.argv(resume=resume)])}\n".encode())
             log.flush()
-            code = subprocess.call([self.python, "-m", "gpo_local.cli", *cell.argv(resume=resume)],
+            code = subprocess.call([self.python, "-m", "gpo_local.app.cli", *cell.argv(resume=resume)],
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         if code == 0:
@@ -105,7 +109,6 @@ def run_bench(config: BenchConfig, out: Path, *, runner: CellRunner, ui=None, ru
     """Run every unfinished cell of `config` into `out` and return the results (also written to
     out/results.{json,csv,md} after every cell). `run_cells` replaces the loop over the cells to
     run (issue 13: quality/ray_run.py runs them as Ray tasks)."""
-    from ..runs import JsonlLog
 
     ui = ui or SilentProgress()
     out = Path(out)
@@ -131,14 +134,13 @@ def run_bench(config: BenchConfig, out: Path, *, runner: CellRunner, ui=None, ru
 
 
 def _run_cells(config, out, cells, todo, runner, ui, events) -> dict:
-    from ..runs import write_json_atomic
 
     results = write_results(config, out)
     walls: list[float] = []
     for cell in todo:
         resume = (cell.run_dir / "config.json").exists()
         cell.run_dir.mkdir(parents=True, exist_ok=True)
-        _write_text_atomic(cell.run_dir / "cell.toml", cell_toml(cell, config))
+        write_atomic(cell.run_dir / "cell.toml", cell_toml(cell, config))
         (cell.run_dir / "failed.json").unlink(missing_ok=True)
         eta = statistics.fmean(walls) * (len(todo) - len(walls)) if walls else None
         ui.cell_started(cell, index=cells.index(cell) + 1, resume=resume, eta=eta)
@@ -149,14 +151,14 @@ def _run_cells(config, out, cells, todo, runner, ui, events) -> dict:
         try:
             error = runner(cell, resume=resume)
         except KeyboardInterrupt:
-            _add_wall(cell.run_dir, time.time() - started)
+            add_wall(cell.run_dir, time.time() - started)
             write_results(config, out)
             raise
         except Exception as exc:  # a broken runner must not stop the other cells
             error = f"{type(exc).__name__}: {exc}"
         wall = time.time() - started
         walls.append(wall)
-        _add_wall(cell.run_dir, wall)
+        add_wall(cell.run_dir, wall)
         if error is None and not (cell.run_dir / "result.json").exists():
             error = "optimize ended without writing result.json"
         if error is not None:
@@ -167,13 +169,12 @@ def _run_cells(config, out, cells, todo, runner, ui, events) -> dict:
         events.append({"time": time.time(), "event": "cell_finished", "run_dir": str(cell.run_dir),
                        "status": record["status"], "error": error, "wall_seconds": round(wall, 1)})
         ui.cell_finished(cell, record, wall=wall)
-    events.append({"time": time.time(), "event": "bench_finished", "counts": _status_counts(results["cells"])})
+    events.append({"time": time.time(), "event": "bench_finished", "counts": status_counts(results["cells"])})
     return results
 
 
-def _add_wall(run_dir: Path, seconds: float) -> None:
+def add_wall(run_dir: Path, seconds: float) -> None:
     """The harness's wall time of a cell (model loading included), summed over attempts."""
-    from ..runs import write_json_atomic
 
     path = run_dir / "bench.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
@@ -211,15 +212,15 @@ class RichProgress(SilentProgress):
 
     def cell_started(self, cell: Cell, *, index: int, resume: bool, eta: float | None) -> None:
         verb = "resuming" if resume else "running"
-        self.console.print(f"[{index}/{self.total}] {verb} {cell.label} (elapsed {_duration(time.time() - self.started)}, "
-                           f"ETA {_duration(eta)})", highlight=False)
-        self.bar.update(self.task_id, description=cell.label, eta=_duration(eta))
+        self.console.print(f"[{index}/{self.total}] {verb} {cell.label} (elapsed {format_duration(time.time() - self.started)}, "
+                           f"ETA {format_duration(eta)})", highlight=False)
+        self.bar.update(self.task_id, description=cell.label, eta=format_duration(eta))
 
     def cell_finished(self, cell: Cell, record: dict, *, wall: float) -> None:
         if record["status"] == "done":
-            text = f"  done in {_duration(wall)}: test {_pct(record['initial_test'])} -> {_pct(record['final_test'])}"
+            text = f"  done in {format_duration(wall)}: test {percent(record['initial_test'])} -> {percent(record['final_test'])}"
         else:
-            text = f"  FAILED after {_duration(wall)}: {record['error']}"
+            text = f"  FAILED after {format_duration(wall)}: {record['error']}"
         self.console.print(text, highlight=False, style=None if record["status"] == "done" else "red")
         self.bar.advance(self.task_id)
 
@@ -228,7 +229,7 @@ class RichProgress(SilentProgress):
 
     def finish(self, results: dict, out: Path) -> None:
         counts = results["counts"]
-        self.console.print(f"finished in {_duration(time.time() - self.started)}: "
+        self.console.print(f"finished in {format_duration(time.time() - self.started)}: "
                            + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                            + f"; results in {out}/results.md (.csv, .json)", highlight=False)
 

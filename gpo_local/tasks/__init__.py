@@ -19,6 +19,8 @@ generation limits of its two rounds. TASK on the command line is one of:
 not (bbh/<task>, mmlu/<subject>, gsm8k, wsc, webnlg; anything else is exact match). Local
 JSON and JSONL files are read here, so that a bad line is named with its number; CSV and
 Parquet go through `datasets`.
+
+Imports only the core modules (gpo_local.core, gpo_local.errors).
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..core import Example
-from ..errors import DataError
-from .builtin import BUILTIN_TASKS, builtin_splits
-# Readers and hub access live in their own modules; their names stay importable from here.
-from .hub import HUB_PREFIX, HUB_SPLITS, _check_hub_reachable, _hub_split_map, _HubOffline, _load_hub  # noqa: F401
-from .readers import FILE_FORMATS, SPLITS, _fields, _read_with_datasets, read_jsonl, read_split_file  # noqa: F401
+from gpo_local.core import Example
+from gpo_local.errors import DataError
+from gpo_local.tasks.builtin import BUILTIN_TASKS, builtin_splits
+from gpo_local.tasks.hub import HUB_PREFIX, load_hub
+from gpo_local.tasks.readers import FILE_FORMATS, SPLITS, read_split_file
+from gpo_local.tasks.answers import BBH_TASKS
+from gpo_local.tasks.answers import rule_for, rule_for_metric
 
 DATASETS = ("bbh", "mmlu", "gsm8k", "wsc", "webnlg")  # folder names whose answer rules are known
 DEFAULT_PROMPT = "Let's think step by step."
@@ -99,7 +102,6 @@ class Task:
 
 def _dataset_of(directory: Path) -> str | None:
     """Which known dataset a GPO-layout folder is: by its parent (bbh, mmlu) or its own name."""
-    from .answers import BBH_TASKS
 
     parent, name = directory.parent.name.lower(), directory.name.lower()
     if parent in ("bbh", "big-bench-hard") or name in BBH_TASKS:
@@ -111,8 +113,7 @@ def _dataset_of(directory: Path) -> str | None:
     return None
 
 
-def _rule(dataset: str | None, name: str, metric: str | None):
-    from .answers import rule_for, rule_for_metric
+def task_rule(dataset: str | None, name: str, metric: str | None):
 
     try:
         if metric:
@@ -161,13 +162,13 @@ def load_task(spec: str, *, seed: int = 0, input_field: str | None = None, targe
         dataset_id = spec[len(HUB_PREFIX):].strip()
         if not dataset_id:
             raise DataError(f"{spec!r}: write the Hugging Face dataset id after {HUB_PREFIX!r}, e.g. hf:openai/gsm8k")
-        loaded = _load_hub(dataset_id, dataset_config, splits, input_field, target_field)
+        loaded = load_hub(dataset_id, dataset_config, splits, input_field, target_field)
         base = dataset_id.rsplit("/", 1)[-1]
         name = base + (f"-{dataset_config}" if dataset_config else "")
         # The hub copies of GSM8K, WSC and WebNLG keep their answer rules (GSM8K's "#### n"
         # answers are understood); other datasets need --metric.
         dataset = base.lower() if base.lower() in ("gsm8k", "wsc", "webnlg") else None
-        return Task(name=name, source=spec, rule=_rule(dataset, name, metric), splits=loaded,
+        return Task(name=name, source=spec, rule=task_rule(dataset, name, metric), splits=loaded,
                     initial_prompt=DEFAULT_PROMPT, options=options)
     path = Path(spec).expanduser()
     if path.is_file():
@@ -177,7 +178,7 @@ def load_task(spec: str, *, seed: int = 0, input_field: str | None = None, targe
         rows = read_split_file(path, "eval", input_field=input_field, target_field=target_field)
         if not rows:
             raise DataError(f"{path}: no examples (the file is empty)")
-        return Task(name=path.stem, source=str(path.resolve()), rule=_rule(None, path.stem, metric),
+        return Task(name=path.stem, source=str(path.resolve()), rule=task_rule(None, path.stem, metric),
                     splits={"eval": rows, "format": rows}, initial_prompt=DEFAULT_PROMPT, options=options)
     if not path.is_dir():
         raise _unknown_task(spec)
@@ -193,5 +194,5 @@ def load_task(spec: str, *, seed: int = 0, input_field: str | None = None, targe
         raise DataError(f"{path}: no split files found (expected {', '.join(s + '.jsonl' for s in SPLITS)}, "
                         f"or .json/.csv/.parquet)")
     dataset = _dataset_of(path)
-    return Task(name=path.name, source=str(path.resolve()), rule=_rule(dataset, path.name, metric),
+    return Task(name=path.name, source=str(path.resolve()), rule=task_rule(dataset, path.name, metric),
                 splits=loaded, initial_prompt=_initial_prompt(dataset, path.name), options=options)

@@ -74,10 +74,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .families import (  # noqa: F401  (re-exported: the parsing helpers' home before issue 11)
-    BOOLEAN, DEFAULT_LAST_OPTION, DYCK, EXACT, FAMILIES, FAMILY_RULES, MULTIPLE_CHOICE, NUMERIC, ROUGE_L,
-    WORD_SORTING, answer_is_correct, choice_range_for, dyck_correct, generic_correct, last_option_letter,
-    normalize_answer, rouge_l, word_sorting_correct)
+from gpo_local.tasks.families import (BOOLEAN, DYCK, EXACT, FAMILIES, FAMILY_RULES, MULTIPLE_CHOICE, NUMERIC, ROUGE_L,
+                                      WORD_SORTING)
 
 # ---------------------------------------------------------------------------
 # Task tables

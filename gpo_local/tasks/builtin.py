@@ -13,8 +13,8 @@ import string
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..core import Example
-from .induction import WORD_RULE, antonym_examples, split_words
+from gpo_local.core import Example
+from gpo_local.tasks.induction import WORD_RULE, antonym_examples, split_words
 
 _POSITIVE = ["wonderful", "delightful", "excellent", "charming", "superb", "moving", "brilliant",
              "enjoyable", "gripping", "lovely", "hilarious", "beautiful"]

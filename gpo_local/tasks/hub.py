@@ -3,15 +3,16 @@ off; only a dataset that is not cached is fetched, after a quick reachability ch
 
 from __future__ import annotations
 
-from ..core import Example
-from ..errors import DataError
-from .readers import SPLITS, _fields
+from gpo_local.core import Example
+from gpo_local.errors import DataError
+from gpo_local.tasks.offline import HubOffline
+from gpo_local.tasks.readers import SPLITS, record_fields
 
 HUB_PREFIX = "hf:"
 HUB_SPLITS = {"train": "train", "eval": "validation", "test": "test", "format": "train"}
 
 
-def _hub_split_map(mapping: dict[str, str] | None) -> dict[str, str]:
+def hub_split_map(mapping: dict[str, str] | None) -> dict[str, str]:
     for role in mapping or {}:
         if role not in SPLITS:
             raise DataError(f"--splits: unknown split role {role!r}; known: {', '.join(SPLITS)}")
@@ -23,25 +24,7 @@ def _hub_split_map(mapping: dict[str, str] | None) -> dict[str, str]:
     return chosen
 
 
-class _HubOffline:
-    """Switch the Hugging Face libraries to offline mode for one block, so that reading a cached
-    dataset opens no connection (by default `datasets` asks the hub for a newer version)."""
-
-    def __enter__(self):
-        import datasets.config
-        import huggingface_hub.constants as hub
-
-        self.saved = hub.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
-        hub.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
-
-    def __exit__(self, *exc):
-        import datasets.config
-        import huggingface_hub.constants as hub
-
-        hub.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = self.saved
-
-
-def _check_hub_reachable(label: str) -> None:
+def check_hub_reachable(label: str) -> None:
     """Fail at once, in one line, when the hub cannot be reached (instead of the libraries'
     retries with back-off, which take half a minute and print a warning each)."""
     import socket
@@ -58,7 +41,7 @@ def _check_hub_reachable(label: str) -> None:
                         f"({error.strerror or error}); connect to the network once, or use local files") from None
 
 
-def _load_hub(dataset_id: str, config: str | None, mapping: dict[str, str] | None, input_field: str | None,
+def load_hub(dataset_id: str, config: str | None, mapping: dict[str, str] | None, input_field: str | None,
               target_field: str | None) -> dict[str, tuple[Example, ...]]:
     import datasets
     import huggingface_hub.constants as hub
@@ -69,16 +52,16 @@ def _load_hub(dataset_id: str, config: str | None, mapping: dict[str, str] | Non
     datasets.disable_progress_bars()
     hub_logging.set_verbosity_error()
     label = dataset_id + (f" (config {config!r})" if config else "")
-    roles = _hub_split_map(mapping)  # a bad mapping fails before any loading
+    roles = hub_split_map(mapping)  # a bad mapping fails before any loading
     try:
-        with _HubOffline():
+        with HubOffline():
             loaded = datasets.load_dataset(dataset_id, config)
     except Exception as offline_error:
         if hub.HF_HUB_OFFLINE:  # the user asked for offline mode: do not try the network
             first = str(offline_error).strip().splitlines()[0] if str(offline_error).strip() else ""
             raise DataError(f"Hugging Face dataset {label} is not in the local cache and HF_HUB_OFFLINE is set"
                             f" ({first})") from None
-        _check_hub_reachable(label)
+        check_hub_reachable(label)
         try:  # not cached: this is the one place where the project goes to the network
             loaded = datasets.load_dataset(dataset_id, config)
         except Exception as error:
@@ -95,7 +78,7 @@ def _load_hub(dataset_id: str, config: str | None, mapping: dict[str, str] | Non
         splits[role] = tuple(
             Example(id=f"{name}-{i}", input=question, target=target)
             for i, record in enumerate(loaded[name], 1)
-            for question, target in [_fields(record, f"{dataset_id}[{name}] row {i}", input_field, target_field)]
+            for question, target in [record_fields(record, f"{dataset_id}[{name}] row {i}", input_field, target_field)]
         )
     if "eval" not in splits:
         raise DataError(f"Hugging Face dataset {label} has no split {roles['eval']!r} for the eval (dev) split "

@@ -18,7 +18,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from ..core import Example
+from gpo_local.core import Example
 
 # word -> accepted antonyms (the first is the canonical one shown to the optimizer).
 ANTONYMS: dict[str, tuple[str, ...]] = {

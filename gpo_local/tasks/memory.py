@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from ..core import Example
-from ..errors import DataError
-from . import DEFAULT_PROMPT, SPLITS, Task, _fields, _rule
-from .rules import MetricRule
+from gpo_local.core import Example
+from gpo_local.errors import DataError
+from gpo_local.tasks import DEFAULT_PROMPT, Task, task_rule
+from gpo_local.tasks.readers import SPLITS, record_fields
+from gpo_local.tasks.rules import MetricRule
 
 
 def _records(rows: Any, where: str) -> list:
@@ -32,7 +33,7 @@ def _examples(rows: Any, split: str, name: str, input_field: str | None, target_
         raise DataError(f"task {name!r}: the {split!r} split is empty")
     out = []
     for number, record in enumerate(records, 1):
-        question, target = _fields(record, f"task {name!r} {split} row {number}", input_field, target_field)
+        question, target = record_fields(record, f"task {name!r} {split} row {number}", input_field, target_field)
         out.append(Example(id=f"{split}-{number}", input=question, target=target))
     return tuple(out)
 
@@ -53,5 +54,5 @@ def task_from_rows(data: Any, *, name: str = "data", input_field: str | None = N
     else:
         rows = _examples(data, "eval", name, input_field, target_field)
         splits = {"eval": rows, "format": rows}
-    rule = MetricRule(metric) if callable(metric) else _rule(None, name, metric.lower() if metric else None)
+    rule = MetricRule(metric) if callable(metric) else task_rule(None, name, metric.lower() if metric else None)
     return Task(name=name, source=f"memory:{name}", rule=rule, splits=splits, initial_prompt=initial_prompt)

@@ -7,14 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..core import Example
-from ..errors import DataError
+from gpo_local.core import Example
+from gpo_local.errors import DataError
+from gpo_local.tasks.offline import HubOffline
 
 SPLITS = ("train", "eval", "test", "few_shot_examples", "format")
 FILE_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
-def _fields(record: Any, where: str, input_field: str | None, target_field: str | None) -> tuple[str, Any]:
+def record_fields(record: Any, where: str, input_field: str | None, target_field: str | None) -> tuple[str, Any]:
     """The (input, target) of one record; a missing field names itself and the fields there are."""
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected a JSON object with fields, got {type(record).__name__}")
@@ -65,12 +66,12 @@ def read_jsonl(path: Path, split: str, *, input_field: str | None = None,
                 raise DataError(f"{path}:{number}: malformed JSON ({error.msg})") from None
     examples = []
     for where, number, record in numbered:
-        question, target = _fields(record, where, input_field, target_field)
+        question, target = record_fields(record, where, input_field, target_field)
         examples.append(Example(id=f"{split}-{number}", input=question, target=target))
     return tuple(examples)
 
 
-def _read_with_datasets(path: Path, split: str, input_field: str | None,
+def read_with_datasets(path: Path, split: str, input_field: str | None,
                         target_field: str | None) -> tuple[Example, ...]:
     """A CSV or Parquet file through `datasets` (local files need no network)."""
     import datasets
@@ -79,14 +80,13 @@ def _read_with_datasets(path: Path, split: str, input_field: str | None,
         with path.open("rb") as handle:
             if sum(1 for line in handle if line.strip()) <= 1:
                 return ()  # a header alone (or nothing): an empty split, reported by its user
-    from .hub import _HubOffline
 
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     try:
         # Offline: a local file needs no hub, and `datasets` would otherwise send a download-count
         # request for its packaged "csv"/"parquet" loader.
-        with _HubOffline():
+        with HubOffline():
             table = datasets.load_dataset(FILE_FORMATS[path.suffix], data_files=str(path), split="train")
     except Exception as error:  # pandas / pyarrow errors of every kind: name the file, keep one line
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -95,7 +95,7 @@ def _read_with_datasets(path: Path, split: str, input_field: str | None,
     return tuple(
         Example(id=f"{split}-{i}", input=question, target=target)
         for i, record in enumerate(table, 1)
-        for question, target in [_fields(record, f"{path}: row {i + header_lines}", input_field, target_field)]
+        for question, target in [record_fields(record, f"{path}: row {i + header_lines}", input_field, target_field)]
     )
 
 
@@ -103,6 +103,6 @@ def read_split_file(path: Path, split: str, *, input_field: str | None = None,
                     target_field: str | None = None) -> tuple[Example, ...]:
     if FILE_FORMATS.get(path.suffix) == "json":
         return read_jsonl(path, split, input_field=input_field, target_field=target_field)
-    return _read_with_datasets(path, split, input_field, target_field)
+    return read_with_datasets(path, split, input_field, target_field)
 
 

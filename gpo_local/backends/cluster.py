@@ -1,0 +1,80 @@
+"""Ray as an optional engine (README "Running on a cluster"): connecting to a cluster, the
+`--ray` / `--ray-actors` options of optimize and eval (declared in config.OPTIONS, read by
+ray_request), and the task model as a pool of actors.
+
+Ray is an extra (`pip install "gpo-local[ray]"`): nothing here imports it before `--ray` is
+given, and without it `--ray` is one error line saying what to install.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gpo_local.errors import ConfigError
+from gpo_local.backends.ray_pool import ModelSpec, RayPoolLLM, VocabOnlyModel
+from gpo_local.backends.llama_cpp import LlamaCppModel
+from gpo_local.backends.catalog import resolve_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gpo_local.backends.ray_pool import RayPoolLLM
+
+INSTALL_HINT = 'pip install "gpo-local[ray]" (or pip install "ray==2.60.0")'
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(f"--ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+    return ray
+
+
+def connect(address: str):
+    """The `ray` module, connected to the cluster at `address` ("auto": the one `ray start`
+    runs on this machine). A connection made earlier in this process (a test's local head, a
+    notebook's ray.init) is kept as it is."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    try:
+        # Workers' logs stay on the workers: the driver's terminal shows gpo-local's progress only.
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    except (ConnectionError, ValueError, RuntimeError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"--ray {address}: cannot connect to a Ray cluster ({first_line}); "
+                          "start one with `ray start --head`") from None
+    return ray
+
+
+def ray_request(options: dict) -> dict:
+    """Where the task model runs, from the declared options `ray` and `ray_actors` (config.OPTIONS,
+    group "runtime"): {} (here) or {"address", "actors"}. They are not saved with a run: where a
+    run is scored does not change its results."""
+    address, actors = options.get("ray"), options.get("ray_actors")
+    if actors is not None and not address:
+        raise ConfigError("--ray-actors needs --ray ADDRESS (the cluster to start the actors on)")
+    return {"address": address, "actors": actors or 2} if address else {}
+
+
+def task_model_pool(path, *, address: str, actors: int, n_ctx: int, threads: int | None, n_gpu_layers: int,
+                    parallel: int) -> "RayPoolLLM":
+    """The task model as `actors` Ray actors, each loading the GGUF at `path` with its own batched
+    decoder and `threads` threads (1 when not given: on a cluster, the actors are the parallelism)."""
+
+    ray = connect(address)
+    spec = ModelSpec(path=str(path), n_ctx=n_ctx, threads=threads or 1, n_gpu_layers=n_gpu_layers, parallel=parallel)
+    local = VocabOnlyModel(path, n_ctx=n_ctx, n_threads=spec.threads)  # tokenizes and checks fits on the driver
+    return RayPoolLLM.start(ray, spec, actors, local=local, num_cpus=spec.threads, num_gpus=1 if n_gpu_layers else 0)
+
+
+def load_models_on_ray(task_spec: str, optimizer_spec: str, runtime: dict) -> tuple:
+    """optimize --ray: the task model as a pool of actors; the optimizer model on the driver
+    (a few sampled calls per step: not worth shipping), loaded there even when it is the same file."""
+
+    task = task_model_pool(resolve_model(task_spec).resolve(), **ray_request(runtime), n_ctx=runtime["n_ctx"],
+                           threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],
+                           parallel=runtime["parallel"])
+    optimizer = LlamaCppModel(resolve_model(optimizer_spec).resolve(), n_ctx=runtime["n_ctx"],
+                              n_threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],
+                              parallel=runtime["parallel"])
+    return task, optimizer
