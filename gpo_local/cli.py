@@ -367,13 +367,16 @@ def bench_throughput(json_path, llama_server, questions, threads):
 @click.option("--dry-run", is_flag=True, help="Validate the config and list the cells and their commands; run nothing.")
 @click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
               help="Run the cells as Ray tasks on this cluster (auto: the one running on this machine).")
-def bench_quality(config_path, out, dry_run, ray_address):
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder the config's relative task paths are read from [default: $GPO_LOCAL_DATA, "
+                   "else the config's data_root].")
+def bench_quality(config_path, out, dry_run, ray_address, data_root):
     """Methods x tasks x seeds (x task models), one optimize run per cell; resumable. Writes
     results.md, results.csv and results.json in the output directory."""
     from .quality import RichProgress, SubprocessRunner, check_cells, load_config, run_bench
     from .runs import home_dir
 
-    config = load_config(config_path)
+    config = load_config(config_path, data_root=data_root)
     out = out or home_dir() / "bench" / config_path.stem
     check_cells(config, out)
     if dry_run:
