@@ -8,7 +8,12 @@ the modules that need them, so that `import gpo_local` and the pure strategy mod
 __version__ = "0.1.0"
 __all__ = ["optimize", "evaluate", "load_task", "RunResult", "GpoError", "ConfigError", "DataError", "ModelError"]
 
+from typing import TYPE_CHECKING
+
 from .errors import ConfigError, DataError, GpoError, ModelError
+
+if TYPE_CHECKING:  # for type checkers and the API reference; at run time __getattr__ imports api lazily
+    from .api import RunResult, evaluate, load_task, optimize
 
 
 def __getattr__(name):
