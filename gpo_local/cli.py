@@ -41,7 +41,7 @@ class Cli(click.Group):
             return super().invoke(ctx)
         except GpoError as error:
             raise click.ClickException(str(error)) from None
-        except OSError as error:  # issue 14: a full, read-only or misplaced file as one line (storage.py)
+        except OSError as error:  # a full, read-only or misplaced file as one line (storage.py)
             from .storage import storage_error
 
             raise click.ClickException(str(storage_error(error))) from None
@@ -80,7 +80,7 @@ def optimize(ctx, task, config_file, resume, dry_run, **options):
             raise click.UsageError("--resume needs --run-dir (the run to continue)")
         run = RunDir(Path(values["run_dir"]))
         saved = run.saved_config()
-        done, damage = run.finished_result()  # issue 14: a damaged result.json is recomputed
+        done, damage = run.finished_result()  # a damaged result.json is recomputed
         if damage:
             click.echo(f"{damage}: recomputing it from the trajectory", err=True)
         if done is not None:
@@ -106,7 +106,7 @@ def _dry_run(settings) -> None:
     n_dev = len(settings.task.split("eval", settings.config.dev_limit))
     click.echo(f"task {settings.task.name}: {n_dev} dev examples; "
                f"timing a few generations of {settings.runtime['task_model']}...", err=True)
-    rates = walltime.measure(settings)  # issue 12: timed as the evaluator batches, racing modelled
+    rates = walltime.measure(settings)  # timed as the evaluator batches, racing modelled
     click.echo(budget.format_estimate(est))
     click.echo(walltime.describe(est, rates, n_dev, settings.config.racing, settings.config.racing_order))
 
@@ -173,13 +173,13 @@ def eval_command(ctx, task, prompt, split, limit, position, as_json, quiet, even
     task_model = runtime["task_model"]
     for notice in notices:
         click.echo(notice, err=True)
-    if not no_cache:  # issue 14 hook: GPO_LOCAL_HOME must be a directory, known before the model loads
+    if not no_cache:  # GPO_LOCAL_HOME must be a directory, known before the model loads
         from .runs import home_dir
         from .storage import check_home
 
         check_home(home_dir())
     prompt = loaded_task.adapt_prompt(prompt)
-    if ray:  # issue 13: the task model on Ray actors (cluster.py)
+    if ray:  # the task model on Ray actors (cluster.py)
         model = task_model_pool(resolve_model(task_model), **ray, n_ctx=n_ctx, threads=threads,
                                 n_gpu_layers=n_gpu_layers, parallel=parallel)
     else:
@@ -232,10 +232,10 @@ def show(run_dir):
         table.add_row(step.label, budget, spread, str(len(step.candidates)), _shorten(step.prompt, 70),
                       _pct(step.dev_score))
     console.print(table)
-    _show_raced(console, run)  # issue 12
+    _show_raced(console, run)
     if run.pending:
         console.print(f"{len(run.pending)} candidates of an unfinished step are recorded (resume continues it)")
-    from .drops import describe, describe_cuts, step_views_total  # issue 10 hook: dropped optimizer replies
+    from .drops import describe, describe_cuts, step_views_total  # dropped optimizer replies
 
     console.print(f"dropped optimizer replies: {describe(*step_views_total(run.steps))}{describe_cuts(run.steps)}",
                   highlight=False)
@@ -253,7 +253,7 @@ def show(run_dir):
 
 
 def _show_raced(console, run) -> None:
-    """The candidates racing dropped (issue 12): their score is a partial mean."""
+    """The candidates racing dropped: their score is a partial mean."""
     dropped = [c for s in run.steps for c in s.candidates if c.get("eliminated")]
     for c in dropped:
         console.print(f"step {c['step'] + 1}: raced out after {c.get('dev_questions')} dev questions "
@@ -292,7 +292,7 @@ def models(no_hash, verify):
 
     for name, entry in sorted(load_catalog().items()):
         click.echo(f"{name}  [{entry.kind}]  {entry.description}")
-        if entry.pack() is not None:  # issue 10 hook: chunked packs report their state (packs.py)
+        if entry.pack() is not None:  # chunked packs report their state (packs.py)
             from .packs import describe
 
             click.echo(f"  {describe(entry.pack(), home_dir() / 'models', rehash=verify)}")
@@ -392,7 +392,7 @@ def bench_quality(config_path, out, dry_run, ray_address, data_root):
 
     signal.signal(signal.SIGTERM, terminate)
     run_cells = None
-    if ray_address:  # issue 13: every cell a Ray task (quality/ray_run.py)
+    if ray_address:  # every cell a Ray task (quality/ray_run.py)
         from .cluster import connect
         from .quality.ray_run import RayCells
 

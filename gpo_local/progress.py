@@ -87,7 +87,7 @@ class EventLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self.path.open("a", encoding="utf-8")
         record = {"time": round(time.time(), 3), "event": kind, **data}
-        from . import faults  # issue 14
+        from . import faults
 
         faults.point("events-append")
         from .storage import naming
@@ -140,7 +140,7 @@ class Progress:
     def _new_run(self, steps: int | None) -> None:
         """Run-level state for the steps bar (reset by each run_started event)."""
         self.best: float | None = None
-        self.scored = 0  # candidates scored in this session
+        self.scored = 0  # candidates scored by this process
         self.steps_total = steps
         self.steps_done = 0
         self._steps_started_at: float | None = None
@@ -245,7 +245,7 @@ class Progress:
             self._work_bar("optimizer: generating candidates", 0, None)
         elif kind == "candidates":
             self.scored += data.get("new", 0)
-            from .drops import describe  # issue 10: every drop reason
+            from .drops import describe  # every drop reason
 
             self.note(f"  {data['usable']} usable candidates ({data['new']} new; dropped: "
                       f"{describe(data.get('drops', {}))})")

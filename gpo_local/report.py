@@ -231,12 +231,12 @@ def _candidate_row(c: dict, pending: bool) -> dict:
     return {"step": c["step"] + 1, "dev": _pct(c["dev_score"]), "budget": c.get("budget"),
             "distance": c.get("edit_distance"), "new": c.get("new", True), "prompt": c["prompt"],
             "pending": pending,
-            # issue 12: dropped by racing, its dev score is the mean over `questions` questions
+            # Dropped by racing, its dev score is the mean over `questions` questions
             "eliminated": bool(c.get("eliminated")), "questions": c.get("dev_questions")}
 
 
 def _drops_text(run: RunView) -> str:
-    """Issue 10: the run's dropped optimizer replies by reason (drops.py)."""
+    """The run's dropped optimizer replies by reason (drops.py)."""
     from .drops import describe, describe_cuts, step_views_total
 
     return describe(*step_views_total(run.steps)) + describe_cuts(run.steps)
@@ -373,7 +373,7 @@ def write_report(paths: list[Path], output: Path) -> Path:
     try:
         with naming(tmp):
             tmp.write_text(html, encoding="utf-8")
-    except OSError:  # issue 14: a full disk leaves no partial .tmp behind
+    except OSError:  # a full disk leaves no partial .tmp behind
         tmp.unlink(missing_ok=True)
         raise
     from . import faults

@@ -87,7 +87,7 @@ def cpu_model() -> str:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write-then-rename, so a reader never sees half a file even if we are killed."""
     tmp = path.with_name(path.name + ".tmp")
-    from .storage import naming  # issue 14: an OSError names the file
+    from .storage import naming  # an OSError names the file
 
     try:
         with naming(tmp), tmp.open("w", encoding="utf-8") as handle:
@@ -95,11 +95,11 @@ def write_json_atomic(path: Path, data: Any) -> None:
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
-    except OSError:  # issue 14: a full or read-only disk leaves no half-written .tmp behind
+    except OSError:  # a full or read-only disk leaves no half-written .tmp behind
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise
-    faults.point(f"{path.stem}-json-tmp")  # issue 14: e.g. result-json-tmp, config-json-tmp
+    faults.point(f"{path.stem}-json-tmp")  # e.g. result-json-tmp, config-json-tmp
     os.replace(tmp, path)
     faults.point(f"{path.stem}-json-replaced")
 
@@ -111,7 +111,7 @@ def read_json(path: Path) -> Any:
         raise ConfigError(f"{path} not found: is this a gpo-local run directory?") from None
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path}: malformed JSON ({error.msg} at line {error.lineno})") from None
-    except UnicodeDecodeError as error:  # issue 14: binary garbage
+    except UnicodeDecodeError as error:  # binary garbage
         from .storage import decode_error
 
         raise decode_error(path, error) from None
@@ -127,7 +127,7 @@ class JsonlLog:
     def append(self, record: dict) -> None:
         line = json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
         faults.point("jsonl-append")
-        from .storage import naming  # issue 14: an OSError names the file
+        from .storage import naming  # an OSError names the file
 
         with naming(self.path), self.path.open("a", encoding="utf-8") as handle:
             if faults.triggers("jsonl-half-line"):
@@ -143,7 +143,7 @@ class JsonlLog:
     def records(self) -> Iterator[dict]:
         if not self.path.exists():
             return
-        with self.path.open("rb") as handle:  # issue 14: bytes, so that binary garbage is a corrupted record
+        with self.path.open("rb") as handle:  # bytes, so that binary garbage is a corrupted record
             for number, line in enumerate(handle, 1):
                 if not line.endswith(b"\n"):
                     return  # a torn last line from a kill: ignored here, cut by truncate_after()
@@ -196,7 +196,7 @@ class RunDir:
 
     def finished_result(self, *, completed_only: bool = True) -> tuple[dict | None, str | None]:
         """(result.json of a completed run or None, why result.json is unusable or None). A
-        damaged result.json counts as absent: it is derived again from the trajectory (issue 14)."""
+        damaged result.json counts as absent: it is derived again from the trajectory."""
         from .storage import read_result
 
         result, damage = read_result(self.path)
@@ -208,7 +208,7 @@ class RunDir:
         return self.finished_result()[0] is not None
 
     def lock(self, *, cache: bool):
-        """Issue 14: before any model loads, check GPO_LOCAL_HOME, take the run's lock (one
+        """Before any model loads, check GPO_LOCAL_HOME, take the run's lock (one
         process per run, locks.py) and check that the directory and its files can be written.
         Returns the function that releases the lock (a process that ends releases it anyway)."""
         from .storage import prepare_run_dir

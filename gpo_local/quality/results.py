@@ -182,7 +182,7 @@ def paired_comparisons(config: BenchConfig, cells: list[dict]) -> list[dict]:
 
 def _usable_replies(cells: list[dict]) -> dict:
     """Optimizer replies that became candidates (not dropped), summed over the cells that count
-    their replies (issue 10's usable-reply target)."""
+    their replies."""
     counted = [c for c in cells if c.get("candidate_replies") is not None]
     replies = sum(c["candidate_replies"] for c in counted)
     usable = replies - sum(c["dropped_replies"] or 0 for c in counted)
@@ -353,13 +353,13 @@ def results_markdown(results: dict) -> str:
 
 def _write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    from ..storage import naming  # issue 14: an OSError names the file
+    from ..storage import naming  # an OSError names the file
 
     with naming(tmp), tmp.open("w", encoding="utf-8", newline="") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
-    from .. import faults  # issue 14
+    from .. import faults
 
     faults.point("bench-results-tmp")
     os.replace(tmp, path)
