@@ -69,7 +69,7 @@ class Candidate:
     `parent` is the prompt it was generated from (the step's current prompt); `budget` is the
     edit budget in words requested by the schedule (None without a learning rate) and
     `edit_distance` the word-level Levenshtein distance actually measured against the parent,
-    so that the schedule's effect can be checked rather than assumed (GPO_SPEC 8.9).
+    so that the schedule's effect can be checked rather than assumed (the original only requests it).
     """
 
     prompt: str
@@ -105,5 +105,5 @@ class RunResult:
     # ("max_optimizer_calls", "max_task_tokens", "time_limit"); such a run can be resumed.
     stopped: str = "completed"
     # What the run spent (optimizer_calls, optimizer_tokens, task_generations, task_tokens,
-    # dev_scorings, seconds), cumulative over resumed sessions.
+    # dev_scorings, seconds), cumulative over resumed runs.
     usage: dict = field(default_factory=dict)

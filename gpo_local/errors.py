@@ -21,7 +21,7 @@ class PromptTooLongError(ModelError):
     """A rendered prompt does not fit in the model's context."""
 
 
-# --- issue 14: run locks and file-system errors ---------------------------------------------------
+# --- run locks and file-system errors ------------------------------------------------------------
 
 class RunLockedError(GpoError):
     """Another process holds the run directory's lock (locks.py)."""

@@ -436,7 +436,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / "benchmarks" / "configs"
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"benchmark data not found at {SHARED_DATA}")
-def test_shipped_configs_load(tmp_path):
+def test_shipped_configs_load(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPO_LOCAL_DATA", str(SHARED_DATA))
     names = sorted(p.name for p in CONFIGS.glob("*.toml"))
     assert {"quick.toml", "paper.toml", "ablation-schedule.toml", "ablation-gradient.toml", "ablation-momentum.toml",
             "ablation-selection.toml", "ablation-momentum-update.toml", "ablation-update.toml",
@@ -458,3 +459,60 @@ def test_relative_model_paths_resolve_beside_the_config(layout):
     text = '[bench]\ntasks = ["sentiment"]\nmethods = ["gpo"]\ntask_models = ["models/tiny.gguf", "smollm2-135m-instruct"]\n'
     config = load_config(write_config(layout, text))
     assert config.task_models == (str((layout / "models" / "tiny.gguf").resolve()), "smollm2-135m-instruct")
+
+
+DATA_ROOT_CONFIG = """
+[bench]
+data_root = "../../../shared/data"
+tasks = ["bbh/navigate"]
+methods = ["gpo"]
+"""
+
+
+def test_data_root_precedence_flag_then_environment_then_config(layout, tmp_path, monkeypatch):
+    monkeypatch.delenv("GPO_LOCAL_DATA", raising=False)
+    path = write_config(layout, DATA_ROOT_CONFIG)
+    shared = tmp_path / "shared" / "data"
+    assert load_config(path).tasks[0].target == str(shared / "bbh" / "navigate")  # the config's key
+    other = tmp_path / "other"
+    make_task_dir(other / "bbh", "navigate")
+    monkeypatch.setenv("GPO_LOCAL_DATA", str(other))  # the environment beats the config
+    assert load_config(path).tasks[0].target == str(other / "bbh" / "navigate")
+    assert load_config(path).data_root == other
+    flag = tmp_path / "flag"
+    make_task_dir(flag / "bbh", "navigate")  # the flag beats both
+    assert load_config(path, data_root=flag).tasks[0].target == str(flag / "bbh" / "navigate")
+    # relative to the working directory
+    assert load_config(path, data_root="flag", cwd=tmp_path).tasks[0].target == str(flag / "bbh" / "navigate")
+
+
+def test_a_missing_data_folder_is_one_line_naming_it_and_what_to_put_there(layout, tmp_path, monkeypatch):
+    path = write_config(layout, DATA_ROOT_CONFIG)
+    monkeypatch.setenv("GPO_LOCAL_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == (
+        f"data folder {tmp_path / 'nowhere'} not found: set GPO_LOCAL_DATA or --data-root to a folder holding "
+        "bbh/navigate/{train,eval,format}.jsonl (docs/benchmarking.md)")
+    (tmp_path / "nowhere").mkdir()  # the first missing folder on the way to the task is named
+    with pytest.raises(ConfigError, match=f"^data folder {tmp_path / 'nowhere' / 'bbh'} not found: "):
+        load_config(path)
+    monkeypatch.delenv("GPO_LOCAL_DATA")
+    result = CliRunner().invoke(main, ["bench", "quality", "--config", str(path), "--dry-run",
+                                       "--data-root", str(tmp_path / "elsewhere")])
+    assert result.exit_code == 1
+    assert result.output == (f"Error: data folder {tmp_path / 'elsewhere'} not found: set GPO_LOCAL_DATA or "
+                             "--data-root to a folder holding bbh/navigate/{train,eval,format}.jsonl "
+                             "(docs/benchmarking.md)\n")
+
+
+def test_data_root_must_be_a_string(layout):
+    with pytest.raises(ConfigError, match=r"\[bench\] data_root: must be a non-empty string"):
+        load_config(write_config(layout, DATA_ROOT_CONFIG.replace('"../../../shared/data"', "3")))
+
+
+def test_shipped_configs_without_data_fail_in_one_line_naming_the_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPO_LOCAL_DATA", str(tmp_path))
+    for path in sorted(CONFIGS.glob("*.toml")):
+        with pytest.raises(ConfigError, match=f"^data folder {tmp_path / 'bbh'} not found: set GPO_LOCAL_DATA"):
+            load_config(path)

@@ -1,7 +1,7 @@
 """Budget arithmetic: the optimizer calls each step may make, GPO's reference budget that every
 method fits into, and what a configuration will cost before it runs (`optimize --dry-run`).
 
-The formula of GPO_SPEC section 7, adapted to this implementation:
+The original code's cost per task, adapted to this implementation:
 
     optimizer calls  = sum of the method's planned step costs (optimizer.Method.plan_for):
                        GPO: T*C (+T feedback gradients, +(T-1) real-time momentum updates);

@@ -30,7 +30,8 @@ from gpo_local.tasks.answers import DATASETS, METRICS
 GRADIENTS = ("none", "feedback")
 MOMENTA = ("none", "para", "feedback")
 MOMENTUM_UPDATES = ("k-list", "real-time")
-# The GPO headline switches (GPO_SPEC 2.7); the budget of every baseline is GPO's under them.
+# The GPO headline switches (the paper's GPO, the original GPO.sh); the budget of every baseline is
+# GPO's under them.
 HEADLINE_SWITCHES = dict(gradient="none", momentum="para", selection="relevance", momentum_update="k-list", k=3,
                          update="generate-without", schedule="cosine")
 # SGDM is this preset of the switches (methods/sgdm.py explains the choice); applied once, in settings.
@@ -53,7 +54,7 @@ def parse_splits(value: str | None) -> dict[str, str] | None:
 
 def parse_directory(value: str | None) -> str | None:
     """A directory option (--run-dir): an existing file is refused on the command line, as
-    click.Path(file_okay=False) did before the one declaration (issue 14's bad-input table)."""
+    click.Path(file_okay=False) does."""
     if value and Path(value).is_file():
         raise ConfigError(f"Directory {str(value)!r} is a file.")
     return value
@@ -118,13 +119,10 @@ OPTIONS: tuple[Option, ...] = (
     _O("test_holdout", int, None, "For a task without a test split: hold out its last N dev examples as the test "
                                   "split.", minimum=1),
     _O("optimizer_temperature", float, 1.0, "Sampling temperature of the optimizer's candidate replies", minimum=0),
-    # issue 10: at temperature 1 over the whole vocabulary, the 1.5B optimizer now and then draws a
-    # token from the long tail (another script, a code identifier) and its reply derails from
-    # there. Min-p 0.05 (llama.cpp's own default) fixes that: replayed on the 36 recorded
-    # meta-prompts of 12 GPO cells of local.toml, 138 of 144 replies usable against 131. But in
-    # real runs it lost: on 8 GPO cells the final prompts' dev mean fell from 51.0 to 42.7 (6 lower,
-    # 2 tied) and the test mean from 39.6 to 23.4, and on the main job the gain from +40.0 to +20.0
-    # (benchmarks/README.md, "Min-p"). Fewer junk replies, but fewer good ones too: off by default.
+    # At temperature 1 over the whole vocabulary a small optimizer now and then draws a token from
+    # the long tail (another script, a code identifier) and its reply derails from there. Min-p
+    # removes most such replies but also good ones: real runs found worse prompts with it, so it is
+    # off by default.
     _O("optimizer_min_p", float, 0.0, "Min-p truncation of the optimizer's sampled replies: never draw a token less "
                                       "likely than this share of the likeliest one (a model with its own sampler; "
                                       "0: off)", minimum=0),
@@ -134,7 +132,7 @@ OPTIONS: tuple[Option, ...] = (
     _O("require_tags", bool, False, "Drop replies without <START>...<END> tags", cli=False),
     _O("max_prompt_words", int, None, "Drop candidates longer than this many words [default: no limit].", minimum=1),
     _O("seed", int, 0, "Seed of every sampled choice.", show_default=True),
-    # issue 12: race a step's new candidates on growing dev prefixes (racing.py).
+    # Race a step's new candidates on growing dev prefixes (racing.py).
     _O("racing", bool, False, "Score a step's new candidates on growing prefixes of the dev split and drop those a "
                               "paired test shows worse than the leader; survivors get the whole split "
                               "[default: off].", negatable=True),
@@ -145,20 +143,18 @@ OPTIONS: tuple[Option, ...] = (
     _O("racing_order", str, RACING_ORDER, "Racing: the order of the dev questions, informative (those the prompts "
                                           "scored so far disagree on first) or random (a seeded shuffle: the error "
                                           "level is then a guarantee)", choices=RACING_ORDERS, show_default=True),
-    # On by default: on BBH meta-prompts, 24 of 24 constrained replies of the 1.5B optimizer were
-    # usable against 3 of 24 free-form ones (benchmarks/grammar_replies.py). The built-in
-    # `antonyms` turns it off: there free-form replies found the rule and constrained ones did not
-    # (benchmarks/README.md, "Offline models").
+    # On by default: a constrained reply is always a tagged prompt within the word cap, where a
+    # small optimizer's free-form replies often are not (benchmarks/grammar_replies.py counts
+    # both). The built-in `antonyms` turns it off: there free-form replies found the rule.
     _O("grammar", bool, True, "Constrain optimizer replies to a tagged prompt within the step's word cap (llama.cpp "
                               "GBNF); --no-grammar: free-form replies, malformed ones dropped [default: on].",
        negatable=True),
     _O("leak_check", bool, True, "Drop candidates that restate a task example (exemplar leakage) or talk about the "
                                  "prompt in the meta-prompt's words (meta talk) [default: on].", negatable=True),
-    # issue 10: restated examples were 7 of GPO's 8 dropped replies in local.toml; the guard keeps
-    # the optimizer's sampler from writing them (backends/copy_guard.py). On by default: on 12 GPO
-    # cells of local.toml, 131 of 144 replies usable and none restating an example, against 123
-    # and 8; the final prompts' dev mean 49.7 against 50.0, the test mean 39.2 against 41.0 (2
-    # cells higher, 3 lower, 7 tied; benchmarks/README.md, "The copy guard").
+    # Restated examples are the main reason a constrained reply is dropped; the guard keeps the
+    # optimizer's sampler from writing them (backends/copy_guard.py). On by default: it removes
+    # restated examples without a separable change in held-out score (docs/results.md, "GPO
+    # against OPRO: the latest measurement").
     _O("copy_guard", bool, True, "Keep optimizer replies from copying the shown format examples: no run of 6 "
                                  "tokens of theirs that the current prompt does not have (a model with its own "
                                  "sampler) [default: on].", negatable=True),
@@ -182,7 +178,7 @@ OPTIONS: tuple[Option, ...] = (
     _O("parallel", int, 16, "Sequences decoded together (each holds up to --n-ctx tokens of KV cache).",
        group="runtime", minimum=1, show_default=True),
     _O("no_cache", bool, False, "Do not read or write the generation memo cache.", group="runtime"),
-    # where the task model runs (issue 13, cluster.py): not saved with a run, as it does not change its results
+    # where the task model runs (cluster.py): not saved with a run, as it does not change its results
     _O("ray", str, None, "Score on a Ray cluster (auto: the one running on this machine; needs the ray extra).",
        group="runtime"),
     _O("ray_actors", int, None, "Ray actors holding the task model, each with --threads threads [default: 2].",
@@ -227,7 +223,7 @@ def check_value(option: Option, value: Any, label: str | None = None) -> Any:
 
 
 def _validate(self) -> None:
-    """Check values and the combinations that crash or make no sense (GPO_SPEC 8.18).
+    """Check values and the combinations that crash the original code or make no sense.
     Messages name the command-line options."""
     for name in ("steps", "candidates", "train_batch"):
         if getattr(self, name) < 1:
@@ -254,7 +250,7 @@ def _validate(self) -> None:
     canonical_schedule(self.schedule)
     _check_combinations(self)
     self.make_schedule()
-    if self.racing:  # issue 12
+    if self.racing:
         try:
             RacingConfig(self.racing_error, self.racing_rounds).validate()
         except ValueError as error:
@@ -298,11 +294,11 @@ def _dataclass(name: str, group: str, doc: str, namespace: dict | None = None) -
 
 
 GPOConfig = _dataclass("GPOConfig", "config", """The run configuration of every method; the paper's
-    headline GPO (GPO_SPEC 2.7) unless overridden. The strategy switches only apply to `gpo`
+    headline GPO (the original GPO.sh) unless overridden. The strategy switches only apply to `gpo`
     (and are preset for `sgdm`). Its fields are the "config" options of OPTIONS.""",
                        {"validate": _validate, "make_schedule": _make_schedule})
 
-Limits = _dataclass("Limits", "limit", """Budget limits (issue 5), checked at step boundaries: a run
+Limits = _dataclass("Limits", "limit", """Budget limits, checked at step boundaries: a run
     stops before a step whose planned optimizer calls would exceed `max_optimizer_calls`, and
     before the next step once `max_task_tokens` tokens were generated by the task model or
     `time_limit` seconds passed.""")

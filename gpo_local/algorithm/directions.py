@@ -1,18 +1,18 @@
-"""Update directions: which trajectory prompts the optimizer sees at a step (GPO_SPEC 2.2, 2.3).
+"""Update directions: which trajectory prompts the optimizer sees at a step (the paper's analogical momentum).
 
 Every selector has the signature `(trajectory, k, similarities) -> list[TrajectoryEntry]`:
 `trajectory` is oldest first and its last entry is the current prompt; `similarities[i]` is
 the cosine similarity of entry i to the current prompt (only `relevance` reads it; the FAISS
 index computes it, see trajectory.py). The selectors are pure, so they are tested directly.
 
-Momentum over feedback (GPO_SPEC 2.2, `--momentum feedback`) selects among the earlier
+Momentum over feedback (`--momentum feedback`) selects among the earlier
 gradient texts with the same signature: the items are `GradientEntry`s, oldest first, the last
 one the new gradient, and `similarities` compare their texts with the new one.
 
-Decisions (GPO_SPEC 8.14): k is the total number of items shown and k=0 means none (the
-original's k=0 recency slice selected everything; its importance-over-feedback showed k+1
-items, here it shows k: the new gradient and the k-1 earlier ones that improved the score
-most); relevance skips earlier entries whose text equals an already selected one, so the
+Decisions where the original code is inconsistent: k is the total number of items shown and k=0
+means none (the original's k=0 recency slice selected everything; its importance-over-feedback
+showed k+1 items, here it shows k: the new gradient and the k-1 earlier ones that improved the
+score most); relevance skips earlier entries whose text equals an already selected one, so the
 optimizer is not shown the same prompt twice; para importance may leave out the current prompt,
 as in the original (it is shown anyway in the "current prompt" section).
 """
@@ -113,7 +113,7 @@ def get_selector(name: str, *, over: str = "para") -> Selector:
     return (FEEDBACK_SELECTORS if over == "feedback" else SELECTORS)[key]
 
 
-# -- direction strategies (momentum over prompts, GPO_SPEC 2.2, 2.3) --------------------------------
+# -- direction strategies (momentum over prompts) -------------------------------------------------
 #
 # One signature: `(run, step, trajectory_state, momentum_state) -> ((entries shown, kind), new
 # state)`. `run` is the GPO method (config, FAISS index, optimizer and evaluator access). A

@@ -2,7 +2,8 @@
 
 Every (prompt, example) pair is one conversation: round 1 asks the question with the
 instruction in place (tasks/prompting.py); round 2, for two-round tasks, continues the same
-conversation with the rule's follow-up and its reply is normalized and judged (GPO_SPEC 4.3).
+conversation with the rule's follow-up and its reply is normalized and judged (the original
+evaluation's two-round extraction).
 All pairs of a call are sent to the model together, in chunks, so a batching backend can share
 prefixes; with the instruction after the question, pairs are ordered question by question so
 that consecutive conversations share the chat header and the question.
@@ -39,7 +40,7 @@ class Evaluator:
         # The whole LLM protocol (fits, n_ctx, generate_two_rounds), defaulted for a bare model.
         self.llm, self.task, self.position = complete_llm(llm), task, position
         self.chunk_size = chunk_size
-        slots = self.llm.eval_slots  # issue 12: four times a wider decoder's sequences
+        slots = self.llm.eval_slots  # four times a wider decoder's sequences
         if slots is not None and 4 * slots > chunk_size:
             self.chunk_size = 4 * slots
         self.on_progress = on_progress
@@ -139,7 +140,7 @@ class Evaluator:
                 alone = "" if self._fits(example.input) else " (the question alone does not fit)"
                 n_ctx = self.llm.n_ctx
                 context = f"the context of {n_ctx} tokens" if n_ctx else "the model's context"
-                context += self.llm.context_note  # issue 14: " (--n-ctx 300, which llama.cpp set to ...)"
+                context += self.llm.context_note  # " (--n-ctx 300, which llama.cpp set to ...)"
                 raise PromptTooLongError(
                     f"prompt {_clip(prompt)!r} with {split} question {example.id} of task {self.task.name!r} does "
                     f"not fit {context}{alone}: raise --n-ctx or shorten the prompt")

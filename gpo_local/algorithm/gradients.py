@@ -1,4 +1,4 @@
-"""The gradient of a GPO step (GPO_SPEC 2.1) and its momentum over feedback (GPO_SPEC 2.2).
+"""The gradient of a GPO step (the paper's analogical gradient) and its momentum over feedback.
 
 Feedback gradient: the wrong examples are the train-minibatch outcomes scoring below 1 (for
 exact match: the wrong ones), in batch order, shown with the round-2 (final) answer; a batch
@@ -60,7 +60,7 @@ def as_is(run, step: int, gradient: Gradient, state):
 
 
 def k_list_feedback(run, step: int, gradient: Gradient, state):
-    """The k gradients of the history chosen by the selection (GPO_SPEC 8.14)."""
+    """The k gradients of the history chosen by the selection (k items in total)."""
     cfg, history = run.config, run.gradients
     similarities = []
     if canonical_selection(cfg.selection) == "relevance":

@@ -67,7 +67,7 @@ class TrajectoryIndex:
         self.index.add(self.embedder.encode(missing))
         self.rows = wanted
         tmp = self.index_path.with_name(self.index_path.name + ".tmp")
-        # Issue 14: serialized here and written by Python, fsynced; faiss's own writer only prints
+        # Serialized here and written by Python, fsynced; faiss's own writer only prints
         # a failed close (a full disk) and leaves a truncated file to be renamed into place.
 
         write_bytes_synced(tmp, self._faiss.serialize_index(self.index).tobytes())

@@ -5,22 +5,22 @@ score the initial prompt, run the planned steps while the budget limits allow, s
 prompt, score the initial and the final prompt on the test split. A method only implements
 `plan()` (the optimizer calls each step may make) and `step()`.
 
-One GPO step (GPO_SPEC 1.5), read as gradient descent: the step size from the schedule
+One GPO step (the paper's GPO framework), read as gradient descent: the step size from the schedule
 (schedules.py); the gradient (gradients.GRADIENTS) and its momentum over feedback
 (gradients.FEEDBACK_MOMENTA); the direction, momentum over prompts (directions.DIRECTIONS);
 the update, the meta-prompt (updates.py); C candidates sampled with per-candidate seeds,
 parsed, de-duplicated in order and the new ones scored on the dev split in one evaluator call;
 every candidate recorded; the next prompt selected (trajectory.select_next).
 
-Decisions (GPO_SPEC section 8):
-- 8.6 p0 is registered as seen; candidates are de-duplicated in order; seeds are explicit;
-- 8.13 no train-batch pass without a gradient; the test split is scored for p0 and the final
+Decisions where the original code is buggy or silent:
+- p0 is registered as seen; candidates are de-duplicated in order; seeds are explicit;
+- no train-batch pass without a gradient; the test split is scored for p0 and the final
   prompt only; real-time momentum over prompts scores the *summarized* prompt (or reuses its
   known score), not the current prompt again;
-- 8.18 invalid switch combinations are rejected by `GPOConfig.validate` (config.py) before any
+- invalid switch combinations are rejected by `GPOConfig.validate` (config.py) before any
   model loads;
 - the train minibatches are consecutive slices of a seeded shuffle of the train split (the
-  original took file order, the same every epoch); the batch count follows GPO_SPEC 1.3 and the
+  original took file order, the same every epoch); the batch count follows the original's and the
   step's example ids are recorded in its `step` record.
 
 State lives only in the run's trajectory.jsonl (trajectory.py). Seeds depend only on (seed,
@@ -65,7 +65,7 @@ def candidate_seed(seed: int, task: str, step: int, index: int | str) -> int:
 
 def pick_exemplars(task: Task, count: int, seed: int) -> list[Example]:
     """The format exemplars shown in the meta-prompt: fixed for the run, drawn with an RNG of
-    their own so they do not depend on other tasks (GPO_SPEC 8.6)."""
+    their own so they do not depend on other tasks."""
     pool = task.split("format")
     rng = random.Random(f"{seed}:{task.name}:format")
     return [pool[i] for i in sorted(rng.sample(range(len(pool)), min(count, len(pool))))]
@@ -73,7 +73,7 @@ def pick_exemplars(task: Task, count: int, seed: int) -> list[Example]:
 
 def train_batches(task: Task, size: int, seed: int) -> list[tuple[Example, ...]]:
     """The train minibatches: consecutive slices of a seeded shuffle of the train split; a last
-    partial batch counts only when it holds at least half a batch (GPO_SPEC 1.3)."""
+    partial batch counts only when it holds at least half a batch, as in the original code."""
     examples = list(task.split("train"))
     random.Random(f"{seed}:{task.name}:train").shuffle(examples)
     full, rest = divmod(len(examples), size)
@@ -115,7 +115,7 @@ class Method:
         # paused process (SIGSTOP) nor other work on a shared machine inflates the way it does
         # wall time; a Ray pool's remote workers are not counted.
         self._cpu_before, self._cpu_started = 0.0, time.process_time()
-        self.replies = ReplyParser(self)  # issue 10: grammar, leak check, drop reasons (replies.py)
+        self.replies = ReplyParser(self)  # grammar, leak check, drop reasons (replies.py)
 
     # -- what a method defines -------------------------------------------------------------
 
@@ -243,7 +243,7 @@ class Method:
         candidates come through here, so they share the reply grammar of the step's word cap
         (`current` and `budget` set it, replies.py), the stated cap and the drop reasons.
         The cap is stated only to a constrained optimizer, which cannot write past it: told the
-        cap, free-form replies on BBH went over it as often as untold (benchmarks/README.md)."""
+        cap, free-form replies on BBH went over it as often as untold (benchmarks/grammar_replies.py)."""
         metas, grammar, max_tokens, cap = self.replies.request(metas, current, budget)
         replies = self.ask(metas, step=step, tag=tag, grammar=grammar, max_tokens=max_tokens,
                            copy_guard=self.replies.copy_guard(current))
@@ -278,7 +278,7 @@ class Method:
         new = [p for key, (p, _) in distinct.items() if key not in state.scores]
         self.on_event("candidates", {"step": step, "replies": len(parsed), "usable": len(distinct), "new": len(new),
                                      "dropped": list(parsed).count(None), "drops": self.replies.step_drops()})
-        # issue 12 hook: racing (racing.py); every new candidate's per-question scores are recorded.
+        # Racing (racing.py); every new candidate's per-question scores are recorded.
         known = {p: state.dropped[normalize_prompt(p)]["dev_outcomes"] for p in new
                  if normalize_prompt(p) in state.dropped}
         results = dict(zip(new, score_new(self.evaluator, self.task, cfg, new, known, state.dev_outcomes)))
@@ -333,7 +333,7 @@ class Method:
 
 
 class GPO(Method):
-    """GPO with every strategy switch of GPO_SPEC section 2 (see GPOConfig): a step composes
+    """GPO with every strategy switch the paper analyses (see GPOConfig): a step composes
     the registry entries the switches name."""
 
     name = "gpo"

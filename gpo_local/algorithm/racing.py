@@ -1,4 +1,4 @@
-"""Racing a step's new candidates on the dev split (issue 12): the statistics and the schedule.
+"""Racing a step's new candidates on the dev split: the statistics and the schedule.
 
 Scoring every candidate on every dev question is almost all of a run's time, yet most
 candidates are clearly worse than the step's best after a handful of questions. Racing scores
@@ -81,7 +81,7 @@ def prefix_sizes(total: int, rounds: int) -> list[int]:
 
 def question_order(total: int, seed: int, task: str) -> list[int]:
     """The order in which the dev questions are raced: one seeded shuffle for the whole run, so
-    every step and every resumed session races on the same prefixes."""
+    every step and every resumed run races on the same prefixes."""
     order = list(range(total))
     random.Random(f"{seed}:{task}:racing").shuffle(order)
     return order
@@ -209,7 +209,7 @@ def race(score: Scorer, candidates: int, order: Sequence[int], config: RacingCon
         for i in eliminate(partial, total, per_round, binary):
             dropped[i] = round_index
         alive = [i for i in alive if dropped[i] is None]
-        faults.point("race-round")  # issue 14: killed between two rounds of a raced step
+        faults.point("race-round")  # killed between two rounds of a raced step
     return Race(scores=tuple(scores), dropped_after=tuple(dropped))
 
 

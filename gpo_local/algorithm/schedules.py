@@ -1,8 +1,8 @@
 """Step-size schedules: the edit budget ("change up to N words") as a function of the step.
 
 Each factory validates its arguments and returns a pure `c -> N` function, optax style.
-`c` is the trajectory length when the step starts, so it runs from 1 to T (GPO_SPEC 2.5: the
-original indexes the schedule by len(trajectory), which never starts at 0; we keep that so the
+`c` is the trajectory length when the step starts, so it runs from 1 to T (the
+original code indexes the schedule by len(trajectory), which never starts at 0; we keep that so the
 budgets equal the paper's tables). Values are truncated with int(), as in the original.
 """
 
@@ -88,7 +88,7 @@ def make_schedule(name: str, **kwargs) -> Schedule:
 
 def total_steps(train_size: int, batch_size: int = 8, epochs: int = 3) -> int:
     """T = epochs * S, with S the number of train batches as the original counts them
-    (GPO_SPEC 1.3: a last partial batch counts only when it holds at least half a batch)."""
+    (as in the original code, a last partial batch counts only when it holds at least half a batch)."""
     full, rest = divmod(train_size, batch_size)
     batches = full + (1 if rest >= batch_size / 2 else 0)
     return epochs * batches

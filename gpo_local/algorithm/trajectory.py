@@ -9,10 +9,10 @@ a step record also carries `drops`, its optimizer replies dropped by reason (dro
 with grammar-constrained replies, `grammar_words`, their word cap (grammar.py).
 Resume keeps the records up to the last complete step and replays them.
 
-Decisions (GPO_SPEC section 8):
-- 8.4 the next prompt is the best pool member never selected before (GPO always moves, even
+Decisions where the original code is buggy or silent:
+- the next prompt is the best pool member never selected before (GPO always moves, even
   to a worse prompt); p0 counts as selected; if all were selected, the top of the pool;
-- 8.5 the final prompt is the trajectory entry with the best dev score, ties to the earliest.
+- the final prompt is the trajectory entry with the best dev score, ties to the earliest.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from gpo_local.replies.parsing import normalize_prompt
 COMPLETE = (INIT, STEP)  # the kinds that end a complete unit of work
 # The step-record key of the real-time momentum over prompts; replay scores its prompt.
 PARA_MOMENTUM_KEY = "momentum"
-# issue 12: candidate-record fields of racing (racing.candidate_fields): the per-question dev
+# candidate-record fields of racing (racing.candidate_fields): the per-question dev
 # scores of every new candidate, how many questions its score covers, and whether racing dropped it.
 DEV_OUTCOMES, DEV_QUESTIONS, ELIMINATED = "dev_outcomes", "dev_questions", "eliminated"
 
@@ -38,10 +38,10 @@ class TrajectoryState:
     scores: dict[str, float] = field(default_factory=dict)  # normalized prompt -> dev score
     prompts: dict[str, str] = field(default_factory=dict)  # normalized prompt -> text, in scoring order
     selected: set[str] = field(default_factory=set)
-    # issue 12: normalized prompt -> the candidate record of a candidate racing dropped (a partial
+    # normalized prompt -> the candidate record of a candidate racing dropped (a partial
     # score, not in the pool; generated again, its race goes on from the recorded outcomes)
     dropped: dict[str, dict] = field(default_factory=dict)
-    # issue 12: the recorded per-question dev scores (example id -> score) of every new candidate
+    # the recorded per-question dev scores (example id -> score) of every new candidate
     # scored so far, raced out or not, in scoring order: what racing's informative order reads
     dev_outcomes: list[dict[str, float]] = field(default_factory=list)
 
@@ -74,7 +74,7 @@ def replay(log: JsonlLog) -> tuple[TrajectoryState, list[dict]]:
         if record["kind"] in COMPLETE:
             complete = i + 1
     log.truncate_after(complete)
-    faults.point("resume-truncated")  # issue 14
+    faults.point("resume-truncated")
     records = records[:complete]
     state = TrajectoryState()
     for record in records:

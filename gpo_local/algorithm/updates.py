@@ -1,15 +1,16 @@
 """The update rule: the meta-prompt sent to the optimizer model and the parsing of its reply.
 
 All meta-prompt wording lives in this module, in the project's own words (the original has no
-licence). Structure follows GPO_SPEC 3.1: task line, history block, current prompt, optional
-problems section, exemplar explanation, exemplars, request, step-size line, output format.
+licence). Structure follows the original's update meta-prompt: task line, history block, current
+prompt, optional problems section, exemplar explanation, exemplars, request, step-size line,
+output format.
 
-Decisions (GPO_SPEC section 8):
-- 8.3 scores are shown on the 0-100 scale the text announces, rounded to 1 decimal;
-- 8.8 parsing takes the first <START>...<END> pair non-greedily, removes stray tags,
+Decisions where the original code is buggy or silent:
+- scores are shown on the 0-100 scale the text announces, rounded to 1 decimal;
+- parsing takes the first <START>...<END> pair non-greedily, removes stray tags,
   `**` and wrapping quotes; without tags the whole reply is kept (the original's behaviour,
   `require_tags=True` drops it instead); empty results are dropped;
-- 8.6 de-duplication is ordered and whitespace-normalized, and the caller registers p0.
+- de-duplication is ordered and whitespace-normalized, and the caller registers p0.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def render_scored(prompt: str, score: float) -> str:
 
 
 def render_history(history: Sequence[TrajectoryEntry], kind: str = "list") -> str:
-    """The history block (GPO_SPEC 3.1 item 2); `kind` picks the header of mode a, b or c."""
+    """The history block of the update meta-prompt; `kind` picks the header of mode a, b or c."""
     items = [render_scored(e.prompt, e.dev_score) for e in history]
     return "\n\n".join([f"{HISTORY_HEADERS[kind]} {SCORE_SCALE}", *items])
 
@@ -82,8 +83,8 @@ def render_update(
         task = f"Your task is to write a prompt that replaces {PLACEHOLDER} in the task inputs below."
     # The examples come first and are explained plainly, so that a small optimizer model induces
     # the task from them instead of rewording the current prompt: with the history first (the
-    # original's order, GPO_SPEC 3.1) Qwen2.5-Coder-1.5B named the task of the built-in `antonyms`
-    # in about 1 reply in 12; with this order, 3 in 6 (at temperature 0.7).
+    # original code's order) Qwen2.5-Coder-1.5B rarely named the task of the built-in `antonyms`;
+    # with this order it often does.
     sections = [task, (
         f"Below are examples of the task. In each input, {PLACEHOLDER} stands for the prompt; the output is "
         "the answer the model must give (an answer that differs from it counts as wrong). Work out what the "
@@ -118,7 +119,7 @@ def render_update(
 
 
 def render_feedback(prompt: str, wrong: Sequence[tuple[Example, str]]) -> str:
-    """The feedback-gradient meta-prompt (GPO_SPEC 3.2): the current prompt and the train
+    """The feedback-gradient meta-prompt (the paper's analogical gradient): the current prompt and the train
     examples it got wrong, each with the model's final answer and the expected one."""
     shown = "\n\n".join(f"Question:\n{example.input}\nWrong answer: {answer}\nExpected answer: {example.shown_target}"
                          for example, answer in wrong)
@@ -134,8 +135,8 @@ def render_feedback(prompt: str, wrong: Sequence[tuple[Example, str]]) -> str:
 
 
 def render_feedback_merge(previous: str, new: str) -> str:
-    """Real-time momentum over feedback (GPO_SPEC 3.3): fold the new problems into the running
-    summary of earlier ones."""
+    """Real-time momentum over feedback (the paper's real-time momentum): fold the new problems
+    into the running summary of earlier ones."""
     return "\n\n".join([
         "Your task is to combine two lists of problems found with a prompt into one.",
         f"Problems found with earlier versions of the prompt:\n{previous}",
@@ -146,8 +147,8 @@ def render_feedback_merge(previous: str, new: str) -> str:
 
 
 def render_prompt_summary(previous: TrajectoryEntry, current: TrajectoryEntry) -> str:
-    """Real-time momentum over prompts (GPO_SPEC 3.3): summarize the previous momentum prompt and
-    the current prompt, each with its score, into one prompt."""
+    """Real-time momentum over prompts (the paper's real-time momentum): summarize the previous
+    momentum prompt and the current prompt, each with its score, into one prompt."""
     return "\n\n".join([
         "Your task is to summarize two prompts into one prompt.",
         f"Here are the two prompts with their scores. {SCORE_SCALE}",

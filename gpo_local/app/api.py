@@ -223,7 +223,7 @@ def result_summary(result, method, config) -> dict:
         # The budget this method planned within GPO's under the same config (see methods/__init__.py).
         "budget": {"steps_planned": len(plan), "steps_done": len(result.trajectory) - 1,
                    "optimizer_calls_planned": sum(plan), "reference_optimizer_calls": reference_calls(config)},
-        "drops": method.drop_totals(),  # issue 10: dropped optimizer replies by reason (drops.py)
+        "drops": method.drop_totals(),  # dropped optimizer replies by reason (drops.py)
         "candidate_replies": method.replies.reply_total(),  # the replies those drops are out of
         # Per-example test outcomes of the initial and the final prompt (for reports).
         "test_outcomes": {role: [asdict(o) for o in r.outcomes] if r else None
@@ -234,7 +234,7 @@ def result_summary(result, method, config) -> dict:
 
 def _models_and_embedder(settings, models, embedder, run):
     """The models and the embedder, and the function that releases the run's lock, taken
-    before any model loads (issue 14: RunDir.lock)."""
+    before any model loads (RunDir.lock)."""
 
     runtime = settings.runtime
     if embedder is None:
@@ -252,7 +252,7 @@ def _load_models(settings, models, embedder):
     runtime = settings.runtime
     if models is None:
         task_spec, optimizer_spec = runtime["task_model"], runtime["optimizer_model"] or runtime["task_model"]
-        if runtime.get("ray"):  # the task model on Ray actors, the optimizer here (issue 13, cluster.py)
+        if runtime.get("ray"):  # the task model on Ray actors, the optimizer here (cluster.py)
 
             models = load_models_on_ray(task_spec, optimizer_spec, runtime)
         else:

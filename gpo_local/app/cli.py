@@ -68,7 +68,7 @@ class Cli(click.Group):
             return super().invoke(ctx)
         except GpoError as error:
             raise click.ClickException(str(error)) from None
-        except OSError as error:  # issue 14: a full, read-only or misplaced file as one line (storage.py)
+        except OSError as error:  # a full, read-only or misplaced file as one line (storage.py)
 
             raise click.ClickException(str(storage_error(error))) from None
         except KeyboardInterrupt:
@@ -104,7 +104,7 @@ def optimize(ctx, task, config_file, resume, dry_run, **options):
             raise click.UsageError("--resume needs --run-dir (the run to continue)")
         run = RunDir(Path(values["run_dir"]))
         saved = run.saved_config()
-        done, damage = run.finished_result()  # issue 14: a damaged result.json is recomputed
+        done, damage = run.finished_result()  # a damaged result.json is recomputed
         if damage:
             click.echo(f"{damage}: recomputing it from the trajectory", err=True)
         if done is not None:
@@ -129,7 +129,7 @@ def _dry_run(settings) -> None:
     n_dev = len(settings.task.split("eval", settings.config.dev_limit))
     click.echo(f"task {settings.task.name}: {n_dev} dev examples; "
                f"timing a few generations of {settings.runtime['task_model']}...", err=True)
-    rates = walltime.measure(settings)  # issue 12: timed as the evaluator batches, racing modelled
+    rates = walltime.measure(settings)  # timed as the evaluator batches, racing modelled
     click.echo(budget.format_estimate(est))
     click.echo(walltime.describe(est, rates, n_dev, settings.config.racing, settings.config.racing_order))
 
@@ -184,11 +184,11 @@ def eval_command(ctx, task, prompt, split, limit, position, as_json, quiet, even
     task_model = runtime["task_model"]
     for notice in notices:
         click.echo(notice, err=True)
-    if not no_cache:  # issue 14 hook: GPO_LOCAL_HOME must be a directory, known before the model loads
+    if not no_cache:  # GPO_LOCAL_HOME must be a directory, known before the model loads
 
         check_home(home_dir())
     prompt = loaded_task.adapt_prompt(prompt)
-    if ray:  # issue 13: the task model on Ray actors (cluster.py)
+    if ray:  # the task model on Ray actors (cluster.py)
         model = task_model_pool(resolve_model(task_model), **ray, n_ctx=n_ctx, threads=threads,
                                 n_gpu_layers=n_gpu_layers, parallel=parallel)
     else:
@@ -240,7 +240,7 @@ def show(run_dir):
         table.add_row(step.label, budget, spread, str(len(step.candidates)), _shorten(step.prompt, 70),
                       percent(step.dev_score))
     console.print(table)
-    _show_raced(console, run)  # issue 12
+    _show_raced(console, run)
     if run.pending:
         console.print(f"{len(run.pending)} candidates of an unfinished step are recorded (resume continues it)")
 
@@ -260,7 +260,7 @@ def show(run_dir):
 
 
 def _show_raced(console, run) -> None:
-    """The candidates racing dropped (issue 12): their score is a partial mean."""
+    """The candidates racing dropped: their score is a partial mean."""
     dropped = [c for s in run.steps for c in s.candidates if c.get("eliminated")]
     for c in dropped:
         console.print(f"step {c['step'] + 1}: raced out after {c.get('dev_questions')} dev questions "
@@ -296,7 +296,7 @@ def models(no_hash, verify):
 
     for name, entry in sorted(load_catalog().items()):
         click.echo(f"{name}  [{entry.kind}]  {entry.description}")
-        if entry.pack() is not None:  # issue 10 hook: chunked packs report their state (packs.py)
+        if entry.pack() is not None:  # chunked packs report their state (packs.py)
 
             click.echo(f"  {describe_pack(entry.pack(), home_dir() / 'models', rehash=verify)}")
             continue
@@ -368,11 +368,14 @@ def bench_throughput(json_path, llama_server, questions, threads):
 @click.option("--dry-run", is_flag=True, help="Validate the config and list the cells and their commands; run nothing.")
 @click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
               help="Run the cells as Ray tasks on this cluster (auto: the one running on this machine).")
-def bench_quality(config_path, out, dry_run, ray_address):
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder the config's relative task paths are read from [default: $GPO_LOCAL_DATA, "
+                   "else the config's data_root].")
+def bench_quality(config_path, out, dry_run, ray_address, data_root):
     """Methods x tasks x seeds (x task models), one optimize run per cell; resumable. Writes
     results.md, results.csv and results.json in the output directory."""
 
-    config = load_config(config_path)
+    config = load_config(config_path, data_root=data_root)
     out = out or home_dir() / "bench" / config_path.stem
     check_cells(config, out)
     if dry_run:
@@ -388,7 +391,7 @@ def bench_quality(config_path, out, dry_run, ray_address):
 
     signal.signal(signal.SIGTERM, terminate)
     run_cells = None
-    if ray_address:  # issue 13: every cell a Ray task (quality/ray_run.py)
+    if ray_address:  # every cell a Ray task (quality/ray_run.py)
 
         run_cells = RayCells(connect(ray_address))
     try:

@@ -1,4 +1,4 @@
-"""The GPO paper's headline test scores (GPO_SPEC 6.2, Table 5), for a column beside ours.
+"""The GPO paper's headline test scores (its main results table), for a column beside ours.
 
 They were measured with other models (task model Llama-2-7b-chat, optimizer gpt-3.5-turbo) on
 the benchmarks' full test splits, BBH and MMLU macro-averaged over all their tasks, so they are a
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SOURCE = "GPO paper (GPO_SPEC 6.2), Llama-2-7b-chat task model, gpt-3.5-turbo optimizer"
+SOURCE = "GPO paper (main results), Llama-2-7b-chat task model, gpt-3.5-turbo optimizer"
 
 BENCHMARKS = ("BBH", "GSM8K", "MMLU", "WSC", "WebNLG")
 

@@ -139,7 +139,7 @@ class Progress:
     def _new_run(self, steps: int | None) -> None:
         """Run-level state for the steps bar (reset by each run_started event)."""
         self.best: float | None = None
-        self.scored = 0  # candidates scored in this session
+        self.scored = 0  # candidates scored by this process
         self.steps_total = steps
         self.steps_done = 0
         self._steps_started_at: float | None = None

@@ -230,12 +230,12 @@ def _candidate_row(c: dict, pending: bool) -> dict:
     return {"step": c["step"] + 1, "dev": percent(c["dev_score"]), "budget": c.get("budget"),
             "distance": c.get("edit_distance"), "new": c.get("new", True), "prompt": c["prompt"],
             "pending": pending,
-            # issue 12: dropped by racing, its dev score is the mean over `questions` questions
+            # Dropped by racing, its dev score is the mean over `questions` questions
             "eliminated": bool(c.get("eliminated")), "questions": c.get("dev_questions")}
 
 
 def _drops_text(run: RunView) -> str:
-    """Issue 10: the run's dropped optimizer replies by reason (drops.py)."""
+    """The run's dropped optimizer replies by reason (drops.py)."""
 
     return describe(*step_views_total(run.steps)) + describe_cuts(run.steps)
 

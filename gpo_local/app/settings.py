@@ -5,7 +5,7 @@ top-level keys are optimize option names with dashes or underscores), the task's
 defaults (built-in tasks are sized for a laptop), and GPOConfig's defaults (the paper's
 headline configuration). The CLI (`optimize`) and the benchmark harness both call `resolve`.
 
-Validation (GPO_SPEC 8.18): unknown names list the known ones; the original's spellings
+Validation: unknown names list the known ones; the original's spellings
 `relavance` and `consine` are accepted; combinations that crash in the original or have no
 effect are rejected with a message naming both options. Strategy switches only apply to
 `--method gpo`; `sgdm` is a preset of them (only its step size, --lr-init and --warmup, can be
@@ -133,7 +133,7 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
     _check_switches(method, given, v)
     if method in ("empty", "cot") and "initial_prompt" in given:
         raise ConfigError(f"--initial-prompt does not apply to --method {method} (its prompt is fixed)")
-    if v.get("initial_prompt") is not None and not str(v["initial_prompt"]).strip():  # issue 14
+    if v.get("initial_prompt") is not None and not str(v["initial_prompt"]).strip():
         raise ConfigError("--initial-prompt is empty: give a starting instruction, leave the option out for the "
                           "task's own, or use --method empty for the no-instruction baseline")
     seed = v.get("seed") or 0
@@ -153,12 +153,12 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
         steps = total_steps(len(task.split("train"))) if "train" in task.splits else 3
         if steps == 0:
             raise ConfigError(f"task {task.name!r}: the train split is too small to set a step count "
-                              "(GPO_SPEC 8.17); pass --steps")
+                              "(fewer than half a batch); pass --steps")
     chosen = {name: v[name] for name in (f.name for f in fields(GPOConfig)) if v.get(name) is not None}
     # A task's own defaults (a built-in task's optimize_defaults) win over the options' generic
     # ones and lose to what the user set. `v` also holds the command line's shown defaults
-    # (--position Q_end), so only the names in `given` may override the task: before this, the
-    # built-in antonyms' "Q_begin" was silently replaced by Q_end on every command-line run.
+    # (--position Q_end), so only the names in `given` may override the task; otherwise a shown
+    # default such as Q_end would silently replace the built-in antonyms' "Q_begin".
     task_defaults = {name: value for name, value in task.optimize_defaults.items() if name not in given}
     chosen = {**chosen, **task_defaults, "steps": steps, "seed": seed, "method": method}
     if "selection" in chosen:

@@ -1,4 +1,4 @@
-"""The wall-time estimate of `optimize --dry-run`, timed the way a run really spends it (issue 12).
+"""The wall-time estimate of `optimize --dry-run`, timed the way a run really spends it.
 
 The first estimate timed 4 first-round generations in one batch and multiplied by the number of
 generations: far from what a run does, since the evaluator sends 64 (prompt, question) pairs per
@@ -11,8 +11,8 @@ question's prefix. Here the rates are measured on that workload:
   the candidates those replies parsed to (a variant of the initial prompt when none parsed) on
   the dev questions that make 32 pairs (two decoders full), both rounds included. Timing the
   run's own kind of candidate matters: a constrained reply runs to its word cap, and the task
-  model answers a long instruction with more tokens (a `local.toml` cell: 1.77 s a pair on its
-  19-49-word candidates against 1.00 s on "Let's think step by step." and a 3-word variant);
+  model answers a long instruction with more tokens, so a pair of a long candidate takes longer
+  than a pair of "Let's think step by step.";
 - model loading, timed.
 
 The estimate is then load + pairs x seconds per pair + optimizer calls x seconds per call, where
@@ -20,20 +20,16 @@ pairs counts dev, train and test pairs (budget.estimate). budget.estimate counts
 reply as a new candidate scored on the whole dev split: an upper bound. Replies that are dropped
 (truncated, malformed, a restated example) or repeat an earlier prompt are never scored, so the
 expected dev pairs of the candidates are scaled by NEW_SHARE, the share of replies that became
-new candidates in recorded runs: 0.33-0.63, mean 0.52, over seven runs of the main job
-(`optimize antonyms`, seeds 0-2, 24 replies each, 2026-11-29/30), free-form replies. A
+new candidates in recorded runs of the main job with free-form replies (about half). A
 grammar-constrained reply is always a prompt within its cap, so only repeats and restated
-examples are not new: NEW_SHARE_CONSTRAINED, 59 of 60 replies in the first constrained runs
-(2026-11-30: the main job with `--grammar` 24 of 24, GPO at 8 candidates on BBH navigate 23 of
-24, a `local.toml` cell 12 of 12). The dry run prints the expected figure and the upper bound.
+examples are not new: NEW_SHARE_CONSTRAINED, nearly all replies in recorded constrained runs.
+The dry run prints the expected figure and the upper bound.
 With racing, the candidates' dev pairs are also scaled by raced_share(n_dev), the share of dev
 pairs racing scores at its default error level, rounds and order, replayed on real runs recorded
-with --no-racing (benchmarks/racing.py, error 0.05, 4 rounds, informative order): 95.5% at 24
-dev questions (the `local.toml` cells of seeds 0 and 1), 67.1% at 40 (the main job, two runs),
-55.1% at 48 (GPO at 8 candidates on BBH navigate and boolean_expressions); interpolated between
-those points and held at the ends. With `--racing-order random` (the same replays): 97.5%, 71.1%
-and 71.7%. Both shares are averages, not bounds: a step whose candidates are all new and all
-alike races to the end.
+with --no-racing (benchmarks/racing.py, error 0.05, 4 rounds) at 24, 40 and 48 dev questions
+(RACED_SHARES), interpolated between those points and held at the ends; the random order saves
+less than the informative one. Both shares are averages, not bounds: a step whose candidates
+are all new and all alike races to the end.
 
 Earlier runs of the same workload calibrate the estimate (`history`): finished runs of the same
 method, task, task and optimizer model files, reply mode, word cap, position and threads
@@ -42,8 +38,8 @@ $GPO_LOCAL_HOME/runs and beside --run-dir (a bench cell's other seeds). Their ev
 rates the run really spent its time at (`recorded_rates`): seconds per scored pair, per optimizer
 reply, and the share of replies that became new candidates (and with racing, the share of their
 dev pairs scored). Pooled, they replace the timed rates and shares: a timed sample of three
-candidates misses how long a run's candidates are and how many replies it drops. Measured by
-leave-one-out on recorded runs (benchmarks/dry_run_history.py, benchmarks/README.md).
+candidates misses how long a run's candidates are and how many replies it drops. How close the
+calibrated estimate lands: docs/results.md, "The wall-time estimate (--dry-run)".
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def as_messages(conversation: Conversation) -> list[Message]:
 
 class LLM(Protocol):
     """A chat model. `fingerprint` identifies the weights (the GGUF sha256) for memoization;
-    `supports_grammar` whether `generate` takes a `grammar`, a `copy_guard` and a `min_p` (issue 10)."""
+    `supports_grammar` whether `generate` takes a `grammar`, a `copy_guard` and a `min_p`."""
 
     fingerprint: str
     supports_grammar: bool
@@ -74,13 +74,13 @@ class LLM(Protocol):
 
     @property
     def eval_slots(self) -> int | None:
-        """Sequences one evaluator call can keep busy (its chunks are four times that; issue 12's
+        """Sequences one evaluator call can keep busy (its chunks are four times that: the
         wide decoder); None: no preference."""
         ...
 
     @property
     def context_note(self) -> str:
-        """Appended to the context size in messages: how it came about (issue 14: llama.cpp
+        """Appended to the context size in messages: how it came about (llama.cpp
         may round --n-ctx up), or ""."""
         ...
 
@@ -130,7 +130,7 @@ def two_rounds(llm: LLM, first: Sequence[Conversation], follow_up: FollowUp, *, 
         return native(first, follow_up, max_tokens=max_tokens, temperature=temperature)
     replies = llm.generate(first, max_tokens=max_tokens[0], temperature=temperature)
     seconds = [(i, follow_up(i, reply)) for i, reply in enumerate(replies)]
-    faults.point("two-round-chain")  # issue 14
+    faults.point("two-round-chain")
     seconds = [(i, c) for i, c in seconds if c is not None]
     finals: dict[int, str] = {}
     if seconds:

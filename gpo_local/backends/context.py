@@ -7,7 +7,7 @@ from __future__ import annotations
 
 def sequence_limit(llama_ctx: int, seq_ctx: int | None) -> int:
     """The per-sequence limit in tokens: the Llama's context (the per-request limit of
-    Llama.create_completion), or `seq_ctx` when smaller (issue 12). A smaller one lowers the
+    Llama.create_completion), or `seq_ctx` when smaller. A smaller one lowers the
     default total of KV cells with it: more sequences in the same KV memory for short requests
     (the evaluator's); a generation reaching it ends with finish reason "length", so callers
     route only requests that fit (``LlamaCppModel._chain_decoder``)."""

@@ -1,7 +1,7 @@
-"""The copy guard: optimizer replies that cannot restate a shown task example (issue 10).
+"""The copy guard: optimizer replies that cannot restate a shown task example.
 
 Exemplar leakage (leaks.py) is the main reason a grammar-constrained reply of the 1.5B optimizer
-is dropped: in `local.toml`, 7 of GPO's 8 drops (benchmarks/README.md). The leak check drops
+is dropped. The leak check drops
 such a reply after it is written; the guard keeps it from being written, in the sampler, as a
 grammar keeps a reply in its format. It is the `encoder_no_repeat_ngram_size` of Hugging Face's
 `generate`, applied to what the meta-prompt shows as examples:
@@ -15,9 +15,8 @@ grammar keeps a reply in its format. It is the `encoder_no_repeat_ngram_size` of
 Why every run of an exemplar, the task's shared wording too: a first version banned only the
 runs particular to one exemplar, and left navigate's "If you follow these instructions, do you
 return to the starting point?" and its "Options: - Yes - No" free, since every exemplar has
-them. GPO's replies then restated that shared template instead (8 cells of `local.toml`: 4
-restated examples in 96 replies against 7 without a guard, and 39 of seed 0's 44 new candidates
-the unguarded ones; banning every run: none, 20 of 45; benchmarks/README.md, "The copy guard").
+them. GPO's replies then restated that shared template instead, and most of its candidates
+were the unguarded run's own (benchmarks/copy_guard.py compares runs with and without it).
 An instruction says what to do in its own words; quoting 5 tokens of the task stays possible.
 
 Why RUN = 6 tokens: about 4 words of the 1.5B's tokenizer (navigate's first exemplar is 20 words,

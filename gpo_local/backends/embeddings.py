@@ -1,4 +1,4 @@
-"""Sentence embeddings for relevance retrieval (GPO_SPEC 2.3).
+"""Sentence embeddings for relevance retrieval (the paper's relevance-based momentum).
 
 The embedder is loaded once per process (the original reloaded it every step). Vectors are
 L2-normalized float32, so an inner product is a cosine similarity. `fingerprint` identifies the

@@ -14,7 +14,7 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     temperature: float = 0.0
     seed: int | None = None
-    grammar: str | None = None  # issue 10: a GBNF grammar the reply must follow (constrained.py)
+    grammar: str | None = None  # a GBNF grammar the reply must follow (constrained.py)
     banned_runs: tuple[tuple[int, ...], ...] = ()  # token runs the reply must not complete (copy_guard.py)
     min_p: float = 0.0  # a sampled token's probability must be at least min_p times the likeliest's (slots.py)
 

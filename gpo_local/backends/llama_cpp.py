@@ -28,7 +28,7 @@ from gpo_local.backends.batched import BatchedDecoder
 from gpo_local.backends.batched import GenerationRequest
 
 GGUF_MAGIC = b"GGUF"
-# issue 12: the evaluator's decoder carries EVAL_PARALLEL sequences of EVAL_SEQ_CTX cells each
+# The evaluator's decoder carries EVAL_PARALLEL sequences of EVAL_SEQ_CTX cells each
 # (48 x 1024 cells: 1.1 GB of f16 KV for SmolLM2-135M), used when a call's two-round chains fit;
 # FOLLOW_UP_ROOM bounds the tokens of a follow-up turn's chat framing and question.
 EVAL_PARALLEL = 16
@@ -112,13 +112,13 @@ class LlamaCppModel:
         except (ValueError, RuntimeError, OSError) as error:
             raise ModelError(f"cannot load GGUF model {self.path}: {error} (truncated or unsupported file?)") from None
         self.n_ctx = self.llama.n_ctx()
-        # Issue 14: llama.cpp may round the context up; messages name the size in force.
+        # llama.cpp may round the context up; messages name the size in force.
         self.context_note = "" if self.n_ctx == n_ctx else f" (--n-ctx {n_ctx}, which llama.cpp set to {self.n_ctx})"
         # Generation goes through the batched multi-sequence decoder (backends/batched.py),
         # which runs `parallel` sequences at once in its own context; the Llama object serves
         # tokenization and metadata. Flash attention matches the decoder's setting.
         self.parallel = parallel
-        # issue 12: a second decoder with more, shorter sequences for the evaluator's chains.
+        # A second decoder with more, shorter sequences for the evaluator's chains.
         # At most 63: a generation step of all of them stays one ubatch below 64 rows (batched.py).
         self.eval_parallel = min(63, EVAL_PARALLEL if eval_parallel is None else eval_parallel)
         self.eval_seq_ctx = min(eval_seq_ctx, self.n_ctx)
@@ -142,7 +142,7 @@ class LlamaCppModel:
         return self._formatter(messages=as_messages(conversation)).prompt
 
     def tokens(self, conversation: Conversation) -> list[int]:
-        # The template already writes the BOS token where the model wants it. Issue 14 hook:
+        # The template already writes the BOS token where the model wants it, and
         # only the template's markers are special tokens, contents stay text (text_tokens.py).
 
         return conversation_tokens(self._tokenize, lambda messages: self._formatter(messages=messages).prompt,
@@ -172,7 +172,7 @@ class LlamaCppModel:
 
         return BatchedDecoder(self.llama, n_seq_max=self.parallel)
 
-    # issue 10: `grammar=` (GBNF) constrains replies (backends/constrained.py), `copy_guard=` bans
+    # `grammar=` (GBNF) constrains replies (backends/constrained.py), `copy_guard=` bans
     # copied runs (backends/copy_guard.py), `min_p=` truncates the sampled distribution (slots.py).
     supports_grammar = True
 
@@ -217,7 +217,7 @@ class LlamaCppModel:
             if index in first_replies:  # the second turn ended: so does the chain
                 return None
             first_replies[index] = completion.text
-            faults.point("two-round-chain")  # issue 14: a first turn ended, its second not yet admitted
+            faults.point("two-round-chain")  # a first turn ended, its second not yet admitted
             conversation = follow_up(index, completion.text)
             if conversation is None:
                 return None
@@ -228,7 +228,7 @@ class LlamaCppModel:
         return [(first_replies[i], completion.text if i in with_second else None)
                 for i, completion in enumerate(finals)]
 
-    # -- issue 12: the evaluator's wide decoder ------------------------------------------------
+    # -- the evaluator's wide decoder --------------------------------------------------------
 
     @property
     def eval_slots(self) -> int:

@@ -26,7 +26,7 @@ def memo_key(fingerprint: str, conversation: Conversation, *, max_tokens: int, t
              min_p: float = 0.0) -> str:
     key = [fingerprint, as_messages(conversation), max_tokens, float(temperature),
            seed if temperature > 0 else None, list(stop)]
-    if grammar is not None:  # issue 10: a constrained reply differs; keys without one are unchanged
+    if grammar is not None:  # a constrained reply differs; keys without one are unchanged
         key.append(grammar)
     if copy_guard is not None:  # so does a guarded one (backends/copy_guard.py)
         key.append(copy_guard.key())

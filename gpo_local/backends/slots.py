@@ -164,8 +164,8 @@ def plan_batch(busy: Sequence[Slot], n_batch: int) -> list[tuple[Slot, int, bool
 
 def choose_token(job: Job, logits: np.ndarray) -> int:
     """The next token of a job: `draw_token`, without the tokens that would complete a banned
-    run (copy_guard.py) and restricted to what the job's grammar allows (issue 10,
-    constrained.py) when it has them."""
+    run (copy_guard.py) and restricted to what the job's grammar allows
+    (constrained.py) when it has them."""
     guarded = job.ban.apply(job.generated, logits) if job.ban is not None else logits
     if job.grammar is not None:
         return job.grammar.choose(lambda z: draw_token(job, z), guarded, job.request.temperature <= 0,

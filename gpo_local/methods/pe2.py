@@ -59,9 +59,8 @@ class PE2(Method):
     needs_train = True
     uses_format = False
     # "Give your reasoning first", yet constrained replies get no room for it (reasons_first off):
-    # measured on recorded PE2 meta-prompts, room to reason gave fewer usable replies (9 of 16 with
-    # 128 reasoning tokens, 12 of 16 with 320, against 13 of 16 without) at 2-2.4x the seconds
-    # (benchmarks/reasoning_grammar.py, benchmarks/README.md).
+    # on recorded PE2 meta-prompts, room to reason gave fewer usable replies at about twice the
+    # seconds (benchmarks/reasoning_grammar.py measures both).
     reasons_first = False
 
     @classmethod

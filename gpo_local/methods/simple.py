@@ -1,4 +1,4 @@
-"""The two evaluation-only baselines (GPO_SPEC 6.2): no instruction, and the zero-shot
+"""The two evaluation-only baselines of the paper's main results: no instruction, and the zero-shot
 chain-of-thought trigger. They make no optimizer call and score one prompt on the dev split
 (and on test), so they spend none of the budget."""
 

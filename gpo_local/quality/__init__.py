@@ -12,7 +12,7 @@ result files (results.json, results.csv, results.md) are rebuilt from the cell d
 written atomically, so a kill loses at most the cell in progress; restarted, the harness skips
 cells with a result.json and resumes a started one with `optimize --resume`.
 
-The config (TOML; see benchmarks/configs/ and benchmarks/README.md):
+The config (TOML; see benchmarks/configs/ and docs/benchmarking.md):
 
     [bench]
     tasks = ["../../../shared/data/bbh/navigate", "sentiment"]   # dirs relative to this file, then the cwd

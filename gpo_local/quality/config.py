@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -34,7 +35,11 @@ HARNESS_OPTIONS = {
 # Options the installed optimize command has beyond these are accepted too; whether the installed
 # command supports a given option is checked per cell by check_cells() before anything runs.
 CONTRACT_OPTIONS = frozenset(o.flag[2:] for o in OPTIONS if o.cli and o.group != "task") - set(HARNESS_OPTIONS)
-BENCH_KEYS = {"tasks", "methods", "seeds", "task_models", "description"}
+BENCH_KEYS = {"tasks", "methods", "seeds", "task_models", "description", "data_root"}
+# The folder that relative task paths of a config are read from: `bench quality --data-root`, else
+# this environment variable, else the config's [bench] data_root (relative to the config file).
+DATA_ROOT_ENV = "GPO_LOCAL_DATA"
+DATA_DOCS = "docs/benchmarking.md"
 TOP_KEYS = {"bench", "optimize", "methods", "variants"}
 
 
@@ -123,6 +128,7 @@ class BenchConfig:
     seeds: tuple[int, ...]
     task_models: tuple[str, ...]
     raw: dict = field(repr=False)
+    data_root: Path | None = None  # where relative task paths were read from (None: beside the config)
 
     def cells(self, out: Path) -> list[Cell]:
         """The cell matrix, seed by seed (so that a partial run has whole seeds), then task model,
@@ -145,7 +151,10 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem) or "model"
 
 
-def load_config(path: Path, *, known_options: Iterable[str] | None = None, cwd: Path | None = None) -> BenchConfig:
+def load_config(path: Path, *, known_options: Iterable[str] | None = None, cwd: Path | None = None,
+                data_root: Path | str | None = None) -> BenchConfig:
+    """Load and validate a bench config. `data_root` (the --data-root flag) overrides the
+    GPO_LOCAL_DATA environment variable, which overrides the config's [bench] data_root."""
     path = Path(path)
     where = str(path)  # as the user gave it
     try:
@@ -164,9 +173,23 @@ def load_config(path: Path, *, known_options: Iterable[str] | None = None, cwd: 
     if not isinstance(description, str):
         reader.fail("[bench]", "description: must be a string")
     rows = reader.rows(methods)
-    tasks = reader.tasks(cwd or Path.cwd())
+    root = resolve_data_root(data_root, reader.data_root(), path, cwd or Path.cwd())
+    tasks = reader.tasks(cwd or Path.cwd(), root)
     return BenchConfig(path=path, description=description, tasks=tuple(tasks), rows=tuple(rows), seeds=tuple(seeds),
-                       task_models=tuple(task_models or [DEFAULT_TASK_MODEL]), raw=raw)
+                       task_models=tuple(task_models or [DEFAULT_TASK_MODEL]), raw=raw, data_root=root)
+
+
+def resolve_data_root(flag: Path | str | None, config_value: str | None, config_path: Path,
+                      cwd: Path) -> Path | None:
+    """The data folder: the flag (relative to the working directory), else $GPO_LOCAL_DATA, else the
+    config's data_root (relative to the config file); None when none is set."""
+    if flag:
+        return (cwd / Path(flag).expanduser()).resolve()
+    if os.environ.get(DATA_ROOT_ENV):
+        return (cwd / Path(os.environ[DATA_ROOT_ENV]).expanduser()).resolve()
+    if config_value:
+        return (config_path.resolve().parent / Path(config_value).expanduser()).resolve()
+    return None
 
 
 class _Reader:
@@ -282,8 +305,15 @@ class _Reader:
             sources["method"] = section
         return Row(name, method, values, sources, is_variant=True)
 
-    def tasks(self, cwd: Path) -> list[TaskRef]:
-        tasks = [_resolve_task(spec, self.path, cwd, lambda msg: self.fail("[bench]", f"tasks: {msg}"))
+    def data_root(self) -> str | None:
+        value = self.bench.get("data_root")
+        if value is not None and (not isinstance(value, str) or not value):
+            self.fail("[bench]", f"data_root: must be a non-empty string, a folder (got {value!r})")
+        return value
+
+    def tasks(self, cwd: Path, data_root: Path | None) -> list[TaskRef]:
+        tasks = [_resolve_task(spec, self.path, cwd, lambda msg: self.fail("[bench]", f"tasks: {msg}"),
+                               data_root)
                  for spec in self.string_list("tasks", required=True)]
         names = [t.name for t in tasks]
         for name in names:
@@ -302,13 +332,30 @@ def _resolve_model(spec: str, config_path: Path) -> str:
     return str(beside.resolve()) if beside.is_file() else spec
 
 
-def _resolve_task(spec: str, config_path: Path, cwd: Path, fail) -> TaskRef:
-    """A built-in task name, or a directory: relative paths are tried against the config file's
-    directory first, then the working directory. The task is loaded, so that a broken data
-    directory fails here, before any cell runs."""
+def _missing_data_folder(root: Path, spec: str) -> ConfigError:
+    """One line naming the first missing folder on the way from the data root to a task, and what
+    the data root must hold."""
+    missing = root
+    for part in Path(spec).parts:
+        if not missing.is_dir():
+            break
+        missing = missing / part
+    return ConfigError(f"data folder {missing} not found: set {DATA_ROOT_ENV} or --data-root to a folder holding "
+                       f"{Path(spec).as_posix()}/{{train,eval,format}}.jsonl ({DATA_DOCS})")
+
+
+def _resolve_task(spec: str, config_path: Path, cwd: Path, fail, data_root: Path | None = None) -> TaskRef:
+    """A built-in task name, or a directory: relative paths are read from the data root when one
+    is set, otherwise tried against the config file's directory first, then the working directory.
+    The task is loaded, so that a broken data directory fails here, before any cell runs."""
 
     if spec in BUILTIN_TASKS:
         target = spec
+    elif data_root is not None and not Path(spec).expanduser().is_absolute():
+        found = data_root / spec
+        if not found.is_dir():
+            raise _missing_data_folder(data_root, spec)
+        target = str(found.resolve())
     else:
         given = Path(spec).expanduser()
         tries = [given] if given.is_absolute() else [config_path.resolve().parent / given, cwd.resolve() / given]

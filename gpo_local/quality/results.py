@@ -183,7 +183,7 @@ def paired_comparisons(config: BenchConfig, cells: list[dict]) -> list[dict]:
 
 def _usable_replies(cells: list[dict]) -> dict:
     """Optimizer replies that became candidates (not dropped), summed over the cells that count
-    their replies (issue 10's usable-reply target)."""
+    their replies."""
     counted = [c for c in cells if c.get("candidate_replies") is not None]
     replies = sum(c["candidate_replies"] for c in counted)
     usable = replies - sum(c["dropped_replies"] or 0 for c in counted)

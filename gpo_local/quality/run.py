@@ -108,7 +108,7 @@ class _Lock:
 def run_bench(config: BenchConfig, out: Path, *, runner: CellRunner, ui=None, run_cells=None) -> dict:
     """Run every unfinished cell of `config` into `out` and return the results (also written to
     out/results.{json,csv,md} after every cell). `run_cells` replaces the loop over the cells to
-    run (issue 13: quality/ray_run.py runs them as Ray tasks)."""
+    run (quality/ray_run.py runs them as Ray tasks)."""
 
     ui = ui or SilentProgress()
     out = Path(out)

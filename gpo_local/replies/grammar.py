@@ -1,4 +1,4 @@
-"""GBNF grammars for optimizer replies that are always a prompt (issue 10, item 4).
+"""GBNF grammars for optimizer replies that are always a prompt.
 
 With grammar-constrained sampling (llama.cpp's grammar sampler, see backends/constrained.py)
 the optimizer's reply is exactly `<START>w1 w2 ... wk<END>`: the tag format parse_candidate
@@ -9,10 +9,8 @@ reply can still be cut by the token limit.
 Words are separated by a short run of spaces, tabs and newlines (`GAP`), and such a run may also
 open and close the prompt: a grammar that allowed single spaces only forbade what the model
 wanted to write next whenever that was a line break (a list, a paragraph, the newline before
-`<END>`), and sampling from what was left gave junk. Measured on BBH step-1 meta-prompts
-(1.5B optimizer, temperature 1, 24 replies, benchmarks/README.md): with single spaces 15 of 24
-replies held non-ASCII junk ("...the starting point or不够.-answer") and 19 ran to the word cap,
-against 5 and 16 with gaps; free-form replies of the same seeds held such junk in 1 of 48.
+`<END>`), and sampling from what was left gave junk: non-ASCII fragments ("...the starting
+point or不够.-answer") and replies run to the word cap (benchmarks/grammar_replies.py).
 
 The word cap of a step: a prompt that changes at most `budget` words of the current prompt
 (word edit distance) has at most len(current) + budget words, so that is the cap, tightened by
@@ -22,8 +20,7 @@ full sentence (`cut_to_sentence`, applied by drops.classify).
 
 The token limit of a constrained reply is sized to its cap (`reply_token_limit`): the grammar
 ends the reply after `cap` words anyway, so a limit below what those words take only cuts
-replies the grammar would have closed. Measured on the main job (antonyms, cap 55, 128 tokens):
-10 of 24 constrained replies were cut by the limit (benchmarks/README.md).
+replies the grammar would have closed.
 
 Reasoning first (`reasoning=True`, for a method with Method.reasons_first): a free preamble
 before `<START>` (any text without `<`), and a token limit of --optimizer-max-tokens for it plus
@@ -72,10 +69,8 @@ def cut_to_sentence(prompt: str, cap: int | None) -> str:
 
     At the cap the grammar, not the model, ends the reply: the model's next word is forbidden,
     and sampling from what is left continues the last word with junk until `<END>` ("...After
-    that, makeerek", "...determine if,只要有正确的顺序"). On the 86 constrained candidates of the
-    1.5B recorded with this grammar (benchmarks/cut_at_cap.py, benchmarks/README.md), 52 were
-    at their cap and 30 of those ended mid-sentence; cut back, 2 do, and non-ASCII text is
-    left in 3 candidates rather than 8.
+    that, makeerek", "...determine if,只要有正确的顺序"); benchmarks/cut_at_cap.py counts what
+    the cut does on recorded candidates.
     A prompt without a full sentence to keep stays whole."""
     if cap is None or len(prompt.split()) < cap or COMPLETE_ENDING.search(prompt):
         return prompt

@@ -1,4 +1,4 @@
-"""Exemplar leakage (GPO_SPEC 3.5): a candidate "prompt" that restates a task example.
+"""Exemplar leakage: a candidate "prompt" that restates a task example.
 
 A small optimizer, shown format examples in the meta-prompt, often copies one of them into its
 reply (BBH navigate: "If you follow these instructions, do you return to the starting point?
@@ -25,16 +25,14 @@ Meta talk (drop reason `meta_talk`, the same switch): a reply that talks about t
 instead of being one. Small optimizers restate the meta-prompt's own instructions ("Change at
 most 40 words of the current prompt.", chosen once as a GPO cell's next prompt at dev 33.3) or
 comment on the prompt ("The current prompt is too vague and could lead to poor
-interpretations."). In the 48 optimizing `local.toml` cells of seeds 0 and 1, 49 of 484 new
-candidates did (30 of PE2's 95, whose meta-prompt asks for reasoning before the prompt; 11 of
-GPO's 89; none of APE's or OPRO's), some scored up to 45.8 on dev, and 3 cells returned one as
-their final prompt. The test is a list of phrases (META_PHRASES) that the meta-prompts use to
-address the optimizer (updates.py, methods/*.py) and that an instruction to the task model has
-no reason to contain: "the current prompt", "new prompt", "words between the tags"... Every
-candidate it flags there is meta talk (read one by one); one of PE2's quotes a usable prompt
-after its preamble ("... the improved prompt would be: \"Given a set of three objects ...\""),
-and is dropped with it. Counts: `python benchmarks/meta_talk.py OUT/runs/TASK/*/seed[01]` for
-the four tasks (benchmarks/README.md).
+interpretations."). Such candidates can score well on dev and end as a run's final prompt, most
+often with PE2, whose meta-prompt asks for reasoning before the prompt. The test is a list of
+phrases (META_PHRASES) that the meta-prompts use to address the optimizer (updates.py,
+methods/*.py) and that an instruction to the task model has no reason to contain: "the current
+prompt", "new prompt", "words between the tags"... Every candidate it flags there is meta talk
+(read one by one); one of PE2's quotes a usable prompt after its preamble ("... the improved
+prompt would be: \"Given a set of three objects ...\""), and is dropped with it. `python
+benchmarks/meta_talk.py RUN_DIR ...` counts them in recorded runs.
 A reply that states a score in the form the meta-prompts list earlier prompts with ("Score:
 54.2", updates.format_score) echoes that listing: GPO's final prompt on hyperbaton, seed 2, ends
 "... provide the option with the correct adjective order.\nThe score is 54.2.\nAfter reviewing

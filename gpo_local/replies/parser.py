@@ -1,4 +1,4 @@
-"""From optimizer replies to candidates (issue 10): the step's reply grammar and word cap
+"""From optimizer replies to candidates: the step's reply grammar and word cap
 (grammar.py), the exemplar-leak check (leaks.py) and the drop reasons (drops.py).
 
 `ReplyParser` belongs to one Method: it parses a call's replies and collects the drop

@@ -18,8 +18,8 @@ _GARBLED_END = re.compile(r"\n\s*<?/?END>?\s*$")
 _SPACES = re.compile(r"[ \t]{2,}")
 _QUOTES = "\"'“”‘’`"
 # A label the optimizer puts before its prompt, copied from the meta-prompt's "Prompt: <text>"
-# lines of earlier prompts: 7 of the 191 grammar-constrained candidates of the 1.5B recorded
-# on 2026-11-30 began "Prompt: ", one of them a final prompt of the local bench.
+# lines of earlier prompts; a small optimizer does so now and then, and such a prompt can end
+# as a run's final prompt.
 _LABEL = re.compile(r"^(?:(?:new|improved|revised|updated|better)\s+)?prompt\s*:\s*", re.IGNORECASE)
 
 

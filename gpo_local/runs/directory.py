@@ -98,7 +98,7 @@ def read_json(path: Path) -> Any:
         raise ConfigError(f"{path} not found: is this a gpo-local run directory?") from None
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path}: malformed JSON ({error.msg} at line {error.lineno})") from None
-    except UnicodeDecodeError as error:  # issue 14: binary garbage
+    except UnicodeDecodeError as error:  # binary garbage
 
         raise decode_error(path, error) from None
 
@@ -128,7 +128,7 @@ class JsonlLog:
     def records(self) -> Iterator[dict]:
         if not self.path.exists():
             return
-        with self.path.open("rb") as handle:  # issue 14: bytes, so that binary garbage is a corrupted record
+        with self.path.open("rb") as handle:  # bytes, so that binary garbage is a corrupted record
             for number, line in enumerate(handle, 1):
                 if not line.endswith(b"\n"):
                     return  # a torn last line from a kill: ignored here, cut by truncate_after()
@@ -181,7 +181,7 @@ class RunDir:
 
     def finished_result(self, *, completed_only: bool = True) -> tuple[dict | None, str | None]:
         """(result.json of a completed run or None, why result.json is unusable or None). A
-        damaged result.json counts as absent: it is derived again from the trajectory (issue 14)."""
+        damaged result.json counts as absent: it is derived again from the trajectory."""
 
         result, damage = read_result(self.path)
         if completed_only and result is not None and result.get("stopped", "completed") != "completed":
@@ -192,7 +192,7 @@ class RunDir:
         return self.finished_result()[0] is not None
 
     def lock(self, *, cache: bool):
-        """Issue 14: before any model loads, check GPO_LOCAL_HOME, take the run's lock (one
+        """Before any model loads, check GPO_LOCAL_HOME, take the run's lock (one
         process per run, locks.py) and check that the directory and its files can be written.
         Returns the function that releases the lock (a process that ends releases it anyway)."""
 

@@ -15,7 +15,7 @@ outside tests; the hook reads the variable once per process. The points:
     memo-committed     after a memo transaction was committed
     memo-torn          after the memo database file was cut in half: a torn SQLite file
 
-Added with issue 14:
+Run directories, locks, reports and model packs:
 
     run-lock               right after the run directory's lock was taken (locks.py)
     config-json-tmp        config.json's temporary file written, not yet renamed (runs.write_json_atomic)
@@ -48,7 +48,6 @@ import signal
 ENV = "GPO_LOCAL_FAULT"
 POINTS = ("scoring", "jsonl-append", "jsonl-half-line", "jsonl-fsynced", "index-tmp", "index-torn", "index-meta",
           "memo-write", "memo-committed", "memo-torn",
-          # issue 14
           "run-lock", "config-json-tmp", "config-json-replaced", "result-json-tmp", "result-json-replaced",
           "trajectory-json-tmp", "resume-truncated", "two-round-chain", "report-tmp", "bench-results-tmp",
           "events-append", "pack-chunk", "pack-replaced", "race-round")

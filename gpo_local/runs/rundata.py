@@ -24,7 +24,7 @@ class StepView:
     dev_score: float
     budget: int | None = None
     candidates: list[dict] = field(default_factory=list)
-    drops: dict = field(default_factory=dict)  # issue 10: dropped optimizer replies by reason
+    drops: dict = field(default_factory=dict)  # dropped optimizer replies by reason
     replies: int | None = None  # the candidate replies those drops are out of (None: not counted)
     cuts: int = 0  # constrained prompts cut back to a full sentence at their word cap (grammar.py)
 

@@ -49,7 +49,7 @@ class Task:
     rule: Any  # an AnswerRule: followup(), normalize(), is_correct(), score(), two_rounds
     splits: dict[str, tuple[Example, ...]] = field(repr=False)
     initial_prompt: str = DEFAULT_PROMPT
-    max_tokens: tuple[int, int] = (256, 100)  # round 1, round 2 (GPO_SPEC 4.1)
+    max_tokens: tuple[int, int] = (256, 100)  # round 1, round 2 (the original evaluation's limits)
     # Optimize options this task suggests where the user gives none (built-in tasks are sized
     # for a laptop); explicit options always win.
     optimize_defaults: dict = field(default_factory=dict)
@@ -94,7 +94,7 @@ class Task:
         return replace(self, splits=splits, source=self.source)
 
     def adapt_prompt(self, prompt: str) -> str:
-        """GPO_SPEC 1.4: an MMLU prompt starting with the generic header gets the subject."""
+        """As in the original code: an MMLU prompt starting with the generic header gets the subject."""
         if self.initial_prompt.startswith(MMLU_HEADER) and prompt.startswith(MMLU_HEADER):
             return self.initial_prompt
         return prompt
@@ -124,7 +124,7 @@ def task_rule(dataset: str | None, name: str, metric: str | None):
 
 
 def _initial_prompt(dataset: str | None, name: str) -> str:
-    # GPO_SPEC 1.4: MMLU starts from a subject-specific header.
+    # As in the original code, MMLU starts from a subject-specific header.
     if dataset == "mmlu":
         return f"{MMLU_HEADER} {name.replace('_', ' ')}."
     return DEFAULT_PROMPT

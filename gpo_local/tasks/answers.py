@@ -1,7 +1,7 @@
 """Answer rules: the round-2 follow-up, answer normalization and correctness.
 
 This module decides, for one task, how the task model's reply is turned into a
-0/1 score (GPO_SPEC sections 4.3, 4.4, 4.5 and 4.8):
+0/1 score, as the original GPO evaluation code does:
 
 * ``AnswerRule.followup(question)`` gives the second user message that asks the
   model to restate its answer in a parseable form (two-round extraction);
@@ -11,16 +11,16 @@ This module decides, for one task, how the task model's reply is turned into a
 
 ``rule_for(dataset, task)`` builds the rule for a dataset/task pair.
 
-The parsing reproduces the original GPO evaluation on purpose (GPO_SPEC 8.11),
+The parsing reproduces the original GPO evaluation on purpose,
 so that scores stay comparable with the paper, quirks included. Each kept quirk
 and each deliberate change is named where it happens; in short:
 
-Fixes applied (GPO_SPEC section 8):
-  * 8.10 - the multiple-choice range "(A) and (X)" is computed from the question
+Fixes applied:
+  * the multiple-choice range "(A) and (X)" is computed from the question
     text (its last option line), not from a line index of the user message.
     MMLU keeps the constant "(A) and (D)" and WSC "(A) and (B)".
 
-Fidelity quirks kept (GPO_SPEC 8.11):
+Fidelity quirks kept:
   * the primary answer cues are chosen by a case-sensitive test on the raw text
     ("Answer: Yes" does not select them, "The answer: Yes" does);
   * multiple choice keeps the first bracketed letter of the reply;
@@ -50,7 +50,7 @@ Own decisions where the specification is silent:
   * a numeric target holding a GSM8K rationale ("... #### 72", as in the
     Hugging Face ``gsm8k`` dataset) is compared by what follows its last "#### ".
 
-WebNLG (GPO_SPEC 4.6, 8.12) is single-round and unnormalized: the stripped raw
+WebNLG (the paper's ROUGE-L metric) is single-round and unnormalized: the stripped raw
 reply is the hypothesis, and its score is the ROUGE-L F-measure *averaged* (not
 maximized) over the item's references. The score uses Google's maintained
 ``rouge-score`` package (``RougeScorer(["rougeL"])``, no stemming) instead of
@@ -67,7 +67,7 @@ paper's 42.51):
     "." and computes the summary-level union-LCS, with its default
     ``exclusive=True`` counting *unique* words (sets);
   * an empty hypothesis (or one made of periods) scores 0 here; rouge 1.0.1
-    raises ValueError, which crashed the original run (GPO_SPEC 4.6, 8.12).
+    raises ValueError, which crashed the original run.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ _BBH_BOOLEAN = (
     "web_of_lies",
 )
 
-#: The 27 BIG-Bench Hard tasks and the answer family of each (GPO_SPEC 4.8).
+#: The 27 BIG-Bench Hard tasks and the answer family of each (as the original evaluation treats them).
 BBH_TASKS: dict[str, str] = {
     **{name: MULTIPLE_CHOICE for name in _BBH_MULTIPLE_CHOICE},
     **{name: NUMERIC for name in _BBH_NUMERIC},
@@ -136,7 +136,7 @@ class AnswerRule:
     """How one task's answers are asked for, parsed and judged (the Rule protocol, rules.py).
 
     ``family`` is one of ``FAMILIES`` (its functions are ``families.FAMILY_RULES[family]``).
-    ``two_rounds`` says whether a follow-up question is asked (GPO_SPEC 4.3).
+    ``two_rounds`` says whether a follow-up question is asked (two-round extraction).
     ``choice_range`` is a fixed range such as "(A) and (D)" for multiple choice, or None to
     derive it from each question. ``task`` is the task name; it picks the words of boolean
     follow-ups.
@@ -160,11 +160,11 @@ class AnswerRule:
         return FAMILY_RULES[self.family].followup(self.task, self.choice_range, question)
 
     def normalize(self, raw: str) -> str:
-        """The short answer parsed from a reply (GPO_SPEC 4.4); ROUGE-L only strips it."""
+        """The short answer parsed from a reply (the original normalization); ROUGE-L only strips it."""
         return FAMILY_RULES[self.family].normalize(raw)
 
     def is_correct(self, prediction: str, target: object) -> bool:
-        """Whether a normalized prediction matches the target (GPO_SPEC 4.5); for ROUGE-L,
+        """Whether a normalized prediction matches the target (the original correctness test); for ROUGE-L,
         whether it matches one reference exactly (ROUGE-L 1)."""
         return self.grade(prediction, target) == 1.0
 
@@ -183,7 +183,7 @@ class AnswerRule:
 
 
 def rule_for(dataset: str, task: str) -> AnswerRule:
-    """The answer rule of a dataset/task pair (GPO_SPEC 4.8).
+    """The answer rule of a dataset/task pair (the original evaluation's per-dataset settings).
 
     ``dataset`` is one of ``DATASETS``. For "bbh", ``task`` must be a key of
     ``BBH_TASKS``; for the other datasets it is only recorded. Every dataset
@@ -214,7 +214,7 @@ def rule_for(dataset: str, task: str) -> AnswerRule:
 
 #: Metrics a user can name for a task of their own (``--metric``): each is an answer rule.
 #: "choice" derives the option range from each question; "number", "yes-no", "choice" ask a
-#: second round (GPO_SPEC 4.3); "exact" and "rouge-l" score the first reply as it is.
+#: second round (two-round extraction); "exact" and "rouge-l" score the first reply as it is.
 METRICS = {
     "exact": (EXACT, False),
     "choice": (MULTIPLE_CHOICE, True),

@@ -118,9 +118,8 @@ BUILTIN_TASKS = {
                            "position": "Q_begin", "optimizer_temperature": 0.7,
                            # Eight examples: with three, the 1.5B optimizer rarely named the rule.
                            "format_examples": 8,
-                           # Free-form replies: they gave the larger gain within 10 minutes. Constrained
-                           # ones are all scored and run long: +67.5 on seed 0 but in 624 s; fitted to
-                           # the budget, +32.5 and 0 (benchmarks/README.md, "Offline models").
+                           # Free-form replies: they gave the larger gain within the job's time.
+                           # Constrained ones are all scored and run to their word cap, so they are slower.
                            "grammar": False},
         rule=WORD_RULE,
         max_tokens=(24, 0),  # one round: the answer is a word

@@ -1,8 +1,8 @@
 """The answer families: how a reply is parsed and judged for each kind of answer, as a registry.
 
 Each family (``FAMILY_RULES``) is three functions: the round-2 follow-up message for a
-question, the normalization of a raw reply into a short answer (GPO_SPEC 4.4), and the grade
-of a normalized prediction against a target (GPO_SPEC 4.5; 0/1, or a fraction for ROUGE-L).
+question, the normalization of a raw reply into a short answer, and the grade of a
+normalized prediction against a target (0/1, or a fraction for ROUGE-L), as the original evaluation does.
 ``answers.AnswerRule`` (the Rule protocol of tasks/rules.py) looks its family up here instead
 of branching on it. The fidelity quirks and decisions are listed in answers.py's docstring.
 """
@@ -32,7 +32,7 @@ FAMILIES = (MULTIPLE_CHOICE, NUMERIC, BOOLEAN, DYCK, WORD_SORTING, EXACT, ROUGE_
 #: Used when a multiple-choice question shows no "(X)" at all.
 DEFAULT_LAST_OPTION = "D"
 
-# The words each boolean task should answer with in round 2 (GPO_SPEC 4.3).
+# The words each boolean task should answer with in round 2 (the original evaluation's follow-up).
 # Tasks not listed (causal_judgement, navigate, ...) answer Yes/No.
 _BOOLEAN_WORDS_BY_TASK = {
     "boolean_expressions": ("True", "False"),
@@ -40,7 +40,7 @@ _BOOLEAN_WORDS_BY_TASK = {
 }
 _DEFAULT_BOOLEAN_WORDS = ("Yes", "No")
 
-# Truth value of each boolean word, for the cross-vocabulary match (GPO_SPEC 4.5).
+# Truth value of each boolean word, for the cross-vocabulary match of the original evaluation.
 _TRUTH_OF_TARGET = {
     "false": False, "no": False, "invalid": False,
     "true": True, "yes": True, "valid": True,
@@ -49,7 +49,7 @@ _TRUTH_OF_TARGET = {
 _TRUTH_OF_PREDICTION = {**_TRUTH_OF_TARGET, "0": False, "1": True}
 
 # ---------------------------------------------------------------------------
-# Answer cues (GPO_SPEC 4.4 step 2)
+# Answer cues (the original normalization, step 2)
 # ---------------------------------------------------------------------------
 
 _GSM8K_MARKER = "#### "
@@ -91,7 +91,7 @@ def _apply_answer_cues(lowered: str, raw: str) -> tuple[str, bool]:
 
 
 # ---------------------------------------------------------------------------
-# Family-specific normalization (GPO_SPEC 4.4 steps 3-5)
+# Family-specific normalization (the original normalization, steps 3-5)
 # ---------------------------------------------------------------------------
 
 _BRACKETED_LETTER = re.compile(r"\([a-z]\)")
@@ -115,7 +115,7 @@ _TRAILING_LETTERS = re.compile(r"[a-z]+$")
 
 
 def _normalize_number(text: str, answer_indicated: bool) -> str:
-    """Reduce a reply to one integer string, following GPO_SPEC 4.4 step 4."""
+    """Reduce a reply to one integer string, following the original normalization's step 4."""
     # Only whole space-separated tokens are number words: "five." stays as is.
     tokens = [_NUMBER_WORDS.get(token, token) for token in text.split(" ")]
     text = " ".join(tokens)
@@ -163,7 +163,7 @@ def _remove_punctuation(text: str) -> str:
 
 
 def _normalize_boolean(text: str) -> str:
-    """Delete punctuation and strip (GPO_SPEC 4.4 step 5).
+    """Delete punctuation and strip (the original normalization's step 5).
 
     Fidelity quirk: the original also meant to keep only the first word when it
     is a boolean word, but that check could never succeed, so it is left out.
@@ -174,7 +174,7 @@ def _normalize_boolean(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Correctness (GPO_SPEC 4.5)
+# Correctness (the original evaluation's test)
 # ---------------------------------------------------------------------------
 
 # A run of closing brackets, possibly with spaces between them: ") ] >".
@@ -188,7 +188,7 @@ def dyck_correct(prediction: str, target: str) -> bool:
 
 
 def word_sorting_correct(prediction: str, target: str, *, strip_lines: bool = False) -> bool:
-    """Accept the sorted words in any of three layouts (GPO_SPEC 4.5).
+    """Accept the sorted words in any of three layouts, as the original evaluation does.
 
     (a) the lines of the reply that hold a single word, in order;
     (b) the whole reply split on spaces;
@@ -225,7 +225,7 @@ def _unbracket(text: str) -> str:
 
 
 def generic_correct(prediction: str, target: str) -> bool:
-    """Equality, equality without punctuation, or same truth value (GPO_SPEC 4.5).
+    """Equality, equality without punctuation, or same truth value, as the original evaluation does.
 
     Fidelity quirk: removing punctuation also removes a minus sign, so "10"
     counts as right for "-10". Boolean targets (false/no/invalid and
@@ -244,7 +244,7 @@ def generic_correct(prediction: str, target: str) -> bool:
 
 
 # ---------------------------------------------------------------------------
-# ROUGE-L for WebNLG (GPO_SPEC 4.6; differences from rouge 1.0.1 in the module docstring)
+# ROUGE-L for WebNLG (the paper's metric; differences from rouge 1.0.1 in the module docstring)
 # ---------------------------------------------------------------------------
 
 _ROUGE_SCORER = None
@@ -269,7 +269,7 @@ def rouge_l(hypothesis: str, references: object) -> float:
 
 
 # ---------------------------------------------------------------------------
-# Multiple-choice range for the follow-up (GPO_SPEC 8.10)
+# Multiple-choice range for the follow-up
 # ---------------------------------------------------------------------------
 
 _OPTION_LINE = re.compile(r"^\s*\(([A-Z])\)", re.MULTILINE)
@@ -279,7 +279,7 @@ _ANY_OPTION = re.compile(r"\(([A-Z])\)")
 def last_option_letter(question: str | None, default: str = DEFAULT_LAST_OPTION) -> str:
     """The letter of the last option of a multiple-choice question.
 
-    Fix of GPO_SPEC 8.10: read from the question itself, so that the instruction
+    Read from the question itself (the original used a line index of the message), so that the instruction
     and its position cannot shift it. Preference order: the last line starting
     with "(X)"; else the last "(X)" anywhere; else ``default``. Only capital
     letters count, as in every dataset used here.
@@ -359,7 +359,7 @@ assert set(FAMILY_RULES) == set(FAMILIES)
 
 
 def normalize_answer(raw: str, family: str) -> str:
-    """Turn a model reply into a short answer for ``family`` (GPO_SPEC 4.4)."""
+    """Turn a model reply into a short answer for ``family`` (the original normalization)."""
     return FAMILY_RULES[family].normalize(raw)
 
 

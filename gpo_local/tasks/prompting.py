@@ -1,4 +1,4 @@
-"""Where the instruction goes around a question (GPO_SPEC 4.2).
+"""Where the instruction goes around a question (the positions of the original code).
 
 Positions without the Q:/A: frame put the instruction on its own line before (`Q_begin`) or
 after (`Q_end`, the GPO default) the question. `A_begin` only exists in the Q:/A: frame, so it

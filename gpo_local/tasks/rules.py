@@ -17,7 +17,7 @@ from gpo_local.errors import DataError
 
 
 class Rule(Protocol):
-    two_rounds: bool  # whether a follow-up question is asked (GPO_SPEC 4.3)
+    two_rounds: bool  # whether a follow-up question is asked (two-round extraction)
 
     def followup(self, question: str) -> str | None:
         """The round-2 user message, or None for single-round rules."""
