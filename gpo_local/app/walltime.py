@@ -54,7 +54,7 @@ from gpo_local.replies.parser import classify_replies, constrained_request
 from gpo_local.runs.rundata import read_events
 from gpo_local.runs.directory import JsonlLog, home_dir
 from gpo_local.backends import complete_llm
-from gpo_local.backends.llama_cpp import load_models
+from gpo_local.backends import llama_cpp
 from gpo_local.algorithm.evaluator import Evaluator
 from gpo_local.replies.grammar import word_cap
 from gpo_local.algorithm.optimizer import pick_exemplars
@@ -110,7 +110,7 @@ def measure(settings) -> dict:
 
     runtime, cfg, task = settings.runtime, settings.config, settings.task
     started = time.perf_counter()
-    task_llm, optimizer_llm = load_models(runtime["task_model"], runtime["optimizer_model"] or runtime["task_model"],
+    task_llm, optimizer_llm = llama_cpp.load_models(runtime["task_model"], runtime["optimizer_model"] or runtime["task_model"],
                                           n_ctx=runtime["n_ctx"], n_threads=runtime["threads"],
                                           n_gpu_layers=runtime["n_gpu_layers"], parallel=runtime["parallel"])
     load = time.perf_counter() - started
