@@ -19,6 +19,7 @@ benchmark's cells and a library user's own MLflow runs do not interfere.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -50,6 +51,8 @@ def _mlflow():
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise ConfigError("MLflow tracking needs the mlflow package: pip install 'gpo-local[mlflow]'") from None
+    # Creating a SQLite store logs its table migrations at INFO on the console: not the user's concern.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     return mlflow, MlflowClient
 
 

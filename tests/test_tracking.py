@@ -14,10 +14,16 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from gpo_local.tracking import RUN_ID_FILE, Tracker, default_tracking_uri, flatten  # noqa: E402
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("mlruns")
+
+
+@pytest.fixture(scope="module")
+def store(store_dir):
+    """One SQLite store for the module (creating one takes seconds); each test logs to its own
+    experiment."""
+    return f"sqlite:///{store_dir / 'mlflow.db'}"
 
 
 def fake_run_dir(tmp_path):
@@ -33,7 +39,7 @@ OPTIONS = {"task": "sentiment", "steps": 3, "schedule": {"name": "cosine", "init
            "n_ctx": None, "long": "x" * 7000}
 
 
-def test_a_run_logs_config_models_steps_result_and_artifacts(tmp_path, store):
+def test_a_run_logs_config_models_steps_result_and_artifacts(tmp_path, store, store_dir):
     run_dir = fake_run_dir(tmp_path)
     tracker = Tracker.open(run_dir, tracking_uri=store)
     tracker.log_config(OPTIONS)
@@ -67,17 +73,17 @@ def test_a_run_logs_config_models_steps_result_and_artifacts(tmp_path, store):
     assert artifacts == ["report.html", "result.json", "trajectory.jsonl"]
     copy = client.download_artifacts(run.info.run_id, "result.json", str(tmp_path / "down"))
     assert json.loads(open(copy).read())["test"] == 0.75
-    assert (tmp_path / "mlruns" / "artifacts").is_dir()  # beside the store, not in the working directory
+    assert (store_dir / "artifacts").is_dir()  # beside the store, not in the working directory
 
 
 def test_reopening_a_run_directory_continues_its_mlflow_run(tmp_path, store):
     run_dir = fake_run_dir(tmp_path)
-    first = Tracker.open(run_dir, tracking_uri=store)
+    first = Tracker.open(run_dir, tracking_uri=store, experiment="resume")
     first.log_config(OPTIONS)
     first.log_step(1, 0.5, [0.5])
     first.close("KILLED")
 
-    again = Tracker.open(run_dir, tracking_uri=store)
+    again = Tracker.open(run_dir, tracking_uri=store, experiment="resume")
     assert again.run_id == first.run_id and again.resumed
     again.log_config({**OPTIONS, "steps": 5})  # the resume raised the step count
     again.log_step(1, 0.5, [0.5])  # replayed by the resume: not logged twice
@@ -85,7 +91,7 @@ def test_reopening_a_run_directory_continues_its_mlflow_run(tmp_path, store):
     again.close()
 
     client = MlflowClient(tracking_uri=store)
-    experiment = client.get_experiment_by_name("gpo-local")
+    experiment = client.get_experiment_by_name("resume")
     assert len(client.search_runs([experiment.experiment_id])) == 1
     run = client.get_run(first.run_id)
     assert run.info.status == "FINISHED"
@@ -96,7 +102,7 @@ def test_reopening_a_run_directory_continues_its_mlflow_run(tmp_path, store):
 def test_a_run_id_from_another_store_starts_a_new_run(tmp_path, store):
     run_dir = fake_run_dir(tmp_path)
     (run_dir / RUN_ID_FILE).write_text("0123456789abcdef0123456789abcdef\n")
-    tracker = Tracker.open(run_dir, tracking_uri=store)
+    tracker = Tracker.open(run_dir, tracking_uri=store, experiment="stale id")
     assert not tracker.resumed and (run_dir / RUN_ID_FILE).read_text().strip() == tracker.run_id
     tracker.close()
 
