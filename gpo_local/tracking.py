@@ -50,7 +50,8 @@ def _mlflow():
         import mlflow
         from mlflow.tracking import MlflowClient
     except ImportError:
-        raise ConfigError("MLflow tracking needs the mlflow package: pip install 'gpo-local[mlflow]'") from None
+        raise ConfigError("MLflow tracking needs the mlflow package: "
+                          "pip install 'gpo-local[mlflow]'") from None
     # Creating a SQLite store logs its table migrations at INFO on the console: not the user's concern.
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     return mlflow, MlflowClient
@@ -108,15 +109,17 @@ class Tracker:
     """One MLflow run for one run directory. Open it with `Tracker.open`; every method logs at
     once (nothing is buffered, so a killed run keeps what it logged)."""
 
-    def __init__(self, client, run_id: str, run_dir: Path, tracking_uri: str, experiment_id: str, resumed: bool):
+    def __init__(self, client, run_id: str, run_dir: Path, tracking_uri: str, experiment_id: str,
+                 resumed: bool):
         self.client, self.run_id, self.run_dir = client, run_id, run_dir
         self.tracking_uri, self.experiment_id, self.resumed = tracking_uri, experiment_id, resumed
         self._logged_steps = self._steps_logged() if resumed else set()
         self.closed = False
 
     @classmethod
-    def open(cls, run_dir: Path | str, *, tracking_uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT,
-             parent_run_id: str | None = None, run_name: str | None = None) -> "Tracker":
+    def open(cls, run_dir: Path | str, *, tracking_uri: str | None = None,
+             experiment: str = DEFAULT_EXPERIMENT, parent_run_id: str | None = None,
+             run_name: str | None = None) -> "Tracker":
         """The MLflow run of `run_dir`: the one its `mlflow_run_id` names if the store has it
         (a resumed run; marked running again), else a new one, whose id is then written there.
         `parent_run_id` makes a new run a child of that run (a benchmark cell)."""
@@ -204,7 +207,8 @@ class Tracker:
 
         self._log(tags=[RunTag(_key(k), _clip(v, MAX_TAG_VALUE)) for k, v in flatten(tags).items()])
 
-    def log_step(self, step: int, best_dev: float | None, candidate_dev_scores: Sequence[float | None] = ()) -> None:
+    def log_step(self, step: int, best_dev: float | None,
+                 candidate_dev_scores: Sequence[float | None] = ()) -> None:
         """A step's best dev score (`best_dev`) and each candidate's (`candidate_dev/<i>`, in the
         step's order; a dropped candidate has None and is left out) at MLflow step `step`. A step
         this run already logged (replayed by a resume) is not logged twice."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -31,6 +30,11 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a client that gave up (the timeout test) leaves a broken pipe: expected
 
 
 class FakeServer:
@@ -73,7 +77,7 @@ class FakeServer:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
@@ -106,7 +110,8 @@ def scripted(*answers):
 # -- specs -------------------------------------------------------------------------------------------
 
 def test_specs_name_the_address_and_the_model():
-    assert parse_served_spec("http://127.0.0.1:8080/v1#qwen2.5-0.5b") == ("http://127.0.0.1:8080/v1", "qwen2.5-0.5b")
+    assert parse_served_spec("http://127.0.0.1:8080/v1#qwen2.5-0.5b") == ("http://127.0.0.1:8080/v1",
+                                                                         "qwen2.5-0.5b")
     assert parse_served_spec("http://127.0.0.1:11434") == ("http://127.0.0.1:11434/v1", None)
     assert parse_served_spec("https://lab.example/llm/v1/") == ("https://lab.example/llm/v1", None)
     assert is_served_spec("http://127.0.0.1:8080/v1") and is_served_spec("HTTPS://h/v1")
@@ -121,13 +126,14 @@ def test_specs_name_the_address_and_the_model():
 def test_requests_carry_the_conversation_and_plain_sampling():
     with FakeServer(reply=lambda body: f"echo {body['messages'][-1]['content']}") as fake:
         model = ServedModel(fake.url, grammar=False, parallel=3)
-        replies = model.generate(["a", [{"role": "user", "content": "b"}], "c"], max_tokens=7, temperature=0.7,
-                                 seeds=[1, 2, 3], stop=("\n",), min_p=0.1)
+        replies = model.generate(["a", [{"role": "user", "content": "b"}], "c"], max_tokens=7,
+                                 temperature=0.7, seeds=[1, 2, 3], stop=("\n",), min_p=0.1)
         assert replies == ["echo a", "echo b", "echo c"]
         bodies = sorted((r["body"] for r in fake.chats()), key=lambda b: b["seed"])
         assert [b["messages"] for b in bodies] == [[{"role": "user", "content": x}] for x in "abc"]
         first = bodies[0]
-        assert (first["model"], first["max_tokens"], first["temperature"], first["stop"]) == ("fake-model", 7, 0.7, ["\n"])
+        assert (first["model"], first["max_tokens"], first["temperature"], first["stop"]) == \
+            ("fake-model", 7, 0.7, ["\n"])
         assert (first["top_k"], first["top_p"], first["repeat_penalty"], first["min_p"]) == (0, 1.0, 1.0, 0.1)
         assert "grammar" not in first
         assert model.server_kind == "openai-compatible" and not model.identity_known
@@ -145,7 +151,8 @@ def test_the_second_round_continues_the_first_rounds_conversation():
             return [{"role": "user", "content": f"question {index}"}, {"role": "assistant", "content": reply},
                     {"role": "user", "content": "So the answer is?"}]
 
-        pairs = model.generate_two_rounds(["question 0", "question 1", "question 2"], follow_up, max_tokens=(20, 5))
+        pairs = model.generate_two_rounds(["question 0", "question 1", "question 2"], follow_up,
+                                          max_tokens=(20, 5))
         assert pairs == [("reply 1", "reply 3"), ("reply 1", None), ("reply 1", "reply 3")]
         seconds = [r["body"] for r in fake.chats() if len(r["body"]["messages"]) == 3]
         assert len(seconds) == 2 and all(b["max_tokens"] == 5 for b in seconds)
@@ -174,8 +181,8 @@ def test_5xx_and_429_are_retried_with_backoff_then_succeed():
 
 
 def test_a_server_that_keeps_failing_gives_one_error_naming_the_address():
-    with FakeServer(routes={("POST", "/v1/chat/completions"): lambda body: (503, {"error": {"message": "loading"}})}) \
-            as fake:
+    loading = (503, {"error": {"message": "loading"}})
+    with FakeServer(routes={("POST", "/v1/chat/completions"): lambda body: loading}) as fake:
         model = ServedModel(fake.url, grammar=False, tries=3, **QUICK)
         with pytest.raises(ServerError) as error:
             model.generate(["hi"], max_tokens=4)
@@ -195,8 +202,8 @@ def test_retries_stop_within_the_total_time():
 
 def test_malformed_replies_are_retried_then_reported():
     good = (200, {"choices": [{"message": {"content": "fine"}}]})
-    with FakeServer(routes={("POST", "/v1/chat/completions"): scripted((200, "<html>oops"), (200, {"x": 1}), good)}) \
-            as fake:
+    route = scripted((200, "<html>oops"), (200, {"x": 1}), good)
+    with FakeServer(routes={("POST", "/v1/chat/completions"): route}) as fake:
         assert ServedModel(fake.url, grammar=False, **QUICK).generate(["hi"], max_tokens=4) == ["fine"]
         assert len(fake.chats()) == 3
     with FakeServer(routes={("POST", "/v1/chat/completions"): lambda body: (200, "{not json")}) as fake:
@@ -208,7 +215,7 @@ def test_other_4xx_fail_at_once_with_the_servers_message():
     refusal = (400, {"error": {"message": "Requested tokens (5000) exceed context window of 2048"}})
     with FakeServer(routes={("POST", "/v1/chat/completions"): lambda body: refusal}) as fake:
         model = ServedModel(fake.url, grammar=False, **QUICK)
-        with pytest.raises(ServerError, match="HTTP 400: Requested tokens .5000. exceed context window of 2048"):
+        with pytest.raises(ServerError, match="HTTP 400: Requested tokens .5000. exceed context window"):
             model.generate(["hi"], max_tokens=4)
         assert len(fake.chats()) == 1
 
@@ -219,7 +226,8 @@ def test_a_closed_port_is_connection_refused_naming_the_address():
     with pytest.raises(ServerError) as error:
         ServedModel(url, tries=3, **QUICK)
     assert time.monotonic() - started < 3.0
-    assert url in str(error.value) and "connection refused" in str(error.value) and "3 tries" in str(error.value)
+    message = str(error.value)
+    assert url in message and "connection refused" in message and "3 tries" in message
 
 
 def test_a_server_that_does_not_answer_in_time_times_out():
@@ -257,7 +265,7 @@ def test_a_server_with_several_models_needs_a_name():
         with pytest.raises(ConfigError, match=r"serves several models \(alpha, beta\): name one as .*#NAME"):
             ServedModel(fake.url)
         assert ServedModel(f"{fake.url}#beta", grammar=False).model_name == "beta"
-        with pytest.raises(ConfigError, match=r"does not serve a model named 'gamma' \(it serves: alpha, beta\)"):
+        with pytest.raises(ConfigError, match=r"no.* model named 'gamma' \(it serves: alpha, beta\)"):
             ServedModel(f"{fake.url}#gamma")
     with FakeServer(models=("qwen2.5:latest",)) as fake:
         assert ServedModel(f"{fake.url}#qwen2.5", grammar=False).model_name == "qwen2.5:latest"
@@ -283,8 +291,9 @@ def test_fingerprints_name_address_model_and_reported_identity():
 
 def test_ollama_reports_a_digest():
     tags = {"models": [{"name": "qwen2.5:latest", "model": "qwen2.5:latest", "digest": "sha256:abc"}]}
-    with FakeServer(models=("qwen2.5:latest",), routes={("GET", "/api/version"): lambda body: (200, {"version": "0.9"}),
-                                                        ("GET", "/api/tags"): lambda body: (200, tags)}) as fake:
+    routes = {("GET", "/api/version"): lambda body: (200, {"version": "0.9"}),
+              ("GET", "/api/tags"): lambda body: (200, tags)}
+    with FakeServer(models=("qwen2.5:latest",), routes=routes) as fake:
         model = ServedModel(f"{fake.url}#qwen2.5", grammar=False)
         assert model.server_kind == "ollama" and model.identity == {"digest": "sha256:abc"}
 
@@ -317,7 +326,8 @@ def llama_server():
     loopback port: (its URL, the GGUF path). Always stopped at the end."""
     missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
     if missing:
-        pytest.skip(f"llama-cpp-python's server is not installed (pip install '.[served]'; missing {missing})")
+        pytest.skip(f"llama-cpp-python's server is not installed (pip install '.[served]'; "
+                    f"missing {missing})")
     from conftest import bundled_model_path
 
     path = bundled_model_path()
@@ -333,7 +343,8 @@ def llama_server():
         deadline = time.monotonic() + SERVER_READY_SECONDS
         while True:
             if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode}: {process.stderr.read().decode()[-2000:]}")
+                errors = process.stderr.read().decode()[-2000:]
+                pytest.fail(f"the server exited with {process.returncode}: {errors}")
             try:
                 with urllib.request.urlopen(f"{url}/models", timeout=2) as response:
                     if response.status == 200:
@@ -418,7 +429,8 @@ def test_the_same_prompt_scores_alike_in_process_and_served(served, in_process):
     remote = Evaluator(served, task).evaluate([prompt], "eval", limit=limit)[0]
     pairs = list(zip(local.outcomes, remote.outcomes))
     same = sum(a.prediction == b.prediction for a, b in pairs) / limit
-    identical = sum(a.first_answer == b.first_answer and a.final_answer == b.final_answer for a, b in pairs) / limit
+    identical = sum(a.first_answer == b.first_answer and a.final_answer == b.final_answer
+                    for a, b in pairs) / limit
     print(f"\nsentiment, {limit} eval questions: same prediction {same:.2f}, same replies in both rounds "
           f"{identical:.2f}, scores in-process {local.score:.3f} served {remote.score:.3f}")
     assert same >= AGREEMENT_FLOOR

@@ -35,8 +35,8 @@ def fake_run_dir(tmp_path):
     return run_dir
 
 
-OPTIONS = {"task": "sentiment", "steps": 3, "schedule": {"name": "cosine", "initial": 50}, "methods": ["gpo", "opro"],
-           "n_ctx": None, "long": "x" * 7000}
+OPTIONS = {"task": "sentiment", "steps": 3, "schedule": {"name": "cosine", "initial": 50},
+           "methods": ["gpo", "opro"], "n_ctx": None, "long": "x" * 7000}
 
 
 def test_a_run_logs_config_models_steps_result_and_artifacts(tmp_path, store, store_dir):
@@ -63,7 +63,8 @@ def test_a_run_logs_config_models_steps_result_and_artifacts(tmp_path, store, st
     tags = run.data.tags
     assert tags["task_model.sha256"] == "b179" and tags["optimizer_model.model"] == "qwen"
     assert tags["final_prompt"] == "Think step by step." and tags["gain"] == "0.25"
-    assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "best_dev")] == [(1, 0.5), (2, 0.625)]
+    history = client.get_metric_history(run.info.run_id, "best_dev")
+    assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.625)]
     assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "candidate_dev/0")] == \
         [(1, 0.25), (2, 0.625)]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "candidate_dev/2")] == [1]
@@ -96,7 +97,8 @@ def test_reopening_a_run_directory_continues_its_mlflow_run(tmp_path, store):
     run = client.get_run(first.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["steps"] == "3" and run.data.tags["resumed.steps"] == "5"
-    assert [(m.step, m.value) for m in client.get_metric_history(first.run_id, "best_dev")] == [(1, 0.5), (2, 0.75)]
+    history = client.get_metric_history(first.run_id, "best_dev")
+    assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.75)]
 
 
 def test_a_run_id_from_another_store_starts_a_new_run(tmp_path, store):
@@ -135,5 +137,5 @@ def test_the_default_store_honours_mlflow_tracking_uri(tmp_path, monkeypatch):
 
 
 def test_flatten():
-    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": {}, "e": None}) == {"a.b": "1", "a.c": "[1, 2]", "d": "{}",
-                                                                          "e": "None"}
+    nested = {"a": {"b": 1, "c": [1, 2]}, "d": {}, "e": None}
+    assert flatten(nested) == {"a.b": "1", "a.c": "[1, 2]", "d": "{}", "e": "None"}

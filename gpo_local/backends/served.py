@@ -63,9 +63,10 @@ RETRY_TOTAL = 60.0
 # contents' own tokens (a generous bound for the templates of common chat models).
 MESSAGE_FRAMING_TOKENS = 8
 REPLY_HEADER_TOKENS = 8
-# Sampling fields beyond OpenAI's own, understood by llama-server, llama-cpp-python's server and
-# vLLM (others ignore them): no top-k, no repetition penalty, as the in-process sampler.
+# Sampling fields beyond OpenAI's own (servers that do not know them ignore them): no top-k, no
+# repetition penalty, as in the in-process sampler. vLLM spells them its own way.
 PLAIN_SAMPLING = {"top_p": 1.0, "top_k": 0, "repeat_penalty": 1.0}
+PLAIN_SAMPLING_VLLM = {"top_p": 1.0, "top_k": -1, "repetition_penalty": 1.0}
 # The grammar probe: a reply that can only be this word if the server honours `grammar`.
 GRAMMAR_PROBE_WORD = "zebra"
 _TOKEN_CACHE_SIZE = 8192
@@ -129,7 +130,8 @@ class HttpClient:
         wait_seconds = self.first_wait
         for attempt in range(1, self.tries + 1):
             try:
-                reply = self._once(method, url, body, what=what, timeout=timeout or self.timeout, optional=optional)
+                reply = self._once(method, url, body, what=what, timeout=timeout or self.timeout,
+                                   optional=optional)
                 return reply if parse is None else parse(reply)
             except _Retry as trouble:
                 reason = str(trouble)
@@ -142,7 +144,8 @@ class HttpClient:
 
     def _once(self, method: str, url: str, body: dict | None, *, what: str, timeout: float, optional: bool):
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
-        request = urllib.request.Request(url, data=data, method=method, headers=self._headers(data is not None))
+        headers = self._headers(data is not None)
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 raw = response.read()
@@ -165,7 +168,8 @@ class HttpClient:
         except (UnicodeDecodeError, json.JSONDecodeError):
             if optional:
                 return None
-            raise _Retry(f"the reply from {url} is not JSON: {_clip(raw.decode('utf-8', 'replace'))!r}") from None
+            text = _clip(raw.decode("utf-8", "replace"))
+            raise _Retry(f"the reply from {url} is not JSON: {text!r}") from None
 
 
 def _reason(reason) -> str:
@@ -204,8 +208,8 @@ def _completion_text(payload, url: str) -> str:
     try:
         content = payload["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError):
-        raise _Retry(f"the reply from {url} has no choices[0].message.content: {_clip(json.dumps(payload))!r}") \
-            from None
+        shown = _clip(json.dumps(payload))
+        raise _Retry(f"the reply from {url} has no choices[0].message.content: {shown!r}") from None
     if content is None:
         return ""
     if not isinstance(content, str):
@@ -246,6 +250,7 @@ class ServedModel:
         self._token_counts: dict[str, int] = {}
         self._token_lock = threading.Lock()
         self._tokenizer: Callable[[str], int | None] | None = None
+        self._bos_tokens = 0  # llama-cpp-python's tokenizer adds them to every count
         self.server_kind = "openai-compatible"
         self.identity: dict = {}
         self._reported_n_ctx: int | None = None
@@ -255,8 +260,8 @@ class ServedModel:
     # -- what the server is ---------------------------------------------------------------------
 
     def _discover(self, requested: str | None) -> str:
-        listing = self.http.call("GET", f"{self.base_url}/models", what="listing the served models (GET /v1/models)",
-                                 timeout=PROBE_TIMEOUT)
+        listing = self.http.call("GET", f"{self.base_url}/models", timeout=PROBE_TIMEOUT,
+                                 what="listing the served models (GET /v1/models)")
         entries = listing.get("data") if isinstance(listing, dict) else None
         if not isinstance(entries, list):
             raise ServerError(f"served model at {self.base_url}: GET /v1/models gave no model list "
@@ -319,13 +324,15 @@ class ServedModel:
         tags = self.http.call("GET", f"{self.root_url}/api/tags", what="GET /api/tags", timeout=PROBE_TIMEOUT,
                               optional=True)
         for model in (tags or {}).get("models", []) if isinstance(tags, dict) else []:
-            if isinstance(model, dict) and name in (model.get("name"), model.get("model")) and model.get("digest"):
+            named = isinstance(model, dict) and name in (model.get("name"), model.get("model"))
+            if named and model.get("digest"):
                 return {"digest": str(model["digest"])}
         shown = self.http.call("POST", f"{self.root_url}/api/show", {"model": name}, what="POST /api/show",
                                timeout=PROBE_TIMEOUT, optional=True)
         details = shown.get("details") if isinstance(shown, dict) else None
         if isinstance(details, dict) and details:
-            return {"details": {k: details[k] for k in sorted(details)}, "modified_at": shown.get("modified_at")}
+            return {"details": {key: details[key] for key in sorted(details)},
+                    "modified_at": shown.get("modified_at")}
         return {}
 
     @property
@@ -338,8 +345,8 @@ class ServedModel:
     def fingerprint(self) -> str:
         """Address, served name and reported identity: stable for one server and model, and
         without the API key."""
-        return "served:" + json.dumps({"url": self.base_url, "model": self.model_name, "identity": self.identity},
-                                      sort_keys=True, ensure_ascii=False)
+        named = {"url": self.base_url, "model": self.model_name, "identity": self.identity}
+        return "served:" + json.dumps(named, sort_keys=True, ensure_ascii=False)
 
     @property
     def name(self) -> str:
@@ -353,8 +360,9 @@ class ServedModel:
 
     def describe(self) -> dict:
         """The served model for result files and reports (never the API key)."""
-        return {"backend": "served", "url": self.base_url, "model": self.model_name, "server": self.server_kind,
-                "identity": dict(self.identity), "identity_known": self.identity_known, "n_ctx": self.n_ctx,
+        return {"backend": "served", "url": self.base_url, "model": self.model_name,
+                "server": self.server_kind, "identity": dict(self.identity),
+                "identity_known": self.identity_known, "n_ctx": self.n_ctx,
                 "capabilities": self.capabilities()}
 
     def __repr__(self) -> str:
@@ -411,7 +419,7 @@ class ServedModel:
         if text == "":
             self._bos_tokens = count
             return count
-        return max(0, count - getattr(self, "_bos_tokens", 0))
+        return max(0, count - self._bos_tokens)
 
     def _tokenize_vllm(self, text: str) -> int | None:
         reply = self.http.call("POST", f"{self.root_url}/tokenize",
@@ -453,15 +461,18 @@ class ServedModel:
         if n_ctx is None:
             return True
         messages = as_messages(conversation)
-        used = sum(self._estimate_tokens(str(m.get("content", ""))) + MESSAGE_FRAMING_TOKENS for m in messages)
+        used = sum(self._estimate_tokens(str(m.get("content", ""))) + MESSAGE_FRAMING_TOKENS
+                   for m in messages)
         return used + REPLY_HEADER_TOKENS < n_ctx
 
     # -- generation -----------------------------------------------------------------------------------
 
     def _body(self, conversation: Conversation, *, max_tokens: int, temperature: float, seed: int | None,
               stop: Sequence[str], grammar: str | None, min_p: float) -> dict:
-        body = {"model": self.model_name, "messages": as_messages(conversation), "max_tokens": int(max_tokens),
-                "temperature": float(temperature), "stream": False, **PLAIN_SAMPLING, "min_p": float(min_p),
+        plain = PLAIN_SAMPLING_VLLM if self.server_kind == "vllm" else PLAIN_SAMPLING
+        body = {"model": self.model_name, "messages": as_messages(conversation),
+                "max_tokens": int(max_tokens), "temperature": float(temperature), "stream": False,
+                **plain, "min_p": float(min_p),
                 # A sampled reply depends on its seed only; seed 0 where none is given, as in-process.
                 "seed": int(seed) if seed is not None else 0}
         if stop:
@@ -470,8 +481,9 @@ class ServedModel:
             body["grammar"] = grammar
         return body
 
-    def _complete(self, conversation: Conversation, max_tokens: int, temperature: float, seed: int | None = None,
-                  stop: Sequence[str] = (), grammar: str | None = None, min_p: float = 0.0) -> str:
+    def _complete(self, conversation: Conversation, max_tokens: int, temperature: float,
+                  seed: int | None = None, stop: Sequence[str] = (), grammar: str | None = None,
+                  min_p: float = 0.0) -> str:
         url = f"{self.base_url}/chat/completions"
         body = self._body(conversation, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop,
                           grammar=grammar, min_p=min_p)
@@ -504,11 +516,15 @@ class ServedModel:
             raise ModelError(f"served model at {self.base_url} does not honour GBNF grammars; "
                              "ask for free-form replies")
         seeds = list(seeds) if seeds is not None else [None] * len(conversations)
-        return self._run_all(lambda i: self._complete(conversations[i], max_tokens, temperature, seeds[i], stop,
-                                                      grammar, min_p), len(conversations))
+        def one(index: int) -> str:
+            return self._complete(conversations[index], max_tokens, temperature, seeds[index], stop, grammar,
+                                  min_p)
+
+        return self._run_all(one, len(conversations))
 
     def generate_two_rounds(self, first: Sequence[Conversation], follow_up: FollowUp, *,
-                            max_tokens: tuple[int, int], temperature: float = 0.0) -> list[tuple[str, str | None]]:
+                            max_tokens: tuple[int, int],
+                            temperature: float = 0.0) -> list[tuple[str, str | None]]:
         """Each conversation's chain on one thread: its first turn, then at once its second turn
         (the conversation `follow_up` builds from the first reply: the first turn's messages, the
         reply, the follow-up question), so the server's slots stay busy across both rounds.
