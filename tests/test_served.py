@@ -260,6 +260,14 @@ def test_the_api_key_is_sent_as_bearer_and_kept_out_of_every_record(monkeypatch)
         assert all("Authorization" not in r["headers"] for r in fake.requests)
 
 
+def test_a_served_model_pickles_without_its_locks():
+    import pickle
+
+    with FakeServer(reply=lambda body: "copied") as fake:
+        copy = pickle.loads(pickle.dumps(ServedModel(fake.url, grammar=False)))
+        assert copy.generate(["hi"], max_tokens=2) == ["copied"] and copy.fingerprint.startswith("served:")
+
+
 def test_a_server_with_several_models_needs_a_name():
     with FakeServer(models=("alpha", "beta")) as fake:
         with pytest.raises(ConfigError, match=r"serves several models \(alpha, beta\): name one as .*#NAME"):

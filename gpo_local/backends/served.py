@@ -368,6 +368,16 @@ class ServedModel:
     def __repr__(self) -> str:
         return f"ServedModel({self.name!r}, server={self.server_kind!r})"
 
+    def __getstate__(self) -> dict:
+        # Picklable (a Ray worker can get a copy that talks to the same server): without the locks.
+        state = dict(self.__dict__)
+        del state["_probe_lock"], state["_token_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._probe_lock, self._token_lock = threading.Lock(), threading.Lock()
+
     # -- grammar support --------------------------------------------------------------------------
 
     @property
