@@ -381,7 +381,8 @@ def served(llama_server):
 def in_process(llama_server):
     from gpo_local.backends.llama_cpp import LlamaCppModel
 
-    return LlamaCppModel(llama_server[1], n_ctx=2048, n_threads=2, parallel=8)
+    # Four sequences, no wide evaluator decoder: small KV caches on a 2-core machine.
+    return LlamaCppModel(llama_server[1], n_ctx=2048, n_threads=2, parallel=4, eval_parallel=4)
 
 
 @pytest.mark.integration
