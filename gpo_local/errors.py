@@ -21,6 +21,10 @@ class PromptTooLongError(ModelError):
     """A rendered prompt does not fit in the model's context."""
 
 
+class ServerError(ModelError):
+    """A served model's server (backends/served.py) cannot be reached or gives no usable reply."""
+
+
 # --- run locks and file-system errors ------------------------------------------------------------
 
 class RunLockedError(GpoError):
