@@ -315,7 +315,7 @@ def models(no_hash, verify):
 def tasks():
     """List the built-in tasks (any GPO-layout directory works as TASK too)."""
     from .tasks.answers import BBH_TASKS
-    from .tasks.builtin import BUILTIN_TASKS
+    from .tasks.builtin import BUILTIN_TASKS, SUITE_CONFIRMATION, SUITE_TUNING
 
     for name, spec in BUILTIN_TASKS.items():
         sizes = "/".join(str(spec.sizes[s]) for s in ("train", "eval", "test"))
@@ -323,7 +323,13 @@ def tasks():
         # The options a run of this task starts from (settings.resolve: the user's own win)
         defaults = ", ".join(f"{option}={value}" for option, value in
                              {**spec.optimize_defaults, **spec.suggested_models}.items())
-        click.echo(f"  defaults: {defaults}")
+        click.echo(f"  defaults: {defaults or 'the shared ones'}")
+        half = ("tuning" if name in SUITE_TUNING else "confirmation" if name in SUITE_CONFIRMATION else None)
+        if half:
+            click.echo(f"  suite: {half} half; reference prompt: {spec.reference_prompt!r}")
+    click.echo(f"\nThe instruction-induction suite: tuning half {', '.join(SUITE_TUNING)} (settings are chosen on "
+               f"their dev splits); confirmation half {', '.join(SUITE_CONFIRMATION)} (their test splits confirm "
+               "the choice). --method reference scores a suite task's reference prompt.")
     click.echo(f"\nGPO-layout directories also work, e.g. data/bbh/<task> ({len(BBH_TASKS)} BBH answer rules known), "
                "data/mmlu/<subject>, data/gsm8k, data/wsc, data/webnlg; so do .jsonl/.json/.csv/.parquet files "
                "(--input-field, --target-field, --metric) and Hugging Face datasets as hf:<id> "

@@ -128,12 +128,13 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
     """Validated settings for a new run. `values` holds every option (None or a default where
     not given), `explicit` the names given on the command line."""
     from .methods import get_method
+    from .methods.simple import reference_prompt_of
 
     v, given = merge(values, set(explicit), config_file)
     method = v.get("method") or "gpo"
     method_class = get_method(method)
     _check_switches(method, given, v)
-    if method in ("empty", "cot") and "initial_prompt" in given:
+    if method in ("empty", "cot", "reference") and "initial_prompt" in given:
         raise ConfigError(f"--initial-prompt does not apply to --method {method} (its prompt is fixed)")
     if v.get("initial_prompt") is not None and not str(v["initial_prompt"]).strip():  # issue 14
         raise ConfigError("--initial-prompt is empty: give a starting instruction, leave the option out for the "
@@ -148,6 +149,8 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
         task, task_spec = task_spec, task_spec.source
     else:
         task = load_task(task_spec, seed=seed, **loading)
+    if method == "reference":  # before any model loads: the task must have a human reference
+        reference_prompt_of(task)
     if v.get("test_holdout"):
         task = task.with_holdout(v["test_holdout"])
     steps = v.get("steps") or task.optimize_defaults.get("steps")

@@ -14,7 +14,7 @@ from ..errors import ConfigError, GpoError
 from ..paper import benchmark_of
 
 
-METHODS = ("gpo", "empty", "cot", "ape", "apo", "opro", "pe2", "sgdm")
+METHODS = ("gpo", "empty", "cot", "ape", "apo", "opro", "pe2", "sgdm", "reference")
 DEFAULT_TASK_MODEL = DEFAULT_MODEL
 
 # Options the harness sets itself, and where a config gives them instead.
