@@ -241,12 +241,55 @@ def test_the_first_method_is_compared_with_each_other_cell_by_cell(layout, tmp_p
     assert list(paired) == ["opro", "linear", "opro-short"]
     assert paired["opro"] == {"method": "gpo", "against": "opro", "task_model": config.task_models[0], "cells": 5,
                               "mean_difference": pytest.approx(-0.1), "wins": 0, "ties": 0, "losses": 5,
-                              "p_value": pytest.approx(2 / 32, abs=1e-4)}
+                              "p_value": pytest.approx(2 / 32, abs=1e-4),
+                              # every difference is -0.1: the interval has no width
+                              "ci_low": pytest.approx(-0.1), "ci_high": pytest.approx(-0.1)}
     assert (paired["linear"]["cells"], paired["linear"]["mean_difference"]) == (6, pytest.approx(-0.2))
     assert paired["linear"]["p_value"] == pytest.approx(2 / 64, abs=1e-4)  # rounded to 4 digits
     md = (tmp_path / "out" / "results.md").read_text()
     assert "## gpo against each method, cell by cell" in md
-    assert "| opro | 5 | -10.0 | 0 / 0 / 5 | 0.062 |" in md
+    assert "| opro | 5 | -10.0 | [-10.0, -10.0] | 0 / 0 / 5 | 0.062 |" in md
+    paired_rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "paired.csv").read_text())))
+    assert [(r["against"], r["cells"], r["wins"], r["losses"]) for r in paired_rows] == [
+        ("opro", "5", "0", "5"), ("linear", "6", "0", "6"), ("opro-short", "6", "0", "6")]
+    assert float(paired_rows[0]["ci_low"]) == pytest.approx(-0.1) and float(paired_rows[0]["p_value"]) == 0.0625
+
+
+def test_intervals_over_cells_and_in_paired_comparisons(layout, tmp_path):
+    config = load_config(write_config(layout))
+    results = run_bench(config, tmp_path / "out", runner=FakeRunner())
+    means = {m["method"]: m for m in results["method_means"]}
+    # gpo's six cells: 0.1, 0.2, 0.3 and 0.15, 0.25, 0.35; s = sqrt(0.04375 / 5), t(0.975, 5) = 2.5706.
+    assert means["gpo"]["cells_with_scores"] == 6 and means["gpo"]["cell_mean"] == pytest.approx(0.225)
+    assert (means["gpo"]["cell_ci_low"], means["gpo"]["cell_ci_high"]) == (0.1268, 0.3232)
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "## Mean over (task, seed) cells, with 95% interval" in md
+    assert "| gpo | 6 | 22.5 | [12.7, 32.3] |" in md
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "results.csv").read_text())))
+    gpo_mean = next(r for r in rows if r["method"] == "gpo" and r["task"] == quality.MEAN_ROW)
+    assert (gpo_mean["cells_with_scores"], gpo_mean["cell_ci_low"], gpo_mean["cell_ci_high"]) == ("6", "0.1268",
+                                                                                                   "0.3232")
+    gpo_nav = next(r for r in rows if r["method"] == "gpo" and r["task"] == "navigate")
+    assert gpo_nav["cell_ci_low"] == ""  # per-task rows keep their seed std only
+
+
+def test_paired_interval_with_varying_differences(layout, tmp_path):
+    class Uneven(FakeRunner):
+        def __call__(self, cell, *, resume):
+            error = super().__call__(cell, resume=resume)
+            if cell.row.name == "opro" and cell.seed == 2:  # opro 0.3 higher there: differences vary
+                result = json.loads((cell.run_dir / "result.json").read_text())
+                result["final_test"] = round(result["final_test"] + 0.3, 4)
+                (cell.run_dir / "result.json").write_text(json.dumps(result))
+            return error
+
+    config = load_config(write_config(layout))
+    results = run_bench(config, tmp_path / "out", runner=Uneven())
+    opro = next(c for c in results["paired"] if c["against"] == "opro")
+    # differences -0.1 (4 cells) and -0.4 (2 cells): mean -0.2, s = sqrt(0.12 / 5), t(0.975, 5) = 2.5706
+    assert opro["mean_difference"] == pytest.approx(-0.2)
+    assert (opro["ci_low"], opro["ci_high"]) == (-0.3626, -0.0374)
+    assert (opro["wins"], opro["ties"], opro["losses"], opro["p_value"]) == (0, 0, 6, 0.0312)
 
 
 def test_sign_flip_p_values():
