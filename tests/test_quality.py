@@ -16,6 +16,7 @@ from gpo_local import quality
 from gpo_local.cli import main
 from gpo_local.errors import ConfigError
 from gpo_local.quality import SubprocessRunner, check_cells, load_config, run_bench
+from gpo_local.tasks.suite import SUITE_CONFIRMATION, SUITE_TUNING
 
 
 def make_task_dir(root, name, n=6):
@@ -478,6 +479,17 @@ def test_cli_config_error_is_one_line(layout):
 CONFIGS = Path(__file__).resolve().parents[1] / "benchmarks" / "configs"
 
 
+def test_suite_configs_run_the_two_halves():
+    suite = load_config(CONFIGS / "suite.toml")
+    assert tuple(t.name for t in suite.tasks) == SUITE_CONFIRMATION and suite.seeds == (0, 1, 2)
+    assert [r.name for r in suite.rows] == ["gpo", "sgdm", "ape", "apo", "opro", "pe2", "cot", "empty", "reference"]
+    assert suite.task_models == ("qwen2.5-coder-0.5b-instruct",)
+    assert suite.rows[0].options == {"optimizer-model": "qwen2.5-coder-1.5b-instruct", "steps": 4, "candidates": 6,
+                                     "optimizer-max-tokens": 128, "max-prompt-words": 100}
+    tuning = load_config(CONFIGS / "suite-tuning.toml")
+    assert tuple(t.name for t in tuning.tasks) == SUITE_TUNING and tuning.rows == suite.rows
+
+
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"benchmark data not found at {SHARED_DATA}")
 def test_shipped_configs_load(tmp_path):
     names = sorted(p.name for p in CONFIGS.glob("*.toml"))
@@ -486,9 +498,11 @@ def test_shipped_configs_load(tmp_path):
             "ablation-warmup.toml"} <= set(names)
     for name in names:
         config = load_config(CONFIGS / name)
-        assert all(t.benchmark == "BBH" for t in config.tasks), name
+        if not name.startswith("suite"):  # the suite's tasks are built-in ones
+            assert all(t.benchmark == "BBH" for t in config.tasks), name
     quick = load_config(CONFIGS / "quick.toml")
-    assert [r.name for r in quick.rows] == list(quality.METHODS) and len(quick.tasks) >= 2
+    # BBH tasks have no human reference prompt, so no `reference` row.
+    assert [r.name for r in quick.rows] == [m for m in quality.METHODS if m != "reference"] and len(quick.tasks) >= 2
     assert len(load_config(CONFIGS / "paper.toml").tasks) == len([p for p in (SHARED_DATA / "bbh").iterdir() if p.is_dir()])
     schedules = load_config(CONFIGS / "ablation-schedule.toml")
     assert {r.name: r.options["schedule"] for r in schedules.rows} == {
