@@ -51,9 +51,10 @@ def test_not_a_gguf_file(tmp_path):
 def test_tasks_lists_builtin():
     result = run("tasks")
     lines = result.output.splitlines()
-    assert result.exit_code == 0 and lines[0].startswith("antonyms: ") and lines[2].startswith("sentiment: ")
+    assert result.exit_code == 0 and lines[0].startswith("antonyms: ") and lines[3].startswith("sentiment: ")
     assert "position=Q_begin" in lines[1] and "task_model=qwen2.5-coder-0.5b-instruct" in lines[1]
-    assert lines[3] == "  defaults: candidates=4, optimizer_max_tokens=128, max_prompt_words=50"
+    assert lines[2] == "  suite: tuning half; reference prompt: 'Give the opposite of the word.'"
+    assert lines[4] == "  defaults: candidates=4, optimizer_max_tokens=128, max_prompt_words=50"
 
 
 def test_show_renders_a_run(tmp_path):
