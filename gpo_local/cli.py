@@ -327,9 +327,9 @@ def tasks():
         half = ("tuning" if name in SUITE_TUNING else "confirmation" if name in SUITE_CONFIRMATION else None)
         if half:
             click.echo(f"  suite: {half} half; reference prompt: {spec.reference_prompt!r}")
-    click.echo(f"\nThe instruction-induction suite: tuning half {', '.join(SUITE_TUNING)} (settings are chosen on "
-               f"their dev splits); confirmation half {', '.join(SUITE_CONFIRMATION)} (their test splits confirm "
-               "the choice). --method reference scores a suite task's reference prompt.")
+    click.echo(f"\nThe instruction-induction suite: tuning half {', '.join(SUITE_TUNING)} (settings are "
+               f"chosen on their dev splits); confirmation half {', '.join(SUITE_CONFIRMATION)} (their test "
+               "splits confirm the choice). --method reference scores a suite task's reference prompt.")
     click.echo(f"\nGPO-layout directories also work, e.g. data/bbh/<task> ({len(BBH_TASKS)} BBH answer rules known), "
                "data/mmlu/<subject>, data/gsm8k, data/wsc, data/webnlg; so do .jsonl/.json/.csv/.parquet files "
                "(--input-field, --target-field, --metric) and Hugging Face datasets as hf:<id> "

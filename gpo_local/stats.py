@@ -55,7 +55,8 @@ def paired_bootstrap_interval(final: Sequence[float], initial: Sequence[float], 
     identical vectors give exactly (0.0, 0.0)."""
     final_array, initial_array = _values(final, "final"), _values(initial, "initial")
     if len(final_array) != len(initial_array):
-        raise ValueError(f"paired outcomes differ in length: {len(final_array)} final, {len(initial_array)} initial")
+        raise ValueError(f"paired outcomes differ in length: {len(final_array)} final, "
+                         f"{len(initial_array)} initial")
     if len(final_array) == 0:
         raise ValueError("paired_bootstrap_interval needs at least one question")
     if resamples < 1:
@@ -77,7 +78,8 @@ def _regularized_beta(x: float, a: float, b: float) -> float:
         return 1.0
     if x > (a + 1) / (a + b + 2):  # the fraction converges fast below this point only
         return 1.0 - _regularized_beta(1 - x, b, a)
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    front = math.exp(log_front) / a
     tiny = 1e-300
     c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
     d = 1.0 / (d if abs(d) > tiny else tiny)
@@ -118,7 +120,8 @@ def t_quantile(probability: float, df: int) -> float:
     return (low + high) / 2
 
 
-def mean_interval(values: Sequence[float], *, confidence: float = CONFIDENCE) -> tuple[float, float, float] | None:
+def mean_interval(values: Sequence[float], *,
+                  confidence: float = CONFIDENCE) -> tuple[float, float, float] | None:
     """(mean, low, high): the mean of `values` (one per (task, seed) cell) with its Student-t
     interval, mean ± t(n - 1) · s / sqrt(n). For one value the interval is the value itself
     (nothing to estimate a spread from); None for none."""
@@ -128,7 +131,8 @@ def mean_interval(values: Sequence[float], *, confidence: float = CONFIDENCE) ->
     mean = float(array.mean())
     if len(array) == 1:
         return mean, mean, mean
-    half = t_quantile(1 - (1 - confidence) / 2, len(array) - 1) * float(array.std(ddof=1)) / math.sqrt(len(array))
+    t = t_quantile(1 - (1 - confidence) / 2, len(array) - 1)
+    half = t * float(array.std(ddof=1)) / math.sqrt(len(array))
     return mean, mean - half, mean + half
 
 

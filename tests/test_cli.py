@@ -7,6 +7,7 @@ from gpo_local.cli import main
 from gpo_local.optimizer import GPO, GPOConfig
 from gpo_local.runs import JsonlLog
 from gpo_local.testing import HashingEmbedder
+from gpo_local.tasks.builtin import BUILTIN_TASKS
 from gpo_local.trajectory import TrajectoryIndex
 
 
@@ -18,7 +19,8 @@ def test_unknown_task_is_one_line_and_exit_1():
     result = run("eval", "no-such-task", "--prompt", "x")
     assert result.exit_code == 1
     assert result.output.strip() == (
-        "Error: unknown task 'no-such-task': not a built-in task (antonyms, sentiment), nor an existing directory or "
+        f"Error: unknown task 'no-such-task': not a built-in task ({', '.join(sorted(BUILTIN_TASKS))}), "
+        "nor an existing directory or "
         "jsonl/json/csv/parquet file; directories whose answer rules are known: bbh/<task>, mmlu/<subject>, gsm8k, "
         "wsc, webnlg; a Hugging Face dataset is written hf:<id>")
 

@@ -57,7 +57,8 @@ def test_reference_scores_the_tasks_human_reference(tmp_path):
                                   config=GPOConfig(method="reference", steps=3, candidates=3),
                                   log=JsonlLog(tmp_path / "trajectory.jsonl"))
     result = method.run()
-    assert opt.calls == [] and result.initial.prompt == "Say yes to every question here." == result.final.prompt
+    assert opt.calls == []
+    assert result.initial.prompt == "Say yes to every question here." == result.final.prompt
     # Six words: every difficulty (1 to 5) is answered right.
     assert result.initial.dev_score == 1.0 and result.usage["optimizer_calls"] == 0
     with pytest.raises(ConfigError, match="task 'difficulty' has none"):

@@ -253,7 +253,8 @@ def test_the_first_method_is_compared_with_each_other_cell_by_cell(layout, tmp_p
     paired_rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "paired.csv").read_text())))
     assert [(r["against"], r["cells"], r["wins"], r["losses"]) for r in paired_rows] == [
         ("opro", "5", "0", "5"), ("linear", "6", "0", "6"), ("opro-short", "6", "0", "6")]
-    assert float(paired_rows[0]["ci_low"]) == pytest.approx(-0.1) and float(paired_rows[0]["p_value"]) == 0.0625
+    assert float(paired_rows[0]["ci_low"]) == pytest.approx(-0.1)
+    assert float(paired_rows[0]["p_value"]) == 0.0625
 
 
 def test_intervals_over_cells_and_in_paired_comparisons(layout, tmp_path):
@@ -268,8 +269,8 @@ def test_intervals_over_cells_and_in_paired_comparisons(layout, tmp_path):
     assert "| gpo | 6 | 22.5 | [12.7, 32.3] |" in md
     rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "results.csv").read_text())))
     gpo_mean = next(r for r in rows if r["method"] == "gpo" and r["task"] == quality.MEAN_ROW)
-    assert (gpo_mean["cells_with_scores"], gpo_mean["cell_ci_low"], gpo_mean["cell_ci_high"]) == ("6", "0.1268",
-                                                                                                   "0.3232")
+    assert (gpo_mean["cells_with_scores"], gpo_mean["cell_ci_low"], gpo_mean["cell_ci_high"]) == (
+        "6", "0.1268", "0.3232")
     gpo_nav = next(r for r in rows if r["method"] == "gpo" and r["task"] == "navigate")
     assert gpo_nav["cell_ci_low"] == ""  # per-task rows keep their seed std only
 
@@ -482,10 +483,11 @@ CONFIGS = Path(__file__).resolve().parents[1] / "benchmarks" / "configs"
 def test_suite_configs_run_the_two_halves():
     suite = load_config(CONFIGS / "suite.toml")
     assert tuple(t.name for t in suite.tasks) == SUITE_CONFIRMATION and suite.seeds == (0, 1, 2)
-    assert [r.name for r in suite.rows] == ["gpo", "sgdm", "ape", "apo", "opro", "pe2", "cot", "empty", "reference"]
+    assert [r.name for r in suite.rows] == ["gpo", "sgdm", "ape", "apo", "opro", "pe2", "cot", "empty",
+                                            "reference"]
     assert suite.task_models == ("qwen2.5-coder-0.5b-instruct",)
-    assert suite.rows[0].options == {"optimizer-model": "qwen2.5-coder-1.5b-instruct", "steps": 4, "candidates": 6,
-                                     "optimizer-max-tokens": 128, "max-prompt-words": 100}
+    assert suite.rows[0].options == {"optimizer-model": "qwen2.5-coder-1.5b-instruct", "steps": 4,
+                                     "candidates": 6, "optimizer-max-tokens": 128, "max-prompt-words": 100}
     tuning = load_config(CONFIGS / "suite-tuning.toml")
     assert tuple(t.name for t in tuning.tasks) == SUITE_TUNING and tuning.rows == suite.rows
 
@@ -502,7 +504,8 @@ def test_shipped_configs_load(tmp_path):
             assert all(t.benchmark == "BBH" for t in config.tasks), name
     quick = load_config(CONFIGS / "quick.toml")
     # BBH tasks have no human reference prompt, so no `reference` row.
-    assert [r.name for r in quick.rows] == [m for m in quality.METHODS if m != "reference"] and len(quick.tasks) >= 2
+    assert [r.name for r in quick.rows] == [m for m in quality.METHODS if m != "reference"]
+    assert len(quick.tasks) >= 2
     assert len(load_config(CONFIGS / "paper.toml").tasks) == len([p for p in (SHARED_DATA / "bbh").iterdir() if p.is_dir()])
     schedules = load_config(CONFIGS / "ablation-schedule.toml")
     assert {r.name: r.options["schedule"] for r in schedules.rows} == {

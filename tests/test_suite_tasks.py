@@ -139,7 +139,8 @@ def test_loaded_task_carries_its_reference_prompt():
 def test_reference_method_is_registered_and_needs_a_reference():
     assert "reference" in METHODS and "reference" in BENCH_METHODS
     settings = resolve("past_tense", {"method": "reference"}, {"method"})
-    assert settings.config.method == "reference" and settings.task.reference_prompt == "Give the past tense of the verb."
+    assert settings.config.method == "reference"
+    assert settings.task.reference_prompt == "Give the past tense of the verb."
     with pytest.raises(ConfigError, match="task 'sentiment' has none"):
         resolve("sentiment", {"method": "reference"}, {"method"})
     with pytest.raises(ConfigError, match="does not apply to --method reference"):

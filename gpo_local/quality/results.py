@@ -141,8 +141,9 @@ def aggregate(config: BenchConfig, cells: list[dict]) -> dict:
 def paired_comparisons(config: BenchConfig, cells: list[dict]) -> list[dict]:
     """The config's first row (the method under study, e.g. gpo) against every other row, on the
     (task, seed) cells both finished: the mean difference of final test scores with its 95%
-    Student-t interval over cells, wins / ties / losses and the sign-flip p-value (stats.py). Unlike the means over tasks, which may rest on different
-    cells while a bench is running, these compare like with like."""
+    Student-t interval over cells, wins / ties / losses and the sign-flip p-value (stats.py).
+    Unlike the means over tasks, which may rest on different cells while a bench is running,
+    these compare like with like."""
     if len(config.rows) < 2:
         return []
     reference = config.rows[0].name
@@ -151,9 +152,9 @@ def paired_comparisons(config: BenchConfig, cells: list[dict]) -> list[dict]:
     comparisons = []
     for model in config.task_models:
         for row in config.rows[1:]:
-            pairs = [(done[(reference, model, task.name, seed)], done[(row.name, model, task.name, seed)])
-                     for task in config.tasks for seed in config.seeds
-                     if (reference, model, task.name, seed) in done and (row.name, model, task.name, seed) in done]
+            keys = [(model, task.name, seed) for task in config.tasks for seed in config.seeds]
+            pairs = [(done[(reference, *key)], done[(row.name, *key)]) for key in keys
+                     if (reference, *key) in done and (row.name, *key) in done]
             compared = paired_comparison([a for a, _ in pairs], [b for _, b in pairs])
             comparisons.append({
                 "method": reference, "against": row.name, "task_model": model, "cells": compared["cells"],
@@ -201,8 +202,8 @@ def write_results(config: BenchConfig, out: Path, *, running: Cell | None = None
 CSV_FIELDS = ("method", "base_method", "task", "benchmark", "task_model", "n_seeds", "test_mean", "test_std",
               "initial_test_mean", "dev_mean", *COUNTERS, "paper_score",
               "cells_with_scores", "cell_mean", "cell_ci_low", "cell_ci_high")
-PAIRED_CSV_FIELDS = ("method", "against", "task_model", "cells", "mean_difference", "ci_low", "ci_high", "wins",
-                     "ties", "losses", "p_value")
+PAIRED_CSV_FIELDS = ("method", "against", "task_model", "cells", "mean_difference", "ci_low", "ci_high",
+                     "wins", "ties", "losses", "p_value")
 MEAN_ROW = "(mean over tasks)"
 
 
@@ -235,8 +236,12 @@ def paired_csv(results: dict) -> str:
     return buffer.getvalue()
 
 
-def _interval_text(low, high) -> str:
-    return "n/a" if low is None or high is None else f"[{100 * low:+.1f}, {100 * high:+.1f}]"
+def _interval_text(low, high, *, signed: bool = True) -> str:
+    """An interval of fractions in points: "[+2.5, +17.5]" (a difference) or "[12.7, 32.3]"."""
+    if low is None or high is None:
+        return "n/a"
+    form = "+.1f" if signed else ".1f"
+    return f"[{100 * low:{form}}, {100 * high:{form}}]"
 
 
 def _usable_text(mean: dict) -> str:
@@ -321,8 +326,7 @@ def results_markdown(results: dict) -> str:
               "mean of the task columns, ± the standard deviation over seeds of the per-seed mean.", ""]
     lines += ["## Mean over (task, seed) cells, with 95% interval", ""]
     rows = [[m["method"] + (f", {m['task_model']}" if len(models) > 1 else ""), str(m["cells_with_scores"]),
-             _pct(m["cell_mean"]),
-             "n/a" if m["cell_ci_low"] is None else f"[{100 * m['cell_ci_low']:.1f}, {100 * m['cell_ci_high']:.1f}]"]
+             _pct(m["cell_mean"]), _interval_text(m["cell_ci_low"], m["cell_ci_high"], signed=False)]
             for m in results["method_means"]]
     lines += _table(["method", "cells", "mean test score (%)", "95% interval"], rows, "lrrr")
     lines += ["", "Every finished (task, seed) cell counts once; the interval is Student's t over the cells "
@@ -342,8 +346,8 @@ def results_markdown(results: dict) -> str:
                          "wins / ties / losses", "p (sign-flip)"], rows, "lrrrrr")
         lines += ["", f"Only the (task, seed) cells both methods finished; the difference is of final test "
                   f"scores, its interval Student's t over those cells. p: two-sided paired permutation test "
-                  f"(every sign pattern of the non-zero differences) of no difference; with few cells, only large "
-                  f"gaps reach a small p.", ""]
+                  f"(every sign pattern of the non-zero differences) of no difference; with few cells, only "
+                  f"large gaps reach a small p.", ""]
     lines += ["## Cost per run (mean over finished cells)", ""]
     rows = [[m["method"] + (f", {m['task_model']}" if len(models) > 1 else ""), str(m["cells_done"]),
              _num(m["dev_scorings"]), _num(m["optimizer_calls"]), _num(m["task_tokens"]),

@@ -149,7 +149,8 @@ BUILTIN_TASKS = {
     # follows an instruction on these.
     **{name: BuiltinTask(name=name, description=f"{spec.description}; the question never says so "
                          "(instruction induction, 1 round)",
-                         sizes=dict(SUITE_SIZES), initial_prompt="Let's think step by step.", optimize_defaults={},
+                         sizes=dict(SUITE_SIZES), initial_prompt="Let's think step by step.",
+                         optimize_defaults={},
                          rule=spec.rule, max_tokens=spec.max_tokens, generate=spec.generate,
                          suggested_models={"task_model": "qwen2.5-coder-0.5b-instruct"},
                          reference_prompt=spec.reference_prompt)

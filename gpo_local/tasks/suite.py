@@ -43,8 +43,8 @@ _LEAD_WORDS = re.compile(r"^\s*(?:(?:written|spelled|spelt|called|known|said|loc
 # "Paris is the capital of France.": the answer comes first, before an "is the/a/an" ...
 _ANSWER_FIRST = re.compile(r"^\s*([^\s.!?:]+(?:\s+[^\s.!?:]+){0,3}?)\s+is\s+(?:the|a|an)\s", re.I)
 # ... unless it is a pronoun or a lead-in ("This is the ...", "The answer is a ...").
-_NOT_AN_ANSWER = re.compile(r"^[\"'`*“‘]*(?:the|a|an|this|that|it|there|here|which|what|answer|output|he|she|"
-                            r"they|i|my|your|its)\b", re.I)
+_NOT_AN_ANSWER = re.compile(r"^[\"'`*“‘]*(?:the|a|an|this|that|it|there|here|which|what|answer|output|"
+                            r"he|she|they|i|my|your|its)\b", re.I)
 # Where an answer ends: a clause break, a bracket, a sentence end.
 _ANSWER_END = re.compile(r"[,;(\[!?]|\s[-–—]\s|\.\s")
 _QUOTES = "\"'`*“”‘’«» "
@@ -185,7 +185,8 @@ def suite_splits(sizes: dict, seed: int, name: str) -> dict[str, list[Example]]:
     splits = {}
     for split, share in shares.items():
         order = random.Random(f"{name}:{split}:{seed}").sample(share, len(share))
-        splits[split] = [Example(id=f"{split}-{i}", input=item, target=answers[item]) for i, item in enumerate(order)]
+        splits[split] = [Example(id=f"{split}-{i}", input=item, target=answers[item])
+                         for i, item in enumerate(order)]
     return splits
 
 
@@ -202,21 +203,27 @@ class SuiteSpec:
 
 
 SUITE_SPECS: dict[str, SuiteSpec] = {
-    "first_letter": SuiteSpec("give the first letter of a word", "Write the first letter of the word.",
-                              PHRASE_RULE),
-    "last_letter": SuiteSpec("give the last letter of a word", "Write the last letter of the word.", PHRASE_RULE),
-    "uppercase": SuiteSpec("write a word in capital letters (case matters)", "Write the word in capital letters.",
-                           UPPERCASE_RULE),
-    "past_tense": SuiteSpec("give the simple past of a verb, irregular verbs included",
-                            "Give the past tense of the verb.", PHRASE_RULE),
-    "number_to_words": SuiteSpec("write a number from 0 to 999 in English words",
-                                 "Write the number in English words.", NUMBER_RULE, max_tokens=(32, 0)),
-    "country_capital": SuiteSpec("name a country's capital city", "Name the capital city of the country.",
-                                 PHRASE_RULE, max_tokens=(32, 0)),
-    "country_continent": SuiteSpec("name the continent a country is in", "Name the continent the country is in.",
-                                   PHRASE_RULE),
-    "translate_spanish": SuiteSpec("translate an English word into Spanish",
-                                   "Translate the English word into Spanish.", TRANSLATION_RULE),
-    "translate_french": SuiteSpec("translate an English word into French",
-                                  "Translate the English word into French.", TRANSLATION_RULE),
+    "first_letter": SuiteSpec(description="give the first letter of a word",
+                              reference_prompt="Write the first letter of the word.", rule=PHRASE_RULE),
+    "last_letter": SuiteSpec(description="give the last letter of a word",
+                             reference_prompt="Write the last letter of the word.", rule=PHRASE_RULE),
+    "uppercase": SuiteSpec(description="write a word in capital letters (case matters)",
+                           reference_prompt="Write the word in capital letters.", rule=UPPERCASE_RULE),
+    "past_tense": SuiteSpec(description="give the simple past of a verb, irregular verbs included",
+                            reference_prompt="Give the past tense of the verb.", rule=PHRASE_RULE),
+    "number_to_words": SuiteSpec(description="write a number from 0 to 999 in English words",
+                                 reference_prompt="Write the number in English words.", rule=NUMBER_RULE,
+                                 max_tokens=(32, 0)),
+    "country_capital": SuiteSpec(description="name a country's capital city",
+                                 reference_prompt="Name the capital city of the country.", rule=PHRASE_RULE,
+                                 max_tokens=(32, 0)),
+    "country_continent": SuiteSpec(description="name the continent a country is in",
+                                   reference_prompt="Name the continent the country is in.",
+                                   rule=PHRASE_RULE),
+    "translate_spanish": SuiteSpec(description="translate an English word into Spanish",
+                                   reference_prompt="Translate the English word into Spanish.",
+                                   rule=TRANSLATION_RULE),
+    "translate_french": SuiteSpec(description="translate an English word into French",
+                                  reference_prompt="Translate the English word into French.",
+                                  rule=TRANSLATION_RULE),
 }
