@@ -202,13 +202,15 @@ class SuiteSpec:
     generate: Callable[[dict, int, str], dict[str, list[Example]]] = suite_splits
 
 
+# The references are plain statements of the rule. One was reworded after a dev-split check with
+# the 0.5B task model: "Write the word in capital letters." was read as "capitalize the word".
 SUITE_SPECS: dict[str, SuiteSpec] = {
     "first_letter": SuiteSpec(description="give the first letter of a word",
                               reference_prompt="Write the first letter of the word.", rule=PHRASE_RULE),
     "last_letter": SuiteSpec(description="give the last letter of a word",
                              reference_prompt="Write the last letter of the word.", rule=PHRASE_RULE),
     "uppercase": SuiteSpec(description="write a word in capital letters (case matters)",
-                           reference_prompt="Write the word in capital letters.", rule=UPPERCASE_RULE),
+                           reference_prompt="Write the word in all uppercase letters.", rule=UPPERCASE_RULE),
     "past_tense": SuiteSpec(description="give the simple past of a verb, irregular verbs included",
                             reference_prompt="Give the past tense of the verb.", rule=PHRASE_RULE),
     "number_to_words": SuiteSpec(description="write a number from 0 to 999 in English words",
