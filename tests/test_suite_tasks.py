@@ -107,6 +107,9 @@ def test_answer_rules_on_typical_replies():
     spanish = BUILTIN_TASKS["translate_spanish"].rule
     assert spanish.score("El perro", ("perro", "perra")) == 1.0
     assert spanish.score('The Spanish word for "tree" is "arbol".', ("árbol",)) == 1.0
+    assert spanish.score('The English word "dog" translates to "perro" in Spanish.', ("perro",)) == 1.0
+    assert spanish.score('The English word "book" translates to Spanish as "libro".', ("libro",)) == 1.0
+    assert spanish.score('The English word "go" translates to "go" in Spanish.', ("ir",)) == 0.0
     french = BUILTIN_TASKS["translate_french"].rule
     assert french.score("l'oeuf", ("œuf", "oeuf")) == 1.0 and french.score("le chien", ("chien",)) == 1.0
     past = BUILTIN_TASKS["past_tense"].rule

@@ -35,8 +35,11 @@ SUITE = SUITE_TUNING + SUITE_CONFIRMATION
 SUITE_SIZES = {"train": 16, "eval": 40, "test": 100, "format": 8}
 
 # Where the answer starts in a sentence ("The capital of France is Paris.", "Answer: Paris",
-# "42 -> forty-two"): after the last of these on the line.
-_ANSWER_MARKER = re.compile(r"\bis\b|->|→|=>|:", re.I)
+# "42 -> forty-two", "dog translates to perro"): after the last of these on the line.
+_ANSWER_MARKER = re.compile(r"\bis\b|->|→|=>|:"
+                            r"|\btranslates?\s+(?:in)?to(?:\s+\w+)?\s+as\b|\btranslates?\s+(?:in)?to\b", re.I)
+# A quoted answer ("translates to "perro" in Spanish"): the text inside the quotes.
+_QUOTED = re.compile(r"\s*[\"“«*]+([^\"”»*]+)[\"”»*]")
 # "42 is written as forty-two", "France is located in Europe": the words between "is" and the answer.
 _LEAD_WORDS = re.compile(r"^\s*(?:(?:written|spelled|spelt|called|known|said|located)\s+)?(?:as|in|on)\s+"
                          r"|^\s*(?:written|spelled|spelt|called|known|said|located)\s+", re.I)
@@ -84,6 +87,9 @@ class PhraseRule:
         markers = list(_ANSWER_MARKER.finditer(line))
         span = line[markers[-1].end():] if markers else line
         span = _LEAD_WORDS.sub("", span)
+        quoted = _QUOTED.match(span)
+        if quoted:
+            return quoted.group(1).strip().rstrip(".").strip()
         span = _ANSWER_END.split(span, maxsplit=1)[0]
         return span.strip().strip(_QUOTES).rstrip(".").strip(_QUOTES)
 
