@@ -9,6 +9,7 @@ from gpo_local.algorithm.config import GPOConfig
 from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder
 from gpo_local.algorithm.index import TrajectoryIndex
+from gpo_local.tasks.builtin import BUILTIN_TASKS
 
 
 def run(*args):
@@ -19,7 +20,8 @@ def test_unknown_task_is_one_line_and_exit_1():
     result = run("eval", "no-such-task", "--prompt", "x")
     assert result.exit_code == 1
     assert result.output.strip() == (
-        "Error: unknown task 'no-such-task': not a built-in task (antonyms, sentiment), nor an existing directory or "
+        f"Error: unknown task 'no-such-task': not a built-in task ({', '.join(sorted(BUILTIN_TASKS))}), "
+        "nor an existing directory or "
         "jsonl/json/csv/parquet file; directories whose answer rules are known: bbh/<task>, mmlu/<subject>, gsm8k, "
         "wsc, webnlg; a Hugging Face dataset is written hf:<id>")
 
@@ -52,9 +54,10 @@ def test_not_a_gguf_file(tmp_path):
 def test_tasks_lists_builtin():
     result = run("tasks")
     lines = result.output.splitlines()
-    assert result.exit_code == 0 and lines[0].startswith("antonyms: ") and lines[2].startswith("sentiment: ")
+    assert result.exit_code == 0 and lines[0].startswith("antonyms: ") and lines[3].startswith("sentiment: ")
     assert "position=Q_begin" in lines[1] and "task_model=qwen2.5-coder-0.5b-instruct" in lines[1]
-    assert lines[3] == "  defaults: candidates=4, optimizer_max_tokens=128, max_prompt_words=50"
+    assert lines[2] == "  suite: tuning half; reference prompt: 'Give the opposite of the word.'"
+    assert lines[4] == "  defaults: candidates=4, optimizer_max_tokens=128, max_prompt_words=50"
 
 
 def test_show_renders_a_run(tmp_path):

@@ -46,6 +46,26 @@ def test_evaluation_only_baselines(tmp_path, method, prompt):
     assert asked == "difficulty 1; say yes" if method == "empty" else asked.endswith("\n" + prompt)
 
 
+def test_reference_scores_the_tasks_human_reference(tmp_path):
+    from dataclasses import replace
+
+    from gpo_local.errors import ConfigError
+
+    opt = smart_optimizer()
+    task = replace(difficulty_task(), reference_prompt="Say yes to every question here.")
+    method = METHODS["reference"](task=task, task_llm=task_model(), optimizer_llm=opt,
+                                  index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
+                                  config=GPOConfig(method="reference", steps=3, candidates=3),
+                                  log=JsonlLog(tmp_path / "trajectory.jsonl"))
+    result = method.run()
+    assert opt.calls == []
+    assert result.initial.prompt == "Say yes to every question here." == result.final.prompt
+    # Six words: every difficulty (1 to 5) is answered right.
+    assert result.initial.dev_score == 1.0 and result.usage["optimizer_calls"] == 0
+    with pytest.raises(ConfigError, match="task 'difficulty' has none"):
+        make("reference", tmp_path / "none")
+
+
 def test_ape_induces_then_resamples_the_best(tmp_path):
     opt = smart_optimizer(max_words=3)
     method = make("ape", tmp_path, optimizer_llm=opt)
@@ -203,7 +223,7 @@ def test_budgets_are_equal_within_one_step(tmp_path, method):
     config = GPOConfig(method=method, steps=6, candidates=4)
     planned = METHODS[method].plan_for(config)
     gpo = METHODS["gpo"].plan_for(GPOConfig(steps=6, candidates=4))
-    if method in ("empty", "cot"):
+    if method in ("empty", "cot", "reference"):
         assert planned == []
         return
     assert sum(gpo) - max(planned) < sum(planned) <= sum(gpo)

@@ -16,6 +16,7 @@ from gpo_local import quality
 from gpo_local.app.cli import main
 from gpo_local.errors import ConfigError
 from gpo_local.quality import SubprocessRunner, check_cells, load_config, run_bench
+from gpo_local.tasks.suite import SUITE_CONFIRMATION, SUITE_TUNING
 
 
 def make_task_dir(root, name, n=6):
@@ -241,16 +242,60 @@ def test_the_first_method_is_compared_with_each_other_cell_by_cell(layout, tmp_p
     assert list(paired) == ["opro", "linear", "opro-short"]
     assert paired["opro"] == {"method": "gpo", "against": "opro", "task_model": config.task_models[0], "cells": 5,
                               "mean_difference": pytest.approx(-0.1), "wins": 0, "ties": 0, "losses": 5,
-                              "p_value": pytest.approx(2 / 32, abs=1e-4)}
+                              "p_value": pytest.approx(2 / 32, abs=1e-4),
+                              # every difference is -0.1: the interval has no width
+                              "ci_low": pytest.approx(-0.1), "ci_high": pytest.approx(-0.1)}
     assert (paired["linear"]["cells"], paired["linear"]["mean_difference"]) == (6, pytest.approx(-0.2))
     assert paired["linear"]["p_value"] == pytest.approx(2 / 64, abs=1e-4)  # rounded to 4 digits
     md = (tmp_path / "out" / "results.md").read_text()
     assert "## gpo against each method, cell by cell" in md
-    assert "| opro | 5 | -10.0 | 0 / 0 / 5 | 0.062 |" in md
+    assert "| opro | 5 | -10.0 | [-10.0, -10.0] | 0 / 0 / 5 | 0.062 |" in md
+    paired_rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "paired.csv").read_text())))
+    assert [(r["against"], r["cells"], r["wins"], r["losses"]) for r in paired_rows] == [
+        ("opro", "5", "0", "5"), ("linear", "6", "0", "6"), ("opro-short", "6", "0", "6")]
+    assert float(paired_rows[0]["ci_low"]) == pytest.approx(-0.1)
+    assert float(paired_rows[0]["p_value"]) == 0.0625
+
+
+def test_intervals_over_cells_and_in_paired_comparisons(layout, tmp_path):
+    config = load_config(write_config(layout))
+    results = run_bench(config, tmp_path / "out", runner=FakeRunner())
+    means = {m["method"]: m for m in results["method_means"]}
+    # gpo's six cells: 0.1, 0.2, 0.3 and 0.15, 0.25, 0.35; s = sqrt(0.04375 / 5), t(0.975, 5) = 2.5706.
+    assert means["gpo"]["cells_with_scores"] == 6 and means["gpo"]["cell_mean"] == pytest.approx(0.225)
+    assert (means["gpo"]["cell_ci_low"], means["gpo"]["cell_ci_high"]) == (0.1268, 0.3232)
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "## Mean over (task, seed) cells, with 95% interval" in md
+    assert "| gpo | 6 | 22.5 | [12.7, 32.3] |" in md
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "results.csv").read_text())))
+    gpo_mean = next(r for r in rows if r["method"] == "gpo" and r["task"] == quality.MEAN_ROW)
+    assert (gpo_mean["cells_with_scores"], gpo_mean["cell_ci_low"], gpo_mean["cell_ci_high"]) == (
+        "6", "0.1268", "0.3232")
+    gpo_nav = next(r for r in rows if r["method"] == "gpo" and r["task"] == "navigate")
+    assert gpo_nav["cell_ci_low"] == ""  # per-task rows keep their seed std only
+
+
+def test_paired_interval_with_varying_differences(layout, tmp_path):
+    class Uneven(FakeRunner):
+        def __call__(self, cell, *, resume):
+            error = super().__call__(cell, resume=resume)
+            if cell.row.name == "opro" and cell.seed == 2:  # opro 0.3 higher there: differences vary
+                result = json.loads((cell.run_dir / "result.json").read_text())
+                result["final_test"] = round(result["final_test"] + 0.3, 4)
+                (cell.run_dir / "result.json").write_text(json.dumps(result))
+            return error
+
+    config = load_config(write_config(layout))
+    results = run_bench(config, tmp_path / "out", runner=Uneven())
+    opro = next(c for c in results["paired"] if c["against"] == "opro")
+    # differences -0.1 (4 cells) and -0.4 (2 cells): mean -0.2, s = sqrt(0.12 / 5), t(0.975, 5) = 2.5706
+    assert opro["mean_difference"] == pytest.approx(-0.2)
+    assert (opro["ci_low"], opro["ci_high"]) == (-0.3626, -0.0374)
+    assert (opro["wins"], opro["ties"], opro["losses"], opro["p_value"]) == (0, 0, 6, 0.0312)
 
 
 def test_sign_flip_p_values():
-    from gpo_local.quality.results import sign_flip_p_value
+    from gpo_local.stats import sign_flip_p_value
 
     assert sign_flip_p_value([0.1, 0.1, 0.1]) == pytest.approx(2 / 8)
     # |±3 ±1 ±1| >= 3 in 6 of the 8 sign patterns.
@@ -435,6 +480,18 @@ def test_cli_config_error_is_one_line(layout):
 CONFIGS = Path(__file__).resolve().parents[1] / "benchmarks" / "configs"
 
 
+def test_suite_configs_run_the_two_halves():
+    suite = load_config(CONFIGS / "suite.toml")
+    assert tuple(t.name for t in suite.tasks) == SUITE_CONFIRMATION and suite.seeds == (0, 1, 2)
+    assert [r.name for r in suite.rows] == ["gpo", "sgdm", "ape", "apo", "opro", "pe2", "cot", "empty",
+                                            "reference"]
+    assert suite.task_models == ("qwen2.5-coder-0.5b-instruct",)
+    assert suite.rows[0].options == {"optimizer-model": "qwen2.5-coder-1.5b-instruct", "steps": 4,
+                                     "candidates": 6, "optimizer-max-tokens": 128, "max-prompt-words": 100}
+    tuning = load_config(CONFIGS / "suite-tuning.toml")
+    assert tuple(t.name for t in tuning.tasks) == SUITE_TUNING and tuning.rows == suite.rows
+
+
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"benchmark data not found at {SHARED_DATA}")
 def test_shipped_configs_load(tmp_path, monkeypatch):
     monkeypatch.setenv("GPO_LOCAL_DATA", str(SHARED_DATA))
@@ -444,9 +501,12 @@ def test_shipped_configs_load(tmp_path, monkeypatch):
             "ablation-warmup.toml"} <= set(names)
     for name in names:
         config = load_config(CONFIGS / name)
-        assert all(t.benchmark == "BBH" for t in config.tasks), name
+        if not name.startswith("suite"):  # the suite's tasks are built-in ones
+            assert all(t.benchmark == "BBH" for t in config.tasks), name
     quick = load_config(CONFIGS / "quick.toml")
-    assert [r.name for r in quick.rows] == list(quality.METHODS) and len(quick.tasks) >= 2
+    # BBH tasks have no human reference prompt, so no `reference` row.
+    assert [r.name for r in quick.rows] == [m for m in quality.METHODS if m != "reference"]
+    assert len(quick.tasks) >= 2
     assert len(load_config(CONFIGS / "paper.toml").tasks) == len([p for p in (SHARED_DATA / "bbh").iterdir() if p.is_dir()])
     schedules = load_config(CONFIGS / "ablation-schedule.toml")
     assert {r.name: r.options["schedule"] for r in schedules.rows} == {

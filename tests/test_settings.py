@@ -41,7 +41,8 @@ def test_original_spellings_are_aliases():
 
 
 @pytest.mark.parametrize("values,message", [
-    ({"method": "dspy"}, "unknown --method 'dspy'; known: gpo, empty, cot, ape, apo, opro, pe2, sgdm"),
+    ({"method": "dspy"},
+     "unknown --method 'dspy'; known: gpo, empty, cot, ape, apo, opro, pe2, sgdm, reference"),
     ({"selection": "nearest"}, "unknown selection 'nearest'; known: importance, recency, relevance (alias: relavance)"),
     ({"schedule": "step"}, "unknown schedule 'step'; known: none, cosine, fixed, linear (alias: consine)"),
     ({"gradient": "hessian"}, "unknown --gradient 'hessian'; known: none, feedback"),

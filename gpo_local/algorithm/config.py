@@ -95,7 +95,8 @@ class Option:
 _O = Option
 OPTIONS: tuple[Option, ...] = (
     # -- what the optimization does (GPOConfig) ---------------------------------------------------------
-    _O("method", str, "gpo", "gpo, sgdm (a preset of the switches), or a baseline: empty, cot, ape, apo, opro, pe2"),
+    _O("method", str, "gpo",
+       "gpo, sgdm (a preset of the switches), or a baseline: empty, cot, reference, ape, apo, opro, pe2"),
     _O("steps", int, 18, "Optimization steps (default: 3 epochs of the train split in batches of 8, as in GPO).",
        minimum=1),
     _O("candidates", int, 8, "Candidates per step", minimum=1),

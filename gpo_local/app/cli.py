@@ -38,7 +38,7 @@ from gpo_local.app.report import write_report
 from gpo_local.backends.catalog import load_catalog, sha256_file
 from gpo_local.backends.packs import describe as describe_pack
 from gpo_local.tasks.answers import BBH_TASKS
-from gpo_local.tasks.builtin import BUILTIN_TASKS
+from gpo_local.tasks.builtin import BUILTIN_TASKS, SUITE_CONFIRMATION, SUITE_TUNING
 from gpo_local.quality import RichProgress, SubprocessRunner, check_cells, load_config, run_bench
 from gpo_local.backends.cluster import connect
 from gpo_local.quality.ray_run import RayCells
@@ -324,7 +324,13 @@ def tasks():
         # The options a run of this task starts from (settings.resolve: the user's own win)
         defaults = ", ".join(f"{option}={value}" for option, value in
                              {**spec.optimize_defaults, **spec.suggested_models}.items())
-        click.echo(f"  defaults: {defaults}")
+        click.echo(f"  defaults: {defaults or 'the shared ones'}")
+        half = ("tuning" if name in SUITE_TUNING else "confirmation" if name in SUITE_CONFIRMATION else None)
+        if half:
+            click.echo(f"  suite: {half} half; reference prompt: {spec.reference_prompt!r}")
+    click.echo(f"\nThe instruction-induction suite: tuning half {', '.join(SUITE_TUNING)} (settings are "
+               f"chosen on their dev splits); confirmation half {', '.join(SUITE_CONFIRMATION)} (their test "
+               "splits confirm the choice). --method reference scores a suite task's reference prompt.")
     click.echo(f"\nGPO-layout directories also work, e.g. data/bbh/<task> ({len(BBH_TASKS)} BBH answer rules known), "
                "data/mmlu/<subject>, data/gsm8k, data/wsc, data/webnlg; so do .jsonl/.json/.csv/.parquet files "
                "(--input-field, --target-field, --metric) and Hugging Face datasets as hf:<id> "

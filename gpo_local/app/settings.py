@@ -28,6 +28,7 @@ from gpo_local.algorithm.config import OPTIONS, GPOConfig, Limits, check_value, 
 from gpo_local.algorithm.schedules import canonical_schedule, total_steps
 from gpo_local.tasks import Task, load_task
 from gpo_local.methods import get_method
+from gpo_local.methods.simple import reference_prompt_of
 from gpo_local.backends.catalog import DEFAULT_MODEL, SUGGESTED_OPTIMIZER, is_installed
 
 # Every table below is derived from the one declaration of the options (config.OPTIONS).
@@ -131,7 +132,7 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
     method = v.get("method") or "gpo"
     method_class = get_method(method)
     _check_switches(method, given, v)
-    if method in ("empty", "cot") and "initial_prompt" in given:
+    if method in ("empty", "cot", "reference") and "initial_prompt" in given:
         raise ConfigError(f"--initial-prompt does not apply to --method {method} (its prompt is fixed)")
     if v.get("initial_prompt") is not None and not str(v["initial_prompt"]).strip():
         raise ConfigError("--initial-prompt is empty: give a starting instruction, leave the option out for the "
@@ -146,6 +147,8 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
         task, task_spec = task_spec, task_spec.source
     else:
         task = load_task(task_spec, seed=seed, **loading)
+    if method == "reference":  # before any model loads: the task must have a human reference
+        reference_prompt_of(task)
     if v.get("test_holdout"):
         task = task.with_holdout(v["test_holdout"])
     steps = v.get("steps") or task.optimize_defaults.get("steps")

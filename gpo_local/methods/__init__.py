@@ -3,6 +3,7 @@
     gpo    GPO with its strategy switches (optimizer.GPO)
     sgdm   a preset of GPO's switches: textual SGD with momentum (sgdm.py)
     empty  no instruction; cot  "Let's think step by step." (evaluation only, no steps)
+    reference  the task's human reference instruction (evaluation only, no steps)
     ape    instruction induction from demonstrations, then iterative resampling (ape.py)
     apo    ProTeGi: textual gradients from minibatch errors, edits, paraphrases, beam (apo.py)
     opro   the top-20 scored instructions in ascending order with exemplars (opro.py)
@@ -26,10 +27,10 @@ from gpo_local.methods.apo import APO
 from gpo_local.methods.opro import OPRO
 from gpo_local.methods.pe2 import PE2
 from gpo_local.methods.sgdm import SGDM, SGDM_PRESET
-from gpo_local.methods.simple import CoT, Empty
+from gpo_local.methods.simple import CoT, Empty, Reference
 
 METHODS: dict[str, type[Method]] = {"gpo": GPO, "empty": Empty, "cot": CoT, "ape": APE, "apo": APO, "opro": OPRO,
-                                    "pe2": PE2, "sgdm": SGDM}
+                                    "pe2": PE2, "sgdm": SGDM, "reference": Reference}
 
 __all__ = ["METHODS", "SGDM_PRESET", "get_method"]
 

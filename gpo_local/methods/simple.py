@@ -1,10 +1,11 @@
-"""The two evaluation-only baselines of the paper's main results: no instruction, and the zero-shot
-chain-of-thought trigger. They make no optimizer call and score one prompt on the dev split
-(and on test), so they spend none of the budget."""
+"""The evaluation-only baselines of the paper's main results: no instruction, the zero-shot chain-of-thought
+trigger, and the task's human reference instruction. They make no optimizer call and score one
+prompt on the dev split (and on test), so they spend none of the budget."""
 
 from __future__ import annotations
 
 from gpo_local.algorithm.optimizer import Method
+from gpo_local.errors import ConfigError
 
 COT_PROMPT = "Let's think step by step."
 
@@ -31,6 +32,31 @@ class CoT(Method):
 
     def start_prompt(self, given: str) -> str:
         return COT_PROMPT
+
+    @classmethod
+    def plan_for(cls, config) -> list[int]:
+        return []
+
+
+def reference_prompt_of(task) -> str:
+    """The task's human reference instruction; a task without one cannot run `reference`."""
+    if not getattr(task, "reference_prompt", None):
+        raise ConfigError(f"method='reference' scores a task's human reference prompt, and task "
+                          f"{task.name!r} has none (the built-in instruction-induction tasks have one: "
+                          "`gpo-local tasks`)")
+    return task.reference_prompt
+
+
+class Reference(Method):
+    """The task's human reference: one plain instruction written from the rule before any
+    optimization (a built-in suite task's `reference_prompt`), the row an optimized prompt is
+    measured against."""
+
+    name = "reference"
+    uses_format = False
+
+    def start_prompt(self, given: str) -> str:
+        return reference_prompt_of(self.task)
 
     @classmethod
     def plan_for(cls, config) -> list[int]:

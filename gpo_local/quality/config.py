@@ -18,7 +18,7 @@ from gpo_local.tasks import load_task
 from gpo_local.tasks.builtin import BUILTIN_TASKS
 
 
-METHODS = ("gpo", "empty", "cot", "ape", "apo", "opro", "pe2", "sgdm")
+METHODS = ("gpo", "empty", "cot", "ape", "apo", "opro", "pe2", "sgdm", "reference")
 DEFAULT_TASK_MODEL = DEFAULT_MODEL
 
 # Options the harness sets itself, and where a config gives them instead.

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import json
-import random
 import statistics
 import time
 from pathlib import Path
 
+from gpo_local.app.formatting import percent
 from gpo_local.app.paper import SOURCE as PAPER_SOURCE
 from gpo_local.app.paper import paper_score
 from gpo_local.quality.config import BenchConfig, Cell
 from gpo_local.runs.storage import write_atomic
-from gpo_local.app.formatting import percent
+from gpo_local.stats import mean_interval, paired_comparison
 
 
 COUNTERS = ("dev_scorings", "optimizer_calls", "task_tokens", "optimizer_tokens", "seconds", "cpu_seconds",
@@ -112,9 +111,16 @@ def aggregate(config: BenchConfig, cells: list[dict]) -> dict:
             for bench in sorted({t.benchmark for t in config.tasks if t.benchmark}):
                 values = [task_means[t.name] for t in config.tasks if t.benchmark == bench and t.name in task_means]
                 benchmarks[bench] = _round(_mean(values))
+            cell_scores = [c["final_test"] for c in row_cells if c["final_test"] is not None]
+            interval = mean_interval(cell_scores)
             method_means.append({
                 "method": row.name, "base_method": row.method, "variant": row.is_variant, "task_model": model,
                 "test_mean_over_tasks": _round(_mean(task_means.values())),
+                # Over the (task, seed) cells: the mean and its 95% Student-t interval.
+                "cells_with_scores": len(cell_scores),
+                "cell_mean": _round(interval[0]) if interval else None,
+                "cell_ci_low": _round(interval[1]) if interval and len(cell_scores) > 1 else None,
+                "cell_ci_high": _round(interval[2]) if interval and len(cell_scores) > 1 else None,
                 "tasks_with_scores": len(task_means), "complete": len(task_means) == len(config.tasks),
                 "test_std_over_seeds": _round(_std(per_seed)), "seeds_complete": len(per_seed),
                 "benchmark_means": benchmarks, "cells_done": len(row_cells),
@@ -132,35 +138,12 @@ def aggregate(config: BenchConfig, cells: list[dict]) -> dict:
             "paired": paired_comparisons(config, cells)}
 
 
-# Up to this many non-zero differences the sign-flip test enumerates every sign pattern (2^16);
-# beyond, it draws SIGN_FLIP_DRAWS patterns from a fixed seed, so the p-value is reproducible.
-SIGN_FLIP_EXACT = 16
-SIGN_FLIP_DRAWS = 20000
-
-
-def sign_flip_p_value(differences: list[float]) -> float:
-    """Two-sided paired permutation test of mean difference 0: the share of sign patterns of the
-    differences whose |sum| is at least the observed one. Small samples, no normality assumed;
-    zero differences carry no sign and are left out (1.0 when none is left)."""
-    values = [d for d in differences if d != 0]
-    if not values:
-        return 1.0
-    observed = abs(sum(values)) - 1e-12  # float slack: the observed pattern always counts
-    if len(values) <= SIGN_FLIP_EXACT:
-        hits = sum(abs(sum(s * v for s, v in zip(signs, values))) >= observed
-                   for signs in itertools.product((1, -1), repeat=len(values)))
-        return hits / 2 ** len(values)
-    draw = random.Random(0)
-    hits = sum(abs(sum(v if draw.random() < 0.5 else -v for v in values)) >= observed
-               for _ in range(SIGN_FLIP_DRAWS))
-    return (hits + 1) / (SIGN_FLIP_DRAWS + 1)
-
-
 def paired_comparisons(config: BenchConfig, cells: list[dict]) -> list[dict]:
     """The config's first row (the method under study, e.g. gpo) against every other row, on the
-    (task, seed) cells both finished: the mean difference of final test scores, wins / ties /
-    losses and the sign-flip p-value. Unlike the means over tasks, which may rest on different
-    cells while a bench is running, these compare like with like."""
+    (task, seed) cells both finished: the mean difference of final test scores with its 95%
+    Student-t interval over cells, wins / ties / losses and the sign-flip p-value (stats.py).
+    Unlike the means over tasks, which may rest on different cells while a bench is running,
+    these compare like with like."""
     if len(config.rows) < 2:
         return []
     reference = config.rows[0].name
@@ -169,15 +152,16 @@ def paired_comparisons(config: BenchConfig, cells: list[dict]) -> list[dict]:
     comparisons = []
     for model in config.task_models:
         for row in config.rows[1:]:
-            differences = [done[(reference, model, task.name, seed)] - done[(row.name, model, task.name, seed)]
-                           for task in config.tasks for seed in config.seeds
-                           if (reference, model, task.name, seed) in done and (row.name, model, task.name, seed) in done]
+            keys = [(model, task.name, seed) for task in config.tasks for seed in config.seeds]
+            pairs = [(done[(reference, *key)], done[(row.name, *key)]) for key in keys
+                     if (reference, *key) in done and (row.name, *key) in done]
+            compared = paired_comparison([a for a, _ in pairs], [b for _, b in pairs])
             comparisons.append({
-                "method": reference, "against": row.name, "task_model": model, "cells": len(differences),
-                "mean_difference": _round(_mean(differences)),
-                "wins": sum(d > 0 for d in differences), "ties": sum(d == 0 for d in differences),
-                "losses": sum(d < 0 for d in differences),
-                "p_value": _round(sign_flip_p_value(differences)) if differences else None})
+                "method": reference, "against": row.name, "task_model": model, "cells": compared["cells"],
+                "mean_difference": _round(compared["mean_difference"]),
+                "ci_low": _round(compared["ci_low"]), "ci_high": _round(compared["ci_high"]),
+                "wins": compared["wins"], "ties": compared["ties"], "losses": compared["losses"],
+                "p_value": _round(compared["p_value"])})
     return comparisons
 
 
@@ -211,11 +195,15 @@ def write_results(config: BenchConfig, out: Path, *, running: Cell | None = None
     write_atomic(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n", fault_point="bench-results-tmp")
     write_atomic(out / "results.csv", results_csv(results), fault_point="bench-results-tmp")
     write_atomic(out / "results.md", results_markdown(results), fault_point="bench-results-tmp")
+    write_atomic(out / "paired.csv", paired_csv(results), fault_point="bench-results-tmp")
     return results
 
 
 CSV_FIELDS = ("method", "base_method", "task", "benchmark", "task_model", "n_seeds", "test_mean", "test_std",
-              "initial_test_mean", "dev_mean", *COUNTERS, "paper_score")
+              "initial_test_mean", "dev_mean", *COUNTERS, "paper_score",
+              "cells_with_scores", "cell_mean", "cell_ci_low", "cell_ci_high")
+PAIRED_CSV_FIELDS = ("method", "against", "task_model", "cells", "mean_difference", "ci_low", "ci_high",
+                     "wins", "ties", "losses", "p_value")
 MEAN_ROW = "(mean over tasks)"
 
 
@@ -235,6 +223,25 @@ def results_csv(results: dict) -> str:
                          "test_std": entry["test_std_over_seeds"],
                          "paper_score": paper.get((entry["method"], benches[0])) if len(benches) == 1 else None})
     return buffer.getvalue()
+
+
+def paired_csv(results: dict) -> str:
+    """The paired comparisons (results.json's "paired"): one row per method compared with the
+    first; differences and intervals are fractions (0..1)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=PAIRED_CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for comparison in results.get("paired") or []:
+        writer.writerow(comparison)
+    return buffer.getvalue()
+
+
+def _interval_text(low, high, *, signed: bool = True) -> str:
+    """An interval of fractions in points: "[+2.5, +17.5]" (a difference) or "[12.7, 32.3]"."""
+    if low is None or high is None:
+        return "n/a"
+    form = "+.1f" if signed else ".1f"
+    return f"[{100 * low:{form}}, {100 * high:{form}}]"
 
 
 def _usable_text(mean: dict) -> str:
@@ -314,6 +321,14 @@ def results_markdown(results: dict) -> str:
     lines += ["Each score is the final prompt's test score, mean ± sample standard deviation over seeds "
               "(the number of seeds in parentheses when there are several); \"mean over tasks\" is the "
               "mean of the task columns, ± the standard deviation over seeds of the per-seed mean.", ""]
+    lines += ["## Mean over (task, seed) cells, with 95% interval", ""]
+    rows = [[m["method"] + (f", {m['task_model']}" if len(models) > 1 else ""), str(m["cells_with_scores"]),
+             percent(m["cell_mean"]), _interval_text(m["cell_ci_low"], m["cell_ci_high"], signed=False)]
+            for m in results["method_means"]]
+    lines += _table(["method", "cells", "mean test score (%)", "95% interval"], rows, "lrrr")
+    lines += ["", "Every finished (task, seed) cell counts once; the interval is Student's t over the cells "
+              "(n/a below two cells). It shows how much the mean moves with the tasks and seeds drawn, "
+              "not the questions' sampling within a cell.", ""]
     if results["paper"]:
         lines += [f"¹ The paper's figure, not ours: {PAPER_SOURCE}; full test splits, macro-averaged over all "
                   "of the benchmark's tasks. Other models and tasks: for orientation only.", ""]
@@ -322,13 +337,14 @@ def results_markdown(results: dict) -> str:
         reference = paired[0]["method"]
         lines += [f"## {reference} against each method, cell by cell", ""]
         rows = [[c["against"] + (f", {c['task_model']}" if len(models) > 1 else ""), str(c["cells"]),
-                 f"{100 * c['mean_difference']:+.1f}", f"{c['wins']} / {c['ties']} / {c['losses']}",
-                 f"{c['p_value']:.3f}"] for c in paired]
-        lines += _table(["against", "cells", f"mean difference ({reference} − it, points)", "wins / ties / losses",
-                         "p (sign-flip)"], rows, "lrrrr")
+                 f"{100 * c['mean_difference']:+.1f}", _interval_text(c.get("ci_low"), c.get("ci_high")),
+                 f"{c['wins']} / {c['ties']} / {c['losses']}", f"{c['p_value']:.3f}"] for c in paired]
+        lines += _table(["against", "cells", f"mean difference ({reference} − it, points)", "95% interval",
+                         "wins / ties / losses", "p (sign-flip)"], rows, "lrrrrr")
         lines += ["", f"Only the (task, seed) cells both methods finished; the difference is of final test "
-                  f"scores. p: two-sided paired permutation test (every sign pattern of the non-zero differences) "
-                  f"of no difference; with few cells, only large gaps reach a small p.", ""]
+                  f"scores, its interval Student's t over those cells. p: two-sided paired permutation test "
+                  f"(every sign pattern of the non-zero differences) of no difference; with few cells, only "
+                  f"large gaps reach a small p.", ""]
     lines += ["## Cost per run (mean over finished cells)", ""]
     rows = [[m["method"] + (f", {m['task_model']}" if len(models) > 1 else ""), str(m["cells_done"]),
              _num(m["dev_scorings"]), _num(m["optimizer_calls"]), _num(m["task_tokens"]),

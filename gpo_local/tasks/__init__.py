@@ -55,6 +55,8 @@ class Task:
     optimize_defaults: dict = field(default_factory=dict)
     # Models this task suggests where the user names none ({"task_model": catalog name}).
     suggested_models: dict = field(default_factory=dict)
+    # A built-in task's human reference instruction (the `reference` method's prompt), else None.
+    reference_prompt: str | None = None
     # The loading options given with it (fields, metric, hub config and splits), so that a run's
     # config.json can load the same task again on resume.
     options: dict = field(default_factory=dict)
@@ -154,7 +156,8 @@ def load_task(spec: str, *, seed: int = 0, input_field: str | None = None, targe
         return Task(name=spec, source=f"builtin:{spec}", rule=builtin.rule, splits=built,
                     initial_prompt=builtin.initial_prompt, max_tokens=builtin.max_tokens,
                     optimize_defaults=dict(builtin.optimize_defaults),
-                    suggested_models=dict(builtin.suggested_models))
+                    suggested_models=dict(builtin.suggested_models),
+                    reference_prompt=builtin.reference_prompt)
     if (dataset_config or splits) and not spec.startswith(HUB_PREFIX):
         raise DataError(f"--dataset-config and --splits apply to Hugging Face datasets ({HUB_PREFIX}<id>), "
                         f"not to {spec!r}")

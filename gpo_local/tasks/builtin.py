@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from gpo_local.core import Example
 from gpo_local.tasks.induction import WORD_RULE, antonym_examples, split_words
+from gpo_local.tasks.suite import SUITE, SUITE_CONFIRMATION, SUITE_SIZES, SUITE_SPECS, SUITE_TUNING  # noqa: F401
 
 _POSITIVE = ["wonderful", "delightful", "excellent", "charming", "superb", "moving", "brilliant",
              "enjoyable", "gripping", "lovely", "hilarious", "beautiful"]
@@ -92,6 +93,9 @@ class BuiltinTask:
     # (sizes, seed) -> {split: examples}; every split from its own RNG stream.
     generate: Callable[[dict, int, str], dict[str, list[Example]]]
     suggested_models: dict = field(default_factory=dict)  # settings.suggested_models
+    # One plain instruction written from the rule before any optimization (the `reference`
+    # method's prompt); None where the task has none.
+    reference_prompt: str | None = None
 
 
 def _sentiment_splits(sizes: dict, seed: int, name: str) -> dict[str, list[Example]]:
@@ -126,6 +130,7 @@ BUILTIN_TASKS = {
         generate=_antonym_splits,
         # The bundled 135M scores 0-5 with any instruction here; the 0.5B 75 with a good one.
         suggested_models={"task_model": "qwen2.5-coder-0.5b-instruct"},
+        reference_prompt="Give the opposite of the word.",
     ),
     "sentiment": BuiltinTask(
         name="sentiment",
@@ -138,6 +143,17 @@ BUILTIN_TASKS = {
         max_tokens=(48, 8),
         generate=_sentiment_splits,
     ),
+    # The instruction-induction suite (suite.py): sizes and answer lengths only; every algorithm
+    # setting is the shared default. The 0.5B task model, as for antonyms: the 135M rarely
+    # follows an instruction on these.
+    **{name: BuiltinTask(name=name, description=f"{spec.description}; the question never says so "
+                         "(instruction induction, 1 round)",
+                         sizes=dict(SUITE_SIZES), initial_prompt="Let's think step by step.",
+                         optimize_defaults={},
+                         rule=spec.rule, max_tokens=spec.max_tokens, generate=spec.generate,
+                         suggested_models={"task_model": "qwen2.5-coder-0.5b-instruct"},
+                         reference_prompt=spec.reference_prompt)
+       for name, spec in SUITE_SPECS.items()},
 }
 
 
