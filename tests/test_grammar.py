@@ -155,7 +155,8 @@ def test_every_meta_phrase_is_in_a_meta_prompt_template():
 
     package = Path(__file__).resolve().parents[1] / "gpo_local"
     sources = " ".join(" ".join(p.read_text().split()).lower()
-                       for p in [package / "updates.py", *sorted((package / "methods").glob("*.py"))])
+                       for p in [package / "algorithm" / "updates.py", package / "replies" / "grammar.py",
+                                 *sorted((package / "methods").glob("*.py"))])
     assert [p for p in META_PHRASES if p not in sources] == []
 
 

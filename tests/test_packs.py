@@ -87,7 +87,7 @@ def test_a_killed_assembly_leaves_no_model_and_the_next_run_cleans_up(tmp_path, 
     script = textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
-        from gpo_local import packs
+        from gpo_local.backends import packs
         chunks = [Path(p) for p in {[str(p) for p in packs.chunk_paths(pack)[0]]!r}]
         def dying(chunks, handle, advance):
             handle.write(chunks[0].read_bytes()); handle.flush()
@@ -115,7 +115,7 @@ def test_an_assembly_killed_at_a_named_point_is_completed_by_the_next_use(tmp_pa
     folder = tmp_path / "models"
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from gpo_local import packs
+        from gpo_local.backends import packs
         chunks = [Path(p) for p in {[str(p) for p in packs.chunk_paths(pack)[0]]!r}]
         packs._distribution_files = lambda package: None
         packs.require_chunks = lambda pack: chunks
