@@ -31,7 +31,8 @@ def directory_task(root: Path) -> Path:
     rows = [("the sky", "blue"), ("grass", "green"), ("snow", "white"), ("coal", "black"), ("blood", "red"),
             ("a banana", "yellow")]
     for split in ("train", "eval", "test"):
-        lines = [json.dumps({"input": f"What colour is {thing}?", "target": colour}) for thing, colour in rows]
+        lines = [json.dumps({"input": f"What colour is {thing}?", "target": colour})
+                 for thing, colour in rows]
         (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
     return folder
 
@@ -46,11 +47,12 @@ def test_python_and_the_shell_score_a_prompt_alike_on_the_bundled_model(task):
     model = str(bundled_model_path())
     shell = cli_eval(task, "--prompt", PROMPT, "--split", "test", "--limit", "3", "--task-model", model,
                      "--n-ctx", "1024", "--threads", "2", "--parallel", "4")
-    python = gpo_local.evaluate(task, PROMPT, split="test", limit=3, task_model=model, no_cache=True, n_ctx=1024,
-                                threads=2, parallel=4)
+    python = gpo_local.evaluate(task, PROMPT, split="test", limit=3, task_model=model, no_cache=True,
+                                n_ctx=1024, threads=2, parallel=4)
     assert shell["score"] == python.score and shell["n"] == python.n == 3
     assert shell["outcomes"] == [asdict(o) for o in python.outcomes]
-    assert (shell["position"], shell["prompt"], shell["model"]) == (python.position, python.prompt, dict(python.model))
+    assert shell["position"] == python.position and shell["prompt"] == python.prompt
+    assert shell["model"] == dict(python.model)
 
 
 class Recording(ScriptedLLM):
@@ -98,13 +100,14 @@ def test_an_option_error_names_python_names_in_python_and_flags_on_the_command_l
     result = CliRunner().invoke(main, ["optimize", "sentiment", "--momentum", "feedback",
                                        "--task-model", "/never-loaded.gguf"])
     assert result.exit_code == 1
-    assert "Error: --momentum feedback (momentum over gradients) needs --gradient feedback (got --gradient none)" \
-        in result.output
+    assert ("Error: --momentum feedback (momentum over gradients) needs --gradient feedback "
+            "(got --gradient none)") in result.output
 
 
 def test_flags_spell_values_switches_and_mappings():
     assert flag(OptionValue("n_ctx", 300)) == "--n-ctx 300" and flag(OptionValue("n_ctx")) == "--n-ctx"
-    assert flag(OptionValue("resume", True)) == "--resume" and flag(OptionValue("grammar", False)) == "--no-grammar"
+    assert flag(OptionValue("resume", True)) == "--resume"
+    assert flag(OptionValue("grammar", False)) == "--no-grammar"
     assert flag(OptionValue("splits", {"eval": "NAME"})) == "--splits eval=NAME"
     assert OptionValue("splits", {"eval": "NAME"}).python() == "splits={'eval': 'NAME'}"
 

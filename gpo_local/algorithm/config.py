@@ -237,17 +237,21 @@ def _validate(self) -> None:
         if value is not None and value < 1:
             raise ConfigError(OptionValue(name, value), " must be at least 1")
     if not 0 <= self.optimizer_min_p < 1:
-        raise ConfigError(OptionValue("optimizer_min_p", self.optimizer_min_p), " must be at least 0 and below 1")
+        raise ConfigError(OptionValue("optimizer_min_p", self.optimizer_min_p),
+                          " must be at least 0 and below 1")
     if self.optimizer_max_tokens < 1:
-        raise ConfigError(OptionValue("optimizer_max_tokens", self.optimizer_max_tokens), " must be at least 1")
+        raise ConfigError(OptionValue("optimizer_max_tokens", self.optimizer_max_tokens),
+                          " must be at least 1")
     if self.k < 0:
         raise ConfigError(OptionValue("k", self.k), " must be >= 0")
     if self.position not in POSITIONS:
         raise ConfigError(OptionValue("position", self.position), f" is not one of {', '.join(POSITIONS)}")
-    for option, known in (("gradient", GRADIENTS), ("momentum", MOMENTA), ("momentum_update", MOMENTUM_UPDATES),
-                          ("update", UPDATE_METHODS), ("racing_order", RACING_ORDERS)):
+    for option, known in (("gradient", GRADIENTS), ("momentum", MOMENTA),
+                          ("momentum_update", MOMENTUM_UPDATES), ("update", UPDATE_METHODS),
+                          ("racing_order", RACING_ORDERS)):
         if getattr(self, option) not in known:
-            raise ConfigError("unknown ", OptionValue(option, getattr(self, option)), f"; known: {', '.join(known)}")
+            raise ConfigError("unknown ", OptionValue(option, getattr(self, option)),
+                              f"; known: {', '.join(known)}")
     canonical_selection(self.selection)
     canonical_schedule(self.schedule)
     _check_combinations(self)
@@ -258,10 +262,11 @@ def _validate(self) -> None:
 
 def _check_combinations(self) -> None:
     with_gradient = not self.update.endswith("-without")
+    got_gradient = OptionValue("gradient", self.gradient)
     if with_gradient and self.gradient != "feedback":
         raise ConfigError(OptionValue("update", self.update), " shows a gradient section, which needs ",
-                          OptionValue("gradient", "feedback"), " (got ", OptionValue("gradient", self.gradient),
-                          "); use ", OptionValue("update", f"{self.update}-without"), " instead")
+                          OptionValue("gradient", "feedback"), " (got ", got_gradient, "); use ",
+                          OptionValue("update", f"{self.update}-without"), " instead")
     with_shown = OptionValue("update", self.update.removesuffix("-without"))
     if self.gradient == "feedback" and not with_gradient and self.momentum != "feedback":
         raise ConfigError(OptionValue("gradient", "feedback"), " is never shown with ",
@@ -269,13 +274,14 @@ def _check_combinations(self) -> None:
                           OptionValue("gradient", "none"))
     if self.momentum == "feedback" and self.gradient != "feedback":
         raise ConfigError(OptionValue("momentum", "feedback"), " (momentum over gradients) needs ",
-                          OptionValue("gradient", "feedback"), " (got ", OptionValue("gradient", self.gradient), ")")
+                          OptionValue("gradient", "feedback"), " (got ", got_gradient, ")")
     if self.momentum == "feedback" and not with_gradient:
         raise ConfigError(OptionValue("momentum", "feedback"), " is never shown with ",
                           OptionValue("update", self.update), "; use ", with_shown)
     if self.momentum != "none" and self.momentum_update == "k-list" and self.k == 0:
-        raise ConfigError(OptionValue("k", 0), " selects nothing for ", OptionValue("momentum", self.momentum),
-                          " with ", OptionValue("momentum_update", "k-list"), "; use ",
+        raise ConfigError(OptionValue("k", 0), " selects nothing for ",
+                          OptionValue("momentum", self.momentum), " with ",
+                          OptionValue("momentum_update", "k-list"), "; use ",
                           OptionValue("momentum", "none"), " or ", OptionValue("k", 1), " or more")
 
 

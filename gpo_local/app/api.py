@@ -167,7 +167,8 @@ def evaluate(task: Any, prompt: str, *, split: str = "eval", task_model: Any = N
     loading = {key: options.pop(key) for key in names("task") if options.get(key) is not None}
     loaded = load_task(task, input_field=input_field, target_field=target_field, metric=metric, **loading)
     spec, llm = _model_spec(task_model)
-    runtime = {**defaults("runtime"), **{k: v for k, v in options.items() if v is not None}, "no_cache": no_cache}
+    given = {key: value for key, value in options.items() if value is not None}
+    runtime = {**defaults("runtime"), **given, "no_cache": no_cache}
     return score_prompt(loaded, prompt, split=split, limit=limit, position=position,
                         task_model=llm if llm is not None else spec, runtime=runtime, quiet=quiet,
                         events_path=Path(events_path) if events_path else None, on_notice=on_notice)

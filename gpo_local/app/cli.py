@@ -164,7 +164,8 @@ def _print_result(summary: dict, run_dir: Path) -> None:
               help="Append the progress events as JSON lines to this file.")
 @model_options
 @click.pass_context
-def eval_command(ctx, task, prompt, split, limit, position, as_json, quiet, events_path, task_model, **options):
+def eval_command(ctx, task, prompt, split, limit, position, as_json, quiet, events_path, task_model,
+                 **options):
     """Score PROMPT on a split of TASK with the task model."""
 
     # The task model, position and prompt as `gpo_local.evaluate` chooses them (app/evaluation.py):

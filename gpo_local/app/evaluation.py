@@ -48,13 +48,15 @@ def default_position(task: Task) -> str:
 def task_model_spec(task: Task, named: str | None) -> tuple[str, list[str]]:
     """The task model's spec (the one named, else the task's suggestion where it is installed,
     else the bundled model) and the notices that explain a suggestion left out."""
-    runtime, notices = suggested_models({"task_model": named or DEFAULT_MODEL}, {"task_model"} if named else set(),
-                                        task.suggested_models, roles=("task_model",))
+    given = {"task_model"} if named else set()
+    runtime, notices = suggested_models({"task_model": named or DEFAULT_MODEL}, given, task.suggested_models,
+                                        roles=("task_model",))
     return runtime["task_model"], notices
 
 
 def score_prompt(task: Task, prompt: str, *, split: str, limit: int | None, position: str | None,
-                 task_model: str | Any | None, runtime: Mapping, quiet: bool = True, events_path: Path | None = None,
+                 task_model: str | Any | None, runtime: Mapping, quiet: bool = True,
+                 events_path: Path | None = None,
                  on_notice: Callable[[str], None] | None = None) -> Evaluation:
     """The service (module docstring). `task_model` is a spec, an LLM object, or None for the
     default; `runtime` holds the declared runtime options (n_ctx, threads, n_gpu_layers,
@@ -76,8 +78,8 @@ def score_prompt(task: Task, prompt: str, *, split: str, limit: int | None, posi
         spec, llm = None, task_model
     prompt = task.adapt_prompt(prompt)
     ui = Progress(quiet, events_path=events_path, tokens=generated_tokens(llm))
-    evaluator = Evaluator(memoized(llm, runtime["no_cache"]), task, position=position, on_progress=ui.progress,
-                          on_event=ui.event)
+    evaluator = Evaluator(memoized(llm, runtime["no_cache"]), task, position=position,
+                          on_progress=ui.progress, on_event=ui.event)
     with ui:
         ui.event("run_started", {"task": task.name, "split": split, "prompt": prompt,
                                  "questions": len(task.split(split, limit))})

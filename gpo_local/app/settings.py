@@ -96,8 +96,8 @@ def _check_switches(method: str, given: set[str], v: dict[str, Any]) -> None:
         if name in given and name not in allowed:
             if method == "sgdm":
                 raise ConfigError(OptionValue("method", "sgdm"), " is a preset of the strategy switches; ",
-                                  OptionValue(name), " cannot be changed with it (use ", OptionValue("method", "gpo"),
-                                  " to set the switches)")
+                                  OptionValue(name), " cannot be changed with it (use ",
+                                  OptionValue("method", "gpo"), " to set the switches)")
             raise ConfigError(OptionValue(name), " is a GPO strategy switch and does not apply to ",
                               OptionValue("method", method), " (use ", OptionValue("method", "gpo"), ")")
     if method != "gpo":
@@ -110,10 +110,12 @@ def _check_switches(method: str, given: set[str], v: dict[str, Any]) -> None:
             raise ConfigError(OptionValue(name), " has no effect with ", OptionValue("momentum", "none"),
                               " (no momentum to select)")
         if name in given and momentum != "none" and update_kind == "real-time":
-            raise ConfigError(OptionValue(name), " has no effect with ", OptionValue("momentum_update", "real-time"),
+            raise ConfigError(OptionValue(name), " has no effect with ",
+                              OptionValue("momentum_update", "real-time"),
                               " (it selects the items of a k-list)")
     if "momentum_update" in given and momentum == "none":
-        raise ConfigError(OptionValue("momentum_update"), " has no effect with ", OptionValue("momentum", "none"))
+        raise ConfigError(OptionValue("momentum_update"), " has no effect with ",
+                          OptionValue("momentum", "none"))
     for name in ("lr_init", "lr_final", "warmup"):
         if name in given and schedule == "none":
             raise ConfigError(OptionValue(name), " has no effect with ", OptionValue("schedule", "none"),
@@ -136,8 +138,8 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
         raise ConfigError(OptionValue("initial_prompt"), " does not apply to ", OptionValue("method", method),
                           " (its prompt is fixed)")
     if v.get("initial_prompt") is not None and not str(v["initial_prompt"]).strip():  # issue 14
-        raise ConfigError(OptionValue("initial_prompt"), " is empty: give a starting instruction, leave the option "
-                          "out for the task's own, or use ", OptionValue("method", "empty"),
+        raise ConfigError(OptionValue("initial_prompt"), " is empty: give a starting instruction, leave the "
+                          "option out for the task's own, or use ", OptionValue("method", "empty"),
                           " for the no-instruction baseline")
     seed = v.get("seed") or 0
     loading = {key: v[key] for key in TASK_KEYS if v.get(key)}
@@ -145,7 +147,8 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
         loading["metric"] = loading["metric"].lower()
     if isinstance(task_spec, Task):  # loaded already (the Python API's in-memory data)
         if loading:
-            raise ConfigError(OptionValue(next(iter(loading))), " applies to a task name or path, not to loaded data")
+            raise ConfigError(OptionValue(next(iter(loading))),
+                              " applies to a task name or path, not to loaded data")
         task, task_spec = task_spec, task_spec.source
     else:
         task = load_task(task_spec, seed=seed, **loading)

@@ -164,8 +164,8 @@ class LlamaCppModel:
         """The number of new tokens allowed; a prompt that leaves no room is an error."""
         if n_prompt >= self.n_ctx:
             raise PromptTooLongError(
-                f"prompt of {n_prompt} tokens does not fit the context of {self.n_ctx} tokens", *self.context_note,
-                f" of {self.path.name} (raise ", OptionValue("n_ctx"), ")")
+                f"prompt of {n_prompt} tokens does not fit the context of {self.n_ctx} tokens",
+                *self.context_note, f" of {self.path.name} (raise ", OptionValue("n_ctx"), ")")
         return min(max_tokens, self.n_ctx - n_prompt)
 
     @cached_property

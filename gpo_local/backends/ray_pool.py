@@ -246,8 +246,9 @@ def _check_room(ray, n: int, num_cpus: float, num_gpus: float) -> None:
     cpus, gpus = total.get("CPU", 0), total.get("GPU", 0)
     if n * num_cpus > cpus or n * num_gpus > gpus:
         gpu_text = f" and {num_gpus:g} GPU" if num_gpus else ""
-        raise ConfigError(OptionValue("ray_actors", n), f": {n} actors of {num_cpus:g} CPU{gpu_text} each do not "
-                          f"fit the Ray cluster ({cpus:g} CPUs, {gpus:g} GPUs); use fewer actors or fewer ",
+        raise ConfigError(OptionValue("ray_actors", n),
+                          f": {n} actors of {num_cpus:g} CPU{gpu_text} each do not fit the Ray cluster "
+                          f"({cpus:g} CPUs, {gpus:g} GPUs); use fewer actors or fewer ",
                           OptionValue("threads"))
 
 

@@ -58,8 +58,8 @@ def _served_model(spec: str, *, role: str, n_ctx: int) -> LLM:
 def runtime_options(runtime: Mapping) -> dict:
     """The loading options of `get_model` from a run's runtime options (config.OPTIONS, group
     "runtime"; `threads` None lets llama.cpp's model pick)."""
-    return {"n_ctx": runtime["n_ctx"], "threads": runtime.get("threads"), "n_gpu_layers": runtime["n_gpu_layers"],
-            "parallel": runtime["parallel"]}
+    return {"n_ctx": runtime["n_ctx"], "threads": runtime.get("threads"),
+            "n_gpu_layers": runtime["n_gpu_layers"], "parallel": runtime["parallel"]}
 
 
 def get_models(task_spec: str, optimizer_spec: str | None, runtime: Mapping) -> tuple[LLM, LLM]:
@@ -71,8 +71,9 @@ def get_models(task_spec: str, optimizer_spec: str | None, runtime: Mapping) -> 
     if ray or is_served(task_spec) or is_served(optimizer_spec):
         return (get_model(task_spec, role="task", ray=ray, **options),
                 get_model(optimizer_spec, role="optimizer", **options))
-    return llama_cpp.load_models(task_spec, optimizer_spec, n_ctx=options["n_ctx"], n_threads=options["threads"],
-                                 n_gpu_layers=options["n_gpu_layers"], parallel=options["parallel"])
+    return llama_cpp.load_models(task_spec, optimizer_spec, n_ctx=options["n_ctx"],
+                                 n_threads=options["threads"], n_gpu_layers=options["n_gpu_layers"],
+                                 parallel=options["parallel"])
 
 
 def check_embedder(spec: str) -> None:

@@ -169,8 +169,8 @@ class RunDir:
         run = cls(path or new_run_dir(task_name))
         if run.trajectory_path.exists():
             # `--resume` is the command line's: the Python API starts new runs only.
-            raise ConfigError(f"{run.path} already holds a run; use --resume to continue it or choose another ",
-                              OptionValue("run_dir"))
+            raise ConfigError(f"{run.path} already holds a run; use --resume to continue it or choose "
+                              "another ", OptionValue("run_dir"))
         return run
 
     def saved_config(self) -> dict:

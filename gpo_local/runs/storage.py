@@ -25,7 +25,8 @@ RUN_DIR = OptionValue("run_dir")
 # What to do about each errno, said after the path and the OS's own words (message parts, errors.py;
 # `--resume` is the command line's: the Python API starts new runs only).
 ADVICE = {
-    errno.ENOSPC: ("free some space (or choose another ", RUN_DIR, " / GPO_LOCAL_HOME), then rerun with --resume"),
+    errno.ENOSPC: ("free some space (or choose another ", RUN_DIR,
+                   " / GPO_LOCAL_HOME), then rerun with --resume"),
     errno.EDQUOT: "free some space within your quota, then rerun with --resume",
     errno.EROFS: ("the file system is mounted read-only: choose a writable ", RUN_DIR, " / GPO_LOCAL_HOME"),
     errno.EACCES: ("check its owner and permissions (or choose another ", RUN_DIR, " / GPO_LOCAL_HOME)"),

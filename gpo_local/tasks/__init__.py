@@ -68,7 +68,8 @@ class Task:
             else:
                 where = (f"not in {self.source}",)
             known = ", ".join(s for s in SPLITS if s in self.splits)
-            raise DataError(f"task {self.name!r} has no {name!r} split: ", *where, f" (it has: {known or 'none'})")
+            raise DataError(f"task {self.name!r} has no {name!r} split: ", *where,
+                            f" (it has: {known or 'none'})")
         examples = self.splits[name]
         if not examples:
             raise DataError(f"task {self.name!r}: the {name!r} split is empty")
@@ -85,8 +86,8 @@ class Task:
             return self
         dev = self.split("eval")
         if not 0 < count < len(dev):
-            raise DataError(f"task {self.name!r}: ", OptionValue("test_holdout", count), " must be between 1 and "
-                            f"{len(dev) - 1} (the eval split has {len(dev)} examples)")
+            raise DataError(f"task {self.name!r}: ", OptionValue("test_holdout", count),
+                            f" must be between 1 and {len(dev) - 1} (the eval split has {len(dev)} examples)")
         held_out = {e.id for e in dev[-count:]}
         splits = dict(self.splits, eval=dev[:-count], test=dev[-count:])
         if "format" in splits:  # exemplars drawn from the dev rows must not show a test question

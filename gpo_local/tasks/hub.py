@@ -15,7 +15,8 @@ HUB_SPLITS = {"train": "train", "eval": "validation", "test": "test", "format": 
 def hub_split_map(mapping: dict[str, str] | None) -> dict[str, str]:
     for role in mapping or {}:
         if role not in SPLITS:
-            raise DataError(OptionValue("splits"), f": unknown split role {role!r}; known: {', '.join(SPLITS)}")
+            raise DataError(OptionValue("splits"),
+                            f": unknown split role {role!r}; known: {', '.join(SPLITS)}")
     explicit = set((mapping or {}).values())
     # A dataset split the user mapped to one role is not also used by a default role (eval=test
     # must not leave test=test behind: the test score would be the dev score).

@@ -33,8 +33,8 @@ def record_fields(record: Any, where: str, input_field: str | None, target_field
     elif "output" in record:
         target = record["output"]
     else:
-        raise DataError(f"{where}: missing field 'target' (or 'output'; choose one with ", OptionValue("target_field"),
-                        f"); fields present: {present}")
+        raise DataError(f"{where}: missing field 'target' (or 'output'; choose one with ",
+                        OptionValue("target_field"), f"); fields present: {present}")
     if record[name] is None or target is None:
         raise DataError(f"{where}: field {name if record[name] is None else (target_field or 'target')!r} is empty")
     return str(record[name]), target
