@@ -1,5 +1,7 @@
-"""The Python API (`gpo_local.optimize`, `gpo_local.evaluate`, `gpo_local.load_task`), and the run
-logic the command line shares with it: `gpo-local optimize` is `run_settings` behind click.
+"""The Python API (`gpo_local.optimize`, `gpo_local.evaluate`, `gpo_local.load_task`, `show`,
+`report`, `bench_quality`), and the run logic the command line shares with it: each command of
+`gpo-local` parses its arguments, calls one function here and renders what it returns
+(`optimize` is `run_settings` behind click, `eval` is `evaluate`).
 
 A task is a name or path as on the command line, a Task, or in-memory rows (tasks/memory.py);
 a metric is a name or a callable `(prediction, example) -> float`; a model is a catalog name, a
@@ -31,6 +33,12 @@ from gpo_local.backends.llama_cpp import LlamaCppModel
 from gpo_local.app.settings import describe
 from gpo_local.algorithm.budget import reference_calls
 from gpo_local.methods import get_method
+from gpo_local.app.report import write_report
+from gpo_local.backends.cluster import connect
+from gpo_local.quality import BenchConfig, Cell, SubprocessRunner, check_cells, load_config, run_bench
+from gpo_local.quality.ray_run import RayCells
+from gpo_local.runs.directory import home_dir
+from gpo_local.runs.rundata import RunView, load_run
 from gpo_local.app.progress import Progress
 from gpo_local.algorithm.index import TrajectoryIndex
 from gpo_local.app.progress import generated_tokens
@@ -125,6 +133,41 @@ def optimize(task: Any, *, method: str = "gpo", task_model: Any = None, optimize
                      initial_dev=result.initial.dev_score, final_dev=result.final.dev_score,
                      initial_test=result.initial_test, final_test=result.final_test, stopped=result.stopped,
                      usage=dict(result.usage), trajectory=tuple(result.trajectory))
+
+
+def show(run_dir: str | Path) -> RunView:
+    """A run's records (steps, candidates, budgets, result), as `gpo-local show` renders them."""
+    return load_run(Path(run_dir))
+
+
+def report(run_dirs: str | Path | list, output: str | Path | None = None) -> Path:
+    """Write one self-contained HTML report of runs or of a `bench quality` output directory and
+    return its path: `output`, else RUN_DIR/report.html for one directory, else ./report.html."""
+    paths = [Path(p) for p in ([run_dirs] if isinstance(run_dirs, (str, Path)) else run_dirs)]
+    default = paths[0] / "report.html" if len(paths) == 1 else Path("report.html")
+    target = Path(output) if output else default
+    write_report(paths, target)
+    return target
+
+
+def bench_cells(config_path: str | Path,
+                out: str | Path | None = None) -> tuple[BenchConfig, Path, list[Cell]]:
+    """A bench config's cells, checked against what `out` already holds (default:
+    $GPO_LOCAL_HOME/bench/<config name>): (config, out, cells)."""
+    config = load_config(Path(config_path))
+    target = Path(out) if out else home_dir() / "bench" / Path(config_path).stem
+    check_cells(config, target)
+    return config, target, config.cells(target)
+
+
+def bench_quality(config_path: str | Path, *, out: str | Path | None = None, ray: str | None = None,
+                  ui=None) -> dict:
+    """Run every unfinished cell of a bench config (one optimize run per cell; resumable) and
+    return the results, also written to out/results.{md,csv,json}. `ray`: the address of a Ray
+    cluster to run the cells on as Ray tasks."""
+    config, target, _ = bench_cells(config_path, out)
+    run_cells = RayCells(connect(ray)) if ray else None
+    return run_bench(config, target, runner=SubprocessRunner(), ui=ui, run_cells=run_cells)
 
 
 def _objects(settings, task_llm, optimizer_llm):

@@ -20,18 +20,15 @@ from gpo_local.runs.directory import RunDir
 from gpo_local.app.settings import merge, resolve, resolve_resume
 from gpo_local.methods import estimate as budget
 from gpo_local.app import walltime
+from gpo_local.app import api
 from gpo_local.app.api import evaluate, run_settings
 from gpo_local.runs.directory import home_dir
-from gpo_local.runs.rundata import load_run
 from gpo_local.replies.drops import describe as describe_drops, describe_cuts, step_views_total
-from gpo_local.app.report import write_report
 from gpo_local.backends.catalog import load_catalog, sha256_file
 from gpo_local.backends.packs import describe as describe_pack
 from gpo_local.tasks.answers import BBH_TASKS
 from gpo_local.tasks.builtin import BUILTIN_TASKS
-from gpo_local.quality import RichProgress, SubprocessRunner, check_cells, load_config, run_bench
-from gpo_local.backends.cluster import connect
-from gpo_local.quality.ray_run import RayCells
+from gpo_local.quality import RichProgress
 from gpo_local.runs.storage import storage_error
 from gpo_local.app.formatting import percent
 
@@ -193,7 +190,7 @@ def show(run_dir):
     from rich.table import Table
 
 
-    run = load_run(run_dir)
+    run = api.show(run_dir)
     console = Console()
     planned = f" of {run.steps_planned}" if run.steps_planned else ""
     table = Table(title=f"{run.task} / {run.method}: {max(len(run.steps) - 1, 0)} steps{planned} ({run_dir})",
@@ -255,8 +252,7 @@ def report(run_dirs, output):
     Plots are embedded, nothing is fetched: the file opens offline. Several RUN_DIRS get one
     section each and an overlay of their dev curves."""
 
-    output = output or (run_dirs[0] / "report.html" if len(run_dirs) == 1 else Path("report.html"))
-    write_report(list(run_dirs), output)
+    output = api.report(list(run_dirs), output)
     click.echo(f"report written to {output}")
 
 
@@ -344,11 +340,8 @@ def bench_quality(config_path, out, dry_run, ray_address):
     """Methods x tasks x seeds (x task models), one optimize run per cell; resumable. Writes
     results.md, results.csv and results.json in the output directory."""
 
-    config = load_config(config_path)
-    out = out or home_dir() / "bench" / config_path.stem
-    check_cells(config, out)
+    _, out, cells = api.bench_cells(config_path, out)
     if dry_run:
-        cells = config.cells(out)
         for i, cell in enumerate(cells, 1):
             state = "done" if (cell.run_dir / "result.json").exists() else "to run"
             click.echo(f"[{i}/{len(cells)}] {cell.label} ({state}): gpo-local {' '.join(cell.argv(resume=False))}")
@@ -359,12 +352,8 @@ def bench_quality(config_path, out, dry_run, ray_address):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
-    run_cells = None
-    if ray_address:  # issue 13: every cell a Ray task (quality/ray_run.py)
-
-        run_cells = RayCells(connect(ray_address))
-    try:
-        run_bench(config, out, runner=SubprocessRunner(), ui=RichProgress(), run_cells=run_cells)
+    try:  # with --ray, every cell is a Ray task (quality/ray_run.py)
+        api.bench_quality(config_path, out=out, ray=ray_address, ui=RichProgress())
     except KeyboardInterrupt:
         click.echo(f"interrupted; finished cells are kept in {out}: rerun the same command to continue", err=True)
         sys.exit(130)
