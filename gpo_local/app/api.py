@@ -35,7 +35,8 @@ from gpo_local.algorithm.budget import reference_calls
 from gpo_local.methods import get_method
 from gpo_local.app.report import write_report
 from gpo_local.backends.cluster import connect
-from gpo_local.quality import BenchConfig, Cell, SubprocessRunner, check_cells, load_config, run_bench
+from gpo_local import quality
+from gpo_local.quality import BenchConfig, Cell, check_cells, load_config, run_bench
 from gpo_local.quality.ray_run import RayCells
 from gpo_local.runs.directory import home_dir
 from gpo_local.runs.rundata import RunView, load_run
@@ -167,7 +168,8 @@ def bench_quality(config_path: str | Path, *, out: str | Path | None = None, ray
     cluster to run the cells on as Ray tasks."""
     config, target, _ = bench_cells(config_path, out)
     run_cells = RayCells(connect(ray)) if ray else None
-    return run_bench(config, target, runner=SubprocessRunner(), ui=ui, run_cells=run_cells)
+    # Looked up on the package at call time: tests put a scripted runner there.
+    return run_bench(config, target, runner=quality.SubprocessRunner(), ui=ui, run_cells=run_cells)
 
 
 def _objects(settings, task_llm, optimizer_llm):
