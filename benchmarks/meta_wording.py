@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpo_local.app.api import memoized  # noqa: E402
+from gpo_local.backends.registry import memoized  # noqa: E402
 from gpo_local.backends.copy_guard import CopyGuard  # noqa: E402
 from gpo_local.backends.llama_cpp import LlamaCppModel  # noqa: E402
 from gpo_local.backends.catalog import resolve_model  # noqa: E402

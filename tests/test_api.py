@@ -137,7 +137,7 @@ def test_evaluate_scores_a_prompt_with_a_given_model():
     ({"stepz": 3}, "unknown option 'stepz'"),
     ({"steps": "3"}, "option 'steps' must be a int (got '3')"),
     ({"candidates": 0}, "option 'candidates' must be at least 1 (got 0)"),
-    ({"momentum": "feedback"}, "--momentum feedback (momentum over gradients) needs --gradient feedback"),
+    ({"momentum": "feedback"}, "momentum='feedback' (momentum over gradients) needs gradient='feedback'"),
 ])
 def test_bad_options_raise_library_errors(options, message, tmp_path):
     with pytest.raises(ConfigError, match=re.escape(message)):

@@ -48,7 +48,7 @@ def test_round_two_that_no_longer_fits_is_flagged_too():
 def test_the_users_own_prompt_too_long_is_an_error_naming_the_question():
     evaluator = Evaluator(limited_model(12), difficulty_task(n_eval=4))
     with pytest.raises(PromptTooLongError, match=r"prompt 'think think .*' with eval question eval-0 of task "
-                                                 r"'difficulty' does not fit the model's context: raise --n-ctx"):
+                                                 r"'difficulty' does not fit the model's context: raise n_ctx"):
         evaluator.score("think " * 40, "eval")
     with pytest.raises(PromptTooLongError, match=r"\(the question alone does not fit\)"):
         Evaluator(limited_model(3), difficulty_task()).score("x", "eval")

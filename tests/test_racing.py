@@ -111,11 +111,11 @@ def test_fractional_scores_use_the_serfling_bound():
 
 
 def test_racing_options_are_checked():
-    with pytest.raises(ConfigError, match="--racing-error"):
+    with pytest.raises(ConfigError, match="racing_error=1.5 must be between 0 and 1"):
         GPOConfig(racing=True, racing_error=1.5).validate()
-    with pytest.raises(ConfigError, match="--racing-rounds"):
+    with pytest.raises(ConfigError, match="racing_rounds=0 must be at least 1"):
         GPOConfig(racing=True, racing_rounds=0).validate()
-    with pytest.raises(ConfigError, match="--racing-order 'sorted'"):
+    with pytest.raises(ConfigError, match="racing_order='sorted'"):
         GPOConfig(racing_order="sorted").validate()
 
 

@@ -108,9 +108,9 @@ def test_ray_options_are_declared_once_and_checked_before_any_model_loads():
     assert BY_NAME["ray"].group == BY_NAME["ray_actors"].group == "runtime"
     assert {"ray", "ray-actors"} <= set(HARNESS_OPTIONS) and not {"ray", "ray-actors"} & CONTRACT_OPTIONS
     assert resolve("sentiment", {"ray": "auto"}, {"ray"}).runtime["ray"] == "auto"
-    with pytest.raises(ConfigError, match="--ray-actors needs --ray ADDRESS"):
+    with pytest.raises(ConfigError, match="ray_actors needs ray='ADDRESS'"):
         resolve("sentiment", {"ray_actors": 2}, {"ray_actors"})
-    with pytest.raises(ConfigError, match="--ray-actors needs --ray ADDRESS"):
+    with pytest.raises(ConfigError, match="ray_actors needs ray='ADDRESS'"):
         evaluate("sentiment", "p", ray_actors=2)
     result = CliRunner().invoke(main, ["optimize", "sentiment", "--ray-actors", "2", "--dry-run"])
     assert result.exit_code == 1 and "--ray-actors needs --ray ADDRESS" in result.output
@@ -185,7 +185,7 @@ def test_a_model_error_on_an_actor_is_raised_as_itself(ray_head, deadline, ships
 def test_more_actors_than_the_cluster_holds_is_an_error_not_a_wait(ray_head, deadline, ships_tests):
     from gpo_local.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"--ray-actors 3: 3 actors of 1 CPU each do not fit the Ray cluster \(2 CPUs"):
+    with pytest.raises(ConfigError, match=r"ray_actors=3: 3 actors of 1 CPU each do not fit the Ray cluster \(2 CPUs"):
         RayPoolLLM.start(ray_head, fake, 3, local=fake())
 
 

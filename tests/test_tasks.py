@@ -43,7 +43,7 @@ def test_missing_split_names_the_file(tmp_path):
 @pytest.mark.parametrize("line,fragment", [
     ('{"input": "q", "target": "a"', "eval.jsonl:2: malformed JSON"),
     ('{"question": "q", "target": "a"}', "eval.jsonl:2: missing field 'input'"),
-    ('{"input": "q"}', "eval.jsonl:2: missing field 'target' (or 'output'; choose one with --target-field); "
+    ('{"input": "q"}', "eval.jsonl:2: missing field 'target' (or 'output'; choose one with target_field); "
                        "fields present: input"),
 ])
 def test_bad_lines_name_file_and_line(tmp_path, line, fragment):
@@ -96,7 +96,7 @@ def test_holdout_takes_the_last_dev_examples_as_test(tmp_path):
     task = load_task(str(directory)).with_holdout(3)
     assert [e.input for e in task.split("eval")] == [f"q{i}" for i in range(7)]
     assert [e.input for e in task.split("test")] == ["q7", "q8", "q9"]
-    with pytest.raises(DataError, match="--test-holdout 10 must be between 1 and 9"):
+    with pytest.raises(DataError, match="test_holdout=10 must be between 1 and 9"):
         load_task(str(directory)).with_holdout(10)
 
 
@@ -139,7 +139,7 @@ def test_holdout_of_a_single_file_keeps_test_rows_out_of_the_exemplars(tmp_path)
 
 @pytest.mark.parametrize("name,rows,error", [
     ("bad.csv", 'input,target\n"unclosed,a\n', r"bad.csv: row 2: field 'target' is empty|bad.csv: cannot read as CSV"),
-    ("cols.csv", "question,answer\nq,a\n", r"cols.csv: row 2: missing field 'input' \(choose one with --input-field\); "
+    ("cols.csv", "question,answer\nq,a\n", r"cols.csv: row 2: missing field 'input' \(choose one with input_field\); "
                                            r"fields present: question, answer"),
     ("empty.csv", "input,target\n", r"empty.csv: no examples \(the file is empty\)"),
     ("data.txt", "x", r"data.txt: unsupported file type '.txt'"),
@@ -153,10 +153,10 @@ def test_bad_files_name_the_file_and_row(tmp_path, name, rows, error):
 
 
 def test_data_options_are_checked(tmp_path):
-    with pytest.raises(DataError, match=r"the built-in task 'sentiment' takes no data options \(got --input-field\)"):
+    with pytest.raises(DataError, match=r"the built-in task 'sentiment' takes no data options \(got input_field\)"):
         load_task("sentiment", input_field="q")
     write_split(tmp_path / "t", "eval", [{"input": "q", "target": "a"}])
-    with pytest.raises(DataError, match="--dataset-config and --splits apply to Hugging Face datasets"):
+    with pytest.raises(DataError, match="dataset_config and splits apply to Hugging Face datasets"):
         load_task(str(tmp_path / "t"), dataset_config="main")
     with pytest.raises(DataError, match="unknown metric 'bleu'"):
         load_task(str(tmp_path / "t"), metric="bleu")
@@ -208,7 +208,7 @@ def test_hub_dataset_errors_are_one_line(monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", FakeHub(GSM8K_HUB))
     with pytest.raises(DataError, match=r"openai/gsm8k has no split 'validation' for the eval \(dev\) split "
-                                        r"\(it has: train, test\); map one with --splits eval=NAME"):
+                                        r"\(it has: train, test\); map one with splits={'eval': 'NAME'}"):
         load_task("hf:openai/gsm8k", input_field="question", target_field="answer")
     with pytest.raises(DataError, match=r"has no split 'dev' \(it has: train, test\)"):
         load_task("hf:openai/gsm8k", input_field="question", target_field="answer", splits={"eval": "dev"})

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from gpo_local.backends.catalog import DEFAULT_EMBEDDER, DEFAULT_MODEL
 from gpo_local.algorithm.directions import canonical_selection
-from gpo_local.errors import ConfigError
+from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.algorithm.racing import DEFAULT_ERROR as RACING_ERROR, DEFAULT_ORDER as RACING_ORDER, DEFAULT_ROUNDS as RACING_ROUNDS, ORDERS as RACING_ORDERS, RacingConfig
 from gpo_local.algorithm.schedules import canonical_schedule, make_schedule
 from gpo_local.tasks.prompting import POSITIONS
@@ -228,53 +228,58 @@ def _validate(self) -> None:
     Messages name the command-line options."""
     for name in ("steps", "candidates", "train_batch"):
         if getattr(self, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(self, name)})")
+            raise ConfigError(OptionValue(name, getattr(self, name)), " must be at least 1")
     for name in ("dev_limit", "test_limit", "test_holdout", "max_prompt_words"):
         value = getattr(self, name)
         if value is not None and value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+            raise ConfigError(OptionValue(name, value), " must be at least 1")
     if not 0 <= self.optimizer_min_p < 1:
-        raise ConfigError(f"--optimizer-min-p must be at least 0 and below 1 (got {self.optimizer_min_p})")
+        raise ConfigError(OptionValue("optimizer_min_p", self.optimizer_min_p),
+                          " must be at least 0 and below 1")
     if self.optimizer_max_tokens < 1:
-        raise ConfigError(f"--optimizer-max-tokens must be at least 1 (got {self.optimizer_max_tokens})")
+        raise ConfigError(OptionValue("optimizer_max_tokens", self.optimizer_max_tokens),
+                          " must be at least 1")
     if self.k < 0:
-        raise ConfigError(f"--k must be >= 0 (got {self.k})")
+        raise ConfigError(OptionValue("k", self.k), " must be >= 0")
     if self.position not in POSITIONS:
-        raise ConfigError(f"--position {self.position!r} is not one of {', '.join(POSITIONS)}")
-    for option, value, known in (("--gradient", self.gradient, GRADIENTS), ("--momentum", self.momentum, MOMENTA),
-                                 ("--momentum-update", self.momentum_update, MOMENTUM_UPDATES),
-                                 ("--update", self.update, UPDATE_METHODS),
-                                 ("--racing-order", self.racing_order, RACING_ORDERS)):
-        if value not in known:
-            raise ConfigError(f"unknown {option} {value!r}; known: {', '.join(known)}")
+        raise ConfigError(OptionValue("position", self.position), f" is not one of {', '.join(POSITIONS)}")
+    for option, known in (("gradient", GRADIENTS), ("momentum", MOMENTA),
+                          ("momentum_update", MOMENTUM_UPDATES), ("update", UPDATE_METHODS),
+                          ("racing_order", RACING_ORDERS)):
+        if getattr(self, option) not in known:
+            raise ConfigError("unknown ", OptionValue(option, getattr(self, option)),
+                              f"; known: {', '.join(known)}")
     canonical_selection(self.selection)
     canonical_schedule(self.schedule)
     _check_combinations(self)
     self.make_schedule()
     if self.racing:
-        try:
-            RacingConfig(self.racing_error, self.racing_rounds).validate()
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
+        RacingConfig(self.racing_error, self.racing_rounds).validate()
 
 
 def _check_combinations(self) -> None:
     with_gradient = not self.update.endswith("-without")
+    got_gradient = OptionValue("gradient", self.gradient)
     if with_gradient and self.gradient != "feedback":
-        raise ConfigError(f"--update {self.update} shows a gradient section, which needs --gradient feedback "
-                          f"(got --gradient {self.gradient}); use --update {self.update}-without instead")
+        raise ConfigError(OptionValue("update", self.update), " shows a gradient section, which needs ",
+                          OptionValue("gradient", "feedback"), " (got ", got_gradient, "); use ",
+                          OptionValue("update", f"{self.update}-without"), " instead")
+    with_shown = OptionValue("update", self.update.removesuffix("-without"))
     if self.gradient == "feedback" and not with_gradient and self.momentum != "feedback":
-        raise ConfigError(f"--gradient feedback is never shown with --update {self.update}; "
-                          f"use --update {self.update.removesuffix('-without')} or --gradient none")
+        raise ConfigError(OptionValue("gradient", "feedback"), " is never shown with ",
+                          OptionValue("update", self.update), "; use ", with_shown, " or ",
+                          OptionValue("gradient", "none"))
     if self.momentum == "feedback" and self.gradient != "feedback":
-        raise ConfigError("--momentum feedback (momentum over gradients) needs --gradient feedback "
-                          f"(got --gradient {self.gradient})")
+        raise ConfigError(OptionValue("momentum", "feedback"), " (momentum over gradients) needs ",
+                          OptionValue("gradient", "feedback"), " (got ", got_gradient, ")")
     if self.momentum == "feedback" and not with_gradient:
-        raise ConfigError(f"--momentum feedback is never shown with --update {self.update}; "
-                          f"use --update {self.update.removesuffix('-without')}")
+        raise ConfigError(OptionValue("momentum", "feedback"), " is never shown with ",
+                          OptionValue("update", self.update), "; use ", with_shown)
     if self.momentum != "none" and self.momentum_update == "k-list" and self.k == 0:
-        raise ConfigError(f"--k 0 selects nothing for --momentum {self.momentum} with --momentum-update k-list; "
-                          "use --momentum none or --k 1 or more")
+        raise ConfigError(OptionValue("k", 0), " selects nothing for ",
+                          OptionValue("momentum", self.momentum), " with ",
+                          OptionValue("momentum_update", "k-list"), "; use ",
+                          OptionValue("momentum", "none"), " or ", OptionValue("k", 1), " or more")
 
 
 def _make_schedule(self):

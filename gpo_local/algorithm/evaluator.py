@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 from gpo_local.backends import LLM, complete_llm
 from gpo_local.runs import faults
 from gpo_local.core import EvalResult, Example, Outcome
-from gpo_local.errors import PromptTooLongError
+from gpo_local.errors import OptionValue, PromptTooLongError
 from gpo_local.tasks import Task
 from gpo_local.tasks.prompting import assemble
 
@@ -140,10 +140,11 @@ class Evaluator:
                 alone = "" if self._fits(example.input) else " (the question alone does not fit)"
                 n_ctx = self.llm.n_ctx
                 context = f"the context of {n_ctx} tokens" if n_ctx else "the model's context"
-                context += self.llm.context_note  # " (--n-ctx 300, which llama.cpp set to ...)"
+                # context_note is " (n_ctx=300, which llama.cpp set to 512)" or nothing
                 raise PromptTooLongError(
                     f"prompt {_clip(prompt)!r} with {split} question {example.id} of task {self.task.name!r} does "
-                    f"not fit {context}{alone}: raise --n-ctx or shorten the prompt")
+                    f"not fit {context}", *self.llm.context_note, f"{alone}: raise ", OptionValue("n_ctx"),
+                    " or shorten the prompt")
         return self.evaluate([prompt], split, limit=limit)[0]
 
 

@@ -48,6 +48,7 @@ from typing import Callable, Mapping, Sequence
 
 from gpo_local.runs import faults
 from gpo_local.core import EvalResult, Outcome
+from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.tasks.families import ROUGE_L
 
 DEFAULT_ERROR = 0.05
@@ -63,9 +64,9 @@ class RacingConfig:
 
     def validate(self) -> None:
         if not 0 < self.error < 1:
-            raise ValueError(f"--racing-error must be between 0 and 1, exclusive (got {self.error})")
+            raise ConfigError(OptionValue("racing_error", self.error), " must be between 0 and 1, exclusive")
         if self.rounds < 1:
-            raise ValueError(f"--racing-rounds must be at least 1 (got {self.rounds})")
+            raise ConfigError(OptionValue("racing_rounds", self.rounds), " must be at least 1")
 
 
 def prefix_sizes(total: int, rounds: int) -> list[int]:

@@ -1,5 +1,7 @@
-"""The Python API (`gpo_local.optimize`, `gpo_local.evaluate`, `gpo_local.load_task`), and the run
-logic the command line shares with it: `gpo-local optimize` is `run_settings` behind click.
+"""The Python API (`gpo_local.optimize`, `gpo_local.evaluate`, `gpo_local.load_task`, `show`,
+`report`, `bench_quality`), and the run logic the command line shares with it: each command of
+`gpo-local` parses its arguments, calls one function here and renders what it returns
+(`optimize` is `run_settings` behind click, `eval` is `evaluate`).
 
 A task is a name or path as on the command line, a Task, or in-memory rows (tasks/memory.py);
 a metric is a name or a callable `(prediction, example) -> float`; a model is a catalog name, a
@@ -15,29 +17,29 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from gpo_local.backends.catalog import DEFAULT_MODEL
-from gpo_local.backends.cluster import ray_request
-from gpo_local.algorithm.config import BY_NAME, check_value
-from gpo_local.core import EvalResult, TrajectoryEntry
-from gpo_local.errors import ConfigError, ModelError
+from gpo_local.algorithm.config import BY_NAME, check_value, names
+from gpo_local.core import TrajectoryEntry
+from gpo_local.errors import ConfigError, ModelError, OptionValue
 from gpo_local.runs.directory import RunDir, package_versions
 from gpo_local.tasks import Task
 from gpo_local.tasks import load_task as load_spec
 from gpo_local.tasks.memory import task_from_rows
 from gpo_local.app.settings import resolve
-from gpo_local.backends import llama_cpp
-from gpo_local.algorithm.evaluator import Evaluator
+from gpo_local.app.evaluation import Evaluation, score_prompt
 from gpo_local.algorithm.config import defaults
-from gpo_local.backends.catalog import resolve_model
-from gpo_local.backends.cluster import task_model_pool
-from gpo_local.backends.memo import Memo, MemoizedLLM
-from gpo_local.runs.directory import home_dir
+from gpo_local.backends.registry import check_embedder, get_embedder, get_model, get_models, memoized
+from gpo_local.backends.registry import runtime_options
 from gpo_local.backends.llama_cpp import LlamaCppModel
 from gpo_local.app.settings import describe
 from gpo_local.algorithm.budget import reference_calls
-from gpo_local.backends import embeddings
-from gpo_local.backends.cluster import load_models_on_ray
 from gpo_local.methods import get_method
+from gpo_local.app.report import write_report
+from gpo_local.backends.cluster import connect
+from gpo_local import quality
+from gpo_local.quality import BenchConfig, Cell, check_cells, load_config, run_bench
+from gpo_local.quality.ray_run import RayCells
+from gpo_local.runs.directory import home_dir
+from gpo_local.runs.rundata import RunView, load_run
 from gpo_local.app.progress import Progress
 from gpo_local.algorithm.index import TrajectoryIndex
 from gpo_local.app.progress import generated_tokens
@@ -86,7 +88,9 @@ def _checked(options: dict) -> dict:
 
 
 def _model_spec(model: Any) -> tuple[str | None, Any]:
-    """(catalog name or path, None) or (None, an LLM object)."""
+    """(catalog name or path, None), (None, an LLM object), or (None, None) for the default."""
+    if model is None:
+        return None, None
     if isinstance(model, (str, Path)):
         return str(model), None
     if not callable(getattr(model, "generate", None)):
@@ -97,7 +101,7 @@ def _model_spec(model: Any) -> tuple[str | None, Any]:
     return None, model
 
 
-def optimize(task: Any, *, method: str = "gpo", task_model: Any = DEFAULT_MODEL, optimizer_model: Any = None,
+def optimize(task: Any, *, method: str = "gpo", task_model: Any = None, optimizer_model: Any = None,
              metric: str | Callable | None = None, run_dir: str | Path | None = None, embedder: Any = None,
              input_field: str | None = None, target_field: str | None = None, quiet: bool = True,
              on_event: Callable[[str, dict], None] | None = None, **options) -> RunResult:
@@ -105,10 +109,11 @@ def optimize(task: Any, *, method: str = "gpo", task_model: Any = DEFAULT_MODEL,
 
     `options` are the declared options (steps, candidates, gradient, momentum, ... see
     `gpo-local optimize --help`; underscores for dashes); `embedder` is a catalog name, a path
-    or an object with `encode(texts)`, `dimension` and `fingerprint`."""
+    or an object with `encode(texts)`, `dimension` and `fingerprint`. Models not given are
+    chosen as on the command line (settings.suggested_models), so both run the same."""
 
     task_spec, task_llm = _model_spec(task_model)
-    optimizer_spec, optimizer_llm = _model_spec(optimizer_model) if optimizer_model is not None else (None, None)
+    optimizer_spec, optimizer_llm = _model_spec(optimizer_model)
     embedder_spec, embedder_object = (str(embedder), None) if isinstance(embedder, (str, Path)) else (None, embedder)
     values = _checked({**options, "method": method, "task_model": task_spec, "optimizer_model": optimizer_spec,
                        "embedder": embedder_spec, "run_dir": str(run_dir) if run_dir else None, "quiet": quiet})
@@ -131,54 +136,88 @@ def optimize(task: Any, *, method: str = "gpo", task_model: Any = DEFAULT_MODEL,
                      usage=dict(result.usage), trajectory=tuple(result.trajectory))
 
 
+def show(run_dir: str | Path) -> RunView:
+    """A run's records (steps, candidates, budgets, result), as `gpo-local show` renders them."""
+    return load_run(Path(run_dir))
+
+
+def report(run_dirs: str | Path | list, output: str | Path | None = None) -> Path:
+    """Write one self-contained HTML report of runs or of a `bench quality` output directory and
+    return its path: `output`, else RUN_DIR/report.html for one directory, else ./report.html."""
+    paths = [Path(p) for p in ([run_dirs] if isinstance(run_dirs, (str, Path)) else run_dirs)]
+    default = paths[0] / "report.html" if len(paths) == 1 else Path("report.html")
+    target = Path(output) if output else default
+    write_report(paths, target)
+    return target
+
+
+def bench_cells(config_path: str | Path, out: str | Path | None = None, *,
+                data_root: str | Path | None = None) -> tuple[BenchConfig, Path, list[Cell]]:
+    """A bench config's cells, checked against what `out` already holds (default:
+    $GPO_LOCAL_HOME/bench/<config name>): (config, out, cells). `data_root`: the folder the
+    config's relative task paths are read from (default: $GPO_LOCAL_DATA, else the config's)."""
+    config = load_config(Path(config_path), data_root=Path(data_root) if data_root else None)
+    target = Path(out) if out else home_dir() / "bench" / Path(config_path).stem
+    check_cells(config, target)
+    return config, target, config.cells(target)
+
+
+def bench_quality(config_path: str | Path, *, out: str | Path | None = None, ray: str | None = None,
+                  ui=None, data_root: str | Path | None = None) -> dict:
+    """Run every unfinished cell of a bench config (one optimize run per cell; resumable) and
+    return the results, also written to out/results.{md,csv,json}. `ray`: the address of a Ray
+    cluster to run the cells on as Ray tasks."""
+    config, target, _ = bench_cells(config_path, out, data_root=data_root)
+    run_cells = RayCells(connect(ray)) if ray else None
+    # Looked up on the package at call time: tests put a scripted runner there.
+    return run_bench(config, target, runner=quality.SubprocessRunner(), ui=ui, run_cells=run_cells)
+
+
 def _objects(settings, task_llm, optimizer_llm):
     """The (task, optimizer) models when at least one is an object; a named one is loaded."""
     runtime = settings.runtime
     if task_llm is None or (optimizer_llm is None and runtime["optimizer_model"]):
         named = task_llm is None
-        loaded = _load(runtime, runtime["task_model"] if named else runtime["optimizer_model"])
+        loaded = (_load(runtime, runtime["task_model"], "task") if named
+                  else _load(runtime, runtime["optimizer_model"], "optimizer"))
         task_llm, optimizer_llm = (loaded, optimizer_llm) if named else (task_llm, loaded)
     return task_llm, optimizer_llm or task_llm
 
 
-def _load(runtime: dict, spec: str):
-
-    return llama_cpp.load_models(spec, spec, n_ctx=runtime["n_ctx"], n_threads=runtime["threads"],
-                                 n_gpu_layers=runtime["n_gpu_layers"], parallel=runtime["parallel"])[0]
+def _load(runtime: dict, spec: str, role: str):
+    return get_model(spec, role=role, **runtime_options(runtime))
 
 
-def evaluate(task: Any, prompt: str, *, split: str = "eval", task_model: Any = DEFAULT_MODEL,
-             metric: str | Callable | None = None, limit: int | None = None, position: str = "Q_end",
+# What `evaluate` takes besides its own arguments: how TASK loads, and where the task model runs.
+EVALUATE_OPTIONS = (set(names("task")) | set(names("runtime"))) - {"optimizer_model", "embedder"}
+
+
+def evaluate(task: Any, prompt: str, *, split: str = "eval", task_model: Any = None,
+             metric: str | Callable | None = None, limit: int | None = None, position: str | None = None,
              input_field: str | None = None, target_field: str | None = None, no_cache: bool = False,
-             **runtime) -> EvalResult:
-    """The score of `prompt` on a split of `task` with the task model (strict: a prompt that does
-    not fit the context with some question is an error naming it)."""
+             quiet: bool = True, events_path: str | Path | None = None,
+             on_notice: Callable[[str], None] | None = None, **options) -> Evaluation:
+    """The score of `prompt` on a split of `task` with the task model, as `gpo-local eval` gives
+    it (app/evaluation.py): the task's own position unless `position` is given, the model the task
+    suggests unless `task_model` is given (a spec or an LLM object), the prompt adapted to the
+    task. Strict: a prompt that does not fit the context with some question is an error naming
+    it. `options`: dataset_config and splits (how TASK loads), n_ctx, threads, n_gpu_layers,
+    parallel, ray and ray_actors (where the task model runs)."""
 
-
-    # `limit` is checked as the dev limit is (at least 1); runtime: n_ctx, threads, n_gpu_layers, parallel, ray,
-    # ray_actors.
-    _checked({"position": position, "dev_limit": limit, **runtime})
-    loaded = load_task(task, input_field=input_field, target_field=target_field, metric=metric)
+    for key in options:
+        if key in BY_NAME and key not in EVALUATE_OPTIONS:
+            raise ConfigError(OptionValue(key), " does not apply to evaluate")
+    _checked({"position": position, "no_cache": no_cache, **options})
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ConfigError(OptionValue("limit", limit), " must be an int of at least 1")
+    loading = {key: options.pop(key) for key in names("task") if options.get(key) is not None}
+    loaded = load_task(task, input_field=input_field, target_field=target_field, metric=metric, **loading)
     spec, llm = _model_spec(task_model)
-    if llm is None:
-        merged = {**defaults("runtime"), **{k: v for k, v in runtime.items() if v is not None}}
-        llm = _task_model_on_ray(spec, merged) if ray_request(merged) else _load(merged, spec)
-    return Evaluator(memoized(llm, no_cache), loaded, position=position).score(prompt, split, limit=limit)
-
-
-def _task_model_on_ray(spec: str, runtime: dict):
-    """evaluate(..., ray=ADDRESS): the task model as a pool of Ray actors (cluster.py)."""
-
-    return task_model_pool(resolve_model(spec), **ray_request(runtime), n_ctx=runtime["n_ctx"],
-                           threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],
-                           parallel=runtime["parallel"])
-
-
-def memoized(llm, no_cache: bool):
-    if no_cache:
-        return llm
-
-    return MemoizedLLM(llm, Memo(home_dir() / "cache.sqlite"))
+    given = {key: value for key, value in options.items() if value is not None}
+    runtime = {**defaults("runtime"), **given, "no_cache": no_cache}
+    return score_prompt(loaded, prompt, split=split, limit=limit, position=position,
+                        task_model=llm if llm is not None else spec, runtime=runtime, quiet=quiet,
+                        events_path=Path(events_path) if events_path else None, on_notice=on_notice)
 
 
 def _loaded_by_name(llm) -> bool:
@@ -238,7 +277,7 @@ def _models_and_embedder(settings, models, embedder, run):
 
     runtime = settings.runtime
     if embedder is None:
-        embeddings.resolve_embedder(runtime["embedder"])  # a missing embedder fails before any model loads
+        check_embedder(runtime["embedder"])  # a missing embedder fails before any model loads
     release = run.lock(cache=not runtime["no_cache"])
     try:
         return _load_models(settings, models, embedder), release
@@ -251,16 +290,10 @@ def _load_models(settings, models, embedder):
 
     runtime = settings.runtime
     if models is None:
-        task_spec, optimizer_spec = runtime["task_model"], runtime["optimizer_model"] or runtime["task_model"]
-        if runtime.get("ray"):  # the task model on Ray actors, the optimizer here (cluster.py)
-
-            models = load_models_on_ray(task_spec, optimizer_spec, runtime)
-        else:
-            models = llama_cpp.load_models(task_spec, optimizer_spec, n_ctx=runtime["n_ctx"],
-                                           n_threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],
-                                           parallel=runtime["parallel"])
+        # With ray, the task model runs on Ray actors and the optimizer here (registry.py).
+        models = get_models(runtime["task_model"], runtime["optimizer_model"], runtime)
     if embedder is None:
-        embedder = embeddings.SentenceTransformerEmbedder(runtime["embedder"])
+        embedder = get_embedder(runtime["embedder"])
     return models, embedder
 
 

@@ -14,34 +14,21 @@ from pathlib import Path
 import click
 
 from gpo_local.app.cli_options import declared_options, optimize_options
-from gpo_local.algorithm.config import GPOConfig, names
-from gpo_local.errors import GpoError
+from gpo_local.errors import NO_VALUE, GpoError, OptionValue
 from gpo_local.tasks.prompting import POSITIONS
 from gpo_local.runs.directory import RunDir
 from gpo_local.app.settings import merge, resolve, resolve_resume
 from gpo_local.methods import estimate as budget
 from gpo_local.app import walltime
-from gpo_local.app.api import run_settings
-from gpo_local.app.api import memoized
-from gpo_local.backends.llama_cpp import LlamaCppModel
-from gpo_local.backends.catalog import resolve_model
-from gpo_local.backends.cluster import ray_request, task_model_pool
-from gpo_local.algorithm.evaluator import Evaluator
-from gpo_local.app.progress import Progress, generated_tokens
-from gpo_local.app.settings import suggested_models
-from gpo_local.tasks import load_task
+from gpo_local.app import api
+from gpo_local.app.api import evaluate, run_settings
 from gpo_local.runs.directory import home_dir
-from gpo_local.runs.storage import check_home
-from gpo_local.runs.rundata import load_run
 from gpo_local.replies.drops import describe as describe_drops, describe_cuts, step_views_total
-from gpo_local.app.report import write_report
 from gpo_local.backends.catalog import load_catalog, sha256_file
 from gpo_local.backends.packs import describe as describe_pack
 from gpo_local.tasks.answers import BBH_TASKS
 from gpo_local.tasks.builtin import BUILTIN_TASKS, SUITE_CONFIRMATION, SUITE_TUNING
-from gpo_local.quality import RichProgress, SubprocessRunner, check_cells, load_config, run_bench
-from gpo_local.backends.cluster import connect
-from gpo_local.quality.ray_run import RayCells
+from gpo_local.quality import RichProgress
 from gpo_local.runs.storage import storage_error
 from gpo_local.app.formatting import percent
 
@@ -50,16 +37,21 @@ model_options = declared_options("runtime", exclude=("optimizer_model", "embedde
 task_options = declared_options("task")
 
 
-def task_kwargs(options: dict) -> dict:
-    """The task-loading options that were given, for tasks.load_task."""
-    kwargs = {key: options.get(key) for key in names("task")}
-    if kwargs["metric"]:
-        kwargs["metric"] = kwargs["metric"].lower()
-    return {key: value for key, value in kwargs.items() if value}
-
-
 TASK_HELP = ("TASK is a built-in task name, a directory of split files (GPO layout: train/eval/format.jsonl), "
              "one .jsonl/.json/.csv/.parquet file, or hf:<Hugging Face dataset id>.")
+
+
+def flag(option: OptionValue) -> str:
+    """An option named in a library error, spelled as this command line takes it: momentum='feedback'
+    is `--momentum feedback`, a switch is its flag (`--resume`, `--no-cache`)."""
+    name = "--" + option.name.replace("_", "-")
+    if option.value is NO_VALUE or option.value is True:
+        return name
+    if option.value is False:
+        return "--no-" + name[2:]
+    if isinstance(option.value, dict):  # --splits ROLE=NAME,...
+        return f"{name} {','.join(f'{key}={value}' for key, value in option.value.items())}"
+    return f"{name} {option.value}"
 
 
 class Cli(click.Group):
@@ -67,10 +59,10 @@ class Cli(click.Group):
         try:
             return super().invoke(ctx)
         except GpoError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(error.render(flag)) from None
         except OSError as error:  # a full, read-only or misplaced file as one line (storage.py)
 
-            raise click.ClickException(str(storage_error(error))) from None
+            raise click.ClickException(storage_error(error).render(flag)) from None
         except KeyboardInterrupt:
             click.echo("interrupted; everything recorded so far is kept (resume with --resume)", err=True)
             sys.exit(130)
@@ -169,48 +161,25 @@ def _print_result(summary: dict, run_dir: Path) -> None:
               help="Append the progress events as JSON lines to this file.")
 @model_options
 @click.pass_context
-def eval_command(ctx, task, prompt, split, limit, position, as_json, quiet, events_path, task_model, n_ctx, threads,
-                 n_gpu_layers, parallel, no_cache, **loading):
+def eval_command(ctx, task, prompt, split, limit, position, as_json, quiet, events_path, task_model,
+                 **options):
     """Score PROMPT on a split of TASK with the task model."""
 
-    ray = ray_request(loading)  # --ray / --ray-actors (declared runtime options): where the task model runs
-    loaded_task = load_task(task, **task_kwargs(loading))
-    loaded_task.split(split, limit)  # a missing split fails before the model loads
-    # The same task model and position as `optimize` chooses where the user names none, so that a
-    # run's final prompt scores here as it did in the run (antonyms: the 0.5B, instruction first).
-    position = position or loaded_task.optimize_defaults.get("position", GPOConfig.position)
-    runtime, notices = suggested_models({"task_model": task_model}, _given(ctx, ["task_model"]),
-                                        loaded_task.suggested_models, roles=("task_model",))
-    task_model = runtime["task_model"]
-    for notice in notices:
-        click.echo(notice, err=True)
-    if not no_cache:  # GPO_LOCAL_HOME must be a directory, known before the model loads
-
-        check_home(home_dir())
-    prompt = loaded_task.adapt_prompt(prompt)
-    if ray:  # the task model on Ray actors (cluster.py)
-        model = task_model_pool(resolve_model(task_model), **ray, n_ctx=n_ctx, threads=threads,
-                                n_gpu_layers=n_gpu_layers, parallel=parallel)
-    else:
-        model = LlamaCppModel(resolve_model(task_model), n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers,
-                              parallel=parallel)
-    ui = Progress(quiet or as_json, events_path=events_path, tokens=generated_tokens(model))
-    evaluator = Evaluator(memoized(model, no_cache), loaded_task, position=position, on_progress=ui.progress,
-                          on_event=ui.event)  # a prompt that does not fit the context is a warning, not a silent 0
-    with ui:
-        ui.event("run_started", {"task": loaded_task.name, "split": split, "prompt": prompt,
-                                 "questions": len(loaded_task.split(split, limit))})
-        result = evaluator.score(prompt, split, limit=limit)
-    ui.finish({"score": result.score, "n": result.n})
+    # The task model, position and prompt as `gpo_local.evaluate` chooses them (app/evaluation.py):
+    # a model the user did not name is the task's suggestion, as in `optimize`.
+    named = task_model if _given(ctx, ["task_model"]) else None
+    result = evaluate(task, prompt, split=split, limit=limit, position=position, task_model=named,
+                      quiet=quiet or as_json, events_path=events_path,
+                      on_notice=lambda text: click.echo(text, err=True), **options)
     if as_json:
-        click.echo(json.dumps({"task": loaded_task.name, "split": split, "prompt": prompt, "position": position,
-                               "score": result.score,
-                               "n": result.n, "model": {"path": str(model.path), "sha256": model.fingerprint},
-                               "outcomes": [asdict(o) for o in result.outcomes]}, indent=2))
+        click.echo(json.dumps({"task": result.task, "split": split, "prompt": result.prompt,
+                               "position": result.position, "score": result.score, "n": result.n,
+                               "model": dict(result.model), "outcomes": [asdict(o) for o in result.outcomes]},
+                              indent=2))
     else:
         total = sum(o.score for o in result.outcomes)
         total_text = f"{total:g}" if total == int(total) else f"{total:.2f}"  # ROUGE-L sums are fractions
-        click.echo(f"{loaded_task.name} {split}: {percent(result.score)} ({total_text}/{result.n})")
+        click.echo(f"{result.task} {split}: {percent(result.score)} ({total_text}/{result.n})")
 
 
 @main.command()
@@ -221,7 +190,7 @@ def show(run_dir):
     from rich.table import Table
 
 
-    run = load_run(run_dir)
+    run = api.show(run_dir)
     console = Console()
     planned = f" of {run.steps_planned}" if run.steps_planned else ""
     table = Table(title=f"{run.task} / {run.method}: {max(len(run.steps) - 1, 0)} steps{planned} ({run_dir})",
@@ -283,8 +252,7 @@ def report(run_dirs, output):
     Plots are embedded, nothing is fetched: the file opens offline. Several RUN_DIRS get one
     section each and an overlay of their dev curves."""
 
-    output = output or (run_dirs[0] / "report.html" if len(run_dirs) == 1 else Path("report.html"))
-    write_report(list(run_dirs), output)
+    output = api.report(list(run_dirs), output)
     click.echo(f"report written to {output}")
 
 
@@ -381,11 +349,8 @@ def bench_quality(config_path, out, dry_run, ray_address, data_root):
     """Methods x tasks x seeds (x task models), one optimize run per cell; resumable. Writes
     results.md, results.csv and results.json in the output directory."""
 
-    config = load_config(config_path, data_root=data_root)
-    out = out or home_dir() / "bench" / config_path.stem
-    check_cells(config, out)
+    _, out, cells = api.bench_cells(config_path, out, data_root=data_root)
     if dry_run:
-        cells = config.cells(out)
         for i, cell in enumerate(cells, 1):
             state = "done" if (cell.run_dir / "result.json").exists() else "to run"
             click.echo(f"[{i}/{len(cells)}] {cell.label} ({state}): gpo-local {' '.join(cell.argv(resume=False))}")
@@ -396,12 +361,8 @@ def bench_quality(config_path, out, dry_run, ray_address, data_root):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
-    run_cells = None
-    if ray_address:  # every cell a Ray task (quality/ray_run.py)
-
-        run_cells = RayCells(connect(ray_address))
-    try:
-        run_bench(config, out, runner=SubprocessRunner(), ui=RichProgress(), run_cells=run_cells)
+    try:  # with --ray, every cell is a Ray task (quality/ray_run.py)
+        api.bench_quality(config_path, out=out, ray=ray_address, ui=RichProgress(), data_root=data_root)
     except KeyboardInterrupt:
         click.echo(f"interrupted; finished cells are kept in {out}: rerun the same command to continue", err=True)
         sys.exit(130)

@@ -23,13 +23,14 @@ from typing import Any
 
 from gpo_local.backends.cluster import ray_request
 from gpo_local.algorithm.directions import canonical_selection
-from gpo_local.errors import ConfigError
+from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.algorithm.config import OPTIONS, GPOConfig, Limits, check_value, defaults, names
 from gpo_local.algorithm.schedules import canonical_schedule, total_steps
 from gpo_local.tasks import Task, load_task
 from gpo_local.methods import get_method
+from gpo_local.backends import catalog
 from gpo_local.methods.simple import reference_prompt_of
-from gpo_local.backends.catalog import DEFAULT_MODEL, SUGGESTED_OPTIMIZER, is_installed
+from gpo_local.backends.catalog import DEFAULT_MODEL, SUGGESTED_OPTIMIZER
 
 # Every table below is derived from the one declaration of the options (config.OPTIONS).
 FILE_OPTIONS = {o.name: o for o in OPTIONS if o.cli}  # what a TOML file (and the command line) may set
@@ -40,10 +41,6 @@ SWITCHES = ("gradient", "momentum", "selection", "momentum_update", "k", "update
 METHOD_SWITCHES = {"gpo": SWITCHES, "sgdm": ("lr_init", "warmup"), "pe2": ("schedule", "lr_init", "lr_final", "warmup")}
 LIMITS = names("limit")
 RUNTIME_DEFAULTS = defaults("runtime")
-
-
-def option(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -63,7 +60,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         try:
             values[name] = check_value(FILE_OPTIONS[name], value, key)
         except ConfigError as error:
-            raise ConfigError(f"{path}: {error}") from None
+            raise ConfigError(f"{path}: ", *error.parts) from None
     return values
 
 
@@ -99,10 +96,11 @@ def _check_switches(method: str, given: set[str], v: dict[str, Any]) -> None:
     for name in SWITCHES:
         if name in given and name not in allowed:
             if method == "sgdm":
-                raise ConfigError(f"--method sgdm is a preset of the strategy switches; {option(name)} cannot be "
-                                  "changed with it (use --method gpo to set the switches)")
-            raise ConfigError(f"{option(name)} is a GPO strategy switch and does not apply to --method {method} "
-                              "(use --method gpo)")
+                raise ConfigError(OptionValue("method", "sgdm"), " is a preset of the strategy switches; ",
+                                  OptionValue(name), " cannot be changed with it (use ",
+                                  OptionValue("method", "gpo"), " to set the switches)")
+            raise ConfigError(OptionValue(name), " is a GPO strategy switch and does not apply to ",
+                              OptionValue("method", method), " (use ", OptionValue("method", "gpo"), ")")
     if method != "gpo":
         return
     momentum = v.get("momentum") or GPOConfig.momentum
@@ -110,17 +108,22 @@ def _check_switches(method: str, given: set[str], v: dict[str, Any]) -> None:
     schedule = canonical_schedule(v.get("schedule") or GPOConfig.schedule)
     for name in ("selection", "k"):
         if name in given and momentum == "none":
-            raise ConfigError(f"{option(name)} has no effect with --momentum none (no momentum to select)")
+            raise ConfigError(OptionValue(name), " has no effect with ", OptionValue("momentum", "none"),
+                              " (no momentum to select)")
         if name in given and momentum != "none" and update_kind == "real-time":
-            raise ConfigError(f"{option(name)} has no effect with --momentum-update real-time "
-                              "(it selects the items of a k-list)")
+            raise ConfigError(OptionValue(name), " has no effect with ",
+                              OptionValue("momentum_update", "real-time"),
+                              " (it selects the items of a k-list)")
     if "momentum_update" in given and momentum == "none":
-        raise ConfigError("--momentum-update has no effect with --momentum none")
+        raise ConfigError(OptionValue("momentum_update"), " has no effect with ",
+                          OptionValue("momentum", "none"))
     for name in ("lr_init", "lr_final", "warmup"):
         if name in given and schedule == "none":
-            raise ConfigError(f"{option(name)} has no effect with --schedule none (no step size)")
+            raise ConfigError(OptionValue(name), " has no effect with ", OptionValue("schedule", "none"),
+                              " (no step size)")
     if "lr_final" in given and schedule == "fixed":
-        raise ConfigError("--lr-final has no effect with --schedule fixed (the step size stays --lr-init)")
+        raise ConfigError(OptionValue("lr_final"), " has no effect with ", OptionValue("schedule", "fixed"),
+                          " (the step size stays ", OptionValue("lr_init"), ")")
 
 
 def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = frozenset(),
@@ -133,17 +136,20 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
     method_class = get_method(method)
     _check_switches(method, given, v)
     if method in ("empty", "cot", "reference") and "initial_prompt" in given:
-        raise ConfigError(f"--initial-prompt does not apply to --method {method} (its prompt is fixed)")
+        raise ConfigError(OptionValue("initial_prompt"), " does not apply to ", OptionValue("method", method),
+                          " (its prompt is fixed)")
     if v.get("initial_prompt") is not None and not str(v["initial_prompt"]).strip():
-        raise ConfigError("--initial-prompt is empty: give a starting instruction, leave the option out for the "
-                          "task's own, or use --method empty for the no-instruction baseline")
+        raise ConfigError(OptionValue("initial_prompt"), " is empty: give a starting instruction, leave the "
+                          "option out for the task's own, or use ", OptionValue("method", "empty"),
+                          " for the no-instruction baseline")
     seed = v.get("seed") or 0
     loading = {key: v[key] for key in TASK_KEYS if v.get(key)}
     if loading.get("metric"):
         loading["metric"] = loading["metric"].lower()
     if isinstance(task_spec, Task):  # loaded already (the Python API's in-memory data)
         if loading:
-            raise ConfigError(f"{option(next(iter(loading)))} applies to a task name or path, not to loaded data")
+            raise ConfigError(OptionValue(next(iter(loading))),
+                              " applies to a task name or path, not to loaded data")
         task, task_spec = task_spec, task_spec.source
     else:
         task = load_task(task_spec, seed=seed, **loading)
@@ -156,7 +162,7 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
         steps = total_steps(len(task.split("train"))) if "train" in task.splits else 3
         if steps == 0:
             raise ConfigError(f"task {task.name!r}: the train split is too small to set a step count "
-                              "(fewer than half a batch); pass --steps")
+                              "(fewer than half a batch); pass ", OptionValue("steps"))
     chosen = {name: v[name] for name in (f.name for f in fields(GPOConfig)) if v.get(name) is not None}
     # A task's own defaults (a built-in task's optimize_defaults) win over the options' generic
     # ones and lose to what the user set. `v` also holds the command line's shown defaults
@@ -206,7 +212,7 @@ def suggested_models(runtime: dict, given: set[str], task_suggests: dict,
     for role, name in wanted.items():
         if role in given:
             continue  # named by the user
-        if is_installed(name):
+        if catalog.is_installed(name):
             chosen[role] = name
         else:
             notices.append(f"note: {name} is not installed (pip install -e '.[models]'); the bundled "

@@ -79,9 +79,9 @@ class LLM(Protocol):
         ...
 
     @property
-    def context_note(self) -> str:
-        """Appended to the context size in messages: how it came about (llama.cpp
-        may round --n-ctx up), or ""."""
+    def context_note(self) -> tuple:
+        """Appended to the context size in error messages, as message parts (errors.py): how it
+        came about (llama.cpp may round n_ctx up), or ()."""
         ...
 
 
@@ -161,8 +161,8 @@ class PlainLLM(WrappedLLM):
         return bool(getattr(self.llm, "supports_grammar", False))
 
     @property
-    def context_note(self) -> str:
-        return getattr(self.llm, "context_note", "")
+    def context_note(self) -> tuple:
+        return getattr(self.llm, "context_note", ())
 
     def count_tokens(self, text: str) -> int:
         count = getattr(self.llm, "count_tokens", None)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gpo_local.errors import ConfigError
+from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.backends.ray_pool import ModelSpec, RayPoolLLM, VocabOnlyModel
-from gpo_local.backends.llama_cpp import LlamaCppModel
-from gpo_local.backends.catalog import resolve_model
 
 if TYPE_CHECKING:  # pragma: no cover
     from gpo_local.backends.ray_pool import RayPoolLLM
@@ -25,7 +23,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise ConfigError(f"--ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+        raise ConfigError(OptionValue("ray"), f" needs Ray, which is not installed: {INSTALL_HINT}") from None
     return ray
 
 
@@ -41,7 +39,7 @@ def connect(address: str):
         ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, ValueError, RuntimeError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"--ray {address}: cannot connect to a Ray cluster ({first_line}); "
+        raise ConfigError(OptionValue("ray", address), f": cannot connect to a Ray cluster ({first_line}); "
                           "start one with `ray start --head`") from None
     return ray
 
@@ -52,7 +50,8 @@ def ray_request(options: dict) -> dict:
     run is scored does not change its results."""
     address, actors = options.get("ray"), options.get("ray_actors")
     if actors is not None and not address:
-        raise ConfigError("--ray-actors needs --ray ADDRESS (the cluster to start the actors on)")
+        raise ConfigError(OptionValue("ray_actors"), " needs ", OptionValue("ray", "ADDRESS"),
+                          " (the cluster to start the actors on)")
     return {"address": address, "actors": actors or 2} if address else {}
 
 
@@ -66,15 +65,3 @@ def task_model_pool(path, *, address: str, actors: int, n_ctx: int, threads: int
     local = VocabOnlyModel(path, n_ctx=n_ctx, n_threads=spec.threads)  # tokenizes and checks fits on the driver
     return RayPoolLLM.start(ray, spec, actors, local=local, num_cpus=spec.threads, num_gpus=1 if n_gpu_layers else 0)
 
-
-def load_models_on_ray(task_spec: str, optimizer_spec: str, runtime: dict) -> tuple:
-    """optimize --ray: the task model as a pool of actors; the optimizer model on the driver
-    (a few sampled calls per step: not worth shipping), loaded there even when it is the same file."""
-
-    task = task_model_pool(resolve_model(task_spec).resolve(), **ray_request(runtime), n_ctx=runtime["n_ctx"],
-                           threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],
-                           parallel=runtime["parallel"])
-    optimizer = LlamaCppModel(resolve_model(optimizer_spec).resolve(), n_ctx=runtime["n_ctx"],
-                              n_threads=runtime["threads"], n_gpu_layers=runtime["n_gpu_layers"],
-                              parallel=runtime["parallel"])
-    return task, optimizer

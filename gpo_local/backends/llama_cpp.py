@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Sequence
 
 from gpo_local.runs import faults
-from gpo_local.errors import ModelError, PromptTooLongError
+from gpo_local.errors import ModelError, OptionValue, PromptTooLongError
 from gpo_local.backends import Conversation, FollowUp, as_messages
 from gpo_local.backends.copy_guard import CopyGuard, banned_runs
-from gpo_local.backends.catalog import resolve_model
+from gpo_local.backends import catalog
 from gpo_local.backends.catalog import sha256_file
 from gpo_local.backends.text_tokens import conversation_tokens
 from gpo_local.backends.batched import BatchedDecoder
@@ -113,7 +113,8 @@ class LlamaCppModel:
             raise ModelError(f"cannot load GGUF model {self.path}: {error} (truncated or unsupported file?)") from None
         self.n_ctx = self.llama.n_ctx()
         # llama.cpp may round the context up; messages name the size in force.
-        self.context_note = "" if self.n_ctx == n_ctx else f" (--n-ctx {n_ctx}, which llama.cpp set to {self.n_ctx})"
+        self.context_note = () if self.n_ctx == n_ctx else (
+            " (", OptionValue("n_ctx", n_ctx), f", which llama.cpp set to {self.n_ctx})")
         # Generation goes through the batched multi-sequence decoder (backends/batched.py),
         # which runs `parallel` sequences at once in its own context; the Llama object serves
         # tokenization and metadata. Flash attention matches the decoder's setting.
@@ -163,8 +164,8 @@ class LlamaCppModel:
         """The number of new tokens allowed; a prompt that leaves no room is an error."""
         if n_prompt >= self.n_ctx:
             raise PromptTooLongError(
-                f"prompt of {n_prompt} tokens does not fit the context of {self.n_ctx} tokens{self.context_note} "
-                f"of {self.path.name} (raise --n-ctx)")
+                f"prompt of {n_prompt} tokens does not fit the context of {self.n_ctx} tokens",
+                *self.context_note, f" of {self.path.name} (raise ", OptionValue("n_ctx"), ")")
         return min(max_tokens, self.n_ctx - n_prompt)
 
     @cached_property
@@ -252,10 +253,11 @@ class LlamaCppModel:
 
 def load_models(task_spec: str, optimizer_spec: str, *, n_ctx: int, n_threads: int | None,
                 n_gpu_layers: int, parallel: int = 16) -> tuple[LlamaCppModel, LlamaCppModel]:
-    """The task and optimizer models; one file serving both roles is loaded once."""
+    """The task and optimizer models; one file serving both roles is loaded once. Callers go
+    through backends/registry.py, which decides where each model runs."""
 
-    task_path = resolve_model(task_spec).resolve()
-    optimizer_path = resolve_model(optimizer_spec).resolve()
+    task_path = catalog.resolve_model(task_spec).resolve()
+    optimizer_path = catalog.resolve_model(optimizer_spec).resolve()
     options = dict(n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers, parallel=parallel)
     task = LlamaCppModel(task_path, **options)
     if optimizer_path == task_path:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from gpo_local.errors import ConfigError, GpoError, ModelError
+from gpo_local.errors import ConfigError, GpoError, ModelError, OptionValue
 from gpo_local.backends import Conversation, FollowUp, WrappedLLM, as_messages
 from gpo_local.backends.llama_cpp import LlamaCppModel, check_gguf, load_llama
 
@@ -246,8 +246,10 @@ def _check_room(ray, n: int, num_cpus: float, num_gpus: float) -> None:
     cpus, gpus = total.get("CPU", 0), total.get("GPU", 0)
     if n * num_cpus > cpus or n * num_gpus > gpus:
         gpu_text = f" and {num_gpus:g} GPU" if num_gpus else ""
-        raise ConfigError(f"--ray-actors {n}: {n} actors of {num_cpus:g} CPU{gpu_text} each do not fit the Ray "
-                          f"cluster ({cpus:g} CPUs, {gpus:g} GPUs); use fewer actors or fewer --threads")
+        raise ConfigError(OptionValue("ray_actors", n),
+                          f": {n} actors of {num_cpus:g} CPU{gpu_text} each do not fit the Ray cluster "
+                          f"({cpus:g} CPUs, {gpus:g} GPUs); use fewer actors or fewer ",
+                          OptionValue("threads"))
 
 
 def _cause(error: Exception) -> str:

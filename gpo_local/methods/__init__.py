@@ -20,7 +20,7 @@ Imports the algorithm layer and everything below it; nothing above.
 
 from __future__ import annotations
 
-from gpo_local.errors import ConfigError
+from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.algorithm.optimizer import GPO, Method
 from gpo_local.methods.ape import APE
 from gpo_local.methods.apo import APO
@@ -37,5 +37,5 @@ __all__ = ["METHODS", "SGDM_PRESET", "get_method"]
 
 def get_method(name: str) -> type[Method]:
     if name not in METHODS:
-        raise ConfigError(f"unknown --method {name!r}; known: {', '.join(METHODS)}")
+        raise ConfigError("unknown ", OptionValue("method", name), f"; known: {', '.join(METHODS)}")
     return METHODS[name]

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Protocol
 
-from gpo_local.errors import ConfigError
+from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.quality.config import BenchConfig, Cell
 from gpo_local.quality.results import format_duration, status_counts, write_results
 from gpo_local.runs.directory import JsonlLog
@@ -120,7 +120,8 @@ def run_bench(config: BenchConfig, out: Path, *, runner: CellRunner, ui=None, ru
             if (cell.run_dir / "config.json").exists() and toml_path.exists() \
                     and tomllib.loads(toml_path.read_text(encoding="utf-8")) != cell.options():
                 raise ConfigError(f"{config.path}: the options of cell {cell.label} changed since it ran "
-                                  f"({toml_path}); use another --out or delete that cell's directory")
+                                  f"({toml_path}); use another ", OptionValue("out"),
+                                  " or delete that cell's directory")
         events = JsonlLog(out / "events.jsonl")
         events.append({"time": time.time(), "event": "bench_started", "config": str(config.path), "cells": len(cells)})
         todo = [c for c in cells if not (c.run_dir / "result.json").exists()]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from gpo_local.runs import faults
-from gpo_local.errors import ConfigError, ModelError
+from gpo_local.errors import ConfigError, ModelError, OptionValue
 from gpo_local.runs.locks import lock_run, release
 from gpo_local.runs.storage import check_home, check_run_dir, decode_error, naming, read_result, write_atomic
 
@@ -168,8 +168,9 @@ class RunDir:
         refuses one that already holds a run."""
         run = cls(path or new_run_dir(task_name))
         if run.trajectory_path.exists():
-            raise ConfigError(f"{run.path} already holds a run; use --resume to continue it or choose another "
-                              "--run-dir")
+            # `--resume` is the command line's: the Python API starts new runs only.
+            raise ConfigError(f"{run.path} already holds a run; use --resume to continue it or choose "
+                              "another ", OptionValue("run_dir"))
         return run
 
     def saved_config(self) -> dict:

@@ -18,15 +18,18 @@ import json
 import os
 from pathlib import Path
 
-from gpo_local.errors import ConfigError, StorageError
+from gpo_local.errors import ConfigError, OptionValue, StorageError
 from gpo_local.runs import faults
 
-# What to do about each errno, said after the path and the OS's own words.
+RUN_DIR = OptionValue("run_dir")
+# What to do about each errno, said after the path and the OS's own words (message parts, errors.py;
+# `--resume` is the command line's: the Python API starts new runs only).
 ADVICE = {
-    errno.ENOSPC: "free some space (or choose another --run-dir / GPO_LOCAL_HOME), then rerun with --resume",
+    errno.ENOSPC: ("free some space (or choose another ", RUN_DIR,
+                   " / GPO_LOCAL_HOME), then rerun with --resume"),
     errno.EDQUOT: "free some space within your quota, then rerun with --resume",
-    errno.EROFS: "the file system is mounted read-only: choose a writable --run-dir / GPO_LOCAL_HOME",
-    errno.EACCES: "check its owner and permissions (or choose another --run-dir / GPO_LOCAL_HOME)",
+    errno.EROFS: ("the file system is mounted read-only: choose a writable ", RUN_DIR, " / GPO_LOCAL_HOME"),
+    errno.EACCES: ("check its owner and permissions (or choose another ", RUN_DIR, " / GPO_LOCAL_HOME)"),
     errno.EPERM: "check its permissions and attributes (lsattr; chattr -i lifts an immutable flag)",
     errno.EISDIR: "a directory is where a file is expected: move it away",
     errno.ENOTDIR: "a file is where a directory is expected: move it away or choose another path",
@@ -43,7 +46,7 @@ def storage_error(error: OSError, path: Path | str | None = None) -> StorageErro
         where = f"{where} -> {error.filename2}"
     reason = error.strerror or str(error)
     advice = ADVICE.get(error.errno, "check the path and the disk, then rerun (with --resume for a run)")
-    return StorageError(f"{where}: {reason.lower()}: {advice}")
+    return StorageError(f"{where}: {reason.lower()}: ", *((advice,) if isinstance(advice, str) else advice))
 
 
 def decode_error(path: Path, error: UnicodeDecodeError) -> ConfigError:

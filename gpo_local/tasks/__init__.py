@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from gpo_local.core import Example
-from gpo_local.errors import DataError
+from gpo_local.errors import DataError, OptionValue
 from gpo_local.tasks.builtin import BUILTIN_TASKS, builtin_splits
 from gpo_local.tasks.hub import HUB_PREFIX, load_hub
 from gpo_local.tasks.readers import FILE_FORMATS, SPLITS, read_split_file
@@ -64,13 +64,14 @@ class Task:
     def split(self, name: str, limit: int | None = None) -> tuple[Example, ...]:
         if name not in self.splits:
             if Path(self.source).is_dir():
-                where = f"{Path(self.source) / (name + '.jsonl')} not found"
+                where = (f"{Path(self.source) / (name + '.jsonl')} not found",)
             elif self.source.startswith(HUB_PREFIX):
-                where = "not mapped (see --splits)"
+                where = ("not mapped (see ", OptionValue("splits"), ")")
             else:
-                where = f"not in {self.source}"
+                where = (f"not in {self.source}",)
             known = ", ".join(s for s in SPLITS if s in self.splits)
-            raise DataError(f"task {self.name!r} has no {name!r} split: {where} (it has: {known or 'none'})")
+            raise DataError(f"task {self.name!r} has no {name!r} split: ", *where,
+                            f" (it has: {known or 'none'})")
         examples = self.splits[name]
         if not examples:
             raise DataError(f"task {self.name!r}: the {name!r} split is empty")
@@ -87,8 +88,8 @@ class Task:
             return self
         dev = self.split("eval")
         if not 0 < count < len(dev):
-            raise DataError(f"task {self.name!r}: --test-holdout {count} must be between 1 and "
-                            f"{len(dev) - 1} (the eval split has {len(dev)} examples)")
+            raise DataError(f"task {self.name!r}: ", OptionValue("test_holdout", count),
+                            f" must be between 1 and {len(dev) - 1} (the eval split has {len(dev)} examples)")
         held_out = {e.id for e in dev[-count:]}
         splits = dict(self.splits, eval=dev[:-count], test=dev[-count:])
         if "format" in splits:  # exemplars drawn from the dev rows must not show a test question
@@ -149,8 +150,8 @@ def load_task(spec: str, *, seed: int = 0, input_field: str | None = None, targe
                                      dataset_config=dataset_config, splits=splits).items() if v}
     if spec in BUILTIN_TASKS:
         if options:
-            raise DataError(f"the built-in task {spec!r} takes no data options "
-                            f"(got {', '.join('--' + k.replace('_', '-') for k in options)})")
+            named = [part for key in options for part in (", ", OptionValue(key))][1:]
+            raise DataError(f"the built-in task {spec!r} takes no data options (got ", *named, ")")
         built = {k: tuple(v) for k, v in builtin_splits(spec, seed).items()}
         builtin = BUILTIN_TASKS[spec]
         return Task(name=spec, source=f"builtin:{spec}", rule=builtin.rule, splits=built,
@@ -159,8 +160,8 @@ def load_task(spec: str, *, seed: int = 0, input_field: str | None = None, targe
                     suggested_models=dict(builtin.suggested_models),
                     reference_prompt=builtin.reference_prompt)
     if (dataset_config or splits) and not spec.startswith(HUB_PREFIX):
-        raise DataError(f"--dataset-config and --splits apply to Hugging Face datasets ({HUB_PREFIX}<id>), "
-                        f"not to {spec!r}")
+        raise DataError(OptionValue("dataset_config"), " and ", OptionValue("splits"),
+                        f" apply to Hugging Face datasets ({HUB_PREFIX}<id>), not to {spec!r}")
     if spec.startswith(HUB_PREFIX):
         dataset_id = spec[len(HUB_PREFIX):].strip()
         if not dataset_id:

@@ -4,7 +4,7 @@ off; only a dataset that is not cached is fetched, after a quick reachability ch
 from __future__ import annotations
 
 from gpo_local.core import Example
-from gpo_local.errors import DataError
+from gpo_local.errors import DataError, OptionValue
 from gpo_local.tasks.offline import HubOffline
 from gpo_local.tasks.readers import SPLITS, record_fields
 
@@ -15,7 +15,8 @@ HUB_SPLITS = {"train": "train", "eval": "validation", "test": "test", "format": 
 def hub_split_map(mapping: dict[str, str] | None) -> dict[str, str]:
     for role in mapping or {}:
         if role not in SPLITS:
-            raise DataError(f"--splits: unknown split role {role!r}; known: {', '.join(SPLITS)}")
+            raise DataError(OptionValue("splits"),
+                            f": unknown split role {role!r}; known: {', '.join(SPLITS)}")
     explicit = set((mapping or {}).values())
     # A dataset split the user mapped to one role is not also used by a default role (eval=test
     # must not leave test=test behind: the test score would be the dev score).
@@ -82,7 +83,7 @@ def load_hub(dataset_id: str, config: str | None, mapping: dict[str, str] | None
         )
     if "eval" not in splits:
         raise DataError(f"Hugging Face dataset {label} has no split {roles['eval']!r} for the eval (dev) split "
-                        f"(it has: {available}); map one with --splits eval=NAME")
+                        f"(it has: {available}); map one with ", OptionValue("splits", {"eval": "NAME"}))
     return splits
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gpo_local.core import Example
-from gpo_local.errors import DataError
+from gpo_local.errors import DataError, OptionValue
 from gpo_local.tasks.offline import HubOffline
 
 SPLITS = ("train", "eval", "test", "few_shot_examples", "format")
@@ -22,8 +22,8 @@ def record_fields(record: Any, where: str, input_field: str | None, target_field
     present = ", ".join(map(str, record)) or "none"
     name = input_field or "input"
     if name not in record:
-        hint = "" if input_field else " (choose one with --input-field)"
-        raise DataError(f"{where}: missing field {name!r}{hint}; fields present: {present}")
+        hint = () if input_field else (" (choose one with ", OptionValue("input_field"), ")")
+        raise DataError(f"{where}: missing field {name!r}", *hint, f"; fields present: {present}")
     if target_field:
         if target_field not in record:
             raise DataError(f"{where}: missing field {target_field!r}; fields present: {present}")
@@ -33,8 +33,8 @@ def record_fields(record: Any, where: str, input_field: str | None, target_field
     elif "output" in record:
         target = record["output"]
     else:
-        raise DataError(f"{where}: missing field 'target' (or 'output'; choose one with --target-field); "
-                        f"fields present: {present}")
+        raise DataError(f"{where}: missing field 'target' (or 'output'; choose one with ",
+                        OptionValue("target_field"), f"); fields present: {present}")
     if record[name] is None or target is None:
         raise DataError(f"{where}: field {name if record[name] is None else (target_field or 'target')!r} is empty")
     return str(record[name]), target
