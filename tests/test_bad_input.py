@@ -55,7 +55,7 @@ CASES = {
         r"Error: task 'mytask': the 'eval' split is empty"),
     "unknown task": (
         lambda d: ["optimize", d / "nope"],
-        r"Error: unknown task '.*nope': not a built-in task \(antonyms, sentiment\), nor an existing directory or "
+        r"Error: unknown task '.*nope': not a built-in task \([a-z_, ]+\), nor an existing directory or "
         r"jsonl/json/csv/parquet file; directories whose answer rules are known: bbh/<task>, mmlu/<subject>, "
         r"gsm8k, wsc, webnlg; a Hugging Face dataset is written hf:<id>"),
     "GGUF path that does not exist": (

@@ -163,7 +163,7 @@ def test_the_second_round_continues_the_first_rounds_conversation():
 
 def test_the_evaluator_scores_through_a_served_model():
     from conftest import difficulty_task
-    from gpo_local.evaluator import Evaluator
+    from gpo_local.algorithm.evaluator import Evaluator
 
     with FakeServer(reply=lambda body: "yes") as fake:
         evaluator = Evaluator(complete_llm(ServedModel(fake.url, grammar=False)), difficulty_task(n_eval=4))
@@ -403,8 +403,8 @@ def test_greedy_generation_through_the_server(served, in_process):
 
 @pytest.mark.integration
 def test_grammar_constrained_replies_through_the_server(served):
-    from gpo_local.drops import classify
-    from gpo_local.grammar import prompt_grammar
+    from gpo_local.replies.drops import classify
+    from gpo_local.replies.grammar import prompt_grammar
 
     assert served.supports_grammar
     cap = 6
@@ -426,7 +426,7 @@ AGREEMENT_FLOOR = 0.9
 def test_the_same_prompt_scores_alike_in_process_and_served(served, in_process):
     from dataclasses import replace
 
-    from gpo_local.evaluator import Evaluator
+    from gpo_local.algorithm.evaluator import Evaluator
     from gpo_local.tasks import load_task
 
     # Shorter replies than the task's own limits keep the served pass (one request at a time on

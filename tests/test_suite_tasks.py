@@ -3,11 +3,11 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from gpo_local.cli import main
+from gpo_local.app.cli import main
 from gpo_local.errors import ConfigError
 from gpo_local.methods import METHODS
 from gpo_local.quality.config import METHODS as BENCH_METHODS
-from gpo_local.settings import resolve
+from gpo_local.app.settings import resolve
 from gpo_local.tasks import load_task
 from gpo_local.tasks.builtin import BUILTIN_TASKS, SUITE, SUITE_CONFIRMATION, SUITE_TUNING, builtin_splits
 from gpo_local.tasks.suite import NUMBER_RULE, number_name
@@ -146,7 +146,7 @@ def test_reference_method_is_registered_and_needs_a_reference():
     assert settings.task.reference_prompt == "Give the past tense of the verb."
     with pytest.raises(ConfigError, match="task 'sentiment' has none"):
         resolve("sentiment", {"method": "reference"}, {"method"})
-    with pytest.raises(ConfigError, match="does not apply to --method reference"):
+    with pytest.raises(ConfigError, match="does not apply to method='reference'"):
         resolve("past_tense", {"method": "reference", "initial_prompt": "Hi."}, {"method", "initial_prompt"})
 
 
