@@ -13,7 +13,8 @@ import pytest
 import fake_cli
 from conftest import TIMINGS
 from gpo_local.runs import locks
-from gpo_local.runs.storage import read_result, storage_error
+from gpo_local.runs.health import check_run
+from gpo_local.runs.storage import storage_error
 
 
 def error_line(result):
@@ -122,10 +123,10 @@ def test_a_damaged_result_is_recomputed_on_resume(tmp_path, monkeypatch, garbage
     assert fake_cli.optimize(monkeypatch, run_dir, "--quiet").exit_code == 0
     reference = comparable(run_dir)
     (run_dir / "result.json").write_bytes(garbage)
-    assert read_result(run_dir)[0] is None
+    assert check_run(run_dir).result is None and check_run(run_dir).problem("result.json")
     resumed = fake_cli.optimize(monkeypatch, run_dir, "--quiet", "--resume")
     assert resumed.exit_code == 0, resumed.output
-    assert "result.json is damaged" in resumed.output and "recomputing it from the trajectory" in resumed.output
+    assert f"{run_dir}/result.json " in resumed.output and "recomputing it from the trajectory" in resumed.output
     assert comparable(run_dir) == reference
 
 

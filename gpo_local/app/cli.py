@@ -33,6 +33,8 @@ from gpo_local.tasks import load_task
 from gpo_local.runs.directory import home_dir
 from gpo_local.runs.storage import check_home
 from gpo_local.runs.rundata import load_run
+from gpo_local.runs.health import check_run, repair_command, resume_command, resumable_config, set_aside_damaged
+from gpo_local.runs.locks import lock_run, release, running_pid
 from gpo_local.replies.drops import describe as describe_drops, describe_cuts, step_views_total
 from gpo_local.app.report import write_report
 from gpo_local.backends.catalog import load_catalog, sha256_file
@@ -241,14 +243,20 @@ def show(run_dir):
                       percent(step.dev_score))
     console.print(table)
     _show_raced(console, run)  # issue 12
+    running = running_pid(run_dir)
     if run.pending:
-        console.print(f"{len(run.pending)} candidates of an unfinished step are recorded (resume continues it)")
+        console.print(f"{len(run.pending)} candidates of an unfinished step are recorded"
+                      f"{'' if running else ' (resume continues it)'}")
 
     console.print(f"dropped optimizer replies: {describe_drops(*step_views_total(run.steps))}{describe_cuts(run.steps)}",
                   highlight=False)
     result = run.result
+    if result is None and running:  # a resume would be refused: the run is going on
+        console.print(f"the run is in progress (pid {running} holds its lock): show it again later", highlight=False)
+        return
     if result is None:
-        console.print("no result.json yet: the run is unfinished (continue it with optimize --resume)")
+        console.print(f"no result.json yet: the run is unfinished; continue it with: "
+                      f"{resume_command(run.path, run.config)}", highlight=False, markup=False)
         return
     final, initial = result["final"], result["initial"]
     step = "init" if final["step"] < 0 else final["step"] + 1

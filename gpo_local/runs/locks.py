@@ -66,3 +66,21 @@ def release(run_dir: Path) -> None:
     fd = _held.pop(Path(run_dir).resolve(), None)
     if fd is not None:
         os.close(fd)
+
+
+def running_pid(run_dir: Path) -> str | None:
+    """The pid of the process holding the run's lock ("unknown" if unreadable), or None when no
+    process holds it. Probes with a shared lock it drops at once; never creates the lock file."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None  # no lock file: no run was ever started here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # also drops the probe's shared lock
+    return None

@@ -1,24 +1,23 @@
 """File-system trouble as one line: what failed, on which path, and what to do.
 
 Three parts:
-* `storage_error(error)` words an OSError (or a UnicodeDecodeError with its path) as a
+* `storage_error(error)` words an OSError as a
   StorageError; the CLI's one error boundary (cli.Cli.invoke) calls it for every OSError, so no
   traceback reaches the user and every file the run already recorded stays as it was (records
   are appended and fsynced, JSON files replaced whole: a failed write loses only itself);
 * preflight checks that can fail before a model loads (`check_home`, `check_run_dir`);
-* `read_result` for result.json, which is derived from the trajectory: a damaged one is
-  reported by `show` and `report` and recomputed by `optimize --resume`.
+* the atomic and synced writes every run file goes through (a damaged run file is classified
+  by runs/health.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 from pathlib import Path
 
-from gpo_local.errors import ConfigError, StorageError
+from gpo_local.errors import StorageError
 from gpo_local.runs import faults
 
 # What to do about each errno, said after the path and the OS's own words.
@@ -44,10 +43,6 @@ def storage_error(error: OSError, path: Path | str | None = None) -> StorageErro
     reason = error.strerror or str(error)
     advice = ADVICE.get(error.errno, "check the path and the disk, then rerun (with --resume for a run)")
     return StorageError(f"{where}: {reason.lower()}: {advice}")
-
-
-def decode_error(path: Path, error: UnicodeDecodeError) -> ConfigError:
-    return ConfigError(f"{path}: not UTF-8 text (byte {error.start}): the file is damaged")
 
 
 def check_home(home: Path) -> None:
@@ -81,20 +76,6 @@ def check_run_dir(run_dir: Path) -> None:
     finally:
         if probe.exists():
             probe.unlink()
-
-
-def read_result(run_dir: Path) -> tuple[dict | None, str | None]:
-    """(result.json's content or None, why it is unusable or None). Absent: (None, None)."""
-    path = run_dir / "result.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None, None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None, f"{path} is damaged (not JSON text)"
-    if not isinstance(data, dict) or not isinstance(data.get("final"), dict):
-        return None, f"{path} is damaged (not a run result)"
-    return data, None
 
 
 @contextlib.contextmanager
