@@ -282,6 +282,41 @@ def _shorten(text: str, width: int) -> str:
 
 
 @main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.pass_context
+def repair(ctx, run_dir, quiet):
+    """Repair the run in RUN_DIR and finish it: for a trajectory.jsonl holding a damaged record.
+
+    The first damaged record and every line after it are moved to trajectory.jsonl.damaged, and
+    a result.json derived from them to result.json.before-repair; then the run resumes from its
+    last intact step as `optimize --resume` does, replaying the rest with the same seed (the memo
+    cache makes generations it already made free). A torn last line or a damaged result.json is
+    repaired the same way (by the resume alone). Nothing is deleted."""
+    files = check_run(run_dir)
+    problem = resumable_config(files)
+    if problem:
+        raise click.ClickException(str(problem))
+    running = running_pid(run_dir)
+    if running:
+        raise click.ClickException(f"{run_dir} is in use by another gpo-local process (pid {running}): wait for "
+                                   "it to finish or stop it, then repair it")
+    lock_run(run_dir)  # held while records are set aside (a run starting meanwhile is refused)
+    try:
+        moved = set_aside_damaged(run_dir)
+    finally:
+        release(run_dir)
+    if moved:
+        damaged = files.damaged_record
+        click.echo(f"{damaged.what}: set aside with the {moved[1] - 1} line(s) after it in {moved[0]}; "
+                   "replaying the rest", err=True)
+    elif files.result is not None and not files.problems:
+        click.echo(f"nothing to repair: every file of {run_dir} is intact", err=True)
+        return
+    ctx.invoke(optimize, task=None, config_file=None, resume=True, dry_run=False, run_dir=str(run_dir), quiet=quiet)
+
+
+@main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="HTML file to write [default: RUN_DIR/report.html for one directory, else ./report.html].")
