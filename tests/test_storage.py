@@ -140,3 +140,21 @@ def test_storage_error_wording_for_each_errno():
     assert line(errno.EPERM).startswith("/x/f: operation not permitted: check its permissions and attributes")
     assert str(storage_error(OSError(errno.ENOSPC, "No space left on device"))).startswith(
         "a file: no space left on device: free some space")
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC])
+def test_a_report_that_cannot_be_written_suggests_another_output(tmp_path, monkeypatch, code):
+    from click.testing import CliRunner
+
+    from gpo_local.app.cli import main
+
+    run_dir = tmp_path / "run"
+    assert fake_cli.optimize(monkeypatch, run_dir, "--quiet").exit_code == 0
+    failing_open(monkeypatch, "report.html.tmp", code)
+    result = CliRunner().invoke(main, ["report", str(run_dir)])
+    assert result.exit_code == 1
+    assert error_line(result) == (f"Error: {run_dir}/report.html.tmp: {os.strerror(code).lower()}: write the report "
+                                  "elsewhere with -o FILE")
+    written = CliRunner().invoke(main, ["report", str(run_dir), "-o", str(tmp_path / "elsewhere.html")])
+    assert written.exit_code == 0, written.output  # the suggested command works
+    assert (tmp_path / "elsewhere.html").stat().st_size > 0

@@ -44,7 +44,7 @@ from gpo_local.tasks.builtin import BUILTIN_TASKS
 from gpo_local.quality import RichProgress, SubprocessRunner, check_cells, load_config, run_bench
 from gpo_local.backends.cluster import connect
 from gpo_local.quality.ray_run import RayCells
-from gpo_local.runs.storage import storage_error
+from gpo_local.runs.storage import UNWRITABLE, storage_error
 from gpo_local.app.formatting import percent
 
 # eval takes the task-model options only (no optimizer model, no embedder).
@@ -327,7 +327,13 @@ def report(run_dirs, output):
     section each and an overlay of their dev curves."""
 
     output = output or (run_dirs[0] / "report.html" if len(run_dirs) == 1 else Path("report.html"))
-    write_report(list(run_dirs), output)
+    try:
+        write_report(list(run_dirs), output)
+    except OSError as error:  # a read-only or full location: the report can go elsewhere
+        if error.errno not in UNWRITABLE:
+            raise
+        raise click.ClickException(str(storage_error(error, advice="write the report elsewhere with -o FILE"))) \
+            from None
     click.echo(f"report written to {output}")
 
 
