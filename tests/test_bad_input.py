@@ -61,6 +61,10 @@ CASES = {
     "GGUF path that does not exist": (
         lambda d: ["eval", "sentiment", "--prompt", "x", "--task-model", d / "missing.gguf"],
         r"Error: model '.*missing.gguf' is neither a catalog name \(qwen2\.5-coder-0\.5b-instruct, qwen2\.5-coder-1\.5b-instruct, smollm2-135m-instruct\) nor an existing file"),
+    "GGUF path that is a directory": (
+        lambda d: ["eval", "sentiment", "--prompt", "x", "--task-model", d],
+        r"Error: .*mytask is a directory, not a GGUF file \(it holds no .gguf file\): give the model's .gguf file "
+        r"or a catalog name"),
     "file that is not GGUF": (
         lambda d: write(d / "model.gguf", "hello", ["eval", "sentiment", "--prompt", "x", "--task-model",
                                                     d / "model.gguf"]),

@@ -9,9 +9,11 @@ import os
 import pathlib
 
 import pytest
+from click.testing import CliRunner
 
 import fake_cli
 from conftest import TIMINGS
+from gpo_local.app.cli import main
 from gpo_local.runs import locks
 from gpo_local.runs.health import check_run
 from gpo_local.runs.storage import storage_error
@@ -43,12 +45,9 @@ def comparable(run_dir):
 
 
 @pytest.mark.parametrize("code,advice", [
-    (errno.ENOSPC, "no space left on device: free some space (or choose another --run-dir / GPO_LOCAL_HOME), "
-                   "then rerun with --resume"),
-    (errno.EROFS, "read-only file system: the file system is mounted read-only: choose a writable --run-dir / "
-                  "GPO_LOCAL_HOME"),
-    (errno.EACCES, "permission denied: check its owner and permissions (or choose another --run-dir / "
-                   "GPO_LOCAL_HOME)"),
+    (errno.ENOSPC, "no space left on device: free some space"),
+    (errno.EROFS, "read-only file system: make its file system writable again"),
+    (errno.EACCES, "permission denied: check its owner and permissions"),
 ])
 def test_a_failed_result_write_is_one_line_and_resume_finishes_the_run(tmp_path, monkeypatch, code, advice):
     reference = tmp_path / "reference"
@@ -58,10 +57,11 @@ def test_a_failed_result_write_is_one_line_and_resume_finishes_the_run(tmp_path,
         failing_open(patch, "result.json.tmp", code)
         failed = fake_cli.optimize(monkeypatch, run_dir, "--quiet")
     assert failed.exit_code == 1
-    assert error_line(failed) == f"Error: {run_dir}/result.json.tmp: {advice}"
+    command = f"gpo-local optimize sentiment --resume --run-dir {run_dir}"
+    assert error_line(failed) == f"Error: {run_dir}/result.json.tmp: {advice}, then continue the run with: {command}"
     assert not (run_dir / "result.json").exists() and not (run_dir / "result.json.tmp").exists()
     trajectory = (run_dir / "trajectory.jsonl").read_bytes()
-    resumed = fake_cli.optimize(monkeypatch, run_dir, "--quiet", "--resume")
+    resumed = CliRunner().invoke(main, command.split()[1:] + ["--quiet"])  # the command it says, as it says it
     assert resumed.exit_code == 0, resumed.output
     assert (run_dir / "trajectory.jsonl").read_bytes() == trajectory  # nothing recorded was lost or redone
     assert comparable(run_dir) == comparable(reference)
@@ -88,7 +88,8 @@ def test_a_read_only_run_directory_is_found_before_any_model_loads(tmp_path, mon
     result = CliRunner().invoke(main, ["optimize", "sentiment", "--steps", "1", "--run-dir", str(run_dir)])
     assert result.exit_code == 1
     assert error_line(result) == (f"Error: {run_dir}/run.lock: read-only file system: the file system is mounted "
-                                  "read-only: choose a writable --run-dir / GPO_LOCAL_HOME")
+                                  "read-only: choose a writable --run-dir / GPO_LOCAL_HOME; nothing was recorded in "
+                                  f"the run directory {run_dir} yet, so run the same command again")
 
 
 def test_an_unwritable_run_file_stops_a_resume_before_any_model_loads(tmp_path, monkeypatch):
@@ -113,7 +114,8 @@ def test_an_unwritable_run_file_stops_a_resume_before_any_model_loads(tmp_path, 
     result = CliRunner().invoke(main, ["optimize", "sentiment", "--run-dir", str(run_dir), "--resume"])
     assert result.exit_code == 1
     assert error_line(result) == (f"Error: {run_dir}/config.json: operation not permitted: check its permissions "
-                                  "and attributes (lsattr; chattr -i lifts an immutable flag)")
+                                  "and attributes (lsattr; chattr -i lifts an immutable flag), then continue the run "
+                                  f"with: gpo-local optimize sentiment --resume --run-dir {run_dir}")
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name in before} == before
 
 

@@ -18,6 +18,7 @@ and the FAISS index is rebuilt from the trajectory when it does not match, so ne
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -27,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from gpo_local.core import CANDIDATE, INIT, STEP
-from gpo_local.runs.storage import write_bytes_synced
+from gpo_local.errors import StorageError
+from gpo_local.runs.storage import ADVICE, write_bytes_synced
 
 MISSING, TORN, DAMAGED, WRONG_SHAPE = "missing", "torn", "damaged", "wrong shape"
 # What a resumed run reads of config.json (settings.resolve_resume, RunDir.resume).
@@ -248,3 +250,27 @@ def set_aside_damaged(run_dir: Path) -> tuple[Path, int] | None:
         os.replace(result, _free_name(result.with_name("result.json.before-repair")))
     return aside, data[offset:].count(b"\n") + (0 if data.endswith(b"\n") else 1)
 
+
+# What to fix before a started run continues in the same directory (another --run-dir, which the
+# errno's own advice may suggest, would not hold its records).
+FIX_IN_PLACE = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space within your quota",
+                errno.EROFS: "make its file system writable again", errno.EACCES: "check its owner and permissions"}
+
+
+def interrupted_run_error(error: OSError, run_dir: Path) -> StorageError:
+    """One line for a file-system error that stopped a run (a full disk): the file that could not
+    be written, the run directory, and the command that goes on from there. A run whose
+    config.json was written continues with `optimize --resume --run-dir DIR`; one that failed
+    before it has recorded nothing and is simply run again (a resume would find no config)."""
+    where = error.filename or run_dir
+    if error.filename2:
+        where = f"{where} -> {error.filename2}"
+    reason = (error.strerror or str(error)).lower()
+    files = check_run(run_dir)
+    if files.config is not None and resumable_config(files) is None:
+        fix = FIX_IN_PLACE.get(error.errno) or ADVICE.get(error.errno, "check the path and the disk")
+        return StorageError(f"{where}: {reason}: {fix}, then continue the run with: "
+                            f"{resume_command(run_dir, files.config)}")
+    fix = ADVICE.get(error.errno, "check the path and the disk")
+    return StorageError(f"{where}: {reason}: {fix}; nothing was recorded in the run directory {run_dir} yet, so "
+                        "run the same command again")

@@ -53,9 +53,9 @@ def lock_run(run_dir: Path) -> Path:
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-    except OSError:
+    except OSError as error:  # a full disk: name the lock file (a write on a descriptor names none)
         os.close(fd)
-        raise
+        raise type(error)(error.errno, error.strerror, str(path)) from None
     _held[key] = fd
     faults.point("run-lock")
     return path

@@ -22,8 +22,8 @@ from gpo_local.runs import faults
 
 # What to do about each errno, said after the path and the OS's own words.
 ADVICE = {
-    errno.ENOSPC: "free some space (or choose another --run-dir / GPO_LOCAL_HOME), then rerun with --resume",
-    errno.EDQUOT: "free some space within your quota, then rerun with --resume",
+    errno.ENOSPC: "free some space (or choose another --run-dir / GPO_LOCAL_HOME)",
+    errno.EDQUOT: "free some space within your quota",
     errno.EROFS: "the file system is mounted read-only: choose a writable --run-dir / GPO_LOCAL_HOME",
     errno.EACCES: "check its owner and permissions (or choose another --run-dir / GPO_LOCAL_HOME)",
     errno.EPERM: "check its permissions and attributes (lsattr; chattr -i lifts an immutable flag)",
