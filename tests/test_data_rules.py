@@ -21,18 +21,34 @@ def write_jsonl(path, *rows):
 
 REFUSED = {
     "empty question": ({"input": "", "target": "a"}, r"field 'input' is empty: every question needs text"),
-    "white-space question": ({"input": " \t\n", "target": "a"}, r"field 'input' is empty: every question needs text"),
-    "list question": ({"input": ["a", "b"], "target": "a"},
-                      r"field 'input' is list \['a', 'b'\], not text: a question is one text"),
+    "white-space question": (
+        {"input": " \t\n", "target": "a"},
+        r"field 'input' is empty: every question needs text",
+    ),
+    "list question": (
+        {"input": ["a", "b"], "target": "a"},
+        r"field 'input' is list \['a', 'b'\], not text: a question is one text",
+    ),
     "dict question": ({"input": {"q": 1}, "target": "a"}, r"field 'input' is dict \{'q': 1\}, not text"),
     "boolean question": ({"input": True, "target": "a"}, r"field 'input' is bool True, not text"),
     "null question": ({"input": None, "target": "a"}, r"field 'input' is empty"),
-    "empty target": ({"input": "q", "target": ""}, r"field 'target' is empty: an empty reply would count as right"),
-    "white-space output": ({"input": "q", "output": "  "}, r"field 'output' is empty: an empty reply would count"),
-    "empty list target": ({"input": "q", "target": []}, r"field 'target' is an empty list: give at least one"),
+    "empty target": (
+        {"input": "q", "target": ""},
+        r"field 'target' is empty: an empty reply would count as right",
+    ),
+    "white-space output": (
+        {"input": "q", "output": "  "},
+        r"field 'output' is empty: an empty reply would count",
+    ),
+    "empty list target": (
+        {"input": "q", "target": []},
+        r"field 'target' is an empty list: give at least one",
+    ),
     "empty answer in a list": ({"input": "q", "target": ["a", ""]}, r"field 'target' is empty in its list"),
-    "dict target": ({"input": "q", "target": {"answer": "a"}},
-                    r"field 'target' holds dict \{'answer': 'a'\}: a target is a text or a list of accepted answers"),
+    "dict target": (
+        {"input": "q", "target": {"answer": "a"}},
+        r"field 'target' holds dict \{'answer': 'a'\}: a target is a text or a list of accepted answers",
+    ),
     "nested list target": ({"input": "q", "target": [["a"]]}, r"field 'target' holds list \['a'\]"),
 }
 
@@ -66,11 +82,20 @@ def test_a_metric_of_ones_own_defines_its_structured_targets():
 
 
 def test_accepted_values(tmp_path):
-    path = write_jsonl(tmp_path / "data.jsonl", {"input": "q1", "target": ["yes", "y"]}, {"input": 17, "target": 4},
-                       {"input": "q3", "target": False}, {"input": "q4", "output": "x"})
+    path = write_jsonl(
+        tmp_path / "data.jsonl",
+        {"input": "q1", "target": ["yes", "y"]},
+        {"input": 17, "target": 4},
+        {"input": "q3", "target": False},
+        {"input": "q4", "output": "x"},
+    )
     task = load_task(str(path))
-    assert [(e.input, e.target) for e in task.split("eval")] == [("q1", ["yes", "y"]), ("17", 4), ("q3", False),
-                                                                 ("q4", "x")]
+    assert [(e.input, e.target) for e in task.split("eval")] == [
+        ("q1", ["yes", "y"]),
+        ("17", 4),
+        ("q3", False),
+        ("q4", "x"),
+    ]
     assert task.rule.grade_example("y", task.split("eval")[0]) == 1.0  # a list holds the accepted answers
 
 
@@ -85,8 +110,10 @@ def test_a_jsonl_file_with_a_byte_order_mark_is_read_like_a_csv_file(tmp_path):
 
 def test_a_line_separator_inside_a_json_string_does_not_cut_the_line(tmp_path):
     path = tmp_path / "nel.jsonl"
-    path.write_text(json.dumps({"input": "one\x85two\u2028three", "target": "a"}, ensure_ascii=False) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps({"input": "one\x85two\u2028three", "target": "a"}, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
     assert load_task(str(path)).split("eval")[0].input == "one\x85two\u2028three"
 
 

@@ -41,8 +41,19 @@ BOUNDS = "bounds: options branch"
 
 # The rest of each command line: small enough that a case that is accepted finishes in a second.
 BASE = {
-    "optimize": ["sentiment", "--steps", "1", "--candidates", "2", "--dev-limit", "2", "--test-limit", "2",
-                 "--no-cache", "--quiet"],
+    "optimize": [
+        "sentiment",
+        "--steps",
+        "1",
+        "--candidates",
+        "2",
+        "--dev-limit",
+        "2",
+        "--test-limit",
+        "2",
+        "--no-cache",
+        "--quiet",
+    ],
     "eval": ["sentiment", "--prompt", "Answer.", "--limit", "2", "--no-cache", "--quiet"],
 }
 # Options the base line sets itself: a fuzzed value replaces the base one.
@@ -70,21 +81,42 @@ def _kinds(param: click.Option, rng: random.Random, tmp: Path) -> list[tuple[str
             cases.append(("negated", [param.secondary_opts[0]]))
         return cases
     kind = param.type
-    huge = str(rng.randrange(10 ** 19, 10 ** 25))
+    huge = str(rng.randrange(10**19, 10**25))
     if isinstance(kind, (click.types.IntParamType, click.types.FloatParamType)):
-        values = [("zero", "0"), ("negative", str(-rng.randrange(1, 10 ** 6))), ("huge", huge), ("NaN", "nan"),
-                  ("inf", rng.choice(["inf", "-inf", "Infinity"])), ("fraction", f"{rng.random() + 0.5:.3f}"),
-                  ("empty", ""), ("wrong type", rng.choice(["abc", "1,5", "0x10", "ten"]))]
+        values = [
+            ("zero", "0"),
+            ("negative", str(-rng.randrange(1, 10**6))),
+            ("huge", huge),
+            ("NaN", "nan"),
+            ("inf", rng.choice(["inf", "-inf", "Infinity"])),
+            ("fraction", f"{rng.random() + 0.5:.3f}"),
+            ("empty", ""),
+            ("wrong type", rng.choice(["abc", "1,5", "0x10", "ten"])),
+        ]
     elif isinstance(kind, click.Choice):
         choice = str(rng.choice(list(kind.choices)))
-        values = [("empty", ""), ("not a choice", "no-such-" + choice), ("other case", choice.swapcase()),
-                  ("wrong type", str(rng.randrange(-5, 5)))]
+        values = [
+            ("empty", ""),
+            ("not a choice", "no-such-" + choice),
+            ("other case", choice.swapcase()),
+            ("wrong type", str(rng.randrange(-5, 5))),
+        ]
     elif isinstance(kind, click.Path):
-        values = [("empty", ""), ("a directory", str(tmp / "a-directory")), ("a missing file", str(tmp / "missing")),
-                  ("a binary file", str(tmp / "binary.bin"))]
+        values = [
+            ("empty", ""),
+            ("a directory", str(tmp / "a-directory")),
+            ("a missing file", str(tmp / "missing")),
+            ("a binary file", str(tmp / "binary.bin")),
+        ]
     else:
-        values = [("empty", ""), ("white space", " \t "), ("huge", huge), ("NaN", "nan"),
-                  ("a directory", str(tmp / "a-directory")), ("a missing file", str(tmp / "missing.gguf"))]
+        values = [
+            ("empty", ""),
+            ("white space", " \t "),
+            ("huge", huge),
+            ("NaN", "nan"),
+            ("a directory", str(tmp / "a-directory")),
+            ("a missing file", str(tmp / "missing.gguf")),
+        ]
     return [(label, [flag, value]) for label, value in values]
 
 
@@ -99,10 +131,20 @@ def cases() -> list:
     for command in ("optimize", "eval"):
         for param in _options(command):
             for label, _ in _kinds(param, random.Random(f"{SEED}-{command}-{param.name}"), Path("/tmp")):
-                marks = [pytest.mark.xfail(reason=BOUNDS, strict=False)] \
-                    if (command, param.name, label) in NOT_BOUNDED_YET else []
-                out.append(pytest.param(command, param.name, label, marks=marks,
-                                        id=f"{command}-{param.name}-{label.replace(' ', '-')}"))
+                marks = (
+                    [pytest.mark.xfail(reason=BOUNDS, strict=False)]
+                    if (command, param.name, label) in NOT_BOUNDED_YET
+                    else []
+                )
+                out.append(
+                    pytest.param(
+                        command,
+                        param.name,
+                        label,
+                        marks=marks,
+                        id=f"{command}-{param.name}-{label.replace(' ', '-')}",
+                    )
+                )
     return out
 
 
@@ -112,7 +154,7 @@ def _argv(command: str, name: str, label: str, tmp: Path) -> list[str]:
     base = list(BASE[command])
     if fuzzed[0] in BASE_VALUES:
         at = base.index(fuzzed[0])
-        del base[at:at + 2]
+        del base[at : at + 2]
     if command == "optimize" and name != "run_dir":
         base += ["--run-dir", str(tmp / "run")]
     return [command, *base, *fuzzed]
@@ -126,8 +168,10 @@ class CaseTimeout(BaseException):
 def tally(request):
     counts = {"cases": 0, "ok": 0, "refused": 0}
     yield counts
-    line = (f"fuzz (seed {SEED}): {counts['cases']} option values tried on optimize and eval: {counts['ok']} ran, "
-            f"{counts['refused']} refused in one line")
+    line = (
+        f"fuzz (seed {SEED}): {counts['cases']} option values tried on optimize and eval: "
+        f"{counts['ok']} ran, {counts['refused']} refused in one line"
+    )
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     with capture.global_and_fixture_disabled():  # shown even without -s
         print(f"\n{line}")
@@ -173,8 +217,10 @@ def _on_timeout(signum, frame):
 
 def _strict_json(path: Path) -> None:
     """config.json / result.json must be JSON as the standard defines it: no NaN or Infinity."""
+
     def refuse(constant):
         raise ValueError(f"{path} holds {constant}, which is not JSON")
+
     if path.exists():
         json.loads(path.read_text(), parse_constant=refuse)
 
@@ -185,7 +231,9 @@ def test_an_option_value_gives_success_or_one_error_line(command, name, label, f
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     in_use = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
     ceiling = in_use + MEMORY_HEADROOM
-    resource.setrlimit(resource.RLIMIT_AS, (ceiling if hard == resource.RLIM_INFINITY else min(ceiling, hard), hard))
+    resource.setrlimit(
+        resource.RLIMIT_AS, (ceiling if hard == resource.RLIM_INFINITY else min(ceiling, hard), hard)
+    )
     previous = signal.signal(signal.SIGALRM, _on_timeout)
     signal.alarm(CASE_SECONDS)
     try:
@@ -200,8 +248,9 @@ def test_an_option_value_gives_success_or_one_error_line(command, name, label, f
     shown = f"gpo-local {' '.join(map(repr, argv))}:\n{result.output}"
     if isinstance(result.exception, CaseTimeout):
         pytest.fail(f"{shown}\nstill running after {CASE_SECONDS} s")
-    assert result.exception is None or isinstance(result.exception, SystemExit), \
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
         f"{shown}\nuncaught {type(result.exception).__name__}: {result.exception}"
+    )
     assert "Traceback" not in result.output, shown
     if result.exit_code == 0:
         tally["ok"] += 1
@@ -214,7 +263,7 @@ def test_an_option_value_gives_success_or_one_error_line(command, name, label, f
     tally["refused"] += 1
 
 
-# --- a short sample against the real bundled model -------------------------------------------------------------
+# --- a short sample against the real bundled model ---------------------------------------------
 
 REAL_CASES = [  # (id, extra eval arguments): values that reach llama.cpp when nothing refuses them first
     ("threads-zero", ["--threads", "0"]),
@@ -233,18 +282,47 @@ def _ceiling():
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("case,extra", [
-    pytest.param(case, extra, marks=[pytest.mark.xfail(reason=BOUNDS, strict=False)]
-                 if case in ("parallel-huge", "threads-huge", "n-ctx-huge") else [], id=case)
-    for case, extra in REAL_CASES])
+@pytest.mark.parametrize(
+    "case,extra",
+    [
+        pytest.param(
+            case,
+            extra,
+            marks=[pytest.mark.xfail(reason=BOUNDS, strict=False)]
+            if case in ("parallel-huge", "threads-huge", "n-ctx-huge")
+            else [],
+            id=case,
+        )
+        for case, extra in REAL_CASES
+    ],
+)
 def test_a_sample_against_the_bundled_model_never_ends_by_a_signal(case, extra, tmp_path):
     bundled_model_path()
-    command = [sys.executable, "-m", "gpo_local", "eval", "sentiment", "--prompt", "Answer.", "--limit", "1",
-               "--no-cache", "--quiet", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "gpo_local",
+        "eval",
+        "sentiment",
+        "--prompt",
+        "Answer.",
+        "--limit",
+        "1",
+        "--no-cache",
+        "--quiet",
+        *extra,
+    ]
     env = {**os.environ, "GPO_LOCAL_HOME": str(tmp_path / "home")}
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=REAL_SECONDS, preexec_fn=_ceiling,
-                              env=env, cwd=tmp_path)
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=REAL_SECONDS,
+            preexec_fn=_ceiling,
+            env=env,
+            cwd=tmp_path,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{' '.join(command)}: still running after {REAL_SECONDS} s")
     shown = f"{' '.join(command)}: exit {done.returncode}\n{done.stderr[-2000:]}"

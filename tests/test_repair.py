@@ -58,21 +58,30 @@ def damage_line(run_dir, number, garbage):
     path.write_bytes(b"".join(lines))
 
 
-@pytest.mark.parametrize("number,garbage,state", [
-    (3, b"{garbage\n", DAMAGED),                        # a complete line that is not JSON, mid-run
-    (99, b"garbage\n", DAMAGED),                       # a garbage last line after the finished run's records
-    (2, b'{"kind": "candidate", "step": 0}\n', WRONG_SHAPE),  # JSON, but not a record the run writes
-    (1, bytes(range(128, 256)) + b"\n", DAMAGED),      # the init record: binary garbage
-])
-def test_a_damaged_record_is_named_alike_everywhere_and_repair_finishes_the_run(finished, monkeypatch, number,
-                                                                                 garbage, state):
+@pytest.mark.parametrize(
+    "number,garbage,state",
+    [
+        (3, b"{garbage\n", DAMAGED),  # a complete line that is not JSON, mid-run
+        (99, b"garbage\n", DAMAGED),  # a garbage last line after the finished run's records
+        (2, b'{"kind": "candidate", "step": 0}\n', WRONG_SHAPE),  # JSON, but not a record the run writes
+        (1, bytes(range(128, 256)) + b"\n", DAMAGED),  # the init record: binary garbage
+    ],
+)
+def test_a_damaged_record_is_named_alike_everywhere_and_repair_finishes_the_run(
+    finished, monkeypatch, number, garbage, state
+):
     reference_records, reference = records(finished), comparable(finished)
     damage_line(finished, number, garbage)
     line = min(number, len(reference_records) + 1)
     problem = check_run(finished).damaged_record
     assert problem.state == state and problem.line == line
-    expected = re.escape(f"Error: {finished}/trajectory.jsonl:{line} ") + r"(is damaged|has the wrong shape) \(.+\): " \
-        + re.escape(f"set it and the records after it aside and replay the rest with: gpo-local repair {finished}")
+    expected = (
+        re.escape(f"Error: {finished}/trajectory.jsonl:{line} ")
+        + r"(is damaged|has the wrong shape) \(.+\): "
+        + re.escape(
+            f"set it and the records after it aside and replay the rest with: gpo-local repair {finished}"
+        )
+    )
     shown = error_line(cli("show", finished))
     assert re.fullmatch(expected, shown), shown
     assert error_line(cli("report", finished)) == shown
@@ -96,9 +105,11 @@ def test_a_damaged_result_points_at_the_resume_that_recomputes_it(finished, monk
     reference = comparable(finished)
     (finished / "result.json").write_text("[1, 2, 3]")
     shown = error_line(cli("show", finished))
-    assert shown == (f"Error: {finished}/result.json has the wrong shape (a JSON list, not a run result): it is "
-                     f"derived from the trajectory: recompute it with: gpo-local optimize sentiment --resume "
-                     f"--run-dir {finished}")
+    assert shown == (
+        f"Error: {finished}/result.json has the wrong shape (a JSON list, not a run result): it is "
+        f"derived from the trajectory: recompute it with: gpo-local optimize sentiment --resume "
+        f"--run-dir {finished}"
+    )
     assert error_line(cli("report", finished)) == shown
     fake_cli.install_fakes(monkeypatch)
     command = shown.split("recompute it with: gpo-local ")[1].split()
@@ -146,5 +157,6 @@ def test_a_config_that_cannot_be_derived_is_said_so(finished):
     (finished / "config.json").write_text('{"task": "sentiment"}')
     line = error_line(cli("repair", finished))
     assert line.startswith(f"Error: {finished}/config.json has the wrong shape (no 'task_source'")
-    assert line.endswith("it cannot be derived from the other files: restore it, or start the run again in "
-                         "another --run-dir")
+    assert line.endswith(
+        "it cannot be derived from the other files: restore it, or start the run again in another --run-dir"
+    )

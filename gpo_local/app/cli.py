@@ -33,7 +33,7 @@ from gpo_local.tasks import load_task
 from gpo_local.runs.directory import home_dir
 from gpo_local.runs.storage import check_home
 from gpo_local.runs.rundata import load_run
-from gpo_local.runs.health import check_run, repair_command, resume_command, resumable_config, set_aside_damaged
+from gpo_local.runs.health import check_run, resume_command, resumable_config, set_aside_damaged
 from gpo_local.runs.locks import lock_run, release, running_pid
 from gpo_local.replies.drops import describe as describe_drops, describe_cuts, step_views_total
 from gpo_local.app.report import write_report
@@ -252,7 +252,8 @@ def show(run_dir):
                   highlight=False)
     result = run.result
     if result is None and running:  # a resume would be refused: the run is going on
-        console.print(f"the run is in progress (pid {running} holds its lock): show it again later", highlight=False)
+        console.print(f"the run is in progress (pid {running} holds its lock): show it again later",
+                      highlight=False)
         return
     if result is None:
         console.print(f"no result.json yet: the run is unfinished; continue it with: "
@@ -299,8 +300,8 @@ def repair(ctx, run_dir, quiet):
         raise click.ClickException(str(problem))
     running = running_pid(run_dir)
     if running:
-        raise click.ClickException(f"{run_dir} is in use by another gpo-local process (pid {running}): wait for "
-                                   "it to finish or stop it, then repair it")
+        raise click.ClickException(f"{run_dir} is in use by another gpo-local process (pid {running}): "
+                                   "wait for it to finish or stop it, then repair it")
     lock_run(run_dir)  # held while records are set aside (a run starting meanwhile is refused)
     try:
         moved = set_aside_damaged(run_dir)
@@ -313,7 +314,8 @@ def repair(ctx, run_dir, quiet):
     elif files.result is not None and not files.problems:
         click.echo(f"nothing to repair: every file of {run_dir} is intact", err=True)
         return
-    ctx.invoke(optimize, task=None, config_file=None, resume=True, dry_run=False, run_dir=str(run_dir), quiet=quiet)
+    ctx.invoke(optimize, task=None, config_file=None, resume=True, dry_run=False, run_dir=str(run_dir),
+               quiet=quiet)
 
 
 @main.command()
@@ -332,8 +334,8 @@ def report(run_dirs, output):
     except OSError as error:  # a read-only or full location: the report can go elsewhere
         if error.errno not in UNWRITABLE:
             raise
-        raise click.ClickException(str(storage_error(error, advice="write the report elsewhere with -o FILE"))) \
-            from None
+        advice = "write the report elsewhere with -o FILE"
+        raise click.ClickException(str(storage_error(error, advice=advice))) from None
     click.echo(f"report written to {output}")
 
 

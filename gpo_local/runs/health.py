@@ -111,7 +111,8 @@ def _read_json(path: Path) -> tuple[Any, str | None, str | None]:
 
 def _kind_of(value: Any) -> str:
     return {list: "a JSON list", str: "a JSON string", type(None): "null", bool: "a JSON boolean"}.get(
-        type(value), "a JSON number" if isinstance(value, (int, float)) else type(value).__name__)
+        type(value), "a JSON number" if isinstance(value, (int, float)) else type(value).__name__
+    )
 
 
 def _number(value: Any) -> bool:
@@ -139,8 +140,12 @@ def result_shape(result: Any) -> str | None:
         return f"{_kind_of(result)}, not a run result"
     for key in ("initial", "final"):
         entry = result.get(key)
-        if not isinstance(entry, dict) or not isinstance(entry.get("prompt"), str) or not _number(
-                entry.get("dev_score")) or not isinstance(entry.get("step"), int):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("prompt"), str)
+            or not _number(entry.get("dev_score"))
+            or not isinstance(entry.get("step"), int)
+        ):
             return f"no {key} prompt with its dev score and step"
     return None
 
@@ -157,9 +162,17 @@ def read_records(path: Path, config: dict | None = None) -> tuple[list[dict], Fi
     records, offset = [], 0
     for number, line in enumerate(data.splitlines(keepends=True), 1):
         if not line.endswith(b"\n"):
-            return records, FileProblem(path, TORN, "its last line was cut off by a kill while it was written",
-                                        f"optimize --resume cuts it: {resume_command(run_dir, config)}",
-                                        line=number), offset
+            return (
+                records,
+                FileProblem(
+                    path,
+                    TORN,
+                    "its last line was cut off by a kill while it was written",
+                    f"optimize --resume cuts it: {resume_command(run_dir, config)}",
+                    line=number,
+                ),
+                offset,
+            )
         try:
             record = json.loads(line.decode("utf-8"))
         except UnicodeDecodeError as error:
@@ -169,8 +182,18 @@ def read_records(path: Path, config: dict | None = None) -> tuple[list[dict], Fi
         else:
             shape, state = record_shape(record), WRONG_SHAPE
         if shape:
-            return records, FileProblem(path, state, shape, "set it and the records after it aside and replay "
-                                        f"the rest with: {repair_command(run_dir)}", line=number), offset
+            return (
+                records,
+                FileProblem(
+                    path,
+                    state,
+                    shape,
+                    "set it and the records after it aside and replay "
+                    f"the rest with: {repair_command(run_dir)}",
+                    line=number,
+                ),
+                offset,
+            )
         records.append(record)
         offset += len(line)
     return records, None, offset
@@ -185,10 +208,19 @@ def check_run(run_dir: Path) -> RunFiles:
     if state is None and not isinstance(config, dict):
         state, detail = WRONG_SHAPE, f"{_kind_of(config)}, not a run's configuration"
     if state == MISSING:
-        files.problems.append(FileProblem(config_path, MISSING, "not found", "is this a gpo-local run directory?"))
+        files.problems.append(
+            FileProblem(config_path, MISSING, "not found", "is this a gpo-local run directory?")
+        )
     elif state:
-        files.problems.append(FileProblem(config_path, state, detail, "it cannot be derived from the other files: "
-                                          "restore it, or start the run again in another --run-dir"))
+        files.problems.append(
+            FileProblem(
+                config_path,
+                state,
+                detail,
+                "it cannot be derived from the other files: "
+                "restore it, or start the run again in another --run-dir",
+            )
+        )
     else:
         files.config = config
     files.records, problem, _ = read_records(run_dir / "trajectory.jsonl", files.config)
@@ -199,8 +231,15 @@ def check_run(run_dir: Path) -> RunFiles:
         detail = result_shape(result)
         state = WRONG_SHAPE if detail else None
     if state in (DAMAGED, WRONG_SHAPE):
-        files.problems.append(FileProblem(run_dir / "result.json", state, detail, "it is derived from the "
-                                          f"trajectory: recompute it with: {resume_command(run_dir, files.config)}"))
+        files.problems.append(
+            FileProblem(
+                run_dir / "result.json",
+                state,
+                detail,
+                "it is derived from the "
+                f"trajectory: recompute it with: {resume_command(run_dir, files.config)}",
+            )
+        )
     elif state is None:
         files.result = result
     return files
@@ -213,9 +252,13 @@ def resumable_config(files: RunFiles) -> FileProblem | None:
         return problem
     missing = [key for key in RESUME_KEYS if key not in files.config]
     if missing:
-        return FileProblem(files.path / "config.json", WRONG_SHAPE, f"no {', '.join(map(repr, missing))}",
-                           "it cannot be derived from the other files: restore it, or start the run again in "
-                           "another --run-dir")
+        return FileProblem(
+            files.path / "config.json",
+            WRONG_SHAPE,
+            f"no {', '.join(map(repr, missing))}",
+            "it cannot be derived from the other files: restore it, or start the run again in "
+            "another --run-dir",
+        )
     return None
 
 
@@ -253,8 +296,12 @@ def set_aside_damaged(run_dir: Path) -> tuple[Path, int] | None:
 
 # What to fix before a started run continues in the same directory (another --run-dir, which the
 # errno's own advice may suggest, would not hold its records).
-FIX_IN_PLACE = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space within your quota",
-                errno.EROFS: "make its file system writable again", errno.EACCES: "check its owner and permissions"}
+FIX_IN_PLACE = {
+    errno.ENOSPC: "free some space",
+    errno.EDQUOT: "free some space within your quota",
+    errno.EROFS: "make its file system writable again",
+    errno.EACCES: "check its owner and permissions",
+}
 
 
 def interrupted_run_error(error: OSError, run_dir: Path) -> StorageError:
@@ -269,8 +316,11 @@ def interrupted_run_error(error: OSError, run_dir: Path) -> StorageError:
     files = check_run(run_dir)
     if files.config is not None and resumable_config(files) is None:
         fix = FIX_IN_PLACE.get(error.errno) or ADVICE.get(error.errno, "check the path and the disk")
-        return StorageError(f"{where}: {reason}: {fix}, then continue the run with: "
-                            f"{resume_command(run_dir, files.config)}")
+        return StorageError(
+            f"{where}: {reason}: {fix}, then continue the run with: {resume_command(run_dir, files.config)}"
+        )
     fix = ADVICE.get(error.errno, "check the path and the disk")
-    return StorageError(f"{where}: {reason}: {fix}; nothing was recorded in the run directory {run_dir} yet, so "
-                        "run the same command again")
+    return StorageError(
+        f"{where}: {reason}: {fix}; nothing was recorded in the run directory {run_dir} yet, so "
+        "run the same command again"
+    )

@@ -39,13 +39,15 @@ ADVICE = {
 UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
 
 
-def storage_error(error: OSError, path: Path | str | None = None, *, advice: str | None = None) -> StorageError:
+def storage_error(error: OSError, path: Path | str | None = None, *,
+                  advice: str | None = None) -> StorageError:
     """One line for an OSError: '<path>: <reason>: <advice>' (`advice` replaces the errno's own)."""
     where = path or error.filename or "a file"
     if error.filename2:
         where = f"{where} -> {error.filename2}"
     reason = error.strerror or str(error)
-    advice = advice or ADVICE.get(error.errno, "check the path and the disk, then rerun (with --resume for a run)")
+    advice = advice or ADVICE.get(error.errno,
+                                  "check the path and the disk, then rerun (with --resume for a run)")
     return StorageError(f"{where}: {reason.lower()}: {advice}")
 
 

@@ -34,8 +34,8 @@ def _examples(rows: Any, split: str, name: str, input_field: str | None, target_
         raise DataError(f"task {name!r}: the {split!r} split is empty")
     out = []
     for number, record in enumerate(records, 1):
-        question, target = record_fields(record, f"task {name!r} {split} row {number}", input_field, target_field,
-                                         structured_targets=structured_targets)
+        question, target = record_fields(record, f"task {name!r} {split} row {number}", input_field,
+                                         target_field, structured_targets=structured_targets)
         out.append(Example(id=f"{split}-{number}", input=question, target=target))
     return tuple(out)
 

@@ -23,7 +23,9 @@ def _blank(value: Any) -> bool:
 
 
 def _scalar(value: Any) -> bool:
-    return isinstance(value, (str, int, float)) and not (isinstance(value, float) and not math.isfinite(value))
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, (str, int))
 
 
 def checked_question(value: Any, where: str, field: str) -> str:
@@ -32,8 +34,8 @@ def checked_question(value: Any, where: str, field: str) -> str:
     if _blank(value):
         raise DataError(f"{where}: field {field!r} is empty: every question needs text")
     if isinstance(value, bool) or not _scalar(value):
-        raise DataError(f"{where}: field {field!r} is {type(value).__name__} {_clip(value)}, not text: a question is "
-                        "one text")
+        raise DataError(f"{where}: field {field!r} is {type(value).__name__} {_clip(value)}, not text: "
+                        "a question is one text")
     return str(value)
 
 
@@ -51,13 +53,14 @@ def checked_target(value: Any, where: str, field: str, *, structured: bool = Fal
         raise DataError(f"{where}: field {field!r} is an empty list: give at least one accepted answer")
     for answer in answers:
         if _blank(answer):
-            raise DataError(f"{where}: field {field!r} is empty"
-                            f"{' in its list' if isinstance(value, (list, tuple)) else ''}: an empty reply would "
-                            "count as right; give the expected answer")
+            in_list = " in its list" if isinstance(value, (list, tuple)) else ""
+            raise DataError(f"{where}: field {field!r} is empty{in_list}: an empty reply would count as "
+                            "right; give the expected answer")
         if not _scalar(answer):
-            raise DataError(f"{where}: field {field!r} holds {type(answer).__name__} {_clip(answer)}: a target is a "
-                            "text or a list of accepted answers (a metric of your own, in the Python API, may "
-                            "define other targets)")
+            kind = type(answer).__name__
+            raise DataError(f"{where}: field {field!r} holds {kind} {_clip(answer)}: a target is a text or a "
+                            "list of accepted answers (a metric of your own, in the Python API, may define "
+                            "other targets)")
     return value
 
 
