@@ -71,8 +71,8 @@ def test_a_full_disk_keeps_a_healthy_memo_cache(tmpfs):
 
 @pytest.mark.parametrize("leave_kib", [0, 6, 12, 20])
 @pytest.mark.parametrize("default_run_dir", [False, True])
-def test_a_full_run_directory_names_the_file_and_the_command_that_goes_on(tmpfs, tmp_path, monkeypatch, leave_kib,
-                                                                          default_run_dir):
+def test_a_full_run_directory_names_the_file_and_the_command_that_goes_on(tmpfs, tmp_path, monkeypatch,
+                                                                          leave_kib, default_run_dir):
     """Filled to leave 0-20 KiB, the run fails at its lock, its config, its trajectory or its
     progress events; the one line names that file and the run directory, and the command it
     suggests (a plain rerun before config.json exists, else --resume --run-dir DIR) finishes the
@@ -84,8 +84,9 @@ def test_a_full_run_directory_names_the_file_and_the_command_that_goes_on(tmpfs,
     reference = tmp_path / "reference"
     assert fake_cli.optimize(monkeypatch, reference, "--quiet").exit_code == 0
     monkeypatch.setenv("GPO_LOCAL_HOME", str(tmpfs / "home"))
-    command = ["optimize", "sentiment", "--steps", "3", "--candidates", "3", "--dev-limit", "8", "--test-limit", "12",
-               "--no-cache", "--quiet"] + ([] if default_run_dir else ["--run-dir", str(tmpfs / "run")])
+    command = ["optimize", "sentiment", "--steps", "3", "--candidates", "3", "--dev-limit", "8",
+               "--test-limit", "12", "--no-cache", "--quiet"]
+    command += [] if default_run_dir else ["--run-dir", str(tmpfs / "run")]
     filler = fill(tmpfs, leave=leave_kib * 1024)
     failed = CliRunner().invoke(main, command)
     assert failed.exit_code == 1, failed.output
