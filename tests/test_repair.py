@@ -160,3 +160,37 @@ def test_a_config_that_cannot_be_derived_is_said_so(finished):
     assert line.endswith(
         "it cannot be derived from the other files: restore it, or start the run again in another --run-dir"
     )
+
+
+def _set_in_record(run_dir, kind, key, value):
+    path = run_dir / "trajectory.jsonl"
+    lines = path.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines) if json.loads(line)["kind"] == kind)
+    record = json.loads(lines[number])
+    record[key] = value
+    lines[number] = json.dumps(record)
+    path.write_text("\n".join(lines) + "\n")
+    return number + 1
+
+
+@pytest.mark.parametrize(
+    "file,kind,key,value",
+    [
+        ("result.json", None, "initial_test", {"a": 1}),
+        ("result.json", None, "test_outcomes", [1]),
+        ("trajectory.jsonl", "candidate", "edit_distance", {"a": 1}),
+        ("trajectory.jsonl", "step", "drops", True),
+        ("trajectory.jsonl", "step", "replies", "x"),
+    ],
+)
+def test_a_field_of_the_wrong_kind_is_a_wrong_shape_not_a_traceback(finished, file, kind, key, value):
+    if file == "result.json":
+        result = json.loads((finished / file).read_text())
+        result[key] = value
+        (finished / file).write_text(json.dumps(result))
+        where = f"{finished}/result.json"
+    else:
+        where = f"{finished}/trajectory.jsonl:{_set_in_record(finished, kind, key, value)}"
+    for command in ("show", "report"):
+        line = error_line(cli(command, finished))
+        assert line.startswith(f"Error: {where} has the wrong shape ({key} is "), line

@@ -110,9 +110,9 @@ def _read_json(path: Path) -> tuple[Any, str | None, str | None]:
 
 
 def _kind_of(value: Any) -> str:
-    return {list: "a JSON list", str: "a JSON string", type(None): "null", bool: "a JSON boolean"}.get(
-        type(value), "a JSON number" if isinstance(value, (int, float)) else type(value).__name__
-    )
+    names = {list: "a JSON list", str: "a JSON string", type(None): "null", bool: "a JSON boolean",
+             dict: "a JSON object"}
+    return names.get(type(value), "a JSON number" if isinstance(value, (int, float)) else type(value).__name__)
 
 
 def _number(value: Any) -> bool:
@@ -131,7 +131,23 @@ def record_shape(record: Any) -> str | None:
         return "no prompt"
     if not _number(record.get("dev_score")):
         return "no dev score"
+    for key, kinds in OPTIONAL_FIELDS.items():
+        if record.get(key) is not None and not _of_kind(record[key], kinds):
+            return f"{key} is {_kind_of(record[key])}"
     return None
+
+
+# Fields that show and report read where a record has them, and what they hold.
+OPTIONAL_FIELDS = {"budget": (int,), "edit_distance": (int, float), "replies": (int,), "cut_to_sentence": (int,),
+                   "drops": (dict,), "dev_questions": (int,)}
+
+
+def _of_kind(value: Any, kinds: tuple) -> bool:
+    if isinstance(value, bool):
+        return False
+    if float in kinds:
+        return _number(value)
+    return isinstance(value, kinds)
 
 
 def result_shape(result: Any) -> str | None:
@@ -147,6 +163,11 @@ def result_shape(result: Any) -> str | None:
             or not isinstance(entry.get("step"), int)
         ):
             return f"no {key} prompt with its dev score and step"
+    for key in ("initial_test", "final_test"):
+        if result.get(key) is not None and not _number(result[key]):
+            return f"{key} is {_kind_of(result[key])}, not a score"
+    if result.get("test_outcomes") is not None and not isinstance(result["test_outcomes"], dict):
+        return f"test_outcomes is {_kind_of(result['test_outcomes'])}"
     return None
 
 
