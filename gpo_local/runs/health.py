@@ -112,7 +112,8 @@ def _read_json(path: Path) -> tuple[Any, str | None, str | None]:
 def _kind_of(value: Any) -> str:
     names = {list: "a JSON list", str: "a JSON string", type(None): "null", bool: "a JSON boolean",
              dict: "a JSON object"}
-    return names.get(type(value), "a JSON number" if isinstance(value, (int, float)) else type(value).__name__)
+    number = "a JSON number" if isinstance(value, (int, float)) else type(value).__name__
+    return names.get(type(value), number)
 
 
 def _number(value: Any) -> bool:
@@ -138,8 +139,8 @@ def record_shape(record: Any) -> str | None:
 
 
 # Fields that show and report read where a record has them, and what they hold.
-OPTIONAL_FIELDS = {"budget": (int,), "edit_distance": (int, float), "replies": (int,), "cut_to_sentence": (int,),
-                   "drops": (dict,), "dev_questions": (int,)}
+OPTIONAL_FIELDS = {"budget": (int,), "edit_distance": (int, float), "replies": (int,),
+                   "cut_to_sentence": (int,), "drops": (dict,), "dev_questions": (int,)}
 
 
 def _of_kind(value: Any, kinds: tuple) -> bool:
