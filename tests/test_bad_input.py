@@ -61,6 +61,10 @@ CASES = {
     "GGUF path that does not exist": (
         lambda d: ["eval", "sentiment", "--prompt", "x", "--task-model", d / "missing.gguf"],
         r"Error: model '.*missing.gguf' is neither a catalog name \(qwen2\.5-coder-0\.5b-instruct, qwen2\.5-coder-1\.5b-instruct, smollm2-135m-instruct\) nor an existing file"),
+    "GGUF path that is a directory": (
+        lambda d: ["eval", "sentiment", "--prompt", "x", "--task-model", d],
+        r"Error: .*mytask is a directory, not a GGUF file \(it holds no .gguf file\): give the model's .gguf file "
+        r"or a catalog name"),
     "file that is not GGUF": (
         lambda d: write(d / "model.gguf", "hello", ["eval", "sentiment", "--prompt", "x", "--task-model",
                                                     d / "model.gguf"]),
@@ -162,20 +166,44 @@ RUN_CASES = {
         r"\(or move the file away\)"),
     "binary result.json, show": (
         lambda run, home: ((run / "result.json").write_bytes(BINARY), ["show", run])[1],
-        r"Error: .*run/result.json: not UTF-8 text \(byte 0\): the file is damaged"),
+        r"Error: (.*)/run/result.json is damaged \(not UTF-8 text at byte 0\): it is derived from the trajectory: "
+        r"recompute it with: gpo-local optimize --resume --run-dir \1/run"),
     "binary result.json, report": (
         lambda run, home: ((run / "result.json").write_bytes(BINARY), ["report", run])[1],
-        r"Error: .*run/result.json: not UTF-8 text \(byte 0\): the file is damaged"),
+        r"Error: .*run/result.json is damaged \(not UTF-8 text at byte 0\): it is derived from the trajectory: "
+        r"recompute it with: gpo-local optimize --resume --run-dir .*/run"),
     "text garbage result.json, show": (
         lambda run, home: ((run / "result.json").write_text("{garbage"), ["show", run])[1],
-        r"Error: .*run/result.json: malformed JSON \(Expecting property name enclosed in double quotes at line 1\)"),
+        r"Error: .*run/result.json is damaged \(not JSON: Expecting property name enclosed in double quotes at "
+        r"line 1\): it is derived from the trajectory: recompute it with: gpo-local optimize --resume --run-dir"),
+    "result.json that is a JSON list, show": (
+        lambda run, home: ((run / "result.json").write_text("[1, 2, 3]"), ["show", run])[1],
+        r"Error: .*run/result.json has the wrong shape \(a JSON list, not a run result\): it is derived from the "
+        r"trajectory: recompute it with: gpo-local optimize --resume --run-dir .*/run"),
+    "result.json that is a JSON list, report": (
+        lambda run, home: ((run / "result.json").write_text("[1, 2, 3]"), ["report", run])[1],
+        r"Error: .*run/result.json has the wrong shape \(a JSON list, not a run result\): .*--resume --run-dir"),
+    "trajectory record without its score, show": (
+        lambda run, home: ((run / "trajectory.jsonl").write_text('{"kind": "init", "step": -1, "prompt": "p"}\n'),
+                           ["show", run])[1],
+        r"Error: .*run/trajectory.jsonl:1 has the wrong shape \(no dev score\): set it and the records after it "
+        r"aside and replay the rest with: gpo-local repair .*/run"),
     "binary trajectory record, show": (
         lambda run, home: ((run / "trajectory.jsonl").write_bytes(BINARY + b"\n"), ["show", run])[1],
-        r"Error: .*run/trajectory.jsonl:1: corrupted record"),
+        r"Error: .*run/trajectory.jsonl:1 is damaged \(not UTF-8 text at byte 0 of the line\): set it and the "
+        r"records after it aside and replay the rest with: gpo-local repair .*/run"),
+    "binary trajectory record, report": (
+        lambda run, home: ((run / "trajectory.jsonl").write_bytes(BINARY + b"\n"), ["report", run])[1],
+        r"Error: .*run/trajectory.jsonl:1 is damaged \(not UTF-8 text at byte 0 of the line\): .*gpo-local repair"),
+    "binary --config file": (
+        lambda run, home: ((run / "b.toml").write_bytes(BINARY), ["optimize", "sentiment", "--config",
+                                                                  run / "b.toml"])[1],
+        r"Error: config file .*run/b.toml: not UTF-8 text \(byte 0\): not a TOML file"),
     "binary config.json, resume": (
         lambda run, home: ((run / "config.json").write_bytes(BINARY),
                            ["optimize", "sentiment", "--resume", "--run-dir", run])[1],
-        r"Error: .*run/config.json: not UTF-8 text \(byte 0\): the file is damaged"),
+        r"Error: .*run/config.json is damaged \(not UTF-8 text at byte 0\): it cannot be derived from the other "
+        r"files: restore it, or start the run again in another --run-dir"),
     "report written under a file": (
         lambda run, home: ["report", run, "-o", run / "config.json" / "report.html"],
         r"Error: .*run/config.json: file exists: a file is where a directory is expected: "

@@ -123,6 +123,7 @@ def test_missing_pieces_are_said(tmp_path, monkeypatch):
     (run_dir / "trajectory.jsonl").write_text("".join(lines[:-1]))
     html = render_report([run_dir])
     assert "Unfinished" in html and "the run is unfinished: the test split is scored at the end" in html
+    assert f"continue it with <code>gpo-local optimize sentiment --resume --run-dir {run_dir}</code>" in html
     assert "(incomplete step)" in html and "best so far" in html and len(data_uris(html)) == 2
     out = run("show", run_dir)
     assert out.exit_code == 0 and "candidates of an unfinished step are recorded" in out.output

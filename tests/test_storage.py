@@ -9,11 +9,14 @@ import os
 import pathlib
 
 import pytest
+from click.testing import CliRunner
 
 import fake_cli
 from conftest import TIMINGS
+from gpo_local.app.cli import main
 from gpo_local.runs import locks
-from gpo_local.runs.storage import read_result, storage_error
+from gpo_local.runs.health import check_run
+from gpo_local.runs.storage import storage_error
 
 
 def error_line(result):
@@ -42,12 +45,9 @@ def comparable(run_dir):
 
 
 @pytest.mark.parametrize("code,advice", [
-    (errno.ENOSPC, "no space left on device: free some space (or choose another --run-dir / GPO_LOCAL_HOME), "
-                   "then rerun with --resume"),
-    (errno.EROFS, "read-only file system: the file system is mounted read-only: choose a writable --run-dir / "
-                  "GPO_LOCAL_HOME"),
-    (errno.EACCES, "permission denied: check its owner and permissions (or choose another --run-dir / "
-                   "GPO_LOCAL_HOME)"),
+    (errno.ENOSPC, "no space left on device: free some space"),
+    (errno.EROFS, "read-only file system: make its file system writable again"),
+    (errno.EACCES, "permission denied: check its owner and permissions"),
 ])
 def test_a_failed_result_write_is_one_line_and_resume_finishes_the_run(tmp_path, monkeypatch, code, advice):
     reference = tmp_path / "reference"
@@ -57,10 +57,12 @@ def test_a_failed_result_write_is_one_line_and_resume_finishes_the_run(tmp_path,
         failing_open(patch, "result.json.tmp", code)
         failed = fake_cli.optimize(monkeypatch, run_dir, "--quiet")
     assert failed.exit_code == 1
-    assert error_line(failed) == f"Error: {run_dir}/result.json.tmp: {advice}"
+    command = f"gpo-local optimize sentiment --resume --run-dir {run_dir}"
+    expected = f"Error: {run_dir}/result.json.tmp: {advice}, then continue the run with: {command}"
+    assert error_line(failed) == expected
     assert not (run_dir / "result.json").exists() and not (run_dir / "result.json.tmp").exists()
     trajectory = (run_dir / "trajectory.jsonl").read_bytes()
-    resumed = fake_cli.optimize(monkeypatch, run_dir, "--quiet", "--resume")
+    resumed = CliRunner().invoke(main, command.split()[1:] + ["--quiet"])  # the command, as it is said
     assert resumed.exit_code == 0, resumed.output
     assert (run_dir / "trajectory.jsonl").read_bytes() == trajectory  # nothing recorded was lost or redone
     assert comparable(run_dir) == comparable(reference)
@@ -86,8 +88,10 @@ def test_a_read_only_run_directory_is_found_before_any_model_loads(tmp_path, mon
     run_dir = tmp_path / "run"
     result = CliRunner().invoke(main, ["optimize", "sentiment", "--steps", "1", "--run-dir", str(run_dir)])
     assert result.exit_code == 1
-    assert error_line(result) == (f"Error: {run_dir}/run.lock: read-only file system: the file system is mounted "
-                                  "read-only: choose a writable --run-dir / GPO_LOCAL_HOME")
+    assert error_line(result) == (f"Error: {run_dir}/run.lock: read-only file system: the file system is "
+                                  "mounted read-only: choose a writable --run-dir / GPO_LOCAL_HOME; nothing "
+                                  f"was recorded in the run directory {run_dir} yet, so run the same command "
+                                  "again")
 
 
 def test_an_unwritable_run_file_stops_a_resume_before_any_model_loads(tmp_path, monkeypatch):
@@ -112,7 +116,8 @@ def test_an_unwritable_run_file_stops_a_resume_before_any_model_loads(tmp_path, 
     result = CliRunner().invoke(main, ["optimize", "sentiment", "--run-dir", str(run_dir), "--resume"])
     assert result.exit_code == 1
     assert error_line(result) == (f"Error: {run_dir}/config.json: operation not permitted: check its permissions "
-                                  "and attributes (lsattr; chattr -i lifts an immutable flag)")
+                                  "and attributes (lsattr; chattr -i lifts an immutable flag), then continue "
+                                  f"the run with: gpo-local optimize sentiment --resume --run-dir {run_dir}")
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name in before} == before
 
 
@@ -122,10 +127,11 @@ def test_a_damaged_result_is_recomputed_on_resume(tmp_path, monkeypatch, garbage
     assert fake_cli.optimize(monkeypatch, run_dir, "--quiet").exit_code == 0
     reference = comparable(run_dir)
     (run_dir / "result.json").write_bytes(garbage)
-    assert read_result(run_dir)[0] is None
+    assert check_run(run_dir).result is None and check_run(run_dir).problem("result.json")
     resumed = fake_cli.optimize(monkeypatch, run_dir, "--quiet", "--resume")
     assert resumed.exit_code == 0, resumed.output
-    assert "result.json is damaged" in resumed.output and "recomputing it from the trajectory" in resumed.output
+    assert f"{run_dir}/result.json " in resumed.output
+    assert "recomputing it from the trajectory" in resumed.output
     assert comparable(run_dir) == reference
 
 
@@ -139,3 +145,21 @@ def test_storage_error_wording_for_each_errno():
     assert line(errno.EPERM).startswith("/x/f: operation not permitted: check its permissions and attributes")
     assert str(storage_error(OSError(errno.ENOSPC, "No space left on device"))).startswith(
         "a file: no space left on device: free some space")
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC])
+def test_a_report_that_cannot_be_written_suggests_another_output(tmp_path, monkeypatch, code):
+    from click.testing import CliRunner
+
+    from gpo_local.app.cli import main
+
+    run_dir = tmp_path / "run"
+    assert fake_cli.optimize(monkeypatch, run_dir, "--quiet").exit_code == 0
+    failing_open(monkeypatch, "report.html.tmp", code)
+    result = CliRunner().invoke(main, ["report", str(run_dir)])
+    assert result.exit_code == 1
+    assert error_line(result) == (f"Error: {run_dir}/report.html.tmp: {os.strerror(code).lower()}: write the "
+                                  "report elsewhere with -o FILE")
+    written = CliRunner().invoke(main, ["report", str(run_dir), "-o", str(tmp_path / "elsewhere.html")])
+    assert written.exit_code == 0, written.output  # the suggested command works
+    assert (tmp_path / "elsewhere.html").stat().st_size > 0

@@ -4,8 +4,10 @@ and the command must say one line, keep everything recorded, and resume once spa
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -67,20 +69,46 @@ def test_a_full_disk_keeps_a_healthy_memo_cache(tmpfs):
     db.close()
 
 
-def test_a_full_run_directory_is_one_line_and_resumes_to_the_uninterrupted_result(tmpfs, tmp_path, monkeypatch):
+@pytest.mark.parametrize("leave_kib", [0, 6, 12, 20])
+@pytest.mark.parametrize("default_run_dir", [False, True])
+def test_a_full_run_directory_names_the_file_and_the_command_that_goes_on(tmpfs, tmp_path, monkeypatch,
+                                                                          leave_kib, default_run_dir):
+    """Filled to leave 0-20 KiB, the run fails at its lock, its config, its trajectory or its
+    progress events; the one line names that file and the run directory, and the command it
+    suggests (a plain rerun before config.json exists, else --resume --run-dir DIR) finishes the
+    run with the uninterrupted run's result."""
+    from click.testing import CliRunner
+
+    from gpo_local.app.cli import main
+
     reference = tmp_path / "reference"
     assert fake_cli.optimize(monkeypatch, reference, "--quiet").exit_code == 0
-    run_dir = tmpfs / "run"
-    filler = fill(tmpfs, leave=12 * 1024)
-    failed = fake_cli.optimize(monkeypatch, run_dir, "--quiet")
+    monkeypatch.setenv("GPO_LOCAL_HOME", str(tmpfs / "home"))
+    command = ["optimize", "sentiment", "--steps", "3", "--candidates", "3", "--dev-limit", "8",
+               "--test-limit", "12", "--no-cache", "--quiet"]
+    command += [] if default_run_dir else ["--run-dir", str(tmpfs / "run")]
+    filler = fill(tmpfs, leave=leave_kib * 1024)
+    failed = CliRunner().invoke(main, command)
     assert failed.exit_code == 1, failed.output
     lines = [line for line in failed.output.splitlines() if line.startswith("Error: ")]
-    assert len(lines) == 1 and "Traceback" not in failed.output
-    assert "no space left on device: free some space" in lines[0] and str(tmpfs) in lines[0]
+    assert len(lines) == 1 and "Traceback" not in failed.output, failed.output
+    runs = [tmpfs / "run"] if not default_run_dir else list((tmpfs / "home" / "runs").iterdir())
+    assert len(runs) == 1
+    run_dir = runs[0]
+    written = re.match(r"Error: (\S+): no space left on device: free some space", lines[0])
+    assert written and run_dir in Path(written.group(1)).parents, lines[0]
     filler.unlink()
-    resumed = fake_cli.optimize(monkeypatch, run_dir, "--quiet", "--resume") if (run_dir / "config.json").exists() \
-        else fake_cli.optimize(monkeypatch, run_dir, "--quiet")
+    if (run_dir / "config.json").exists():
+        suggested = f"then continue the run with: gpo-local optimize sentiment --resume --run-dir {run_dir}"
+        assert lines[0].endswith(suggested), lines[0]
+        again = suggested.split("gpo-local ")[1].split() + ["--quiet"]
+    else:
+        assert lines[0].endswith(f"nothing was recorded in the run directory {run_dir} yet, so run the same "
+                                 "command again"), lines[0]
+        again = command
+    resumed = CliRunner().invoke(main, again)
     assert resumed.exit_code == 0, resumed.output
-    ours, theirs = (json.loads((d / "result.json").read_text()) for d in (run_dir, reference))
+    final = Path(resumed.output.strip().splitlines()[-1].removeprefix("run directory: "))
+    ours, theirs = (json.loads((d / "result.json").read_text()) for d in (final, reference))
     for key in ("initial", "final", "initial_test", "final_test", "test_outcomes"):
         assert ours[key] == theirs[key], key

@@ -21,6 +21,7 @@ from gpo_local.algorithm.config import BY_NAME, check_value, names
 from gpo_local.core import TrajectoryEntry
 from gpo_local.errors import ConfigError, ModelError, OptionValue
 from gpo_local.runs.directory import RunDir, package_versions
+from gpo_local.runs.health import interrupted_run_error
 from gpo_local.tasks import Task
 from gpo_local.tasks import load_task as load_spec
 from gpo_local.tasks.memory import task_from_rows
@@ -302,13 +303,16 @@ def run_settings(settings, saved: dict | None, *, models=None, embedder=None, on
 
     run = RunDir(settings.run_dir) if saved is not None else RunDir.for_new_run(settings.run_dir, settings.task.name)
     get_method(settings.config.method)  # an unknown method fails before any model loads
-    ui = Progress(settings.quiet, events_path=run.events_path)
-    ui.note(f"run directory: {run.path}")
-    ((task_llm, optimizer_llm), embed), release = _models_and_embedder(settings, models, embedder, run)
     try:
-        return _run_locked(settings, saved, run, ui, (task_llm, optimizer_llm), embed, models, on_event)
-    finally:
-        release()
+        ui = Progress(settings.quiet, events_path=run.events_path)
+        ui.note(f"run directory: {run.path}")
+        ((task_llm, optimizer_llm), embed), release = _models_and_embedder(settings, models, embedder, run)
+        try:
+            return _run_locked(settings, saved, run, ui, (task_llm, optimizer_llm), embed, models, on_event)
+        finally:
+            release()
+    except OSError as error:  # a full disk: the file, the run directory and the command that goes on
+        raise interrupted_run_error(error, run.path) from None
 
 
 def _run_locked(settings, saved, run, ui, llms, embed, models, on_event):

@@ -23,13 +23,15 @@ from gpo_local.app import walltime
 from gpo_local.app import api
 from gpo_local.app.api import evaluate, run_settings
 from gpo_local.runs.directory import home_dir
+from gpo_local.runs.health import check_run, resume_command, resumable_config, set_aside_damaged
+from gpo_local.runs.locks import lock_run, release, running_pid
 from gpo_local.replies.drops import describe as describe_drops, describe_cuts, step_views_total
 from gpo_local.backends.catalog import load_catalog, sha256_file
 from gpo_local.backends.packs import describe as describe_pack
 from gpo_local.tasks.answers import BBH_TASKS
 from gpo_local.tasks.builtin import BUILTIN_TASKS, SUITE_CONFIRMATION, SUITE_TUNING
 from gpo_local.quality import RichProgress
-from gpo_local.runs.storage import storage_error
+from gpo_local.runs.storage import UNWRITABLE, storage_error
 from gpo_local.app.formatting import percent
 
 # eval takes the task-model options only (no optimizer model, no embedder).
@@ -210,14 +212,21 @@ def show(run_dir):
                       percent(step.dev_score))
     console.print(table)
     _show_raced(console, run)
+    running = running_pid(run_dir)
     if run.pending:
-        console.print(f"{len(run.pending)} candidates of an unfinished step are recorded (resume continues it)")
+        console.print(f"{len(run.pending)} candidates of an unfinished step are recorded"
+                      f"{'' if running else ' (resume continues it)'}")
 
     console.print(f"dropped optimizer replies: {describe_drops(*step_views_total(run.steps))}{describe_cuts(run.steps)}",
                   highlight=False)
     result = run.result
+    if result is None and running:  # a resume would be refused: the run is going on
+        console.print(f"the run is in progress (pid {running} holds its lock): show it again later",
+                      highlight=False)
+        return
     if result is None:
-        console.print("no result.json yet: the run is unfinished (continue it with optimize --resume)")
+        console.print(f"no result.json yet: the run is unfinished; continue it with: "
+                      f"{resume_command(run.path, run.config)}", highlight=False, markup=False)
         return
     final, initial = result["final"], result["initial"]
     step = "init" if final["step"] < 0 else final["step"] + 1
@@ -243,6 +252,42 @@ def _shorten(text: str, width: int) -> str:
 
 
 @main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.pass_context
+def repair(ctx, run_dir, quiet):
+    """Repair the run in RUN_DIR and finish it: for a trajectory.jsonl holding a damaged record.
+
+    The first damaged record and every line after it are moved to trajectory.jsonl.damaged, and
+    a result.json derived from them to result.json.before-repair; then the run resumes from its
+    last intact step as `optimize --resume` does, replaying the rest with the same seed (the memo
+    cache makes generations it already made free). A torn last line or a damaged result.json is
+    repaired the same way (by the resume alone). Nothing is deleted."""
+    files = check_run(run_dir)
+    problem = resumable_config(files)
+    if problem:
+        raise click.ClickException(str(problem))
+    running = running_pid(run_dir)
+    if running:
+        raise click.ClickException(f"{run_dir} is in use by another gpo-local process (pid {running}): "
+                                   "wait for it to finish or stop it, then repair it")
+    lock_run(run_dir)  # held while records are set aside (a run starting meanwhile is refused)
+    try:
+        moved = set_aside_damaged(run_dir)
+    finally:
+        release(run_dir)
+    if moved:
+        damaged = files.damaged_record
+        click.echo(f"{damaged.what}: set aside with the {moved[1] - 1} line(s) after it in {moved[0]}; "
+                   "replaying the rest", err=True)
+    elif files.result is not None and not files.problems:
+        click.echo(f"nothing to repair: every file of {run_dir} is intact", err=True)
+        return
+    ctx.invoke(optimize, task=None, config_file=None, resume=True, dry_run=False, run_dir=str(run_dir),
+               quiet=quiet)
+
+
+@main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="HTML file to write [default: RUN_DIR/report.html for one directory, else ./report.html].")
@@ -252,7 +297,13 @@ def report(run_dirs, output):
     Plots are embedded, nothing is fetched: the file opens offline. Several RUN_DIRS get one
     section each and an overlay of their dev curves."""
 
-    output = api.report(list(run_dirs), output)
+    try:
+        output = api.report(list(run_dirs), output)
+    except OSError as error:  # a read-only or full location: the report can go elsewhere
+        if error.errno not in UNWRITABLE:
+            raise
+        advice = "write the report elsewhere with -o FILE"
+        raise click.ClickException(str(storage_error(error, advice=advice))) from None
     click.echo(f"report written to {output}")
 
 

@@ -29,6 +29,8 @@ from gpo_local.errors import ConfigError
 from gpo_local.runs.rundata import RunView, load_run, outcome_changes
 from gpo_local.replies.drops import describe, describe_cuts, step_views_total
 from gpo_local.runs.storage import write_atomic
+from gpo_local.runs.health import resume_command
+from gpo_local.runs.locks import running_pid
 from gpo_local.app.formatting import percent
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -267,6 +269,7 @@ def run_context(run: RunView) -> dict[str, Any]:
     return {
         "name": run.name, "path": str(run.path), "task": run.task, "method": run.method,
         "finished": run.finished, "stopped": result.get("stopped"), "drops": _drops_text(run),
+        "running": running_pid(run.path), "resume": resume_command(run.path, run.config),
         "steps_done": max(len(run.steps) - 1, 0), "steps_planned": run.steps_planned,
         "pending": len(run.pending),
         "initial": initial, "final": final,

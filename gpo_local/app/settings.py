@@ -51,6 +51,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} not found") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: malformed TOML ({error})") from None
+    except UnicodeDecodeError as error:  # a binary file: TOML is UTF-8 text
+        raise ConfigError(f"config file {path}: not UTF-8 text (byte {error.start}): not a TOML file") \
+            from None
     values = {}
     for key, value in data.items():
         name = key.replace("-", "_")

@@ -87,6 +87,10 @@ def load_llama(path: Path | str, **kwargs):
 
 
 def check_gguf(path: Path) -> None:
+    if path.is_dir():
+        inside = ", ".join(sorted(p.name for p in path.glob("*.gguf"))[:5]) or "no .gguf file"
+        raise ModelError(f"{path} is a directory, not a GGUF file (it holds {inside}): give the model's "
+                         ".gguf file or a catalog name")
     if not path.is_file():
         raise ModelError(f"GGUF file not found: {path}")
     with path.open("rb") as handle:

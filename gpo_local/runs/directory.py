@@ -21,7 +21,8 @@ from typing import Any, Iterator
 from gpo_local.runs import faults
 from gpo_local.errors import ConfigError, ModelError, OptionValue
 from gpo_local.runs.locks import lock_run, release
-from gpo_local.runs.storage import check_home, check_run_dir, decode_error, naming, read_result, write_atomic
+from gpo_local.runs.health import MISSING, check_run, resumable_config
+from gpo_local.runs.storage import check_home, check_run_dir, naming, write_atomic
 
 HOME_ENV = "GPO_LOCAL_HOME"
 
@@ -89,18 +90,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON atomically (storage.write_atomic): a reader never sees half a file, even after a kill."""
     write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n", fault_point=f"{path.stem}-json-tmp")
     faults.point(f"{path.stem}-json-replaced")
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path} not found: is this a gpo-local run directory?") from None
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{path}: malformed JSON ({error.msg} at line {error.lineno})") from None
-    except UnicodeDecodeError as error:  # binary garbage
-
-        raise decode_error(path, error) from None
 
 
 class JsonlLog:
@@ -174,7 +163,13 @@ class RunDir:
         return run
 
     def saved_config(self) -> dict:
-        return read_json(self.config_path)
+        """config.json of a run to resume. A problem with it, or a damaged trajectory record, is
+        one error that names the command repairing it (runs/health.py)."""
+        files = check_run(self.path)
+        problem = resumable_config(files) or files.damaged_record
+        if problem:
+            raise ConfigError(str(problem))
+        return files.config
 
     def saved_result(self) -> dict | None:
         """result.json, or None when it is absent or damaged (see finished_result)."""
@@ -184,7 +179,9 @@ class RunDir:
         """(result.json of a completed run or None, why result.json is unusable or None). A
         damaged result.json counts as absent: it is derived again from the trajectory."""
 
-        result, damage = read_result(self.path)
+        files = check_run(self.path)
+        result, problem = files.result, files.problem("result.json")
+        damage = problem.what if problem and problem.state != MISSING else None
         if completed_only and result is not None and result.get("stopped", "completed") != "completed":
             result = None
         return result, damage

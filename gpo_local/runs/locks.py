@@ -53,9 +53,9 @@ def lock_run(run_dir: Path) -> Path:
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-    except OSError:
+    except OSError as error:  # a full disk: name the lock file (a write on a descriptor names none)
         os.close(fd)
-        raise
+        raise type(error)(error.errno, error.strerror, str(path)) from None
     _held[key] = fd
     faults.point("run-lock")
     return path
@@ -66,3 +66,21 @@ def release(run_dir: Path) -> None:
     fd = _held.pop(Path(run_dir).resolve(), None)
     if fd is not None:
         os.close(fd)
+
+
+def running_pid(run_dir: Path) -> str | None:
+    """The pid of the process holding the run's lock ("unknown" if unreadable), or None when no
+    process holds it. Probes with a shared lock it drops at once; never creates the lock file."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None  # no lock file: no run was ever started here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # also drops the probe's shared lock
+    return None

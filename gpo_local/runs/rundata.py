@@ -14,7 +14,7 @@ from pathlib import Path
 from statistics import mean
 
 from gpo_local.errors import ConfigError
-from gpo_local.runs.directory import JsonlLog, read_json
+from gpo_local.runs.health import DAMAGED, WRONG_SHAPE, check_run
 
 
 @dataclass
@@ -77,22 +77,28 @@ def read_events(path: Path) -> list[dict]:
     if not path.exists():
         return []
     events = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_bytes().splitlines():
         try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
+            event = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
             continue  # a torn line from a kill: progress records are not state
+        if isinstance(event, dict):
+            events.append(event)
     return events
 
 
 def load_run(path: Path) -> RunView:
+    """The run in `path` as recorded; a damaged or wrongly shaped file is one error that says
+    what is wrong and the command that repairs it (runs/health.py). A torn last line is what a
+    kill (or a running run) leaves: the records before it are shown."""
     path = Path(path)
-    config = read_json(path / "config.json")
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path / 'config.json'}: not a JSON object")
+    files = check_run(path)
+    for problem in files.problems:
+        if problem.path.name == "config.json" or problem.state in (DAMAGED, WRONG_SHAPE):
+            raise ConfigError(str(problem))
     steps: list[StepView] = []
     pending: list[dict] = []
-    for record in JsonlLog(path / "trajectory.jsonl").records():
+    for record in files.records:
         kind = record.get("kind")
         if kind == "candidate":
             pending.append(record)
@@ -102,8 +108,7 @@ def load_run(path: Path) -> RunView:
                                   drops=record.get("drops") or {}, replies=record.get("replies"),
                                   cuts=record.get("cut_to_sentence", 0)))
             pending = []
-    result = read_json(path / "result.json") if (path / "result.json").exists() else None
-    return RunView(path=path, config=config, steps=steps, pending=pending, result=result,
+    return RunView(path=path, config=files.config, steps=steps, pending=pending, result=files.result,
                    events=read_events(path / "events.jsonl"))
 
 

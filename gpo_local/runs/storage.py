@@ -1,33 +1,31 @@
 """File-system trouble as one line: what failed, on which path, and what to do.
 
 Three parts:
-* `storage_error(error)` words an OSError (or a UnicodeDecodeError with its path) as a
+* `storage_error(error)` words an OSError as a
   StorageError; the CLI's one error boundary (cli.Cli.invoke) calls it for every OSError, so no
   traceback reaches the user and every file the run already recorded stays as it was (records
   are appended and fsynced, JSON files replaced whole: a failed write loses only itself);
 * preflight checks that can fail before a model loads (`check_home`, `check_run_dir`);
-* `read_result` for result.json, which is derived from the trajectory: a damaged one is
-  reported by `show` and `report` and recomputed by `optimize --resume`.
+* the atomic and synced writes every run file goes through (a damaged run file is classified
+  by runs/health.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 from pathlib import Path
 
-from gpo_local.errors import ConfigError, OptionValue, StorageError
+from gpo_local.errors import OptionValue, StorageError
 from gpo_local.runs import faults
 
 RUN_DIR = OptionValue("run_dir")
 # What to do about each errno, said after the path and the OS's own words (message parts, errors.py;
 # `--resume` is the command line's: the Python API starts new runs only).
 ADVICE = {
-    errno.ENOSPC: ("free some space (or choose another ", RUN_DIR,
-                   " / GPO_LOCAL_HOME), then rerun with --resume"),
-    errno.EDQUOT: "free some space within your quota, then rerun with --resume",
+    errno.ENOSPC: ("free some space (or choose another ", RUN_DIR, " / GPO_LOCAL_HOME)"),
+    errno.EDQUOT: "free some space within your quota",
     errno.EROFS: ("the file system is mounted read-only: choose a writable ", RUN_DIR, " / GPO_LOCAL_HOME"),
     errno.EACCES: ("check its owner and permissions (or choose another ", RUN_DIR, " / GPO_LOCAL_HOME)"),
     errno.EPERM: "check its permissions and attributes (lsattr; chattr -i lifts an immutable flag)",
@@ -39,18 +37,20 @@ ADVICE = {
 }
 
 
-def storage_error(error: OSError, path: Path | str | None = None) -> StorageError:
-    """One line for an OSError: '<path>: <reason>: <advice>'."""
+# Errors a write elsewhere avoids: what `report` advises instead of another run directory.
+UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
+
+
+def storage_error(error: OSError, path: Path | str | None = None, *,
+                  advice: str | None = None) -> StorageError:
+    """One line for an OSError: '<path>: <reason>: <advice>' (`advice` replaces the errno's own)."""
     where = path or error.filename or "a file"
     if error.filename2:
         where = f"{where} -> {error.filename2}"
     reason = error.strerror or str(error)
-    advice = ADVICE.get(error.errno, "check the path and the disk, then rerun (with --resume for a run)")
+    advice = advice or ADVICE.get(error.errno,
+                                  "check the path and the disk, then rerun (with --resume for a run)")
     return StorageError(f"{where}: {reason.lower()}: ", *((advice,) if isinstance(advice, str) else advice))
-
-
-def decode_error(path: Path, error: UnicodeDecodeError) -> ConfigError:
-    return ConfigError(f"{path}: not UTF-8 text (byte {error.start}): the file is damaged")
 
 
 def check_home(home: Path) -> None:
@@ -84,20 +84,6 @@ def check_run_dir(run_dir: Path) -> None:
     finally:
         if probe.exists():
             probe.unlink()
-
-
-def read_result(run_dir: Path) -> tuple[dict | None, str | None]:
-    """(result.json's content or None, why it is unusable or None). Absent: (None, None)."""
-    path = run_dir / "result.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None, None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None, f"{path} is damaged (not JSON text)"
-    if not isinstance(data, dict) or not isinstance(data.get("final"), dict):
-        return None, f"{path} is damaged (not a run result)"
-    return data, None
 
 
 @contextlib.contextmanager

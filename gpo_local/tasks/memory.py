@@ -27,13 +27,15 @@ def _records(rows: Any, where: str) -> list:
     return list(rows)  # a list, or a datasets.Dataset (iterates dicts)
 
 
-def _examples(rows: Any, split: str, name: str, input_field: str | None, target_field: str | None) -> tuple:
+def _examples(rows: Any, split: str, name: str, input_field: str | None, target_field: str | None,
+              structured_targets: bool = False) -> tuple:
     records = _records(rows, f"task {name!r} {split} split")
     if not records:
         raise DataError(f"task {name!r}: the {split!r} split is empty")
     out = []
     for number, record in enumerate(records, 1):
-        question, target = record_fields(record, f"task {name!r} {split} row {number}", input_field, target_field)
+        question, target = record_fields(record, f"task {name!r} {split} row {number}", input_field,
+                                         target_field, structured_targets=structured_targets)
         out.append(Example(id=f"{split}-{number}", input=question, target=target))
     return tuple(out)
 
@@ -47,12 +49,13 @@ def task_from_rows(data: Any, *, name: str = "data", input_field: str | None = N
         unknown = [key for key in data if key not in SPLITS]
         if unknown:
             raise DataError(f"task {name!r}: unknown split {unknown[0]!r}; known: {', '.join(SPLITS)}")
-        splits = {key: _examples(rows, key, name, input_field, target_field) for key, rows in data.items()}
+        splits = {key: _examples(rows, key, name, input_field, target_field, callable(metric))
+                  for key, rows in data.items()}
         if "eval" not in splits:
             raise DataError(f"task {name!r}: no 'eval' split (the dev rows the prompts are scored on)")
         splits.setdefault("format", splits.get("train", splits["eval"]))
     else:
-        rows = _examples(data, "eval", name, input_field, target_field)
+        rows = _examples(data, "eval", name, input_field, target_field, callable(metric))
         splits = {"eval": rows, "format": rows}
     rule = MetricRule(metric) if callable(metric) else task_rule(None, name, metric.lower() if metric else None)
     return Task(name=name, source=f"memory:{name}", rule=rule, splits=splits, initial_prompt=initial_prompt)

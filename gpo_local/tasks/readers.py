@@ -4,6 +4,7 @@ is named with its number; CSV and Parquet go through `datasets`, with the hub sw
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,63 @@ SPLITS = ("train", "eval", "test", "few_shot_examples", "format")
 FILE_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
-def record_fields(record: Any, where: str, input_field: str | None, target_field: str | None) -> tuple[str, Any]:
-    """The (input, target) of one record; a missing field names itself and the fields there are."""
+def _blank(value: Any) -> bool:
+    """None, NaN (a missing cell of a DataFrame or CSV) or text that is only white space."""
+    return value is None or (isinstance(value, float) and math.isnan(value)) or (
+        isinstance(value, str) and not value.strip())
+
+
+def _scalar(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, (str, int))
+
+
+def checked_question(value: Any, where: str, field: str) -> str:
+    """A question is text (a number counts: it has one text form); empty, white space or
+    structured values are refused, naming the row and the field."""
+    if _blank(value):
+        raise DataError(f"{where}: field {field!r} is empty: every question needs text")
+    if isinstance(value, bool) or not _scalar(value):
+        raise DataError(f"{where}: field {field!r} is {type(value).__name__} {_clip(value)}, not text: "
+                        "a question is one text")
+    return str(value)
+
+
+def checked_target(value: Any, where: str, field: str, *, structured: bool = False) -> Any:
+    """A target is a text, number or boolean, or a non-empty list of those (the accepted answers,
+    or ROUGE-L's references, as every answer rule reads a list). Empty ones are refused (an empty
+    reply would match them); so are dicts and nested lists, which no answer rule defines, unless
+    `structured` (a metric of the user's own, which decides what its targets mean)."""
+    if structured:
+        if _blank(value) or (isinstance(value, (list, tuple, dict)) and not value):
+            raise DataError(f"{where}: field {field!r} is empty")
+        return value
+    answers = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not answers:
+        raise DataError(f"{where}: field {field!r} is an empty list: give at least one accepted answer")
+    for answer in answers:
+        if _blank(answer):
+            in_list = " in its list" if isinstance(value, (list, tuple)) else ""
+            raise DataError(f"{where}: field {field!r} is empty{in_list}: an empty reply would count as "
+                            "right; give the expected answer")
+        if not _scalar(answer):
+            kind = type(answer).__name__
+            raise DataError(f"{where}: field {field!r} holds {kind} {_clip(answer)}: a target is a text or a "
+                            "list of accepted answers (a metric of your own, in the Python API, may define "
+                            "other targets)")
+    return value
+
+
+def _clip(value: Any, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def record_fields(record: Any, where: str, input_field: str | None, target_field: str | None, *,
+                  structured_targets: bool = False) -> tuple[str, Any]:
+    """The (input, target) of one record; a missing field names itself and the fields there are,
+    an empty or structured value names itself too (`checked_question`, `checked_target`)."""
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected a JSON object with fields, got {type(record).__name__}")
     present = ", ".join(map(str, record)) or "none"
@@ -35,16 +91,16 @@ def record_fields(record: Any, where: str, input_field: str | None, target_field
     else:
         raise DataError(f"{where}: missing field 'target' (or 'output'; choose one with ",
                         OptionValue("target_field"), f"); fields present: {present}")
-    if record[name] is None or target is None:
-        raise DataError(f"{where}: field {name if record[name] is None else (target_field or 'target')!r} is empty")
-    return str(record[name]), target
+    target_name = target_field or ("target" if "target" in record else "output")
+    question = checked_question(record[name], where, name)
+    return question, checked_target(target, where, target_name, structured=structured_targets)
 
 
 def read_jsonl(path: Path, split: str, *, input_field: str | None = None,
                target_field: str | None = None) -> tuple[Example, ...]:
     """A JSON-lines file; a `.json` file may instead hold one list of objects."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is read, as for a CSV file
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     except OSError as error:
@@ -57,7 +113,9 @@ def read_jsonl(path: Path, split: str, *, input_field: str | None = None,
         numbered = [(f"{path}: item {i}", i, row) for i, row in enumerate(rows, 1)]
     else:
         numbered = []
-        for number, line in enumerate(text.splitlines(), 1):
+        # Lines end at "\n" only: str.splitlines() would also cut at U+0085 or U+2028 inside a JSON
+        # string (MMLU's nutrition questions hold a U+0085).
+        for number, line in enumerate(text.split("\n"), 1):
             if not line.strip():
                 continue
             try:
