@@ -74,3 +74,18 @@ def optimizer_model() -> ScriptedLLM:
         return f"Here you go: <START>{' '.join(['think'] * words)} v{seed % 3}<END>"
 
     return ScriptedLLM(propose, fingerprint="fake-optimizer")
+
+
+@pytest.fixture(autouse=True)
+def fast_tier_loads_no_model(request, monkeypatch):
+    """The fast tier (`pytest -m "not integration"`) runs on the scripted fakes only: a test there
+    that loads a real GGUF fails at once, naming the marker it needs, instead of slowing the tier."""
+    markexpr = request.config.getoption("markexpr", "") or ""
+    if "not integration" not in markexpr or request.node.get_closest_marker("integration"):
+        return
+    import llama_cpp
+
+    def refuse(*args, **kwargs):
+        pytest.fail("this test loads a real model: mark it @pytest.mark.integration", pytrace=False)
+
+    monkeypatch.setattr(llama_cpp, "Llama", refuse)
