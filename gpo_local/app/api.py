@@ -24,6 +24,7 @@ from gpo_local.runs.directory import RunDir, package_versions
 from gpo_local.tasks import Task
 from gpo_local.tasks import load_task as load_spec
 from gpo_local.tasks.memory import task_from_rows
+from gpo_local.tasks.prompting import DEFAULT_POSITION
 from gpo_local.app.settings import resolve
 from gpo_local.backends import llama_cpp
 from gpo_local.algorithm.evaluator import Evaluator
@@ -148,7 +149,7 @@ def _load(runtime: dict, spec: str):
 
 
 def evaluate(task: Any, prompt: str, *, split: str = "eval", task_model: Any = DEFAULT_MODEL,
-             metric: str | Callable | None = None, limit: int | None = None, position: str = "Q_end",
+             metric: str | Callable | None = None, limit: int | None = None, position: str = DEFAULT_POSITION,
              input_field: str | None = None, target_field: str | None = None, no_cache: bool = False,
              **runtime) -> EvalResult:
     """The score of `prompt` on a split of `task` with the task model (strict: a prompt that does
