@@ -29,6 +29,7 @@ from gpo_local.backends.cluster import ray_request, task_model_pool
 from gpo_local.algorithm.evaluator import Evaluator
 from gpo_local.app.progress import Progress, generated_tokens
 from gpo_local.app.settings import suggested_models
+from gpo_local.app.bounds import check_runtime
 from gpo_local.tasks import load_task
 from gpo_local.runs.directory import home_dir
 from gpo_local.runs.storage import check_home
@@ -90,8 +91,8 @@ def _given(ctx, names) -> set[str]:
             if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
 
 
-@main.command(epilog=TASK_HELP)
-@click.argument("task")
+@main.command(epilog=TASK_HELP + " With --resume, TASK may be left out (the run knows its task).")
+@click.argument("task", required=False)
 @optimize_options
 @click.pass_context
 def optimize(ctx, task, config_file, resume, dry_run, **options):
@@ -107,11 +108,13 @@ def optimize(ctx, task, config_file, resume, dry_run, **options):
         done, damage = run.finished_result()  # issue 14: a damaged result.json is recomputed
         if damage:
             click.echo(f"{damage}: recomputing it from the trajectory", err=True)
-        if done is not None:
+        settings = resolve_resume(run.path, saved, options, explicit, config_file, task_spec=task)
+        if done is not None and settings.config.steps <= saved["config"]["steps"]:
             click.echo("the run is complete; nothing to resume", err=True)
             _print_result(done, run.path)
             return
-        settings = resolve_resume(run.path, saved, options, explicit, config_file)
+    elif task is None:
+        raise click.UsageError("Missing argument 'TASK' (it may be left out with --resume only).")
     else:
         saved = None
         settings = resolve(task, options, explicit, config_file)
@@ -182,6 +185,8 @@ def eval_command(ctx, task, prompt, split, limit, position, as_json, quiet, even
     runtime, notices = suggested_models({"task_model": task_model}, _given(ctx, ["task_model"]),
                                         loaded_task.suggested_models, roles=("task_model",))
     task_model = runtime["task_model"]
+    check_runtime({"task_model": task_model, "n_ctx": n_ctx, "parallel": parallel, "threads": threads},
+                  force=bool(loading.get("force")), roles=("task_model",))  # machine and model bounds
     for notice in notices:
         click.echo(notice, err=True)
     if not no_cache:  # issue 14 hook: GPO_LOCAL_HOME must be a directory, known before the model loads
