@@ -9,8 +9,8 @@ import click
 
 from gpo_local.app.cli_options import optimize_parser
 from gpo_local import quality
-from gpo_local.algorithm.config import (BY_NAME, HEADLINE_SWITCHES, METHOD_NAMES, METHOD_SWITCHES, OPTIONS, SWITCHES,
-                                        GPOConfig, Limits, names)
+from gpo_local.algorithm.config import (BY_NAME, HEADLINE_SWITCHES, METHOD_NAMES, METHOD_SWITCHES, OPTIONS,
+                                        SWITCHES, GPOConfig, Limits, names)
 from gpo_local.algorithm.evaluator import Evaluator
 from gpo_local.methods import METHODS
 from gpo_local.tasks.prompting import DEFAULT_POSITION
@@ -64,15 +64,16 @@ def test_the_method_list_and_the_switch_sets_are_declared_once():
     assert METHOD_SWITCHES["gpo"] == SWITCHES and METHOD_SWITCHES["empty"] == ()
     assert METHOD_SWITCHES["sgdm"] == ("lr_init", "warmup")
     assert METHOD_SWITCHES["pe2"] == ("schedule", "lr_init", "lr_final", "warmup")
-    assert HEADLINE_SWITCHES == dict(gradient="none", momentum="para", selection="relevance",
-                                     momentum_update="k-list", k=3, update="generate-without", schedule="cosine")
+    assert HEADLINE_SWITCHES == dict(gradient="none", momentum="para", selection="relevance", k=3,
+                                     momentum_update="k-list", update="generate-without", schedule="cosine")
     assert GPOConfig().position == DEFAULT_POSITION == "Q_end"
     assert inspect.signature(Evaluator).parameters["position"].default == DEFAULT_POSITION
 
 
 def test_click_types_come_from_the_table():
     params = {p.name: p for p in optimize_parser().params}
-    assert isinstance(params["gradient"].type, click.Choice) and params["gradient"].type.choices == ("none", "feedback")
+    assert isinstance(params["gradient"].type, click.Choice)
+    assert params["gradient"].type.choices == ("none", "feedback")
     assert params["method"].type.choices == METHOD_NAMES
     assert (params["steps"].type.min, params["steps"].type.max) == (1, BY_NAME["steps"].maximum)
     # the original's spellings are taken and made canonical

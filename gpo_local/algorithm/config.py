@@ -7,7 +7,8 @@ sections), the types and bounds a TOML file and the Python API are checked again
 runtime defaults and the switches each method takes (settings.py), the keyword arguments of
 `gpo_local.optimize` (api.py) and the option list of the bench harness (quality/config.py).
 GPOConfig and Limits are written out below for readers and type checkers; a test holds their
-fields and defaults to the table. Adding an option is one line here plus the code that reads
+fields and defaults to the table. The vocabulary of a declaration (Option) and the checks of a
+value against one are in option.py. Adding an option is one line here plus the code that reads
 it (and, for a "config" or "limit" option, its field below).
 
 Groups: "config" (GPOConfig: what the optimization does), "limit" (Limits: when to stop
@@ -17,16 +18,17 @@ initial prompt, the run directory, output). `cli` False keeps a field out of the
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gpo_local.backends.catalog import DEFAULT_EMBEDDER, DEFAULT_MODEL
 from gpo_local.algorithm.directions import ALIASES as SELECTION_ALIASES, SELECTORS
 from gpo_local.errors import ConfigError
-from gpo_local.algorithm.racing import DEFAULT_ERROR as RACING_ERROR, DEFAULT_ORDER as RACING_ORDER, DEFAULT_ROUNDS as RACING_ROUNDS, ORDERS as RACING_ORDERS, RacingConfig
-from gpo_local.algorithm.schedules import ALIASES as SCHEDULE_ALIASES, SCHEDULES, canonical_schedule, make_schedule
+from gpo_local.algorithm.option import Option, check_value, parse_directory, parse_splits
+from gpo_local.algorithm.racing import DEFAULT_ERROR as RACING_ERROR, DEFAULT_ORDER as RACING_ORDER
+from gpo_local.algorithm.racing import DEFAULT_ROUNDS as RACING_ROUNDS, ORDERS as RACING_ORDERS, RacingConfig
+from gpo_local.algorithm.schedules import ALIASES as SCHEDULE_ALIASES, SCHEDULES, canonical_schedule
+from gpo_local.algorithm.schedules import make_schedule
 from gpo_local.tasks.prompting import DEFAULT_POSITION, POSITIONS
 from gpo_local.algorithm.updates import UPDATE_METHODS
 from gpo_local.tasks.answers import DATASETS, METRICS
@@ -48,91 +50,15 @@ MAX_WORDS = 1_000  # an edit budget or a prompt length, in words
 MAX_SEED = 2**32 - 1  # llama.cpp's seeds are 32-bit
 
 
-def parse_splits(value: str | None) -> dict[str, str] | None:
-    """`ROLE=NAME,...` (the command line's --splits) as a mapping."""
-    if not value:
-        return None
-    mapping = {}
-    for item in value.split(","):
-        role, sep, name = item.partition("=")
-        if not sep or not role.strip() or not name.strip():
-            raise ConfigError(f"{item!r} is not ROLE=NAME (e.g. eval=validation,train=train)")
-        mapping[role.strip()] = name.strip()
-    return mapping
-
-
-def parse_directory(value: str | None) -> str | None:
-    """A directory option (--run-dir): an existing file is refused on the command line, as
-    click.Path(file_okay=False) did before the one declaration (issue 14's bad-input table)."""
-    if value and Path(value).is_file():
-        raise ConfigError(f"Directory {str(value)!r} is a file.")
-    return value
-
-
 def metric_names() -> tuple[str, ...]:
 
     return (*METRICS, *(d for d in DATASETS if d != "bbh"))
 
 
-# The sections of `optimize --help`, in order: the options a user needs first, then the
-# algorithm's switches, then racing, limits and runtime. An option's section defaults to its group's.
-SECTIONS = {
-    "essentials": "Essentials: method, budget, models, data",
-    "algorithm": "The algorithm's switches",
-    "replies": "Optimizer replies",
-    "racing": "Racing (dev scoring of a step's candidates)",
-    "limit": "Limits (checked at step boundaries; resumable)",
-    "task": "Loading the task",
-    "runtime": "Runtime: models and llama.cpp",
-    "run": "The run",
-}
-GROUP_SECTIONS = {"config": "algorithm", "limit": "limit", "runtime": "runtime", "task": "task", "run": "run"}
 # Switches of the GPO algorithm and the methods that take them (the rest take them as preset).
 GPO_ONLY = ("gpo",)
 SCHEDULED = ("gpo", "pe2")  # PE2 verbalizes a step size
 STEP_SIZED = ("gpo", "sgdm", "pe2")
-
-
-@dataclass(frozen=True)
-class Option:
-    name: str  # python name; the command line's is --name-with-dashes
-    kind: type  # int | float | str | bool | dict
-    default: Any
-    help: str
-    group: str = "config"
-    minimum: int | float | None = None
-    maximum: int | float | None = None  # numbers: every int and float option has one (finite)
-    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None
-    aliases: dict[str, str] | None = None  # accepted spellings of a choice (the original's typos)
-    cli: bool = True  # offered on the command line (and in TOML files)
-    show_default: bool = False  # the command line's default is the real one (not "unset")
-    parse: Callable[[Any], Any] | None = None  # command-line text -> value (raises ConfigError)
-    negatable: bool = False  # a bool option with a --no- form (to undo a TOML file's true)
-    methods: tuple[str, ...] | None = None  # the methods that take it (None: every method)
-    strategy: bool = False  # selects a GPO strategy; its default is the paper's headline (GPO_SPEC 2.7)
-    section: str | None = None  # the section of --help (default: its group's)
-    min_open: bool = False  # the minimum itself is excluded
-    max_open: bool = False  # the maximum itself is excluded
-    bound: str | None = None  # a further bound from the machine or the model (app/bounds.py)
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    @property
-    def help_section(self) -> str:
-        return self.section or GROUP_SECTIONS[self.group]
-
-    def allowed(self) -> tuple[str, ...] | None:
-        return self.choices() if callable(self.choices) else self.choices
-
-    def help_text(self) -> str:
-        text = self.help
-        if self.bound:
-            text = f"{text.rstrip('.')}; {self.bound}."
-        if self.show_default or self.default is None or "default" in self.help:
-            return text
-        return f"{text} [default: {self.default}]."
 
 
 _O = Option
@@ -140,7 +66,8 @@ OPTIONS: tuple[Option, ...] = (
     # -- what the optimization does (GPOConfig) ------------------------------------------------------
     _O("method", str, "gpo", "The method: gpo, sgdm (a preset of gpo's switches) or a baseline.",
        choices=METHOD_NAMES, section="essentials"),
-    _O("steps", int, 18, "Optimization steps (default: 3 epochs of the train split in batches of 8, as in GPO).",
+    _O("steps", int, 18, "Optimization steps (default: 3 epochs of the train split in batches of 8, as in "
+                         "GPO).",
        minimum=1, maximum=10_000, section="essentials"),
     _O("candidates", int, 8, "Candidates per step", minimum=1, maximum=10_000, section="essentials",
        bound="and the planned replies must fit in memory"),
@@ -153,17 +80,20 @@ OPTIONS: tuple[Option, ...] = (
     _O("momentum_update", str, "k-list", "A k-list, or a real-time (optimizer-written) summary.",
        choices=MOMENTUM_UPDATES, methods=GPO_ONLY, strategy=True, show_default=True),
     _O("k", int, 3, "Items in a k-list, in total", minimum=0, maximum=100, methods=GPO_ONLY, strategy=True),
-    _O("update", str, "generate-without", "Generate or edit the prompt, with or without the gradient section.",
+    _O("update", str, "generate-without", "Generate or edit the prompt, with or without the gradient "
+                                          "section.",
        choices=UPDATE_METHODS, methods=GPO_ONLY, strategy=True, show_default=True),
-    _O("schedule", str, "cosine", "Step size in words [default: cosine; alias consine].", choices=SCHEDULE_NAMES,
-       aliases=SCHEDULE_ALIASES, methods=SCHEDULED, strategy=True),
+    _O("schedule", str, "cosine", "Step size in words [default: cosine; alias consine].",
+       choices=SCHEDULE_NAMES, aliases=SCHEDULE_ALIASES, methods=SCHEDULED, strategy=True),
     _O("lr_init", int, 50, "Initial step size in words", minimum=1, maximum=MAX_WORDS, methods=STEP_SIZED,
        bound="at most --max-prompt-words, and its reply must fit --n-ctx"),
     _O("lr_final", int, 10, "Final step size in words", minimum=0, maximum=MAX_WORDS, methods=SCHEDULED,
        bound="at most --max-prompt-words, and its reply must fit --n-ctx"),
     _O("warmup", int, 0, "Warmup steps of the schedule", minimum=0, maximum=10_000, methods=STEP_SIZED),
-    _O("train_batch", int, 8, "Train minibatch size (feedback gradient, APO, PE2)", minimum=1, maximum=10_000),
-    _O("format_examples", int, 3, "Format exemplars shown in the meta-prompt", minimum=0, maximum=100, cli=False),
+    _O("train_batch", int, 8, "Train minibatch size (feedback gradient, APO, PE2)", minimum=1,
+       maximum=10_000),
+    _O("format_examples", int, 3, "Format exemplars shown in the meta-prompt", minimum=0, maximum=100,
+       cli=False),
     _O("position", str, DEFAULT_POSITION, "Where the instruction goes relative to the question.",
        choices=POSITIONS, show_default=True),
     _O("dev_limit", int, None, "Score on the first N dev questions only.", minimum=1, maximum=MAX_COUNT,
@@ -181,28 +111,32 @@ OPTIONS: tuple[Option, ...] = (
     # real runs it lost: on 8 GPO cells the final prompts' dev mean fell from 51.0 to 42.7 (6 lower,
     # 2 tied) and the test mean from 39.6 to 23.4, and on the main job the gain from +40.0 to +20.0
     # (benchmarks/README.md, "Min-p"). Fewer junk replies, but fewer good ones too: off by default.
-    _O("optimizer_min_p", float, 0.0, "Min-p truncation of the optimizer's sampled replies: never draw a token "
-                                      "less likely than this share of the likeliest one (a model with its own "
-                                      "sampler; 0: off)", minimum=0, maximum=1, max_open=True, section="replies"),
-    _O("optimizer_max_tokens", int, 512, "Token limit of each optimizer reply; a grammar-constrained candidate "
-                                         "reply gets at least what its word cap needs (3 tokens a word + 8)",
+    _O("optimizer_min_p", float, 0.0, "Min-p truncation of the optimizer's sampled replies: never draw a "
+                                      "token less likely than this share of the likeliest one (a model with "
+                                      "its own sampler; 0: off)", minimum=0, maximum=1, max_open=True,
+       section="replies"),
+    _O("optimizer_max_tokens", int, 512, "Token limit of each optimizer reply; a grammar-constrained "
+                                         "candidate reply gets at least what its word cap needs (3 tokens a "
+                                         "word + 8)",
        minimum=1, maximum=131_072, section="replies"),
-    _O("require_tags", bool, False, "Drop replies without <START>...<END> tags", cli=False, section="replies"),
+    _O("require_tags", bool, False, "Drop replies without <START>...<END> tags", cli=False,
+       section="replies"),
     _O("max_prompt_words", int, None, "Drop candidates longer than this many words [default: no limit].",
        minimum=1, maximum=MAX_COUNT, section="replies"),
     _O("seed", int, 0, "Seed of every sampled choice.", minimum=0, maximum=MAX_SEED, show_default=True,
        section="run"),
     # issue 12: race a step's new candidates on growing dev prefixes (racing.py).
-    _O("racing", bool, False, "Score a step's new candidates on growing prefixes of the dev split and drop those "
-                              "a paired test shows worse than the leader; survivors get the whole split "
-                              "[default: off].", negatable=True, section="racing"),
+    _O("racing", bool, False, "Score a step's new candidates on growing prefixes of the dev split and drop "
+                              "those a paired test shows worse than the leader; survivors get the whole "
+                              "split [default: off].", negatable=True, section="racing"),
     _O("racing_error", float, RACING_ERROR, "Racing: the chance of dropping a candidate that is not worse",
        minimum=0, maximum=1, min_open=True, max_open=True, section="racing"),
-    _O("racing_rounds", int, RACING_ROUNDS, "Racing: dev prefixes doubling up to the whole split, in this many "
-                                            "rounds", minimum=1, maximum=30, section="racing"),
+    _O("racing_rounds", int, RACING_ROUNDS, "Racing: dev prefixes doubling up to the whole split, in this "
+                                            "many rounds", minimum=1, maximum=30, section="racing"),
     _O("racing_order", str, RACING_ORDER, "Racing: the order of the dev questions, informative (those the "
-                                          "prompts scored so far disagree on first) or random (a seeded shuffle: "
-                                          "the error level is then a guarantee)", choices=RACING_ORDERS,
+                                          "prompts scored so far disagree on first) or random (a seeded "
+                                          "shuffle: the error level is then a guarantee)",
+       choices=RACING_ORDERS,
        show_default=True, section="racing"),
     # On by default: on BBH meta-prompts, 24 of 24 constrained replies of the 1.5B optimizer were
     # usable against 3 of 24 free-form ones (benchmarks/grammar_replies.py). The built-in
@@ -211,8 +145,8 @@ OPTIONS: tuple[Option, ...] = (
     _O("grammar", bool, True, "Constrain optimizer replies to a tagged prompt within the step's word cap "
                               "(llama.cpp GBNF); --no-grammar: free-form replies, malformed ones dropped "
                               "[default: on].", negatable=True, section="replies"),
-    _O("leak_check", bool, True, "Drop candidates that restate a task example (exemplar leakage) or talk about "
-                                 "the prompt in the meta-prompt's words (meta talk) [default: on].",
+    _O("leak_check", bool, True, "Drop candidates that restate a task example (exemplar leakage) or talk "
+                                 "about the prompt in the meta-prompt's words (meta talk) [default: on].",
        negatable=True, section="replies"),
     # issue 10: restated examples were 7 of GPO's 8 dropped replies in local.toml; the guard keeps
     # the optimizer's sampler from writing them (backends/copy_guard.py). On by default: on 12 GPO
@@ -220,13 +154,13 @@ OPTIONS: tuple[Option, ...] = (
     # and 8; the final prompts' dev mean 49.7 against 50.0, the test mean 39.2 against 41.0 (2
     # cells higher, 3 lower, 7 tied; benchmarks/README.md, "The copy guard").
     _O("copy_guard", bool, True, "Keep optimizer replies from copying the shown format examples: no run of 6 "
-                                 "tokens of theirs that the current prompt does not have (a model with its own "
-                                 "sampler) [default: on].", negatable=True, section="replies"),
+                                 "tokens of theirs that the current prompt does not have (a model with its "
+                                 "own sampler) [default: on].", negatable=True, section="replies"),
     # -- when to stop early (Limits), checked at step boundaries -------------------------------------
     _O("max_optimizer_calls", int, None, "Stop before a step that would exceed this many optimizer calls "
                                          "(resumable).", group="limit", minimum=0, maximum=10**9),
-    _O("max_task_tokens", int, None, "Stop at the first step boundary after the task model generated this many "
-                                     "tokens (resumable).", group="limit", minimum=0, maximum=10**15),
+    _O("max_task_tokens", int, None, "Stop at the first step boundary after the task model generated this "
+                                     "many tokens (resumable).", group="limit", minimum=0, maximum=10**15),
     _O("time_limit", float, None, "Stop at the first step boundary after this many seconds (resumable).",
        group="limit", minimum=0, maximum=10**9),
     # -- models and llama.cpp ------------------------------------------------------------------------
@@ -241,15 +175,19 @@ OPTIONS: tuple[Option, ...] = (
     _O("threads", int, None, "CPU threads (default: all, up to 8)", group="runtime", minimum=1, maximum=1024,
        bound="at most the CPU count unless --force"),
     _O("n_gpu_layers", int, 0, "Layers offloaded to the GPU (-1: all); needs a CUDA or Metal build of "
-                               "llama-cpp-python.", group="runtime", minimum=-1, maximum=10_000, show_default=True),
+                               "llama-cpp-python.", group="runtime", minimum=-1, maximum=10_000,
+       show_default=True),
     _O("parallel", int, 16, "Sequences decoded together (each holds up to --n-ctx tokens of KV cache)",
        group="runtime", minimum=1, maximum=4096, show_default=True,
        bound="their KV cache must fit in memory"),
     _O("no_cache", bool, False, "Do not read or write the generation memo cache.", group="runtime"),
-    # where the task model runs (issue 13, cluster.py): not saved with a run, as it does not change its results
-    _O("ray", str, None, "Score on a Ray cluster (auto: the one running on this machine; needs the ray extra).",
+    # where the task model runs (issue 13, cluster.py): not saved with a run, as it does not change its
+    # results
+    _O("ray", str, None, "Score on a Ray cluster (auto: the one running on this machine; needs the ray "
+                         "extra).",
        group="runtime"),
-    _O("ray_actors", int, None, "Ray actors holding the task model, each with --threads threads [default: 2].",
+    _O("ray_actors", int, None, "Ray actors holding the task model, each with --threads threads "
+                                "[default: 2].",
        group="runtime", minimum=1, maximum=1024),
     _O("force", bool, False, "Allow --threads above the CPU count and --n-ctx above the model's training "
                              "context (the memory checks stay).", group="runtime"),
@@ -266,7 +204,8 @@ OPTIONS: tuple[Option, ...] = (
                              "[default: train=train,eval=validation,test=test,format=train].", group="task",
        parse=parse_splits),
     # -- the run -------------------------------------------------------------------------------------
-    _O("initial_prompt", str, None, "Starting prompt (default: the task's).", group="run", section="essentials"),
+    _O("initial_prompt", str, None, "Starting prompt (default: the task's).", group="run",
+       section="essentials"),
     _O("run_dir", str, None, "Run directory (default: a new folder under $GPO_LOCAL_HOME/runs).", group="run",
        parse=parse_directory),
     _O("quiet", bool, False, "No progress output.", group="run"),
@@ -288,46 +227,6 @@ def defaults(group: str) -> dict[str, Any]:
     return {o.name: o.default for o in OPTIONS if o.group == group}
 
 
-def bound_error(option: Option, value: int | float) -> str | None:
-    """Why `value` is outside `option`'s declared bounds (None when inside): not finite, below
-    the minimum or above the maximum; the caller names the option."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"must be a finite number (got {value})"
-    low, high = option.minimum, option.maximum
-    if low is not None and (value <= low if option.min_open else value < low):
-        return f"must be above {low} (got {value!r})" if option.min_open else f"must be at least {low} (got {value!r})"
-    if high is not None and (value >= high if option.max_open else value > high):
-        return f"must be below {high} (got {value!r})" if option.max_open else f"must be at most {high} (got {value!r})"
-    return None
-
-
-def canonical_choice(option: Option, value: str, label: str | None = None) -> str:
-    """`value` of a choice option, its alias resolved; refused with the known choices."""
-    allowed = option.allowed()
-    value = (option.aliases or {}).get(value, value)
-    if option.group == "task":  # metric names are case-insensitive
-        value = value.lower()
-    if value not in allowed:
-        raise ConfigError(f"unknown {label or option.flag} {value!r}; known: {', '.join(allowed)}")
-    return value
-
-
-def check_value(option: Option, value: Any, label: str | None = None) -> Any:
-    """`value` of `option` checked against its declared type, bounds and choices (ints are
-    accepted as floats); the message names the option as `label` (as the user wrote it) or
-    as its command-line flag."""
-    kind, label = option.kind, label or option.flag
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"option {label!r} must be a {kind.__name__} (got {value!r})")
-    if kind in (int, float) and (problem := bound_error(option, value)):
-        raise ConfigError(f"option {label!r} {problem}")
-    if option.choices is not None:
-        value = canonical_choice(option, value, label)
-    return value
-
-
 def check_options(values: Any, group: str) -> None:
     """Every option of `group` in `values` (a dataclass) within its declared type, bounds and
     choices; the message names the option by its flag."""
@@ -340,8 +239,9 @@ def check_options(values: Any, group: str) -> None:
 def _check_combinations(config: GPOConfig) -> None:
     with_gradient = not config.update.endswith("-without")
     if with_gradient and config.gradient != "feedback":
-        raise ConfigError(f"--update {config.update} shows a gradient section, which needs --gradient feedback "
-                          f"(got --gradient {config.gradient}); use --update {config.update}-without instead")
+        raise ConfigError(f"--update {config.update} shows a gradient section, which needs --gradient "
+                          f"feedback (got --gradient {config.gradient}); use --update "
+                          f"{config.update}-without instead")
     if config.gradient == "feedback" and not with_gradient and config.momentum != "feedback":
         raise ConfigError(f"--gradient feedback is never shown with --update {config.update}; "
                           f"use --update {config.update.removesuffix('-without')} or --gradient none")

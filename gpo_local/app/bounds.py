@@ -72,8 +72,9 @@ def model_info(spec: str) -> GGUFInfo | None:
 def check_threads(threads: int | None, force: bool) -> None:
     cpus = os.cpu_count() or 1
     if threads is not None and threads > cpus and not force:
-        raise ConfigError(f"threads={threads} is more than the {cpus} CPUs of this machine "
-                          "(force=True runs it anyway)")
+        raise ConfigError(
+            f"threads={threads} is more than the {cpus} CPUs of this machine (force=True runs it anyway)"
+        )
 
 
 def kv_cache_bytes(info: GGUFInfo, n_ctx: int, parallel: int) -> int | None:
@@ -94,16 +95,20 @@ def check_model_runtime(specs: list[str], n_ctx: int, parallel: int, force: bool
         if info is None:
             continue
         if info.context_length and n_ctx > info.context_length and not force:
-            raise ConfigError(f"n_ctx={n_ctx} is more than the training context of {spec} "
-                              f"({info.context_length} tokens; force=True runs it anyway)")
+            raise ConfigError(
+                f"n_ctx={n_ctx} is more than the training context of {spec} "
+                f"({info.context_length} tokens; force=True runs it anyway)"
+            )
         size = kv_cache_bytes(info, n_ctx, parallel)
         if size is not None:
             planned += size
             described.append(f"{spec} {gib(size)}")
     if memory and planned > memory:
-        raise ConfigError(f"parallel={parallel} with n_ctx={n_ctx} plans a KV cache of about {gib(planned)} "
-                          f"({', '.join(described)}), more than the {gib(memory)} of memory of this machine: "
-                          "lower parallel or n_ctx")
+        raise ConfigError(
+            f"parallel={parallel} with n_ctx={n_ctx} plans a KV cache of about {gib(planned)} "
+            f"({', '.join(described)}), more than the {gib(memory)} of memory of this machine: "
+            "lower parallel or n_ctx"
+        )
 
 
 def check_replies(config: GPOConfig) -> None:
@@ -111,9 +116,11 @@ def check_replies(config: GPOConfig) -> None:
     memory = memory_bytes()
     planned = config.candidates * (REPLY_OVERHEAD_BYTES + REPLY_BYTES_PER_TOKEN * config.optimizer_max_tokens)
     if memory and planned > memory:
-        raise ConfigError(f"candidates={config.candidates} plans replies of about {gib(planned)} per step "
-                          f"(up to optimizer_max_tokens={config.optimizer_max_tokens} tokens each, an estimate), "
-                          f"more than the {gib(memory)} of memory of this machine")
+        raise ConfigError(
+            f"candidates={config.candidates} plans replies of about {gib(planned)} per step "
+            f"(up to optimizer_max_tokens={config.optimizer_max_tokens} tokens each, an estimate), "
+            f"more than the {gib(memory)} of memory of this machine"
+        )
 
 
 def check_edit_budgets(config: GPOConfig, n_ctx: int, budgets: set[str]) -> list[str]:
@@ -122,19 +129,27 @@ def check_edit_budgets(config: GPOConfig, n_ctx: int, budgets: set[str]) -> list
     for name in sorted(budgets):
         words = getattr(config, name)
         if config.max_prompt_words is not None and words > config.max_prompt_words:
-            raise ConfigError(f"{name}={words} is more words than max_prompt_words={config.max_prompt_words} "
-                              "lets a prompt have")
+            raise ConfigError(
+                f"{name}={words} is more words than max_prompt_words={config.max_prompt_words} "
+                "lets a prompt have"
+            )
         reply = TOKENS_PER_WORD * words + TAG_TOKENS
         if config.grammar and reply >= n_ctx:
-            raise ConfigError(f"{name}={words}: a reply of that many new words takes about {reply} tokens, "
-                              f"more than n_ctx={n_ctx}")
+            raise ConfigError(
+                f"{name}={words}: a reply of that many new words takes about {reply} tokens, "
+                f"more than n_ctx={n_ctx}"
+            )
     if budgets and config.schedule not in ("none", "fixed") and config.lr_final > config.lr_init:
-        return [f"warning: the edit budget grows from lr_init={config.lr_init} to lr_final={config.lr_final} "
-                "words over the run (GPO's schedules decay it)"]
+        return [
+            f"warning: the edit budget grows from lr_init={config.lr_init} to lr_final={config.lr_final} "
+            "words over the run (GPO's schedules decay it)"
+        ]
     return []
 
 
-def check_runtime(runtime: dict, *, force: bool, roles: tuple[str, ...] = ("task_model", "optimizer_model")) -> None:
+def check_runtime(
+    runtime: dict, *, force: bool, roles: tuple[str, ...] = ("task_model", "optimizer_model")
+) -> None:
     """The machine's and the models' bounds of the runtime options, before any model loads."""
     check_threads(runtime.get("threads"), force)
     specs = [runtime.get(role) or runtime["task_model"] for role in roles]  # no optimizer model: the task's

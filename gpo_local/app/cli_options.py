@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 from click_option_group import optgroup
 
-from gpo_local.algorithm.config import OPTIONS, SECTIONS, Option, bound_error
+from gpo_local.algorithm.config import OPTIONS
+from gpo_local.algorithm.option import SECTIONS, Option, bound_error
 from gpo_local.errors import GpoError
 
 
@@ -41,7 +42,8 @@ class _Bounded:
         number = self.number.convert(value, param, ctx)
         low = self.option.minimum
         if low is not None and (number <= low if self.option.min_open else number < low):
-            self.fail(f"{number} is not in the range x{'>' if self.option.min_open else '>='}{low}.", param, ctx)
+            relation = ">" if self.option.min_open else ">="
+            self.fail(f"{number} is not in the range x{relation}{low}.", param, ctx)
         problem = bound_error(self.option, number)
         if problem:
             self.fail(problem, param, ctx)
@@ -61,7 +63,8 @@ def _option_kwargs(option: Option) -> tuple[tuple[str, ...], dict]:
     kwargs: dict = {"help": option.help_text(), "default": option.default if option.show_default else None,
                     "show_default": option.show_default}
     if option.kind is bool and option.default:  # on by default: --name/--no-name, None when not given
-        return (f"{option.flag}/--no-{option.flag[2:]}", option.name), {"default": None, "help": option.help_text()}
+        declarations = (f"{option.flag}/--no-{option.flag[2:]}", option.name)
+        return declarations, {"default": None, "help": option.help_text()}
     if option.kind is bool:
         kwargs.update(is_flag=True, default=bool(option.default))
         if option.negatable:  # --name/--no-name
@@ -125,12 +128,12 @@ def _optimize_only():
                      help="TOML file of optimize options (keys: option names, dashes or underscores); "
                           "options given on the command line win."),
         click.option("--resume", is_flag=True,
-                     help="Continue the run in --run-dir from its last complete step, with its saved task and "
-                          "options (TASK may be left out; budget limits and --steps may be raised)."),
+                     help="Continue the run in --run-dir from its last complete step, with its saved task "
+                          "and options (TASK may be left out; budget limits and --steps may be raised)."),
         click.option("--dry-run", is_flag=True,
-                     help="Print the generations and optimizer calls the configuration will make and an estimated "
-                          "wall time, then exit without creating a run. It loads the task model to time a few "
-                          "generations (seconds to minutes)."),
+                     help="Print the generations and optimizer calls the configuration will make and an "
+                          "estimated wall time, then exit without creating a run. It loads the task model to "
+                          "time a few generations (seconds to minutes)."),
     ]
 
 

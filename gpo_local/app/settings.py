@@ -24,7 +24,8 @@ from typing import Any
 from gpo_local.backends.cluster import ray_request
 from gpo_local.algorithm.directions import canonical_selection
 from gpo_local.errors import ConfigError
-from gpo_local.algorithm.config import METHOD_SWITCHES, OPTIONS, SWITCHES, GPOConfig, Limits, check_value, defaults, names
+from gpo_local.algorithm.config import METHOD_SWITCHES, OPTIONS, SWITCHES, GPOConfig, Limits, defaults, names
+from gpo_local.algorithm.option import check_value
 from gpo_local.app.bounds import check_run, check_runtime
 from gpo_local.algorithm.schedules import canonical_schedule, total_steps
 from gpo_local.tasks import Task, load_task
@@ -246,8 +247,8 @@ def resume_changes(saved: dict, v: dict[str, Any], given: set[str], task_spec: s
     read by the caller). A task or any other option given that differs from the saved run
     is refused with both values."""
     if task_spec is not None and not _same_task(task_spec, saved):
-        raise ConfigError(f"task {task_spec!r} differs from the run's task {saved['task']!r}: a resumed run keeps "
-                          "its task (leave TASK out, or start a new run)")
+        raise ConfigError(f"task {task_spec!r} differs from the run's task {saved['task']!r}: a resumed run "
+                          "keeps its task (leave TASK out, or start a new run)")
     changes = {}
     for name in sorted(given - set(RESUME_FREE)):
         value, old = v.get(name), _saved_value(saved, name)
@@ -293,7 +294,8 @@ def resolve_resume(run_dir: Path, saved: dict, values: dict[str, Any], explicit:
                "no_cache": not saved["settings"].get("cache", True), "ray": v.get("ray"),
                "ray_actors": v.get("ray_actors")}
     ray_request(runtime)
-    check_runtime(runtime, force=bool(v.get("force")) or "threads" not in given)  # a saved thread count stands
+    # A saved thread count stands (the run started with it); a new one is checked.
+    check_runtime(runtime, force=bool(v.get("force")) or "threads" not in given)
     return Settings(task_spec=task_spec, task=task, config=config, limits=limits,
                     initial_prompt=saved["initial_prompt"], runtime=runtime, run_dir=run_dir,
                     quiet=bool(v.get("quiet")), explicit=frozenset(given), notices=tuple(notices))

@@ -17,11 +17,29 @@ from typing import BinaryIO
 from gpo_local.errors import ModelError
 
 # Value types: fixed-size scalars (struct format), string (8), array (9).
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q",
-            12: "<d"}
+_SCALARS = {
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
+}
 _STRING, _ARRAY = 8, 9
-_WANTED = ("context_length", "block_count", "embedding_length", "attention.head_count",
-           "attention.head_count_kv", "attention.key_length", "attention.value_length")
+_WANTED = (
+    "context_length",
+    "block_count",
+    "embedding_length",
+    "attention.head_count",
+    "attention.head_count_kv",
+    "attention.key_length",
+    "attention.value_length",
+)
 KV_BYTES = 2  # llama.cpp's default KV cache type is f16
 
 
@@ -90,12 +108,18 @@ def read_gguf_info(path: Path) -> GGUFInfo:
                 if key == "general.architecture":
                     architecture = value
                 elif architecture and key.startswith(architecture + "."):
-                    found[key[len(architecture) + 1:]] = value
+                    found[key[len(architecture) + 1 :]] = value
                 if architecture and all(k in found for k in _WANTED[:5]):
                     break
     except (EOFError, ValueError, UnicodeDecodeError) as error:
         raise ModelError(f"{path}: unreadable GGUF header ({error or 'truncated'})") from None
-    return GGUFInfo(architecture=architecture or "?", context_length=found.get("context_length"),
-                    layers=found.get("block_count"), embedding=found.get("embedding_length"),
-                    heads=found.get("attention.head_count"), kv_heads=found.get("attention.head_count_kv"),
-                    key_length=found.get("attention.key_length"), value_length=found.get("attention.value_length"))
+    return GGUFInfo(
+        architecture=architecture or "?",
+        context_length=found.get("context_length"),
+        layers=found.get("block_count"),
+        embedding=found.get("embedding_length"),
+        heads=found.get("attention.head_count"),
+        kv_heads=found.get("attention.head_count_kv"),
+        key_length=found.get("attention.key_length"),
+        value_length=found.get("attention.value_length"),
+    )
