@@ -85,7 +85,7 @@ class Option:
         text = self.help
         if self.bound:
             text = f"{text.rstrip('.')}; {self.bound}."
-        if self.show_default or self.default is None or "default" in self.help:
+        if self.show_default or self.default is None or self.default is False or "default" in self.help:
             return text
         return f"{text} [default: {self.default}]."
 
