@@ -65,8 +65,13 @@ def model_file(spec: str) -> Path | None:
 
 
 def model_info(spec: str) -> GGUFInfo | None:
+    """The GGUF header of a model on disk; None where it is not on disk or unreadable (the
+    loader then says what is wrong with the file)."""
     path = model_file(spec)
-    return read_gguf_info(path) if path is not None else None
+    try:
+        return read_gguf_info(path) if path is not None else None
+    except ModelError:
+        return None
 
 
 def check_threads(threads: int | None, force: bool) -> None:
