@@ -88,14 +88,14 @@ def test_max_optimizer_calls_stops_at_a_step_boundary_and_resume_continues(monke
     # Resuming with the same limit stops again at once; a larger one continues to the end.
     again = CliRunner().invoke(main, ["optimize", str(task_dir), "--run-dir", str(limited), "--resume", "--quiet"])
     assert json.loads((limited / "result.json").read_text())["stopped"] == "max_optimizer_calls", again.output
-    CliRunner().invoke(main, ["optimize", "x", "--run-dir", str(limited), "--resume", "--quiet",
+    CliRunner().invoke(main, ["optimize", "--run-dir", str(limited), "--resume", "--quiet",
                               "--max-optimizer-calls", "100"])
     result = json.loads((limited / "result.json").read_text())
     assert result["stopped"] == "completed" and result["optimizer_calls"] == 12
     assert trajectory(limited) == trajectory(whole)
     assert json.loads((limited / "config.json").read_text())["limits"]["max_optimizer_calls"] == 100
     # A complete run resumed is a no-op that reprints the result.
-    out = CliRunner().invoke(main, ["optimize", "x", "--run-dir", str(limited), "--resume"])
+    out = CliRunner().invoke(main, ["optimize", "--run-dir", str(limited), "--resume"])
     assert out.exit_code == 0 and "nothing to resume" in out.output and trajectory(limited) == trajectory(whole)
 
 

@@ -24,7 +24,7 @@ from gpo_local.runs import faults
 from gpo_local.core import EvalResult, Example, Outcome
 from gpo_local.errors import OptionValue, PromptTooLongError
 from gpo_local.tasks import Task
-from gpo_local.tasks.prompting import assemble
+from gpo_local.tasks.prompting import DEFAULT_POSITION, assemble
 
 Progress = Callable[[int, int], None]
 Event = Callable[[str, dict], None]
@@ -35,7 +35,7 @@ class Evaluator:
     # second turn continues the first's KV), so a chunk only drains the batch at its end; four
     # times the decoder's 16 slots keeps that tail small while progress and the memo cache
     # still advance every few seconds.
-    def __init__(self, llm: LLM, task: Task, *, position: str = "Q_end", chunk_size: int = 64,
+    def __init__(self, llm: LLM, task: Task, *, position: str = DEFAULT_POSITION, chunk_size: int = 64,
                  on_progress: Progress | None = None, on_event: Event | None = None):
         # The whole LLM protocol (fits, n_ctx, generate_two_rounds), defaulted for a bare model.
         self.llm, self.task, self.position = complete_llm(llm), task, position

@@ -84,8 +84,8 @@ def _given(ctx, names) -> set[str]:
             if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
 
 
-@main.command(epilog=TASK_HELP)
-@click.argument("task")
+@main.command(epilog=TASK_HELP + " With --resume, TASK may be left out (the run knows its task).")
+@click.argument("task", required=False)
 @optimize_options
 @click.pass_context
 def optimize(ctx, task, config_file, resume, dry_run, **options):
@@ -101,11 +101,13 @@ def optimize(ctx, task, config_file, resume, dry_run, **options):
         done, damage = run.finished_result()  # a damaged result.json is recomputed
         if damage:
             click.echo(f"{damage}: recomputing it from the trajectory", err=True)
-        if done is not None:
+        settings = resolve_resume(run.path, saved, options, explicit, config_file, task_spec=task)
+        if done is not None and settings.config.steps <= saved["config"]["steps"]:
             click.echo("the run is complete; nothing to resume", err=True)
             _print_result(done, run.path)
             return
-        settings = resolve_resume(run.path, saved, options, explicit, config_file)
+    elif task is None:
+        raise click.UsageError("Missing argument 'TASK' (it may be left out with --resume only).")
     else:
         saved = None
         settings = resolve(task, options, explicit, config_file)

@@ -26,6 +26,7 @@ from gpo_local.core import EvalResult
 from gpo_local.runs.directory import home_dir
 from gpo_local.runs.storage import check_home
 from gpo_local.tasks import Task
+from gpo_local.app.bounds import check_runtime
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ def score_prompt(task: Task, prompt: str, *, split: str, limit: int | None, posi
         for notice in notices:
             if on_notice:
                 on_notice(notice)
+        # The machine's and the model's bounds (threads, context, KV memory) before the model loads.
+        check_runtime({**runtime, "task_model": spec}, force=bool(runtime.get("force")), roles=("task_model",))
         if not runtime["no_cache"]:  # GPO_LOCAL_HOME must be a directory, known before the model loads
             check_home(home_dir())
         llm = get_model(spec, role="task", ray=ray, **runtime_options(runtime))

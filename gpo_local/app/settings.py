@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from gpo_local.backends.cluster import ray_request
 from gpo_local.algorithm.directions import canonical_selection
 from gpo_local.errors import ConfigError, OptionValue
-from gpo_local.algorithm.config import OPTIONS, GPOConfig, Limits, check_value, defaults, names
+from gpo_local.algorithm.config import METHOD_SWITCHES, OPTIONS, SWITCHES, GPOConfig, Limits, defaults, names
+from gpo_local.algorithm.option import check_value
+from gpo_local.app.bounds import check_run, check_runtime
 from gpo_local.algorithm.schedules import canonical_schedule, total_steps
 from gpo_local.tasks import Task, load_task
 from gpo_local.methods import get_method
@@ -35,10 +37,6 @@ from gpo_local.backends.catalog import DEFAULT_MODEL, SUGGESTED_OPTIMIZER
 # Every table below is derived from the one declaration of the options (config.OPTIONS).
 FILE_OPTIONS = {o.name: o for o in OPTIONS if o.cli}  # what a TOML file (and the command line) may set
 TASK_KEYS = names("task")
-SWITCHES = ("gradient", "momentum", "selection", "momentum_update", "k", "update", "schedule", "lr_init", "lr_final",
-            "warmup")
-# The switches each method accepts (GPO all of them).
-METHOD_SWITCHES = {"gpo": SWITCHES, "sgdm": ("lr_init", "warmup"), "pe2": ("schedule", "lr_init", "lr_final", "warmup")}
 LIMITS = names("limit")
 RUNTIME_DEFAULTS = defaults("runtime")
 
@@ -192,6 +190,8 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
                for name, default in RUNTIME_DEFAULTS.items()}
     ray_request(runtime)  # --ray-actors without --ray fails before any model loads
     runtime, notices = suggested_models(runtime, given, task.suggested_models)
+    budgets = {name for name in ("lr_init", "lr_final") if name in given and name in METHOD_SWITCHES[method]}
+    notices += check_run(config, runtime, force=bool(v.get("force")), budgets=budgets)
     run_dir = Path(v["run_dir"]) if v.get("run_dir") else None
     return Settings(task_spec=task_spec, task=task, config=config, limits=limits, initial_prompt=initial_prompt,
                     runtime=runtime, run_dir=run_dir, quiet=bool(v.get("quiet")), explicit=frozenset(given),
@@ -223,18 +223,82 @@ def suggested_models(runtime: dict, given: set[str], task_suggests: dict,
     return chosen, notices
 
 
+# What a resumed run may change: its budget (larger --steps, the limits) and how it runs here.
+RESUME_RAISABLE = ("steps",)
+RESUME_FREE = (*LIMITS, "threads", "quiet", "ray", "ray_actors", "force", "run_dir")
+SAVED_RUNTIME = {"task_model": ("models", "task", "spec"), "optimizer_model": ("models", "optimizer", "spec"),
+                 "embedder": ("models", "embedder", "spec"), "n_ctx": ("settings", "n_ctx"),
+                 "n_gpu_layers": ("settings", "n_gpu_layers"), "parallel": ("settings", "parallel")}
+
+
+def _saved_value(saved: dict, name: str) -> Any:
+    """The value of option `name` a run was started with (config.json)."""
+    if name in saved["config"]:
+        return saved["config"][name]
+    if name in SAVED_RUNTIME:
+        value = saved
+        for key in SAVED_RUNTIME[name]:
+            value = (value or {}).get(key)
+        return value
+    if name == "no_cache":
+        return not saved["settings"].get("cache", True)
+    if name in TASK_KEYS:
+        return (saved.get("task_options") or {}).get(name)
+    return saved.get(name)  # initial_prompt
+
+
+def _same_task(task_spec: str, saved: dict) -> bool:
+    if task_spec in (saved["task"], saved["task_source"]):
+        return True
+    given, recorded = Path(task_spec).expanduser(), Path(saved["task"]).expanduser()
+    return given.exists() and recorded.exists() and given.resolve() == recorded.resolve()
+
+
+def resume_changes(saved: dict, v: dict[str, Any], given: set[str], task_spec: str | None) -> dict[str, Any]:
+    """The options a resume changes ({name: new value}): a larger `steps` (and the limits,
+    read by the caller). A task or any other option given that differs from the saved run
+    is refused with both values."""
+    if task_spec is not None and not _same_task(task_spec, saved):
+        raise ConfigError(f"task {task_spec!r} differs from the run's task {saved['task']!r}: a resumed run "
+                          "keeps its task (leave TASK out, or start a new run)")
+    changes = {}
+    for name in sorted(given - set(RESUME_FREE)):
+        value, old = v.get(name), _saved_value(saved, name)
+        if name in ("selection", "schedule") and value is not None:
+            value = canonical_selection(value) if name == "selection" else canonical_schedule(value)
+        if name == "metric" and value:
+            value = value.lower()
+        if value == old or (name == "initial_prompt" and old is not None and value.strip() == old.strip()):
+            continue
+        if name in RESUME_RAISABLE and isinstance(old, int) and value > old:
+            changes[name] = value
+            continue
+        raise ConfigError(f"{name}={value!r} differs from the run's {name}={old!r}: a resumed run keeps its "
+                          f"options (only a larger steps and the budget limits can change; start a new run "
+                          "to change it)")
+    return changes
+
+
 def resolve_resume(run_dir: Path, saved: dict, values: dict[str, Any], explicit: set[str] = frozenset(),
-                   config_file: Path | None = None) -> Settings:
-    """Settings to continue a run: its saved task, config, prompt and models; only the budget
-    limits (and threads, quiet, --ray) may change, from the command line or the file."""
+                   config_file: Path | None = None, task_spec: str | None = None) -> Settings:
+    """Settings to continue a run: its saved task, config, prompt and models. The budget
+    (a larger steps, the limits) and how it runs here (threads, quiet, ray) may change, from
+    the command line or the file; a task or another option that differs is refused."""
     v, given = merge(values, set(explicit), config_file)
+    changes = resume_changes(saved, v, given, task_spec)
     config = GPOConfig(**{f.name: saved["config"][f.name] for f in fields(GPOConfig) if f.name in saved["config"]})
+    notices = [f"resuming with {name} {getattr(config, name)} -> {value} (the run's config is updated)"
+               for name, value in changes.items()]
+    config = replace(config, **changes)
+    config.validate()
     task_spec = saved["task"] if saved["task_source"].startswith("builtin:") else saved["task_source"]
     task = load_task(task_spec, seed=config.seed, **saved.get("task_options", {}))
     if config.test_holdout:
         task = task.with_holdout(config.test_holdout)
     old = saved.get("limits") or {}
     limits = Limits(**{name: v[name] if name in given else old.get(name) for name in LIMITS})
+    notices += [f"resuming with {name} {old.get(name)} -> {getattr(limits, name)}" for name in LIMITS
+                if name in given and getattr(limits, name) != old.get(name)]
     runtime = {"task_model": saved["models"]["task"]["spec"], "optimizer_model": saved["models"]["optimizer"]["spec"],
                "embedder": saved["models"]["embedder"]["spec"], **{k: saved["settings"][k] for k in
                                                                    ("n_ctx", "n_gpu_layers", "parallel")},
@@ -242,9 +306,11 @@ def resolve_resume(run_dir: Path, saved: dict, values: dict[str, Any], explicit:
                "no_cache": not saved["settings"].get("cache", True), "ray": v.get("ray"),
                "ray_actors": v.get("ray_actors")}
     ray_request(runtime)
+    # A saved thread count stands (the run started with it); a new one is checked.
+    check_runtime(runtime, force=bool(v.get("force")) or "threads" not in given)
     return Settings(task_spec=task_spec, task=task, config=config, limits=limits,
                     initial_prompt=saved["initial_prompt"], runtime=runtime, run_dir=run_dir,
-                    quiet=bool(v.get("quiet")), explicit=frozenset(given))
+                    quiet=bool(v.get("quiet")), explicit=frozenset(given), notices=tuple(notices))
 
 
 def describe(settings: Settings) -> dict:

@@ -21,6 +21,7 @@ Imports the algorithm layer and everything below it; nothing above.
 from __future__ import annotations
 
 from gpo_local.errors import ConfigError, OptionValue
+from gpo_local.algorithm.config import METHOD_NAMES
 from gpo_local.algorithm.optimizer import GPO, Method
 from gpo_local.methods.ape import APE
 from gpo_local.methods.apo import APO
@@ -29,8 +30,9 @@ from gpo_local.methods.pe2 import PE2
 from gpo_local.methods.sgdm import SGDM, SGDM_PRESET
 from gpo_local.methods.simple import CoT, Empty, Reference
 
-METHODS: dict[str, type[Method]] = {"gpo": GPO, "empty": Empty, "cot": CoT, "ape": APE, "apo": APO, "opro": OPRO,
-                                    "pe2": PE2, "sgdm": SGDM, "reference": Reference}
+# Keyed by each class's name, in the order --method lists them (config.METHOD_NAMES).
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in sorted((GPO, Empty, CoT, APE, APO, OPRO, PE2, SGDM, Reference),
+                                                                    key=lambda cls: METHOD_NAMES.index(cls.name))}
 
 __all__ = ["METHODS", "SGDM_PRESET", "get_method"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterable
 
 from gpo_local.backends.catalog import DEFAULT_MODEL
-from gpo_local.algorithm.config import OPTIONS
+from gpo_local.algorithm.config import METHOD_NAMES, OPTIONS
 from gpo_local.errors import ConfigError, GpoError
 from gpo_local.app.paper import benchmark_of
 from gpo_local.app.cli_options import optimize_parser
@@ -18,7 +18,7 @@ from gpo_local.tasks import load_task
 from gpo_local.tasks.builtin import BUILTIN_TASKS
 
 
-METHODS = ("gpo", "empty", "cot", "ape", "apo", "opro", "pe2", "sgdm", "reference")
+METHODS = METHOD_NAMES
 DEFAULT_TASK_MODEL = DEFAULT_MODEL
 
 # Options the harness sets itself, and where a config gives them instead.

@@ -205,14 +205,15 @@ class RunDir:
         write_json_atomic(self.config_path, {**record, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
     def resume(self, record: dict, saved: dict) -> None:
-        """Check that the models are unchanged; only the limits may change on resume, and the
-        config keeps the record of them current."""
+        """Check that the models are unchanged; only the budget (a larger steps, the limits) may
+        change on resume, and the config keeps the record of it current."""
         for role in ("task", "optimizer"):
             if saved["models"][role]["sha256"] != record["models"][role]["sha256"]:
                 raise ModelError(f"{role} model {record['models'][role]['path']} has changed since the run started "
                                  f"(sha256 {record['models'][role]['sha256'][:12]} != "
                                  f"{saved['models'][role]['sha256'][:12]})")
-        write_json_atomic(self.config_path, {**saved, "limits": record["limits"]})
+        write_json_atomic(self.config_path, {**saved, "config": {**saved["config"], "steps": record["config"]["steps"]},
+                                             "limits": record["limits"]})
 
     def write_result(self, summary: dict) -> None:
         write_json_atomic(self.result_path, summary)

@@ -8,6 +8,7 @@ uses that frame. An empty instruction is left out with its separator.
 from __future__ import annotations
 
 POSITIONS = ("Q_end", "Q_begin", "A_begin")
+DEFAULT_POSITION = "Q_end"  # where the instruction goes unless a task or the user says otherwise
 
 
 def assemble(instruction: str, question: str, position: str) -> str:
