@@ -8,7 +8,7 @@ prompt, score the initial and the final prompt on the test split. A method only 
 One GPO step (GPO_SPEC 1.5), read as gradient descent: the step size from the schedule
 (schedules.py); the gradient (gradients.GRADIENTS) and its momentum over feedback
 (gradients.FEEDBACK_MOMENTA); the direction, momentum over prompts (directions.DIRECTIONS);
-the update, the meta-prompt (updates.py); C candidates sampled with per-candidate seeds,
+the update, the meta-prompt (updates.UPDATES); C candidates sampled with per-candidate seeds,
 parsed, de-duplicated in order and the new ones scored on the dev split in one evaluator call;
 every candidate recorded; the next prompt selected (trajectory.select_next).
 
@@ -37,22 +37,26 @@ import hashlib
 import random
 import time
 from dataclasses import asdict, replace
+from functools import partial
+from types import MappingProxyType
 from typing import Callable, Sequence
 
 from gpo_local.backends import LLM, CountingLLM, sampler_options
 from gpo_local.algorithm.budget import gpo_step_costs, reference_calls, within_budget
 from gpo_local.algorithm.config import GPOConfig, Limits
 from gpo_local.core import Candidate, Example, RunResult, TrajectoryEntry
-from gpo_local.algorithm.directions import DIRECTIONS, GradientEntry, direction_name, get_selector
+from gpo_local.algorithm.directions import DIRECTIONS, DirectionContext, GradientEntry, direction_name
 from gpo_local.algorithm.evaluator import Evaluator
-from gpo_local.algorithm.gradients import FEEDBACK_MOMENTA, GRADIENTS, feedback_momentum_name, gradient_history
+from gpo_local.algorithm.gradients import (FEEDBACK_MOMENTA, GRADIENTS, FeedbackContext, GradientContext,
+                                           feedback_momentum_name, gradient_history)
 from gpo_local.algorithm.index import TrajectoryIndex
 from gpo_local.algorithm.racing import candidate_fields, score_new
 from gpo_local.replies.parser import ReplyParser
 from gpo_local.runs.directory import JsonlLog
 from gpo_local.tasks import Task
 from gpo_local.algorithm.trajectory import CANDIDATE, INIT, STEP, TrajectoryState, final_choice, last_recorded, replay, select_next
-from gpo_local.algorithm.updates import render_update, word_edit_distance
+from gpo_local.algorithm.strategy import Strategy
+from gpo_local.algorithm.updates import UPDATES, UpdateContext, word_edit_distance
 from gpo_local.replies.parsing import normalize_prompt
 
 Event = Callable[[str, dict], None]
@@ -115,7 +119,10 @@ class Method:
         # paused process (SIGSTOP) nor other work on a shared machine inflates the way it does
         # wall time; a Ray pool's remote workers are not counted.
         self._cpu_before, self._cpu_started = 0.0, time.process_time()
-        self.replies = ReplyParser(self)  # issue 10: grammar, leak check, drop reasons (replies.py)
+        # Grammar, leak check, drop reasons (replies/parser.py): given what it reads, not the method.
+        self.replies = ReplyParser(config, optimizer=self.optimizer_llm, exemplars=self.exemplars,
+                                   leak_sources=[task.splits.get(name, ()) for name in ("eval", "train")],
+                                   reasons_first=self.reasons_first, records=log.records)
 
     # -- what a method defines -------------------------------------------------------------
 
@@ -341,10 +348,10 @@ class GPO(Method):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         cfg = self.config
-        self.select = get_selector(cfg.selection, over="feedback" if cfg.momentum == "feedback" else "para")
         self.gradient_of = GRADIENTS[cfg.gradient]
         self.feedback_momentum = FEEDBACK_MOMENTA[feedback_momentum_name(cfg)]
         self.direction = DIRECTIONS[direction_name(cfg)]
+        self.update_rule = UPDATES[cfg.update]
         self.gradients: list[GradientEntry] = []  # feedback history, with each step's improvement
         # The strategies' states, by their step-record key (recorded there, restored from there).
         self.states: dict[str, object] = {}
@@ -363,16 +370,20 @@ class GPO(Method):
         summary = config.momentum == "para" and config.momentum_update == "real-time" and step > 0
         return config.candidates + summary
 
+    def _strategies(self) -> tuple[Strategy, ...]:
+        return self.gradient_of, self.feedback_momentum, self.direction, self.update_rule
+
     def restore(self, records, state):
         self.gradients = gradient_history(records)
-        for strategy in (self.feedback_momentum, self.direction):
-            key = getattr(strategy, "state_key", None)
-            if key:
-                self.states[key] = last_recorded(records, key)
+        for strategy in self._strategies():
+            if strategy.state_key:
+                self.states[strategy.state_key] = last_recorded(records, strategy.state_key)
 
-    def _run_strategy(self, strategy, *args, record: dict):
-        key = getattr(strategy, "state_key", None)
-        result, new_state = strategy(self, *args, self.states.get(key))
+    def _apply(self, strategy: Strategy, context, record: dict):
+        """Run a strategy on its context and its carried state; a stateful one's new state is
+        kept and recorded in the step record."""
+        key = strategy.state_key
+        result, new_state = strategy(context, self.states.get(key) if key else None)
         if key:
             self.states[key] = record[key] = new_state
         return result
@@ -382,16 +393,28 @@ class GPO(Method):
         current = state.trajectory[-1]
         self.index.sync([e.prompt for e in state.trajectory])
         budget = self.schedule(len(state.trajectory)) if self.schedule else None
-        gradient = self.gradient_of(self, step, current.prompt)
-        record = dict(gradient.record)
+        ask = partial(self.ask, step=step)
+        states: dict = {}
+        gradient = self._apply(self.gradient_of, GradientContext(
+            step=step, prompt=current.prompt, ask=ask,
+            train_outcomes=partial(self.train_outcomes, step, current.prompt)), states)
+        record = {**gradient.record, **states}
         if gradient.text is not None:
             self.gradients.append(GradientEntry(gradient.text, step))
-            shown = self._run_strategy(self.feedback_momentum, step, gradient, record=record)
+            shown = self._apply(self.feedback_momentum, FeedbackContext(
+                step=step, gradient=gradient, history=tuple(self.gradients), k=cfg.k, selection=cfg.selection,
+                embed=self.index.embedder.encode, ask=ask), record)
         else:
             shown = None
-        history, kind = self._run_strategy(self.direction, step, state, record=record)
-        meta = render_update(method=cfg.update, history=history, history_kind=kind, current=current.prompt,
-                             exemplars=self.exemplars, position=cfg.position, budget=budget, gradient=shown)
+        direction = self._apply(self.direction, DirectionContext(
+            step=step, trajectory=tuple(state.trajectory), known_scores=MappingProxyType(state.scores),
+            k=cfg.k, selection=cfg.selection, similarities=self.index.similarities, ask=ask,
+            score_dev=self.score_dev), record)
+        for prompt, score in direction.scored:
+            state.scored(prompt, score)
+        meta = self._apply(self.update_rule, UpdateContext(
+            history=direction.entries, history_kind=direction.kind, current=current.prompt, gradient=shown,
+            exemplars=tuple(self.exemplars), position=cfg.position, budget=budget), record)
         parsed, (meta, *_), cap = self.propose([meta] * cfg.candidates, step=step, current=current.prompt,
                                                budget=budget)
         if self.replies.constrained:
