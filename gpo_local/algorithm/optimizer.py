@@ -28,7 +28,9 @@ task, step, index), and a memo cache makes the replayed generations free, so a r
 with the same trajectory as an uninterrupted one.
 
 Budget (budget.py): every generation the algorithm asks for counts, memo hits included: the
-budget describes the algorithm, not the cache.
+budget describes the algorithm, not the cache. With the reply quota (quota.py) a step may ask
+more than its planned calls; those asks come out of the same budget, so a run stops at the
+step boundary where the next step's planned calls no longer fit.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import random
 import time
 from dataclasses import asdict, replace
 from functools import partial
+from typing import NamedTuple
 from types import MappingProxyType
 from typing import Callable, Sequence
 
@@ -50,6 +53,7 @@ from gpo_local.algorithm.evaluator import Evaluator
 from gpo_local.algorithm.gradients import (FEEDBACK_MOMENTA, GRADIENTS, FeedbackContext, GradientContext,
                                            feedback_momentum_name, gradient_history)
 from gpo_local.algorithm.index import TrajectoryIndex
+from gpo_local.algorithm import quota
 from gpo_local.algorithm.racing import candidate_fields, score_new
 from gpo_local.replies.parser import ReplyParser
 from gpo_local.runs.directory import JsonlLog
@@ -60,6 +64,16 @@ from gpo_local.algorithm.updates import UPDATES, UpdateContext, word_edit_distan
 from gpo_local.replies.parsing import normalize_prompt
 
 Event = Callable[[str, dict], None]
+
+
+class Proposal(NamedTuple):
+    """Candidates of a call (None for a dropped reply), the parent of each, the meta-prompts as
+    sent, and the word cap of the replies."""
+
+    candidates: list[str | None]
+    parents: list[str | None]
+    metas: list[str]
+    cap: int | None
 
 def candidate_seed(seed: int, task: str, step: int, index: int | str) -> int:
     """A seed that depends only on the run seed, the task, the step and the call's index."""
@@ -119,6 +133,8 @@ class Method:
         # paused process (SIGSTOP) nor other work on a shared machine inflates the way it does
         # wall time; a Ray pool's remote workers are not counted.
         self._cpu_before, self._cpu_started = 0.0, time.process_time()
+        self.quota = quota.Tally()  # the current step's reply-quota counts
+        self._spare = 0  # optimizer calls the current step may make beyond its plan (the quota's)
         # Grammar, leak check, drop reasons (replies/parser.py): given what it reads, not the method.
         self.replies = ReplyParser(config, optimizer=self.optimizer_llm, exemplars=self.exemplars,
                                    leak_sources=[task.splits.get(name, ()) for name in ("eval", "train")],
@@ -185,6 +201,13 @@ class Method:
         self._seconds_before, self._started = usage.get("seconds", 0.0), self.clock()
         self._cpu_before, self._cpu_started = usage.get("cpu_seconds", 0.0), time.process_time()
 
+    def _call_budget(self) -> int:
+        """The optimizer calls the run may make: the budget (budget.reference_calls), or the
+        limit when lower. Without the quota no step exceeds its plan, which fits in the budget."""
+        limit = self.limits.max_optimizer_calls
+        budget = reference_calls(self.config)
+        return budget if limit is None else min(budget, limit)
+
     def _limit_reached(self, next_cost: int) -> str | None:
         limits = self.limits
         if limits.max_optimizer_calls is not None and self.optimizer_llm.calls + next_cost > limits.max_optimizer_calls:
@@ -212,12 +235,18 @@ class Method:
         self.on_event("trajectory", {"entry": asdict(state.trajectory[-1])})
         plan = self.plan()
         stopped = "completed"
+        calls = self._call_budget()
         for step in range(len(state.trajectory) - 1, len(plan)):
             reason = self._limit_reached(plan[step])
             if reason:
                 stopped = reason
                 self.on_event("warning", {"message": f"stopped before step {step + 1}/{len(plan)}: {reason} "
                                                      f"reached; resume with a larger limit to continue"})
+                break
+            self._spare = calls - self.optimizer_llm.calls - plan[step]
+            if self._spare < 0:  # the reply quota's extra asks spent what this step needs
+                message = f"stopped before step {step + 1}/{len(plan)}: the {calls} optimizer calls are spent"
+                self.on_event("warning", {"message": message})
                 break
             self.on_event("step_started", {"step": step, "steps": len(plan), "method": self.name,
                                            "budget": self.schedule(len(state.trajectory)) if self.schedule else None})
@@ -228,11 +257,14 @@ class Method:
         self.log.append({"kind": kind, **data})
 
     def ask(self, prompts: Sequence[str], *, step: int, tag: str = "", temperature: float | None = None,
-            grammar: str | None = None, max_tokens: int | None = None, copy_guard=None) -> list[str]:
+            grammar: str | None = None, max_tokens: int | None = None, copy_guard=None,
+            first: int = 0) -> list[str]:
         """Optimizer replies, one per meta-prompt, each with its own seed from (seed, task, step,
-        tag + index): a reply never depends on the other calls, so a resumed run asks the same."""
+        tag + ask number), the ask numbers counting from `first`: a reply never depends on the
+        other calls, so a resumed run asks the same."""
         cfg = self.config
-        seeds = [candidate_seed(cfg.seed, self.task.name, step, f"{tag}{j}" if tag else j) for j in range(len(prompts))]
+        seeds = [candidate_seed(cfg.seed, self.task.name, step, f"{tag}{j}" if tag else j)
+                 for j in range(first, first + len(prompts))]
         if not prompts:
             return []
         min_p = cfg.optimizer_min_p if self.optimizer_llm.supports_grammar else 0.0  # a model with its own sampler
@@ -243,23 +275,32 @@ class Method:
     def score_dev(self, prompt: str) -> float:
         return self.evaluator.score(prompt, "eval", limit=self.config.dev_limit).score
 
-    def propose(self, metas: Sequence[str], *, step: int, current: str = "", budget: int | None = None,
-                tag: str = "") -> tuple[list[str | None], list[str], int | None]:
-        """Candidate prompts from candidate-writing meta-prompts: (one candidate per meta-prompt,
-        None for a dropped reply; the meta-prompts as sent; the word cap). Every method's
-        candidates come through here, so they share the reply grammar of the step's word cap
-        (`current` and `budget` set it, replies.py), the stated cap and the drop reasons.
-        The cap is stated only to a constrained optimizer, which cannot write past it: told the
-        cap, free-form replies on BBH went over it as often as untold (benchmarks/README.md)."""
+    def propose(self, metas: Sequence[str], *, step: int, state: TrajectoryState, current: str = "",
+                budget: int | None = None, tag: str = "",
+                parents: str | None | Sequence[str | None] = None) -> Proposal:
+        """Candidate prompts from candidate-writing meta-prompts, one per meta-prompt and, with
+        the reply quota (quota.py), more until as many are usable new prompts (new to `state`).
+        Every method's candidates come through here, so they share the reply grammar of the
+        step's word cap (`current` and `budget` set it, replies.py), the stated cap, the drop
+        reasons and the quota. `parents`: the prompt each meta-prompt works from (one for all,
+        or one per meta-prompt). The cap is stated only to a constrained optimizer, which cannot
+        write past it: told the cap, free-form replies on BBH went over it as often as untold
+        (benchmarks/README.md)."""
         metas, grammar, max_tokens, cap = self.replies.request(metas, current, budget)
-        replies = self.ask(metas, step=step, tag=tag, grammar=grammar, max_tokens=max_tokens,
-                           copy_guard=self.replies.copy_guard(current))
-        return self.parse(replies, max_words=cap, max_tokens=max_tokens), metas, cap
+        guard = self.replies.copy_guard(current)
 
-    def parse(self, replies: Sequence[str], *, max_words: int | None = None,
-              max_tokens: int | None = None) -> list[str | None]:
-        """Candidates of the replies, None for a dropped one (reasons counted, replies.py)."""
-        return self.replies.parse(replies, max_words=max_words, max_tokens=max_tokens)
+        def asked(indices: list[int], first: int, seen=()) -> list[str | None]:
+            replies = self.ask([metas[j] for j in indices], step=step, tag=tag, grammar=grammar,
+                               max_tokens=max_tokens, copy_guard=guard, first=first)
+            return self.replies.parse(replies, max_words=cap, max_tokens=max_tokens, seen=seen)
+
+        parsed, slots = asked(list(range(len(metas))), 0), list(range(len(metas)))
+        if self.config.reply_quota and metas:
+            parsed, slots, asks = quota.fill(parsed, known=state.scores, spare=self._spare, retry=asked)
+            self._spare -= asks - len(metas)
+            self.quota.add(len(metas), asks, sum(quota.usable_slots(parsed, state.scores)))
+        given = list(parents) if isinstance(parents, (list, tuple)) else [parents] * len(metas)
+        return Proposal(parsed, [given[j] for j in slots], metas, cap)
 
     def drop_totals(self) -> dict[str, int]:
         return self.replies.totals()
@@ -311,8 +352,9 @@ class Method:
     def choose(self, step: int, state: TrajectoryState, prompt: str, score: float, *, meta_prompt: str | None,
                budget: int | None = None, **extra) -> None:
         state.choose(TrajectoryEntry(prompt=prompt, dev_score=score, step=step))
+        counts = self.quota.take() if self.config.reply_quota else {}
         self._record(STEP, step=step, prompt=prompt, dev_score=score, budget=budget, meta_prompt=meta_prompt,
-                     **extra, **self.replies.take_step(), usage=self.usage())
+                     **extra, **self.replies.take_step(), **counts, usage=self.usage())
         self.on_event("chosen", {"step": step, "prompt": prompt, "dev_score": score,
                                  "best": max(e.dev_score for e in state.trajectory)})
 
@@ -415,11 +457,13 @@ class GPO(Method):
         meta = self._apply(self.update_rule, UpdateContext(
             history=direction.entries, history_kind=direction.kind, current=current.prompt, gradient=shown,
             exemplars=tuple(self.exemplars), position=cfg.position, budget=budget), record)
-        parsed, (meta, *_), cap = self.propose([meta] * cfg.candidates, step=step, current=current.prompt,
-                                               budget=budget)
+        proposal = self.propose([meta] * cfg.candidates, step=step, state=state, current=current.prompt,
+                                budget=budget, parents=current.prompt)
+        meta = proposal.metas[0]
         if self.replies.constrained:
-            record["grammar_words"] = cap  # the constrained replies' word cap (None: unbounded)
-        scored = self.score_candidates(step, state, parsed, parent=current.prompt, budget=budget)
+            record["grammar_words"] = proposal.cap  # the constrained replies' word cap (None: unbounded)
+        scored = self.score_candidates(step, state, proposal.candidates, parent=proposal.parents,
+                                       budget=budget)
         prompt, score = select_next([(current.prompt, current.dev_score), *scored], state.selected)
         if self.gradients and self.gradients[-1].step == step:
             self.gradients[-1] = replace(self.gradients[-1], improvement=score - current.dev_score)

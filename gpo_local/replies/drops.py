@@ -14,7 +14,8 @@ Reasons, checked in this order:
 - `leaks_example`: it restates a task example (leaks.py);
 - `meta_talk`: it talks about the prompt instead of being one, in the meta-prompt's words
   ("Change at most 40 words of the current prompt.", "The current prompt is too vague"; leaks.py);
-- `duplicate`: the same prompt (whitespace-normalized) as an earlier reply of the same call.
+- `duplicate`: the same prompt (whitespace-normalized) as an earlier reply of the same call (with
+  the reply quota, of the same step's earlier asks).
 A grammar-constrained reply (grammar.py) cannot be empty, untagged, leak tags or exceed the cap;
 it can still be truncated, leak an example, talk about the prompt or repeat another. One that
 reached its cap is cut back to its last full sentence (grammar.cut_to_sentence): kept, and
@@ -71,9 +72,11 @@ def classify(reply: str | None, *, require_tags: bool = False, truncated: bool =
     return prompt, None
 
 
-def mark_duplicates(prompts: Sequence[str | None], reasons: list[str | None]) -> list[str | None]:
-    """Drop later repeats of a prompt within one call (reason `duplicate`), in place."""
-    seen, kept = set(), []
+def mark_duplicates(prompts: Sequence[str | None], reasons: list[str | None],
+                    seen: Iterable[str] = ()) -> list[str | None]:
+    """Drop later repeats of a prompt within one call, or of a normalized prompt in `seen`
+    (reason `duplicate`), in place."""
+    seen, kept = set(seen), []
     for i, prompt in enumerate(prompts):
         if prompt is not None:
             key = normalize_prompt(prompt)

@@ -92,11 +92,12 @@ class ReplyParser:
             self._leak_detector = LeakDetector(leak_references(self.exemplars, *self.leak_sources))
         return self._leak_detector
 
-    def parse(self, replies: Sequence[str], *, max_words: int | None = None,
-              max_tokens: int | None = None) -> list[str | None]:
+    def parse(self, replies: Sequence[str], *, max_words: int | None = None, max_tokens: int | None = None,
+              seen: Iterable[str] = ()) -> list[str | None]:
         """Candidates of the replies, None for a dropped one; the drop reasons are collected
         for the step's record. `max_tokens`: the replies' token limit, when not
-        --optimizer-max-tokens."""
+        --optimizer-max-tokens; `seen`: normalized prompts of earlier asks, whose repeats are
+        dropped as duplicates."""
         cfg = self.config
         parsed, reasons = classify_replies(
             replies, self.optimizer, max_tokens=max_tokens or cfg.optimizer_max_tokens,
@@ -106,7 +107,7 @@ class ReplyParser:
         # A kept prompt shorter than its reply's text was cut back to a full sentence at the cap.
         self._step_cuts += sum(1 for reply, prompt in zip(replies, parsed)
                                if prompt is not None and prompt != parse_candidate(reply, require_tags=cfg.require_tags))
-        parsed = mark_duplicates(parsed, reasons)
+        parsed = mark_duplicates(parsed, reasons, seen)
         self._step_drops.extend(reasons)
         return parsed
 
