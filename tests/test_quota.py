@@ -5,7 +5,11 @@ import json
 
 import pytest
 
+from click.testing import CliRunner
+
 from conftest import difficulty_task, task_model
+from test_golden import _install
+from gpo_local.app.cli import main
 from gpo_local.algorithm.budget import reference_calls
 from gpo_local.algorithm.config import GPOConfig, Limits
 from gpo_local.algorithm.index import TrajectoryIndex
@@ -98,3 +102,18 @@ def test_the_baselines_get_the_same_quota(tmp_path, method, counts):
 
 def test_a_repeat_of_a_scored_prompt_is_kept_but_not_counted():
     assert usable_slots(["a", None, " a ", "b", "c"], known={"c"}) == [True, False, False, True, False]
+
+
+def test_show_and_the_report_give_the_asks(tmp_path, monkeypatch):
+    _install(monkeypatch)
+    run_dir = tmp_path / "run"
+    runner = CliRunner()
+    outcome = runner.invoke(main, ["optimize", "sentiment", "--steps", "3", "--candidates", "3", "--dev-limit", "8",
+                                   "--test-limit", "10", "--no-cache", "--quiet", "--run-dir", str(run_dir)])
+    assert outcome.exit_code == 0, outcome.output
+    shown = runner.invoke(main, ["show", str(run_dir)])
+    assert shown.exit_code == 0, shown.output
+    assert "the reply quota asked 9 times for 6 candidates, 6 usable" in " ".join(shown.output.split())
+    assert "6/3" in shown.output  # the second step: 6 asks for 3 candidates
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["quota"] == {"asks": 9, "wanted": 6, "usable": 6}

@@ -302,6 +302,14 @@ class Method:
         given = list(parents) if isinstance(parents, (list, tuple)) else [parents] * len(metas)
         return Proposal(parsed, [given[j] for j in slots], metas, cap)
 
+    def quota_totals(self) -> dict:
+        """result.json's `quota`: the reply quota's counts summed over the step records (asks
+        made, candidates wanted, usable ones obtained); empty with the quota off."""
+        steps = [r for r in self.log.records() if r.get("kind") == STEP and "asks" in r]
+        if not self.config.reply_quota:
+            return {}
+        return {"quota": {key: sum(r[key] for r in steps) for key in ("asks", "wanted", "usable")}}
+
     def drop_totals(self) -> dict[str, int]:
         return self.replies.totals()
 

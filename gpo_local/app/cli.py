@@ -33,7 +33,7 @@ from gpo_local.tasks import load_task
 from gpo_local.runs.directory import home_dir
 from gpo_local.runs.storage import check_home
 from gpo_local.runs.rundata import load_run
-from gpo_local.replies.drops import describe as describe_drops, describe_cuts, step_views_total
+from gpo_local.replies.drops import describe as describe_drops, describe_asks, describe_cuts, step_views_total
 from gpo_local.app.report import write_report
 from gpo_local.backends.catalog import load_catalog, sha256_file
 from gpo_local.backends.packs import describe as describe_pack
@@ -231,21 +231,23 @@ def show(run_dir):
     table.add_column("budget", justify="right")
     table.add_column("edit distance", justify="right")
     table.add_column("cands", justify="right")
+    table.add_column("asks", justify="right")  # the reply quota's optimizer calls / candidates wanted
     table.add_column("chosen prompt", overflow="fold")
     table.add_column("dev", justify="right")
     for step in run.steps:
         dists = step.distances
         spread = f"{step.mean_distance:.1f} ({min(dists)}-{max(dists)})" if dists else "-"
         budget = "-" if step.budget is None else str(step.budget)
-        table.add_row(step.label, budget, spread, str(len(step.candidates)), _shorten(step.prompt, 70),
+        asks = "-" if step.asks is None else f"{step.asks}/{step.wanted}"
+        table.add_row(step.label, budget, spread, str(len(step.candidates)), asks, _shorten(step.prompt, 70),
                       percent(step.dev_score))
     console.print(table)
     _show_raced(console, run)  # issue 12
     if run.pending:
         console.print(f"{len(run.pending)} candidates of an unfinished step are recorded (resume continues it)")
 
-    console.print(f"dropped optimizer replies: {describe_drops(*step_views_total(run.steps))}{describe_cuts(run.steps)}",
-                  highlight=False)
+    text = describe_drops(*step_views_total(run.steps)) + describe_cuts(run.steps) + describe_asks(run.steps)
+    console.print(f"dropped optimizer replies: {text}", highlight=False)
     result = run.result
     if result is None:
         console.print("no result.json yet: the run is unfinished (continue it with optimize --resume)")

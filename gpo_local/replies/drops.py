@@ -133,6 +133,17 @@ def describe_cuts(steps) -> str:
     return f"; {cuts} kept, cut back to a full sentence at the word cap" if cuts else ""
 
 
+def describe_asks(steps) -> str:
+    """'; the reply quota asked 9 times for 6 candidates, 6 usable' for a run's step views
+    (rundata.StepView) that recorded the quota's counts (algorithm/quota.py), else ''."""
+    counted = [s for s in steps if s.asks is not None]
+    if not counted:
+        return ""
+    asks, wanted = sum(s.asks for s in counted), sum(s.wanted or 0 for s in counted)
+    usable = sum(s.usable or 0 for s in counted)
+    return f"; the reply quota asked {asks} times for {wanted} candidates, {usable} usable"
+
+
 def step_views_total(steps) -> tuple[dict[str, int], int | None]:
     """(drop counts, candidate replies) summed over a run's step views (rundata.StepView); the
     replies are None when a step did not count them."""
