@@ -114,6 +114,6 @@ def test_show_and_the_report_give_the_asks(tmp_path, monkeypatch):
     shown = runner.invoke(main, ["show", str(run_dir)])
     assert shown.exit_code == 0, shown.output
     assert "the reply quota asked 9 times for 6 candidates, 6 usable" in " ".join(shown.output.split())
-    assert "6/3" in shown.output  # the second step: 6 asks for 3 candidates
+    assert "step 2: asked 6 times for 3 candidates, 3 usable" in shown.output
     result = json.loads((run_dir / "result.json").read_text())
     assert result["quota"] == {"asks": 9, "wanted": 6, "usable": 6}

@@ -231,18 +231,20 @@ def show(run_dir):
     table.add_column("budget", justify="right")
     table.add_column("edit distance", justify="right")
     table.add_column("cands", justify="right")
-    table.add_column("asks", justify="right")  # the reply quota's optimizer calls / candidates wanted
     table.add_column("chosen prompt", overflow="fold")
     table.add_column("dev", justify="right")
     for step in run.steps:
         dists = step.distances
         spread = f"{step.mean_distance:.1f} ({min(dists)}-{max(dists)})" if dists else "-"
         budget = "-" if step.budget is None else str(step.budget)
-        asks = "-" if step.asks is None else f"{step.asks}/{step.wanted}"
-        table.add_row(step.label, budget, spread, str(len(step.candidates)), asks, _shorten(step.prompt, 70),
+        table.add_row(step.label, budget, spread, str(len(step.candidates)), _shorten(step.prompt, 70),
                       percent(step.dev_score))
     console.print(table)
     _show_raced(console, run)  # issue 12
+    for step in run.steps:  # the reply quota's extra asks (algorithm/quota.py)
+        if step.asks is not None and step.asks > step.wanted:
+            console.print(f"step {step.label}: asked {step.asks} times for {step.wanted} candidates, "
+                          f"{step.usable} usable", highlight=False)
     if run.pending:
         console.print(f"{len(run.pending)} candidates of an unfinished step are recorded (resume continues it)")
 
