@@ -15,6 +15,7 @@ from gpo_local.algorithm.config import GPOConfig, Limits
 from gpo_local.algorithm.index import TrajectoryIndex
 from gpo_local.algorithm.quota import usable_slots
 from gpo_local.methods import METHODS
+from gpo_local.quality.results import _asks_text, _usable_replies
 from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
 
@@ -117,3 +118,11 @@ def test_show_and_the_report_give_the_asks(tmp_path, monkeypatch):
     assert "step 2: asked 6 times for 3 candidates, 3 usable" in shown.output
     result = json.loads((run_dir / "result.json").read_text())
     assert result["quota"] == {"asks": 9, "wanted": 6, "usable": 6}
+
+
+def test_the_cost_table_sums_the_asks_over_the_cells():
+    cells = [{"candidate_replies": 9, "dropped_replies": 3, "quota_asks": 9, "quota_wanted": 6},
+             {"candidate_replies": 6, "dropped_replies": 0, "quota_asks": 6, "quota_wanted": 6},
+             {"candidate_replies": 6, "dropped_replies": 0, "quota_asks": None, "quota_wanted": None}]
+    assert _asks_text(_usable_replies(cells)) == "15 for 12"
+    assert _asks_text(_usable_replies(cells[2:])) == "n/a"

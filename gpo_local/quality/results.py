@@ -343,9 +343,9 @@ def results_markdown(results: dict) -> str:
     rows = [[m["method"] + (f", {m['task_model']}" if len(models) > 1 else ""), str(m["cells_done"]),
              _num(m["dev_scorings"]), _num(m["optimizer_calls"]), _num(m["task_tokens"]),
              _num(m["optimizer_tokens"]), _num(m["seconds"]), _num(m["cpu_seconds"]), _num(m["wall_seconds"]),
-             _usable_text(m), _asks_text(m)] for m in results["method_means"]]
+             _asks_text(m), _usable_text(m)] for m in results["method_means"]]
     lines += _table(["method", "cells", "dev scorings", "optimizer calls", "task tokens", "optimizer tokens",
-                     "optimize s", "CPU s", "wall s", "usable replies", "quota asks"], rows, "lrrrrrrrrrr")
+                     "optimize s", "CPU s", "wall s", "quota asks", "usable replies"], rows, "lrrrrrrrrrr")
     lines += ["", "Dev scorings: (prompt, dev example) scorings requested; CPU s: the optimize process's CPU "
               "seconds over all its threads (n/a for runs from before it was recorded), which a paused cell or a "
               "busy machine does not inflate as it does the wall-clock columns; wall s: the harness's time for the "
