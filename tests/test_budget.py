@@ -33,8 +33,10 @@ def task_dir(tmp_path):
 
 
 def optimize(task_dir, run_dir, *args):
+    # The scripted optimizers here repeat themselves; without the reply quota a run's calls follow its
+    # plan exactly, which is what these budget tests count (tests/test_quota.py covers the quota).
     result = CliRunner().invoke(main, ["optimize", str(task_dir), "--run-dir", str(run_dir), "--quiet",
-                                       "--steps", "4", "--candidates", "3", *args])
+                                       "--steps", "4", "--candidates", "3", "--no-reply-quota", *args])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     return result
 

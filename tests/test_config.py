@@ -92,7 +92,8 @@ def test_command_line_file_and_bench_options_come_from_the_declaration():
     # and issue 12's racing options, and --force (machine and model bounds).
     assert CONTRACT_OPTIONS == CONTRACT_BEFORE | {"train-batch", "optimizer-temperature", "grammar", "leak-check",
                                                   "copy-guard", "optimizer-min-p", "racing", "racing-error",
-                                                  "racing-rounds", "racing-order", "force"}
+                                                  "racing-rounds", "racing-order", "force",
+                                                  "reply-quota"}
 
 
 def test_the_library_never_imports_the_command_line():

@@ -16,7 +16,7 @@ from gpo_local.algorithm.index import TrajectoryIndex
 
 
 def make(method, run_dir, *, task_llm=None, optimizer_llm=None, **config):
-    config = GPOConfig(**{"method": method, "steps": 3, "candidates": 3, **config})
+    config = GPOConfig(**{"method": method, "steps": 3, "candidates": 3, "reply_quota": False, **config})  # one ask per candidate, as these tests count (test_quota.py: the quota)
     return METHODS[method](task=difficulty_task(), task_llm=task_llm or task_model(),
                            optimizer_llm=optimizer_llm or smart_optimizer(max_words=3),
                            index=TrajectoryIndex(run_dir / "indexes", HashingEmbedder()), config=config,
@@ -179,7 +179,8 @@ def test_a_method_that_reasons_first_gets_room_before_a_constrained_prompt(tmp_p
                     "question<END>"] * 100)
     opt = ScriptedLLM(lambda messages, t, seed: next(replies))
     opt.supports_grammar = True
-    config = GPOConfig(method="pe2", steps=3, candidates=3, grammar=True, optimizer_max_tokens=64)
+    config = GPOConfig(method="pe2", steps=3, candidates=3, grammar=True, optimizer_max_tokens=64,
+                       reply_quota=False)  # one ask per candidate, as these tests count (test_quota.py: the quota)
     result = ReasoningPE2(task=difficulty_task(), task_llm=task_model(), optimizer_llm=opt,
                           index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()), config=config,
                           log=JsonlLog(tmp_path / "trajectory.jsonl")).run()
@@ -220,7 +221,7 @@ def test_sgdm_is_the_preset_and_fits_gpo_budget(tmp_path):
 def test_budgets_are_equal_within_one_step(tmp_path, method):
     """The check of issue 4: optimizer calls within one step's worth of GPO's, dev scorings
     never above GPO's bound."""
-    config = GPOConfig(method=method, steps=6, candidates=4)
+    config = GPOConfig(method=method, steps=6, candidates=4, reply_quota=False)  # one ask per candidate, as these tests count (test_quota.py: the quota)
     planned = METHODS[method].plan_for(config)
     gpo = METHODS["gpo"].plan_for(GPOConfig(steps=6, candidates=4))
     if method in ("empty", "cot", "reference"):

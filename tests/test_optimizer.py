@@ -15,7 +15,7 @@ from gpo_local.algorithm.index import TrajectoryIndex
 def make_gpo(run_dir, *, task_llm=None, optimizer_llm=None, steps=4, candidates=3):
     return GPO(task=difficulty_task(), task_llm=task_llm or task_model(), optimizer_llm=optimizer_llm or optimizer_model(),
                index=TrajectoryIndex(run_dir / "indexes", HashingEmbedder()),
-               config=GPOConfig(steps=steps, candidates=candidates), log=JsonlLog(run_dir / "trajectory.jsonl"))
+               config=GPOConfig(steps=steps, candidates=candidates, reply_quota=False), log=JsonlLog(run_dir / "trajectory.jsonl"))
 
 
 records = trajectory_records

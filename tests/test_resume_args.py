@@ -51,6 +51,7 @@ def stopped_run(monkeypatch, tmp_path, task_dir):
         "3",
         "--max-optimizer-calls",
         "7",
+        "--no-reply-quota",  # calls follow the plan exactly (tests/test_quota.py covers the quota)
     )
     assert out.exit_code == 0 and "stopped early" in out.output
     return run_dir

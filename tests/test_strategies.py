@@ -16,7 +16,7 @@ from gpo_local.algorithm.index import TrajectoryIndex
 
 def run_gpo(tmp_path, **switches):
     opt = smart_optimizer(max_words=3)  # candidates of at most 4 words: difficulty 5 stays wrong
-    config = GPOConfig(**{"steps": 3, "candidates": 2, **switches})
+    config = GPOConfig(**{"steps": 3, "candidates": 2, "reply_quota": False, **switches})  # one ask per candidate, as these tests count (test_quota.py: the quota)
     gpo = GPO(task=difficulty_task(), task_llm=task_model(), optimizer_llm=opt,
               index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()), config=config,
               log=JsonlLog(tmp_path / "trajectory.jsonl"))
@@ -84,7 +84,8 @@ def test_feedback_gradient_skips_the_call_when_nothing_is_wrong(tmp_path):
     opt = smart_optimizer()
     gpo = GPO(task=difficulty_task(), task_llm=ScriptedLLM(always_yes), optimizer_llm=opt,
               index=TrajectoryIndex(tmp_path / "i", HashingEmbedder()),
-              config=GPOConfig(steps=2, candidates=2, gradient="feedback", momentum="none", update="edit"),
+              config=GPOConfig(steps=2, candidates=2, gradient="feedback", momentum="none", update="edit",
+                               reply_quota=False),
               log=JsonlLog(tmp_path / "t.jsonl"))
     gpo.run()
     assert not [t for t in sent(opt) if t.startswith("Your task is to find out what is wrong")]

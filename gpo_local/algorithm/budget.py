@@ -15,7 +15,9 @@ The original code's cost per task, adapted to this implementation:
                       + R * N_test * 2                    (test: p0 and the final prompt only)
 
 These are upper bounds: a regenerated prompt is not scored again, and a test of p0 alone when
-it stays the best. Memo hits count in the budget (they are what the algorithm asked for) but
+it stays the best. The reply quota (quota.py) spends the same budget: its extra asks count as
+calls made, so a run with many unusable replies stops at the step boundary where the next
+step's planned calls no longer fit. Memo hits count in the budget (they are what the algorithm asked for) but
 cost no time, so a re-run or a resume is faster than the estimate. The wall time is estimated
 in walltime.py, from rates timed the way a run spends them.
 """

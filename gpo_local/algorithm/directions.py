@@ -20,10 +20,12 @@ as in the original (it is shown anyway in the "current prompt" section).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from gpo_local.core import TrajectoryEntry
 from gpo_local.errors import ConfigError
+from gpo_local.algorithm.strategy import Ask, Strategy
+from gpo_local.algorithm.trajectory import PARA_MOMENTUM_KEY
 from gpo_local.algorithm.updates import render_prompt_summary
 from gpo_local.replies.parsing import normalize_prompt, parse_candidate
 
@@ -115,48 +117,72 @@ def get_selector(name: str, *, over: str = "para") -> Selector:
 
 # -- direction strategies (momentum over prompts) -------------------------------------------------
 #
-# One signature: `(run, step, trajectory_state, momentum_state) -> ((entries shown, kind), new
-# state)`. `run` is the GPO method (config, FAISS index, optimizer and evaluator access). A
-# strategy with a `state_key` has its state recorded under that key of the step record (as JSON),
-# so resume restores it generically: the latest recorded value.
+# Registry entries (strategy.py): `(DirectionContext, state) -> (Direction, new state)`.
 
-def current_only(run, step, trajectory, state):
+@dataclass(frozen=True)
+class DirectionContext:
+    """What a direction strategy reads at a step."""
+
+    step: int
+    trajectory: tuple[TrajectoryEntry, ...]  # oldest first; the last entry is the current prompt
+    known_scores: Mapping[str, float]  # normalized prompt -> dev score, every prompt scored so far
+    k: int
+    selection: str
+    similarities: Callable[[str], list[float]]  # the FAISS index: each entry's similarity to a text
+    ask: Ask
+    score_dev: Callable[[str], float]
+
+
+@dataclass(frozen=True)
+class Direction:
+    """The entries the update meta-prompt shows and their header kind (updates.HISTORY_HEADERS);
+    `scored` holds the prompts the strategy scored on the dev split, which the loop adds to the
+    scored pool."""
+
+    entries: tuple[TrajectoryEntry, ...]
+    kind: str
+    scored: tuple[tuple[str, float], ...] = ()
+
+
+def current_only(context: DirectionContext, state):
     """No momentum over prompts: the current prompt alone."""
-    return ([trajectory.trajectory[-1]], "current"), state
+    return Direction((context.trajectory[-1],), "current"), state
 
 
-def k_list(run, step, trajectory, state):
+def k_list(context: DirectionContext, state):
     """k trajectory entries chosen by the selection (recency, relevance, importance)."""
-    current = trajectory.trajectory[-1]
-    similarities = run.index.similarities(current.prompt)
-    return (run.select(trajectory.trajectory, run.config.k, similarities), "list"), state
+    similarities = context.similarities(context.trajectory[-1].prompt)
+    chosen = get_selector(context.selection)(context.trajectory, context.k, similarities)
+    return Direction(tuple(chosen), "list"), state
 
 
-def real_time_summary(run, step, trajectory, state):
+def real_time_summary(context: DirectionContext, state):
     """A summary prompt the current prompt is folded into (one optimizer call from the second
     step on); the summary is scored on the dev split unless its score is known. The state is
     the summary prompt and its dev score."""
 
-    current = trajectory.trajectory[-1]
+    current = context.trajectory[-1]
+    scored: tuple[tuple[str, float], ...] = ()
     if state is None:
         momentum = current
     else:
-        previous = TrajectoryEntry(state["prompt"], state["dev_score"], step)
-        reply = run.ask([render_prompt_summary(previous, current)], step=step, tag="summary", temperature=0.0)[0]
+        previous = TrajectoryEntry(state["prompt"], state["dev_score"], context.step)
+        reply = context.ask([render_prompt_summary(previous, current)], tag="summary", temperature=0.0)[0]
         summary = parse_candidate(reply)
         if summary is None:  # nothing usable: the momentum moves to the current prompt
             momentum = current
         else:
-            key = normalize_prompt(summary)
-            if key not in trajectory.scores:
-                trajectory.scored(summary, run.score_dev(summary))
-            momentum = TrajectoryEntry(summary, trajectory.scores[key], step)
+            score = context.known_scores.get(normalize_prompt(summary))
+            if score is None:
+                score = context.score_dev(summary)
+                scored = ((summary, score),)
+            momentum = TrajectoryEntry(summary, score, context.step)
     new_state = {"prompt": momentum.prompt, "dev_score": momentum.dev_score}
-    return ([momentum], "summary"), new_state
+    return Direction((momentum,), "summary", scored), new_state
 
 
-real_time_summary.state_key = "momentum"
-DIRECTIONS: dict[str, Callable] = {"current": current_only, "k-list": k_list, "real-time": real_time_summary}
+DIRECTIONS: dict[str, Strategy] = {"current": Strategy(current_only), "k-list": Strategy(k_list),
+                                   "real-time": Strategy(real_time_summary, state_key=PARA_MOMENTUM_KEY)}
 
 
 def direction_name(config) -> str:

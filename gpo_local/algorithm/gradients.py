@@ -5,20 +5,22 @@ exact match: the wrong ones), in batch order, shown with the round-2 (final) ans
 without wrong answers makes no optimizer call, its gradient is a fixed sentence and the
 momentum over feedback is left as it was.
 
-Every strategy is a registry entry. Gradients: `(run, step, prompt) -> Gradient`. Momentum over
-feedback: `(run, step, gradient, state) -> (text shown, new state)`; a strategy with a
-`state_key` has its state recorded under that key of the step record, so resume restores it
-generically (the latest recorded value). `run` is the GPO method: it asks the optimizer
-(`run.ask`), scores train batches (`run.train_outcomes`) and holds the gradient history.
+Every strategy is a registry entry (strategy.py): `(context, state) -> (result, new_state)`.
+Gradients take a `GradientContext` and give a `Gradient`; momentum over feedback takes a
+`FeedbackContext` and gives the text shown in the meta-prompt. Neither sees the optimizer
+object: the context holds what they use (the optimizer's `ask`, the train minibatch's outcomes,
+the gradient history, the embedder), bound to the step.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Sequence
 
-from gpo_local.algorithm.directions import GradientEntry, canonical_selection
+from gpo_local.algorithm.directions import GradientEntry, canonical_selection, get_selector
+from gpo_local.algorithm.strategy import Ask, Strategy
 from gpo_local.algorithm.updates import render_feedback, render_feedback_merge
+from gpo_local.core import Example, Outcome
 from gpo_local.replies.parsing import parse_candidate
 
 NO_WRONG_ANSWERS = "The current prompt answered every example of the last batch correctly."
@@ -31,57 +33,85 @@ class Gradient:
     record: dict = field(default_factory=dict)  # what the step record keeps of it
 
 
-def no_gradient(run, step: int, prompt: str) -> Gradient:
-    return Gradient(None)
+@dataclass(frozen=True)
+class GradientContext:
+    """What a gradient strategy reads at a step."""
+
+    step: int
+    prompt: str  # the current prompt
+    ask: Ask
+    # The step's train minibatch and the current prompt's outcomes on it, scored when called.
+    train_outcomes: Callable[[], tuple[Sequence[Example], Sequence[Outcome]]]
 
 
-def feedback_gradient(run, step: int, prompt: str) -> Gradient:
+@dataclass(frozen=True)
+class FeedbackContext:
+    """What a momentum over feedback reads at a step."""
+
+    step: int
+    gradient: Gradient  # the step's new gradient
+    history: tuple[GradientEntry, ...]  # the run's gradients, oldest first, the new one last
+    k: int
+    selection: str
+    embed: Callable[[Sequence[str]], Any]  # texts -> unit vectors (the FAISS index's embedder)
+    ask: Ask
+
+
+def no_gradient(context: GradientContext, state):
+    return Gradient(None), state
+
+
+def feedback_gradient(context: GradientContext, state):
     """The problems behind the wrong answers of the step's train minibatch."""
-    batch, outcomes = run.train_outcomes(step, prompt)
+    batch, outcomes = context.train_outcomes()
     record: dict = {"train_batch": [e.id for e in batch]}
     wrong = [(example, o.final_answer.strip()) for example, o in zip(batch, outcomes) if o.score < 1]
     if wrong:
-        meta = render_feedback(prompt, wrong)
-        reply = run.ask([meta], step=step, tag="gradient", temperature=0.0)[0]
+        meta = render_feedback(context.prompt, wrong)
+        reply = context.ask([meta], tag="gradient", temperature=0.0)[0]
         text = parse_candidate(reply) or NO_WRONG_ANSWERS
         record["gradient_meta_prompt"] = meta
     else:
         text = NO_WRONG_ANSWERS
     record["gradient"] = text
-    return Gradient(text, bool(wrong), record)
+    return Gradient(text, bool(wrong), record), state
 
 
-GRADIENTS: dict[str, Callable[..., Gradient]] = {"none": no_gradient, "feedback": feedback_gradient}
+GRADIENTS: dict[str, Strategy] = {"none": Strategy(no_gradient), "feedback": Strategy(feedback_gradient)}
 
 
-def as_is(run, step: int, gradient: Gradient, state):
+def as_is(context: FeedbackContext, state):
     """No momentum over feedback: the gradient itself."""
-    return gradient.text, state
+    return context.gradient.text, state
 
 
-def k_list_feedback(run, step: int, gradient: Gradient, state):
+def k_list_feedback(context: FeedbackContext, state):
     """The k gradients of the history chosen by the selection (k items in total)."""
-    cfg, history = run.config, run.gradients
+    history = context.history
     similarities = []
-    if canonical_selection(cfg.selection) == "relevance":
-        vectors = run.index.embedder.encode([g.text for g in history])
+    if canonical_selection(context.selection) == "relevance":
+        vectors = context.embed([g.text for g in history])
         similarities = (vectors @ vectors[-1]).tolist()
-    return "\n\n".join(g.text for g in run.select(history, cfg.k, similarities)), state
+    select = get_selector(context.selection, over="feedback")
+    return "\n\n".join(g.text for g in select(history, context.k, similarities)), state
 
 
-def real_time_feedback(run, step: int, gradient: Gradient, state):
+def real_time_feedback(context: FeedbackContext, state):
     """A running summary the new gradient is folded into (one optimizer call), when it has
     wrong answers to add: the textual v <- beta * v + g."""
+    gradient = context.gradient
     if state is not None and gradient.wrong:
-        reply = run.ask([render_feedback_merge(state, gradient.text)], step=step, tag="merge", temperature=0.0)[0]
+        reply = context.ask([render_feedback_merge(state, gradient.text)], tag="merge", temperature=0.0)[0]
         state = parse_candidate(reply) or gradient.text
     elif state is None:
         state = gradient.text
     return state, state
 
 
-real_time_feedback.state_key = "feedback_momentum"
-FEEDBACK_MOMENTA: dict[str, Callable] = {"none": as_is, "k-list": k_list_feedback, "real-time": real_time_feedback}
+FEEDBACK_MOMENTA: dict[str, Strategy] = {
+    "none": Strategy(as_is), "k-list": Strategy(k_list_feedback),
+    "real-time": Strategy(real_time_feedback, state_key="feedback_momentum"),
+}
 
 
 def feedback_momentum_name(config) -> str:

@@ -8,7 +8,7 @@ prompt, score the initial and the final prompt on the test split. A method only 
 One GPO step (the paper's GPO framework), read as gradient descent: the step size from the schedule
 (schedules.py); the gradient (gradients.GRADIENTS) and its momentum over feedback
 (gradients.FEEDBACK_MOMENTA); the direction, momentum over prompts (directions.DIRECTIONS);
-the update, the meta-prompt (updates.py); C candidates sampled with per-candidate seeds,
+the update, the meta-prompt (updates.UPDATES); C candidates sampled with per-candidate seeds,
 parsed, de-duplicated in order and the new ones scored on the dev split in one evaluator call;
 every candidate recorded; the next prompt selected (trajectory.select_next).
 
@@ -28,7 +28,9 @@ task, step, index), and a memo cache makes the replayed generations free, so a r
 with the same trajectory as an uninterrupted one.
 
 Budget (budget.py): every generation the algorithm asks for counts, memo hits included: the
-budget describes the algorithm, not the cache.
+budget describes the algorithm, not the cache. With the reply quota (quota.py) a step may ask
+more than its planned calls; those asks come out of the same budget, so a run stops at the
+step boundary where the next step's planned calls no longer fit.
 """
 
 from __future__ import annotations
@@ -37,25 +39,41 @@ import hashlib
 import random
 import time
 from dataclasses import asdict, replace
+from functools import partial
+from typing import NamedTuple
+from types import MappingProxyType
 from typing import Callable, Sequence
 
 from gpo_local.backends import LLM, CountingLLM, sampler_options
 from gpo_local.algorithm.budget import gpo_step_costs, reference_calls, within_budget
 from gpo_local.algorithm.config import GPOConfig, Limits
 from gpo_local.core import Candidate, Example, RunResult, TrajectoryEntry
-from gpo_local.algorithm.directions import DIRECTIONS, GradientEntry, direction_name, get_selector
+from gpo_local.algorithm.directions import DIRECTIONS, DirectionContext, GradientEntry, direction_name
 from gpo_local.algorithm.evaluator import Evaluator
-from gpo_local.algorithm.gradients import FEEDBACK_MOMENTA, GRADIENTS, feedback_momentum_name, gradient_history
+from gpo_local.algorithm.gradients import (FEEDBACK_MOMENTA, GRADIENTS, FeedbackContext, GradientContext,
+                                           feedback_momentum_name, gradient_history)
 from gpo_local.algorithm.index import TrajectoryIndex
+from gpo_local.algorithm import quota
 from gpo_local.algorithm.racing import candidate_fields, score_new
 from gpo_local.replies.parser import ReplyParser
 from gpo_local.runs.directory import JsonlLog
 from gpo_local.tasks import Task
 from gpo_local.algorithm.trajectory import CANDIDATE, INIT, STEP, TrajectoryState, final_choice, last_recorded, replay, select_next
-from gpo_local.algorithm.updates import render_update, word_edit_distance
+from gpo_local.algorithm.strategy import Strategy
+from gpo_local.algorithm.updates import UPDATES, UpdateContext, word_edit_distance
 from gpo_local.replies.parsing import normalize_prompt
 
 Event = Callable[[str, dict], None]
+
+
+class Proposal(NamedTuple):
+    """Candidates of a call (None for a dropped reply), the parent of each, the meta-prompts as
+    sent, and the word cap of the replies."""
+
+    candidates: list[str | None]
+    parents: list[str | None]
+    metas: list[str]
+    cap: int | None
 
 def candidate_seed(seed: int, task: str, step: int, index: int | str) -> int:
     """A seed that depends only on the run seed, the task, the step and the call's index."""
@@ -115,7 +133,12 @@ class Method:
         # paused process (SIGSTOP) nor other work on a shared machine inflates the way it does
         # wall time; a Ray pool's remote workers are not counted.
         self._cpu_before, self._cpu_started = 0.0, time.process_time()
-        self.replies = ReplyParser(self)  # grammar, leak check, drop reasons (replies.py)
+        self.quota = quota.Tally()  # the current step's reply-quota counts
+        self._spare = 0  # optimizer calls the current step may make beyond its plan (the quota's)
+        # Grammar, leak check, drop reasons (replies/parser.py): given what it reads, not the method.
+        self.replies = ReplyParser(config, optimizer=self.optimizer_llm, exemplars=self.exemplars,
+                                   leak_sources=[task.splits.get(name, ()) for name in ("eval", "train")],
+                                   reasons_first=self.reasons_first, records=log.records)
 
     # -- what a method defines -------------------------------------------------------------
 
@@ -178,6 +201,13 @@ class Method:
         self._seconds_before, self._started = usage.get("seconds", 0.0), self.clock()
         self._cpu_before, self._cpu_started = usage.get("cpu_seconds", 0.0), time.process_time()
 
+    def _call_budget(self) -> int:
+        """The optimizer calls the run may make: the budget (budget.reference_calls), or the
+        limit when lower. Without the quota no step exceeds its plan, which fits in the budget."""
+        limit = self.limits.max_optimizer_calls
+        budget = reference_calls(self.config)
+        return budget if limit is None else min(budget, limit)
+
     def _limit_reached(self, next_cost: int) -> str | None:
         limits = self.limits
         if limits.max_optimizer_calls is not None and self.optimizer_llm.calls + next_cost > limits.max_optimizer_calls:
@@ -205,12 +235,18 @@ class Method:
         self.on_event("trajectory", {"entry": asdict(state.trajectory[-1])})
         plan = self.plan()
         stopped = "completed"
+        calls = self._call_budget()
         for step in range(len(state.trajectory) - 1, len(plan)):
             reason = self._limit_reached(plan[step])
             if reason:
                 stopped = reason
                 self.on_event("warning", {"message": f"stopped before step {step + 1}/{len(plan)}: {reason} "
                                                      f"reached; resume with a larger limit to continue"})
+                break
+            self._spare = calls - self.optimizer_llm.calls - plan[step]
+            if self._spare < 0:  # the reply quota's extra asks spent what this step needs
+                message = f"stopped before step {step + 1}/{len(plan)}: the {calls} optimizer calls are spent"
+                self.on_event("warning", {"message": message})
                 break
             self.on_event("step_started", {"step": step, "steps": len(plan), "method": self.name,
                                            "budget": self.schedule(len(state.trajectory)) if self.schedule else None})
@@ -221,11 +257,14 @@ class Method:
         self.log.append({"kind": kind, **data})
 
     def ask(self, prompts: Sequence[str], *, step: int, tag: str = "", temperature: float | None = None,
-            grammar: str | None = None, max_tokens: int | None = None, copy_guard=None) -> list[str]:
+            grammar: str | None = None, max_tokens: int | None = None, copy_guard=None,
+            first: int = 0) -> list[str]:
         """Optimizer replies, one per meta-prompt, each with its own seed from (seed, task, step,
-        tag + index): a reply never depends on the other calls, so a resumed run asks the same."""
+        tag + ask number), the ask numbers counting from `first`: a reply never depends on the
+        other calls, so a resumed run asks the same."""
         cfg = self.config
-        seeds = [candidate_seed(cfg.seed, self.task.name, step, f"{tag}{j}" if tag else j) for j in range(len(prompts))]
+        seeds = [candidate_seed(cfg.seed, self.task.name, step, f"{tag}{j}" if tag else j)
+                 for j in range(first, first + len(prompts))]
         if not prompts:
             return []
         min_p = cfg.optimizer_min_p if self.optimizer_llm.supports_grammar else 0.0  # a model with its own sampler
@@ -236,23 +275,40 @@ class Method:
     def score_dev(self, prompt: str) -> float:
         return self.evaluator.score(prompt, "eval", limit=self.config.dev_limit).score
 
-    def propose(self, metas: Sequence[str], *, step: int, current: str = "", budget: int | None = None,
-                tag: str = "") -> tuple[list[str | None], list[str], int | None]:
-        """Candidate prompts from candidate-writing meta-prompts: (one candidate per meta-prompt,
-        None for a dropped reply; the meta-prompts as sent; the word cap). Every method's
-        candidates come through here, so they share the reply grammar of the step's word cap
-        (`current` and `budget` set it, replies.py), the stated cap and the drop reasons.
-        The cap is stated only to a constrained optimizer, which cannot write past it: told the
-        cap, free-form replies on BBH went over it as often as untold (benchmarks/grammar_replies.py)."""
+    def propose(self, metas: Sequence[str], *, step: int, state: TrajectoryState, current: str = "",
+                budget: int | None = None, tag: str = "",
+                parents: str | None | Sequence[str | None] = None) -> Proposal:
+        """Candidate prompts from candidate-writing meta-prompts, one per meta-prompt and, with
+        the reply quota (quota.py), more until as many are usable new prompts (new to `state`).
+        Every method's candidates come through here, so they share the reply grammar of the
+        step's word cap (`current` and `budget` set it, replies.py), the stated cap, the drop
+        reasons and the quota. `parents`: the prompt each meta-prompt works from (one for all,
+        or one per meta-prompt). The cap is stated only to a constrained optimizer, which cannot
+        write past it: told the cap, free-form replies on BBH went over it as often as untold
+        (benchmarks/README.md)."""
         metas, grammar, max_tokens, cap = self.replies.request(metas, current, budget)
-        replies = self.ask(metas, step=step, tag=tag, grammar=grammar, max_tokens=max_tokens,
-                           copy_guard=self.replies.copy_guard(current))
-        return self.parse(replies, max_words=cap, max_tokens=max_tokens), metas, cap
+        guard = self.replies.copy_guard(current)
 
-    def parse(self, replies: Sequence[str], *, max_words: int | None = None,
-              max_tokens: int | None = None) -> list[str | None]:
-        """Candidates of the replies, None for a dropped one (reasons counted, replies.py)."""
-        return self.replies.parse(replies, max_words=max_words, max_tokens=max_tokens)
+        def asked(indices: list[int], first: int, seen=()) -> list[str | None]:
+            replies = self.ask([metas[j] for j in indices], step=step, tag=tag, grammar=grammar,
+                               max_tokens=max_tokens, copy_guard=guard, first=first)
+            return self.replies.parse(replies, max_words=cap, max_tokens=max_tokens, seen=seen)
+
+        parsed, slots = asked(list(range(len(metas))), 0), list(range(len(metas)))
+        if self.config.reply_quota and metas:
+            parsed, slots, asks = quota.fill(parsed, known=state.scores, spare=self._spare, retry=asked)
+            self._spare -= asks - len(metas)
+            self.quota.add(len(metas), asks, sum(quota.usable_slots(parsed, state.scores)))
+        given = list(parents) if isinstance(parents, (list, tuple)) else [parents] * len(metas)
+        return Proposal(parsed, [given[j] for j in slots], metas, cap)
+
+    def quota_totals(self) -> dict:
+        """result.json's `quota`: the reply quota's counts summed over the step records (asks
+        made, candidates wanted, usable ones obtained); empty with the quota off."""
+        steps = [r for r in self.log.records() if r.get("kind") == STEP and "asks" in r]
+        if not self.config.reply_quota:
+            return {}
+        return {"quota": {key: sum(r[key] for r in steps) for key in ("asks", "wanted", "usable")}}
 
     def drop_totals(self) -> dict[str, int]:
         return self.replies.totals()
@@ -304,8 +360,9 @@ class Method:
     def choose(self, step: int, state: TrajectoryState, prompt: str, score: float, *, meta_prompt: str | None,
                budget: int | None = None, **extra) -> None:
         state.choose(TrajectoryEntry(prompt=prompt, dev_score=score, step=step))
+        counts = self.quota.take() if self.config.reply_quota else {}
         self._record(STEP, step=step, prompt=prompt, dev_score=score, budget=budget, meta_prompt=meta_prompt,
-                     **extra, **self.replies.take_step(), usage=self.usage())
+                     **extra, **self.replies.take_step(), **counts, usage=self.usage())
         self.on_event("chosen", {"step": step, "prompt": prompt, "dev_score": score,
                                  "best": max(e.dev_score for e in state.trajectory)})
 
@@ -341,10 +398,10 @@ class GPO(Method):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         cfg = self.config
-        self.select = get_selector(cfg.selection, over="feedback" if cfg.momentum == "feedback" else "para")
         self.gradient_of = GRADIENTS[cfg.gradient]
         self.feedback_momentum = FEEDBACK_MOMENTA[feedback_momentum_name(cfg)]
         self.direction = DIRECTIONS[direction_name(cfg)]
+        self.update_rule = UPDATES[cfg.update]
         self.gradients: list[GradientEntry] = []  # feedback history, with each step's improvement
         # The strategies' states, by their step-record key (recorded there, restored from there).
         self.states: dict[str, object] = {}
@@ -363,16 +420,20 @@ class GPO(Method):
         summary = config.momentum == "para" and config.momentum_update == "real-time" and step > 0
         return config.candidates + summary
 
+    def _strategies(self) -> tuple[Strategy, ...]:
+        return self.gradient_of, self.feedback_momentum, self.direction, self.update_rule
+
     def restore(self, records, state):
         self.gradients = gradient_history(records)
-        for strategy in (self.feedback_momentum, self.direction):
-            key = getattr(strategy, "state_key", None)
-            if key:
-                self.states[key] = last_recorded(records, key)
+        for strategy in self._strategies():
+            if strategy.state_key:
+                self.states[strategy.state_key] = last_recorded(records, strategy.state_key)
 
-    def _run_strategy(self, strategy, *args, record: dict):
-        key = getattr(strategy, "state_key", None)
-        result, new_state = strategy(self, *args, self.states.get(key))
+    def _apply(self, strategy: Strategy, context, record: dict):
+        """Run a strategy on its context and its carried state; a stateful one's new state is
+        kept and recorded in the step record."""
+        key = strategy.state_key
+        result, new_state = strategy(context, self.states.get(key) if key else None)
         if key:
             self.states[key] = record[key] = new_state
         return result
@@ -382,21 +443,35 @@ class GPO(Method):
         current = state.trajectory[-1]
         self.index.sync([e.prompt for e in state.trajectory])
         budget = self.schedule(len(state.trajectory)) if self.schedule else None
-        gradient = self.gradient_of(self, step, current.prompt)
-        record = dict(gradient.record)
+        ask = partial(self.ask, step=step)
+        states: dict = {}
+        gradient = self._apply(self.gradient_of, GradientContext(
+            step=step, prompt=current.prompt, ask=ask,
+            train_outcomes=partial(self.train_outcomes, step, current.prompt)), states)
+        record = {**gradient.record, **states}
         if gradient.text is not None:
             self.gradients.append(GradientEntry(gradient.text, step))
-            shown = self._run_strategy(self.feedback_momentum, step, gradient, record=record)
+            shown = self._apply(self.feedback_momentum, FeedbackContext(
+                step=step, gradient=gradient, history=tuple(self.gradients), k=cfg.k, selection=cfg.selection,
+                embed=self.index.embedder.encode, ask=ask), record)
         else:
             shown = None
-        history, kind = self._run_strategy(self.direction, step, state, record=record)
-        meta = render_update(method=cfg.update, history=history, history_kind=kind, current=current.prompt,
-                             exemplars=self.exemplars, position=cfg.position, budget=budget, gradient=shown)
-        parsed, (meta, *_), cap = self.propose([meta] * cfg.candidates, step=step, current=current.prompt,
-                                               budget=budget)
+        direction = self._apply(self.direction, DirectionContext(
+            step=step, trajectory=tuple(state.trajectory), known_scores=MappingProxyType(state.scores),
+            k=cfg.k, selection=cfg.selection, similarities=self.index.similarities, ask=ask,
+            score_dev=self.score_dev), record)
+        for prompt, score in direction.scored:
+            state.scored(prompt, score)
+        meta = self._apply(self.update_rule, UpdateContext(
+            history=direction.entries, history_kind=direction.kind, current=current.prompt, gradient=shown,
+            exemplars=tuple(self.exemplars), position=cfg.position, budget=budget), record)
+        proposal = self.propose([meta] * cfg.candidates, step=step, state=state, current=current.prompt,
+                                budget=budget, parents=current.prompt)
+        meta = proposal.metas[0]
         if self.replies.constrained:
-            record["grammar_words"] = cap  # the constrained replies' word cap (None: unbounded)
-        scored = self.score_candidates(step, state, parsed, parent=current.prompt, budget=budget)
+            record["grammar_words"] = proposal.cap  # the constrained replies' word cap (None: unbounded)
+        scored = self.score_candidates(step, state, proposal.candidates, parent=proposal.parents,
+                                       budget=budget)
         prompt, score = select_next([(current.prompt, current.dev_score), *scored], state.selected)
         if self.gradients and self.gradients[-1].step == step:
             self.gradients[-1] = replace(self.gradients[-1], improvement=score - current.dev_score)

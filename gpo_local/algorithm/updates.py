@@ -11,12 +11,17 @@ Decisions where the original code is buggy or silent:
   `**` and wrapping quotes; without tags the whole reply is kept (the original's behaviour,
   `require_tags=True` drops it instead); empty results are dropped;
 - de-duplication is ordered and whitespace-normalized, and the caller registers p0.
+
+The update rules are registry entries (strategy.py), one per `update` switch value:
+`(UpdateContext, state) -> (the meta-prompt, state)`; they are stateless.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
+from gpo_local.algorithm.strategy import Strategy
 from gpo_local.core import Example, TrajectoryEntry
 from gpo_local.replies.parsing import PLACEHOLDER
 from gpo_local.tasks.prompting import assemble
@@ -116,6 +121,33 @@ def render_update(
     sections.append(request)
     sections.append(f"Put the {noun} between <START> and <END>.")
     return "\n\n".join(sections)
+
+
+@dataclass(frozen=True)
+class UpdateContext:
+    """What an update rule reads at a step: the direction (already selected) with its header
+    kind, the current prompt, the gradient text shown (or None), the format exemplars, the
+    instruction position and the step size in words (None: no schedule)."""
+
+    history: tuple[TrajectoryEntry, ...]
+    history_kind: str
+    current: str
+    gradient: str | None
+    exemplars: tuple[Example, ...]
+    position: str
+    budget: int | None
+
+
+def _update_rule(method: str) -> Strategy:
+    def apply(context: UpdateContext, state):
+        return render_update(method=method, history=context.history, history_kind=context.history_kind,
+                             current=context.current, exemplars=context.exemplars, position=context.position,
+                             budget=context.budget, gradient=context.gradient), state
+
+    return Strategy(apply)
+
+
+UPDATES: dict[str, Strategy] = {method: _update_rule(method) for method in UPDATE_METHODS}
 
 
 def render_feedback(prompt: str, wrong: Sequence[tuple[Example, str]]) -> str:

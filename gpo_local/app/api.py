@@ -265,6 +265,7 @@ def result_summary(result, method, config) -> dict:
                    "optimizer_calls_planned": sum(plan), "reference_optimizer_calls": reference_calls(config)},
         "drops": method.drop_totals(),  # dropped optimizer replies by reason (drops.py)
         "candidate_replies": method.replies.reply_total(),  # the replies those drops are out of
+        **method.quota_totals(),  # the reply quota's asks (algorithm/quota.py)
         # Per-example test outcomes of the initial and the final prompt (for reports).
         "test_outcomes": {role: [asdict(o) for o in r.outcomes] if r else None
                           for role, r in (("initial", result.initial_test_result),

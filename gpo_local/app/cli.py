@@ -25,7 +25,7 @@ from gpo_local.app.api import evaluate, run_settings
 from gpo_local.runs.directory import home_dir
 from gpo_local.runs.health import check_run, resume_command, resumable_config, set_aside_damaged
 from gpo_local.runs.locks import lock_run, release, running_pid
-from gpo_local.replies.drops import describe as describe_drops, describe_cuts, step_views_total
+from gpo_local.replies.drops import describe as describe_drops, describe_asks, describe_cuts, step_views_total
 from gpo_local.backends.catalog import load_catalog, sha256_file
 from gpo_local.backends.packs import describe as describe_pack
 from gpo_local.tasks.answers import BBH_TASKS
@@ -215,12 +215,16 @@ def show(run_dir):
     console.print(table)
     _show_raced(console, run)
     running = running_pid(run_dir)
+    for step in run.steps:  # the reply quota's extra asks (algorithm/quota.py)
+        if step.asks is not None and step.asks > step.wanted:
+            console.print(f"step {step.label}: asked {step.asks} times for {step.wanted} candidates, "
+                          f"{step.usable} usable", highlight=False)
     if run.pending:
         console.print(f"{len(run.pending)} candidates of an unfinished step are recorded"
                       f"{'' if running else ' (resume continues it)'}")
 
-    console.print(f"dropped optimizer replies: {describe_drops(*step_views_total(run.steps))}{describe_cuts(run.steps)}",
-                  highlight=False)
+    text = describe_drops(*step_views_total(run.steps)) + describe_cuts(run.steps) + describe_asks(run.steps)
+    console.print(f"dropped optimizer replies: {text}", highlight=False)
     result = run.result
     if result is None and running:  # a resume would be refused: the run is going on
         console.print(f"the run is in progress (pid {running} holds its lock): show it again later",

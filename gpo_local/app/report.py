@@ -27,7 +27,7 @@ from typing import Any
 
 from gpo_local.errors import ConfigError
 from gpo_local.runs.rundata import RunView, load_run, outcome_changes
-from gpo_local.replies.drops import describe, describe_cuts, step_views_total
+from gpo_local.replies.drops import describe, describe_asks, describe_cuts, step_views_total
 from gpo_local.runs.storage import write_atomic
 from gpo_local.runs.health import resume_command
 from gpo_local.runs.locks import running_pid
@@ -239,7 +239,7 @@ def _candidate_row(c: dict, pending: bool) -> dict:
 def _drops_text(run: RunView) -> str:
     """The run's dropped optimizer replies by reason (drops.py)."""
 
-    return describe(*step_views_total(run.steps)) + describe_cuts(run.steps)
+    return describe(*step_views_total(run.steps)) + describe_cuts(run.steps) + describe_asks(run.steps)
 
 
 def run_context(run: RunView) -> dict[str, Any]:

@@ -59,6 +59,6 @@ class APE(Method):
             top = [p for p, _ in state.ranked()[:min(PARENTS, self.config.candidates)]]
             parents = [top[j % len(top)] for j in range(calls)]
             metas = [render_resample(p) for p in parents]
-        parsed, metas, _ = self.propose(metas, step=step)
-        self.score_candidates(step, state, parsed, parent=parents)
-        self.choose_best(step, state, meta_prompt=metas[0])
+        proposal = self.propose(metas, step=step, state=state, parents=parents)
+        self.score_candidates(step, state, proposal.candidates, parent=proposal.parents)
+        self.choose_best(step, state, meta_prompt=proposal.metas[0])

@@ -83,9 +83,11 @@ class APO(Method):
             extra["gradient"] = "\n\n".join(reasons)
         n_edit = math.ceil((cost - 1) / 2)
         edit_metas = [render_edit(parent, wrong, reasons[j % len(reasons)] if reasons else None) for j in range(n_edit)]
-        edits, edit_metas, _ = self.propose(edit_metas, step=step, tag="edit")
-        usable = [e for e in edits if e] or [parent]
+        edits = self.propose(edit_metas, step=step, state=state, tag="edit", parents=parent)
+        usable = [e for e in edits.candidates if e] or [parent]
         sources = [usable[j % len(usable)] for j in range(cost - 1 - n_edit)]
-        paraphrases, _, _ = self.propose([render_paraphrase(p) for p in sources], step=step, tag="paraphrase")
-        self.score_candidates(step, state, edits + paraphrases, parent=[parent] * n_edit + sources)
-        self.choose_best(step, state, meta_prompt=edit_metas[0], **extra)
+        paraphrases = self.propose([render_paraphrase(p) for p in sources], step=step, state=state,
+                                   tag="paraphrase", parents=sources)
+        self.score_candidates(step, state, edits.candidates + paraphrases.candidates,
+                              parent=edits.parents + paraphrases.parents)
+        self.choose_best(step, state, meta_prompt=edits.metas[0], **extra)

@@ -46,7 +46,7 @@ class OPRO(Method):
         calls = self.plan()[step]
         ranked = state.ranked()
         meta = render_opro(ranked, self.exemplars, self.config.position)
-        parsed, sent, _ = self.propose([meta] * calls, step=step)
-        meta = sent[0] if sent else meta
-        self.score_candidates(step, state, parsed, parent=ranked[0][0])
+        proposal = self.propose([meta] * calls, step=step, state=state, parents=ranked[0][0])
+        meta = proposal.metas[0] if proposal.metas else meta
+        self.score_candidates(step, state, proposal.candidates, parent=proposal.parents)
         self.choose_best(step, state, meta_prompt=meta)

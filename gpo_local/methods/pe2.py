@@ -79,6 +79,7 @@ class PE2(Method):
             shown = [pairs[(BATCH_SHOWN * j + i) % len(pairs)] for i in range(min(BATCH_SHOWN, len(pairs)))]
             metas.append(render_pe2(prompt=parent, score=score, history=history, shown=shown,
                                     position=self.config.position, budget=budget))
-        parsed, metas, _ = self.propose(metas, step=step, current=parent, budget=budget)
-        self.score_candidates(step, state, parsed, parent=parent, budget=budget)
-        self.choose_best(step, state, meta_prompt=metas[0], budget=budget, train_batch=[e.id for e in batch])
+        proposal = self.propose(metas, step=step, state=state, current=parent, budget=budget, parents=parent)
+        self.score_candidates(step, state, proposal.candidates, parent=proposal.parents, budget=budget)
+        self.choose_best(step, state, meta_prompt=proposal.metas[0], budget=budget,
+                         train_batch=[e.id for e in batch])

@@ -35,7 +35,7 @@ def cell_record(cell: Cell, *, running: bool = False) -> dict:
               "task_model": cell.task_model, "run_dir": str(cell.run_dir), "status": "pending", "error": None,
               "initial_test": None, "final_test": None, "initial_dev": None, "final_dev": None,
               "final_prompt": None, "stopped": None, "task_generations": None,
-              "candidate_replies": None, "dropped_replies": None,
+              "candidate_replies": None, "dropped_replies": None, "quota_asks": None, "quota_wanted": None,
               **{name: None for name in COUNTERS},
               "command": " ".join(["gpo-local", *cell.argv(resume=False)])}
     bench = _read(cell.run_dir / "bench.json") or {}
@@ -53,6 +53,8 @@ def cell_record(cell: Cell, *, running: bool = False) -> dict:
                       stopped=result.get("stopped"), task_generations=result.get("task_generations"),
                       candidate_replies=result.get("candidate_replies"),
                       dropped_replies=sum((result.get("drops") or {}).values()),
+                      quota_asks=(result.get("quota") or {}).get("asks"),
+                      quota_wanted=(result.get("quota") or {}).get("wanted"),
                       **{name: result.get(name) for name in COUNTERS if name != "wall_seconds"})
     elif running:
         record["status"] = "running"
@@ -171,7 +173,10 @@ def _usable_replies(cells: list[dict]) -> dict:
     counted = [c for c in cells if c.get("candidate_replies") is not None]
     replies = sum(c["candidate_replies"] for c in counted)
     usable = replies - sum(c["dropped_replies"] or 0 for c in counted)
-    return {"candidate_replies": replies if counted else None, "usable_replies": usable if counted else None}
+    quota = [c for c in cells if c.get("quota_asks") is not None]  # the reply quota's (algorithm/quota.py)
+    return {"candidate_replies": replies if counted else None, "usable_replies": usable if counted else None,
+            "quota_asks": sum(c["quota_asks"] for c in quota) if quota else None,
+            "quota_wanted": sum(c["quota_wanted"] for c in quota) if quota else None}
 
 
 def status_counts(cells: list[dict]) -> dict:
@@ -250,6 +255,11 @@ def _usable_text(mean: dict) -> str:
         return "n/a"
     return f"{usable} of {replies} ({100 * usable / replies:.0f}%)"
 
+
+
+def _asks_text(mean: dict) -> str:
+    asks, wanted = mean.get("quota_asks"), mean.get("quota_wanted")
+    return "n/a" if asks is None else f"{asks} for {wanted}"
 
 
 def _num(value) -> str:
@@ -349,14 +359,17 @@ def results_markdown(results: dict) -> str:
     rows = [[m["method"] + (f", {m['task_model']}" if len(models) > 1 else ""), str(m["cells_done"]),
              _num(m["dev_scorings"]), _num(m["optimizer_calls"]), _num(m["task_tokens"]),
              _num(m["optimizer_tokens"]), _num(m["seconds"]), _num(m["cpu_seconds"]), _num(m["wall_seconds"]),
-             _usable_text(m)] for m in results["method_means"]]
+             _asks_text(m), _usable_text(m)] for m in results["method_means"]]
     lines += _table(["method", "cells", "dev scorings", "optimizer calls", "task tokens", "optimizer tokens",
-                     "optimize s", "CPU s", "wall s", "usable replies"], rows, "lrrrrrrrrr")
+                     "optimize s", "CPU s", "wall s", "quota asks", "usable replies"], rows, "lrrrrrrrrrr")
     lines += ["", "Dev scorings: (prompt, dev example) scorings requested; CPU s: the optimize process's CPU "
               "seconds over all its threads (n/a for runs from before it was recorded), which a paused cell or a "
               "busy machine does not inflate as it does the wall-clock columns; wall s: the harness's time for the "
               "cell, model loading included; usable replies: candidate-writing optimizer replies not dropped "
-              "(drops.py), summed over the cells.", "", "## Cells", ""]
+              "(drops.py), summed over the cells; quota asks: optimizer calls made for candidates, for the "
+              "candidates wanted (the reply quota asks again for unusable replies), summed over the cells.",
+              "",
+              "## Cells", ""]
     rows = [[c["method"], c["task"], str(c["seed"]), c["task_model"], c["status"], percent(c["initial_test"]),
              percent(c["final_test"]), percent(c["final_dev"]), c["stopped"] or "", _num(c["wall_seconds"]),
              c["error"] or ""] for c in results["cells"]]

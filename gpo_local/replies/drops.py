@@ -14,7 +14,8 @@ Reasons, checked in this order:
 - `leaks_example`: it restates a task example (leaks.py);
 - `meta_talk`: it talks about the prompt instead of being one, in the meta-prompt's words
   ("Change at most 40 words of the current prompt.", "The current prompt is too vague"; leaks.py);
-- `duplicate`: the same prompt (whitespace-normalized) as an earlier reply of the same call.
+- `duplicate`: the same prompt (whitespace-normalized) as an earlier reply of the same call (with
+  the reply quota, of the same step's earlier asks).
 A grammar-constrained reply (grammar.py) cannot be empty, untagged, leak tags or exceed the cap;
 it can still be truncated, leak an example, talk about the prompt or repeat another. One that
 reached its cap is cut back to its last full sentence (grammar.cut_to_sentence): kept, and
@@ -71,9 +72,11 @@ def classify(reply: str | None, *, require_tags: bool = False, truncated: bool =
     return prompt, None
 
 
-def mark_duplicates(prompts: Sequence[str | None], reasons: list[str | None]) -> list[str | None]:
-    """Drop later repeats of a prompt within one call (reason `duplicate`), in place."""
-    seen, kept = set(), []
+def mark_duplicates(prompts: Sequence[str | None], reasons: list[str | None],
+                    seen: Iterable[str] = ()) -> list[str | None]:
+    """Drop later repeats of a prompt within one call, or of a normalized prompt in `seen`
+    (reason `duplicate`), in place."""
+    seen, kept = set(seen), []
     for i, prompt in enumerate(prompts):
         if prompt is not None:
             key = normalize_prompt(prompt)
@@ -128,6 +131,17 @@ def describe_cuts(steps) -> str:
     (rundata.StepView) with such cuts (grammar.cut_to_sentence), else ''."""
     cuts = sum(s.cuts for s in steps)
     return f"; {cuts} kept, cut back to a full sentence at the word cap" if cuts else ""
+
+
+def describe_asks(steps) -> str:
+    """'; the reply quota asked 9 times for 6 candidates, 6 usable' for a run's step views
+    (rundata.StepView) that recorded the quota's counts (algorithm/quota.py), else ''."""
+    counted = [s for s in steps if s.asks is not None]
+    if not counted:
+        return ""
+    asks, wanted = sum(s.asks for s in counted), sum(s.wanted or 0 for s in counted)
+    usable = sum(s.usable or 0 for s in counted)
+    return f"; the reply quota asked {asks} times for {wanted} candidates, {usable} usable"
 
 
 def step_views_total(steps) -> tuple[dict[str, int], int | None]:

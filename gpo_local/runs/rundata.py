@@ -27,6 +27,11 @@ class StepView:
     drops: dict = field(default_factory=dict)  # dropped optimizer replies by reason
     replies: int | None = None  # the candidate replies those drops are out of (None: not counted)
     cuts: int = 0  # constrained prompts cut back to a full sentence at their word cap (grammar.py)
+    # The reply quota (algorithm/quota.py): optimizer calls made for the step's candidates, the
+    # candidates wanted, the usable new ones obtained (None: the quota was off)
+    asks: int | None = None
+    wanted: int | None = None
+    usable: int | None = None
 
     @property
     def label(self) -> str:
@@ -106,7 +111,8 @@ def load_run(path: Path) -> RunView:
             steps.append(StepView(step=record["step"], prompt=record["prompt"], dev_score=record["dev_score"],
                                   budget=record.get("budget"), candidates=pending,
                                   drops=record.get("drops") or {}, replies=record.get("replies"),
-                                  cuts=record.get("cut_to_sentence", 0)))
+                                  cuts=record.get("cut_to_sentence", 0), asks=record.get("asks"),
+                                  wanted=record.get("wanted"), usable=record.get("usable")))
             pending = []
     return RunView(path=path, config=files.config, steps=steps, pending=pending, result=files.result,
                    events=read_events(path / "events.jsonl"))
