@@ -41,6 +41,7 @@ from gpo_local.methods import get_method
 from gpo_local.app.progress import Progress
 from gpo_local.algorithm.index import TrajectoryIndex
 from gpo_local.app.progress import generated_tokens
+from gpo_local.app.intervals import binary_rule, run_error_bars
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ def result_summary(result, method, config) -> dict:
     """result.json of a run."""
 
     plan = method.plan()
-    return {
+    summary = {
         "task": method.task.name, "method": config.method,
         "initial": asdict(result.initial), "final": asdict(result.final),
         "initial_test": result.initial_test, "final_test": result.final_test,
@@ -230,6 +231,10 @@ def result_summary(result, method, config) -> dict:
                           for role, r in (("initial", result.initial_test_result),
                                           ("final", result.final_test_result))},
     }
+    # Standard errors of the scores and the test gain's paired 95% interval (app/intervals.py).
+    questions = len(method.task.split("eval", config.dev_limit))
+    summary.update(run_error_bars(summary, list(method.log.records()), questions, binary_rule(method.task.rule)))
+    return summary
 
 
 def _models_and_embedder(settings, models, embedder, run):

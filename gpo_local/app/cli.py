@@ -44,6 +44,7 @@ from gpo_local.backends.cluster import connect
 from gpo_local.quality.ray_run import RayCells
 from gpo_local.runs.storage import storage_error
 from gpo_local.app.formatting import percent
+from gpo_local.app.intervals import gain_text, result_error_bars, with_error
 
 # eval takes the task-model options only (no optimizer model, no embedder).
 model_options = declared_options("runtime", exclude=("optimizer_model", "embedder"))
@@ -142,13 +143,15 @@ def _run_optimize(settings, saved: dict | None) -> None:
 
 
 def _print_result(summary: dict, run_dir: Path) -> None:
-    for label, key, test in (("initial", "initial", "initial_test"), ("final", "final", "final_test")):
-        entry = summary[key]
+    bars = result_error_bars(summary)  # standard errors in points after "±" (app/intervals.py)
+    for label in ("initial", "final"):
+        entry = summary[label]
         click.echo(f"{label} prompt: {entry['prompt']!r}")
-        click.echo(f"  dev {percent(entry['dev_score'])}  test {percent(summary[test])}  (step {entry['step']})")
+        click.echo(f"  dev {with_error(entry['dev_score'], bars[f'{label}_dev_se'])}  "
+                   f"test {with_error(summary[f'{label}_test'], bars[f'{label}_test_se'])}  (step {entry['step']})")
     if summary.get("initial_test") is not None and summary.get("final_test") is not None:
         gain = 100 * (summary["final_test"] - summary["initial_test"])
-        click.echo(f"gain on the test split: {gain:+.1f} points")
+        click.echo(f"gain on the test split: {gain_text(bars) or f'{gain:+.1f} points'}")
     if summary.get("stopped", "completed") != "completed":
         click.echo(f"stopped early ({summary['stopped']}): resume with --resume and a larger limit to continue")
     click.echo(f"run directory: {run_dir}")
@@ -253,8 +256,14 @@ def show(run_dir):
     final, initial = result["final"], result["initial"]
     step = "init" if final["step"] < 0 else final["step"] + 1
     console.print(f"final prompt (step {step}): {final['prompt']}", highlight=False, markup=False)
-    console.print(f"final:   dev {percent(final['dev_score'])}  test {percent(result.get('final_test'))}", highlight=False)
-    console.print(f"initial: dev {percent(initial['dev_score'])}  test {percent(result.get('initial_test'))}", highlight=False)
+    bars = result_error_bars(result)
+    console.print(f"final:   dev {with_error(final['dev_score'], bars['final_dev_se'])}  "
+                  f"test {with_error(result.get('final_test'), bars['final_test_se'])}", highlight=False)
+    console.print(f"initial: dev {with_error(initial['dev_score'], bars['initial_dev_se'])}  "
+                  f"test {with_error(result.get('initial_test'), bars['initial_test_se'])}", highlight=False)
+    if gain_text(bars):
+        console.print(f"gain on the test split: {gain_text(bars)}", highlight=False)
+    console.print("± is the standard error over the split's questions", highlight=False)
     if result.get("stopped") and result["stopped"] != "completed":
         console.print(f"stopped early: {result['stopped']}", highlight=False)
 
