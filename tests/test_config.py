@@ -38,7 +38,8 @@ def test_command_line_file_and_bench_options_come_from_the_declaration():
     # and issue 12's racing options.
     assert CONTRACT_OPTIONS == CONTRACT_BEFORE | {"train-batch", "optimizer-temperature", "grammar", "leak-check",
                                                   "copy-guard", "optimizer-min-p", "racing", "racing-error",
-                                                  "racing-rounds", "racing-order"}
+                                                  "racing-rounds", "racing-order", "format-examples",
+                                                  "answer-max-tokens"}
 
 
 def test_the_library_never_imports_the_command_line():
