@@ -161,3 +161,27 @@ def test_format_examples_is_an_option_of_the_command_line_the_config_file_and_th
     help_text = CliRunner().invoke(main, ["optimize", "--help"]).output
     assert "--format-examples" in help_text and "--answer-max-tokens" in help_text
     assert "not a per-answer limit" in " ".join(help_text.split())
+
+
+def test_eval_takes_the_option_too(tmp_path, monkeypatch):
+    import gpo_local.app.cli as cli
+
+    asked = []
+
+    class Model(ScriptedLLM):
+        def __init__(self, path, **options):
+            super().__init__(lambda messages, temperature, seed: "positive", fingerprint="fake")
+            self.path = path
+
+        def generate(self, conversations, *, max_tokens, **options):
+            asked.append(max_tokens)
+            return super().generate(conversations, max_tokens=max_tokens, **options)
+
+    monkeypatch.setattr(cli, "LlamaCppModel", Model)
+    monkeypatch.setattr(cli, "resolve_model", lambda spec: tmp_path / f"{spec}.gguf")
+    out = CliRunner().invoke(main, ["eval", "sentiment", "--prompt", "Answer.", "--limit", "2", "--no-cache",
+                                    "--quiet", "--answer-max-tokens", "12,3", "--task-model", "m"])
+    assert out.exit_code == 0, out.output
+    assert set(asked) == {12, 3}
+    bad = CliRunner().invoke(main, ["eval", "sentiment", "--prompt", "Answer.", "--answer-max-tokens", "x"])
+    assert bad.exit_code == 2 and "answer_max_tokens='x'" in bad.output

@@ -28,7 +28,8 @@ from gpo_local.backends.catalog import resolve_model
 from gpo_local.backends.cluster import ray_request, task_model_pool
 from gpo_local.algorithm.evaluator import Evaluator
 from gpo_local.app.progress import Progress, generated_tokens
-from gpo_local.app.settings import suggested_models
+from gpo_local.app.settings import suggested_models, with_answer_limits
+from gpo_local.tasks.answer_length import parse_answer_max_tokens
 from gpo_local.tasks import load_task
 from gpo_local.runs.directory import home_dir
 from gpo_local.runs.storage import check_home
@@ -166,6 +167,9 @@ def _print_result(summary: dict, run_dir: Path) -> None:
 @click.option("--position", type=click.Choice(POSITIONS), default=None,
               help="Where the instruction goes relative to the question (default: the task's own, as `optimize` "
                    "places it; Q_end for a task with none).")
+@click.option("--answer-max-tokens", default=None, callback=lambda ctx, param, value: _answer_cap(value),
+              help="Token limit of each task-model reply, N or N1,N2 per round, as in `optimize` "
+                   "[default: the task's own].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result with every outcome as JSON (no progress).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -176,8 +180,9 @@ def eval_command(ctx, task, prompt, split, limit, position, as_json, quiet, even
                  n_gpu_layers, parallel, no_cache, **loading):
     """Score PROMPT on a split of TASK with the task model."""
 
+    answer_max_tokens = loading.pop("answer_max_tokens")
     ray = ray_request(loading)  # --ray / --ray-actors (declared runtime options): where the task model runs
-    loaded_task = load_task(task, **task_kwargs(loading))
+    loaded_task = with_answer_limits(load_task(task, **task_kwargs(loading)), answer_max_tokens)
     loaded_task.split(split, limit)  # a missing split fails before the model loads
     # The same task model and position as `optimize` chooses where the user names none, so that a
     # run's final prompt scores here as it did in the run (antonyms: the 0.5B, instruction first).
@@ -214,6 +219,13 @@ def eval_command(ctx, task, prompt, split, limit, position, as_json, quiet, even
         total = sum(o.score for o in result.outcomes)
         total_text = f"{total:g}" if total == int(total) else f"{total:.2f}"  # ROUGE-L sums are fractions
         click.echo(f"{loaded_task.name} {split}: {percent(result.score)} ({total_text}/{result.n})")
+
+
+def _answer_cap(value):
+    try:
+        return parse_answer_max_tokens(value)
+    except GpoError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 @main.command()
