@@ -183,5 +183,7 @@ def test_eval_takes_the_option_too(tmp_path, monkeypatch):
                                     "--quiet", "--answer-max-tokens", "12,3", "--task-model", "m"])
     assert out.exit_code == 0, out.output
     assert set(asked) == {12, 3}
+    # "positive" is right on the first question only: outcomes 1, 0, standard error 0.707 / sqrt(2) = 0.5
+    assert out.output == "sentiment eval: 50.0 ± 50.0 (1/2)\n"
     bad = CliRunner().invoke(main, ["eval", "sentiment", "--prompt", "Answer.", "--answer-max-tokens", "x"])
     assert bad.exit_code == 2 and "answer_max_tokens='x'" in bad.output

@@ -46,6 +46,7 @@ from gpo_local.quality.ray_run import RayCells
 from gpo_local.runs.storage import storage_error
 from gpo_local.app.formatting import percent
 from gpo_local.app.intervals import gain_text, result_error_bars, with_error
+from gpo_local.stats import standard_error
 
 # eval takes the task-model options only (no optimizer model, no embedder).
 model_options = declared_options("runtime", exclude=("optimizer_model", "embedder"))
@@ -213,12 +214,14 @@ def eval_command(ctx, task, prompt, split, limit, position, as_json, quiet, even
     if as_json:
         click.echo(json.dumps({"task": loaded_task.name, "split": split, "prompt": prompt, "position": position,
                                "score": result.score,
+                               "standard_error": standard_error([o.score for o in result.outcomes]),
                                "n": result.n, "model": {"path": str(model.path), "sha256": model.fingerprint},
                                "outcomes": [asdict(o) for o in result.outcomes]}, indent=2))
     else:
         total = sum(o.score for o in result.outcomes)
         total_text = f"{total:g}" if total == int(total) else f"{total:.2f}"  # ROUGE-L sums are fractions
-        click.echo(f"{loaded_task.name} {split}: {percent(result.score)} ({total_text}/{result.n})")
+        error = standard_error([o.score for o in result.outcomes])  # over the questions (gpo_local.stats)
+        click.echo(f"{loaded_task.name} {split}: {with_error(result.score, error)} ({total_text}/{result.n})")
 
 
 def _answer_cap(value):
