@@ -82,7 +82,7 @@ class Evaluator:
             return conversation
 
         # Each reply's limits: the task's, lower where a reply can no longer change its score
-        # (answer_limits); the replies of one limit are asked together, in order.
+        # (tasks/answer_length.py); the replies of one limit are asked together, in order.
         limits = [self._limits(examples[pairs[i][1]], first_limit, second_limit) for i in sent]
         replies: list = [None] * len(sent)
         for limit in dict.fromkeys(limits):
