@@ -110,3 +110,18 @@ def test_an_older_result_json_gets_its_test_error_bars_from_its_outcomes(tmp_pat
     assert {key: bars[key] for key in KEYS if "test" in key} == {key: summary[key] for key in KEYS if "test" in key}
     shown = CliRunner().invoke(main, ["show", str(run_dir)])
     assert f"gain on the test split: {gain_text(summary)}" in shown.output
+
+
+def test_a_fabricated_run_shows_its_known_interval_in_show_and_the_report(tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    assert fake_cli.optimize(monkeypatch, run_dir, "--quiet").exit_code == 0
+    summary = {key: value for key, value in json.loads((run_dir / "result.json").read_text()).items()
+               if key not in KEYS}
+    summary.update(initial_test=0.2, final_test=0.8,
+                   test_outcomes={"initial": outcomes(INITIAL), "final": outcomes(FINAL)})
+    (run_dir / "result.json").write_text(json.dumps(summary))
+    shown = CliRunner().invoke(main, ["show", str(run_dir)]).output
+    assert "gain on the test split: +60.0 points (95% CI +30.0 to +90.0, 10 questions)" in shown
+    assert "test 80.0 ± 13.3" in shown and "test 20.0 ± 13.3" in shown
+    html = render_report([run_dir])
+    assert "Gain on the test split: <b>+60.0 points (95% CI +30.0 to +90.0, 10 questions)</b>" in html
