@@ -93,7 +93,7 @@ def test_command_line_file_and_bench_options_come_from_the_declaration():
     assert CONTRACT_OPTIONS == CONTRACT_BEFORE | {"train-batch", "optimizer-temperature", "grammar", "leak-check",
                                                   "copy-guard", "optimizer-min-p", "racing", "racing-error",
                                                   "racing-rounds", "racing-order", "force",
-                                                  "reply-quota"}
+                                                  "reply-quota", "format-examples", "answer-max-tokens"}
 
 
 def test_the_library_never_imports_the_command_line():

@@ -32,6 +32,7 @@ from gpo_local.algorithm.schedules import make_schedule
 from gpo_local.tasks.prompting import DEFAULT_POSITION, POSITIONS
 from gpo_local.algorithm.updates import UPDATE_METHODS
 from gpo_local.tasks.answers import DATASETS, METRICS
+from gpo_local.tasks.answer_length import parse_answer_max_tokens
 
 # The methods `--method` offers (methods/__init__.py maps each to its class).
 METHOD_NAMES = ("gpo", "empty", "cot", "ape", "apo", "opro", "pe2", "sgdm", "reference")
@@ -92,8 +93,13 @@ OPTIONS: tuple[Option, ...] = (
     _O("warmup", int, 0, "Warmup steps of the schedule", minimum=0, maximum=10_000, methods=STEP_SIZED),
     _O("train_batch", int, 8, "Train minibatch size (feedback gradient, APO, PE2)", minimum=1,
        maximum=10_000),
-    _O("format_examples", int, 3, "Format exemplars shown in the meta-prompt", minimum=0, maximum=100,
-       cli=False),
+    _O("format_examples", int, 3, "Task examples shown to the optimizer in the meta-prompt as the answer format",
+       minimum=0, maximum=100),
+    # Overrides the task's reply limits (tasks/answer_length.py): "N" every round, "N1,N2" each round.
+    _O("answer_max_tokens", str, None, "Token limit of each task-model reply: N for every round, or N1,N2 for "
+                                       "round 1 and round 2 of a two-round task [default: the task's own; for a "
+                                       "task from files, by its metric: 32 for exact, 256,100 for two rounds].",
+       parse=parse_answer_max_tokens, section="task"),
     _O("position", str, DEFAULT_POSITION, "Where the instruction goes relative to the question.",
        choices=POSITIONS, show_default=True),
     _O("dev_limit", int, None, "Score on the first N dev questions only.", minimum=1, maximum=MAX_COUNT,
@@ -158,8 +164,10 @@ OPTIONS: tuple[Option, ...] = (
     # -- when to stop early (Limits), checked at step boundaries -------------------------------------
     _O("max_optimizer_calls", int, None, "Stop before a step that would exceed this many optimizer calls "
                                          "(resumable).", group="limit", minimum=0, maximum=10**9),
-    _O("max_task_tokens", int, None, "Stop at the first step boundary after the task model generated this "
-                                     "many tokens (resumable).", group="limit", minimum=0, maximum=10**15),
+    _O("max_task_tokens", int, None, "Budget of the whole run, not a per-answer limit (that is "
+                                     "--answer-max-tokens): stop at the first step boundary after the task model "
+                                     "generated this many tokens in all (resumable).", group="limit", minimum=0,
+       maximum=10**15),
     _O("time_limit", float, None, "Stop at the first step boundary after this many seconds (resumable).",
        group="limit", minimum=0, maximum=10**9),
     # -- models and llama.cpp ------------------------------------------------------------------------
@@ -282,6 +290,7 @@ class GPOConfig:
     warmup: int = 0
     train_batch: int = 8
     format_examples: int = 3
+    answer_max_tokens: str | None = None
     position: str = DEFAULT_POSITION
     dev_limit: int | None = None
     test_limit: int | None = None

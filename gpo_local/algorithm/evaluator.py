@@ -25,6 +25,7 @@ from gpo_local.core import EvalResult, Example, Outcome
 from gpo_local.errors import OptionValue, PromptTooLongError
 from gpo_local.tasks import Task
 from gpo_local.tasks.prompting import DEFAULT_POSITION, assemble
+from gpo_local.tasks.answer_length import score_neutral_tokens
 
 Progress = Callable[[int, int], None]
 Event = Callable[[str, dict], None]
@@ -49,6 +50,7 @@ class Evaluator:
         # (prompt, example) scorings requested per split, memo hits included: the budget counts
         # what the algorithm asks for, not what the cache happened to hold.
         self.scorings: Counter = Counter()
+        self._neutral: dict[str, int | None] = {}  # example id -> its score-neutral round-1 limit
 
     def _fits(self, conversation) -> bool:
         return self.llm.fits(conversation)
@@ -79,8 +81,18 @@ class Evaluator:
                 return None
             return conversation
 
-        replies = self.llm.generate_two_rounds([asks[i] for i in sent], second_turn,
-                                                 max_tokens=(first_limit, second_limit)) if sent else []
+        # Each reply's limits: the task's, lower where a reply can no longer change its score
+        # (tasks/answer_length.py); the replies of one limit are asked together, in order.
+        limits = [self._limits(examples[pairs[i][1]], first_limit, second_limit) for i in sent]
+        replies: list = [None] * len(sent)
+        for limit in dict.fromkeys(limits):
+            members = [j for j, own in enumerate(limits) if own == limit]
+
+            def member_turn(k: int, answer: str, members=members):
+                return second_turn(members[k], answer)
+            asked = self.llm.generate_two_rounds([asks[sent[j]] for j in members], member_turn, max_tokens=limit)
+            for j, reply in zip(members, asked):
+                replies[j] = reply
         first, finals = [""] * len(asks), [""] * len(asks)
         for i, (a1, a2) in zip(sent, replies):
             # The last reply is judged: the second turn's, or the first's for single-round tasks
@@ -97,6 +109,16 @@ class Evaluator:
             outcomes.append(Outcome(example_id=examples[e].id, first_answer=a1, final_answer=a2,
                                     prediction=prediction, score=float(rule.grade_example(prediction, examples[e]))))
         return outcomes
+
+    def _limits(self, example: Example, first: int, second: int) -> tuple[int, int]:
+        """(round 1, round 2) token limits of one question's replies: the task's, round 1 capped
+        where the rule says a longer reply cannot score (answer_length.score_neutral_tokens),
+        rounded up to a multiple of 8 so that a chunk's questions share few limits."""
+        if example.id not in self._neutral:
+            cap = score_neutral_tokens(self.task.rule, example.target, self.llm.count_tokens)
+            self._neutral[example.id] = None if cap is None else -(-cap // 8) * 8
+        cap = self._neutral[example.id]
+        return (first if cap is None else min(first, cap)), second
 
     def evaluate(self, prompts: Sequence[str], split: str, *, limit: int | None = None) -> list[EvalResult]:
         """One EvalResult per prompt, in order, each with its per-example outcomes."""

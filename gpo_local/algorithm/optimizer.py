@@ -224,10 +224,12 @@ class Method:
         state, records = replay(self.log)
         if not state.trajectory:
             self.on_event("initial", {"prompt": self.initial_prompt, "method": self.name})
-            s0 = self.evaluator.score(self.initial_prompt, "eval", limit=self.config.dev_limit).score
+            initial_dev = self.evaluator.score(self.initial_prompt, "eval", limit=self.config.dev_limit)
+            s0 = initial_dev.score
             state.choose(TrajectoryEntry(prompt=self.initial_prompt, dev_score=s0, step=-1))
+            # Per-question dev scores, as candidate records keep theirs: the score's standard error.
             self._record(INIT, step=-1, prompt=self.initial_prompt, dev_score=s0, method=self.name,
-                         usage=self.usage())
+                         usage=self.usage(), dev_outcomes={o.example_id: o.score for o in initial_dev.outcomes})
         else:
             self._restore_usage(records[-1].get("usage", {}))
             self.restore(records, state)

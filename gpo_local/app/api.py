@@ -44,6 +44,8 @@ from gpo_local.runs.rundata import RunView, load_run
 from gpo_local.app.progress import Progress
 from gpo_local.algorithm.index import TrajectoryIndex
 from gpo_local.app.progress import generated_tokens
+from gpo_local.app.intervals import binary_rule, run_error_bars
+from gpo_local.app.settings import with_answer_limits
 
 
 @dataclass(frozen=True)
@@ -196,13 +198,14 @@ EVALUATE_OPTIONS = (set(names("task")) | set(names("runtime"))) - {"optimizer_mo
 def evaluate(task: Any, prompt: str, *, split: str = "eval", task_model: Any = None,
              metric: str | Callable | None = None, limit: int | None = None, position: str | None = None,
              input_field: str | None = None, target_field: str | None = None, no_cache: bool = False,
-             quiet: bool = True, events_path: str | Path | None = None,
+             answer_max_tokens: str | None = None, quiet: bool = True, events_path: str | Path | None = None,
              on_notice: Callable[[str], None] | None = None, **options) -> Evaluation:
     """The score of `prompt` on a split of `task` with the task model, as `gpo-local eval` gives
     it (app/evaluation.py): the task's own position unless `position` is given, the model the task
     suggests unless `task_model` is given (a spec or an LLM object), the prompt adapted to the
     task. Strict: a prompt that does not fit the context with some question is an error naming
-    it. `options`: dataset_config and splits (how TASK loads), n_ctx, threads, n_gpu_layers,
+    it. `answer_max_tokens`: the task-model reply limit, "N" or "N1,N2" per round (the task's own by
+    default). `options`: dataset_config and splits (how TASK loads), n_ctx, threads, n_gpu_layers,
     parallel, ray and ray_actors (where the task model runs)."""
 
     for key in options:
@@ -213,6 +216,7 @@ def evaluate(task: Any, prompt: str, *, split: str = "eval", task_model: Any = N
         raise ConfigError(OptionValue("limit", limit), " must be an int of at least 1")
     loading = {key: options.pop(key) for key in names("task") if options.get(key) is not None}
     loaded = load_task(task, input_field=input_field, target_field=target_field, metric=metric, **loading)
+    loaded = with_answer_limits(loaded, answer_max_tokens)
     spec, llm = _model_spec(task_model)
     given = {key: value for key, value in options.items() if value is not None}
     runtime = {**defaults("runtime"), **given, "no_cache": no_cache}
@@ -251,7 +255,7 @@ def result_summary(result, method, config) -> dict:
     """result.json of a run."""
 
     plan = method.plan()
-    return {
+    summary = {
         "task": method.task.name, "method": config.method,
         "initial": asdict(result.initial), "final": asdict(result.final),
         "initial_test": result.initial_test, "final_test": result.final_test,
@@ -271,6 +275,10 @@ def result_summary(result, method, config) -> dict:
                           for role, r in (("initial", result.initial_test_result),
                                           ("final", result.final_test_result))},
     }
+    # Standard errors of the scores and the test gain's paired 95% interval (app/intervals.py).
+    questions = len(method.task.split("eval", config.dev_limit))
+    summary.update(run_error_bars(summary, list(method.log.records()), questions, binary_rule(method.task.rule)))
+    return summary
 
 
 def _models_and_embedder(settings, models, embedder, run):

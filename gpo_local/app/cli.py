@@ -33,6 +33,9 @@ from gpo_local.tasks.builtin import BUILTIN_TASKS, SUITE_CONFIRMATION, SUITE_TUN
 from gpo_local.quality import RichProgress
 from gpo_local.runs.storage import UNWRITABLE, storage_error
 from gpo_local.app.formatting import percent
+from gpo_local.app.intervals import gain_text, result_error_bars, with_error
+from gpo_local.stats import standard_error
+from gpo_local.tasks.answer_length import parse_answer_max_tokens
 
 # eval takes the task-model options only (no optimizer model, no embedder).
 model_options = declared_options("runtime", exclude=("optimizer_model", "embedder"))
@@ -138,13 +141,15 @@ def _run_optimize(settings, saved: dict | None) -> None:
 
 
 def _print_result(summary: dict, run_dir: Path) -> None:
-    for label, key, test in (("initial", "initial", "initial_test"), ("final", "final", "final_test")):
-        entry = summary[key]
+    bars = result_error_bars(summary)  # standard errors in points after "±" (app/intervals.py)
+    for label in ("initial", "final"):
+        entry = summary[label]
         click.echo(f"{label} prompt: {entry['prompt']!r}")
-        click.echo(f"  dev {percent(entry['dev_score'])}  test {percent(summary[test])}  (step {entry['step']})")
+        click.echo(f"  dev {with_error(entry['dev_score'], bars[f'{label}_dev_se'])}  "
+                   f"test {with_error(summary[f'{label}_test'], bars[f'{label}_test_se'])}  (step {entry['step']})")
     if summary.get("initial_test") is not None and summary.get("final_test") is not None:
         gain = 100 * (summary["final_test"] - summary["initial_test"])
-        click.echo(f"gain on the test split: {gain:+.1f} points")
+        click.echo(f"gain on the test split: {gain_text(bars) or f'{gain:+.1f} points'}")
     if summary.get("stopped", "completed") != "completed":
         click.echo(f"stopped early ({summary['stopped']}): resume with --resume and a larger limit to continue")
     click.echo(f"run directory: {run_dir}")
@@ -159,6 +164,9 @@ def _print_result(summary: dict, run_dir: Path) -> None:
 @click.option("--position", type=click.Choice(POSITIONS), default=None,
               help="Where the instruction goes relative to the question (default: the task's own, as `optimize` "
                    "places it; Q_end for a task with none).")
+@click.option("--answer-max-tokens", default=None, callback=lambda ctx, param, value: _answer_cap(value),
+              help="Token limit of each task-model reply, N or N1,N2 per round, as in `optimize` "
+                   "[default: the task's own].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result with every outcome as JSON (no progress).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -177,13 +185,24 @@ def eval_command(ctx, task, prompt, split, limit, position, as_json, quiet, even
                       on_notice=lambda text: click.echo(text, err=True), **options)
     if as_json:
         click.echo(json.dumps({"task": result.task, "split": split, "prompt": result.prompt,
-                               "position": result.position, "score": result.score, "n": result.n,
+                               "position": result.position, "score": result.score,
+                               "standard_error": standard_error([o.score for o in result.outcomes]),
+                               "n": result.n,
                                "model": dict(result.model), "outcomes": [asdict(o) for o in result.outcomes]},
                               indent=2))
     else:
         total = sum(o.score for o in result.outcomes)
         total_text = f"{total:g}" if total == int(total) else f"{total:.2f}"  # ROUGE-L sums are fractions
-        click.echo(f"{result.task} {split}: {percent(result.score)} ({total_text}/{result.n})")
+        error = standard_error([o.score for o in result.outcomes])  # over the questions (gpo_local.stats)
+        click.echo(f"{result.task} {split}: {with_error(result.score, error)} ({total_text}/{result.n})")
+
+
+def _answer_cap(value):
+    """--answer-max-tokens checked as the option table parses it (N or N1,N2)."""
+    try:
+        return parse_answer_max_tokens(value)
+    except GpoError as error:
+        raise click.BadParameter(error.render(flag)) from None
 
 
 @main.command()
@@ -237,8 +256,14 @@ def show(run_dir):
     final, initial = result["final"], result["initial"]
     step = "init" if final["step"] < 0 else final["step"] + 1
     console.print(f"final prompt (step {step}): {final['prompt']}", highlight=False, markup=False)
-    console.print(f"final:   dev {percent(final['dev_score'])}  test {percent(result.get('final_test'))}", highlight=False)
-    console.print(f"initial: dev {percent(initial['dev_score'])}  test {percent(result.get('initial_test'))}", highlight=False)
+    bars = result_error_bars(result)
+    console.print(f"final:   dev {with_error(final['dev_score'], bars['final_dev_se'])}  "
+                  f"test {with_error(result.get('final_test'), bars['final_test_se'])}", highlight=False)
+    console.print(f"initial: dev {with_error(initial['dev_score'], bars['initial_dev_se'])}  "
+                  f"test {with_error(result.get('initial_test'), bars['initial_test_se'])}", highlight=False)
+    if gain_text(bars):
+        console.print(f"gain on the test split: {gain_text(bars)}", highlight=False)
+    console.print("± is the standard error over the split's questions", highlight=False)
     if result.get("stopped") and result["stopped"] != "completed":
         console.print(f"stopped early: {result['stopped']}", highlight=False)
 

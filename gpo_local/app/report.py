@@ -32,6 +32,7 @@ from gpo_local.runs.storage import write_atomic
 from gpo_local.runs.health import resume_command
 from gpo_local.runs.locks import running_pid
 from gpo_local.app.formatting import percent
+from gpo_local.app.intervals import gain_text, result_error_bars, with_error
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -252,6 +253,7 @@ def run_context(run: RunView) -> dict[str, Any]:
         best = max(run.steps, key=lambda s: (s.dev_score, -s.step))
         final = {"prompt": best.prompt, "dev_score": best.dev_score, "step": best.step}
     test_note = _test_note(run, result, changes)
+    bars = result_error_bars(result)  # standard errors and the test gain's interval (app/intervals.py)
     examples = []
     if changes:
         for kind in ("fixed", "broken"):
@@ -273,9 +275,11 @@ def run_context(run: RunView) -> dict[str, Any]:
         "steps_done": max(len(run.steps) - 1, 0), "steps_planned": run.steps_planned,
         "pending": len(run.pending),
         "initial": initial, "final": final,
-        "initial_dev": percent(initial["dev_score"]) if initial else "n/a",
-        "final_dev": percent(final["dev_score"]) if final else "n/a",
-        "initial_test": percent(result.get("initial_test")), "final_test": percent(result.get("final_test")),
+        "initial_dev": with_error(initial["dev_score"], bars["initial_dev_se"]) if initial else "n/a",
+        "final_dev": with_error(final["dev_score"], bars["final_dev_se"]) if final else "n/a",
+        "initial_test": with_error(result.get("initial_test"), bars["initial_test_se"]),
+        "final_test": with_error(result.get("final_test"), bars["final_test_se"]),
+        "gain": gain_text(bars),
         "diff": word_diff(initial["prompt"], final["prompt"]) if initial and final else [],
         "dev_plot": dev_plot(run) if run.steps else None,
         "edit_plot": edit_plot(run) if run.steps else None,

@@ -29,6 +29,7 @@ from gpo_local.algorithm.option import check_value
 from gpo_local.app.bounds import check_run, check_runtime
 from gpo_local.algorithm.schedules import canonical_schedule, total_steps
 from gpo_local.tasks import Task, load_task
+from gpo_local.tasks.answer_length import UNKNOWN_FAMILY_TOKENS, answer_limits, parse_answer_max_tokens
 from gpo_local.methods import get_method
 from gpo_local.backends import catalog
 from gpo_local.methods.simple import reference_prompt_of
@@ -171,12 +172,14 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
     # default such as Q_end would silently replace the built-in antonyms' "Q_begin".
     task_defaults = {name: value for name, value in task.optimize_defaults.items() if name not in given}
     chosen = {**chosen, **task_defaults, "steps": steps, "seed": seed, "method": method}
+    chosen["answer_max_tokens"] = parse_answer_max_tokens(v.get("answer_max_tokens"))  # "N" or "N1,N2"
     if "selection" in chosen:
         chosen["selection"] = canonical_selection(chosen["selection"])
     if "schedule" in chosen:
         chosen["schedule"] = canonical_schedule(chosen["schedule"])
     config = method_class.configure(GPOConfig(**chosen))
     config.validate()
+    task = with_answer_limits(task, config.answer_max_tokens)
     # The data every method needs, checked before any model loads.
     task.split("eval", config.dev_limit)
     if method_class.uses_format:
@@ -295,6 +298,10 @@ def resolve_resume(run_dir: Path, saved: dict, values: dict[str, Any], explicit:
     task = load_task(task_spec, seed=config.seed, **saved.get("task_options", {}))
     if config.test_holdout:
         task = task.with_holdout(config.test_holdout)
+    if "answer_max_tokens" not in saved["config"] and not saved["task_source"].startswith("builtin:"):
+        # A run recorded before the option existed: a task from files had the Task default limits.
+        config = replace(config, answer_max_tokens=",".join(map(str, UNKNOWN_FAMILY_TOKENS)))
+    task = with_answer_limits(task, config.answer_max_tokens)
     old = saved.get("limits") or {}
     limits = Limits(**{name: v[name] if name in given else old.get(name) for name in LIMITS})
     notices += [f"resuming with {name} {old.get(name)} -> {getattr(limits, name)}" for name in LIMITS
@@ -311,6 +318,13 @@ def resolve_resume(run_dir: Path, saved: dict, values: dict[str, Any], explicit:
     return Settings(task_spec=task_spec, task=task, config=config, limits=limits,
                     initial_prompt=saved["initial_prompt"], runtime=runtime, run_dir=run_dir,
                     quiet=bool(v.get("quiet")), explicit=frozenset(given), notices=tuple(notices))
+
+
+def with_answer_limits(task: Task, answer_max_tokens: str | None) -> Task:
+    """The task with the reply limits of `answer_max_tokens` (tasks/answer_length.py)."""
+    if answer_max_tokens is None:
+        return task
+    return replace(task, max_tokens=answer_limits(answer_max_tokens, task.max_tokens, task.rule.two_rounds))
 
 
 def describe(settings: Settings) -> dict:

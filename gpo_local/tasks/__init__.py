@@ -36,6 +36,7 @@ from gpo_local.tasks.hub import HUB_PREFIX, load_hub
 from gpo_local.tasks.readers import FILE_FORMATS, SPLITS, read_split_file
 from gpo_local.tasks.answers import BBH_TASKS
 from gpo_local.tasks.answers import rule_for, rule_for_metric
+from gpo_local.tasks.answer_length import family_max_tokens
 
 DATASETS = ("bbh", "mmlu", "gsm8k", "wsc", "webnlg")  # folder names whose answer rules are known
 DEFAULT_PROMPT = "Let's think step by step."
@@ -172,8 +173,9 @@ def load_task(spec: str, *, seed: int = 0, input_field: str | None = None, targe
         # The hub copies of GSM8K, WSC and WebNLG keep their answer rules (GSM8K's "#### n"
         # answers are understood); other datasets need --metric.
         dataset = base.lower() if base.lower() in ("gsm8k", "wsc", "webnlg") else None
-        return Task(name=name, source=spec, rule=task_rule(dataset, name, metric), splits=loaded,
-                    initial_prompt=DEFAULT_PROMPT, options=options)
+        rule = task_rule(dataset, name, metric)
+        return Task(name=name, source=spec, rule=rule, splits=loaded, initial_prompt=DEFAULT_PROMPT,
+                    options=options, max_tokens=family_max_tokens(rule))
     path = Path(spec).expanduser()
     if path.is_file():
         if path.suffix not in FILE_FORMATS:
@@ -182,8 +184,9 @@ def load_task(spec: str, *, seed: int = 0, input_field: str | None = None, targe
         rows = read_split_file(path, "eval", input_field=input_field, target_field=target_field)
         if not rows:
             raise DataError(f"{path}: no examples (the file is empty)")
-        return Task(name=path.stem, source=str(path.resolve()), rule=task_rule(None, path.stem, metric),
-                    splits={"eval": rows, "format": rows}, initial_prompt=DEFAULT_PROMPT, options=options)
+        rule = task_rule(None, path.stem, metric)
+        return Task(name=path.stem, source=str(path.resolve()), rule=rule, splits={"eval": rows, "format": rows},
+                    initial_prompt=DEFAULT_PROMPT, options=options, max_tokens=family_max_tokens(rule))
     if not path.is_dir():
         raise _unknown_task(spec)
     loaded = {}
@@ -198,5 +201,7 @@ def load_task(spec: str, *, seed: int = 0, input_field: str | None = None, targe
         raise DataError(f"{path}: no split files found (expected {', '.join(s + '.jsonl' for s in SPLITS)}, "
                         f"or .json/.csv/.parquet)")
     dataset = _dataset_of(path)
-    return Task(name=path.name, source=str(path.resolve()), rule=task_rule(dataset, path.name, metric),
-                splits=loaded, initial_prompt=_initial_prompt(dataset, path.name), options=options)
+    rule = task_rule(dataset, path.name, metric)
+    return Task(name=path.name, source=str(path.resolve()), rule=rule, splits=loaded,
+                initial_prompt=_initial_prompt(dataset, path.name), options=options,
+                max_tokens=family_max_tokens(rule))

@@ -243,6 +243,15 @@ def generic_correct(prediction: str, target: str) -> bool:
     return False
 
 
+def truth_words(target: str) -> tuple[str, ...]:
+    """The predictions generic_correct accepts for `target` by its truth value ("yes" also takes
+    "true", "valid", "1"...); none for a target that is no boolean word."""
+    truth = _TRUTH_OF_TARGET.get(_unbracket(target.lower().strip()))
+    if truth is None:
+        return ()
+    return tuple(word for word, value in _TRUTH_OF_PREDICTION.items() if value == truth)
+
+
 # ---------------------------------------------------------------------------
 # ROUGE-L for WebNLG (the paper's metric; differences from rouge 1.0.1 in the module docstring)
 # ---------------------------------------------------------------------------

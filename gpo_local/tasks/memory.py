@@ -16,6 +16,7 @@ from gpo_local.errors import DataError
 from gpo_local.tasks import DEFAULT_PROMPT, Task, task_rule
 from gpo_local.tasks.readers import SPLITS, record_fields
 from gpo_local.tasks.rules import MetricRule
+from gpo_local.tasks.answer_length import family_max_tokens
 
 
 def _records(rows: Any, where: str) -> list:
@@ -58,4 +59,5 @@ def task_from_rows(data: Any, *, name: str = "data", input_field: str | None = N
         rows = _examples(data, "eval", name, input_field, target_field, callable(metric))
         splits = {"eval": rows, "format": rows}
     rule = MetricRule(metric) if callable(metric) else task_rule(None, name, metric.lower() if metric else None)
-    return Task(name=name, source=f"memory:{name}", rule=rule, splits=splits, initial_prompt=initial_prompt)
+    return Task(name=name, source=f"memory:{name}", rule=rule, splits=splits, initial_prompt=initial_prompt,
+                max_tokens=family_max_tokens(rule))
