@@ -163,7 +163,7 @@ def test_format_examples_is_an_option_of_the_command_line_the_config_file_and_th
 
 
 def test_eval_takes_the_option_too(tmp_path, monkeypatch):
-    import gpo_local.app.cli as cli
+    from gpo_local.backends import catalog, llama_cpp
 
     asked = []
 
@@ -176,8 +176,9 @@ def test_eval_takes_the_option_too(tmp_path, monkeypatch):
             asked.append(max_tokens)
             return super().generate(conversations, max_tokens=max_tokens, **options)
 
-    monkeypatch.setattr(cli, "LlamaCppModel", Model)
-    monkeypatch.setattr(cli, "resolve_model", lambda spec: tmp_path / f"{spec}.gguf")
+    # eval loads through the registry, which calls llama_cpp.load_models (as fake_cli replaces it)
+    monkeypatch.setattr(llama_cpp, "load_models", lambda task, optimizer, **options: (Model(task), Model(optimizer)))
+    monkeypatch.setattr(catalog, "resolve_model", lambda spec: tmp_path / f"{spec}.gguf")
     out = CliRunner().invoke(main, ["eval", "sentiment", "--prompt", "Answer.", "--limit", "2", "--no-cache",
                                     "--quiet", "--answer-max-tokens", "12,3", "--task-model", "m"])
     assert out.exit_code == 0, out.output
