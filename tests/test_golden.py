@@ -26,7 +26,7 @@ REGENERATE = os.environ.get("GPO_GOLDEN_REGENERATE") == "1"
 
 CASES = {
     "gpo": [],  # the headline switches
-    "gpo-quota-off": ["--no-reply-quota"],  # one ask per candidate: the runs before the reply quota
+    "gpo-quota-on": ["--reply-quota"],  # a step asks again until it has its candidates
     "gpo-feedback-realtime": ["--gradient", "feedback", "--momentum", "feedback", "--momentum-update", "real-time",
                               "--update", "generate"],
     "gpo-edit": ["--gradient", "feedback", "--momentum", "none", "--update", "edit"],

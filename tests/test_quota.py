@@ -32,7 +32,7 @@ def junk_first(junk: int) -> ScriptedLLM:
 
 
 def run(tmp_path, optimizer, *, method="gpo", limits=Limits(), **config):
-    config = GPOConfig(**{"method": method, "steps": 3, "candidates": 3, **config})
+    config = GPOConfig(**{"method": method, "steps": 3, "candidates": 3, "reply_quota": True, **config})
     runner = METHODS[method](task=difficulty_task(), task_llm=task_model(), optimizer_llm=optimizer,
                              index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()), config=config,
                              log=JsonlLog(tmp_path / "trajectory.jsonl"), limits=limits)
@@ -64,7 +64,7 @@ def test_a_step_asks_again_until_it_has_every_candidate(tmp_path):
 
 
 def result_config(candidates):
-    return GPOConfig(steps=3, candidates=candidates)
+    return GPOConfig(steps=3, candidates=candidates, reply_quota=True)
 
 
 def test_only_junk_stops_at_twice_the_candidates(tmp_path):
@@ -109,7 +109,7 @@ def test_show_and_the_report_give_the_asks(tmp_path, monkeypatch):
     _install(monkeypatch)
     run_dir = tmp_path / "run"
     runner = CliRunner()
-    outcome = runner.invoke(main, ["optimize", "sentiment", "--steps", "3", "--candidates", "3", "--dev-limit", "8",
+    outcome = runner.invoke(main, ["optimize", "sentiment", "--reply-quota", "--steps", "3", "--candidates", "3", "--dev-limit", "8",
                                    "--test-limit", "10", "--no-cache", "--quiet", "--run-dir", str(run_dir)])
     assert outcome.exit_code == 0, outcome.output
     shown = runner.invoke(main, ["show", str(run_dir)])

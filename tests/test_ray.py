@@ -23,6 +23,9 @@ from gpo_local.quality import load_config, run_bench
 from gpo_local.quality.ray_run import RayCells
 from gpo_local.testing import ScriptedLLM
 from ray_head import comparable, deadline, ray_head  # noqa: F401 (fixtures)
+
+# A local Ray head on 127.0.0.1 and real optimize runs: not in the fast tier.
+pytestmark = pytest.mark.integration
 import test_quality
 from test_quality import FakeRunner, layout, write_config  # noqa: F401 (layout: a fixture)
 

@@ -157,10 +157,12 @@ OPTIONS: tuple[Option, ...] = (
     _O("copy_guard", bool, True, "Keep optimizer replies from copying the shown format examples: no run of 6 "
                                  "tokens of theirs that the current prompt does not have (a model with its "
                                  "own sampler) [default: on].", negatable=True, section="replies"),
-    _O("reply_quota", bool, True,
+    # Off by default: the extra asks count against the run's call budget, so with a small
+    # optimizer that drops many replies a run ends steps early (docs/results.md, "The main job").
+    _O("reply_quota", bool, False,
        "Ask the optimizer again, each ask with its own seed, until a step has as many usable new candidates "
        "as it asked for, at most twice as many asks; the extra asks count against the optimizer-call budget "
-       "[default: on].", negatable=True, section="replies"),
+       "[default: off].", negatable=True, section="replies"),
     # -- when to stop early (Limits), checked at step boundaries -------------------------------------
     _O("max_optimizer_calls", int, None, "Stop before a step that would exceed this many optimizer calls "
                                          "(resumable).", group="limit", minimum=0, maximum=10**9),
@@ -308,7 +310,7 @@ class GPOConfig:
     grammar: bool = True
     leak_check: bool = True
     copy_guard: bool = True
-    reply_quota: bool = True
+    reply_quota: bool = False
 
     def validate(self) -> None:
         """Check values against the table and the combinations that crash the original code or make
