@@ -113,7 +113,7 @@ def test_fractional_scores_use_the_serfling_bound():
 def test_racing_options_are_checked():
     with pytest.raises(ConfigError, match=r"^racing_error must be below 1 \(got 1.5\)"):
         GPOConfig(racing=True, racing_error=1.5).validate()
-    with pytest.raises(ConfigError, match="racing_rounds=0 must be at least 1"):
+    with pytest.raises(ConfigError, match=r"^racing_rounds must be at least 1 \(got 0\)"):
         GPOConfig(racing=True, racing_rounds=0).validate()
     with pytest.raises(ConfigError, match="racing_order='sorted'"):
         GPOConfig(racing_order="sorted").validate()
