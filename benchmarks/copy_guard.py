@@ -52,9 +52,14 @@ def audit_run(run_dir: Path, ngram: int) -> dict:
     drops = totals(records)
     return {
         "guard": bool(config["config"].get("copy_guard", False)),
-        "replies": replies, "usable": replies - sum(drops.values()), "drops": drops,
-        "new": len(new), "new_prompts": new, "restated": [p for p in new if detector.leaks(p)],
-        "dev": (result.get("final") or {}).get("dev_score"), "test": result.get("final_test"),
+        "replies": replies,
+        "usable": replies - sum(drops.values()),
+        "drops": drops,
+        "new": len(new),
+        "new_prompts": new,
+        "restated": [p for p in new if detector.leaks(p)],
+        "dev": (result.get("final") or {}).get("dev_score"),
+        "test": result.get("final_test"),
     }
 
 
@@ -64,8 +69,17 @@ def main(argv=None) -> int:
     parser.add_argument("--ngram", type=int, default=3, help="the audit's run length in words")
     parser.add_argument("--show", action="store_true", help="print the candidates the audit flags")
     args = parser.parse_args(argv)
-    groups: dict[bool, dict] = defaultdict(lambda: {"runs": 0, "replies": 0, "usable": 0, "drops": Counter(),
-                                                    "new": 0, "restated": [], "tests": []})
+    groups: dict[bool, dict] = defaultdict(
+        lambda: {
+            "runs": 0,
+            "replies": 0,
+            "usable": 0,
+            "drops": Counter(),
+            "new": 0,
+            "restated": [],
+            "tests": [],
+        }
+    )
     for run_dir in args.runs:
         if not (run_dir / "result.json").exists():
             continue  # not finished
@@ -80,16 +94,22 @@ def main(argv=None) -> int:
         group["restated"] += run["restated"]
         if run["test"] is not None:
             group["tests"].append(run["test"])
-        print(f"{str(run_dir)[-48:]:48s} guard {'on ' if run['guard'] else 'off'} usable {run['usable']:2d}/"
-              f"{run['replies']:<2d} drops {dict(run['drops'])} restated ({args.ngram}-word audit) "
-              f"{len(run['restated'])}/{run['new']} test {run['test']}")
-    print(f"\n{'guard':>5} {'runs':>5} {'usable replies':>16} {'drops':40s} {'restated (audit)':>17} "
-          f"{'mean test':>10}")
+        print(
+            f"{str(run_dir)[-48:]:48s} guard {'on ' if run['guard'] else 'off'} usable {run['usable']:2d}/"
+            f"{run['replies']:<2d} drops {dict(run['drops'])} restated ({args.ngram}-word audit) "
+            f"{len(run['restated'])}/{run['new']} test {run['test']}"
+        )
+    print(
+        f"\n{'guard':>5} {'runs':>5} {'usable replies':>16} {'drops':40s} {'restated (audit)':>17} "
+        f"{'mean test':>10}"
+    )
     for guard, g in sorted(groups.items()):
         mean = 100 * sum(g["tests"]) / len(g["tests"]) if g["tests"] else float("nan")
-        print(f"{'on' if guard else 'off':>5} {g['runs']:>5} {g['usable']:>7}/{g['replies']:<4} "
-              f"{g['usable'] / g['replies']:>4.0%} {str(dict(g['drops'])):40s} "
-              f"{len(g['restated']):>8}/{g['new']:<8} {mean:>10.1f}")
+        print(
+            f"{'on' if guard else 'off':>5} {g['runs']:>5} {g['usable']:>7}/{g['replies']:<4} "
+            f"{g['usable'] / g['replies']:>4.0%} {str(dict(g['drops'])):40s} "
+            f"{len(g['restated']):>8}/{g['new']:<8} {mean:>10.1f}"
+        )
         if args.show:
             for prompt in g["restated"]:
                 print(f"      {prompt!r}")

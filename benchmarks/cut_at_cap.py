@@ -28,13 +28,29 @@ def constrained_candidates(run: Path):
     """(prompt, its step's word cap) of a run's candidates, for steps whose replies were constrained."""
     records = list(JsonlLog(run / "trajectory.jsonl").records())
     caps = {r["step"]: r.get("grammar_words") for r in records if r.get("kind") == "step"}
-    return [(r["prompt"], caps[r["step"]]) for r in records if r.get("kind") == "candidate" and caps.get(r["step"])]
+    return [
+        (r["prompt"], caps[r["step"]])
+        for r in records
+        if r.get("kind") == "candidate" and caps.get(r["step"])
+    ]
 
 
 def main(paths: list[str]) -> None:
     runs = sorted({p.parent for arg in paths for p in Path(arg).rglob("trajectory.jsonl")})
-    counts = dict.fromkeys(("runs", "candidates", "at the cap", "mid-sentence", "cut", "words cut off",
-                            "left mid-sentence", "non-ASCII before", "non-ASCII after"), 0)
+    counts = dict.fromkeys(
+        (
+            "runs",
+            "candidates",
+            "at the cap",
+            "mid-sentence",
+            "cut",
+            "words cut off",
+            "left mid-sentence",
+            "non-ASCII before",
+            "non-ASCII after",
+        ),
+        0,
+    )
     for run in runs:
         candidates = constrained_candidates(run)
         counts["runs"] += bool(candidates)

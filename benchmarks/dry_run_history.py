@@ -20,9 +20,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from gpo_local.methods import estimate as budget
 from gpo_local.app import walltime
 from gpo_local.app.settings import resolve_resume
+from gpo_local.methods import estimate as budget
 
 
 def main(paths: list[str]) -> None:
@@ -37,7 +37,9 @@ def main(paths: list[str]) -> None:
             if (sums := walltime.recorded_rates(run)) is not None:
                 # A process paused (SIGSTOP) mid-run counts the pause in its `seconds`; no estimate
                 # can foresee that, so the measured side is the run's time without its paused chunks.
-                groups[walltime.workload(record)].append((run, record, result["seconds"] - sums["paused_seconds"]))
+                groups[walltime.workload(record)].append(
+                    (run, record, result["seconds"] - sums["paused_seconds"])
+                )
     errors = []
     for runs in groups.values():
         for i, (run, record, measured) in enumerate(runs):
@@ -48,16 +50,21 @@ def main(paths: list[str]) -> None:
             if rates is None or not rates["runs"]:  # none finished, or every one left out as slowed
                 continue
             est = budget.estimate(settings.config, settings.task)
-            estimate = walltime.seconds(est, rates, n_dev, settings.config.racing,
-                                        order=settings.config.racing_order)
+            estimate = walltime.seconds(
+                est, rates, n_dev, settings.config.racing, order=settings.config.racing_order
+            )
             errors.append(estimate / measured - 1)
-            print(f"{str(run)[-48:]:48s} {record['method']:5s} racing {'on ' if settings.config.racing else 'off'} "
-                  f"from {rates['runs']} run(s): estimate {estimate:7.1f} s, measured {measured:7.1f} s, "
-                  f"error {100 * errors[-1]:+5.1f}%")
+            print(
+                f"{str(run)[-48:]:48s} {record['method']:5s} racing {'on ' if settings.config.racing else 'off'} "
+                f"from {rates['runs']} run(s): estimate {estimate:7.1f} s, measured {measured:7.1f} s, "
+                f"error {100 * errors[-1]:+5.1f}%"
+            )
     if errors:
         within = sum(abs(e) <= 0.25 for e in errors)
-        print(f"{within} of {len(errors)} estimates within 25%; mean |error| "
-              f"{100 * sum(map(abs, errors)) / len(errors):.1f}%, worst {100 * max(errors, key=abs):+.1f}%")
+        print(
+            f"{within} of {len(errors)} estimates within 25%; mean |error| "
+            f"{100 * sum(map(abs, errors)) / len(errors):.1f}%, worst {100 * max(errors, key=abs):+.1f}%"
+        )
 
 
 if __name__ == "__main__":

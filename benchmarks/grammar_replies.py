@@ -30,16 +30,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from gpo_local.backends.llama_cpp import LlamaCppModel
-from gpo_local.backends.catalog import resolve_model
-from gpo_local.replies.grammar import prompt_grammar, reply_token_limit, word_cap
-from gpo_local.replies.leaks import LeakDetector, leak_references, talks_to_optimizer
 from gpo_local.algorithm.optimizer import pick_exemplars
-from gpo_local.replies.parser import classify_replies
-from gpo_local.tasks import load_task
 from gpo_local.algorithm.updates import render_update
+from gpo_local.backends.catalog import resolve_model
+from gpo_local.backends.llama_cpp import LlamaCppModel
+from gpo_local.replies.grammar import prompt_grammar, reply_token_limit, state_word_cap, word_cap
+from gpo_local.replies.leaks import LeakDetector, leak_references, talks_to_optimizer
+from gpo_local.replies.parser import classify_replies
 from gpo_local.replies.parsing import parse_candidate
-from gpo_local.replies.grammar import state_word_cap
+from gpo_local.tasks import load_task
 
 BBH = Path(__file__).resolve().parents[2] / "shared" / "data" / "bbh"
 CURRENT, BUDGET, MAX_WORDS, MAX_TOKENS, TEMPERATURE = "Let's think step by step.", 50, 60, 128, 1.0
@@ -58,12 +57,24 @@ def measure(model, meta, n, grammar, max_tokens, max_words, detector):
     """(seconds, drop reasons counted, replies, the usable candidates)."""
     model.decoder.reset()
     started = time.perf_counter()
-    replies = model.generate([meta] * n, max_tokens=max_tokens, temperature=TEMPERATURE, seeds=list(range(n)),
-                             stop=("<END>",), grammar=grammar)
+    replies = model.generate(
+        [meta] * n,
+        max_tokens=max_tokens,
+        temperature=TEMPERATURE,
+        seeds=list(range(n)),
+        stop=("<END>",),
+        grammar=grammar,
+    )
     seconds = time.perf_counter() - started
-    parsed, dropped = classify_replies(replies, model, max_tokens=max_tokens, max_words=max_words,
-                                       leaks=detector.leaks, meta_talk=talks_to_optimizer,
-                                       constrained=grammar is not None)
+    parsed, dropped = classify_replies(
+        replies,
+        model,
+        max_tokens=max_tokens,
+        max_words=max_words,
+        leaks=detector.leaks,
+        meta_talk=talks_to_optimizer,
+        constrained=grammar is not None,
+    )
     return seconds, Counter(reason or "usable" for reason in dropped), replies, [p for p in parsed if p]
 
 
@@ -83,14 +94,32 @@ def main() -> None:
     for name in names:
         task = load_task(str(BBH / name) if BBH.is_dir() else name)
         exemplars = pick_exemplars(task, 3, 0)
-        detector = LeakDetector(leak_references(exemplars, *(task.split(s) for s in ("eval", "train") if s in task.splits)))
-        meta = render_update(method="generate-without", history=[], current=CURRENT, exemplars=exemplars,
-                             position="Q_end", budget=BUDGET)
-        modes = (("free", meta, None, MAX_TOKENS, MAX_WORDS),
-                 ("free+cap", state_word_cap(meta, MAX_WORDS), None, MAX_TOKENS, MAX_WORDS),
-                 ("grammar", state_word_cap(meta, cap), prompt_grammar(cap), reply_token_limit(MAX_TOKENS, cap), cap))
+        detector = LeakDetector(
+            leak_references(exemplars, *(task.split(s) for s in ("eval", "train") if s in task.splits))
+        )
+        meta = render_update(
+            method="generate-without",
+            history=[],
+            current=CURRENT,
+            exemplars=exemplars,
+            position="Q_end",
+            budget=BUDGET,
+        )
+        modes = (
+            ("free", meta, None, MAX_TOKENS, MAX_WORDS),
+            ("free+cap", state_word_cap(meta, MAX_WORDS), None, MAX_TOKENS, MAX_WORDS),
+            (
+                "grammar",
+                state_word_cap(meta, cap),
+                prompt_grammar(cap),
+                reply_token_limit(MAX_TOKENS, cap),
+                cap,
+            ),
+        )
         for mode, text, grammar, max_tokens, max_words in modes:
-            spent, reasons, replies, kept = measure(model, text, args.replies, grammar, max_tokens, max_words, detector)
+            spent, reasons, replies, kept = measure(
+                model, text, args.replies, grammar, max_tokens, max_words, detector
+            )
             totals.setdefault(mode, Counter()).update(reasons)
             seconds[mode] += spent
             non_ascii, at_cap = forced(replies, max_words)
@@ -98,18 +127,25 @@ def main() -> None:
             junk[mode, "at cap"] += at_cap
             kept_non_ascii = sum(bool(NON_ASCII.search(p)) for p in kept)
             junk[mode, "kept"] += kept_non_ascii
-            print(f"{name:20s} {mode:9s} usable {reasons['usable']:2d}/{args.replies}  {spent:6.1f} s  "
-                  f"drops {dict((k, v) for k, v in reasons.items() if k != 'usable')}  "
-                  f"non-ASCII {non_ascii}, at the cap {at_cap}, non-ASCII kept {kept_non_ascii}", flush=True)
+            print(
+                f"{name:20s} {mode:9s} usable {reasons['usable']:2d}/{args.replies}  {spent:6.1f} s  "
+                f"drops {dict((k, v) for k, v in reasons.items() if k != 'usable')}  "
+                f"non-ASCII {non_ascii}, at the cap {at_cap}, non-ASCII kept {kept_non_ascii}",
+                flush=True,
+            )
             for reply in replies[:2]:
                 print(f"    {' '.join(reply.split())[:110]!r}")
     for mode, reasons in totals.items():
         n = sum(reasons.values())
-        print(f"total {mode:9s} usable {reasons['usable']}/{n} ({100 * reasons['usable'] / n:.0f}%)  "
-              f"{seconds[mode]:.0f} s  drops {dict((k, v) for k, v in reasons.items() if k != 'usable')}  "
-              f"non-ASCII {junk[mode, 'non-ASCII']}/{n}, at the cap {junk[mode, 'at cap']}/{n}, "
-              f"non-ASCII kept {junk[mode, 'kept']}/{reasons['usable']}")
-    print(f"(model {args.model}, {args.threads} threads, temperature {TEMPERATURE}, {args.replies} replies a task and mode)")
+        print(
+            f"total {mode:9s} usable {reasons['usable']}/{n} ({100 * reasons['usable'] / n:.0f}%)  "
+            f"{seconds[mode]:.0f} s  drops {dict((k, v) for k, v in reasons.items() if k != 'usable')}  "
+            f"non-ASCII {junk[mode, 'non-ASCII']}/{n}, at the cap {junk[mode, 'at cap']}/{n}, "
+            f"non-ASCII kept {junk[mode, 'kept']}/{reasons['usable']}"
+        )
+    print(
+        f"(model {args.model}, {args.threads} threads, temperature {TEMPERATURE}, {args.replies} replies a task and mode)"
+    )
 
 
 if __name__ == "__main__":

@@ -59,12 +59,16 @@ def main(argv=None) -> int:
         totals[method]["runs"] += 1
         for key, value in counts.items():
             totals[method][key] += value
-    print(f"{'method':>7} {'runs':>5} {'new cands':>10} {'meta talk':>10} {'chosen':>7} {'finals':>7} "
-          f"{'usable replies':>15} {'if dropped':>11}")
+    print(
+        f"{'method':>7} {'runs':>5} {'new cands':>10} {'meta talk':>10} {'chosen':>7} {'finals':>7} "
+        f"{'usable replies':>15} {'if dropped':>11}"
+    )
     for method, t in sorted(totals.items()):
         usable, after = t["usable"] / t["replies"], (t["usable"] - t["flagged_records"]) / t["replies"]
-        print(f"{method:>7} {t['runs']:>5} {t['new']:>10} {t['flagged_new']:>10} {t['flagged_chosen']:>7} "
-              f"{t['flagged_final']:>7} {t['usable']:>7}/{t['replies']:<4} {usable:>3.0%} {after:>10.0%}")
+        print(
+            f"{method:>7} {t['runs']:>5} {t['new']:>10} {t['flagged_new']:>10} {t['flagged_chosen']:>7} "
+            f"{t['flagged_final']:>7} {t['usable']:>7}/{t['replies']:<4} {usable:>3.0%} {after:>10.0%}"
+        )
     return 0
 
 

@@ -38,16 +38,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpo_local.backends.registry import memoized  # noqa: E402
+from gpo_local.algorithm.optimizer import candidate_seed, pick_exemplars  # noqa: E402
+from gpo_local.app.settings import resolve_resume  # noqa: E402
+from gpo_local.backends.catalog import resolve_model  # noqa: E402
 from gpo_local.backends.copy_guard import CopyGuard  # noqa: E402
 from gpo_local.backends.llama_cpp import LlamaCppModel  # noqa: E402
-from gpo_local.backends.catalog import resolve_model  # noqa: E402
+from gpo_local.backends.registry import memoized  # noqa: E402
 from gpo_local.replies.grammar import prompt_grammar, reply_token_limit  # noqa: E402
 from gpo_local.replies.leaks import LeakDetector, leak_references, talks_to_optimizer  # noqa: E402
-from gpo_local.algorithm.optimizer import candidate_seed, pick_exemplars  # noqa: E402
 from gpo_local.replies.parser import classify_replies  # noqa: E402
 from gpo_local.runs.directory import JsonlLog  # noqa: E402
-from gpo_local.app.settings import resolve_resume  # noqa: E402
 
 STATED_CAP = re.compile(r"Write at most (\d+) words between the tags\.\s*$")
 CURRENT = re.compile(r"\n\nThe current prompt is:\n(.*?)\n\nStudy ", re.DOTALL)
@@ -59,17 +59,28 @@ DEMO = "Sort the words of the input in alphabetical order and answer with the so
 # The sentences a wording replaces: (recorded text, replacement).
 FORMAT = "Put the new prompt between <START> and <END>."
 # The reply is the text the task model reads: say so where the format is asked for.
-PLAIN = (FORMAT, f"{FORMAT[:-1]}: only the words the model will read before it answers, written to the model, "
-                 "with no title, comment or explanation.")
+PLAIN = (
+    FORMAT,
+    f"{FORMAT[:-1]}: only the words the model will read before it answers, written to the model, "
+    "with no title, comment or explanation.",
+)
 # The request itself asks for an instruction to the model.
-REQUEST = (" Write an instruction for the whole task; do not copy an example.",
-           " Write it as an instruction to the model, for the whole task; do not copy an example.")
+REQUEST = (
+    " Write an instruction for the whole task; do not copy an example.",
+    " Write it as an instruction to the model, for the whole task; do not copy an example.",
+)
 # A demonstration of what a reply looks like, for another task.
-SHOWN = (FORMAT, f"{FORMAT} The prompt speaks to the model directly. For another task, sorting words, a reply "
-                 f"would be:\n<START>{DEMO}<END>")
+SHOWN = (
+    FORMAT,
+    f"{FORMAT} The prompt speaks to the model directly. For another task, sorting words, a reply "
+    f"would be:\n<START>{DEMO}<END>",
+)
 WORDINGS: dict[str, tuple[tuple[str, str], ...]] = {
-    "recorded": (), "plain": (PLAIN,), "plain-request": (REQUEST, PLAIN),
-    "demo": (SHOWN,), "demo-request": (REQUEST, SHOWN),
+    "recorded": (),
+    "plain": (PLAIN,),
+    "plain-request": (REQUEST, PLAIN),
+    "demo": (SHOWN,),
+    "demo-request": (REQUEST, SHOWN),
 }
 
 
@@ -83,8 +94,11 @@ def reword(meta: str, wording: str) -> str:
 
 def recorded_steps(run_dir: Path) -> tuple[dict, list[dict]]:
     config = json.loads((run_dir / "config.json").read_text())
-    steps = [r for r in JsonlLog(run_dir / "trajectory.jsonl").records()
-             if r["kind"] == "step" and r.get("meta_prompt")]
+    steps = [
+        r
+        for r in JsonlLog(run_dir / "trajectory.jsonl").records()
+        if r["kind"] == "step" and r.get("meta_prompt")
+    ]
     return config, steps
 
 
@@ -120,8 +134,9 @@ def main(argv=None) -> int:
         cfg, task = saved.config, saved.task
         path = config["models"]["optimizer"]["path"]
         if path not in models:
-            models[path] = memoized(LlamaCppModel(resolve_model(path), n_ctx=4096, n_threads=args.threads,
-                                                  parallel=8), False)
+            models[path] = memoized(
+                LlamaCppModel(resolve_model(path), n_ctx=4096, n_threads=args.threads, parallel=8), False
+            )
         llm = models[path]
         exemplars = pick_exemplars(task, cfg.format_examples, cfg.seed)
         shown_texts = leak_references(exemplars)
@@ -135,20 +150,38 @@ def main(argv=None) -> int:
             for wording, name, min_p in rows:
                 asked = reword(meta, name)
                 shown = [DEMO] if DEMO in asked else []
-                guard = CopyGuard(avoid=tuple(shown_texts + shown), allow=(current,)) if cfg.copy_guard else None
+                guard = (
+                    CopyGuard(avoid=tuple(shown_texts + shown), allow=(current,)) if cfg.copy_guard else None
+                )
                 detector = LeakDetector(references + shown)
                 started = time.perf_counter()
-                replies = llm.generate([asked] * cfg.candidates, max_tokens=limit, temperature=cfg.optimizer_temperature,
-                                       seeds=seeds, stop=("<END>",), grammar=prompt_grammar(cap), copy_guard=guard,
-                                       min_p=cfg.optimizer_min_p if min_p is None else min_p)
+                replies = llm.generate(
+                    [asked] * cfg.candidates,
+                    max_tokens=limit,
+                    temperature=cfg.optimizer_temperature,
+                    seeds=seeds,
+                    stop=("<END>",),
+                    grammar=prompt_grammar(cap),
+                    copy_guard=guard,
+                    min_p=cfg.optimizer_min_p if min_p is None else min_p,
+                )
                 seconds[wording] += time.perf_counter() - started
-                parsed, reasons = classify_replies(replies, llm, max_tokens=limit, max_words=cap,
-                                                   leaks=detector.leaks, meta_talk=talks_to_optimizer, constrained=True)
+                parsed, reasons = classify_replies(
+                    replies,
+                    llm,
+                    max_tokens=limit,
+                    max_words=cap,
+                    leaks=detector.leaks,
+                    meta_talk=talks_to_optimizer,
+                    constrained=True,
+                )
                 counts = Counter(reason or "usable" for reason in reasons)
                 if wording == "recorded":
                     recorded = Counter(step.get("drops", {}))
                     if +Counter({k: v for k, v in counts.items() if k != "usable"}) != +recorded:
-                        print(f"  note: replayed drops {dict(counts)} differ from the recorded {dict(recorded)}")
+                        print(
+                            f"  note: replayed drops {dict(counts)} differ from the recorded {dict(recorded)}"
+                        )
                 flagged = [p for p in parsed if p is not None and AUDIT.search(p)]
                 audited[wording] += len(flagged)
                 totals[wording].update(counts)
@@ -158,14 +191,18 @@ def main(argv=None) -> int:
                         if reason or (prompt and AUDIT.search(prompt)):
                             print(f"    [{wording}: {reason or 'audit'}] {reply.strip()[:300]!r}")
             print(f"{str(run_dir)[-44:]:44s} step {step['step']}  " + "  ".join(line), flush=True)
-    print("\nwording          usable         drops                                   audited  usable, not audited  seconds")
+    print(
+        "\nwording          usable         drops                                   audited  usable, not audited  seconds"
+    )
     for wording in wordings:
         counts = totals[wording]
         asked = max(sum(counts.values()), 1)
         drops = {k: v for k, v in counts.items() if k != "usable"}
         clean = counts["usable"] - audited[wording]
-        print(f"{wording:16s} {counts['usable']:3d}/{asked:<3d} {100 * counts['usable'] / asked:5.1f}%  "
-              f"{str(drops):38s} {audited[wording]:5d}   {clean:3d} {100 * clean / asked:5.1f}%  {seconds[wording]:9.1f}")
+        print(
+            f"{wording:16s} {counts['usable']:3d}/{asked:<3d} {100 * counts['usable'] / asked:5.1f}%  "
+            f"{str(drops):38s} {audited[wording]:5d}   {clean:3d} {100 * clean / asked:5.1f}%  {seconds[wording]:9.1f}"
+        )
     return 0
 
 

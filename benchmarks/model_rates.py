@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from gpo_local.backends.llama_cpp import load_llama
 from gpo_local.backends.catalog import is_installed, load_catalog, resolve_model
+from gpo_local.backends.llama_cpp import load_llama
 
 PROMPT_TOKENS, PREFIX_TOKENS, DECODE_TOKENS = 512, 16, 32
 
@@ -33,7 +33,7 @@ def rates(spec: str, threads: int) -> tuple[float, float]:
     llm.reset()
     llm.eval(tokens[:PREFIX_TOKENS])
     start = time.perf_counter()
-    for token in tokens[PREFIX_TOKENS:PREFIX_TOKENS + DECODE_TOKENS]:
+    for token in tokens[PREFIX_TOKENS : PREFIX_TOKENS + DECODE_TOKENS]:
         llm.eval([token])
     return len(tokens) / best, DECODE_TOKENS / (time.perf_counter() - start)
 
@@ -43,11 +43,15 @@ def main() -> None:
     parser.add_argument("models", nargs="*")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    models = args.models or [name for name, entry in load_catalog().items()
-                             if entry.kind == "gguf" and is_installed(name)]
+    models = args.models or [
+        name for name, entry in load_catalog().items() if entry.kind == "gguf" and is_installed(name)
+    ]
     for spec in models:
         prompt, decode = rates(spec, args.threads)
-        print(f"{spec}: prompt {prompt:.0f} tokens/s, decode {decode:.1f} tokens/s ({args.threads} threads)", flush=True)
+        print(
+            f"{spec}: prompt {prompt:.0f} tokens/s, decode {decode:.1f} tokens/s ({args.threads} threads)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

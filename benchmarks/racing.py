@@ -37,10 +37,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpo_local.algorithm.trajectory import select_next  # noqa: E402
 from gpo_local.algorithm.racing import DEFAULT_ORDER, RacingConfig, dev_order, race  # noqa: E402
-from gpo_local.runs.directory import JsonlLog  # noqa: E402
+from gpo_local.algorithm.trajectory import select_next  # noqa: E402
 from gpo_local.replies.parsing import normalize_prompt  # noqa: E402
+from gpo_local.runs.directory import JsonlLog  # noqa: E402
 
 ELITIST = ("ape", "apo", "opro", "pe2")  # methods that choose the best prompt scored so far
 
@@ -66,8 +66,16 @@ def load_steps(run_dir: Path) -> tuple[dict, list[dict]]:
             pending.append(record)
             continue
         if record["kind"] == "step":
-            steps.append({"trajectory": list(trajectory), "scores": dict(scores), "candidates": pending,
-                          "chosen": record["prompt"], "step": record["step"], "history": list(history)})
+            steps.append(
+                {
+                    "trajectory": list(trajectory),
+                    "scores": dict(scores),
+                    "candidates": pending,
+                    "chosen": record["prompt"],
+                    "step": record["step"],
+                    "history": list(history),
+                }
+            )
         history.extend(c["dev_outcomes"] for c in pending if c.get("dev_outcomes"))
         for c in pending:
             scores.setdefault(normalize_prompt(c["prompt"]), (c["prompt"], c["dev_score"]))
@@ -95,8 +103,9 @@ def choose(method: str, step: dict, kept: dict[str, float]) -> str:
     return select_next(pool, selected)[0]
 
 
-def replay_step(method: str, step: dict, racing: RacingConfig | None, seed: int, task: str,
-                order: str = DEFAULT_ORDER) -> tuple[bool, int, int] | None:
+def replay_step(
+    method: str, step: dict, racing: RacingConfig | None, seed: int, task: str, order: str = DEFAULT_ORDER
+) -> tuple[bool, int, int] | None:
     """(same choice as recorded, pairs scored, pairs full scoring scored) for one replay; None
     for a step with no new candidate's per-question outcomes recorded (a run older than those
     records, or a step of repeats only), which cannot be replayed and is not counted."""
@@ -110,8 +119,13 @@ def replay_step(method: str, step: dict, racing: RacingConfig | None, seed: int,
         kept = {c["prompt"]: c["dev_score"] for c in new}
         return choose(method, step, kept) == step["chosen"], full, full
     binary = all(v in (0.0, 1.0) for row in rows for v in row)
-    result = race(lambda cs, qs: [[rows[c][q] for q in qs] for c in cs], len(new),
-                  dev_order(ids, seed, task, order, step["history"]), racing, binary)
+    result = race(
+        lambda cs, qs: [[rows[c][q] for q in qs] for c in cs],
+        len(new),
+        dev_order(ids, seed, task, order, step["history"]),
+        racing,
+        binary,
+    )
     kept = {c["prompt"]: c["dev_score"] for c, dropped in zip(new, result.dropped_after) if dropped is None}
     return choose(method, step, kept) == step["chosen"], result.pairs, full
 
@@ -131,8 +145,11 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", default="3,4,5")
     parser.add_argument("--orders", type=int, default=20, help="question orders (seeds) per step")
     parser.add_argument("--order", default=DEFAULT_ORDER, help="question order kinds: informative,random")
-    parser.add_argument("--own-order", action="store_true",
-                        help="one replay per run, on its own seed's order: whether racing keeps its whole trajectory")
+    parser.add_argument(
+        "--own-order",
+        action="store_true",
+        help="one replay per run, on its own seed's order: whether racing keeps its whole trajectory",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     runs = []
@@ -146,8 +163,10 @@ def main(argv=None) -> int:
         full_scoring = [(s, replay_step(method, s, None, 0, task)) for s in steps]
         steps = [s for s, replay in full_scoring if replay is not None]
         sane = all(replay[0] for _, replay in full_scoring if replay is not None)
-        print(f"{run_dir}: {method} on {task}, {len(steps)} steps to replay; "
-              f"full-scoring replay matches the record: {sane}")
+        print(
+            f"{run_dir}: {method} on {task}, {len(steps)} steps to replay; "
+            f"full-scoring replay matches the record: {sane}"
+        )
         runs.append((method, task, steps, config.get("config", {}).get("seed", 0), run_dir))
     if args.own_order:
         return own_orders(runs, args)
@@ -159,14 +178,26 @@ def main(argv=None) -> int:
                 for seed in range(args.orders):
                     ok, pairs, all_pairs = replay_step(method, step, racing, seed, task, order)
                     same, total, raced, full = same + ok, total + 1, raced + pairs, full + all_pairs
-        rows.append({"order": order, "rounds": rounds, "error": error, "replays": total,
-                     "same_choice": same / max(1, total), "pairs_saved": 1 - raced / max(1, full),
-                     "full_over_raced": full / max(1, raced)})
-    print(f"{'order':>11} {'rounds':>6} {'error':>6} {'replays':>8} {'same choice':>12} {'pairs saved':>12} "
-          f"{'full/raced':>11}")
+        rows.append(
+            {
+                "order": order,
+                "rounds": rounds,
+                "error": error,
+                "replays": total,
+                "same_choice": same / max(1, total),
+                "pairs_saved": 1 - raced / max(1, full),
+                "full_over_raced": full / max(1, raced),
+            }
+        )
+    print(
+        f"{'order':>11} {'rounds':>6} {'error':>6} {'replays':>8} {'same choice':>12} {'pairs saved':>12} "
+        f"{'full/raced':>11}"
+    )
     for r in rows:
-        print(f"{r['order']:>11} {r['rounds']:>6} {r['error']:>6} {r['replays']:>8} {r['same_choice']:>12.1%} "
-              f"{r['pairs_saved']:>12.1%} {r['full_over_raced']:>10.2f}x")
+        print(
+            f"{r['order']:>11} {r['rounds']:>6} {r['error']:>6} {r['replays']:>8} {r['same_choice']:>12.1%} "
+            f"{r['pairs_saved']:>12.1%} {r['full_over_raced']:>10.2f}x"
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0
@@ -187,14 +218,27 @@ def own_orders(runs, args) -> int:
                 kept_runs += 1
             else:
                 changed.append(f"{run_dir} (step {first_changed})")
-        rows.append({"order": order, "rounds": rounds, "error": error, "runs": len(runs),
-                     "trajectory_kept": kept_runs, "pairs_saved": 1 - raced / max(1, full),
-                     "full_over_raced": full / max(1, raced), "changed": changed})
-    print(f"{'order':>11} {'rounds':>6} {'error':>6} {'runs':>5} {'trajectory kept':>16} {'pairs saved':>12} "
-          f"{'full/raced':>11}")
+        rows.append(
+            {
+                "order": order,
+                "rounds": rounds,
+                "error": error,
+                "runs": len(runs),
+                "trajectory_kept": kept_runs,
+                "pairs_saved": 1 - raced / max(1, full),
+                "full_over_raced": full / max(1, raced),
+                "changed": changed,
+            }
+        )
+    print(
+        f"{'order':>11} {'rounds':>6} {'error':>6} {'runs':>5} {'trajectory kept':>16} {'pairs saved':>12} "
+        f"{'full/raced':>11}"
+    )
     for r in rows:
-        print(f"{r['order']:>11} {r['rounds']:>6} {r['error']:>6} {r['runs']:>5} {r['trajectory_kept']:>16} "
-              f"{r['pairs_saved']:>12.1%} {r['full_over_raced']:>10.2f}x")
+        print(
+            f"{r['order']:>11} {r['rounds']:>6} {r['error']:>6} {r['runs']:>5} {r['trajectory_kept']:>16} "
+            f"{r['pairs_saved']:>12.1%} {r['full_over_raced']:>10.2f}x"
+        )
         for run in r["changed"]:
             print(f"    first changed choice: {run}")
     if args.json:

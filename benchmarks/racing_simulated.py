@@ -50,9 +50,13 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--broken", type=float, default=0.2)
     args = parser.parse_args(argv)
-    print(f"SIMULATED steps ({args.steps} per row): {CANDIDATES} candidates x {QUESTIONS} questions, "
-          f"{args.broken:.0%} degenerate candidates, {args.rounds} rounds")
-    print(f"{'spread':>6} {'error':>6} {'same choice':>12} {'pairs saved':>12} {'full/raced':>11} {'acc. lost':>10}")
+    print(
+        f"SIMULATED steps ({args.steps} per row): {CANDIDATES} candidates x {QUESTIONS} questions, "
+        f"{args.broken:.0%} degenerate candidates, {args.rounds} rounds"
+    )
+    print(
+        f"{'spread':>6} {'error':>6} {'same choice':>12} {'pairs saved':>12} {'full/raced':>11} {'acc. lost':>10}"
+    )
     for spread in (0.25, 0.5, 1.0):
         for error in (float(e) for e in args.errors.split(",")):
             rng = random.Random(f"{spread}:{error}")
@@ -60,16 +64,23 @@ def main(argv=None) -> int:
             same = raced_pairs = lost = 0
             for step in range(args.steps):
                 rows = simulate_step(rng, spread, args.broken)
-                result = race(lambda cs, qs: [[rows[c][q] for q in qs] for c in cs], CANDIDATES,
-                              question_order(QUESTIONS, step, "simulated"), config, binary=True)
+                result = race(
+                    lambda cs, qs: [[rows[c][q] for q in qs] for c in cs],
+                    CANDIDATES,
+                    question_order(QUESTIONS, step, "simulated"),
+                    config,
+                    binary=True,
+                )
                 full_choice = best(rows, range(CANDIDATES))
                 raced_choice = best(rows, [i for i, d in enumerate(result.dropped_after) if d is None])
                 same += raced_choice == full_choice
                 lost += (sum(rows[full_choice]) - sum(rows[raced_choice])) / QUESTIONS
                 raced_pairs += result.pairs
             full = args.steps * CANDIDATES * QUESTIONS
-            print(f"{spread:>6} {error:>6} {same / args.steps:>12.1%} {1 - raced_pairs / full:>12.1%} "
-                  f"{full / raced_pairs:>10.2f}x {100 * lost / args.steps:>9.2f}pt")
+            print(
+                f"{spread:>6} {error:>6} {same / args.steps:>12.1%} {1 - raced_pairs / full:>12.1%} "
+                f"{full / raced_pairs:>10.2f}x {100 * lost / args.steps:>9.2f}pt"
+            )
     return 0
 
 

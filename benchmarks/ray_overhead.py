@@ -53,8 +53,10 @@ def sweep(ray, cells: int, work: Path) -> dict:
     from gpo_local.quality.ray_run import RayCells
 
     config_path = work / "sweep.toml"
-    config_path.write_text(f'[bench]\ntasks = ["sentiment"]\nmethods = ["empty"]\nseeds = {list(range(cells))}\n'
-                           '[optimize]\ndev-limit = 4\ntest-limit = 4\nthreads = 2\nn-ctx = 1024\nno-cache = true\n')
+    config_path.write_text(
+        f'[bench]\ntasks = ["sentiment"]\nmethods = ["empty"]\nseeds = {list(range(cells))}\n'
+        "[optimize]\ndev-limit = 4\ntest-limit = 4\nthreads = 2\nn-ctx = 1024\nno-cache = true\n"
+    )
     config = load_config(config_path)
     walls = {}
     for name, run_cells in (("local", None), ("ray", RayCells(ray))):
@@ -62,9 +64,12 @@ def sweep(ray, cells: int, work: Path) -> dict:
         results = run_bench(config, work / name, runner=SubprocessRunner(), run_cells=run_cells)
         walls[name] = (time.perf_counter() - started) / cells
         assert results["counts"] == {"done": cells}, results["counts"]
-    return {"cells": cells, "local_seconds_per_cell": round(walls["local"], 2),
-            "ray_seconds_per_cell": round(walls["ray"], 2),
-            "ray_overhead_seconds_per_cell": round(walls["ray"] - walls["local"], 2)}
+    return {
+        "cells": cells,
+        "local_seconds_per_cell": round(walls["local"], 2),
+        "ray_seconds_per_cell": round(walls["ray"], 2),
+        "ray_overhead_seconds_per_cell": round(walls["ray"] - walls["local"], 2),
+    }
 
 
 def run(questions: int, cells: int) -> dict:
@@ -78,11 +83,23 @@ def run(questions: int, cells: int) -> dict:
     pairs = len(throughput.PROMPTS) * len(examples)
     say(f"workload: {pairs} pairs of {source}")
     local_seconds, local_answers = score_local(model_path, task, questions)
-    figures = {"pairs": pairs, "source": source, "local_2_threads_seconds": round(local_seconds, 1), "actors": {}}
+    figures = {
+        "pairs": pairs,
+        "source": source,
+        "local_2_threads_seconds": round(local_seconds, 1),
+        "actors": {},
+    }
     say(f"local evaluator, 2 threads: {local_seconds:.1f} s")
     temp = tempfile.mkdtemp(prefix="gpo-ray-", dir="/tmp")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp,
-             log_to_driver=False, logging_level="ERROR")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        _temp_dir=temp,
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
     try:
         for actors in (1, 2):
             seconds, answers = score_on_actors(ray, model_path, task, questions, actors)
@@ -91,16 +108,24 @@ def run(questions: int, cells: int) -> dict:
             # tests compare equal settings, where they are identical): count them, and the scores.
             other_text = sum(answers[k][:3] != local_answers[k][:3] for k in local_answers)
             other_score = sum(answers[k][3] != local_answers[k][3] for k in local_answers)
-            mean = {name: sum(a[3] for a in got.values()) / len(got) for name, got in (("local", local_answers),
-                                                                                       ("actors", answers))}
-            figures["actors"][actors] = {"seconds": round(seconds, 1), "ratio_to_local": round(seconds / local_seconds, 2),
-                                         "same_outcomes": answers == local_answers,
-                                         "pairs_with_other_text": other_text, "pairs_with_other_score": other_score,
-                                         "mean_score_local": round(mean["local"], 4),
-                                         "mean_score_actors": round(mean["actors"], 4)}
-            say(f"{actors} single-thread actor(s): {seconds:.1f} s = {seconds / local_seconds:.2f} x local; "
+            mean = {
+                name: sum(a[3] for a in got.values()) / len(got)
+                for name, got in (("local", local_answers), ("actors", answers))
+            }
+            figures["actors"][actors] = {
+                "seconds": round(seconds, 1),
+                "ratio_to_local": round(seconds / local_seconds, 2),
+                "same_outcomes": answers == local_answers,
+                "pairs_with_other_text": other_text,
+                "pairs_with_other_score": other_score,
+                "mean_score_local": round(mean["local"], 4),
+                "mean_score_actors": round(mean["actors"], 4),
+            }
+            say(
+                f"{actors} single-thread actor(s): {seconds:.1f} s = {seconds / local_seconds:.2f} x local; "
                 f"generations differing from the local ones: {other_text} of {pairs} ({other_score} scored "
-                f"differently; mean score {mean['actors']:.3f} vs {mean['local']:.3f})")
+                f"differently; mean score {mean['actors']:.3f} vs {mean['local']:.3f})"
+            )
         work = Path(tempfile.mkdtemp(prefix="gpo-sweep-"))
         try:
             figures["sweep"] = sweep(ray, cells, work)

@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpo_local.backends.llama_cpp import LlamaCppModel  # noqa: E402
 from gpo_local.backends.catalog import resolve_model  # noqa: E402
+from gpo_local.backends.llama_cpp import LlamaCppModel  # noqa: E402
 from gpo_local.replies.grammar import prompt_grammar, reply_token_limit  # noqa: E402
 from gpo_local.replies.leaks import talks_to_optimizer  # noqa: E402
 from gpo_local.replies.parser import classify_replies  # noqa: E402
@@ -66,22 +66,38 @@ def main(argv=None) -> int:
                 reasoning = mode == "reasoning"
                 limit = reply_token_limit(args.max_tokens, cap, reasoning)
                 start = time.perf_counter()
-                replies = model.generate([meta] * args.replies, max_tokens=limit, temperature=1.0,
-                                         seeds=list(range(args.replies)), stop=("<END>",),
-                                         grammar=prompt_grammar(cap, reasoning))
+                replies = model.generate(
+                    [meta] * args.replies,
+                    max_tokens=limit,
+                    temperature=1.0,
+                    seeds=list(range(args.replies)),
+                    stop=("<END>",),
+                    grammar=prompt_grammar(cap, reasoning),
+                )
                 spent = time.perf_counter() - start
-                _, reasons = classify_replies(replies, model, max_tokens=limit, max_words=cap,
-                                              meta_talk=talks_to_optimizer, constrained=True)
+                _, reasons = classify_replies(
+                    replies,
+                    model,
+                    max_tokens=limit,
+                    max_words=cap,
+                    meta_talk=talks_to_optimizer,
+                    constrained=True,
+                )
                 counts = Counter(reason or "usable" for reason in reasons)
                 totals.setdefault(mode, Counter()).update(counts)
                 seconds[mode] += spent
-                print(f"{str(run_dir)[-40:]:40s} cap {cap:3d} {mode:9s} usable {counts['usable']}/{args.replies} "
-                      f"{spent:6.1f} s  drops {dict((k, v) for k, v in counts.items() if k != 'usable')}", flush=True)
+                print(
+                    f"{str(run_dir)[-40:]:40s} cap {cap:3d} {mode:9s} usable {counts['usable']}/{args.replies} "
+                    f"{spent:6.1f} s  drops {dict((k, v) for k, v in counts.items() if k != 'usable')}",
+                    flush=True,
+                )
     print("\nmode       usable  drops                                  seconds")
     for mode, counts in totals.items():
         asked = sum(counts.values())
-        print(f"{mode:9s} {counts['usable']:3d}/{asked:<3d} {str(dict((k, v) for k, v in counts.items() if k != 'usable')):38s} "
-              f"{seconds[mode]:7.1f}")
+        print(
+            f"{mode:9s} {counts['usable']:3d}/{asked:<3d} {str(dict((k, v) for k, v in counts.items() if k != 'usable')):38s} "
+            f"{seconds[mode]:7.1f}"
+        )
     return 0
 
 

@@ -53,10 +53,14 @@ def _points(score: float | None) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("groups", nargs="+", help="LABEL=RUN_DIR[,RUN_DIR...] (globs allowed)")
-    parser.add_argument("--show", action="store_true", help="print the kept candidates the meta-word audit flags")
+    parser.add_argument(
+        "--show", action="store_true", help="print the kept candidates the meta-word audit flags"
+    )
     args = parser.parse_args(argv)
-    print(f"{'group':14s} {'runs':>4} {'usable':>13} {'drops':44s} {'restated':>9} {'meta words':>11} "
-          f"{'dev':>5} {'test':>5}  task/seed:dev/test per run")
+    print(
+        f"{'group':14s} {'runs':>4} {'usable':>13} {'drops':44s} {'restated':>9} {'meta words':>11} "
+        f"{'dev':>5} {'test':>5}  task/seed:dev/test per run"
+    )
     for spec in args.groups:
         label, runs = group_runs(spec)
         replies = usable = restated = new = 0
@@ -77,10 +81,14 @@ def main(argv=None) -> int:
         dev = 100 * sum(d for d in devs if d is not None) / max(1, sum(d is not None for d in devs))
         test = 100 * sum(t for t in tests if t is not None) / max(1, sum(t is not None for t in tests))
         share = f"{usable}/{replies} {usable / replies:.1%}" if replies else "-"
-        print(f"{label:14s} {len(runs):>4} {share:>13} {str(dict(drops)):44s} {restated:>4}/{new:<4} "
-              f"{len(flagged):>5}/{new:<5} {dev:>5.1f} {test:>5.1f}  "
-              + " ".join(f"{cell(r)[1][:10]}/s{cell(r)[0]}:{_points(d)}/{_points(t)}"
-                         for r, d, t in zip(runs, devs, tests)))
+        print(
+            f"{label:14s} {len(runs):>4} {share:>13} {str(dict(drops)):44s} {restated:>4}/{new:<4} "
+            f"{len(flagged):>5}/{new:<5} {dev:>5.1f} {test:>5.1f}  "
+            + " ".join(
+                f"{cell(r)[1][:10]}/s{cell(r)[0]}:{_points(d)}/{_points(t)}"
+                for r, d, t in zip(runs, devs, tests)
+            )
+        )
         if args.show:
             for prompt in flagged:
                 print(f"      {prompt!r}")

@@ -1,6 +1,6 @@
 """Files over 400 lines and functions over 60 lines in a package (issue 11's size rule).
 
-    python benchmarks/sizes.py [gpo_local]     exit code 1 when something is over
+python benchmarks/sizes.py [gpo_local]     exit code 1 when something is over
 """
 
 from __future__ import annotations

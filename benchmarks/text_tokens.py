@@ -20,17 +20,21 @@ def main() -> None:
     args = parser.parse_args()
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+    from gpo_local.backends.catalog import DEFAULT_MODEL, load_catalog
     from gpo_local.backends.llama_cpp import load_llama
     from gpo_local.backends.text_tokens import conversation_tokens
-    from gpo_local.backends.catalog import DEFAULT_MODEL, load_catalog
     from gpo_local.tasks import load_task
     from gpo_local.tasks.prompting import assemble
 
     llama = load_llama(load_catalog()[DEFAULT_MODEL].resolve(), vocab_only=True, verbose=False)
-    formatter = Jinja2ChatFormatter(template=llama.metadata["tokenizer.chat_template"], eos_token="", bos_token="")
+    formatter = Jinja2ChatFormatter(
+        template=llama.metadata["tokenizer.chat_template"], eos_token="", bos_token=""
+    )
     task = load_task("sentiment")
     prompt = task.initial_prompt + " Read the review closely, weigh its words, and answer with one label."
-    conversations = [[{"role": "user", "content": assemble(prompt, e.input, "Q_end")}] for e in task.split("eval")]
+    conversations = [
+        [{"role": "user", "content": assemble(prompt, e.input, "Q_end")}] for e in task.split("eval")
+    ]
 
     def render(messages):
         return formatter(messages=messages).prompt
@@ -52,8 +56,10 @@ def main() -> None:
             for conversation in conversations:
                 path(conversation)
         timings[name] = (time.perf_counter() - start) / (args.repeat * len(conversations))
-    print(f"{len(conversations)} conversations x {args.repeat}: old path {1e6 * timings['old']:.0f} us, "
-          f"text-safe path {1e6 * timings['new']:.0f} us per conversation; ratio new/old {timings['new'] / timings['old']:.2f}")
+    print(
+        f"{len(conversations)} conversations x {args.repeat}: old path {1e6 * timings['old']:.0f} us, "
+        f"text-safe path {1e6 * timings['new']:.0f} us per conversation; ratio new/old {timings['new'] / timings['old']:.2f}"
+    )
 
 
 if __name__ == "__main__":

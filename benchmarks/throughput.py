@@ -84,8 +84,10 @@ def _load_workload(questions: int, say):
         task = load_task(str(NAVIGATE_DIR))
         source = str(NAVIGATE_DIR)
     else:
-        say(f"[yellow]{NAVIGATE_DIR} not found: falling back to the built-in {FALLBACK_TASK!r} task "
-            f"(figures are not comparable with the navigate workload)[/yellow]")
+        say(
+            f"[yellow]{NAVIGATE_DIR} not found: falling back to the built-in {FALLBACK_TASK!r} task "
+            f"(figures are not comparable with the navigate workload)[/yellow]"
+        )
         task = load_task(FALLBACK_TASK)
         source = f"builtin:{FALLBACK_TASK}"
     task = dataclasses.replace(task, max_tokens=MAX_TOKENS)
@@ -103,8 +105,15 @@ def _load_plain_llama(model_path: Path, threads: int):
     """The Llama a user would load, with the backend's settings (flash attention, the AMX guard)."""
     from gpo_local.backends.llama_cpp import load_llama
 
-    return load_llama(model_path, n_ctx=N_CTX, n_threads=threads, n_threads_batch=threads, n_batch=512,
-                      flash_attn=True, verbose=False)
+    return load_llama(
+        model_path,
+        n_ctx=N_CTX,
+        n_threads=threads,
+        n_threads_batch=threads,
+        n_batch=512,
+        flash_attn=True,
+        verbose=False,
+    )
 
 
 def measure_prompt_rate(llama, examples, n_tokens: int = 512, repeats: int = 2) -> dict:
@@ -153,8 +162,10 @@ def run_sequential(llama, task, examples, advance) -> dict:
                 usage[k] += r1["usage"][k]
             a2 = a1
             if rule.two_rounds:
-                messages = messages + [{"role": "assistant", "content": a1.strip()},
-                                       {"role": "user", "content": rule.followup(question)}]
+                messages = messages + [
+                    {"role": "assistant", "content": a1.strip()},
+                    {"role": "user", "content": rule.followup(question)},
+                ]
                 r2 = llama.create_chat_completion(messages=messages, max_tokens=second_limit, temperature=0.0)
                 a2 = r2["choices"][0]["message"]["content"] or ""
                 for k in usage:
@@ -165,8 +176,7 @@ def run_sequential(llama, task, examples, advance) -> dict:
     finally:
         del llama.eval
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "answers": answers, "usage": usage,
-            "tokens_decoded": evaluated[0]}
+    return {"seconds": seconds, "answers": answers, "usage": usage, "tokens_decoded": evaluated[0]}
 
 
 # --------------------------------------------------------------------------- (b), (d)
@@ -177,8 +187,11 @@ def run_evaluator(llm, task, n_questions: int, on_progress=None) -> tuple[float,
     t0 = time.perf_counter()
     results = evaluator.evaluate(list(PROMPTS), "eval", limit=n_questions)
     seconds = time.perf_counter() - t0
-    answers = {(p, e): (o.first_answer, o.final_answer, o.prediction, o.score)
-               for p, result in enumerate(results) for e, o in enumerate(result.outcomes)}
+    answers = {
+        (p, e): (o.first_answer, o.final_answer, o.prediction, o.score)
+        for p, result in enumerate(results)
+        for e, o in enumerate(result.outcomes)
+    }
     return seconds, answers
 
 
@@ -201,9 +214,28 @@ def _server_command(binary: str, model_path: Path, threads: int, port: int) -> t
 
     help_text = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=60).stdout
     notes = []
-    cmd = [binary, "-m", str(model_path), "-np", str(PARALLEL), "-kvu", "-c", str(N_CTX * PARALLEL),
-           "-t", str(threads), "-tb", str(threads), "-b", "512", "-fa", "on",
-           "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        binary,
+        "-m",
+        str(model_path),
+        "-np",
+        str(PARALLEL),
+        "-kvu",
+        "-c",
+        str(N_CTX * PARALLEL),
+        "-t",
+        str(threads),
+        "-tb",
+        str(threads),
+        "-b",
+        "512",
+        "-fa",
+        "on",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     if "--no-webui" in help_text:
         cmd.append("--no-webui")
     if "--cache-prompt" in help_text:
@@ -241,16 +273,33 @@ def run_server(binary: str, model_path: Path, task, examples, threads: int, adva
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"llama-server not healthy after {SERVER_START_TIMEOUT:.0f}s (log: {log.name})")
+                raise RuntimeError(
+                    f"llama-server not healthy after {SERVER_START_TIMEOUT:.0f}s (log: {log.name})"
+                )
             time.sleep(0.5)
         url = base + "/v1/chat/completions"
         # Warm-up: a short unrelated request (buffers, graphs), never the workload's prompts.
-        _post(url, {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8,
-                    "temperature": 0.0, "cache_prompt": True})
+        _post(
+            url,
+            {
+                "messages": [{"role": "user", "content": "Say hello."}],
+                "max_tokens": 8,
+                "temperature": 0.0,
+                "cache_prompt": True,
+            },
+        )
 
         def ask(messages, limit):
-            return _post(url, {"messages": messages, "max_tokens": limit, "temperature": 0.0,
-                               "cache_prompt": True, "seed": 0})
+            return _post(
+                url,
+                {
+                    "messages": messages,
+                    "max_tokens": limit,
+                    "temperature": 0.0,
+                    "cache_prompt": True,
+                    "seed": 0,
+                },
+            )
 
         def job(p, e):
             question = examples[e].input
@@ -259,8 +308,10 @@ def run_server(binary: str, model_path: Path, task, examples, threads: int, adva
             a1 = replies[0]["choices"][0]["message"]["content"] or ""
             a2 = a1
             if rule.two_rounds:
-                messages = messages + [{"role": "assistant", "content": a1.strip()},
-                                       {"role": "user", "content": rule.followup(question)}]
+                messages = messages + [
+                    {"role": "assistant", "content": a1.strip()},
+                    {"role": "user", "content": rule.followup(question)},
+                ]
                 replies.append(ask(messages, second_limit))
                 a2 = replies[1]["choices"][0]["message"]["content"] or ""
             return a1, a2, replies
@@ -311,23 +362,38 @@ def _accuracy(answers: dict) -> float:
     return sum(a[3] for a in answers.values()) / len(answers) if answers else float("nan")
 
 
-def run(*, json_path: str | Path | None = None, llama_server: str | None = None, questions: int = 24,
-        threads: int = 2, console=None, eval_parallel: int | None = None) -> dict:
+def run(
+    *,
+    json_path: str | Path | None = None,
+    llama_server: str | None = None,
+    questions: int = 24,
+    threads: int = 2,
+    console=None,
+    eval_parallel: int | None = None,
+) -> dict:
     """Run the whole benchmark, print the figures and return them (also written to ``json_path``)."""
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
     class PairRate(ProgressColumn):
         def render(self, task):
             speed = task.finished_speed or task.speed
             return Text("" if speed is None else f"{speed:.2f} pairs/s")
+
     from rich.table import Table
 
     from gpo_local.backends.batched import DecoderStats
-    from gpo_local.backends.llama_cpp import LlamaCppModel, cpu_has_amx, use_extra_buffer_types
     from gpo_local.backends.catalog import resolve_model
+    from gpo_local.backends.llama_cpp import LlamaCppModel, cpu_has_amx, use_extra_buffer_types
     from gpo_local.backends.memo import Memo, MemoizedLLM
 
     console = console or Console()
@@ -340,28 +406,53 @@ def run(*, json_path: str | Path | None = None, llama_server: str | None = None,
     import llama_cpp
 
     figures: dict = {
-        "workload": {"task": task.name, "source": source, "questions": len(examples), "prompts": len(PROMPTS),
-                     "pairs": n_pairs, "two_rounds": bool(task.rule.two_rounds), "max_tokens": list(MAX_TOKENS),
-                     "position": POSITION, "threads": threads, "n_ctx_per_sequence": N_CTX,
-                     "parallel": PARALLEL, "model": str(model_path)},
-        "machine": {"cpus": os.cpu_count(), "cpu_has_amx": cpu_has_amx(),
-                    "extra_buffer_types": use_extra_buffer_types(), "python": platform.python_version(),
-                    "llama_cpp_python": llama_cpp.__version__},
+        "workload": {
+            "task": task.name,
+            "source": source,
+            "questions": len(examples),
+            "prompts": len(PROMPTS),
+            "pairs": n_pairs,
+            "two_rounds": bool(task.rule.two_rounds),
+            "max_tokens": list(MAX_TOKENS),
+            "position": POSITION,
+            "threads": threads,
+            "n_ctx_per_sequence": N_CTX,
+            "parallel": PARALLEL,
+            "model": str(model_path),
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "cpu_has_amx": cpu_has_amx(),
+            "extra_buffer_types": use_extra_buffer_types(),
+            "python": platform.python_version(),
+            "llama_cpp_python": llama_cpp.__version__,
+        },
     }
-    say(f"workload: {len(PROMPTS)} prompts x {len(examples)} questions of {source} = {n_pairs} pairs, "
+    say(
+        f"workload: {len(PROMPTS)} prompts x {len(examples)} questions of {source} = {n_pairs} pairs, "
         f"{'two rounds' if task.rule.two_rounds else 'one round'} (max {MAX_TOKENS[0]}/{MAX_TOKENS[1]} tokens), "
-        f"greedy, {threads} threads, {model_path.name}")
+        f"greedy, {threads} threads, {model_path.name}"
+    )
 
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        PairRate(), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=console, transient=False)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        PairRate(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
     with progress:
         # -- load and measure the prompt-processing rate on the plain Llama ---------------------
         llama = _load_plain_llama(model_path, threads)
         pp = measure_prompt_rate(llama, examples)
         figures["prompt_processing"] = pp
-        say(f"prompt processing: {pp['tokens']} tokens in {pp['seconds']:.2f}s = "
-            f"{pp['tokens_per_second']:.0f} tokens/s")
+        say(
+            f"prompt processing: {pp['tokens']} tokens in {pp['seconds']:.2f}s = "
+            f"{pp['tokens_per_second']:.0f} tokens/s"
+        )
 
         # -- (a) -------------------------------------------------------------------------------
         bar = progress.add_task("(a) create_chat_completion loop", total=n_pairs)
@@ -371,11 +462,13 @@ def run(*, json_path: str | Path | None = None, llama_server: str | None = None,
         gc.collect()
 
         # -- (b) -------------------------------------------------------------------------------
-        model = LlamaCppModel(model_path, n_ctx=N_CTX, n_threads=threads, parallel=PARALLEL,
-                              eval_parallel=eval_parallel)  # issue 12: the evaluator's wide decoder
+        model = LlamaCppModel(
+            model_path, n_ctx=N_CTX, n_threads=threads, parallel=PARALLEL, eval_parallel=eval_parallel
+        )  # issue 12: the evaluator's wide decoder
         bar = progress.add_task("(b) evaluator, no cache", total=n_pairs)
-        b_seconds, b_answers = run_evaluator(model, task, len(examples),
-                                             lambda done, total: progress.update(bar, completed=done))
+        b_seconds, b_answers = run_evaluator(
+            model, task, len(examples), lambda done, total: progress.update(bar, completed=done)
+        )
         used = model.__dict__.get("eval_decoder") or model.decoder  # the decoder (b) ran on (issue 12)
         stats = dataclasses.asdict(used.stats)
         b_rss = _peak_rss_mb()
@@ -387,8 +480,10 @@ def run(*, json_path: str | Path | None = None, llama_server: str | None = None,
         del llama
         gc.collect()
         figures["prompt_processing_after_b"] = pp_after
-        say(f"prompt processing after (b): {pp_after['tokens']} tokens in {pp_after['seconds']:.2f}s = "
-            f"{pp_after['tokens_per_second']:.0f} tokens/s")
+        say(
+            f"prompt processing after (b): {pp_after['tokens']} tokens in {pp_after['seconds']:.2f}s = "
+            f"{pp_after['tokens_per_second']:.0f} tokens/s"
+        )
 
         # -- (d) -------------------------------------------------------------------------------
         used.reset()
@@ -397,12 +492,14 @@ def run(*, json_path: str | Path | None = None, llama_server: str | None = None,
             memo = Memo(Path(tmp) / "memo.sqlite")
             memoized = MemoizedLLM(model, memo)
             bar = progress.add_task("(d) memoized, first run", total=n_pairs)
-            d1_seconds, d1_answers = run_evaluator(memoized, task, len(examples),
-                                                   lambda done, total: progress.update(bar, completed=done))
+            d1_seconds, d1_answers = run_evaluator(
+                memoized, task, len(examples), lambda done, total: progress.update(bar, completed=done)
+            )
             hits_before = memoized.hits
             bar = progress.add_task("(d) memoized, second run", total=n_pairs)
-            d2_seconds, d2_answers = run_evaluator(memoized, task, len(examples),
-                                                   lambda done, total: progress.update(bar, completed=done))
+            d2_seconds, d2_answers = run_evaluator(
+                memoized, task, len(examples), lambda done, total: progress.update(bar, completed=done)
+            )
             d_hits, d_misses = memoized.hits - hits_before, memoized.misses
             memo.close()
         d_same = sum(d1_answers[k] == d2_answers[k] for k in d1_answers) / len(d1_answers)
@@ -421,9 +518,23 @@ def run(*, json_path: str | Path | None = None, llama_server: str | None = None,
             gc.collect()
             bar = progress.add_task("(c) llama-server -np 16 -kvu", total=n_pairs)
             try:
-                c = run_server(shutil.which(llama_server) or llama_server, model_path, task, examples, threads,
-                               lambda: progress.advance(bar), say)
-            except (RuntimeError, OSError, urllib.error.URLError, TimeoutError, KeyError, ValueError) as error:
+                c = run_server(
+                    shutil.which(llama_server) or llama_server,
+                    model_path,
+                    task,
+                    examples,
+                    threads,
+                    lambda: progress.advance(bar),
+                    say,
+                )
+            except (
+                RuntimeError,
+                OSError,
+                urllib.error.URLError,
+                TimeoutError,
+                KeyError,
+                ValueError,
+            ) as error:
                 c_skip = f"failed: {error}"
                 say(f"[red](c) {c_skip}[/red]")
 
@@ -431,41 +542,73 @@ def run(*, json_path: str | Path | None = None, llama_server: str | None = None,
     b_decoded = stats["prompt_tokens_decoded"] + stats["generated_tokens"]
     rate = max(pp["tokens_per_second"], pp_after["tokens_per_second"])
     limit_seconds = b_decoded / rate
-    figures["a"] = {"name": "create_chat_completion loop", "seconds": a["seconds"],
-                    "pairs_per_second": n_pairs / a["seconds"],
-                    "prompt_tokens": a["usage"]["prompt_tokens"], "completion_tokens": a["usage"]["completion_tokens"],
-                    "tokens_decoded": a["tokens_decoded"], "accuracy": _accuracy(a["answers"]),
-                    "peak_rss_mb": a_rss}
-    figures["b"] = {"name": "Evaluator (batched decoder), cache disabled", "seconds": b_seconds,
-                    "pairs_per_second": n_pairs / b_seconds, "prompt_tokens": stats["prompt_tokens"],
-                    "completion_tokens": stats["generated_tokens"], "tokens_decoded": b_decoded,
-                    "decoder_stats": stats, "accuracy": _accuracy(b_answers), "peak_rss_mb": b_rss}
+    figures["a"] = {
+        "name": "create_chat_completion loop",
+        "seconds": a["seconds"],
+        "pairs_per_second": n_pairs / a["seconds"],
+        "prompt_tokens": a["usage"]["prompt_tokens"],
+        "completion_tokens": a["usage"]["completion_tokens"],
+        "tokens_decoded": a["tokens_decoded"],
+        "accuracy": _accuracy(a["answers"]),
+        "peak_rss_mb": a_rss,
+    }
+    figures["b"] = {
+        "name": "Evaluator (batched decoder), cache disabled",
+        "seconds": b_seconds,
+        "pairs_per_second": n_pairs / b_seconds,
+        "prompt_tokens": stats["prompt_tokens"],
+        "completion_tokens": stats["generated_tokens"],
+        "tokens_decoded": b_decoded,
+        "decoder_stats": stats,
+        "accuracy": _accuracy(b_answers),
+        "peak_rss_mb": b_rss,
+    }
     if c is not None:
         counts = c["counts"]
-        figures["c"] = {"name": "llama-server -np 16 -kvu, 16 concurrent requests", "seconds": c["seconds"],
-                        "pairs_per_second": n_pairs / c["seconds"], "prompt_tokens": counts["prompt_tokens"],
-                        "completion_tokens": counts["completion_tokens"],
-                        "tokens_decoded": counts["prompt_tokens_decoded"] + counts["completion_tokens"],
-                        "cached_prompt_tokens": counts["cached_tokens"], "accuracy": _accuracy(c["answers"]),
-                        "server_peak_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN),
-                        "command": c["command"], "notes": c["notes"]}
+        figures["c"] = {
+            "name": "llama-server -np 16 -kvu, 16 concurrent requests",
+            "seconds": c["seconds"],
+            "pairs_per_second": n_pairs / c["seconds"],
+            "prompt_tokens": counts["prompt_tokens"],
+            "completion_tokens": counts["completion_tokens"],
+            "tokens_decoded": counts["prompt_tokens_decoded"] + counts["completion_tokens"],
+            "cached_prompt_tokens": counts["cached_tokens"],
+            "accuracy": _accuracy(c["answers"]),
+            "server_peak_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN),
+            "command": c["command"],
+            "notes": c["notes"],
+        }
     else:
         figures["c"] = {"skipped": c_skip}
-    figures["d"] = {"name": "Evaluator + MemoizedLLM, second run", "first_run_seconds": d1_seconds,
-                    "seconds": d2_seconds, "share_of_b": d2_seconds / b_seconds, "hits": d_hits,
-                    "misses": d_misses, "identical_to_first_run": d_same}
-    figures["ratios"] = {"b_over_a": a["seconds"] / b_seconds,
-                         "b_over_c": (c["seconds"] / b_seconds) if c is not None else None}
+    figures["d"] = {
+        "name": "Evaluator + MemoizedLLM, second run",
+        "first_run_seconds": d1_seconds,
+        "seconds": d2_seconds,
+        "share_of_b": d2_seconds / b_seconds,
+        "hits": d_hits,
+        "misses": d_misses,
+        "identical_to_first_run": d_same,
+    }
+    figures["ratios"] = {
+        "b_over_a": a["seconds"] / b_seconds,
+        "b_over_c": (c["seconds"] / b_seconds) if c is not None else None,
+    }
     figures["agreement_b_a"] = _agreement(b_answers, a["answers"])
     if c is not None:
         figures["agreement_b_c"] = _agreement(b_answers, c["answers"])
-    figures["compute_limit"] = {"tokens_to_decode": b_decoded, "prompt_tokens_per_second": rate,
-                                "seconds": limit_seconds, "b_over_limit": b_seconds / limit_seconds}
+    figures["compute_limit"] = {
+        "tokens_to_decode": b_decoded,
+        "prompt_tokens_per_second": rate,
+        "seconds": limit_seconds,
+        "b_over_limit": b_seconds / limit_seconds,
+    }
     figures["peak_rss_mb"] = _peak_rss_mb()
 
-    table = Table(title=f"throughput: {n_pairs} (prompt, question) pairs, {source}",
-                  caption="prompt tok: prompt tokens requested; generated: new tokens; decoded: tokens "
-                          "pushed through the model (prompt tokens not served from a cache + generated)")
+    table = Table(
+        title=f"throughput: {n_pairs} (prompt, question) pairs, {source}",
+        caption="prompt tok: prompt tokens requested; generated: new tokens; decoded: tokens "
+        "pushed through the model (prompt tokens not served from a cache + generated)",
+    )
     for column in ("", "wall s", "pairs/s", "prompt tok", "generated", "decoded", "accuracy"):
         table.add_column(column, justify="right" if column else "left")
     labels = {"a": "(a) chat loop", "b": "(b) evaluator", "c": "(c) llama-server"}
@@ -474,30 +617,49 @@ def run(*, json_path: str | Path | None = None, llama_server: str | None = None,
         if "skipped" in f:
             table.add_row(labels[key], "skipped", "", "", "", "", "")
             continue
-        table.add_row(labels[key], f"{f['seconds']:.1f}", f"{f['pairs_per_second']:.2f}",
-                      str(f["prompt_tokens"]), str(f["completion_tokens"]), str(f["tokens_decoded"]),
-                      f"{f['accuracy']:.1%}")
+        table.add_row(
+            labels[key],
+            f"{f['seconds']:.1f}",
+            f"{f['pairs_per_second']:.2f}",
+            str(f["prompt_tokens"]),
+            str(f["completion_tokens"]),
+            str(f["tokens_decoded"]),
+            f"{f['accuracy']:.1%}",
+        )
     d = figures["d"]
     table.add_row("(d) memo re-run", f"{d['seconds']:.4f}", f"{n_pairs / d['seconds']:.0f}", "", "", "0", "")
     console.print(table)
     ratios, agree, limit = figures["ratios"], figures["agreement_b_a"], figures["compute_limit"]
     say(f"(b)/(a): {ratios['b_over_a']:.2f}x faster")
-    say(f"(b)/(c): {ratios['b_over_c']:.2f}x faster" if ratios["b_over_c"] is not None
-        else f"(b)/(c): n/a ((c) skipped: {c_skip})")
-    say(f"(b) agrees with (a) on {agree['predictions']:.1%} of final predictions and "
-        f"{agree['round1_text']:.1%} of round-1 texts ({agree['pairs']} pairs)")
+    say(
+        f"(b)/(c): {ratios['b_over_c']:.2f}x faster"
+        if ratios["b_over_c"] is not None
+        else f"(b)/(c): n/a ((c) skipped: {c_skip})"
+    )
+    say(
+        f"(b) agrees with (a) on {agree['predictions']:.1%} of final predictions and "
+        f"{agree['round1_text']:.1%} of round-1 texts ({agree['pairs']} pairs)"
+    )
     if "agreement_b_c" in figures:
         ag = figures["agreement_b_c"]
-        say(f"(b) agrees with (c) on {ag['predictions']:.1%} of final predictions and "
-            f"{ag['round1_text']:.1%} of round-1 texts")
-    say(f"(d) memoized second run: {d['seconds'] * 1000:.1f} ms = {d['share_of_b']:.3%} of (b) "
-        f"({d['hits']} hits, {d['misses']} misses over both runs; identical answers: {d['identical_to_first_run']:.0%})")
-    say(f"compute limit: {limit['tokens_to_decode']} tokens to decode "
+        say(
+            f"(b) agrees with (c) on {ag['predictions']:.1%} of final predictions and "
+            f"{ag['round1_text']:.1%} of round-1 texts"
+        )
+    say(
+        f"(d) memoized second run: {d['seconds'] * 1000:.1f} ms = {d['share_of_b']:.3%} of (b) "
+        f"({d['hits']} hits, {d['misses']} misses over both runs; identical answers: {d['identical_to_first_run']:.0%})"
+    )
+    say(
+        f"compute limit: {limit['tokens_to_decode']} tokens to decode "
         f"({stats['prompt_tokens_decoded']} unique prompt + {stats['generated_tokens']} generated) / "
         f"{limit['prompt_tokens_per_second']:.0f} tokens/s = {limit['seconds']:.1f}s; "
-        f"(b) takes {limit['b_over_limit']:.2f}x that")
-    say(f"peak RSS: {figures['peak_rss_mb']:.0f} MB (after (a): {a_rss:.0f} MB, after (b): {b_rss:.0f} MB)"
-        + (f"; llama-server peak RSS {figures['c']['server_peak_rss_mb']:.0f} MB" if c is not None else ""))
+        f"(b) takes {limit['b_over_limit']:.2f}x that"
+    )
+    say(
+        f"peak RSS: {figures['peak_rss_mb']:.0f} MB (after (a): {a_rss:.0f} MB, after (b): {b_rss:.0f} MB)"
+        + (f"; llama-server peak RSS {figures['c']['server_peak_rss_mb']:.0f} MB" if c is not None else "")
+    )
     if json_path:
         Path(json_path).write_text(json.dumps(figures, indent=2) + "\n")
         say(f"figures written to {json_path}")
@@ -507,17 +669,32 @@ def run(*, json_path: str | Path | None = None, llama_server: str | None = None,
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", dest="json_path", metavar="FILE", help="Write the figures as JSON to FILE.")
-    parser.add_argument("--llama-server", metavar="PATH", default=None,
-                        help=f"llama-server binary for contender (c) (default: ${SERVER_ENV}).")
-    parser.add_argument("--questions", type=int, default=24, help="Dev questions (default 24; the fixed workload).")
+    parser.add_argument(
+        "--llama-server",
+        metavar="PATH",
+        default=None,
+        help=f"llama-server binary for contender (c) (default: ${SERVER_ENV}).",
+    )
+    parser.add_argument(
+        "--questions", type=int, default=24, help="Dev questions (default 24; the fixed workload)."
+    )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2; the fixed workload).")
-    parser.add_argument("--eval-parallel", type=int, default=None,
-                        help="Sequences of the evaluator's decoder for (b) (default: the backend's EVAL_PARALLEL).")
+    parser.add_argument(
+        "--eval-parallel",
+        type=int,
+        default=None,
+        help="Sequences of the evaluator's decoder for (b) (default: the backend's EVAL_PARALLEL).",
+    )
     args = parser.parse_args(argv)
     if args.questions < 1 or args.threads < 1:
         parser.error("--questions and --threads must be >= 1")
-    run(json_path=args.json_path, llama_server=args.llama_server, questions=args.questions, threads=args.threads,
-        eval_parallel=args.eval_parallel)
+    run(
+        json_path=args.json_path,
+        llama_server=args.llama_server,
+        questions=args.questions,
+        threads=args.threads,
+        eval_parallel=args.eval_parallel,
+    )
     return 0
 
 

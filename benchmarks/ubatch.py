@@ -33,8 +33,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from throughput import (MODEL_NAME, N_CTX, PARALLEL, PROMPTS, _load_workload, measure_prompt_rate,  # noqa: E402
-                        run_evaluator)
+from throughput import (
+    MODEL_NAME,
+    N_CTX,
+    PARALLEL,
+    PROMPTS,
+    _load_workload,
+    measure_prompt_rate,  # noqa: E402
+    run_evaluator,
+)
 
 DEFAULT_UBATCH = 63  # the decoder's default (backends/batched.py)
 ROW_GROUPS = ((1, 16), (17, 63), (64, 511), (512, 512))  # batch sizes: up to one row a sequence, then more
@@ -43,8 +50,16 @@ ROW_GROUPS = ((1, 16), (17, 63), (64, 511), (512, 512))  # batch sizes: up to on
 def prompt_rate(path: Path, threads: int, n_ubatch: int, examples) -> float:
     from gpo_local.backends.llama_cpp import load_llama
 
-    llama = load_llama(path, n_ctx=N_CTX, n_threads=threads, n_threads_batch=threads, n_batch=512,
-                       n_ubatch=n_ubatch, flash_attn=True, verbose=False)
+    llama = load_llama(
+        path,
+        n_ctx=N_CTX,
+        n_threads=threads,
+        n_threads_batch=threads,
+        n_batch=512,
+        n_ubatch=n_ubatch,
+        flash_attn=True,
+        verbose=False,
+    )
     rate = measure_prompt_rate(llama, examples)["tokens_per_second"]
     del llama
     gc.collect()
@@ -72,21 +87,30 @@ def by_rows(calls: list[tuple[int, float]]) -> list[dict]:
     for low, high in ROW_GROUPS:
         group = [(n, t) for n, t in calls if low <= n <= high]
         tokens, seconds = sum(n for n, _ in group), sum(t for _, t in group)
-        rows.append({"rows": f"{low}-{high}", "calls": len(group), "tokens": tokens, "seconds": seconds,
-                     "tokens_per_second": tokens / seconds if seconds else None})
+        rows.append(
+            {
+                "rows": f"{low}-{high}",
+                "calls": len(group),
+                "tokens": tokens,
+                "seconds": seconds,
+                "tokens_per_second": tokens / seconds if seconds else None,
+            }
+        )
     return rows
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ubatches", default="512", help="n_ubatch values to compare with 63, comma-separated")
+    parser.add_argument(
+        "--ubatches", default="512", help="n_ubatch values to compare with 63, comma-separated"
+    )
     parser.add_argument("--questions", type=int, default=24)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     from gpo_local.backends.batched import BatchedDecoder
-    from gpo_local.backends.llama_cpp import LlamaCppModel
     from gpo_local.backends.catalog import resolve_model
+    from gpo_local.backends.llama_cpp import LlamaCppModel
 
     task, source, examples = _load_workload(args.questions, print)
     path = resolve_model(MODEL_NAME).resolve()
@@ -105,30 +129,52 @@ def main(argv=None) -> int:
         decoded = stats["prompt_tokens_decoded"] + stats["generated_tokens"]
         base = base or (seconds, answers)
         same = sum(answers[k][2] == base[1][k][2] for k in answers) / len(answers)
-        rows.append({"n_ubatch": ubatch, "seconds": seconds, "decode_seconds": stats["decode_seconds"],
-                     "python_seconds": seconds - stats["decode_seconds"], "decode_calls": stats["decode_calls"],
-                     "tokens_decoded": decoded, "speedup_over_63": base[0] / seconds,
-                     "limit_seconds": decoded / limit_rate, "over_limit": seconds / (decoded / limit_rate),
-                     "same_predictions_as_63": same, "by_batch_rows": by_rows(calls)})
+        rows.append(
+            {
+                "n_ubatch": ubatch,
+                "seconds": seconds,
+                "decode_seconds": stats["decode_seconds"],
+                "python_seconds": seconds - stats["decode_seconds"],
+                "decode_calls": stats["decode_calls"],
+                "tokens_decoded": decoded,
+                "speedup_over_63": base[0] / seconds,
+                "limit_seconds": decoded / limit_rate,
+                "over_limit": seconds / (decoded / limit_rate),
+                "same_predictions_as_63": same,
+                "by_batch_rows": by_rows(calls),
+            }
+        )
         decoder.close()
         del model, decoder
         gc.collect()
     print(f"workload: {pairs} pairs of {source}")
     print("prompt processing: " + ", ".join(f"{u}-row ubatches {r:.0f} tokens/s" for u, r in rates.items()))
-    print(f"{'ubatch':>6} {'wall s':>7} {'decode s':>9} {'python s':>9} {'calls':>6} {'vs 63':>6} "
-          f"{'limit s':>8} {'x limit':>8} {'same':>6}")
+    print(
+        f"{'ubatch':>6} {'wall s':>7} {'decode s':>9} {'python s':>9} {'calls':>6} {'vs 63':>6} "
+        f"{'limit s':>8} {'x limit':>8} {'same':>6}"
+    )
     for r in rows:
-        print(f"{r['n_ubatch']:>6} {r['seconds']:>7.1f} {r['decode_seconds']:>9.1f} {r['python_seconds']:>9.1f} "
-              f"{r['decode_calls']:>6} {r['speedup_over_63']:>5.2f}x {r['limit_seconds']:>8.1f} "
-              f"{r['over_limit']:>7.2f}x {r['same_predictions_as_63']:>6.0%}")
+        print(
+            f"{r['n_ubatch']:>6} {r['seconds']:>7.1f} {r['decode_seconds']:>9.1f} {r['python_seconds']:>9.1f} "
+            f"{r['decode_calls']:>6} {r['speedup_over_63']:>5.2f}x {r['limit_seconds']:>8.1f} "
+            f"{r['over_limit']:>7.2f}x {r['same_predictions_as_63']:>6.0%}"
+        )
     for r in rows:
-        print(f"n_ubatch {r['n_ubatch']}, llama_decode calls by batch size: " + "; ".join(
-            f"{g['rows']} rows: {g['calls']} calls, {g['tokens']} tokens in {g['seconds']:.1f} s"
-            + (f" ({g['tokens_per_second']:.0f} tokens/s)" if g["tokens_per_second"] else "")
-            for g in r["by_batch_rows"]))
+        print(
+            f"n_ubatch {r['n_ubatch']}, llama_decode calls by batch size: "
+            + "; ".join(
+                f"{g['rows']} rows: {g['calls']} calls, {g['tokens']} tokens in {g['seconds']:.1f} s"
+                + (f" ({g['tokens_per_second']:.0f} tokens/s)" if g["tokens_per_second"] else "")
+                for g in r["by_batch_rows"]
+            )
+        )
     if args.json:
-        args.json.write_text(json.dumps({"prompt_tokens_per_second": {str(u): r for u, r in rates.items()},
-                                         "rows": rows}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {"prompt_tokens_per_second": {str(u): r for u, r in rates.items()}, "rows": rows}, indent=2
+            )
+            + "\n"
+        )
     return 0
 
 

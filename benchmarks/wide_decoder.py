@@ -22,8 +22,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from throughput import (MODEL_NAME, N_CTX, PARALLEL, PROMPTS, _load_plain_llama, _load_workload,  # noqa: E402
-                        measure_prompt_rate, run_evaluator)
+from throughput import (
+    MODEL_NAME,
+    N_CTX,
+    PARALLEL,
+    PROMPTS,
+    _load_plain_llama,
+    _load_workload,  # noqa: E402
+    measure_prompt_rate,
+    run_evaluator,
+)
 
 
 def main(argv=None) -> int:
@@ -33,8 +41,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    from gpo_local.backends.llama_cpp import LlamaCppModel
     from gpo_local.backends.catalog import resolve_model
+    from gpo_local.backends.llama_cpp import LlamaCppModel
 
     task, source, examples = _load_workload(args.questions, print)
     path = resolve_model(MODEL_NAME).resolve()
@@ -45,24 +53,37 @@ def main(argv=None) -> int:
     pairs = len(PROMPTS) * len(examples)
     rows, base = [], None
     for slots in [PARALLEL] + [int(s) for s in args.slots.split(",")]:
-        model = LlamaCppModel(path, n_ctx=N_CTX, n_threads=args.threads, parallel=PARALLEL, eval_parallel=slots)
+        model = LlamaCppModel(
+            path, n_ctx=N_CTX, n_threads=args.threads, parallel=PARALLEL, eval_parallel=slots
+        )
         seconds, answers = run_evaluator(model, task, len(examples))
         decoder = model.__dict__.get("eval_decoder") or model.decoder
         stats = dataclasses.asdict(decoder.stats)
         decoded = stats["prompt_tokens_decoded"] + stats["generated_tokens"]
         base = base or (seconds, answers)
         same = sum(answers[k][2] == base[1][k][2] for k in answers) / len(answers)
-        rows.append({"slots": slots, "seconds": seconds, "pairs_per_second": pairs / seconds,
-                     "speedup_over_16": base[0] / seconds, "limit_seconds": decoded / rate,
-                     "over_limit": seconds / (decoded / rate), "same_predictions_as_16": same,
-                     "decode_calls": stats["decode_calls"], "tokens_decoded": decoded})
+        rows.append(
+            {
+                "slots": slots,
+                "seconds": seconds,
+                "pairs_per_second": pairs / seconds,
+                "speedup_over_16": base[0] / seconds,
+                "limit_seconds": decoded / rate,
+                "over_limit": seconds / (decoded / rate),
+                "same_predictions_as_16": same,
+                "decode_calls": stats["decode_calls"],
+                "tokens_decoded": decoded,
+            }
+        )
         del model, decoder
         gc.collect()
     print(f"workload: {pairs} pairs of {source}; prompt processing {rate:.0f} tokens/s")
     print(f"{'slots':>5} {'wall s':>7} {'pairs/s':>8} {'vs 16':>6} {'limit s':>8} {'x limit':>8} {'same':>6}")
     for r in rows:
-        print(f"{r['slots']:>5} {r['seconds']:>7.1f} {r['pairs_per_second']:>8.2f} {r['speedup_over_16']:>5.2f}x "
-              f"{r['limit_seconds']:>8.1f} {r['over_limit']:>7.2f}x {r['same_predictions_as_16']:>6.0%}")
+        print(
+            f"{r['slots']:>5} {r['seconds']:>7.1f} {r['pairs_per_second']:>8.2f} {r['speedup_over_16']:>5.2f}x "
+            f"{r['limit_seconds']:>8.1f} {r['over_limit']:>7.2f}x {r['same_predictions_as_16']:>6.0%}"
+        )
     if args.json:
         args.json.write_text(json.dumps({"prompt_tokens_per_second": rate, "rows": rows}, indent=2) + "\n")
     return 0

@@ -6,7 +6,16 @@ the modules that need them, so that `import gpo_local` and the pure strategy mod
 """
 
 __version__ = "0.1.0"
-__all__ = ["optimize", "evaluate", "load_task", "RunResult", "GpoError", "ConfigError", "DataError", "ModelError"]
+__all__ = [
+    "optimize",
+    "evaluate",
+    "load_task",
+    "RunResult",
+    "GpoError",
+    "ConfigError",
+    "DataError",
+    "ModelError",
+]
 
 from typing import TYPE_CHECKING
 

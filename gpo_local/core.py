@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
 # The kinds of record in a run's trajectory.jsonl (algorithm/trajectory.py writes and replays them).
 INIT, CANDIDATE, STEP = "init", "candidate", "step"
 

@@ -68,6 +68,7 @@ class ServerError(ModelError):
 
 # --- run locks and file-system errors ------------------------------------------------------------
 
+
 class RunLockedError(GpoError):
     """Another process holds the run directory's lock (locks.py)."""
 

@@ -46,17 +46,23 @@ def standard_error(outcomes: Sequence[float]) -> float | None:
     return float(array.std(ddof=1) / math.sqrt(len(array)))
 
 
-def paired_bootstrap_interval(final: Sequence[float], initial: Sequence[float], *, seed: int = 0,
-                              resamples: int = BOOTSTRAP_RESAMPLES,
-                              confidence: float = CONFIDENCE) -> tuple[float, float]:
+def paired_bootstrap_interval(
+    final: Sequence[float],
+    initial: Sequence[float],
+    *,
+    seed: int = 0,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean difference `final - initial`, where both are the
     outcomes of two prompts on the same questions (in the same order): questions are resampled
     with replacement, each keeping its pair. Seeded, so the same inputs give the same interval;
     identical vectors give exactly (0.0, 0.0)."""
     final_array, initial_array = _values(final, "final"), _values(initial, "initial")
     if len(final_array) != len(initial_array):
-        raise ValueError(f"paired outcomes differ in length: {len(final_array)} final, "
-                         f"{len(initial_array)} initial")
+        raise ValueError(
+            f"paired outcomes differ in length: {len(final_array)} final, {len(initial_array)} initial"
+        )
     if len(final_array) == 0:
         raise ValueError("paired_bootstrap_interval needs at least one question")
     if resamples < 1:
@@ -85,8 +91,10 @@ def _regularized_beta(x: float, a: float, b: float) -> float:
     d = 1.0 / (d if abs(d) > tiny else tiny)
     result = d
     for m in range(1, 400):
-        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
             d = 1.0 + numerator * d
             d = 1.0 / (d if abs(d) > tiny else tiny)
             c = 1.0 + numerator / c
@@ -120,8 +128,9 @@ def t_quantile(probability: float, df: int) -> float:
     return (low + high) / 2
 
 
-def mean_interval(values: Sequence[float], *,
-                  confidence: float = CONFIDENCE) -> tuple[float, float, float] | None:
+def mean_interval(
+    values: Sequence[float], *, confidence: float = CONFIDENCE
+) -> tuple[float, float, float] | None:
     """(mean, low, high): the mean of `values` (one per (task, seed) cell) with its Student-t
     interval, mean ± t(n - 1) · s / sqrt(n). For one value the interval is the value itself
     (nothing to estimate a spread from); None for none."""
@@ -146,17 +155,21 @@ def sign_flip_p_value(differences: Sequence[float]) -> float:
         return 1.0
     observed = abs(sum(values)) - 1e-12  # float slack: the observed pattern always counts
     if len(values) <= SIGN_FLIP_EXACT:
-        hits = sum(abs(sum(s * v for s, v in zip(signs, values))) >= observed
-                   for signs in itertools.product((1, -1), repeat=len(values)))
+        hits = sum(
+            abs(sum(s * v for s, v in zip(signs, values))) >= observed
+            for signs in itertools.product((1, -1), repeat=len(values))
+        )
         return hits / 2 ** len(values)
     draw = random.Random(0)
-    hits = sum(abs(sum(v if draw.random() < 0.5 else -v for v in values)) >= observed
-               for _ in range(SIGN_FLIP_DRAWS))
+    hits = sum(
+        abs(sum(v if draw.random() < 0.5 else -v for v in values)) >= observed for _ in range(SIGN_FLIP_DRAWS)
+    )
     return (hits + 1) / (SIGN_FLIP_DRAWS + 1)
 
 
-def paired_comparison(method: Sequence[float], other: Sequence[float], *,
-                      confidence: float = CONFIDENCE) -> dict:
+def paired_comparison(
+    method: Sequence[float], other: Sequence[float], *, confidence: float = CONFIDENCE
+) -> dict:
     """Two methods compared over the same (task, seed) cells, `method[i]` and `other[i]` being the
     same cell's scores: the mean difference (method - other) with its Student-t interval, the
     wins / ties / losses of `method`, and the p-value of the two-sided paired permutation
@@ -166,10 +179,13 @@ def paired_comparison(method: Sequence[float], other: Sequence[float], *,
         raise ValueError(f"paired scores differ in length: {len(first)} against {len(second)}")
     differences = first - second
     interval = mean_interval(differences, confidence=confidence)
-    return {"cells": len(differences),
-            "mean_difference": None if interval is None else interval[0],
-            "ci_low": None if interval is None or len(differences) < 2 else interval[1],
-            "ci_high": None if interval is None or len(differences) < 2 else interval[2],
-            "wins": int((differences > 0).sum()), "ties": int((differences == 0).sum()),
-            "losses": int((differences < 0).sum()),
-            "p_value": sign_flip_p_value(differences.tolist()) if len(differences) else None}
+    return {
+        "cells": len(differences),
+        "mean_difference": None if interval is None else interval[0],
+        "ci_low": None if interval is None or len(differences) < 2 else interval[1],
+        "ci_high": None if interval is None or len(differences) < 2 else interval[2],
+        "wins": int((differences > 0).sum()),
+        "ties": int((differences == 0).sum()),
+        "losses": int((differences < 0).sum()),
+        "p_value": sign_flip_p_value(differences.tolist()) if len(differences) else None,
+    }

@@ -21,8 +21,12 @@ class ScriptedLLM:
     the model's context size: a conversation of that many words or more does not fit, and
     generating it raises PromptTooLongError as the real backend does."""
 
-    def __init__(self, script: Callable[[list[dict], float, int | None], str], fingerprint: str = "scripted",
-                 context_words: int | None = None):
+    def __init__(
+        self,
+        script: Callable[[list[dict], float, int | None], str],
+        fingerprint: str = "scripted",
+        context_words: int | None = None,
+    ):
         self.script, self.fingerprint = script, fingerprint
         self.context_words = context_words
         self.calls: list[dict] = []
@@ -34,16 +38,37 @@ class ScriptedLLM:
     # Set True to receive `grammar=`, `copy_guard=` and `min_p=` (recorded in `calls`, not enforced).
     supports_grammar = False
 
-    def generate(self, conversations: Sequence[Conversation], *, max_tokens: int, temperature: float = 0.0,
-                 seeds=None, stop=(), grammar: str | None = None, copy_guard=None, min_p: float = 0.0) -> list[str]:
+    def generate(
+        self,
+        conversations: Sequence[Conversation],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seeds=None,
+        stop=(),
+        grammar: str | None = None,
+        copy_guard=None,
+        min_p: float = 0.0,
+    ) -> list[str]:
         seeds = list(seeds) if seeds is not None else [None] * len(conversations)
         replies = []
         for conversation, seed in zip(conversations, seeds):
             if not self.fits(conversation):
-                raise PromptTooLongError(f"conversation does not fit the context of {self.context_words} words")
+                raise PromptTooLongError(
+                    f"conversation does not fit the context of {self.context_words} words"
+                )
             messages = as_messages(conversation)
-            self.calls.append({"messages": messages, "max_tokens": max_tokens, "temperature": temperature,
-                               "seed": seed, "grammar": grammar, "copy_guard": copy_guard, "min_p": min_p})
+            self.calls.append(
+                {
+                    "messages": messages,
+                    "max_tokens": max_tokens,
+                    "temperature": temperature,
+                    "seed": seed,
+                    "grammar": grammar,
+                    "copy_guard": copy_guard,
+                    "min_p": min_p,
+                }
+            )
             replies.append(self.script(messages, temperature, seed))
         return replies
 

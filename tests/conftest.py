@@ -49,13 +49,23 @@ def isolated_home(tmp_path, monkeypatch):
 
 def difficulty_task(n_eval=6, n_test=4) -> Task:
     """Example i needs a prompt of at least d_i words to be answered right (see task_model)."""
+
     def examples(split, n):
         return tuple(Example(f"{split}-{i}", f"difficulty {1 + i % 5}; say yes", "yes") for i in range(n))
 
-    return Task(name="difficulty", source="builtin:test", rule=rule_for("generic", "difficulty"),
-                splits={"train": examples("train", 8), "eval": examples("eval", n_eval), "test": examples("test", n_test),
-                        "format": examples("format", 3)},
-                initial_prompt="Answer.", max_tokens=(8, 4))
+    return Task(
+        name="difficulty",
+        source="builtin:test",
+        rule=rule_for("generic", "difficulty"),
+        splits={
+            "train": examples("train", 8),
+            "eval": examples("eval", n_eval),
+            "test": examples("test", n_test),
+            "format": examples("format", 3),
+        },
+        initial_prompt="Answer.",
+        max_tokens=(8, 4),
+    )
 
 
 def task_model() -> ScriptedLLM:

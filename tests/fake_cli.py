@@ -7,8 +7,8 @@ import hashlib
 from pathlib import Path
 
 from click.testing import CliRunner
-
 from conftest import optimizer_model
+
 from gpo_local.app.cli import main
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
 
@@ -23,16 +23,34 @@ class _Model(ScriptedLLM):
 def _sentiment_answer(messages, temperature, seed):
     """Right or wrong by a hash of the conversation: different prompts get different scores."""
     text = messages[0]["content"]
-    right = "positive" if any(w in text for w in ("wonderful", "delightful", "excellent", "charming", "superb",
-                                                   "moving", "brilliant", "enjoyable", "gripping", "lovely",
-                                                   "hilarious", "beautiful")) else "negative"
+    right = (
+        "positive"
+        if any(
+            w in text
+            for w in (
+                "wonderful",
+                "delightful",
+                "excellent",
+                "charming",
+                "superb",
+                "moving",
+                "brilliant",
+                "enjoyable",
+                "gripping",
+                "lovely",
+                "hilarious",
+                "beautiful",
+            )
+        )
+        else "negative"
+    )
     wrong = "negative" if right == "positive" else "positive"
     return right if hashlib.md5(text.encode()).digest()[0] % 3 else wrong
 
 
 def install_fakes(monkeypatch) -> None:
-    import gpo_local.backends.llama_cpp as llama_cpp
     import gpo_local.backends.embeddings as embeddings
+    import gpo_local.backends.llama_cpp as llama_cpp
 
     task = _Model(_sentiment_answer, "fake-task")
     optimizer = _Model(optimizer_model().script, "fake-optimizer")
@@ -51,5 +69,22 @@ def install_fakes(monkeypatch) -> None:
 
 def optimize(monkeypatch, run_dir: Path, *args: str):
     install_fakes(monkeypatch)
-    return CliRunner().invoke(main, ["optimize", "sentiment", "--steps", "3", "--candidates", "3", "--dev-limit", "8",
-                                     "--test-limit", "12", "--no-cache", "--run-dir", str(run_dir), *args])
+    return CliRunner().invoke(
+        main,
+        [
+            "optimize",
+            "sentiment",
+            "--steps",
+            "3",
+            "--candidates",
+            "3",
+            "--dev-limit",
+            "8",
+            "--test-limit",
+            "12",
+            "--no-cache",
+            "--run-dir",
+            str(run_dir),
+            *args,
+        ],
+    )

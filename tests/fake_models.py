@@ -7,12 +7,14 @@ import re
 from pathlib import Path
 
 from conftest import task_model
+
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
 
 
 def smart_optimizer(max_words: int = 6) -> ScriptedLLM:
     """Answers each kind of meta-prompt with something recognisable, so tests can follow what
     the method did with the reply."""
+
     def reply(messages, temperature, seed):
         text = messages[-1]["content"]
         if text.startswith("Your task is to find out what is wrong"):
@@ -54,8 +56,8 @@ class FakeEmbedder(HashingEmbedder):
 
 def install(monkeypatch, *, task_llm=None, optimizer_llm=None):
     """Make `optimize` load the fakes; returns (task model, optimizer model)."""
-    import gpo_local.backends.llama_cpp as backend
     import gpo_local.backends.embeddings as embeddings
+    import gpo_local.backends.llama_cpp as backend
 
     task = FakeModel(task_llm or task_model(), "task")
     optimizer = FakeModel(optimizer_llm or smart_optimizer(), "optimizer")

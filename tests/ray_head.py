@@ -32,8 +32,15 @@ def _start(ray, temp: str) -> None:
     15-second start-up wait. A head that does not start then skips the test, saying why."""
     for attempt in (1, 2):
         try:
-            ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-                     _temp_dir=temp, log_to_driver=False, logging_level="ERROR")
+            ray.init(
+                address="local",
+                num_cpus=2,
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                _temp_dir=temp,
+                log_to_driver=False,
+                logging_level="ERROR",
+            )
             return
         except Exception as error:  # Ray raises a bare Exception when its node times out
             ray.shutdown()

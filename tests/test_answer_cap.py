@@ -4,18 +4,23 @@ default limits, the per-question limit past which an exact-match reply cannot sc
 
 import json
 
+import fake_cli
 import pytest
 from click.testing import CliRunner
 
-import fake_cli
 from gpo_local.algorithm.evaluator import Evaluator
 from gpo_local.app.cli import main
 from gpo_local.app.settings import resolve, resolve_resume
 from gpo_local.core import Example
 from gpo_local.errors import ConfigError
 from gpo_local.tasks import Task, load_task
-from gpo_local.tasks.answer_length import (EXACT_MARGIN, answer_limits, family_max_tokens, parse_answer_max_tokens,
-                                           score_neutral_tokens)
+from gpo_local.tasks.answer_length import (
+    EXACT_MARGIN,
+    answer_limits,
+    family_max_tokens,
+    parse_answer_max_tokens,
+    score_neutral_tokens,
+)
 from gpo_local.tasks.answers import rule_for, rule_for_metric
 from gpo_local.tasks.builtin import BUILTIN_TASKS
 from gpo_local.tasks.rules import MetricRule
@@ -43,7 +48,11 @@ def test_the_option_is_n_or_n1_n2():
 def test_family_defaults_and_built_in_tasks_keep_their_limits():
     assert family_max_tokens(rule_for_metric("exact", "t")) == (32, 0)
     assert family_max_tokens(rule_for_metric("rouge-l", "t")) == (256, 0)
-    for two_rounds in (rule_for_metric("number", "t"), rule_for_metric("choice", "t"), rule_for("bbh", "navigate")):
+    for two_rounds in (
+        rule_for_metric("number", "t"),
+        rule_for_metric("choice", "t"),
+        rule_for("bbh", "navigate"),
+    ):
         assert family_max_tokens(two_rounds) == (256, 100)  # round 1 reasons freely, as before
     assert family_max_tokens(MetricRule(lambda p, e: 1.0)) == (256, 100)
     assert load_task("antonyms").max_tokens == BUILTIN_TASKS["antonyms"].max_tokens == (24, 0)
@@ -67,17 +76,42 @@ class Truncating(ScriptedLLM):
         return words(text)
 
 
-REPLIES = ["Paris", "  Paris.", '"Paris"', "paris!", "(b)", "b", "Paris is the capital of France, of course.",
-           "The answer is Paris", "1", "true", "Yes.", "no", "-10", "10",
-           "a quick brown fox jumps over the lazy dog", "A quick brown fox jumps over the lazy dog.",
-           "Let's think step by step. " * 30 + "Paris"]
-TARGETS = ["Paris", ("b", "(b)"), "yes", "-10", "a quick brown fox jumps over the lazy dog", ("Paris", "Lyon")]
+REPLIES = [
+    "Paris",
+    "  Paris.",
+    '"Paris"',
+    "paris!",
+    "(b)",
+    "b",
+    "Paris is the capital of France, of course.",
+    "The answer is Paris",
+    "1",
+    "true",
+    "Yes.",
+    "no",
+    "-10",
+    "10",
+    "a quick brown fox jumps over the lazy dog",
+    "A quick brown fox jumps over the lazy dog.",
+    "Let's think step by step. " * 30 + "Paris",
+]
+TARGETS = [
+    "Paris",
+    ("b", "(b)"),
+    "yes",
+    "-10",
+    "a quick brown fox jumps over the lazy dog",
+    ("Paris", "Lyon"),
+]
 
 
 def test_the_exact_limit_never_changes_a_score_of_scripted_replies():
     rule = rule_for_metric("exact", "t")
-    examples = tuple(Example(f"eval-{i}-{j}", f"question {i} {j}", target)
-                     for i, target in enumerate(TARGETS) for j in range(len(REPLIES)))
+    examples = tuple(
+        Example(f"eval-{i}-{j}", f"question {i} {j}", target)
+        for i, target in enumerate(TARGETS)
+        for j in range(len(REPLIES))
+    )
     reply_of = {e.input: REPLIES[int(e.id.split("-")[2])] for e in examples}
     task = Task(name="t", source="memory:t", rule=rule, splits={"eval": examples}, max_tokens=(256, 0))
     model = Truncating(lambda messages, temperature, seed: reply_of[messages[0]["content"].split("\n")[-1]])
@@ -91,9 +125,18 @@ def test_the_exact_limit_never_changes_a_score_of_scripted_replies():
 
 
 def test_rules_that_read_the_answer_out_of_a_reply_get_no_early_limit():
-    for rule in (PHRASE_RULE, UPPERCASE_RULE, TRANSLATION_RULE, NUMBER_RULE, BUILTIN_TASKS["antonyms"].rule,
-                 BUILTIN_TASKS["sentiment"].rule, rule_for_metric("rouge-l", "t"), rule_for_metric("number", "t"),
-                 rule_for("bbh", "navigate"), MetricRule(lambda p, e: 1.0)):
+    for rule in (
+        PHRASE_RULE,
+        UPPERCASE_RULE,
+        TRANSLATION_RULE,
+        NUMBER_RULE,
+        BUILTIN_TASKS["antonyms"].rule,
+        BUILTIN_TASKS["sentiment"].rule,
+        rule_for_metric("rouge-l", "t"),
+        rule_for_metric("number", "t"),
+        rule_for("bbh", "navigate"),
+        MetricRule(lambda p, e: 1.0),
+    ):
         assert score_neutral_tokens(rule, "Paris", words) is None
     # A suite task's replies are asked with its own limit only.
     task = load_task("first_letter")
@@ -128,9 +171,27 @@ def test_the_task_model_is_asked_with_the_given_limits(tmp_path, monkeypatch):
 
     task_model, _ = llama_cpp.load_models("a", "b")
     task_model.calls.clear()
-    out = CliRunner().invoke(main, ["optimize", "sentiment", "--steps", "1", "--candidates", "2", "--dev-limit", "4",
-                                    "--test-limit", "4", "--no-cache", "--quiet", "--run-dir", str(tmp_path / "r"),
-                                    "--answer-max-tokens", "16,4"])
+    out = CliRunner().invoke(
+        main,
+        [
+            "optimize",
+            "sentiment",
+            "--steps",
+            "1",
+            "--candidates",
+            "2",
+            "--dev-limit",
+            "4",
+            "--test-limit",
+            "4",
+            "--no-cache",
+            "--quiet",
+            "--run-dir",
+            str(tmp_path / "r"),
+            "--answer-max-tokens",
+            "16,4",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert {call["max_tokens"] for call in task_model.calls} == {16, 4}
 
@@ -145,7 +206,9 @@ def test_a_bad_value_is_one_line_naming_the_option(tmp_path, monkeypatch):
 
 
 def test_format_examples_is_an_option_of_the_command_line_the_config_file_and_the_api(tmp_path, monkeypatch):
-    out = fake_cli.optimize(monkeypatch, tmp_path / "run", "--quiet", "--format-examples", "5", "--steps", "1")
+    out = fake_cli.optimize(
+        monkeypatch, tmp_path / "run", "--quiet", "--format-examples", "5", "--steps", "1"
+    )
     assert out.exit_code == 0, out.output
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["format_examples"] == 5
     config = tmp_path / "c.toml"
@@ -177,10 +240,27 @@ def test_eval_takes_the_option_too(tmp_path, monkeypatch):
             return super().generate(conversations, max_tokens=max_tokens, **options)
 
     # eval loads through the registry, which calls llama_cpp.load_models (as fake_cli replaces it)
-    monkeypatch.setattr(llama_cpp, "load_models", lambda task, optimizer, **options: (Model(task), Model(optimizer)))
+    monkeypatch.setattr(
+        llama_cpp, "load_models", lambda task, optimizer, **options: (Model(task), Model(optimizer))
+    )
     monkeypatch.setattr(catalog, "resolve_model", lambda spec: tmp_path / f"{spec}.gguf")
-    out = CliRunner().invoke(main, ["eval", "sentiment", "--prompt", "Answer.", "--limit", "2", "--no-cache",
-                                    "--quiet", "--answer-max-tokens", "12,3", "--task-model", "m"])
+    out = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "sentiment",
+            "--prompt",
+            "Answer.",
+            "--limit",
+            "2",
+            "--no-cache",
+            "--quiet",
+            "--answer-max-tokens",
+            "12,3",
+            "--task-model",
+            "m",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert set(asked) == {12, 3}
     # "positive" is right on the first question only: outcomes 1, 0, standard error 0.707 / sqrt(2) = 0.5

@@ -9,9 +9,9 @@ import re
 from pathlib import Path
 
 import pytest
+from fake_models import FakeEmbedder, smart_optimizer
 
 import gpo_local
-from fake_models import FakeEmbedder, smart_optimizer
 from gpo_local.errors import ConfigError, DataError, ModelError
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
 
@@ -31,7 +31,9 @@ def adder(messages, temperature, seed):
 
 
 def rows(n=18):
-    return [{"question": f"What is {a} plus {b}?", "answer": str(a + b)} for a in range(1, 7) for b in range(1, 4)][:n]
+    return [
+        {"question": f"What is {a} plus {b}?", "answer": str(a + b)} for a in range(1, 7) for b in range(1, 4)
+    ][:n]
 
 
 def exact(prediction, example):
@@ -41,8 +43,8 @@ def exact(prediction, example):
 @pytest.fixture
 def fakes(monkeypatch):
     """The catalog models load as the scripted fakes; the embedder is the hashing one."""
-    import gpo_local.backends.llama_cpp as llama_cpp
     import gpo_local.backends.embeddings as embeddings
+    import gpo_local.backends.llama_cpp as llama_cpp
 
     task, optimizer = ScriptedLLM(adder, fingerprint="fake-task"), smart_optimizer(max_words=6)
     loaded = []
@@ -62,7 +64,7 @@ def test_readme_example_runs(fakes, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     exec(compile(block, "README.md", "exec"), {})
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0].startswith("\"Let's think step by step.\" 0.00 -> ")
+    assert printed[0].startswith('"Let\'s think step by step." 0.00 -> ')
     assert 0.0 <= float(printed[1]) <= 1.0  # the fake says "positive" to every review
     result = json.loads((tmp_path / "runs/api-example/result.json").read_text())
     assert result["initial"]["dev_score"] == 0.0 and result["final"]["dev_score"] == 1.0
@@ -77,8 +79,15 @@ def test_custom_metric_callable_drives_a_full_optimization(fakes, tmp_path):
         seen.append((prediction, example.id, example.target))
         return 1.0 if prediction == example.target else 0.0
 
-    result = gpo_local.optimize(rows(), input_field="question", target_field="answer", metric=metric, steps=2,
-                                candidates=3, run_dir=tmp_path / "run")
+    result = gpo_local.optimize(
+        rows(),
+        input_field="question",
+        target_field="answer",
+        metric=metric,
+        steps=2,
+        candidates=3,
+        run_dir=tmp_path / "run",
+    )
     assert result.initial_dev == 0.0 and result.final_dev == 1.0 and result.stopped == "completed"
     assert len(result.trajectory) == 3 and result.usage["optimizer_calls"] == 6
     assert seen[0] == ("3", "eval-1", "2")  # the two-word p0 adds one too many
@@ -102,10 +111,20 @@ def test_custom_llm_objects_drive_a_full_optimization(monkeypatch, tmp_path):
             return self.scripted.generate(conversations, **kwargs)
 
     task_llm, optimizer = Plain(), smart_optimizer(max_words=6)
-    result = gpo_local.optimize({"train": rows()[:8], "eval": rows()[8:]}, task_model=task_llm,
-                                optimizer_model=optimizer, embedder=HashingEmbedder(), input_field="question",
-                                target_field="answer", metric="exact", steps=2, candidates=2,
-                                gradient="feedback", update="generate", run_dir=tmp_path / "run")
+    result = gpo_local.optimize(
+        {"train": rows()[:8], "eval": rows()[8:]},
+        task_model=task_llm,
+        optimizer_model=optimizer,
+        embedder=HashingEmbedder(),
+        input_field="question",
+        target_field="answer",
+        metric="exact",
+        steps=2,
+        candidates=2,
+        gradient="feedback",
+        update="generate",
+        run_dir=tmp_path / "run",
+    )
     assert result.final_dev == 1.0 > result.initial_dev
     assert len(task_llm.scripted.calls) > 0 and len(optimizer.calls) == result.usage["optimizer_calls"]
     models = json.loads((tmp_path / "run/config.json").read_text())["models"]
@@ -117,8 +136,9 @@ def test_dataframe_and_dataset_rows_load_as_tasks():
     import pandas
 
     frame = gpo_local.load_task(pandas.DataFrame(rows(5)), input_field="question", target_field="answer")
-    hub = gpo_local.load_task(datasets.Dataset.from_list(rows(5)), input_field="question", target_field="answer",
-                              name="sums")
+    hub = gpo_local.load_task(
+        datasets.Dataset.from_list(rows(5)), input_field="question", target_field="answer", name="sums"
+    )
     for task in (frame, hub):
         assert [e.input for e in task.split("eval")] == [r["question"] for r in rows(5)]
         assert task.split("eval")[2].target == "4" and task.split("format") == task.split("eval")
@@ -126,34 +146,67 @@ def test_dataframe_and_dataset_rows_load_as_tasks():
 
 
 def test_evaluate_scores_a_prompt_with_a_given_model():
-    result = gpo_local.evaluate(rows(4), "Think, then think again.", task_model=ScriptedLLM(adder),
-                                input_field="question", target_field="answer")
+    result = gpo_local.evaluate(
+        rows(4),
+        "Think, then think again.",
+        task_model=ScriptedLLM(adder),
+        input_field="question",
+        target_field="answer",
+    )
     assert result.score == 1.0 and result.n == 4
-    assert gpo_local.evaluate(rows(4), "Add.", task_model=ScriptedLLM(adder), input_field="question",
-                              target_field="answer").score == 0.0
+    assert (
+        gpo_local.evaluate(
+            rows(4), "Add.", task_model=ScriptedLLM(adder), input_field="question", target_field="answer"
+        ).score
+        == 0.0
+    )
 
 
-@pytest.mark.parametrize("options,message", [
-    ({"stepz": 3}, "unknown option 'stepz'"),
-    ({"steps": "3"}, "option 'steps' must be a int (got '3')"),
-    ({"candidates": 0}, "option 'candidates' must be at least 1 (got 0)"),
-    ({"momentum": "feedback"}, "momentum='feedback' (momentum over gradients) needs gradient='feedback'"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"stepz": 3}, "unknown option 'stepz'"),
+        ({"steps": "3"}, "option 'steps' must be a int (got '3')"),
+        ({"candidates": 0}, "option 'candidates' must be at least 1 (got 0)"),
+        ({"momentum": "feedback"}, "momentum='feedback' (momentum over gradients) needs gradient='feedback'"),
+    ],
+)
 def test_bad_options_raise_library_errors(options, message, tmp_path):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        gpo_local.optimize(rows(), input_field="question", target_field="answer", task_model=ScriptedLLM(adder),
-                           embedder=HashingEmbedder(), run_dir=tmp_path / "run", **options)
+        gpo_local.optimize(
+            rows(),
+            input_field="question",
+            target_field="answer",
+            task_model=ScriptedLLM(adder),
+            embedder=HashingEmbedder(),
+            run_dir=tmp_path / "run",
+            **options,
+        )
 
 
 def test_bad_data_metric_and_model_raise_library_errors(tmp_path):
     with pytest.raises(DataError, match="task 'data' eval row 1: missing field 'input'"):
         gpo_local.load_task(rows(3))
+
     def twice(prediction, example):
         return 2
 
     with pytest.raises(DataError, match="metric twice returned 2 for example eval-1"):
-        gpo_local.optimize(rows(), input_field="question", target_field="answer", metric=twice,
-                           task_model=ScriptedLLM(adder), embedder=HashingEmbedder(), run_dir=tmp_path / "a")
+        gpo_local.optimize(
+            rows(),
+            input_field="question",
+            target_field="answer",
+            metric=twice,
+            task_model=ScriptedLLM(adder),
+            embedder=HashingEmbedder(),
+            run_dir=tmp_path / "a",
+        )
     with pytest.raises(ModelError, match="has no generate"):
-        gpo_local.optimize(rows(), input_field="question", target_field="answer", task_model=object(),
-                           embedder=HashingEmbedder(), run_dir=tmp_path / "b")
+        gpo_local.optimize(
+            rows(),
+            input_field="question",
+            target_field="answer",
+            task_model=object(),
+            embedder=HashingEmbedder(),
+            run_dir=tmp_path / "b",
+        )

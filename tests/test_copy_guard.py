@@ -5,16 +5,16 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import difficulty_task, task_model
+
+from gpo_local.algorithm.config import GPOConfig
+from gpo_local.algorithm.index import TrajectoryIndex
+from gpo_local.algorithm.optimizer import GPO
 from gpo_local.backends.copy_guard import CopyGuard, RunBan, banned_runs
 from gpo_local.backends.generation import GenerationRequest
 from gpo_local.backends.slots import choose_token, new_job
-from gpo_local.algorithm.optimizer import GPO
-from gpo_local.algorithm.config import GPOConfig
 from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
-from gpo_local.algorithm.index import TrajectoryIndex
 
 VOCAB = {w: i for i, w in enumerate("a b c d e f g h x y z w".split())}
 
@@ -32,8 +32,16 @@ def test_runs_of_the_examples_are_banned_unless_the_current_prompt_has_them():
     runs = set(banned_runs(guard, tokenize))
     # "a b c", in both examples (the task's wording), is banned too; "d e f", which the current
     # prompt (allowed) says, is not.
-    assert runs == {ids("a b c"), ids("b c d"), ids("c d e"), ids("e f g"), ids("b c x"), ids("c x y"),
-                    ids("x y z"), ids("y z w")}
+    assert runs == {
+        ids("a b c"),
+        ids("b c d"),
+        ids("c d e"),
+        ids("e f g"),
+        ids("b c x"),
+        ids("c x y"),
+        ids("x y z"),
+        ids("y z w"),
+    }
     assert banned_runs(CopyGuard(avoid=("a b",), run=3), tokenize) == ()  # shorter than a run
 
 
@@ -54,8 +62,9 @@ def test_the_ban_sets_the_completing_tokens_to_minus_infinity_and_only_them():
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_the_decoder_choice_skips_a_banned_token(temperature):
-    request = GenerationRequest(tokens=(1,), max_tokens=4, temperature=temperature, seed=3,
-                                banned_runs=(ids("a b"),))
+    request = GenerationRequest(
+        tokens=(1,), max_tokens=4, temperature=temperature, seed=3, banned_runs=(ids("a b"),)
+    )
     job = new_job(0, request, grammar_sampler=None)
     job.generated = [VOCAB["a"]]
     logits = np.full(len(VOCAB), -30.0, dtype=np.float32)
@@ -66,10 +75,14 @@ def test_the_decoder_choice_skips_a_banned_token(temperature):
 
 
 def run_gpo(tmp_path, optimizer, **config):
-    gpo = GPO(task=difficulty_task(), task_llm=task_model(), optimizer_llm=optimizer,
-              index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
-              config=GPOConfig(steps=2, candidates=2, optimizer_max_tokens=40, **config),
-              log=JsonlLog(tmp_path / "trajectory.jsonl"))
+    gpo = GPO(
+        task=difficulty_task(),
+        task_llm=task_model(),
+        optimizer_llm=optimizer,
+        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
+        config=GPOConfig(steps=2, candidates=2, optimizer_max_tokens=40, **config),
+        log=JsonlLog(tmp_path / "trajectory.jsonl"),
+    )
     return gpo, gpo.run()
 
 
@@ -104,9 +117,11 @@ def test_memo_keys_include_the_copy_guard(tmp_path, monkeypatch):
     assert memo_key("f", "hi", copy_guard=None, **base) == memo_key("f", "hi", **base)
     assert memo_key("f", "hi", copy_guard=guard, **base) != memo_key("f", "hi", **base)
     assert memo_key("f", "hi", copy_guard=guard, **base) == memo_key(
-        "f", "hi", copy_guard=CopyGuard(avoid=["one example"], allow=["the prompt"]), **base)
+        "f", "hi", copy_guard=CopyGuard(avoid=["one example"], allow=["the prompt"]), **base
+    )
     # Replies stored under another banning rule are not reused.
     from gpo_local.backends import copy_guard
+
     before = memo_key("f", "hi", copy_guard=guard, **base)
     monkeypatch.setattr(copy_guard, "RULE", "another rule")
     assert memo_key("f", "hi", copy_guard=guard, **base) != before

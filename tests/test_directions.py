@@ -1,7 +1,7 @@
 import pytest
 
-from gpo_local.core import TrajectoryEntry as E
 from gpo_local.algorithm.directions import get_selector, importance, recency, relevance
+from gpo_local.core import TrajectoryEntry as E
 from gpo_local.errors import ConfigError
 
 TRAJ = [E("p0", 0.3, -1), E("p1", 0.5, 0), E("p2", 0.4, 1), E("p3", 0.2, 2)]

@@ -4,13 +4,21 @@ bootstrap interval of the test gain, in result.json, optimize's summary, `show` 
 import json
 import math
 
+import fake_cli
 import pytest
 from click.testing import CliRunner
 
-import fake_cli
 from gpo_local.app.cli import main
-from gpo_local.app.intervals import (KEYS, binary_rule, binary_standard_error, dev_standard_error, gain_text,
-                                     held_out_error_bars, result_error_bars, with_error)
+from gpo_local.app.intervals import (
+    KEYS,
+    binary_rule,
+    binary_standard_error,
+    dev_standard_error,
+    gain_text,
+    held_out_error_bars,
+    result_error_bars,
+    with_error,
+)
 from gpo_local.app.report import render_report
 from gpo_local.stats import standard_error
 from gpo_local.tasks.answers import rule_for_metric
@@ -20,7 +28,9 @@ INITIAL = [0, 0, 0, 1, 0, 1, 0, 0, 0, 0]
 
 
 def outcomes(scores, prefix="t"):
-    return [{"example_id": f"{prefix}{i}", "score": float(s), "prediction": "x"} for i, s in enumerate(scores)]
+    return [
+        {"example_id": f"{prefix}{i}", "score": float(s), "prediction": "x"} for i, s in enumerate(scores)
+    ]
 
 
 def test_a_fabricated_run_gives_a_known_gain_interval_and_standard_errors():
@@ -44,14 +54,21 @@ def test_identical_outcomes_give_a_gain_of_zero_with_the_interval_zero_zero():
 
 def test_questions_are_paired_by_example_id():
     shuffled = list(reversed(outcomes(FINAL)))
-    assert held_out_error_bars({"initial": outcomes(INITIAL), "final": shuffled})["test_gain_ci"] == \
-        pytest.approx([0.3, 0.9])
+    assert held_out_error_bars({"initial": outcomes(INITIAL), "final": shuffled})[
+        "test_gain_ci"
+    ] == pytest.approx([0.3, 0.9])
 
 
 def test_no_test_outcomes_give_no_error_bars():
     for test_outcomes in (None, {"initial": None, "final": None}):
         bars = held_out_error_bars(test_outcomes)
-        assert set(bars) == {"initial_test_se", "final_test_se", "test_gain", "test_gain_ci", "test_gain_questions"}
+        assert set(bars) == {
+            "initial_test_se",
+            "final_test_se",
+            "test_gain",
+            "test_gain_ci",
+            "test_gain_questions",
+        }
         assert all(value is None for value in bars.values())
     assert gain_text({"test_gain": None}) is None
     assert with_error(None, None) == "n/a" and with_error(0.675, None) == "67.5"
@@ -60,7 +77,9 @@ def test_no_test_outcomes_give_no_error_bars():
 
 def test_dev_standard_errors_from_recorded_outcomes_else_from_the_score_of_a_binary_rule():
     recorded = {"d0": 1.0, "d1": 0.5, "d2": 0.0, "d3": 0.25}  # a fractional metric's outcomes
-    assert dev_standard_error(recorded, 0.4375, 4, binary=False) == pytest.approx(standard_error(recorded.values()))
+    assert dev_standard_error(recorded, 0.4375, 4, binary=False) == pytest.approx(
+        standard_error(recorded.values())
+    )
     # Without recorded outcomes: exact for 0/1 outcomes, unknown for a fractional metric.
     assert dev_standard_error(None, 0.75, 8, binary=True) == pytest.approx(standard_error([1] * 6 + [0] * 2))
     assert dev_standard_error(None, 0.75, 8, binary=False) is None
@@ -87,8 +106,10 @@ def test_optimize_records_and_prints_the_error_bars(tmp_path, monkeypatch):
     assert summary["final_dev_se"] is not None
     gain = gain_text(summary)
     assert f"gain on the test split: {gain}" in out.output and "(95% CI " in gain
-    assert f"dev {with_error(summary['initial']['dev_score'], summary['initial_dev_se'])}  " \
-           f"test {with_error(summary['initial_test'], summary['initial_test_se'])}" in out.output
+    assert (
+        f"dev {with_error(summary['initial']['dev_score'], summary['initial_dev_se'])}  "
+        f"test {with_error(summary['initial_test'], summary['initial_test_se'])}" in out.output
+    )
 
     shown = CliRunner().invoke(main, ["show", str(run_dir)])
     assert shown.exit_code == 0, shown.output
@@ -107,7 +128,9 @@ def test_an_older_result_json_gets_its_test_error_bars_from_its_outcomes(tmp_pat
     (run_dir / "result.json").write_text(json.dumps(older))
     bars = result_error_bars(older)
     assert bars["initial_dev_se"] is None and bars["final_dev_se"] is None
-    assert {key: bars[key] for key in KEYS if "test" in key} == {key: summary[key] for key in KEYS if "test" in key}
+    assert {key: bars[key] for key in KEYS if "test" in key} == {
+        key: summary[key] for key in KEYS if "test" in key
+    }
     shown = CliRunner().invoke(main, ["show", str(run_dir)])
     assert f"gain on the test split: {gain_text(summary)}" in shown.output
 
@@ -115,10 +138,16 @@ def test_an_older_result_json_gets_its_test_error_bars_from_its_outcomes(tmp_pat
 def test_a_fabricated_run_shows_its_known_interval_in_show_and_the_report(tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     assert fake_cli.optimize(monkeypatch, run_dir, "--quiet").exit_code == 0
-    summary = {key: value for key, value in json.loads((run_dir / "result.json").read_text()).items()
-               if key not in KEYS}
-    summary.update(initial_test=0.2, final_test=0.8,
-                   test_outcomes={"initial": outcomes(INITIAL), "final": outcomes(FINAL)})
+    summary = {
+        key: value
+        for key, value in json.loads((run_dir / "result.json").read_text()).items()
+        if key not in KEYS
+    }
+    summary.update(
+        initial_test=0.2,
+        final_test=0.8,
+        test_outcomes={"initial": outcomes(INITIAL), "final": outcomes(FINAL)},
+    )
     (run_dir / "result.json").write_text(json.dumps(summary))
     shown = CliRunner().invoke(main, ["show", str(run_dir)]).output
     assert "gain on the test split: +60.0 points (95% CI +30.0 to +90.0, 10 questions)" in shown

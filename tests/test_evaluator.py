@@ -5,16 +5,16 @@ import json
 import sqlite3
 
 import pytest
-
 from conftest import difficulty_task, task_model
-from gpo_local.errors import PromptTooLongError
-from gpo_local.algorithm.evaluator import Evaluator
-from gpo_local.backends.memo import Memo, MemoizedLLM
-from gpo_local.algorithm.optimizer import GPO
+
 from gpo_local.algorithm.config import GPOConfig
+from gpo_local.algorithm.evaluator import Evaluator
+from gpo_local.algorithm.index import TrajectoryIndex
+from gpo_local.algorithm.optimizer import GPO
+from gpo_local.backends.memo import Memo, MemoizedLLM
+from gpo_local.errors import PromptTooLongError
 from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
-from gpo_local.algorithm.index import TrajectoryIndex
 
 
 def limited_model(context_words):
@@ -25,14 +25,22 @@ def limited_model(context_words):
 
 def test_a_candidate_too_long_for_the_context_is_scored_zero_and_flagged():
     events = []
-    evaluator = Evaluator(limited_model(12), difficulty_task(n_eval=4), on_event=lambda k, d: events.append((k, d)))
+    evaluator = Evaluator(
+        limited_model(12), difficulty_task(n_eval=4), on_event=lambda k, d: events.append((k, d))
+    )
     short, long = "think think think think think", "think " * 40
     good, bad = evaluator.evaluate([short, long], "eval")
     assert good.too_long == 0 and good.score == 1.0
-    assert bad.too_long == 4 and bad.score == 0.0 and all(o.too_long and o.final_answer == "" for o in bad.outcomes)
+    assert (
+        bad.too_long == 4
+        and bad.score == 0.0
+        and all(o.too_long and o.final_answer == "" for o in bad.outcomes)
+    )
     assert [k for k, _ in events] == ["warning"]
-    assert events[0][1]["too_long"] == 4 and "40 words) does not fit the model's context with 4 of 4 eval" in \
-        events[0][1]["message"]
+    assert (
+        events[0][1]["too_long"] == 4
+        and "40 words) does not fit the model's context with 4 of 4 eval" in events[0][1]["message"]
+    )
 
 
 def test_round_two_that_no_longer_fits_is_flagged_too():
@@ -47,15 +55,26 @@ def test_round_two_that_no_longer_fits_is_flagged_too():
 
 def test_the_users_own_prompt_too_long_is_an_error_naming_the_question():
     evaluator = Evaluator(limited_model(12), difficulty_task(n_eval=4))
-    with pytest.raises(PromptTooLongError, match=r"prompt 'think think .*' with eval question eval-0 of task "
-                                                 r"'difficulty' does not fit the model's context: raise n_ctx"):
+    with pytest.raises(
+        PromptTooLongError,
+        match=r"prompt 'think think .*' with eval question eval-0 of task "
+        r"'difficulty' does not fit the model's context: raise n_ctx",
+    ):
         evaluator.score("think " * 40, "eval")
     with pytest.raises(PromptTooLongError, match=r"\(the question alone does not fit\)"):
         Evaluator(limited_model(3), difficulty_task()).score("x", "eval")
 
 
-BAD_REPLIES = ["", "   \n\t ", "no tags, just text that becomes the prompt", "<START><Prompt><END>",
-               "<START><END>", "word " * 3000, "<START>" + "long " * 2000 + "<END>", "<START>Think <Prompt> twice.<END>"]
+BAD_REPLIES = [
+    "",
+    "   \n\t ",
+    "no tags, just text that becomes the prompt",
+    "<START><Prompt><END>",
+    "<START><END>",
+    "word " * 3000,
+    "<START>" + "long " * 2000 + "<END>",
+    "<START>Think <Prompt> twice.<END>",
+]
 
 
 def test_a_run_survives_optimizer_replies_of_every_bad_shape(tmp_path):
@@ -66,9 +85,15 @@ def test_a_run_survives_optimizer_replies_of_every_bad_shape(tmp_path):
     # A token limit above the long replies, so that they reach the evaluator (with the default 512 they
     # would be dropped as truncated: drops.py).
     config = GPOConfig(steps=3, candidates=len(BAD_REPLIES), seed=1, optimizer_max_tokens=4096)
-    gpo = GPO(task=difficulty_task(), task_llm=limited_model(60), optimizer_llm=ScriptedLLM(optimizer),
-              index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()), config=config,
-              log=JsonlLog(tmp_path / "trajectory.jsonl"), on_event=lambda k, d: events.append((k, d)))
+    gpo = GPO(
+        task=difficulty_task(),
+        task_llm=limited_model(60),
+        optimizer_llm=ScriptedLLM(optimizer),
+        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
+        config=config,
+        log=JsonlLog(tmp_path / "trajectory.jsonl"),
+        on_event=lambda k, d: events.append((k, d)),
+    )
     result = gpo.run()
     records = [json.loads(line) for line in (tmp_path / "trajectory.jsonl").read_text().splitlines()]
     prompts = {r["prompt"] for r in records if r["kind"] == "candidate"}

@@ -18,41 +18,61 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import bundled_model_path, trajectory_records
 
 pytestmark = pytest.mark.integration
 
 bundled_model_path()  # skips the module where the bundled model is not installed
 
-COMMAND = [sys.executable, "-m", "gpo_local.app.cli", "optimize", "sentiment", "--steps", "2", "--candidates", "2",
-           "--dev-limit", "4", "--test-limit", "4", "--optimizer-max-tokens", "48", "--threads", "2",
-           "--n-ctx", "1024", "--parallel", "8", "--quiet"]
+COMMAND = [
+    sys.executable,
+    "-m",
+    "gpo_local.app.cli",
+    "optimize",
+    "sentiment",
+    "--steps",
+    "2",
+    "--candidates",
+    "2",
+    "--dev-limit",
+    "4",
+    "--test-limit",
+    "4",
+    "--optimizer-max-tokens",
+    "48",
+    "--threads",
+    "2",
+    "--n-ctx",
+    "1024",
+    "--parallel",
+    "8",
+    "--quiet",
+]
 
 # (fault, cache): "cold" = empty memo cache, "half" = half of the reference cache, "warm" = all of it.
 SCENARIOS = [
-    ("scoring:1", "cold"),          # during the initial prompt's scoring, generating for real
-    ("scoring:2", "warm"),          # during the first step's candidate scoring
-    ("jsonl-append:2", "warm"),     # before the first candidate record is written
+    ("scoring:1", "cold"),  # during the initial prompt's scoring, generating for real
+    ("scoring:2", "warm"),  # during the first step's candidate scoring
+    ("jsonl-append:2", "warm"),  # before the first candidate record is written
     ("jsonl-half-line:1", "warm"),  # half of the init record written: a torn first line
     ("jsonl-half-line:4", "warm"),  # a torn record inside step 0
-    ("jsonl-fsynced:3", "warm"),    # right after a candidate record reached the disk
-    ("index-tmp:1", "warm"),        # FAISS index written to its temporary file only
-    ("index-torn:2", "warm"),       # half a FAISS file in place: a torn index
-    ("index-meta:1", "warm"),       # FAISS file replaced, its metadata not yet written
-    ("memo-write:1", "half"),       # inside a memo transaction, before its commit
-    ("memo-committed:2", "half"),   # right after a memo commit
-    ("memo-torn:1", "half"),        # the memo SQLite file cut in half: a torn database
+    ("jsonl-fsynced:3", "warm"),  # right after a candidate record reached the disk
+    ("index-tmp:1", "warm"),  # FAISS index written to its temporary file only
+    ("index-torn:2", "warm"),  # half a FAISS file in place: a torn index
+    ("index-meta:1", "warm"),  # FAISS file replaced, its metadata not yet written
+    ("memo-write:1", "half"),  # inside a memo transaction, before its commit
+    ("memo-committed:2", "half"),  # right after a memo commit
+    ("memo-torn:1", "half"),  # the memo SQLite file cut in half: a torn database
     # issue 14
-    ("run-lock:1", "warm"),         # the run lock taken, nothing else written: rerun (there is no config.json)
+    ("run-lock:1", "warm"),  # the run lock taken, nothing else written: rerun (there is no config.json)
     ("config-json-tmp:1", "warm"),  # config.json's temporary file only: rerun
     ("config-json-replaced:1", "warm"),  # config.json in place, no trajectory yet
-    ("trajectory-json-tmp:2", "warm"),   # the index metadata's temporary file only
+    ("trajectory-json-tmp:2", "warm"),  # the index metadata's temporary file only
     # A first reply ended, its second turn not yet admitted: the third chain of the initial
     # scoring. From an empty cache: chains only run where first turns are missing, and the "half"
     # cache keeps every first turn (its rows alternate first turn, second turn).
     ("two-round-chain:3", "cold"),
-    ("events-append:4", "warm"),    # before a progress event was appended
+    ("events-append:4", "warm"),  # before a progress event was appended
     ("result-json-tmp:1", "warm"),  # result.json's temporary file only
     ("result-json-replaced:1", "warm"),  # result.json in place, the command killed before printing it
 ]
@@ -113,12 +133,16 @@ def test_killed_at_a_point_then_resumed_gives_the_uninterrupted_run(reference, t
     killed_then_resumed(reference, tmp_path, fault, cache)
 
 
-@pytest.mark.parametrize("fault,cache", [
-    ("race-round:1", "warm"),   # step 1's race: after its first round, before its second
-    ("race-round:2", "cold"),   # after its second round, generating for real
-])
-def test_a_raced_step_killed_between_rounds_resumes_to_the_uninterrupted_raced_run(raced_reference, tmp_path,
-                                                                                   fault, cache):
+@pytest.mark.parametrize(
+    "fault,cache",
+    [
+        ("race-round:1", "warm"),  # step 1's race: after its first round, before its second
+        ("race-round:2", "cold"),  # after its second round, generating for real
+    ],
+)
+def test_a_raced_step_killed_between_rounds_resumes_to_the_uninterrupted_raced_run(
+    raced_reference, tmp_path, fault, cache
+):
     killed_then_resumed(raced_reference, tmp_path, fault, cache, extra=RACED)
 
 
@@ -191,8 +215,12 @@ def test_killed_while_writing_a_report_then_rerun(reference, tmp_path):
     whole = subprocess.run(command + [str(tmp_path / "whole.html")], env=env, capture_output=True, text=True)
     assert whole.returncode == 0, whole.stderr
     output = tmp_path / "report.html"
-    killed = subprocess.run(command + [str(output)], env={**env, "GPO_LOCAL_FAULT": "report-tmp:1"},
-                            capture_output=True, text=True)
+    killed = subprocess.run(
+        command + [str(output)],
+        env={**env, "GPO_LOCAL_FAULT": "report-tmp:1"},
+        capture_output=True,
+        text=True,
+    )
     assert killed.returncode == -9 and not output.exists()
     rerun = subprocess.run(command + [str(output)], env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
@@ -206,8 +234,10 @@ tasks = ["sentiment"]
 methods = ["gpo"]
 seeds = [0]
 """
-WRITE_RESULTS = ("import sys; from pathlib import Path; from gpo_local.quality import load_config, write_results; "
-                 "write_results(load_config(Path(sys.argv[1])), Path(sys.argv[2]))")
+WRITE_RESULTS = (
+    "import sys; from pathlib import Path; from gpo_local.quality import load_config, write_results; "
+    "write_results(load_config(Path(sys.argv[1])), Path(sys.argv[2]))"
+)
 
 
 def test_killed_while_writing_bench_results_then_rerun(reference, tmp_path):
@@ -223,11 +253,14 @@ def test_killed_while_writing_bench_results_then_rerun(reference, tmp_path):
         shutil.copytree(reference / "run", cell.run_dir)
         command = [sys.executable, "-c", WRITE_RESULTS, str(config_path), str(out)]
         if fault:
-            killed = subprocess.run(command, env={**env, "GPO_LOCAL_FAULT": fault}, capture_output=True, text=True)
+            killed = subprocess.run(
+                command, env={**env, "GPO_LOCAL_FAULT": fault}, capture_output=True, text=True
+            )
             assert killed.returncode == -9 and not (out / "results.json").exists()
         done = subprocess.run(command, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         results = json.loads((out / "results.json").read_text())
-        outputs[name] = json.dumps({k: v for k, v in results.items() if k not in ("generated", "out")}).replace(
-            str(out), "<out>")
+        outputs[name] = json.dumps(
+            {k: v for k, v in results.items() if k not in ("generated", "out")}
+        ).replace(str(out), "<out>")
     assert outputs["killed"] == outputs["whole"]

@@ -26,11 +26,11 @@ import sys
 from pathlib import Path
 
 import click
+import fake_cli
 import pytest
 from click.testing import CliRunner
-
-import fake_cli
 from conftest import bundled_model_path
+
 from gpo_local.app.cli import main
 from gpo_local.errors import ConfigError
 
@@ -115,7 +115,11 @@ def _kinds(param: click.Option, rng: random.Random, tmp: Path) -> list[tuple[str
 
 def _options(command: str) -> list[click.Option]:
     # click-option-group adds one title pseudo-option per section, with no flag of its own
-    return [p for p in main.commands[command].params if isinstance(p, click.Option) and p.opts and p.name != "help"]
+    return [
+        p
+        for p in main.commands[command].params
+        if isinstance(p, click.Option) and p.opts and p.name != "help"
+    ]
 
 
 def cases() -> list:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import TIMINGS
 from fake_cli import _sentiment_answer
 from fake_models import FakeEmbedder, smart_optimizer
+
 from gpo_local.app.cli import main
 from gpo_local.testing import ScriptedLLM
 
@@ -27,14 +27,30 @@ REGENERATE = os.environ.get("GPO_GOLDEN_REGENERATE") == "1"
 CASES = {
     "gpo": [],  # the headline switches
     "gpo-quota-on": ["--reply-quota"],  # a step asks again until it has its candidates
-    "gpo-feedback-realtime": ["--gradient", "feedback", "--momentum", "feedback", "--momentum-update", "real-time",
-                              "--update", "generate"],
+    "gpo-feedback-realtime": [
+        "--gradient",
+        "feedback",
+        "--momentum",
+        "feedback",
+        "--momentum-update",
+        "real-time",
+        "--update",
+        "generate",
+    ],
     "gpo-edit": ["--gradient", "feedback", "--momentum", "none", "--update", "edit"],
     "gpo-recency": ["--selection", "recency", "--k", "2"],
     "gpo-importance": ["--selection", "importance", "--schedule", "linear"],
     "gpo-para-realtime": ["--momentum-update", "real-time"],
-    "gpo-feedback-klist": ["--gradient", "feedback", "--momentum", "feedback", "--selection", "importance",
-                           "--update", "edit"],
+    "gpo-feedback-klist": [
+        "--gradient",
+        "feedback",
+        "--momentum",
+        "feedback",
+        "--selection",
+        "importance",
+        "--update",
+        "edit",
+    ],
     "sgdm": ["--method", "sgdm"],
     "empty": ["--method", "empty"],
     "cot": ["--method", "cot"],
@@ -52,10 +68,13 @@ class _Model(ScriptedLLM):
 
 
 def _install(monkeypatch):
-    import gpo_local.backends.llama_cpp as llama_cpp
     import gpo_local.backends.embeddings as embeddings
+    import gpo_local.backends.llama_cpp as llama_cpp
 
-    task, optimizer = _Model(_sentiment_answer, "task"), _Model(smart_optimizer(max_words=5).script, "optimizer")
+    task, optimizer = (
+        _Model(_sentiment_answer, "task"),
+        _Model(smart_optimizer(max_words=5).script, "optimizer"),
+    )
     monkeypatch.setattr(llama_cpp, "load_models", lambda *a, **k: (task, optimizer))
     monkeypatch.setattr(embeddings, "SentenceTransformerEmbedder", lambda spec: FakeEmbedder())
 
@@ -71,10 +90,17 @@ def _timeless(record):
 
 def _canonical(run_dir: Path) -> dict[str, str]:
     lines = (run_dir / "trajectory.jsonl").read_text(encoding="utf-8").splitlines()
-    trajectory = "".join(json.dumps(_timeless(json.loads(line)), sort_keys=True, ensure_ascii=False) + "\n"
-                         for line in lines)
-    result = json.dumps(_timeless(json.loads((run_dir / "result.json").read_text(encoding="utf-8"))), indent=2,
-                        sort_keys=True) + "\n"
+    trajectory = "".join(
+        json.dumps(_timeless(json.loads(line)), sort_keys=True, ensure_ascii=False) + "\n" for line in lines
+    )
+    result = (
+        json.dumps(
+            _timeless(json.loads((run_dir / "result.json").read_text(encoding="utf-8"))),
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
     return {"trajectory.jsonl": trajectory, "result.json": result}
 
 
@@ -82,9 +108,28 @@ def _canonical(run_dir: Path) -> dict[str, str]:
 def test_golden_run(case, tmp_path, monkeypatch):
     _install(monkeypatch)
     run_dir = tmp_path / "run"
-    outcome = CliRunner().invoke(main, ["optimize", "sentiment", "--steps", "3", "--candidates", "3", "--dev-limit",
-                                        "8", "--test-limit", "10", "--train-batch", "4", "--no-cache", "--quiet",
-                                        "--run-dir", str(run_dir), *CASES[case]])
+    outcome = CliRunner().invoke(
+        main,
+        [
+            "optimize",
+            "sentiment",
+            "--steps",
+            "3",
+            "--candidates",
+            "3",
+            "--dev-limit",
+            "8",
+            "--test-limit",
+            "10",
+            "--train-batch",
+            "4",
+            "--no-cache",
+            "--quiet",
+            "--run-dir",
+            str(run_dir),
+            *CASES[case],
+        ],
+    )
     assert outcome.exit_code == 0, outcome.output
     files = _canonical(run_dir)
     for name, text in files.items():

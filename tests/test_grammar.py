@@ -4,16 +4,24 @@ import json
 import re
 
 import pytest
-
 from conftest import difficulty_task, task_model
-from gpo_local.replies.drops import DROP_REASONS, classify, count, describe, is_truncated, mark_duplicates, totals
+
+from gpo_local.algorithm.config import GPOConfig
+from gpo_local.algorithm.index import TrajectoryIndex
+from gpo_local.algorithm.optimizer import GPO
+from gpo_local.replies.drops import (
+    DROP_REASONS,
+    classify,
+    count,
+    describe,
+    is_truncated,
+    mark_duplicates,
+    totals,
+)
 from gpo_local.replies.grammar import cut_to_sentence, prompt_grammar, reply_token_limit, word_cap
 from gpo_local.replies.leaks import META_PHRASES, talks_to_optimizer
-from gpo_local.algorithm.optimizer import GPO
-from gpo_local.algorithm.config import GPOConfig
 from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
-from gpo_local.algorithm.index import TrajectoryIndex
 
 
 def test_word_cap_is_current_length_plus_budget_tightened_by_max_words():
@@ -37,47 +45,72 @@ def test_prompt_grammar_bounds_the_words():
         prompt_grammar(0)
 
 
-@pytest.mark.parametrize("reply, kwargs, expected", [
-    ("Sure: <START>Answer briefly.<END>", {}, ("Answer briefly.", None)),
-    ("", {}, (None, "empty")),
-    ("<START>   <END>", {}, (None, "empty")),
-    ("Answer briefly.", {}, ("Answer briefly.", None)),  # untagged kept unless tags are required
-    ("Answer briefly.", {"require_tags": True}, (None, "missing_tags")),
-    ("<START>Answer in detail, covering", {"truncated": True}, (None, "truncated")),
-    ("<START>Answer <Prompt> now<END>", {}, (classify("<START>Answer now<END>")[0], None)),  # placeholder stripped
-    ("<START>Answer <START> now<END>", {}, (None, "tag_leak")),
-    ("<START>one two three four<END>", {"max_words": 3}, (None, "too_long")),
-    ("<START>one two three<END>", {"max_words": 3}, ("One two three", None)),
-    ("<START>copy of an example<END>", {"leaks": lambda p: "example" in p}, (None, "leaks_example")),
-    ("<START>Change 9 words of the current prompt.<END>", {"meta_talk": talks_to_optimizer}, (None, "meta_talk")),
-    # an example restated in the meta-prompt's words is counted once, as the earlier reason
-    ("<START>the current prompt: example<END>", {"leaks": lambda p: "example" in p, "meta_talk": talks_to_optimizer},
-     (None, "leaks_example")),
-])
+@pytest.mark.parametrize(
+    "reply, kwargs, expected",
+    [
+        ("Sure: <START>Answer briefly.<END>", {}, ("Answer briefly.", None)),
+        ("", {}, (None, "empty")),
+        ("<START>   <END>", {}, (None, "empty")),
+        ("Answer briefly.", {}, ("Answer briefly.", None)),  # untagged kept unless tags are required
+        ("Answer briefly.", {"require_tags": True}, (None, "missing_tags")),
+        ("<START>Answer in detail, covering", {"truncated": True}, (None, "truncated")),
+        (
+            "<START>Answer <Prompt> now<END>",
+            {},
+            (classify("<START>Answer now<END>")[0], None),
+        ),  # placeholder stripped
+        ("<START>Answer <START> now<END>", {}, (None, "tag_leak")),
+        ("<START>one two three four<END>", {"max_words": 3}, (None, "too_long")),
+        ("<START>one two three<END>", {"max_words": 3}, ("One two three", None)),
+        ("<START>copy of an example<END>", {"leaks": lambda p: "example" in p}, (None, "leaks_example")),
+        (
+            "<START>Change 9 words of the current prompt.<END>",
+            {"meta_talk": talks_to_optimizer},
+            (None, "meta_talk"),
+        ),
+        # an example restated in the meta-prompt's words is counted once, as the earlier reason
+        (
+            "<START>the current prompt: example<END>",
+            {"leaks": lambda p: "example" in p, "meta_talk": talks_to_optimizer},
+            (None, "leaks_example"),
+        ),
+    ],
+)
 def test_classify(reply, kwargs, expected):
     assert classify(reply, **kwargs) == expected
 
 
-@pytest.mark.parametrize("prompt, cap, expected", [
-    # At the cap and mid-sentence: back to the last full sentence (the recorded local bench prompt).
-    ("Track your moves. Measure each step. After that, makeerek", 9, "Track your moves. Measure each step."),
-    ('Say "yes." Then stop,只要有', 4, 'Say "yes."'),
-    ("Count the steps (all of them.) and the turns,", 9, "Count the steps (all of them.)"),
-    # A list marker opening a line and an abbreviation end no sentence.
-    ("Break it down. Key elements:\n1. Find the rule and", 9, "Break it down."),
-    ("Write a prompt for each step.\nIV. Then", 8, "Write a prompt for each step."),
-    ("Answer well (e.g. this). Then go and", 7, "Answer well (e.g. this)."),
-    ("Answer well, e.g. like this and then", 7, "Answer well, e.g. like this and then"),
-    ("It is 2024. Then you and", 6, "It is 2024."),
-    # Not cut: below the cap (the model ended it), a complete ending, no full sentence to keep,
-    # a dot inside a word or a path is no sentence end.
-    ("Track your moves. Measure each step. After that", 9, "Track your moves. Measure each step. After that"),
-    ("Track your moves. Measure each step.", 6, "Track your moves. Measure each step."),
-    ("Track your moves. Then answer:", 5, "Track your moves. Then answer:"),
-    ("Track your moves and after that", 6, "Track your moves and after that"),
-    ("Use e.g.this or `a.b` then", 5, "Use e.g.this or `a.b` then"),
-    ("Track your moves. Then", None, "Track your moves. Then"),
-])
+@pytest.mark.parametrize(
+    "prompt, cap, expected",
+    [
+        # At the cap and mid-sentence: back to the last full sentence (the recorded local bench prompt).
+        (
+            "Track your moves. Measure each step. After that, makeerek",
+            9,
+            "Track your moves. Measure each step.",
+        ),
+        ('Say "yes." Then stop,只要有', 4, 'Say "yes."'),
+        ("Count the steps (all of them.) and the turns,", 9, "Count the steps (all of them.)"),
+        # A list marker opening a line and an abbreviation end no sentence.
+        ("Break it down. Key elements:\n1. Find the rule and", 9, "Break it down."),
+        ("Write a prompt for each step.\nIV. Then", 8, "Write a prompt for each step."),
+        ("Answer well (e.g. this). Then go and", 7, "Answer well (e.g. this)."),
+        ("Answer well, e.g. like this and then", 7, "Answer well, e.g. like this and then"),
+        ("It is 2024. Then you and", 6, "It is 2024."),
+        # Not cut: below the cap (the model ended it), a complete ending, no full sentence to keep,
+        # a dot inside a word or a path is no sentence end.
+        (
+            "Track your moves. Measure each step. After that",
+            9,
+            "Track your moves. Measure each step. After that",
+        ),
+        ("Track your moves. Measure each step.", 6, "Track your moves. Measure each step."),
+        ("Track your moves. Then answer:", 5, "Track your moves. Then answer:"),
+        ("Track your moves and after that", 6, "Track your moves and after that"),
+        ("Use e.g.this or `a.b` then", 5, "Use e.g.this or `a.b` then"),
+        ("Track your moves. Then", None, "Track your moves. Then"),
+    ],
+)
 def test_a_prompt_at_its_cap_is_cut_back_to_its_last_full_sentence(prompt, cap, expected):
     assert cut_to_sentence(prompt, cap) == expected
 
@@ -100,42 +133,61 @@ def test_duplicates_counting_and_text():
     assert count(reasons) == {"empty": 1, "duplicate": 1}
     assert describe({"truncated": 2, "leaks_example": 1}) == "2 truncated, 1 leaks example"
     assert describe({}) == "none"
-    assert totals([{"kind": "step", "drops": {"empty": 1}}, {"kind": "candidate"},
-                   {"kind": "step", "drops": {"empty": 2, "tag_leak": 1}}]) == {"empty": 3, "tag_leak": 1}
+    assert totals(
+        [
+            {"kind": "step", "drops": {"empty": 1}},
+            {"kind": "candidate"},
+            {"kind": "step", "drops": {"empty": 2, "tag_leak": 1}},
+        ]
+    ) == {"empty": 3, "tag_leak": 1}
     assert is_truncated(126, 128) and not is_truncated(100, 128)
-    assert set(DROP_REASONS) == {"empty", "missing_tags", "truncated", "tag_leak", "too_long", "leaks_example",
-                                 "meta_talk", "duplicate"}
+    assert set(DROP_REASONS) == {
+        "empty",
+        "missing_tags",
+        "truncated",
+        "tag_leak",
+        "too_long",
+        "leaks_example",
+        "meta_talk",
+        "duplicate",
+    }
 
 
-@pytest.mark.parametrize("prompt", [
-    # final prompts of `local.toml` cells (seeds 0 and 1) written by the 1.5B optimizer
-    "Study the prompt. Write the answer that differs from it counts as wrong. Change at most 40 words of the "
-    "current prompt.",
-    "To improve the prompt, we need to clarify the task and ensure that the final answer is correctly stated. The "
-    "current prompt is too vague and could lead to poor interpretations.",
-    "To create an improved prompt that better guides the model in thinking through the problem, I will focus on "
-    "the OR formula.",
-    "Study the prompt and score above and the examples, then directly copy and paste the current",
-    "Here's a new\nprompt that addresses the examples you provided: A model must analyze",
-    # GPO, hyperbaton, seed 2 (session 8): the meta-prompt's score listing echoed
-    "For each input, provide the option with the correct adjective order.\nThe score is 54.2.\nAfter reviewing",
-    "Answer Yes or No.\nScore: 37.5",
-    # GPO, navigate, seed 0 (session 10, replayed with min-p): the meta-prompt's first sentence
-    "Write a prompt that replaces",
-])
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        # final prompts of `local.toml` cells (seeds 0 and 1) written by the 1.5B optimizer
+        "Study the prompt. Write the answer that differs from it counts as wrong. Change at most 40 words of the "
+        "current prompt.",
+        "To improve the prompt, we need to clarify the task and ensure that the final answer is correctly stated. The "
+        "current prompt is too vague and could lead to poor interpretations.",
+        "To create an improved prompt that better guides the model in thinking through the problem, I will focus on "
+        "the OR formula.",
+        "Study the prompt and score above and the examples, then directly copy and paste the current",
+        "Here's a new\nprompt that addresses the examples you provided: A model must analyze",
+        # GPO, hyperbaton, seed 2 (session 8): the meta-prompt's score listing echoed
+        "For each input, provide the option with the correct adjective order.\nThe score is 54.2.\nAfter reviewing",
+        "Answer Yes or No.\nScore: 37.5",
+        # GPO, navigate, seed 0 (session 10, replayed with min-p): the meta-prompt's first sentence
+        "Write a prompt that replaces",
+    ],
+)
 def test_meta_talk_is_recognized(prompt):
     assert talks_to_optimizer(prompt)
 
 
-@pytest.mark.parametrize("prompt", [
-    "Let's think step by step.",
-    "Evaluate the Boolean expression step by step, then answer True or False.",
-    "Determine whether the adjectives are in the standard English order: opinion, size, age, shape, color.",
-    "Follow the moves from the starting point; count steps forward and backward, and answer Yes or No.",
-    "Write a prompt-free answer: renew prompts are not needed.",  # "renew prompts": no whole-word phrase
-    "Rate the review with a score from 1 to 5; a score of 3 is neutral.",  # no listed score (one decimal)
-    "Output the score: 4 if the review is positive, else 1.",
-])
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Let's think step by step.",
+        "Evaluate the Boolean expression step by step, then answer True or False.",
+        "Determine whether the adjectives are in the standard English order: opinion, size, age, shape, color.",
+        "Follow the moves from the starting point; count steps forward and backward, and answer Yes or No.",
+        "Write a prompt-free answer: renew prompts are not needed.",  # "renew prompts": no whole-word phrase
+        "Rate the review with a score from 1 to 5; a score of 3 is neutral.",  # no listed score (one decimal)
+        "Output the score: 4 if the review is positive, else 1.",
+    ],
+)
 def test_instructions_are_not_meta_talk(prompt):
     assert not talks_to_optimizer(prompt)
 
@@ -154,9 +206,14 @@ def test_every_meta_phrase_is_in_a_meta_prompt_template():
     from pathlib import Path
 
     package = Path(__file__).resolve().parents[1] / "gpo_local"
-    sources = " ".join(" ".join(p.read_text().split()).lower()
-                       for p in [package / "algorithm" / "updates.py", package / "replies" / "grammar.py",
-                                 *sorted((package / "methods").glob("*.py"))])
+    sources = " ".join(
+        " ".join(p.read_text().split()).lower()
+        for p in [
+            package / "algorithm" / "updates.py",
+            package / "replies" / "grammar.py",
+            *sorted((package / "methods").glob("*.py")),
+        ]
+    )
     assert [p for p in META_PHRASES if p not in sources] == []
 
 
@@ -173,10 +230,14 @@ REPLIES = [  # one of each kind, by candidate index
 
 
 def run_gpo(tmp_path, optimizer, **config):
-    gpo = GPO(task=difficulty_task(), task_llm=task_model(), optimizer_llm=optimizer,
-              index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
-              config=GPOConfig(steps=2, candidates=len(REPLIES), optimizer_max_tokens=40, **config),
-              log=JsonlLog(tmp_path / "trajectory.jsonl"))
+    gpo = GPO(
+        task=difficulty_task(),
+        task_llm=task_model(),
+        optimizer_llm=optimizer,
+        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
+        config=GPOConfig(steps=2, candidates=len(REPLIES), optimizer_max_tokens=40, **config),
+        log=JsonlLog(tmp_path / "trajectory.jsonl"),
+    )
     return gpo, gpo.run()
 
 
@@ -185,6 +246,7 @@ def test_drops_are_counted_by_reason_in_step_records(tmp_path, monkeypatch):
     optimizer = ScriptedLLM(lambda messages, t, seed: REPLIES[next(calls) % len(REPLIES)])
     # The difficulty task's questions are short: let its references be long enough to leak.
     from gpo_local.replies import leaks
+
     monkeypatch.setattr(leaks, "MIN_WORDS", 4)
     monkeypatch.setattr(leaks, "NGRAM", 3)
     gpo, result = run_gpo(tmp_path, optimizer)
@@ -201,6 +263,7 @@ def test_leak_check_can_be_turned_off(tmp_path, monkeypatch):
     calls = iter(range(1000))
     optimizer = ScriptedLLM(lambda messages, t, seed: REPLIES[next(calls) % len(REPLIES)])
     from gpo_local.replies import leaks
+
     monkeypatch.setattr(leaks, "MIN_WORDS", 4)
     monkeypatch.setattr(leaks, "NGRAM", 3)
     gpo, _ = run_gpo(tmp_path, optimizer, leak_check=False)
@@ -211,12 +274,17 @@ def test_a_model_with_grammar_support_gets_the_steps_grammar(tmp_path):
     optimizer = ScriptedLLM(lambda messages, t, seed: "<START>Say yes to all<END>")
     optimizer.supports_grammar = True
     gpo, _ = run_gpo(tmp_path, optimizer, max_prompt_words=30, grammar=True)
-    steps = [r for r in map(json.loads, (tmp_path / "trajectory.jsonl").read_text().splitlines())
-             if r["kind"] == "step"]
+    steps = [
+        r
+        for r in map(json.loads, (tmp_path / "trajectory.jsonl").read_text().splitlines())
+        if r["kind"] == "step"
+    ]
     # Step 1: budget 50 (cosine, 2 steps) on the 1-word "Answer." -> 51, tightened to 30 words.
     assert steps[0]["grammar_words"] == 30
     assert optimizer.calls[0]["grammar"] == prompt_grammar(30)
-    assert optimizer.calls[0]["grammar"].startswith('root ::= "<START>" gap? word (gap word){0,29} gap? "<END>"')
+    assert optimizer.calls[0]["grammar"].startswith(
+        'root ::= "<START>" gap? word (gap word){0,29} gap? "<END>"'
+    )
 
 
 def test_cuts_at_the_cap_are_counted_in_the_step_record(tmp_path):
@@ -254,7 +322,9 @@ def test_a_constrained_reply_gets_the_tokens_its_word_cap_needs(tmp_path):
     assert reply_token_limit(128, 30) == 128  # 3 x 30 + 8 = 98 fit already
     assert reply_token_limit(128, 55) == 173
     # reasoning first (PE2): the limit for the reasoning, plus what the cap needs
-    assert reply_token_limit(128, 30, reasoning=True) == 128 + 98 and reply_token_limit(128, None, True) == 128
+    assert (
+        reply_token_limit(128, 30, reasoning=True) == 128 + 98 and reply_token_limit(128, None, True) == 128
+    )
     # A 61-word reply (61 tokens for the fake) is past --optimizer-max-tokens (40 here): it is
     # judged truncated or not against the raised limit instead.
     long_reply = "<START>" + " ".join(["word"] * 60)
@@ -265,8 +335,11 @@ def test_a_constrained_reply_gets_the_tokens_its_word_cap_needs(tmp_path):
     # dropped, so it stays) -> cap 11 -> 41 tokens.
     assert [c["max_tokens"] for c in optimizer.calls] == [98] * len(REPLIES) + [41] * len(REPLIES)
     # The 61-word reply is over step 1's cap but not cut by its 98 tokens; step 2's 41 cut it.
-    steps = [r for r in map(json.loads, (tmp_path / "trajectory.jsonl").read_text().splitlines())
-             if r["kind"] == "step"]
+    steps = [
+        r
+        for r in map(json.loads, (tmp_path / "trajectory.jsonl").read_text().splitlines())
+        if r["kind"] == "step"
+    ]
     assert [s["drops"] for s in steps] == [{"too_long": len(REPLIES)}, {"truncated": len(REPLIES)}]
 
 
@@ -283,10 +356,14 @@ def test_every_method_states_the_word_cap_to_a_constrained_optimizer(tmp_path, m
     def run(directory, grammar):
         optimizer = ScriptedLLM(lambda messages, t, seed: "<START>Say yes to all<END>")
         optimizer.supports_grammar = True
-        METHODS[method](task=difficulty_task(), task_llm=task_model(), optimizer_llm=optimizer,
-                        index=TrajectoryIndex(directory / "indexes", HashingEmbedder()),
-                        config=GPOConfig(steps=2, candidates=3, max_prompt_words=17, grammar=grammar),
-                        log=JsonlLog(directory / "trajectory.jsonl")).run()
+        METHODS[method](
+            task=difficulty_task(),
+            task_llm=task_model(),
+            optimizer_llm=optimizer,
+            index=TrajectoryIndex(directory / "indexes", HashingEmbedder()),
+            config=GPOConfig(steps=2, candidates=3, max_prompt_words=17, grammar=grammar),
+            log=JsonlLog(directory / "trajectory.jsonl"),
+        ).run()
         return optimizer
 
     # Free-form replies are not told the cap (they are dropped over it).
@@ -301,12 +378,20 @@ def test_every_method_states_the_word_cap_to_a_constrained_optimizer(tmp_path, m
     assert caps and caps[0] == 17 and all(cap <= 17 for cap in caps)
     # Every candidate meta-prompt states it; the calls for explanations (APO's reasons, SGDM's
     # feedback gradient) are not prompts and do not.
-    explanations = [m for m in asked if m.endswith(("Put each reason between <START> and <END>.",
-                                                    "Put the explanation between <START> and <END>."))]
+    explanations = [
+        m
+        for m in asked
+        if m.endswith(
+            ("Put each reason between <START> and <END>.", "Put the explanation between <START> and <END>.")
+        )
+    ]
     assert all(bool(stated.search(m)) != (m in explanations) for m in asked)
     assert bool(explanations) == (method in ("apo", "sgdm"))
-    steps = [r for r in map(json.loads, (tmp_path / "trajectory.jsonl").read_text().splitlines())
-             if r["kind"] == "step"]
+    steps = [
+        r
+        for r in map(json.loads, (tmp_path / "trajectory.jsonl").read_text().splitlines())
+        if r["kind"] == "step"
+    ]
     assert all(stated.search(s["meta_prompt"]) for s in steps)
 
 
@@ -322,7 +407,7 @@ def test_memo_keys_include_the_grammar(tmp_path):
 
     base = dict(max_tokens=8, temperature=1.0, seed=1, stop=("<END>",))
     assert memo_key("f", "hi", **base) == memo_key("f", "hi", grammar=None, **base)
-    assert memo_key("f", "hi", grammar="root ::= \"a\"", **base) != memo_key("f", "hi", **base)
+    assert memo_key("f", "hi", grammar='root ::= "a"', **base) != memo_key("f", "hi", **base)
     inner = ScriptedLLM(lambda messages, t, seed: "<START>x<END>")
     inner.supports_grammar = True
     memo = MemoizedLLM(inner, Memo(tmp_path / "memo.sqlite"))
@@ -336,9 +421,9 @@ def test_memo_keys_include_the_grammar(tmp_path):
 def test_show_and_the_report_give_the_drop_counts(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from gpo_local.replies import leaks
     from gpo_local.app.cli import main
     from gpo_local.app.report import run_context
+    from gpo_local.replies import leaks
     from gpo_local.runs.rundata import load_run
 
     calls = iter(range(1000))
@@ -359,11 +444,17 @@ def test_the_meta_talk_benchmark_counts_a_recorded_run(tmp_path, capsys):
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location(
-        "meta_talk_bench", Path(__file__).resolve().parents[1] / "benchmarks" / "meta_talk.py")
+        "meta_talk_bench", Path(__file__).resolve().parents[1] / "benchmarks" / "meta_talk.py"
+    )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    replies = iter(["<START>Say yes to every question please<END>",
-                    "<START>The current prompt is too short; say yes to every question<END>"] * 100)
+    replies = iter(
+        [
+            "<START>Say yes to every question please<END>",
+            "<START>The current prompt is too short; say yes to every question<END>",
+        ]
+        * 100
+    )
     _, result = run_gpo(tmp_path, ScriptedLLM(lambda messages, t, seed: next(replies)), leak_check=False)
     (tmp_path / "config.json").write_text(json.dumps({"method": "gpo"}))
     (tmp_path / "result.json").write_text(json.dumps({"final": {"prompt": result.final.prompt}}))

@@ -5,11 +5,11 @@ import socket
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import SHARED_DATA, bundled_model_path
-from gpo_local.backends.llama_cpp import LlamaCppModel, cpu_has_amx
-from gpo_local.backends.catalog import DEFAULT_MODEL, load_catalog
+
 from gpo_local.app.cli import main
+from gpo_local.backends.catalog import DEFAULT_MODEL, load_catalog
+from gpo_local.backends.llama_cpp import LlamaCppModel, cpu_has_amx
 from gpo_local.errors import ModelError, PromptTooLongError
 
 pytestmark = pytest.mark.integration
@@ -59,14 +59,19 @@ def test_both_rounds_in_one_call_equal_two_separate_calls(model):
     # decoder call. Greedy replies must equal the round-by-round path (two generate calls).
     from gpo_local.backends import two_rounds
 
-    first = [f"How many legs does a {animal} have? Think step by step." for animal in ("cat", "spider", "bird")]
+    first = [
+        f"How many legs does a {animal} have? Think step by step." for animal in ("cat", "spider", "bird")
+    ]
     first += ["No second round for this one."]
 
     def follow_up(i, reply):
         if i == 3:
             return None
-        return [{"role": "user", "content": first[i]}, {"role": "assistant", "content": reply.strip()},
-                {"role": "user", "content": "So the answer is? Reply with a number only."}]
+        return [
+            {"role": "user", "content": first[i]},
+            {"role": "assistant", "content": reply.strip()},
+            {"role": "user", "content": "So the answer is? Reply with a number only."},
+        ]
 
     class RoundByRound:  # hides generate_two_rounds, so two_rounds falls back to two calls
         def generate(self, *args, **kwargs):
@@ -83,7 +88,9 @@ def test_stop_strings_cut_the_reply(model):
 
 
 def test_prompt_longer_than_the_context_names_both_lengths(model):
-    with pytest.raises(PromptTooLongError, match=r"prompt of \d+ tokens does not fit the context of 512 tokens"):
+    with pytest.raises(
+        PromptTooLongError, match=r"prompt of \d+ tokens does not fit the context of 512 tokens"
+    ):
         model.generate(["word " * 600], max_tokens=4)
 
 
@@ -101,8 +108,20 @@ def test_amx_detection_reads_cpu_flags():
 
 
 def test_eval_gives_the_same_score_twice():
-    args = ["eval", "sentiment", "--prompt", "Let's think step by step.", "--limit", "6", "--json", "--no-cache",
-            "--threads", "2", "--n-ctx", "1024"]
+    args = [
+        "eval",
+        "sentiment",
+        "--prompt",
+        "Let's think step by step.",
+        "--limit",
+        "6",
+        "--json",
+        "--no-cache",
+        "--threads",
+        "2",
+        "--n-ctx",
+        "1024",
+    ]
     first, second = CliRunner().invoke(main, args), CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
     a, b = json.loads(first.output), json.loads(second.output)
@@ -114,12 +133,33 @@ def test_eval_gives_the_same_score_twice():
 
 def test_short_optimization_offline_writes_a_valid_run_directory(tmp_path, no_network):
     run_dir = tmp_path / "run"
-    result = CliRunner().invoke(main, ["optimize", "sentiment", "--steps", "2", "--candidates", "2", "--dev-limit", "8",
-                                       "--test-limit", "8", "--threads", "2", "--n-ctx", "2048",
-                                       "--run-dir", str(run_dir), "--quiet"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "optimize",
+            "sentiment",
+            "--steps",
+            "2",
+            "--candidates",
+            "2",
+            "--dev-limit",
+            "8",
+            "--test-limit",
+            "8",
+            "--threads",
+            "2",
+            "--n-ctx",
+            "2048",
+            "--run-dir",
+            str(run_dir),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert no_network == []
-    assert "initial prompt: \"Let's think step by step.\"" in result.output and "final prompt:" in result.output
+    assert (
+        'initial prompt: "Let\'s think step by step."' in result.output and "final prompt:" in result.output
+    )
     config = json.loads((run_dir / "config.json").read_text())
     assert config["models"]["task"]["sha256"] == load_catalog()[DEFAULT_MODEL].sha256
     assert config["config"]["steps"] == 2 and config["config"]["seed"] == 0
@@ -128,7 +168,9 @@ def test_short_optimization_offline_writes_a_valid_run_directory(tmp_path, no_ne
     assert [r["step"] for r in records if r["kind"] in ("init", "step")] == [-1, 0, 1]
     for r in records:
         if r["kind"] == "candidate":
-            assert r["budget"] in (30, 10) and isinstance(r["edit_distance"], int) and 0 <= r["dev_score"] <= 1
+            assert (
+                r["budget"] in (30, 10) and isinstance(r["edit_distance"], int) and 0 <= r["dev_score"] <= 1
+            )
     index_meta = json.loads((run_dir / "indexes" / "trajectory.json").read_text())
     assert len(index_meta["rows"]) == 3 and index_meta["dimension"] == 384
     summary = json.loads((run_dir / "result.json").read_text())
@@ -142,13 +184,26 @@ def test_short_optimization_offline_writes_a_valid_run_directory(tmp_path, no_ne
 
 @pytest.mark.skipif(not (SHARED_DATA / "bbh" / "navigate").is_dir(), reason="../shared/data is not present")
 def test_eval_on_a_gpo_layout_directory():
-    result = CliRunner().invoke(main, ["eval", str(SHARED_DATA / "bbh" / "navigate"), "--prompt",
-                                       "Let's think step by step.", "--limit", "2", "--threads", "2", "--json"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            str(SHARED_DATA / "bbh" / "navigate"),
+            "--prompt",
+            "Let's think step by step.",
+            "--limit",
+            "2",
+            "--threads",
+            "2",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["n"] == 2 and data["task"] == "navigate"
-    missing = CliRunner().invoke(main, ["eval", str(SHARED_DATA / "bbh" / "navigate"), "--prompt", "x",
-                                        "--split", "test"])
+    missing = CliRunner().invoke(
+        main, ["eval", str(SHARED_DATA / "bbh" / "navigate"), "--prompt", "x", "--split", "test"]
+    )
     assert missing.exit_code == 1 and "test.jsonl not found" in missing.output
 
 

@@ -67,7 +67,9 @@ def import_graph() -> tuple[dict[str, set[str]], list[str]]:
     for module, path in MODULES.items():
         tree = ast.parse(path.read_text())
         functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-        in_function = {id(i) for f in functions for i in ast.walk(f) if isinstance(i, (ast.Import, ast.ImportFrom))}
+        in_function = {
+            id(i) for f in functions for i in ast.walk(f) if isinstance(i, (ast.Import, ast.ImportFrom))
+        }
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 targets = imported_modules(module, node)
@@ -84,8 +86,12 @@ def test_every_module_has_a_layer():
 
 def test_no_upward_import():
     graph, _ = import_graph()
-    upward = [f"{m} ({LAYERS[layer_of(m)][0]}) imports {t} ({LAYERS[layer_of(t)][0]})"
-              for m, targets in graph.items() for t in sorted(targets) if layer_of(t) > layer_of(m)]
+    upward = [
+        f"{m} ({LAYERS[layer_of(m)][0]}) imports {t} ({LAYERS[layer_of(t)][0]})"
+        for m, targets in graph.items()
+        for t in sorted(targets)
+        if layer_of(t) > layer_of(m)
+    ]
     assert upward == []
 
 
@@ -105,7 +111,7 @@ def test_no_import_cycle():
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                cycles.append(stack[stack.index(nxt):] + [nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt)
         stack.pop()
@@ -120,4 +126,6 @@ def test_no_import_cycle():
 @pytest.mark.parametrize("package", sorted({m for m in MODULES if (MODULES[m].name == "__init__.py")}))
 def test_each_subpackage_says_what_it_holds(package):
     doc = ast.get_docstring(ast.parse(MODULES[package].read_text()))
-    assert doc and len(doc.split()) >= 12, f"{package}/__init__.py needs a docstring: what it holds, what it imports"
+    assert doc and len(doc.split()) >= 12, (
+        f"{package}/__init__.py needs a docstring: what it holds, what it imports"
+    )

@@ -26,31 +26,37 @@ def navigate():
     return LeakDetector(NAVIGATE)
 
 
-@pytest.mark.parametrize("candidate", [
-    # The case from issue 10: the optimizer restated a format example as the "prompt".
-    "If you follow these instructions, do you return to the starting point? Take 6 steps. Turn right. Take 10 "
-    "steps. Turn around. Take 4 steps. Options: - Yes - No",
-    # An instruction followed by a copied example is still mostly the example.
-    "Answer Yes or No. If you follow these instructions, do you return to the starting point? Always face "
-    "forward. Take 2 steps right. Take 4 steps right.",
-    # Shortened copy, different punctuation and case.
-    "if you follow these instructions do you return to the starting point take 10 steps take 7 steps",
-])
+@pytest.mark.parametrize(
+    "candidate",
+    [
+        # The case from issue 10: the optimizer restated a format example as the "prompt".
+        "If you follow these instructions, do you return to the starting point? Take 6 steps. Turn right. Take 10 "
+        "steps. Turn around. Take 4 steps. Options: - Yes - No",
+        # An instruction followed by a copied example is still mostly the example.
+        "Answer Yes or No. If you follow these instructions, do you return to the starting point? Always face "
+        "forward. Take 2 steps right. Take 4 steps right.",
+        # Shortened copy, different punctuation and case.
+        "if you follow these instructions do you return to the starting point take 10 steps take 7 steps",
+    ],
+)
 def test_a_restated_example_leaks(navigate, candidate):
     assert navigate.leaks(candidate)
 
 
-@pytest.mark.parametrize("candidate", [
-    "Let's think step by step.",
-    # Uses the task's vocabulary and one of its phrases, but is an instruction.
-    "Track your position after every step and turn, then decide whether you return to the starting point; "
-    "answer Yes or No.",
-    "Follow these instructions carefully: add up the steps in each direction and check whether you return to "
-    "the starting point.",
-    # Repeats the question's fixed header, then says what to do: half of it is not copied.
-    "If you follow these instructions, do you return to the starting point? Count the steps forward and back, "
-    "left and right, and answer Yes only if every direction cancels out exactly.",
-])
+@pytest.mark.parametrize(
+    "candidate",
+    [
+        "Let's think step by step.",
+        # Uses the task's vocabulary and one of its phrases, but is an instruction.
+        "Track your position after every step and turn, then decide whether you return to the starting point; "
+        "answer Yes or No.",
+        "Follow these instructions carefully: add up the steps in each direction and check whether you return to "
+        "the starting point.",
+        # Repeats the question's fixed header, then says what to do: half of it is not copied.
+        "If you follow these instructions, do you return to the starting point? Count the steps forward and back, "
+        "left and right, and answer Yes only if every direction cancels out exactly.",
+    ],
+)
 def test_an_instruction_with_the_task_vocabulary_does_not_leak(navigate, candidate):
     assert not navigate.leaks(candidate)
 
@@ -76,8 +82,11 @@ def test_short_quotes_are_below_the_minimum():
 def test_references_are_exemplar_inputs_targets_and_questions():
     exemplars = [Example("f1", "question one", "a long target text of an example")]
     dev = (Example("d1", "dev question", "x"),)
-    assert leak_references(exemplars, dev, ()) == ["question one", "a long target text of an example",
-                                                   "dev question"]
+    assert leak_references(exemplars, dev, ()) == [
+        "question one",
+        "a long target text of an example",
+        "dev question",
+    ]
 
 
 def test_references_of_examples_with_several_accepted_answers():
@@ -85,5 +94,8 @@ def test_references_of_examples_with_several_accepted_answers():
     from gpo_local.core import Example
     from gpo_local.replies.leaks import leak_references
 
-    assert leak_references([Example("f", "big", ("small", "little"))], [Example("e", "hot", ("cold",))]) == \
-        ["big", "small", "hot"]
+    assert leak_references([Example("f", "big", ("small", "little"))], [Example("e", "hot", ("cold",))]) == [
+        "big",
+        "small",
+        "hot",
+    ]

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from gpo_local.runs import locks
 from gpo_local.errors import RunLockedError
+from gpo_local.runs import locks
 
 HOLD = """
 import sys, time
@@ -26,8 +26,12 @@ time.sleep(120)
 def holder(tmp_path):
     """A separate process holding the lock of tmp_path/run until the test ends (or kills it)."""
     run_dir = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     assert process.stdout.readline().strip() == "locked"
     yield run_dir, process
     if process.poll() is None:
@@ -39,8 +43,10 @@ def test_a_second_process_is_refused_with_the_holders_pid(holder):
     run_dir, process = holder
     with pytest.raises(RunLockedError) as refused:
         locks.lock_run(run_dir)
-    assert str(refused.value) == (f"{run_dir} is in use by another gpo-local process (pid {process.pid}): wait for "
-                                  "it to finish or stop it, then rerun (with --resume to continue its run)")
+    assert str(refused.value) == (
+        f"{run_dir} is in use by another gpo-local process (pid {process.pid}): wait for "
+        "it to finish or stop it, then rerun (with --resume to continue its run)"
+    )
 
 
 def test_a_lock_left_by_a_killed_process_is_taken_over(holder):
@@ -75,10 +81,22 @@ def test_optimize_on_a_locked_run_is_one_line_before_any_model_loads(holder, mon
     monkeypatch.setattr(llama_cpp, "load_models", lambda *a, **k: pytest.fail("a model was loaded"))
     monkeypatch.setattr("gpo_local.backends.embeddings.resolve_embedder", lambda spec: None)
     started = time.monotonic()
-    result = CliRunner().invoke(main, ["optimize", "sentiment", "--steps", "1", "--embedder", "all-minilm-l6-v2",
-                                       "--run-dir", str(run_dir)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "optimize",
+            "sentiment",
+            "--steps",
+            "1",
+            "--embedder",
+            "all-minilm-l6-v2",
+            "--run-dir",
+            str(run_dir),
+        ],
+    )
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines()[-1] == (
         f"Error: {run_dir} is in use by another gpo-local process (pid {process.pid}): wait for it to finish or "
-        "stop it, then rerun (with --resume to continue its run)")
+        "stop it, then rerun (with --resume to continue its run)"
+    )
     assert time.monotonic() - started < 60

@@ -3,7 +3,9 @@ from gpo_local.testing import ScriptedLLM
 
 
 def counting_llm():
-    return ScriptedLLM(lambda messages, temperature, seed: f"{messages[-1]['content']}|{seed}", fingerprint="m1")
+    return ScriptedLLM(
+        lambda messages, temperature, seed: f"{messages[-1]['content']}|{seed}", fingerprint="m1"
+    )
 
 
 def test_memo_returns_stored_replies_and_misses_on_any_key_change(tmp_path):
@@ -15,8 +17,16 @@ def test_memo_returns_stored_replies_and_misses_on_any_key_change(tmp_path):
     llm.generate(["a"], max_tokens=10, stop=["x"])  # stop strings
     llm.generate(["a"], max_tokens=10, temperature=1.0, seeds=[1])  # temperature
     llm.generate(["a"], max_tokens=10, temperature=1.0, seeds=[2])  # seed
-    llm.generate([[{"role": "user", "content": "a"}, {"role": "assistant", "content": "x"},
-                   {"role": "user", "content": "b"}]], max_tokens=10)  # conversation
+    llm.generate(
+        [
+            [
+                {"role": "user", "content": "a"},
+                {"role": "assistant", "content": "x"},
+                {"role": "user", "content": "b"},
+            ]
+        ],
+        max_tokens=10,
+    )  # conversation
     assert len(inner.calls) == 7
     other = counting_llm()
     other.fingerprint = "m2"  # another model file
@@ -41,8 +51,12 @@ def _second_turn(first):
     def follow_up(i, reply):
         if first[i] == "single":  # a chain without a second round
             return None
-        return [{"role": "user", "content": first[i]}, {"role": "assistant", "content": reply},
-                {"role": "user", "content": "final?"}]
+        return [
+            {"role": "user", "content": first[i]},
+            {"role": "assistant", "content": reply},
+            {"role": "user", "content": "final?"},
+        ]
+
     return follow_up
 
 
@@ -69,7 +83,9 @@ def test_memoized_two_rounds_store_under_the_keys_generate_uses(tmp_path):
     # A first round stored without its second (a run killed in between): only the second runs.
     llm.generate(["c"], max_tokens=10)
     calls = len(inner.calls)
-    assert llm.generate_two_rounds(["c"], _second_turn(["c"]), max_tokens=(10, 3)) == [("c|None", "final?|None")]
+    assert llm.generate_two_rounds(["c"], _second_turn(["c"]), max_tokens=(10, 3)) == [
+        ("c|None", "final?|None")
+    ]
     assert len(inner.calls) == calls + 1 and inner.calls[-1]["max_tokens"] == 3
 
 
@@ -87,5 +103,7 @@ def test_counting_wrapper_keeps_the_native_two_round_path():
     inner = Native()
     counting = CountingLLM(inner)
     assert counting.generate_two_rounds(["a", "b"], lambda i, r: "x", max_tokens=(4, 2)) == [
-        ("a one", "two words"), ("b one", "two words")]
+        ("a one", "two words"),
+        ("b one", "two words"),
+    ]
     assert inner.native_calls == 1 and counting.calls == 4 and counting.tokens == 8

@@ -77,7 +77,11 @@ def test_a_full_disk_keeps_the_cache_and_stops_writing_to_it_saying_so_once(tmp_
         assert cached.generate(["a"], max_tokens=4) == ["A"]  # still read
     assert len(inner.calls) == 2 and cached.hits == 2
     warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == 1 and "database or disk is full" in warnings[0] and "without writing to it" in warnings[0]
+    assert (
+        len(warnings) == 1
+        and "database or disk is full" in warnings[0]
+        and "without writing to it" in warnings[0]
+    )
     assert not (tmp_path / "cache.sqlite.corrupt").exists()
     memo.close()
     reopened = Memo(path)
@@ -108,8 +112,11 @@ def test_a_cache_that_cannot_be_opened_for_a_storage_reason_is_left_alone(tmp_pa
 def test_a_corrupt_error_while_reading_still_sets_the_file_aside(tmp_path):
     path = tmp_path / "cache.sqlite"
     memo = Memo(path)
-    memo.db = FailingDB(memo.db, sqlite_error(sqlite3.DatabaseError, 11, "database disk image is malformed"),
-                        on=("SELECT key",))
+    memo.db = FailingDB(
+        memo.db,
+        sqlite_error(sqlite3.DatabaseError, 11, "database disk image is malformed"),
+        on=("SELECT key",),
+    )
     assert MemoizedLLM(llm(), memo).generate(["a"], max_tokens=4) == ["A"]
     assert (tmp_path / "cache.sqlite.corrupt").exists()
 

@@ -4,23 +4,29 @@ does with the reply, the budget it plans, and resume for every method."""
 import re
 
 import pytest
-
 from conftest import difficulty_task, task_model, trajectory_records
 from fake_models import Killed, killing_after, smart_optimizer
-from gpo_local.methods import METHODS, SGDM_PRESET
-from gpo_local.algorithm.config import GPOConfig
+
 from gpo_local.algorithm.budget import reference_calls
+from gpo_local.algorithm.config import GPOConfig
+from gpo_local.algorithm.index import TrajectoryIndex
+from gpo_local.methods import METHODS, SGDM_PRESET
 from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
-from gpo_local.algorithm.index import TrajectoryIndex
 
 
 def make(method, run_dir, *, task_llm=None, optimizer_llm=None, **config):
-    config = GPOConfig(**{"method": method, "steps": 3, "candidates": 3, "reply_quota": False, **config})  # one ask per candidate, as these tests count (test_quota.py: the quota)
-    return METHODS[method](task=difficulty_task(), task_llm=task_llm or task_model(),
-                           optimizer_llm=optimizer_llm or smart_optimizer(max_words=3),
-                           index=TrajectoryIndex(run_dir / "indexes", HashingEmbedder()), config=config,
-                           log=JsonlLog(run_dir / "trajectory.jsonl"))
+    config = GPOConfig(
+        **{"method": method, "steps": 3, "candidates": 3, "reply_quota": False, **config}
+    )  # one ask per candidate, as these tests count (test_quota.py: the quota)
+    return METHODS[method](
+        task=difficulty_task(),
+        task_llm=task_llm or task_model(),
+        optimizer_llm=optimizer_llm or smart_optimizer(max_words=3),
+        index=TrajectoryIndex(run_dir / "indexes", HashingEmbedder()),
+        config=config,
+        log=JsonlLog(run_dir / "trajectory.jsonl"),
+    )
 
 
 records = trajectory_records
@@ -34,7 +40,11 @@ def sent(opt):
 def test_evaluation_only_baselines(tmp_path, method, prompt):
     def answer(messages, temperature, seed):  # the question alone gets "no"
         question, newline, prompt = messages[-1]["content"].rpartition("\n")
-        return "yes" if newline and len(prompt.split()) >= int(re.search(r"difficulty (\d+)", question).group(1)) else "no"
+        return (
+            "yes"
+            if newline and len(prompt.split()) >= int(re.search(r"difficulty (\d+)", question).group(1))
+            else "no"
+        )
 
     opt, task_llm = smart_optimizer(), ScriptedLLM(answer)
     result = make(method, tmp_path, optimizer_llm=opt, task_llm=task_llm).run()
@@ -53,10 +63,14 @@ def test_reference_scores_the_tasks_human_reference(tmp_path):
 
     opt = smart_optimizer()
     task = replace(difficulty_task(), reference_prompt="Say yes to every question here.")
-    method = METHODS["reference"](task=task, task_llm=task_model(), optimizer_llm=opt,
-                                  index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
-                                  config=GPOConfig(method="reference", steps=3, candidates=3),
-                                  log=JsonlLog(tmp_path / "trajectory.jsonl"))
+    method = METHODS["reference"](
+        task=task,
+        task_llm=task_model(),
+        optimizer_llm=opt,
+        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
+        config=GPOConfig(method="reference", steps=3, candidates=3),
+        log=JsonlLog(tmp_path / "trajectory.jsonl"),
+    )
     result = method.run()
     assert opt.calls == []
     assert result.initial.prompt == "Say yes to every question here." == result.final.prompt
@@ -89,7 +103,9 @@ def test_ape_induces_then_resamples_the_best(tmp_path):
     assert all(c["parent"] for c in cands if c["step"] > 0)
     # The trajectory records the best prompt scored so far (elitist).
     scores = [e.dev_score for e in result.trajectory]
-    assert scores == sorted(scores) and result.final.dev_score == max(c["dev_score"] for c in cands + recs[:1])
+    assert scores == sorted(scores) and result.final.dev_score == max(
+        c["dev_score"] for c in cands + recs[:1]
+    )
 
 
 def test_apo_gradient_edits_paraphrases_and_beam(tmp_path):
@@ -130,7 +146,10 @@ def test_opro_meta_prompt_lists_scored_prompts_ascending_with_exemplars(tmp_path
     texts = sent(opt)
     assert texts[0] == texts[7] and texts[8] != texts[0]
     sections = texts[8].split("\n\n")
-    assert sections[0].startswith("Your task is to write an instruction") and "from the lowest score" in sections[0]
+    assert (
+        sections[0].startswith("Your task is to write an instruction")
+        and "from the lowest score" in sections[0]
+    )
     listed = re.findall(r"Instruction: (.*)\nScore: ([\d.]+)", texts[8])
     assert listed[-1][0] == [r for r in records(tmp_path) if r["kind"] == "step"][0]["prompt"]  # best last
     values = [float(s) for _, s in listed]
@@ -158,7 +177,10 @@ def test_pe2_reasoning_template_with_batch_history_and_step_size(tmp_path):
     sections = step1.split("\n\n")
     assert sections[0].startswith("A prompt is a short text") and "two steps" in sections[0]
     assert "at the end of the question" in sections[1]  # context specification
-    assert sections[2].startswith("The current prompt is:\n") and "Its score on the dev examples is" in sections[2]
+    assert (
+        sections[2].startswith("The current prompt is:\n")
+        and "Its score on the dev examples is" in sections[2]
+    )
     assert "Earlier versions of the prompt, newest first." in step1  # optimization history
     assert "Here is a batch of 2 examples answered with the current prompt:" in step1
     assert step1.count("Expected answer: yes") == 2 and "Result: wrong" in step1  # failures shown first
@@ -175,15 +197,26 @@ def test_a_method_that_reasons_first_gets_room_before_a_constrained_prompt(tmp_p
     class ReasoningPE2(METHODS["pe2"]):  # PE2 itself does not take the room (pe2.py says why)
         reasons_first = True
 
-    replies = iter(["First answer wrong: the prompt never says to answer yes. So: <START>Answer yes to each "
-                    "question<END>"] * 100)
+    replies = iter(
+        [
+            "First answer wrong: the prompt never says to answer yes. So: <START>Answer yes to each "
+            "question<END>"
+        ]
+        * 100
+    )
     opt = ScriptedLLM(lambda messages, t, seed: next(replies))
     opt.supports_grammar = True
-    config = GPOConfig(method="pe2", steps=3, candidates=3, grammar=True, optimizer_max_tokens=64,
-                       reply_quota=False)  # one ask per candidate, as these tests count (test_quota.py: the quota)
-    result = ReasoningPE2(task=difficulty_task(), task_llm=task_model(), optimizer_llm=opt,
-                          index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()), config=config,
-                          log=JsonlLog(tmp_path / "trajectory.jsonl")).run()
+    config = GPOConfig(
+        method="pe2", steps=3, candidates=3, grammar=True, optimizer_max_tokens=64, reply_quota=False
+    )  # one ask per candidate, as these tests count (test_quota.py: the quota)
+    result = ReasoningPE2(
+        task=difficulty_task(),
+        task_llm=task_model(),
+        optimizer_llm=opt,
+        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
+        config=config,
+        log=JsonlLog(tmp_path / "trajectory.jsonl"),
+    ).run()
     # Step 1: cap 1 word ("Answer.") + its step size, 40 words; the reasoning goes before the tags.
     assert opt.calls[0]["grammar"] == prompt_grammar(41, reasoning=True)
     assert opt.calls[0]["grammar"].startswith('root ::= reasoning "<START>"')
@@ -221,7 +254,9 @@ def test_sgdm_is_the_preset_and_fits_gpo_budget(tmp_path):
 def test_budgets_are_equal_within_one_step(tmp_path, method):
     """The check of issue 4: optimizer calls within one step's worth of GPO's, dev scorings
     never above GPO's bound."""
-    config = GPOConfig(method=method, steps=6, candidates=4, reply_quota=False)  # one ask per candidate, as these tests count (test_quota.py: the quota)
+    config = GPOConfig(
+        method=method, steps=6, candidates=4, reply_quota=False
+    )  # one ask per candidate, as these tests count (test_quota.py: the quota)
     planned = METHODS[method].plan_for(config)
     gpo = METHODS["gpo"].plan_for(GPOConfig(steps=6, candidates=4))
     if method in ("empty", "cot", "reference"):

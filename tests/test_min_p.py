@@ -5,17 +5,17 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
 from conftest import difficulty_task, task_model
+
+from gpo_local.algorithm.config import GPOConfig
+from gpo_local.algorithm.index import TrajectoryIndex
+from gpo_local.algorithm.optimizer import GPO
 from gpo_local.backends.generation import GenerationRequest
+from gpo_local.backends.memo import memo_key
 from gpo_local.backends.slots import draw_token, new_job
 from gpo_local.errors import ConfigError
-from gpo_local.backends.memo import memo_key
-from gpo_local.algorithm.optimizer import GPO
-from gpo_local.algorithm.config import GPOConfig
 from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
-from gpo_local.algorithm.index import TrajectoryIndex
 
 # Probabilities 0.5, 0.3, 0.15, 0.04, 0.01: at min-p 0.1 a token needs 0.05 (0.1 x 0.5).
 PROBS = np.array([0.5, 0.3, 0.15, 0.04, 0.01])
@@ -54,21 +54,28 @@ def test_memo_keys_include_min_p_only_for_a_sampled_truncated_reply():
     sampled = memo_key("f", "hi", temperature=1.0, **base)
     assert memo_key("f", "hi", temperature=1.0, min_p=0.0, **base) == sampled  # keys without it unchanged
     assert memo_key("f", "hi", temperature=1.0, min_p=0.05, **base) != sampled
-    assert memo_key("f", "hi", temperature=1.0, min_p=0.05, **base) != memo_key("f", "hi", temperature=1.0,
-                                                                                min_p=0.1, **base)
+    assert memo_key("f", "hi", temperature=1.0, min_p=0.05, **base) != memo_key(
+        "f", "hi", temperature=1.0, min_p=0.1, **base
+    )
     greedy = memo_key("f", "hi", temperature=0.0, **base)
     assert memo_key("f", "hi", temperature=0.0, min_p=0.05, **base) == greedy
 
 
-@pytest.mark.parametrize("own_sampler, min_p, sent", [(True, 0.05, 0.05), (False, 0.05, 0.0), (True, None, 0.0)])
+@pytest.mark.parametrize(
+    "own_sampler, min_p, sent", [(True, 0.05, 0.05), (False, 0.05, 0.0), (True, None, 0.0)]
+)
 def test_a_run_asks_with_its_min_p_only_a_model_with_its_own_sampler(tmp_path, own_sampler, min_p, sent):
     optimizer = ScriptedLLM(lambda messages, temperature, seed: "<START>Answer the question.<END>")
     optimizer.supports_grammar = own_sampler
     options = {} if min_p is None else {"optimizer_min_p": min_p}  # None: the default, off (README, "Min-p")
-    GPO(task=difficulty_task(), task_llm=task_model(), optimizer_llm=optimizer,
+    GPO(
+        task=difficulty_task(),
+        task_llm=task_model(),
+        optimizer_llm=optimizer,
         index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
         config=GPOConfig(steps=2, candidates=2, optimizer_max_tokens=40, **options),
-        log=JsonlLog(tmp_path / "trajectory.jsonl")).run()
+        log=JsonlLog(tmp_path / "trajectory.jsonl"),
+    ).run()
     candidate_calls = [c for c in optimizer.calls if c["temperature"] > 0]
     assert candidate_calls
     assert {c["min_p"] for c in candidate_calls} == {sent}

@@ -1,21 +1,26 @@
 import pytest
-
 from conftest import difficulty_task, optimizer_model, task_model, trajectory_records
 from fake_models import Killed, killing_after
-from gpo_local.core import TrajectoryEntry as E
-from gpo_local.algorithm.optimizer import GPO
+
 from gpo_local.algorithm.config import GPOConfig
-from gpo_local.algorithm.trajectory import final_choice, select_next
-from gpo_local.runs.directory import JsonlLog
-from gpo_local.algorithm.schedules import make_schedule
-from gpo_local.testing import HashingEmbedder
 from gpo_local.algorithm.index import TrajectoryIndex
+from gpo_local.algorithm.optimizer import GPO
+from gpo_local.algorithm.schedules import make_schedule
+from gpo_local.algorithm.trajectory import final_choice, select_next
+from gpo_local.core import TrajectoryEntry as E
+from gpo_local.runs.directory import JsonlLog
+from gpo_local.testing import HashingEmbedder
 
 
 def make_gpo(run_dir, *, task_llm=None, optimizer_llm=None, steps=4, candidates=3):
-    return GPO(task=difficulty_task(), task_llm=task_llm or task_model(), optimizer_llm=optimizer_llm or optimizer_model(),
-               index=TrajectoryIndex(run_dir / "indexes", HashingEmbedder()),
-               config=GPOConfig(steps=steps, candidates=candidates, reply_quota=False), log=JsonlLog(run_dir / "trajectory.jsonl"))
+    return GPO(
+        task=difficulty_task(),
+        task_llm=task_llm or task_model(),
+        optimizer_llm=optimizer_llm or optimizer_model(),
+        index=TrajectoryIndex(run_dir / "indexes", HashingEmbedder()),
+        config=GPOConfig(steps=steps, candidates=candidates, reply_quota=False),
+        log=JsonlLog(run_dir / "trajectory.jsonl"),
+    )
 
 
 records = trajectory_records
@@ -66,9 +71,12 @@ def test_regenerated_prompts_are_not_rescored(tmp_path):
     task_llm = task_model()
     make_gpo(tmp_path, task_llm=task_llm, steps=3, candidates=4).run()
     scored = [c["messages"][-1]["content"].rpartition("\n")[2] for c in task_llm.calls]
-    eval_calls = [p for p, c in zip(scored, task_llm.calls) if c["messages"][-1]["content"].startswith("difficulty")]
+    eval_calls = [
+        p for p, c in zip(scored, task_llm.calls) if c["messages"][-1]["content"].startswith("difficulty")
+    ]
     # Each distinct prompt is scored once per eval question (6) and at most once more on test.
     from collections import Counter
+
     assert max(Counter(eval_calls).values()) <= 6 + 4
 
 

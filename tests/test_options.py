@@ -4,17 +4,36 @@ declaration; see config.py)."""
 import json
 
 from click.testing import CliRunner
-
 from fake_models import install
+
 from gpo_local.app.cli import main
 from gpo_local.testing import ScriptedLLM
 
 
 def run(monkeypatch, tmp_path, *args):
-    task, optimizer = install(monkeypatch, task_llm=ScriptedLLM(lambda messages, temperature, seed: "positive"))
-    outcome = CliRunner().invoke(main, ["optimize", "sentiment", "--steps", "2", "--candidates", "2", "--dev-limit",
-                                        "4", "--test-limit", "4", "--no-cache", "--quiet", "--run-dir",
-                                        str(tmp_path / "run"), *args])
+    task, optimizer = install(
+        monkeypatch, task_llm=ScriptedLLM(lambda messages, temperature, seed: "positive")
+    )
+    outcome = CliRunner().invoke(
+        main,
+        [
+            "optimize",
+            "sentiment",
+            "--steps",
+            "2",
+            "--candidates",
+            "2",
+            "--dev-limit",
+            "4",
+            "--test-limit",
+            "4",
+            "--no-cache",
+            "--quiet",
+            "--run-dir",
+            str(tmp_path / "run"),
+            *args,
+        ],
+    )
     return outcome, optimizer
 
 

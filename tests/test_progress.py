@@ -3,9 +3,9 @@
 import io
 import json
 
+import fake_cli
 from rich.console import Console
 
-import fake_cli
 from gpo_local.app.progress import Progress, generated_tokens
 
 
@@ -24,18 +24,24 @@ def test_events_log_of_an_optimize_run(tmp_path, monkeypatch):
     assert log[0]["task"] == "sentiment" and log[0]["steps"] == 3 and log[0]["dev_questions"] == 8
     assert log[0]["resumed"] is False
     assert [e["step"] for e in log if e["event"] == "step_started"] == [0, 1, 2]
-    assert [(e["steps"], e["budget"]) for e in log if e["event"] == "step_started"] == [(3, 40), (3, 20), (3, 10)]
+    assert [(e["steps"], e["budget"]) for e in log if e["event"] == "step_started"] == [
+        (3, 40),
+        (3, 20),
+        (3, 10),
+    ]
     # The chosen prompts in the log are the trajectory's, with the best dev score so far.
     trajectory = [json.loads(line) for line in (run_dir / "trajectory.jsonl").read_text().splitlines()]
     steps = [r for r in trajectory if r["kind"] == "step"]
     chosen = [e for e in log if e["event"] == "chosen"]
     assert [(c["prompt"], c["dev_score"]) for c in chosen] == [(s["prompt"], s["dev_score"]) for s in steps]
     init = trajectory[0]["dev_score"]
-    assert [c["best"] for c in chosen] == [max([init] + [s["dev_score"] for s in steps[:i + 1]])
-                                           for i in range(len(steps))]
+    assert [c["best"] for c in chosen] == [
+        max([init] + [s["dev_score"] for s in steps[: i + 1]]) for i in range(len(steps))
+    ]
     candidates = [e for e in log if e["event"] == "candidates"]
-    assert [c["new"] for c in candidates] == [sum(r["new"] for r in trajectory
-                                                  if r["kind"] == "candidate" and r["step"] == s) for s in range(3)]
+    assert [c["new"] for c in candidates] == [
+        sum(r["new"] for r in trajectory if r["kind"] == "candidate" and r["step"] == s) for s in range(3)
+    ]
     # Every scoring pass ends with a record of all its pairs: the initial prompt's 8 dev questions, then 8 per
     # new candidate, then the test split (12 questions x 2 prompts, or 12 if the final prompt is the initial one).
     finished = [(e["done"], e["total"]) for e in log if e["event"] == "scoring" and e["done"] == e["total"]]
@@ -43,7 +49,9 @@ def test_events_log_of_an_optimize_run(tmp_path, monkeypatch):
     summary = json.loads((run_dir / "result.json").read_text())
     test_pairs = 12 if summary["final"]["prompt"] == summary["initial"]["prompt"] else 24
     assert finished == [(8, 8)] + [(8 * n, 8 * n) for n in new_counts] + [(test_pairs, test_pairs)]
-    assert all(e["questions_per_second"] > 0 and e["tokens_per_second"] == 0 for e in log if e["event"] == "scoring")
+    assert all(
+        e["questions_per_second"] > 0 and e["tokens_per_second"] == 0 for e in log if e["event"] == "scoring"
+    )
     end = log[-1]
     assert end["final"] == summary["final"] and end["final_test"] == summary["final_test"]
 
@@ -56,8 +64,8 @@ def test_resume_appends_to_the_events_log(tmp_path, monkeypatch):
     again = fake_cli.optimize(monkeypatch, run_dir, "--quiet", "--resume")
     assert again.exit_code == 0, again.output
     after = events(run_dir)
-    assert after[:len(before)] == before
-    added = after[len(before):]
+    assert after[: len(before)] == before
+    added = after[len(before) :]
     assert added[0]["event"] == "run_started" and added[0]["resumed"] is True
     assert {"event": "resumed", "completed_steps": 3}.items() <= added[1].items()
     assert added[-1]["event"] == "run_finished"
@@ -85,7 +93,9 @@ def test_failed_run_is_logged(tmp_path, monkeypatch):
     result = fake_cli.optimize(monkeypatch, tmp_path / "run", "--quiet")
     assert result.exit_code != 0
     log = events(tmp_path / "run")
-    assert [e["event"] for e in log] == ["run_started", "run_failed"] and log[-1]["error"] == "RuntimeError: boom"
+    assert [e["event"] for e in log] == ["run_started", "run_failed"] and log[-1][
+        "error"
+    ] == "RuntimeError: boom"
 
 
 def _rendered(ui_calls, quiet=False):
@@ -129,17 +139,34 @@ def test_generated_tokens_reads_the_decoder_stats_of_each_distinct_model():
 
 
 def test_eval_writes_events_and_keeps_json_output_clean(tmp_path, monkeypatch):
-    import gpo_local.backends.llama_cpp as llama_cpp
-    import gpo_local.backends.catalog as catalog
     from click.testing import CliRunner
+
+    import gpo_local.backends.catalog as catalog
+    import gpo_local.backends.llama_cpp as llama_cpp
     from gpo_local.app.cli import main
 
     monkeypatch.setattr(catalog, "resolve_model", lambda spec: tmp_path / "fake.gguf")
-    monkeypatch.setattr(llama_cpp, "LlamaCppModel",
-                        lambda path, **options: fake_cli._Model(fake_cli._sentiment_answer, "fake-task"))
+    monkeypatch.setattr(
+        llama_cpp,
+        "LlamaCppModel",
+        lambda path, **options: fake_cli._Model(fake_cli._sentiment_answer, "fake-task"),
+    )
     log = tmp_path / "eval-events.jsonl"
-    result = CliRunner().invoke(main, ["eval", "sentiment", "--prompt", "Think.", "--limit", "5", "--json",
-                                       "--no-cache", "--events", str(log)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "sentiment",
+            "--prompt",
+            "Think.",
+            "--limit",
+            "5",
+            "--json",
+            "--no-cache",
+            "--events",
+            str(log),
+        ],
+    )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output)  # no progress mixed into the JSON
     records = [json.loads(line) for line in log.read_text().splitlines()]

@@ -15,8 +15,8 @@ from conftest import SHARED_DATA
 from gpo_local import quality
 from gpo_local.app.cli import main
 from gpo_local.errors import ConfigError
-from gpo_local.tasks.builtin import BUILTIN_TASKS
 from gpo_local.quality import SubprocessRunner, check_cells, load_config, run_bench
+from gpo_local.tasks.builtin import BUILTIN_TASKS
 from gpo_local.tasks.suite import SUITE_CONFIRMATION, SUITE_TUNING
 
 
@@ -84,15 +84,31 @@ class FakeRunner:
             raise KeyboardInterrupt
         if key in self.fail:
             return "exit code 1: Error: the optimizer exploded"
-        score = round(0.1 * (self.ROWS.index(cell.row.name) + 1) + 0.1 * cell.seed
-                      + (0.05 if cell.task.name == "hyperbaton" else 0), 4)
-        result = {"task": cell.task.name, "method": cell.row.method,
-                  "initial": {"prompt": "p0", "dev_score": 0.25, "step": -1},
-                  "final": {"prompt": "p1", "dev_score": 0.5, "step": 1},
-                  "initial_test": 0.2, "final_test": score, "test_outcomes": {"initial": None, "final": None},
-                  "task_generations": 40, "dev_scorings": 20 + cell.seed, "optimizer_calls": 4,
-                  "task_tokens": 1000, "optimizer_tokens": 300, "seconds": 12.5, "cpu_seconds": 24.0,
-                  "stopped": "completed", "candidate_replies": 8, "drops": {"truncated": 1} if cell.seed == 0 else {}}
+        score = round(
+            0.1 * (self.ROWS.index(cell.row.name) + 1)
+            + 0.1 * cell.seed
+            + (0.05 if cell.task.name == "hyperbaton" else 0),
+            4,
+        )
+        result = {
+            "task": cell.task.name,
+            "method": cell.row.method,
+            "initial": {"prompt": "p0", "dev_score": 0.25, "step": -1},
+            "final": {"prompt": "p1", "dev_score": 0.5, "step": 1},
+            "initial_test": 0.2,
+            "final_test": score,
+            "test_outcomes": {"initial": None, "final": None},
+            "task_generations": 40,
+            "dev_scorings": 20 + cell.seed,
+            "optimizer_calls": 4,
+            "task_tokens": 1000,
+            "optimizer_tokens": 300,
+            "seconds": 12.5,
+            "cpu_seconds": 24.0,
+            "stopped": "completed",
+            "candidate_replies": 8,
+            "drops": {"truncated": 1} if cell.seed == 0 else {},
+        }
         (cell.run_dir / "result.json").write_text(json.dumps(result))
         return None
 
@@ -107,28 +123,54 @@ def test_cell_matrix_paths_options_and_commands(layout, tmp_path):
     cells = config.cells(out)
     assert len(cells) == 3 * 2 * 4
     assert [(c.seed, c.task.name, c.row.name) for c in cells[:5]] == [
-        (0, "navigate", "gpo"), (0, "navigate", "opro"), (0, "navigate", "linear"), (0, "navigate", "opro-short"),
-        (0, "hyperbaton", "gpo")]
+        (0, "navigate", "gpo"),
+        (0, "navigate", "opro"),
+        (0, "navigate", "linear"),
+        (0, "navigate", "opro-short"),
+        (0, "hyperbaton", "gpo"),
+    ]
     assert cells[0].run_dir == out / "runs" / "navigate" / "gpo" / "seed0"
     by_row = {c.row.name: c for c in cells if c.seed == 1 and c.task.name == "navigate"}
     # [optimize] < [methods.<method>] < [variants.<name>]
-    assert by_row["gpo"].options() == {"method": "gpo", "seed": 1, "task-model": "smollm2-135m-instruct",
-                                       "steps": 2, "candidates": 2, "test-holdout": 2, "no-cache": True}
+    assert by_row["gpo"].options() == {
+        "method": "gpo",
+        "seed": 1,
+        "task-model": "smollm2-135m-instruct",
+        "steps": 2,
+        "candidates": 2,
+        "test-holdout": 2,
+        "no-cache": True,
+    }
     assert by_row["opro"].row.options["candidates"] == 4
     assert by_row["linear"].row.options["schedule"] == "linear" and by_row["linear"].row.method == "gpo"
-    assert by_row["opro-short"].row.options == {"steps": 1, "candidates": 4, "test-holdout": 2, "no-cache": True}
+    assert by_row["opro-short"].row.options == {
+        "steps": 1,
+        "candidates": 4,
+        "test-holdout": 2,
+        "no-cache": True,
+    }
     argv = by_row["opro"].argv(resume=False)
     assert argv[:2] == ["optimize", config.tasks[0].target]
     assert "--method" in argv and argv[argv.index("--method") + 1] == "opro"
     assert argv[argv.index("--candidates") + 1] == "4" and "--no-cache" in argv
-    assert argv[argv.index("--seed") + 1] == "1" and argv[argv.index("--run-dir") + 1] == str(by_row["opro"].run_dir)
+    assert argv[argv.index("--seed") + 1] == "1" and argv[argv.index("--run-dir") + 1] == str(
+        by_row["opro"].run_dir
+    )
     assert "--method" not in by_row["gpo"].argv(resume=False)  # gpo is optimize's default
-    assert by_row["gpo"].argv(resume=True) == ["optimize", config.tasks[0].target, "--run-dir",
-                                                str(by_row["gpo"].run_dir), "--resume", "--quiet"]
+    assert by_row["gpo"].argv(resume=True) == [
+        "optimize",
+        config.tasks[0].target,
+        "--run-dir",
+        str(by_row["gpo"].run_dir),
+        "--resume",
+        "--quiet",
+    ]
 
 
 def test_several_task_models_get_a_folder_level(layout, tmp_path):
-    text = BASE.replace("seeds = [0, 1, 2]", 'seeds = [0]\ntask_models = ["smollm2-135m-instruct", "/m/big-7b.Q4.gguf"]')
+    text = BASE.replace(
+        "seeds = [0, 1, 2]", 'seeds = [0]\ntask_models = ["smollm2-135m-instruct", "/m/big-7b.Q4.gguf"]'
+    )
     cells = load_config(write_config(layout, text)).cells(tmp_path / "o")
     assert len(cells) == 2 * 2 * 4
     assert {c.run_dir.name for c in cells} == {"smollm2-135m-instruct", "big-7b.Q4"}
@@ -145,11 +187,22 @@ def test_runs_every_cell_writes_three_files_and_skips_finished_cells(layout, tmp
         assert (out / name).is_file()
     cell_dir = out / "runs" / "navigate" / "opro" / "seed2"
     written = tomllib.loads((cell_dir / "cell.toml").read_text())
-    assert written == {"method": "opro", "seed": 2, "task-model": "smollm2-135m-instruct", "steps": 2,
-                       "candidates": 4, "test-holdout": 2, "no-cache": True}
+    assert written == {
+        "method": "opro",
+        "seed": 2,
+        "task-model": "smollm2-135m-instruct",
+        "steps": 2,
+        "candidates": 4,
+        "test-holdout": 2,
+        "no-cache": True,
+    }
     assert json.loads((cell_dir / "bench.json").read_text())["attempts"] == 1
     events = [json.loads(line)["event"] for line in (out / "events.jsonl").read_text().splitlines()]
-    assert events[0] == "bench_started" and events[-1] == "bench_finished" and events.count("cell_finished") == 24
+    assert (
+        events[0] == "bench_started"
+        and events[-1] == "bench_finished"
+        and events.count("cell_finished") == 24
+    )
 
     again = FakeRunner()
     results = run_bench(config, out, runner=again)
@@ -162,7 +215,11 @@ def test_a_killed_run_resumes_the_unfinished_cell_and_continues(layout, tmp_path
     killed = FakeRunner(interrupt={("linear", "navigate", 0)})
     with pytest.raises(KeyboardInterrupt):
         run_bench(config, out, runner=killed)
-    assert [c[:3] for c in killed.calls] == [("gpo", "navigate", 0), ("opro", "navigate", 0), ("linear", "navigate", 0)]
+    assert [c[:3] for c in killed.calls] == [
+        ("gpo", "navigate", 0),
+        ("opro", "navigate", 0),
+        ("linear", "navigate", 0),
+    ]
     partial = json.loads((out / "results.json").read_text())
     statuses = {(c["method"], c["task"], c["seed"]): c["status"] for c in partial["cells"]}
     assert statuses[("gpo", "navigate", 0)] == "done" and statuses[("linear", "navigate", 0)] == "unfinished"
@@ -206,7 +263,10 @@ def test_a_runner_exception_or_missing_result_fails_only_that_cell(layout, tmp_p
 
     results = run_bench(config, tmp_path / "out", runner=runner)
     errors = {c["method"]: c["error"] for c in results["cells"] if c["status"] == "failed"}
-    assert errors == {"gpo": "RuntimeError: no such file", "opro": "optimize ended without writing result.json"}
+    assert errors == {
+        "gpo": "RuntimeError: no such file",
+        "opro": "optimize ended without writing result.json",
+    }
     assert results["counts"] == {"done": 4, "failed": 4}
 
 
@@ -241,11 +301,20 @@ def test_the_first_method_is_compared_with_each_other_cell_by_cell(layout, tmp_p
     results = run_bench(config, tmp_path / "out", runner=FakeRunner(fail={("opro", "navigate", 0)}))
     paired = {c["against"]: c for c in results["paired"]}
     assert list(paired) == ["opro", "linear", "opro-short"]
-    assert paired["opro"] == {"method": "gpo", "against": "opro", "task_model": config.task_models[0], "cells": 5,
-                              "mean_difference": pytest.approx(-0.1), "wins": 0, "ties": 0, "losses": 5,
-                              "p_value": pytest.approx(2 / 32, abs=1e-4),
-                              # every difference is -0.1: the interval has no width
-                              "ci_low": pytest.approx(-0.1), "ci_high": pytest.approx(-0.1)}
+    assert paired["opro"] == {
+        "method": "gpo",
+        "against": "opro",
+        "task_model": config.task_models[0],
+        "cells": 5,
+        "mean_difference": pytest.approx(-0.1),
+        "wins": 0,
+        "ties": 0,
+        "losses": 5,
+        "p_value": pytest.approx(2 / 32, abs=1e-4),
+        # every difference is -0.1: the interval has no width
+        "ci_low": pytest.approx(-0.1),
+        "ci_high": pytest.approx(-0.1),
+    }
     assert (paired["linear"]["cells"], paired["linear"]["mean_difference"]) == (6, pytest.approx(-0.2))
     assert paired["linear"]["p_value"] == pytest.approx(2 / 64, abs=1e-4)  # rounded to 4 digits
     md = (tmp_path / "out" / "results.md").read_text()
@@ -253,7 +322,10 @@ def test_the_first_method_is_compared_with_each_other_cell_by_cell(layout, tmp_p
     assert "| opro | 5 | -10.0 | [-10.0, -10.0] | 0 / 0 / 5 | 0.062 |" in md
     paired_rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "paired.csv").read_text())))
     assert [(r["against"], r["cells"], r["wins"], r["losses"]) for r in paired_rows] == [
-        ("opro", "5", "0", "5"), ("linear", "6", "0", "6"), ("opro-short", "6", "0", "6")]
+        ("opro", "5", "0", "5"),
+        ("linear", "6", "0", "6"),
+        ("opro-short", "6", "0", "6"),
+    ]
     assert float(paired_rows[0]["ci_low"]) == pytest.approx(-0.1)
     assert float(paired_rows[0]["p_value"]) == 0.0625
 
@@ -271,7 +343,10 @@ def test_intervals_over_cells_and_in_paired_comparisons(layout, tmp_path):
     rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "results.csv").read_text())))
     gpo_mean = next(r for r in rows if r["method"] == "gpo" and r["task"] == quality.MEAN_ROW)
     assert (gpo_mean["cells_with_scores"], gpo_mean["cell_ci_low"], gpo_mean["cell_ci_high"]) == (
-        "6", "0.1268", "0.3232")
+        "6",
+        "0.1268",
+        "0.3232",
+    )
     gpo_nav = next(r for r in rows if r["method"] == "gpo" and r["task"] == "navigate")
     assert gpo_nav["cell_ci_low"] == ""  # per-task rows keep their seed std only
 
@@ -320,7 +395,8 @@ def test_paper_figures_for_methods_only(layout, tmp_path):
     results = run_bench(config, tmp_path / "out", runner=FakeRunner())
     assert results["paper"] == [
         {"method": "gpo", "task": "BBH", "score": 0.3543, "source": quality.PAPER_SOURCE},
-        {"method": "opro", "task": "BBH", "score": 0.3329, "source": quality.PAPER_SOURCE}]
+        {"method": "opro", "task": "BBH", "score": 0.3329, "source": quality.PAPER_SOURCE},
+    ]
     assert "Llama-2-7b-chat" in quality.PAPER_SOURCE
 
 
@@ -332,15 +408,32 @@ def test_json_csv_and_markdown_contents(layout, tmp_path):
     assert set(data) >= {"config", "cells", "summary", "method_means", "paper"}
     assert data["config"]["settings"]["optimize"]["steps"] == 2
     cell = data["cells"][0]
-    for key in ("method", "task", "seed", "task_model", "run_dir", "status", "initial_test", "final_test", "final_dev",
-                "dev_scorings", "optimizer_calls", "task_tokens", "optimizer_tokens", "seconds", "stopped"):
+    for key in (
+        "method",
+        "task",
+        "seed",
+        "task_model",
+        "run_dir",
+        "status",
+        "initial_test",
+        "final_test",
+        "final_dev",
+        "dev_scorings",
+        "optimizer_calls",
+        "task_tokens",
+        "optimizer_tokens",
+        "seconds",
+        "stopped",
+    ):
         assert key in cell
     assert cell["final_test"] == 0.1 and cell["stopped"] == "completed" and cell["optimizer_tokens"] == 300
 
     rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text())))
     assert len(rows) == 4 * 2 + 4
     gpo_nav = next(r for r in rows if r["method"] == "gpo" and r["task"] == "navigate")
-    assert float(gpo_nav["test_mean"]) == pytest.approx(0.2) and float(gpo_nav["test_std"]) == pytest.approx(0.1)
+    assert float(gpo_nav["test_mean"]) == pytest.approx(0.2) and float(gpo_nav["test_std"]) == pytest.approx(
+        0.1
+    )
     assert gpo_nav["n_seeds"] == "3" and gpo_nav["benchmark"] == "BBH"
     gpo_mean = next(r for r in rows if r["method"] == "gpo" and r["task"] == quality.MEAN_ROW)
     assert float(gpo_mean["test_mean"]) == pytest.approx(0.225) and float(gpo_mean["paper_score"]) == 0.3543
@@ -370,22 +463,43 @@ def test_relative_task_paths_fall_back_to_the_working_directory(tmp_path, monkey
     assert config.seeds == (0,) and config.task_models == ("smollm2-135m-instruct",)
 
 
-@pytest.mark.parametrize("change, message", [
-    (("[optimize]", "[optimise]"), "quick.toml: optimise: unknown section"),
-    (("seeds = [0, 1, 2]", "seeds = [0]\ntask = 1"), "quick.toml: [bench] task: unknown key"),
-    (("steps = 2", "stepz = 2"), "quick.toml: [optimize] stepz: unknown optimize option"),
-    (("steps = 2", "seed = 3"), "quick.toml: [optimize] seed: set by [bench] seeds, not here"),
-    (('methods = ["gpo", "opro"]', 'methods = ["gpo", "gpt"]'), "quick.toml: [bench] methods: 'gpt' is not a method"),
-    (("[methods.opro]", "[methods.sgd]"), "quick.toml: [methods.sgd]: 'sgd' is not a method"),
-    (('schedule = "linear"', 'schedul = "linear"'), "quick.toml: [variants.linear] schedul: unknown optimize option"),
-    (('method = "opro"', 'method = "oprah"'), "quick.toml: [variants.opro-short] method: 'oprah' is not a method"),
-    (("[variants.linear]", "[variants.opro]"), "quick.toml: [variants.opro]: the name 'opro' is already a row"),
-    (("bbh/hyperbaton", "bbh/hyperbatn"), "quick.toml: [bench] tasks: '../../../shared/data/bbh/hyperbatn' is "
-                                          "neither a built-in task nor a directory"),
-    (("seeds = [0, 1, 2]", 'seeds = "0"'), "quick.toml: [bench] seeds: must be a non-empty list of integers"),
-    (("steps = 2", "steps = [2]"), "quick.toml: [optimize] steps: must be a string, number or boolean"),
-    (("[bench]", "[bench]\n[bench2]"), "quick.toml: bench2: unknown section"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("[optimize]", "[optimise]"), "quick.toml: optimise: unknown section"),
+        (("seeds = [0, 1, 2]", "seeds = [0]\ntask = 1"), "quick.toml: [bench] task: unknown key"),
+        (("steps = 2", "stepz = 2"), "quick.toml: [optimize] stepz: unknown optimize option"),
+        (("steps = 2", "seed = 3"), "quick.toml: [optimize] seed: set by [bench] seeds, not here"),
+        (
+            ('methods = ["gpo", "opro"]', 'methods = ["gpo", "gpt"]'),
+            "quick.toml: [bench] methods: 'gpt' is not a method",
+        ),
+        (("[methods.opro]", "[methods.sgd]"), "quick.toml: [methods.sgd]: 'sgd' is not a method"),
+        (
+            ('schedule = "linear"', 'schedul = "linear"'),
+            "quick.toml: [variants.linear] schedul: unknown optimize option",
+        ),
+        (
+            ('method = "opro"', 'method = "oprah"'),
+            "quick.toml: [variants.opro-short] method: 'oprah' is not a method",
+        ),
+        (
+            ("[variants.linear]", "[variants.opro]"),
+            "quick.toml: [variants.opro]: the name 'opro' is already a row",
+        ),
+        (
+            ("bbh/hyperbaton", "bbh/hyperbatn"),
+            "quick.toml: [bench] tasks: '../../../shared/data/bbh/hyperbatn' is "
+            "neither a built-in task nor a directory",
+        ),
+        (
+            ("seeds = [0, 1, 2]", 'seeds = "0"'),
+            "quick.toml: [bench] seeds: must be a non-empty list of integers",
+        ),
+        (("steps = 2", "steps = [2]"), "quick.toml: [optimize] steps: must be a string, number or boolean"),
+        (("[bench]", "[bench]\n[bench2]"), "quick.toml: bench2: unknown section"),
+    ],
+)
 def test_config_errors_name_the_file_section_and_key(layout, change, message):
     path = write_config(layout, BASE.replace(*change))
     with pytest.raises(ConfigError) as error:
@@ -400,9 +514,9 @@ def test_config_without_rows_or_tasks(layout):
     with pytest.raises(ConfigError, match=r"\[bench\] tasks: missing"):
         load_config(write_config(layout, '[bench]\nmethods = ["gpo"]\n'))
     with pytest.raises(ConfigError, match="malformed TOML"):
-        load_config(write_config(layout, '[bench\n'))
+        load_config(write_config(layout, "[bench\n"))
     with pytest.raises(ConfigError, match=r"\[bench\] is missing"):
-        load_config(write_config(layout, '[optimize]\nsteps = 1\n'))
+        load_config(write_config(layout, "[optimize]\nsteps = 1\n"))
 
 
 def test_a_task_directory_without_data_is_a_config_error(layout):
@@ -416,8 +530,9 @@ def test_check_cells_parses_each_command_with_the_installed_optimize(layout, tmp
     config = load_config(write_config(layout, text))
     with pytest.raises(ConfigError) as error:
         check_cells(config, tmp_path / "out")
-    assert str(error.value).startswith(f"{layout / 'quick.toml'}: [variants.none] candidates: "
-                                       "Invalid value for '--candidates'")
+    assert str(error.value).startswith(
+        f"{layout / 'quick.toml'}: [variants.none] candidates: Invalid value for '--candidates'"
+    )
     good = load_config(write_config(layout, text.replace("candidates = 0", "candidates = 1")))
     check_cells(good, tmp_path / "out")
 
@@ -432,7 +547,9 @@ def test_changed_options_of_a_started_cell_are_refused(layout, tmp_path):
 
 def test_subprocess_runner_reports_the_error_line(layout, tmp_path):
     fake_python = tmp_path / "fake-python"
-    fake_python.write_text("#!/bin/sh\necho loading\necho 'Error: model not found' >&2\necho 'Aborted!' >&2\nexit 1\n")
+    fake_python.write_text(
+        "#!/bin/sh\necho loading\necho 'Error: model not found' >&2\necho 'Aborted!' >&2\nexit 1\n"
+    )
     fake_python.chmod(fake_python.stat().st_mode | stat.S_IEXEC)
     config = load_config(write_config(layout, '[bench]\ntasks = ["sentiment"]\nmethods = ["gpo"]\n'))
     cell = config.cells(tmp_path / "out")[0]
@@ -448,19 +565,24 @@ def test_subprocess_runner_reports_the_error_line(layout, tmp_path):
 
 
 # Options every version of optimize has, so that the CLI's check_cells() passes.
-GPO_ONLY = BASE.replace('methods = ["gpo", "opro"]', 'methods = ["gpo"]').split("[methods.opro]")[0] + """
+GPO_ONLY = (
+    BASE.replace('methods = ["gpo", "opro"]', 'methods = ["gpo"]').split("[methods.opro]")[0]
+    + """
 [variants.linear]
 candidates = 1
 [variants.opro-short]
 steps = 1
 """
+)
 
 
 def test_cli_bench_quality(layout, tmp_path, monkeypatch):
     path = write_config(layout, GPO_ONLY)
     runner = FakeRunner()
     monkeypatch.setattr(quality, "SubprocessRunner", lambda: runner)
-    result = CliRunner().invoke(main, ["bench", "quality", "--config", str(path), "--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(
+        main, ["bench", "quality", "--config", str(path), "--out", str(tmp_path / "o")]
+    )
     assert result.exit_code == 0, result.output
     assert len(runner.calls) == 18 and (tmp_path / "o" / "results.md").is_file()
     # the default output directory is under $GPO_LOCAL_HOME/bench/<config name>
@@ -484,11 +606,25 @@ CONFIGS = Path(__file__).resolve().parents[1] / "benchmarks" / "configs"
 def test_suite_configs_run_the_two_halves():
     suite = load_config(CONFIGS / "suite.toml")
     assert tuple(t.name for t in suite.tasks) == SUITE_CONFIRMATION and suite.seeds == (0, 1, 2)
-    assert [r.name for r in suite.rows] == ["gpo", "sgdm", "ape", "apo", "opro", "pe2", "cot", "empty",
-                                            "reference"]
+    assert [r.name for r in suite.rows] == [
+        "gpo",
+        "sgdm",
+        "ape",
+        "apo",
+        "opro",
+        "pe2",
+        "cot",
+        "empty",
+        "reference",
+    ]
     assert suite.task_models == ("qwen2.5-coder-0.5b-instruct",)
-    assert suite.rows[0].options == {"optimizer-model": "qwen2.5-coder-1.5b-instruct", "steps": 4,
-                                     "candidates": 6, "optimizer-max-tokens": 128, "max-prompt-words": 100}
+    assert suite.rows[0].options == {
+        "optimizer-model": "qwen2.5-coder-1.5b-instruct",
+        "steps": 4,
+        "candidates": 6,
+        "optimizer-max-tokens": 128,
+        "max-prompt-words": 100,
+    }
     tuning = load_config(CONFIGS / "suite-tuning.toml")
     assert tuple(t.name for t in tuning.tasks) == SUITE_TUNING and tuning.rows == suite.rows
 
@@ -497,9 +633,17 @@ def test_suite_configs_run_the_two_halves():
 def test_shipped_configs_load(tmp_path, monkeypatch):
     monkeypatch.setenv("GPO_LOCAL_DATA", str(SHARED_DATA))
     names = sorted(p.name for p in CONFIGS.glob("*.toml"))
-    assert {"quick.toml", "paper.toml", "ablation-schedule.toml", "ablation-gradient.toml", "ablation-momentum.toml",
-            "ablation-selection.toml", "ablation-momentum-update.toml", "ablation-update.toml",
-            "ablation-warmup.toml"} <= set(names)
+    assert {
+        "quick.toml",
+        "paper.toml",
+        "ablation-schedule.toml",
+        "ablation-gradient.toml",
+        "ablation-momentum.toml",
+        "ablation-selection.toml",
+        "ablation-momentum-update.toml",
+        "ablation-update.toml",
+        "ablation-warmup.toml",
+    } <= set(names)
     for name in names:
         config = load_config(CONFIGS / name)
         if not name.startswith("suite"):  # the suite's tasks are built-in ones
@@ -508,10 +652,16 @@ def test_shipped_configs_load(tmp_path, monkeypatch):
     # BBH tasks have no human reference prompt, so no `reference` row.
     assert [r.name for r in quick.rows] == [m for m in quality.METHODS if m != "reference"]
     assert len(quick.tasks) >= 2
-    assert len(load_config(CONFIGS / "paper.toml").tasks) == len([p for p in (SHARED_DATA / "bbh").iterdir() if p.is_dir()])
+    assert len(load_config(CONFIGS / "paper.toml").tasks) == len(
+        [p for p in (SHARED_DATA / "bbh").iterdir() if p.is_dir()]
+    )
     schedules = load_config(CONFIGS / "ablation-schedule.toml")
     assert {r.name: r.options["schedule"] for r in schedules.rows} == {
-        "cosine": "cosine", "linear": "linear", "fixed": "fixed", "none": "none"}
+        "cosine": "cosine",
+        "linear": "linear",
+        "fixed": "fixed",
+        "none": "none",
+    }
 
 
 def test_relative_model_paths_resolve_beside_the_config(layout):
@@ -554,17 +704,22 @@ def test_a_missing_data_folder_is_one_line_naming_it_and_what_to_put_there(layou
         load_config(path)
     assert str(error.value) == (
         f"data folder {tmp_path / 'nowhere'} not found: set GPO_LOCAL_DATA or --data-root to a folder holding "
-        "bbh/navigate/{train,eval,format}.jsonl (docs/benchmarking.md)")
+        "bbh/navigate/{train,eval,format}.jsonl (docs/benchmarking.md)"
+    )
     (tmp_path / "nowhere").mkdir()  # the first missing folder on the way to the task is named
     with pytest.raises(ConfigError, match=f"^data folder {tmp_path / 'nowhere' / 'bbh'} not found: "):
         load_config(path)
     monkeypatch.delenv("GPO_LOCAL_DATA")
-    result = CliRunner().invoke(main, ["bench", "quality", "--config", str(path), "--dry-run",
-                                       "--data-root", str(tmp_path / "elsewhere")])
+    result = CliRunner().invoke(
+        main,
+        ["bench", "quality", "--config", str(path), "--dry-run", "--data-root", str(tmp_path / "elsewhere")],
+    )
     assert result.exit_code == 1
-    assert result.output == (f"Error: data folder {tmp_path / 'elsewhere'} not found: set GPO_LOCAL_DATA or "
-                             "--data-root to a folder holding bbh/navigate/{train,eval,format}.jsonl "
-                             "(docs/benchmarking.md)\n")
+    assert result.output == (
+        f"Error: data folder {tmp_path / 'elsewhere'} not found: set GPO_LOCAL_DATA or "
+        "--data-root to a folder holding bbh/navigate/{train,eval,format}.jsonl "
+        "(docs/benchmarking.md)\n"
+    )
 
 
 def test_data_root_must_be_a_string(layout):
@@ -578,5 +733,7 @@ def test_shipped_configs_without_data_fail_in_one_line_naming_the_folder(tmp_pat
         if all(task in BUILTIN_TASKS for task in tomllib.loads(path.read_text())["bench"]["tasks"]):
             load_config(path)  # built-in tasks only (the suite): nothing to read from the data root
             continue
-        with pytest.raises(ConfigError, match=f"^data folder {tmp_path / 'bbh'} not found: set GPO_LOCAL_DATA"):
+        with pytest.raises(
+            ConfigError, match=f"^data folder {tmp_path / 'bbh'} not found: set GPO_LOCAL_DATA"
+        ):
             load_config(path)

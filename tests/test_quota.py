@@ -4,16 +4,15 @@ candidates it asked for, at most twice as many asks, within the optimizer-call b
 import json
 
 import pytest
-
 from click.testing import CliRunner
-
 from conftest import difficulty_task, task_model
 from test_golden import _install
-from gpo_local.app.cli import main
+
 from gpo_local.algorithm.budget import reference_calls
 from gpo_local.algorithm.config import GPOConfig, Limits
 from gpo_local.algorithm.index import TrajectoryIndex
 from gpo_local.algorithm.quota import usable_slots
+from gpo_local.app.cli import main
 from gpo_local.methods import METHODS
 from gpo_local.quality.results import _asks_text, _usable_replies
 from gpo_local.runs.directory import JsonlLog
@@ -33,9 +32,15 @@ def junk_first(junk: int) -> ScriptedLLM:
 
 def run(tmp_path, optimizer, *, method="gpo", limits=Limits(), **config):
     config = GPOConfig(**{"method": method, "steps": 3, "candidates": 3, "reply_quota": True, **config})
-    runner = METHODS[method](task=difficulty_task(), task_llm=task_model(), optimizer_llm=optimizer,
-                             index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()), config=config,
-                             log=JsonlLog(tmp_path / "trajectory.jsonl"), limits=limits)
+    runner = METHODS[method](
+        task=difficulty_task(),
+        task_llm=task_model(),
+        optimizer_llm=optimizer,
+        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
+        config=config,
+        log=JsonlLog(tmp_path / "trajectory.jsonl"),
+        limits=limits,
+    )
     result = runner.run()
     records = [json.loads(line) for line in (tmp_path / "trajectory.jsonl").read_text().splitlines()]
     return result, records, runner
@@ -59,7 +64,9 @@ def test_a_step_asks_again_until_it_has_every_candidate(tmp_path):
     seeds = [call["seed"] for call in optimizer.calls[:5]]
     assert len(set(seeds)) == 5  # each ask its own seed
     # The two extra asks came out of the budget of 9 calls: step 3 no longer fits.
-    assert len(steps_of(records)) == 2 and result.usage["optimizer_calls"] == 8 <= reference_calls(result_config(3))
+    assert len(steps_of(records)) == 2 and result.usage["optimizer_calls"] == 8 <= reference_calls(
+        result_config(3)
+    )
     assert result.stopped == "completed"
 
 
@@ -91,9 +98,15 @@ def test_quota_off_asks_once_per_candidate(tmp_path):
     assert result.usage["optimizer_calls"] == 9
 
 
-@pytest.mark.parametrize("method,counts", [("ape", (5, 3, 3)), ("pe2", (5, 3, 3)),
-                                           # OPRO's step of 8 leaves 1 spare call in the budget of 9
-                                           ("opro", (9, 8, 7))])
+@pytest.mark.parametrize(
+    "method,counts",
+    [
+        ("ape", (5, 3, 3)),
+        ("pe2", (5, 3, 3)),
+        # OPRO's step of 8 leaves 1 spare call in the budget of 9
+        ("opro", (9, 8, 7)),
+    ],
+)
 def test_the_baselines_get_the_same_quota(tmp_path, method, counts):
     result, records, _ = run(tmp_path, junk_first(2), method=method)
     first = steps_of(records)[0]
@@ -109,8 +122,26 @@ def test_show_and_the_report_give_the_asks(tmp_path, monkeypatch):
     _install(monkeypatch)
     run_dir = tmp_path / "run"
     runner = CliRunner()
-    outcome = runner.invoke(main, ["optimize", "sentiment", "--reply-quota", "--steps", "3", "--candidates", "3", "--dev-limit", "8",
-                                   "--test-limit", "10", "--no-cache", "--quiet", "--run-dir", str(run_dir)])
+    outcome = runner.invoke(
+        main,
+        [
+            "optimize",
+            "sentiment",
+            "--reply-quota",
+            "--steps",
+            "3",
+            "--candidates",
+            "3",
+            "--dev-limit",
+            "8",
+            "--test-limit",
+            "10",
+            "--no-cache",
+            "--quiet",
+            "--run-dir",
+            str(run_dir),
+        ],
+    )
     assert outcome.exit_code == 0, outcome.output
     shown = runner.invoke(main, ["show", str(run_dir)])
     assert shown.exit_code == 0, shown.output
@@ -121,8 +152,10 @@ def test_show_and_the_report_give_the_asks(tmp_path, monkeypatch):
 
 
 def test_the_cost_table_sums_the_asks_over_the_cells():
-    cells = [{"candidate_replies": 9, "dropped_replies": 3, "quota_asks": 9, "quota_wanted": 6},
-             {"candidate_replies": 6, "dropped_replies": 0, "quota_asks": 6, "quota_wanted": 6},
-             {"candidate_replies": 6, "dropped_replies": 0, "quota_asks": None, "quota_wanted": None}]
+    cells = [
+        {"candidate_replies": 9, "dropped_replies": 3, "quota_asks": 9, "quota_wanted": 6},
+        {"candidate_replies": 6, "dropped_replies": 0, "quota_asks": 6, "quota_wanted": 6},
+        {"candidate_replies": 6, "dropped_replies": 0, "quota_asks": None, "quota_wanted": None},
+    ]
     assert _asks_text(_usable_replies(cells)) == "15 for 12"
     assert _asks_text(_usable_replies(cells[2:])) == "n/a"

@@ -3,17 +3,27 @@
 import json
 
 import pytest
-
 from conftest import difficulty_task, optimizer_model, task_model, trajectory_records
 from fake_models import Killed, killing_after
-from gpo_local.errors import ConfigError
-from gpo_local.backends.memo import Memo, MemoizedLLM
-from gpo_local.algorithm.optimizer import GPO
+
 from gpo_local.algorithm.config import GPOConfig
-from gpo_local.algorithm.racing import RacingConfig, can_catch_up, dev_order, informative_order, prefix_sizes, question_order, race, serfling_margin, sign_test
+from gpo_local.algorithm.index import TrajectoryIndex
+from gpo_local.algorithm.optimizer import GPO
+from gpo_local.algorithm.racing import (
+    RacingConfig,
+    can_catch_up,
+    dev_order,
+    informative_order,
+    prefix_sizes,
+    question_order,
+    race,
+    serfling_margin,
+    sign_test,
+)
+from gpo_local.backends.memo import Memo, MemoizedLLM
+from gpo_local.errors import ConfigError
 from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
-from gpo_local.algorithm.index import TrajectoryIndex
 
 N = 48
 
@@ -44,9 +54,11 @@ def test_question_order_is_a_seeded_permutation():
 
 def test_the_informative_order_puts_the_questions_prompts_disagree_on_first():
     order = [3, 0, 4, 1, 2]
-    history = [{0: 1.0, 1: 1.0, 2: 0.0, 3: 1.0, 4: 1.0},
-               {0: 0.0, 1: 1.0, 2: 0.0, 3: 1.0, 4: 1.0},
-               {0: 1.0, 1: 0.0, 2: 0.0, 3: 1.0}]  # question 4 scored by two prompts only
+    history = [
+        {0: 1.0, 1: 1.0, 2: 0.0, 3: 1.0, 4: 1.0},
+        {0: 0.0, 1: 1.0, 2: 0.0, 3: 1.0, 4: 1.0},
+        {0: 1.0, 1: 0.0, 2: 0.0, 3: 1.0},
+    ]  # question 4 scored by two prompts only
     # Spreads: q0 and q1 2/9 (one of three differs), q2 and q3 0 (all agree), q4 0 (two agree);
     # ties keep the seeded order.
     assert informative_order(order, history) == [0, 1, 3, 4, 2]
@@ -80,8 +92,12 @@ def test_eliminations_at_the_right_rounds():
     result = race(score, 4, list(range(N)), RacingConfig(error=0.05, rounds=4), binary=True)
     assert result.dropped_after == (None, 0, 1, None)
     assert [len(s) for s in result.scores] == [48, 6, 12, 48]
-    assert asked == [((0, 1, 2, 3), tuple(range(6))), ((0, 2, 3), tuple(range(6, 12))),
-                     ((0, 3), tuple(range(12, 24))), ((0, 3), tuple(range(24, 48)))]
+    assert asked == [
+        ((0, 1, 2, 3), tuple(range(6))),
+        ((0, 2, 3), tuple(range(6, 12))),
+        ((0, 3), tuple(range(12, 24))),
+        ((0, 3), tuple(range(24, 48))),
+    ]
     assert result.pairs == 114
 
 
@@ -124,9 +140,14 @@ def test_racing_options_are_checked():
 
 def make_gpo(run_dir, *, racing, task_llm=None, steps=3, candidates=6):
     config = GPOConfig(steps=steps, candidates=candidates, racing=racing, racing_error=0.05)
-    return GPO(task=difficulty_task(n_eval=N), task_llm=task_llm or task_model(), optimizer_llm=optimizer_model(),
-               index=TrajectoryIndex(run_dir / "indexes", HashingEmbedder()), config=config,
-               log=JsonlLog(run_dir / "trajectory.jsonl"))
+    return GPO(
+        task=difficulty_task(n_eval=N),
+        task_llm=task_llm or task_model(),
+        optimizer_llm=optimizer_model(),
+        index=TrajectoryIndex(run_dir / "indexes", HashingEmbedder()),
+        config=config,
+        log=JsonlLog(run_dir / "trajectory.jsonl"),
+    )
 
 
 records = trajectory_records
@@ -135,6 +156,7 @@ records = trajectory_records
 def sharp_task_model():
     """Right on every question with a prompt of 5 words or more, wrong on all with a shorter one:
     racing tells the two kinds apart after the first round."""
+
     def answer(messages, temperature, seed):
         prompt = messages[-1]["content"].rpartition("\n")[2]
         return "yes" if len(prompt.split()) >= 5 else "no"
@@ -154,16 +176,22 @@ def test_racing_chooses_as_full_scoring_with_fewer_pairs(tmp_path):
     # moves to the best never-selected prompt): their races go on from the 6 recorded questions.
     assert raced.usage["dev_scorings"] <= full.usage["dev_scorings"]
     # With the graded difficulty model the choices agree too (candidates differ by 0.2 or more).
-    assert ([e.prompt for e in make_gpo(tmp_path / "a", racing=True).run().trajectory]
-            == [e.prompt for e in make_gpo(tmp_path / "b", racing=False).run().trajectory])
+    assert [e.prompt for e in make_gpo(tmp_path / "a", racing=True).run().trajectory] == [
+        e.prompt for e in make_gpo(tmp_path / "b", racing=False).run().trajectory
+    ]
     cands = [r for r in records(tmp_path / "raced") if r["kind"] == "candidate" and r["new"]]
     dropped = [r for r in cands if r["eliminated"]]
-    assert dropped and all(r["dev_questions"] < N and len(r["dev_outcomes"]) == r["dev_questions"] for r in dropped)
+    assert dropped and all(
+        r["dev_questions"] < N and len(r["dev_outcomes"]) == r["dev_questions"] for r in dropped
+    )
     kept = [r for r in cands if not r["eliminated"]]
     assert all(r["dev_questions"] == N and len(r["dev_outcomes"]) == N for r in kept)
     # Full scoring records every new candidate's per-question outcomes too (for benchmarks/racing.py).
-    assert all(len(r["dev_outcomes"]) == N for r in records(tmp_path / "full")
-               if r["kind"] == "candidate" and r["new"])
+    assert all(
+        len(r["dev_outcomes"]) == N
+        for r in records(tmp_path / "full")
+        if r["kind"] == "candidate" and r["new"]
+    )
 
 
 def test_the_chosen_prompt_is_scored_on_the_full_split(tmp_path):
@@ -171,8 +199,14 @@ def test_the_chosen_prompt_is_scored_on_the_full_split(tmp_path):
     steps = [r for r in records(tmp_path) if r["kind"] == "step"]
     check = make_gpo(tmp_path / "check", racing=False)
     for step in steps:
-        mine = [r for r in records(tmp_path) if r["kind"] == "candidate" and r["step"] == step["step"]
-                and r["prompt"] == step["prompt"] and r["new"]]
+        mine = [
+            r
+            for r in records(tmp_path)
+            if r["kind"] == "candidate"
+            and r["step"] == step["step"]
+            and r["prompt"] == step["prompt"]
+            and r["new"]
+        ]
         assert all(r["dev_questions"] == N and not r["eliminated"] for r in mine)
         assert step["dev_score"] == check.evaluator.score(step["prompt"], "eval").score
     assert run.final.dev_score == max(s["dev_score"] for s in steps + [records(tmp_path)[0]])
@@ -181,9 +215,14 @@ def test_the_chosen_prompt_is_scored_on_the_full_split(tmp_path):
 @pytest.mark.parametrize("order", ["informative", "random"])
 def test_a_raced_run_races_each_step_on_its_order(tmp_path, order):
     config = GPOConfig(steps=3, candidates=6, racing=True, racing_error=0.05, racing_order=order)
-    GPO(task=difficulty_task(n_eval=N), task_llm=task_model(), optimizer_llm=optimizer_model(),
-        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()), config=config,
-        log=JsonlLog(tmp_path / "trajectory.jsonl")).run()
+    GPO(
+        task=difficulty_task(n_eval=N),
+        task_llm=task_model(),
+        optimizer_llm=optimizer_model(),
+        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
+        config=config,
+        log=JsonlLog(tmp_path / "trajectory.jsonl"),
+    ).run()
     ids = [f"eval-{i}" for i in range(N)]
     seeded = question_order(N, 0, "difficulty")
     history, checked, reordered = [], 0, False
@@ -194,7 +233,7 @@ def test_a_raced_run_races_each_step_on_its_order(tmp_path, order):
         for r in cands:
             if r["step"] == step and r["new"] and r["eliminated"]:
                 # a dropped candidate was scored on a prefix of its step's order
-                assert set(r["dev_outcomes"]) == {ids[q] for q in expected[:r["dev_questions"]]}
+                assert set(r["dev_outcomes"]) == {ids[q] for q in expected[: r["dev_questions"]]}
                 checked += 1
         history += [r["dev_outcomes"] for r in cands if r["step"] == step and r.get("dev_outcomes")]
     assert checked >= 2
@@ -228,7 +267,9 @@ def test_known_scores_are_not_asked_again():
     # from the recorded scores, and only the others are asked for those questions.
     rows = [[1.0] * N, [0.0] * N, [1.0] * 6 + [0.0] * 42, [1.0] * N]
     score, asked = scripted(rows)
-    result = race(score, 4, list(range(N)), RacingConfig(), binary=True, known={1: {q: 0.0 for q in range(6)}})
+    result = race(
+        score, 4, list(range(N)), RacingConfig(), binary=True, known={1: {q: 0.0 for q in range(6)}}
+    )
     assert asked[0] == ((0, 2, 3), tuple(range(6))) and result.dropped_after == (None, 0, 1, None)
     assert result.pairs == 114  # the known pairs count in the race, not in what was asked
 
@@ -238,7 +279,8 @@ def test_the_racing_benchmark_replays_a_recorded_run(tmp_path, capsys):
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location(
-        "racing_bench", Path(__file__).resolve().parents[1] / "benchmarks" / "racing.py")
+        "racing_bench", Path(__file__).resolve().parents[1] / "benchmarks" / "racing.py"
+    )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     make_gpo(tmp_path / "run", racing=False, task_llm=sharp_task_model()).run()
@@ -249,8 +291,22 @@ def test_the_racing_benchmark_replays_a_recorded_run(tmp_path, capsys):
     assert [len(s["history"]) for s in steps] == [0, 5, 6]  # the new candidates recorded before each step
     same, pairs, full = bench.replay_step("gpo", steps[0], RacingConfig(), 0, "difficulty")
     assert same and full == 5 * N and pairs < full  # the two short candidates drop after 6 questions
-    assert bench.main([str(tmp_path / "run"), "--errors", "0.05", "--rounds", "4", "--orders", "3",
-                       "--order", "informative,random"]) == 0
+    assert (
+        bench.main(
+            [
+                str(tmp_path / "run"),
+                "--errors",
+                "0.05",
+                "--rounds",
+                "4",
+                "--orders",
+                "3",
+                "--order",
+                "informative,random",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "2 steps to replay; full-scoring replay matches the record: True" in out
     rows = [line.split() for line in out.splitlines() if line.strip().startswith(("informative", "random"))]

@@ -12,17 +12,17 @@ from functools import partial
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import difficulty_task
-from gpo_local.backends.ray_pool import RayPoolLLM, shard
-from gpo_local.app.cli import main
-from gpo_local.errors import GpoError, PromptTooLongError
+from ray_head import comparable, deadline, ray_head  # noqa: F401 (fixtures)
+
 from gpo_local.algorithm.evaluator import Evaluator
+from gpo_local.app.cli import main
 from gpo_local.backends.memo import Memo, MemoizedLLM
+from gpo_local.backends.ray_pool import RayPoolLLM, shard
+from gpo_local.errors import GpoError, PromptTooLongError
 from gpo_local.quality import load_config, run_bench
 from gpo_local.quality.ray_run import RayCells
 from gpo_local.testing import ScriptedLLM
-from ray_head import comparable, deadline, ray_head  # noqa: F401 (fixtures)
 
 # A local Ray head on 127.0.0.1 and real optimize runs: not in the fast tier.
 pytestmark = pytest.mark.integration
@@ -90,7 +90,8 @@ def test_ray_option_without_ray_is_one_line_naming_what_to_install(monkeypatch):
     result = CliRunner().invoke(main, ["eval", "sentiment", "--prompt", "p", "--ray", "auto"])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        'Error: --ray needs Ray, which is not installed: pip install "gpo-local[ray]" (or pip install "ray==2.60.0")']
+        'Error: --ray needs Ray, which is not installed: pip install "gpo-local[ray]" (or pip install "ray==2.60.0")'
+    ]
 
 
 def test_ray_actors_without_ray_address_is_an_error():
@@ -104,9 +105,9 @@ def test_ray_options_are_declared_once_and_checked_before_any_model_loads():
     them (bench quality --ray runs the cells on Ray)."""
     from gpo_local import evaluate
     from gpo_local.algorithm.config import BY_NAME
+    from gpo_local.app.settings import resolve
     from gpo_local.errors import ConfigError
     from gpo_local.quality import CONTRACT_OPTIONS, HARNESS_OPTIONS
-    from gpo_local.app.settings import resolve
 
     assert BY_NAME["ray"].group == BY_NAME["ray_actors"].group == "runtime"
     assert {"ray", "ray-actors"} <= set(HARNESS_OPTIONS) and not {"ray", "ray-actors"} & CONTRACT_OPTIONS
@@ -135,7 +136,8 @@ def test_pool_replies_equal_the_local_model_and_use_every_actor(ray_head, deadli
 
 @pytest.mark.parametrize("rounds", ["one", "two"])
 def test_evaluator_through_the_pool_gives_the_local_scores_and_the_memo_stays_on_the_driver(
-        ray_head, deadline, ships_tests, tmp_path, rounds):
+    ray_head, deadline, ships_tests, tmp_path, rounds
+):
     task = difficulty_task(n_eval=12)
     task = two_round(task) if rounds == "two" else task
     prompts = ["Answer.", "think think think", "think"]
@@ -180,7 +182,9 @@ def test_a_model_error_on_an_actor_is_raised_as_itself(ray_head, deadline, ships
     try:
         with pytest.raises(PromptTooLongError, match="does not fit the context of 5 words") as raised:
             llm.generate(["difficulty 1; say yes", "one two three four five six"], max_tokens=8)
-        assert str(raised.value) == "conversation does not fit the context of 5 words"  # one line, no Ray trace
+        assert (
+            str(raised.value) == "conversation does not fit the context of 5 words"
+        )  # one line, no Ray trace
     finally:
         llm.close()
 
@@ -188,7 +192,9 @@ def test_a_model_error_on_an_actor_is_raised_as_itself(ray_head, deadline, ships
 def test_more_actors_than_the_cluster_holds_is_an_error_not_a_wait(ray_head, deadline, ships_tests):
     from gpo_local.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"ray_actors=3: 3 actors of 1 CPU each do not fit the Ray cluster \(2 CPUs"):
+    with pytest.raises(
+        ConfigError, match=r"ray_actors=3: 3 actors of 1 CPU each do not fit the Ray cluster \(2 CPUs"
+    ):
         RayPoolLLM.start(ray_head, fake, 3, local=fake())
 
 
@@ -196,7 +202,9 @@ def test_actors_that_cannot_load_the_model_are_one_error(ray_head, deadline):
     from gpo_local.backends.ray_pool import ModelSpec
     from gpo_local.errors import ModelError
 
-    with pytest.raises(ModelError, match="the Ray actors could not load the task model: .*GGUF file not found"):
+    with pytest.raises(
+        ModelError, match="the Ray actors could not load the task model: .*GGUF file not found"
+    ):
         RayPoolLLM.start(ray_head, ModelSpec(path="/nonexistent/model.gguf"), 1, local=fake())
 
 
@@ -206,7 +214,9 @@ def test_actors_that_cannot_load_the_model_are_one_error(ray_head, deadline):
 def test_cell_resources_follow_threads_and_gpu_layers(layout):
     from gpo_local.quality.ray_run import cell_resources
 
-    config = load_config(write_config(layout, test_quality.BASE + "[variants.gpu]\nthreads = 4\nn-gpu-layers = -1\n"))
+    config = load_config(
+        write_config(layout, test_quality.BASE + "[variants.gpu]\nthreads = 4\nn-gpu-layers = -1\n")
+    )
     by_row = {c.row.name: cell_resources(c) for c in config.cells(layout)}
     assert by_row["gpo"] == {"num_cpus": 1, "num_gpus": 0}
     assert by_row["gpu"] == {"num_cpus": 4, "num_gpus": 1}
@@ -234,7 +244,9 @@ class RecordingRunner(FakeRunner):
 
     def __call__(self, cell, *, resume):
         (cell.run_dir / "resumed.txt").write_text(str(resume))
-        if (cell.row.name, cell.task.name, cell.seed) in self.crash and not (cell.run_dir / "crashed").exists():
+        if (cell.row.name, cell.task.name, cell.seed) in self.crash and not (
+            cell.run_dir / "crashed"
+        ).exists():
             (cell.run_dir / "config.json").write_text("{}")
             (cell.run_dir / "crashed").write_text("")
             os._exit(1)
@@ -242,32 +254,48 @@ class RecordingRunner(FakeRunner):
 
 
 @pytest.mark.parametrize("in_place", [True, False], ids=["in-place", "object-store"])
-def test_a_sweep_on_ray_writes_the_results_of_a_local_sweep(ray_head, deadline, ships_tests, layout, tmp_path,
-                                                              in_place):
+def test_a_sweep_on_ray_writes_the_results_of_a_local_sweep(
+    ray_head, deadline, ships_tests, layout, tmp_path, in_place
+):
     config = load_config(write_config(layout))
     run_bench(config, tmp_path / "local", runner=FakeRunner())
-    results = run_bench(config, tmp_path / "ray", runner=RecordingRunner(), run_cells=RayCells(ray_head, in_place=in_place))
+    results = run_bench(
+        config, tmp_path / "ray", runner=RecordingRunner(), run_cells=RayCells(ray_head, in_place=in_place)
+    )
     assert results["counts"] == {"done": 24}
     assert comparable(tmp_path / "ray") == comparable(tmp_path / "local")
     cell = tmp_path / "ray" / "runs" / "navigate" / "gpo" / "seed0"
-    assert sorted(p.name for p in cell.iterdir()) == ["bench.json", "cell.toml", "config.json", "result.json",
-                                                      "resumed.txt"]
+    assert sorted(p.name for p in cell.iterdir()) == [
+        "bench.json",
+        "cell.toml",
+        "config.json",
+        "result.json",
+        "resumed.txt",
+    ]
     assert json.loads((cell / "bench.json").read_text())["attempts"] == 1
     assert not (tmp_path / "ray" / ".ray-probe").exists()
 
 
-def test_a_failed_cell_is_recorded_and_retried_and_a_started_one_resumed(ray_head, deadline, ships_tests, layout,
-                                                                         tmp_path):
+def test_a_failed_cell_is_recorded_and_retried_and_a_started_one_resumed(
+    ray_head, deadline, ships_tests, layout, tmp_path
+):
     config = load_config(write_config(layout))
     out = tmp_path / "out"
     started = out / "runs" / "hyperbaton" / "opro" / "seed2"
     started.mkdir(parents=True)
     (started / "config.json").write_text("{}")
-    results = run_bench(config, out, runner=RecordingRunner(fail={("gpo", "navigate", 1)}),
-                        run_cells=RayCells(ray_head, in_place=False))
+    results = run_bench(
+        config,
+        out,
+        runner=RecordingRunner(fail={("gpo", "navigate", 1)}),
+        run_cells=RayCells(ray_head, in_place=False),
+    )
     failed = out / "runs" / "navigate" / "gpo" / "seed1"
     assert results["counts"] == {"done": 23, "failed": 1}
-    assert json.loads((failed / "failed.json").read_text())["error"] == "exit code 1: Error: the optimizer exploded"
+    assert (
+        json.loads((failed / "failed.json").read_text())["error"]
+        == "exit code 1: Error: the optimizer exploded"
+    )
     assert (started / "resumed.txt").read_text() == "True"
     assert (out / "runs" / "navigate" / "gpo" / "seed0" / "resumed.txt").read_text() == "False"
     results = run_bench(config, out, runner=RecordingRunner(), run_cells=RayCells(ray_head))
@@ -276,11 +304,14 @@ def test_a_failed_cell_is_recorded_and_retried_and_a_started_one_resumed(ray_hea
     assert json.loads((failed / "bench.json").read_text())["attempts"] == 2
 
 
-def test_a_cell_whose_worker_dies_is_retried_by_ray_and_resumes(ray_head, deadline, ships_tests, layout, tmp_path):
+def test_a_cell_whose_worker_dies_is_retried_by_ray_and_resumes(
+    ray_head, deadline, ships_tests, layout, tmp_path
+):
     config = load_config(write_config(layout))
     out = tmp_path / "out"
-    results = run_bench(config, out, runner=RecordingRunner(crash={("linear", "navigate", 0)}),
-                        run_cells=RayCells(ray_head))
+    results = run_bench(
+        config, out, runner=RecordingRunner(crash={("linear", "navigate", 0)}), run_cells=RayCells(ray_head)
+    )
     assert results["counts"] == {"done": 24}
     cell = out / "runs" / "navigate" / "linear" / "seed0"
     assert (cell / "crashed").exists() and (cell / "resumed.txt").read_text() == "True"
@@ -291,7 +322,8 @@ def test_cli_bench_quality_on_ray(ray_head, deadline, ships_tests, layout, tmp_p
 
     monkeypatch.setattr(quality, "SubprocessRunner", lambda: FakeRunner())
     path = write_config(layout)
-    result = CliRunner().invoke(main, ["bench", "quality", "--config", str(path), "--out", str(tmp_path / "o"),
-                                       "--ray", "auto"])
+    result = CliRunner().invoke(
+        main, ["bench", "quality", "--config", str(path), "--out", str(tmp_path / "o"), "--ray", "auto"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "o" / "results.json").read_text())["counts"] == {"done": 24}

@@ -5,11 +5,11 @@ real `gpo-local optimize` runs with the scripted fakes (tests/fake_cli.py)."""
 import json
 import re
 
+import fake_cli
 import pytest
 from click.testing import CliRunner
-
-import fake_cli
 from conftest import TIMINGS
+
 from gpo_local.app.cli import main
 from gpo_local.runs import locks
 from gpo_local.runs.health import DAMAGED, TORN, WRONG_SHAPE, check_run

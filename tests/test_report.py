@@ -5,9 +5,9 @@ import base64
 import json
 import re
 
+import fake_cli
 from click.testing import CliRunner
 
-import fake_cli
 from gpo_local.app.cli import main
 from gpo_local.app.report import render_report, word_diff
 from gpo_local.runs.rundata import load_run, outcome_changes
@@ -32,8 +32,13 @@ def make_run(tmp_path, monkeypatch, name="run", *args):
 
 
 def outcome(example_id, score, prediction):
-    return {"example_id": example_id, "first_answer": f"so {prediction}", "final_answer": prediction,
-            "prediction": prediction, "score": score}
+    return {
+        "example_id": example_id,
+        "first_answer": f"so {prediction}",
+        "final_answer": prediction,
+        "prediction": prediction,
+        "score": score,
+    }
 
 
 def test_show_lists_steps_budgets_distances_candidates_and_scores(tmp_path, monkeypatch):
@@ -61,9 +66,13 @@ def test_report_has_every_section_embedded_plots_and_a_word_diff(tmp_path, monke
     out = run("report", run_dir)
     assert out.exit_code == 0, out.output
     html = (run_dir / "report.html").read_text()
-    for heading in ("Dev score per step", "Edit budget and measured edit distance",
-                    "Final prompt against the initial prompt (word-level diff)", "Test split: per-example changes",
-                    "Models, configuration and seeds"):
+    for heading in (
+        "Dev score per step",
+        "Edit budget and measured edit distance",
+        "Final prompt against the initial prompt (word-level diff)",
+        "Test split: per-example changes",
+        "Models, configuration and seeds",
+    ):
         assert f"<h3>{heading}</h3>" in html
     images = data_uris(html)
     assert len(images) == 2
@@ -80,8 +89,12 @@ def test_report_has_every_section_embedded_plots_and_a_word_diff(tmp_path, monke
 
 def test_word_diff_marks_deleted_and_inserted_words():
     assert word_diff("Let's think step by step.", "Let's think carefully step by step, please.") == [
-        ("same", "Let's think"), ("ins", "carefully"), ("same", "step by"), ("del", "step."),
-        ("ins", "step, please.")]
+        ("same", "Let's think"),
+        ("ins", "carefully"),
+        ("same", "step by"),
+        ("del", "step."),
+        ("ins", "step, please."),
+    ]
     assert word_diff("same words", "same words") == [("same", "same words")]
 
 
@@ -89,17 +102,35 @@ def test_fixed_and_broken_examples_from_the_test_outcomes(tmp_path, monkeypatch)
     run_dir = make_run(tmp_path, monkeypatch)
     summary = json.loads((run_dir / "result.json").read_text())
     summary["test_outcomes"] = {
-        "initial": [outcome("t1", 0.0, "negative"), outcome("t2", 1.0, "positive"), outcome("t3", 1.0, "positive"),
-                    outcome("t4", 0.0, "<b>odd</b>"), outcome("t5", 0.0, "negative")],
-        "final": [outcome("t1", 1.0, "positive"), outcome("t2", 0.0, "negative"), outcome("t3", 1.0, "positive"),
-                  outcome("t4", 1.0, "positive"), outcome("t5", 0.0, "negative")]}
+        "initial": [
+            outcome("t1", 0.0, "negative"),
+            outcome("t2", 1.0, "positive"),
+            outcome("t3", 1.0, "positive"),
+            outcome("t4", 0.0, "<b>odd</b>"),
+            outcome("t5", 0.0, "negative"),
+        ],
+        "final": [
+            outcome("t1", 1.0, "positive"),
+            outcome("t2", 0.0, "negative"),
+            outcome("t3", 1.0, "positive"),
+            outcome("t4", 1.0, "positive"),
+            outcome("t5", 0.0, "negative"),
+        ],
+    }
     (run_dir / "result.json").write_text(json.dumps(summary))
     changes = outcome_changes(summary)
     assert {k: [b["example_id"] for b, _ in v] for k, v in changes.items()} == {
-        "fixed": ["t1", "t4"], "broken": ["t2"], "same_right": ["t3"], "same_wrong": ["t5"]}
+        "fixed": ["t1", "t4"],
+        "broken": ["t2"],
+        "same_right": ["t3"],
+        "same_wrong": ["t5"],
+    }
     html = render_report([run_dir])
-    counts = re.search(r'<td class="num fixed">(\d+)</td><td class="num broken">(\d+)</td>\s*'
-                       r'<td class="num">(\d+)</td><td class="num">(\d+)</td>', html)
+    counts = re.search(
+        r'<td class="num fixed">(\d+)</td><td class="num broken">(\d+)</td>\s*'
+        r'<td class="num">(\d+)</td><td class="num">(\d+)</td>',
+        html,
+    )
     assert counts.groups() == ("2", "1", "1", "1")
     assert "&lt;b&gt;odd&lt;/b&gt;" in html and "<b>odd</b>" not in html  # predictions are escaped
 
@@ -139,7 +170,7 @@ def test_several_runs_get_a_section_each_and_an_overlay(tmp_path, monkeypatch):
     out = run("report", first, second, "-o", tmp_path / "both.html")
     assert out.exit_code == 0, out.output
     html = (tmp_path / "both.html").read_text()
-    assert html.count("<h2 id=\"section-") == 2 and "<h2>All runs</h2>" in html
+    assert html.count('<h2 id="section-') == 2 and "<h2>All runs</h2>" in html
     assert len(data_uris(html)) == 1 + 2 * 2
 
 
@@ -148,23 +179,71 @@ def bench_results():
         return {"method": method, "task": task, "test_mean": mean, "test_std": std, "n_seeds": 2}
 
     def cell(method, task, seed, final):
-        return {"method": method, "task": task, "seed": seed, "task_model": "smollm2-135m-instruct",
-                "run_dir": f"runs/{task}/{method}/seed{seed}", "status": "done", "initial_test": 0.5,
-                "final_test": final, "final_dev": 0.6, "dev_scorings": 40, "optimizer_calls": 4,
-                "task_tokens": 1000, "optimizer_tokens": 300, "seconds": 12.5, "stopped": "completed"}
+        return {
+            "method": method,
+            "task": task,
+            "seed": seed,
+            "task_model": "smollm2-135m-instruct",
+            "run_dir": f"runs/{task}/{method}/seed{seed}",
+            "status": "done",
+            "initial_test": 0.5,
+            "final_test": final,
+            "final_dev": 0.6,
+            "dev_scorings": 40,
+            "optimizer_calls": 4,
+            "task_tokens": 1000,
+            "optimizer_tokens": 300,
+            "seconds": 12.5,
+            "stopped": "completed",
+        }
 
-    return {"config": {"bench": {"tasks": ["sentiment", "../shared/data/bbh/navigate"], "methods": ["gpo", "opro"],
-                                 "seeds": [0, 1]}},
-            "cells": [cell(m, t, s, 0.5 + 0.1 * s) for m in ("gpo", "opro") for t in ("sentiment", "navigate")
-                      for s in (0, 1)],
-            "summary": [summary("gpo", "sentiment", 0.75, 0.05), summary("opro", "sentiment", 0.625, 0.0),
-                        summary("gpo", "navigate", 0.5, 0.1), summary("opro", "navigate", 0.5625, 0.02)],
-            "method_means": [{"method": "gpo", "test_mean_over_tasks": 0.625, "dev_scorings": 80,
-                              "optimizer_calls": 8, "task_tokens": 2000, "seconds": 25.0},
-                             {"method": "opro", "test_mean_over_tasks": 0.59375, "dev_scorings": 80,
-                              "optimizer_calls": 8, "task_tokens": 2100, "seconds": 27.0}],
-            "paper": [{"method": "gpo", "task": "navigate", "score": 0.62,
-                       "source": "GPO paper (GPO_SPEC 6.2), Llama-2-7b-chat task model"}]}
+    return {
+        "config": {
+            "bench": {
+                "tasks": ["sentiment", "../shared/data/bbh/navigate"],
+                "methods": ["gpo", "opro"],
+                "seeds": [0, 1],
+            }
+        },
+        "cells": [
+            cell(m, t, s, 0.5 + 0.1 * s)
+            for m in ("gpo", "opro")
+            for t in ("sentiment", "navigate")
+            for s in (0, 1)
+        ],
+        "summary": [
+            summary("gpo", "sentiment", 0.75, 0.05),
+            summary("opro", "sentiment", 0.625, 0.0),
+            summary("gpo", "navigate", 0.5, 0.1),
+            summary("opro", "navigate", 0.5625, 0.02),
+        ],
+        "method_means": [
+            {
+                "method": "gpo",
+                "test_mean_over_tasks": 0.625,
+                "dev_scorings": 80,
+                "optimizer_calls": 8,
+                "task_tokens": 2000,
+                "seconds": 25.0,
+            },
+            {
+                "method": "opro",
+                "test_mean_over_tasks": 0.59375,
+                "dev_scorings": 80,
+                "optimizer_calls": 8,
+                "task_tokens": 2100,
+                "seconds": 27.0,
+            },
+        ],
+        "paper": [
+            {
+                "method": "gpo",
+                "task": "navigate",
+                "score": 0.62,
+                "source": "GPO paper (GPO_SPEC 6.2), Llama-2-7b-chat task model",
+            }
+        ],
+    }
 
 
 def test_bench_quality_directory_gives_the_comparison_table_and_a_bar_chart(tmp_path):
@@ -190,8 +269,17 @@ def test_bench_quality_directory_gives_the_comparison_table_and_a_bar_chart(tmp_
 def test_bench_report_shows_the_paired_comparison(tmp_path):
     bench = tmp_path / "bench"
     bench.mkdir()
-    paired = {"method": "gpo", "against": "opro", "task_model": "smollm2-135m-instruct", "cells": 4,
-              "mean_difference": 0.03125, "wins": 2, "ties": 1, "losses": 1, "p_value": 0.75}
+    paired = {
+        "method": "gpo",
+        "against": "opro",
+        "task_model": "smollm2-135m-instruct",
+        "cells": 4,
+        "mean_difference": 0.03125,
+        "wins": 2,
+        "ties": 1,
+        "losses": 1,
+        "p_value": 0.75,
+    }
     (bench / "results.json").write_text(json.dumps({**bench_results(), "paired": [paired]}))
     out = run("report", bench, "-o", tmp_path / "bench.html")
     assert out.exit_code == 0, out.output

@@ -10,16 +10,25 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from gpo_local.backends.catalog import DEFAULT_MODEL, load_catalog
 from gpo_local.app.cli import main
+from gpo_local.backends.catalog import DEFAULT_MODEL, load_catalog
 
 pytestmark = pytest.mark.integration
 
 # The machine may have no network at all: anything Chromium would fetch in the background
 # (updates, sync, QUIC probes) is turned off so that it cannot produce console errors.
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--window-size=1200,1000"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1200,1000",
+]
 INSTALL_HINT = "apt-get install chromium chromium-driver (.ci/run does it)"
 
 
@@ -62,9 +71,28 @@ def real_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("browser-run")
     with pytest.MonkeyPatch.context() as patch:  # module scope: the autouse home fixture is not active yet
         patch.setenv("GPO_LOCAL_HOME", str(base / "home"))
-        result = CliRunner().invoke(main, ["optimize", "sentiment", "--steps", "1", "--candidates", "2",
-                                           "--dev-limit", "4", "--test-limit", "4", "--threads", "2",
-                                           "--n-ctx", "1024", "--run-dir", str(base / "run"), "--quiet"])
+        result = CliRunner().invoke(
+            main,
+            [
+                "optimize",
+                "sentiment",
+                "--steps",
+                "1",
+                "--candidates",
+                "2",
+                "--dev-limit",
+                "4",
+                "--test-limit",
+                "4",
+                "--threads",
+                "2",
+                "--n-ctx",
+                "1024",
+                "--run-dir",
+                str(base / "run"),
+                "--quiet",
+            ],
+        )
     assert result.exit_code == 0, result.output
     return base / "run"
 
@@ -78,7 +106,8 @@ def open_page(driver, path):
     driver.get(path.resolve().as_uri())
     WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
     images = driver.execute_script(
-        "return Array.from(document.images).map(i => [i.src.slice(0, 22), i.complete, i.naturalWidth]);")
+        "return Array.from(document.images).map(i => [i.src.slice(0, 22), i.complete, i.naturalWidth]);"
+    )
     errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     return images, errors
 
@@ -115,9 +144,11 @@ def test_bench_report_opens_with_its_chart(browser, tmp_path):
 def test_the_checks_catch_a_broken_image_and_a_console_error(browser, tmp_path):
     """The two checks above can fail: a broken image and a console error are both seen."""
     page = tmp_path / "broken.html"
-    page.write_text('<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body>'
-                    '<img src="data:image/png;base64,AAAA"><script>console.error("broken on purpose")</script>'
-                    "</body></html>")
+    page.write_text(
+        '<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body>'
+        '<img src="data:image/png;base64,AAAA"><script>console.error("broken on purpose")</script>'
+        "</body></html>"
+    )
     images, errors = open_page(browser, page)
     assert [width for _, _, width in images] == [0]
     assert any("broken on purpose" in entry["message"] for entry in errors)

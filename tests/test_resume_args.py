@@ -6,9 +6,9 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import difficulty_task
 from fake_models import install
+
 from gpo_local.app.cli import main
 
 

@@ -45,8 +45,15 @@ class FakeServer:
     def __init__(self, reply=lambda body: "ok", models=("fake-model",), routes=None):
         self.requests: list[dict] = []
         self.reply = reply
-        self.routes = {("GET", "/v1/models"): lambda body: (200, {"object": "list", "data": [
-            {"id": name, "object": "model", "owned_by": "fake"} for name in models]})}
+        self.routes = {
+            ("GET", "/v1/models"): lambda body: (
+                200,
+                {
+                    "object": "list",
+                    "data": [{"id": name, "object": "model", "owned_by": "fake"} for name in models],
+                },
+            )
+        }
         self.routes.update(routes or {})
         fake = self
 
@@ -55,8 +62,9 @@ class FakeServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
-                fake.requests.append({"method": method, "path": self.path, "body": body,
-                                      "headers": dict(self.headers)})
+                fake.requests.append(
+                    {"method": method, "path": self.path, "body": body, "headers": dict(self.headers)}
+                )
                 route = fake.routes.get((method, self.path))
                 if route is None and (method, self.path) == ("POST", "/v1/chat/completions"):
                     route = fake.chat
@@ -109,9 +117,12 @@ def scripted(*answers):
 
 # -- specs -------------------------------------------------------------------------------------------
 
+
 def test_specs_name_the_address_and_the_model():
-    assert parse_served_spec("http://127.0.0.1:8080/v1#qwen2.5-0.5b") == ("http://127.0.0.1:8080/v1",
-                                                                         "qwen2.5-0.5b")
+    assert parse_served_spec("http://127.0.0.1:8080/v1#qwen2.5-0.5b") == (
+        "http://127.0.0.1:8080/v1",
+        "qwen2.5-0.5b",
+    )
     assert parse_served_spec("http://127.0.0.1:11434") == ("http://127.0.0.1:11434/v1", None)
     assert parse_served_spec("https://lab.example/llm/v1/") == ("https://lab.example/llm/v1", None)
     assert is_served_spec("http://127.0.0.1:8080/v1") and is_served_spec("HTTPS://h/v1")
@@ -123,17 +134,28 @@ def test_specs_name_the_address_and_the_model():
 
 # -- the fake server -----------------------------------------------------------------------------------
 
+
 def test_requests_carry_the_conversation_and_plain_sampling():
     with FakeServer(reply=lambda body: f"echo {body['messages'][-1]['content']}") as fake:
         model = ServedModel(fake.url, grammar=False, parallel=3)
-        replies = model.generate(["a", [{"role": "user", "content": "b"}], "c"], max_tokens=7,
-                                 temperature=0.7, seeds=[1, 2, 3], stop=("\n",), min_p=0.1)
+        replies = model.generate(
+            ["a", [{"role": "user", "content": "b"}], "c"],
+            max_tokens=7,
+            temperature=0.7,
+            seeds=[1, 2, 3],
+            stop=("\n",),
+            min_p=0.1,
+        )
         assert replies == ["echo a", "echo b", "echo c"]
         bodies = sorted((r["body"] for r in fake.chats()), key=lambda b: b["seed"])
         assert [b["messages"] for b in bodies] == [[{"role": "user", "content": x}] for x in "abc"]
         first = bodies[0]
-        assert (first["model"], first["max_tokens"], first["temperature"], first["stop"]) == \
-            ("fake-model", 7, 0.7, ["\n"])
+        assert (first["model"], first["max_tokens"], first["temperature"], first["stop"]) == (
+            "fake-model",
+            7,
+            0.7,
+            ["\n"],
+        )
         assert (first["top_k"], first["top_p"], first["repeat_penalty"], first["min_p"]) == (0, 1.0, 1.0, 0.1)
         assert "grammar" not in first
         assert model.server_kind == "openai-compatible" and not model.identity_known
@@ -148,11 +170,15 @@ def test_the_second_round_continues_the_first_rounds_conversation():
         def follow_up(index, reply):
             if index == 1:
                 return None
-            return [{"role": "user", "content": f"question {index}"}, {"role": "assistant", "content": reply},
-                    {"role": "user", "content": "So the answer is?"}]
+            return [
+                {"role": "user", "content": f"question {index}"},
+                {"role": "assistant", "content": reply},
+                {"role": "user", "content": "So the answer is?"},
+            ]
 
-        pairs = model.generate_two_rounds(["question 0", "question 1", "question 2"], follow_up,
-                                          max_tokens=(20, 5))
+        pairs = model.generate_two_rounds(
+            ["question 0", "question 1", "question 2"], follow_up, max_tokens=(20, 5)
+        )
         assert pairs == [("reply 1", "reply 3"), ("reply 1", None), ("reply 1", "reply 3")]
         seconds = [r["body"] for r in fake.chats() if len(r["body"]["messages"]) == 3]
         assert len(seconds) == 2 and all(b["max_tokens"] == 5 for b in seconds)
@@ -163,6 +189,7 @@ def test_the_second_round_continues_the_first_rounds_conversation():
 
 def test_the_evaluator_scores_through_a_served_model():
     from conftest import difficulty_task
+
     from gpo_local.algorithm.evaluator import Evaluator
 
     with FakeServer(reply=lambda body: "yes") as fake:
@@ -282,12 +309,16 @@ def test_a_server_with_several_models_needs_a_name():
 def test_fingerprints_name_address_model_and_reported_identity():
     props = {"model_path": "/models/qwen.gguf", "default_generation_settings": {"n_ctx": 4096}}
     tokens = lambda body: (200, {"tokens": list(range(len(body["content"].split())))})  # noqa: E731
-    with FakeServer(routes={("GET", "/props"): lambda body: (200, props),
-                            ("POST", "/tokenize"): tokens}) as fake:
+    with FakeServer(
+        routes={("GET", "/props"): lambda body: (200, props), ("POST", "/tokenize"): tokens}
+    ) as fake:
         model = ServedModel(fake.url, grammar=False)
         assert model.server_kind == "llama-server" and model.identity_known and model.n_ctx == 4096
         assert json.loads(model.fingerprint.removeprefix("served:")) == {
-            "url": fake.url, "model": "fake-model", "identity": {"model_path": "/models/qwen.gguf"}}
+            "url": fake.url,
+            "model": "fake-model",
+            "identity": {"model_path": "/models/qwen.gguf"},
+        }
         assert model.count_tokens("one two three") == 3
         assert model.fits("word " * 4000) and not model.fits("word " * 4090)
     with FakeServer() as fake:
@@ -299,8 +330,10 @@ def test_fingerprints_name_address_model_and_reported_identity():
 
 def test_ollama_reports_a_digest():
     tags = {"models": [{"name": "qwen2.5:latest", "model": "qwen2.5:latest", "digest": "sha256:abc"}]}
-    routes = {("GET", "/api/version"): lambda body: (200, {"version": "0.9"}),
-              ("GET", "/api/tags"): lambda body: (200, tags)}
+    routes = {
+        ("GET", "/api/version"): lambda body: (200, {"version": "0.9"}),
+        ("GET", "/api/tags"): lambda body: (200, tags),
+    }
     with FakeServer(models=("qwen2.5:latest",), routes=routes) as fake:
         model = ServedModel(f"{fake.url}#qwen2.5", grammar=False)
         assert model.server_kind == "ollama" and model.identity == {"digest": "sha256:abc"}
@@ -334,18 +367,39 @@ def llama_server():
     loopback port: (its URL, the GGUF path). Always stopped at the end."""
     missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
     if missing:
-        pytest.skip(f"llama-cpp-python's server is not installed (pip install '.[served]'; "
-                    f"missing {missing})")
+        pytest.skip(
+            f"llama-cpp-python's server is not installed (pip install '.[served]'; missing {missing})"
+        )
     from conftest import bundled_model_path
 
     path = bundled_model_path()
     port = free_port()
     # Flash attention as in the in-process decoder: with it, greedy replies agree to the byte.
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--flash_attn", "True",
-               "--verbose", "False"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        "2",
+        "--flash_attn",
+        "True",
+        "--verbose",
+        "False",
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + SERVER_READY_SECONDS
@@ -408,8 +462,14 @@ def test_grammar_constrained_replies_through_the_server(served):
 
     assert served.supports_grammar
     cap = 6
-    replies = served.generate(["Write an instruction that helps classify movie reviews."] * 3, max_tokens=60,
-                              temperature=1.0, seeds=[1, 2, 3], stop=("<END>",), grammar=prompt_grammar(cap))
+    replies = served.generate(
+        ["Write an instruction that helps classify movie reviews."] * 3,
+        max_tokens=60,
+        temperature=1.0,
+        seeds=[1, 2, 3],
+        stop=("<END>",),
+        grammar=prompt_grammar(cap),
+    )
     for reply in replies:
         assert reply.startswith("<START>"), reply
         prompt, reason = classify(reply, require_tags=True, max_words=cap)
@@ -438,8 +498,11 @@ def test_the_same_prompt_scores_alike_in_process_and_served(served, in_process):
     remote = Evaluator(served, task).evaluate([prompt], "eval", limit=limit)[0]
     pairs = list(zip(local.outcomes, remote.outcomes))
     same = sum(a.prediction == b.prediction for a, b in pairs) / limit
-    identical = sum(a.first_answer == b.first_answer and a.final_answer == b.final_answer
-                    for a, b in pairs) / limit
-    print(f"\nsentiment, {limit} eval questions: same prediction {same:.2f}, same replies in both rounds "
-          f"{identical:.2f}, scores in-process {local.score:.3f} served {remote.score:.3f}")
+    identical = (
+        sum(a.first_answer == b.first_answer and a.final_answer == b.final_answer for a, b in pairs) / limit
+    )
+    print(
+        f"\nsentiment, {limit} eval questions: same prediction {same:.2f}, same replies in both rounds "
+        f"{identical:.2f}, scores in-process {local.score:.3f} served {remote.score:.3f}"
+    )
     assert same >= AGREEMENT_FLOOR

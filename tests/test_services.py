@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import bundled_model_path
 
 import gpo_local
-from conftest import bundled_model_path
 from gpo_local.app.cli import flag, main
 from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.testing import ScriptedLLM
@@ -22,17 +22,24 @@ PROMPT = "Answer with one word."
 def cli_eval(*args: str) -> dict:
     result = CliRunner().invoke(main, ["eval", *map(str, args), "--json", "--no-cache"])
     assert result.exit_code == 0, result.output
-    return json.loads(result.output[result.output.index("{"):])  # notices go to stderr, before the JSON
+    return json.loads(result.output[result.output.index("{") :])  # notices go to stderr, before the JSON
 
 
 def directory_task(root: Path) -> Path:
     folder = root / "colours"
     folder.mkdir()
-    rows = [("the sky", "blue"), ("grass", "green"), ("snow", "white"), ("coal", "black"), ("blood", "red"),
-            ("a banana", "yellow")]
+    rows = [
+        ("the sky", "blue"),
+        ("grass", "green"),
+        ("snow", "white"),
+        ("coal", "black"),
+        ("blood", "red"),
+        ("a banana", "yellow"),
+    ]
     for split in ("train", "eval", "test"):
-        lines = [json.dumps({"input": f"What colour is {thing}?", "target": colour})
-                 for thing, colour in rows]
+        lines = [
+            json.dumps({"input": f"What colour is {thing}?", "target": colour}) for thing, colour in rows
+        ]
         (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
     return folder
 
@@ -45,10 +52,34 @@ def task(request, tmp_path):
 @pytest.mark.integration
 def test_python_and_the_shell_score_a_prompt_alike_on_the_bundled_model(task):
     model = str(bundled_model_path())
-    shell = cli_eval(task, "--prompt", PROMPT, "--split", "test", "--limit", "3", "--task-model", model,
-                     "--n-ctx", "1024", "--threads", "2", "--parallel", "4")
-    python = gpo_local.evaluate(task, PROMPT, split="test", limit=3, task_model=model, no_cache=True,
-                                n_ctx=1024, threads=2, parallel=4)
+    shell = cli_eval(
+        task,
+        "--prompt",
+        PROMPT,
+        "--split",
+        "test",
+        "--limit",
+        "3",
+        "--task-model",
+        model,
+        "--n-ctx",
+        "1024",
+        "--threads",
+        "2",
+        "--parallel",
+        "4",
+    )
+    python = gpo_local.evaluate(
+        task,
+        PROMPT,
+        split="test",
+        limit=3,
+        task_model=model,
+        no_cache=True,
+        n_ctx=1024,
+        threads=2,
+        parallel=4,
+    )
     assert shell["score"] == python.score and shell["n"] == python.n == 3
     assert shell["outcomes"] == [asdict(o) for o in python.outcomes]
     assert shell["position"] == python.position and shell["prompt"] == python.prompt
@@ -59,8 +90,10 @@ class Recording(ScriptedLLM):
     """A scripted task model dressed as a loaded GGUF: answers by a hash of the conversation."""
 
     def __init__(self, path: Path):
-        super().__init__(lambda messages, t, s: ("yes", "no", "hot", "blue")[len(messages[0]["content"]) % 4],
-                         fingerprint=f"fake:{path.name}")
+        super().__init__(
+            lambda messages, t, s: ("yes", "no", "hot", "blue")[len(messages[0]["content"]) % 4],
+            fingerprint=f"fake:{path.name}",
+        )
         self.path = path
 
 
@@ -92,16 +125,24 @@ def test_python_and_the_shell_choose_the_same_defaults(task, tmp_path, monkeypat
 
 def test_an_option_error_names_python_names_in_python_and_flags_on_the_command_line(tmp_path):
     with pytest.raises(ConfigError) as error:
-        gpo_local.optimize("sentiment", momentum="feedback", task_model=ScriptedLLM(lambda m, t, s: "x"),
-                           run_dir=tmp_path / "run")
-    assert str(error.value) == "momentum='feedback' (momentum over gradients) needs gradient='feedback' " \
-                               "(got gradient='none')"
+        gpo_local.optimize(
+            "sentiment",
+            momentum="feedback",
+            task_model=ScriptedLLM(lambda m, t, s: "x"),
+            run_dir=tmp_path / "run",
+        )
+    assert (
+        str(error.value) == "momentum='feedback' (momentum over gradients) needs gradient='feedback' "
+        "(got gradient='none')"
+    )
     assert (error.value.option, error.value.value) == ("momentum", "feedback")
-    result = CliRunner().invoke(main, ["optimize", "sentiment", "--momentum", "feedback",
-                                       "--task-model", "/never-loaded.gguf"])
+    result = CliRunner().invoke(
+        main, ["optimize", "sentiment", "--momentum", "feedback", "--task-model", "/never-loaded.gguf"]
+    )
     assert result.exit_code == 1
-    assert ("Error: --momentum feedback (momentum over gradients) needs --gradient feedback "
-            "(got --gradient none)") in result.output
+    assert (
+        "Error: --momentum feedback (momentum over gradients) needs --gradient feedback (got --gradient none)"
+    ) in result.output
 
 
 def test_flags_spell_values_switches_and_mappings():

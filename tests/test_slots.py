@@ -1,7 +1,18 @@
 """The batched decoder's admission plan (backends/slots.py), without a model."""
 
 from gpo_local.backends.batched import GenerationRequest
-from gpo_local.backends.slots import FREE, GEN, IDLE, PREFILL, Job, Slot, best_source, choose_token, plan_admission, plan_batch
+from gpo_local.backends.slots import (
+    FREE,
+    GEN,
+    IDLE,
+    PREFILL,
+    Job,
+    Slot,
+    best_source,
+    choose_token,
+    plan_admission,
+    plan_batch,
+)
 
 
 def idle(seq_id, kv, last_used=0):
@@ -43,7 +54,11 @@ def test_a_prefix_still_being_prefilled_is_waited_for():
 
 
 def test_the_least_recently_used_idle_slot_is_evicted_but_never_the_source():
-    source, old, newer = idle(0, [1, 2, 3], last_used=1), idle(1, [5, 6], last_used=2), idle(2, [7], last_used=3)
+    source, old, newer = (
+        idle(0, [1, 2, 3], last_used=1),
+        idle(1, [5, 6], last_used=2),
+        idle(2, [7], last_used=3),
+    )
     busy = running(3, [8, 9])
     plan = plan_admission([source, old, newer, busy], (1, 2, 4))
     # the source is idle and no slot is free: taken over in place
@@ -70,8 +85,10 @@ def test_a_batch_carries_generating_sequences_first_then_prompt_tokens_that_fit(
     gen.pending = [7]
     planned = plan_batch([prefill, gen], n_batch=4)
     assert [(s.seq_id, k, last) for s, k, last in planned] == [(1, 1, True), (0, 3, False)]
-    assert [(s.seq_id, k, last) for s, k, last in plan_batch([prefill, gen], n_batch=8)] == [(1, 1, True),
-                                                                                              (0, 5, True)]
+    assert [(s.seq_id, k, last) for s, k, last in plan_batch([prefill, gen], n_batch=8)] == [
+        (1, 1, True),
+        (0, 5, True),
+    ]
 
 
 def test_greedy_and_seeded_token_choice():
@@ -81,7 +98,8 @@ def test_greedy_and_seeded_token_choice():
     assert choose_token(job, np.array([0.1, 2.0, 0.3], dtype=np.float32)) == 1
     draws = []
     for _ in range(2):
-        sampled = Job(0, GenerationRequest((1,), max_tokens=1, temperature=1.0, seed=7),
-                       rng=np.random.default_rng(7))
+        sampled = Job(
+            0, GenerationRequest((1,), max_tokens=1, temperature=1.0, seed=7), rng=np.random.default_rng(7)
+        )
         draws.append([choose_token(sampled, np.zeros(50, dtype=np.float32)) for _ in range(5)])
     assert draws[0] == draws[1] and len(set(draws[0])) > 1

@@ -2,8 +2,14 @@ import math
 
 import pytest
 
-from gpo_local.stats import (mean_interval, paired_bootstrap_interval, paired_comparison, sign_flip_p_value,
-                             standard_error, t_quantile)
+from gpo_local.stats import (
+    mean_interval,
+    paired_bootstrap_interval,
+    paired_comparison,
+    sign_flip_p_value,
+    standard_error,
+    t_quantile,
+)
 
 
 def test_standard_error_by_hand():

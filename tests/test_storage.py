@@ -8,11 +8,11 @@ import json
 import os
 import pathlib
 
+import fake_cli
 import pytest
 from click.testing import CliRunner
-
-import fake_cli
 from conftest import TIMINGS
+
 from gpo_local.app.cli import main
 from gpo_local.runs import locks
 from gpo_local.runs.health import check_run
@@ -44,11 +44,14 @@ def comparable(run_dir):
     return result
 
 
-@pytest.mark.parametrize("code,advice", [
-    (errno.ENOSPC, "no space left on device: free some space"),
-    (errno.EROFS, "read-only file system: make its file system writable again"),
-    (errno.EACCES, "permission denied: check its owner and permissions"),
-])
+@pytest.mark.parametrize(
+    "code,advice",
+    [
+        (errno.ENOSPC, "no space left on device: free some space"),
+        (errno.EROFS, "read-only file system: make its file system writable again"),
+        (errno.EACCES, "permission denied: check its owner and permissions"),
+    ],
+)
 def test_a_failed_result_write_is_one_line_and_resume_finishes_the_run(tmp_path, monkeypatch, code, advice):
     reference = tmp_path / "reference"
     assert fake_cli.optimize(monkeypatch, reference, "--quiet").exit_code == 0
@@ -88,10 +91,12 @@ def test_a_read_only_run_directory_is_found_before_any_model_loads(tmp_path, mon
     run_dir = tmp_path / "run"
     result = CliRunner().invoke(main, ["optimize", "sentiment", "--steps", "1", "--run-dir", str(run_dir)])
     assert result.exit_code == 1
-    assert error_line(result) == (f"Error: {run_dir}/run.lock: read-only file system: the file system is "
-                                  "mounted read-only: choose a writable --run-dir / GPO_LOCAL_HOME; nothing "
-                                  f"was recorded in the run directory {run_dir} yet, so run the same command "
-                                  "again")
+    assert error_line(result) == (
+        f"Error: {run_dir}/run.lock: read-only file system: the file system is "
+        "mounted read-only: choose a writable --run-dir / GPO_LOCAL_HOME; nothing "
+        f"was recorded in the run directory {run_dir} yet, so run the same command "
+        "again"
+    )
 
 
 def test_an_unwritable_run_file_stops_a_resume_before_any_model_loads(tmp_path, monkeypatch):
@@ -115,9 +120,11 @@ def test_an_unwritable_run_file_stops_a_resume_before_any_model_loads(tmp_path, 
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name != "events.jsonl"}
     result = CliRunner().invoke(main, ["optimize", "sentiment", "--run-dir", str(run_dir), "--resume"])
     assert result.exit_code == 1
-    assert error_line(result) == (f"Error: {run_dir}/config.json: operation not permitted: check its permissions "
-                                  "and attributes (lsattr; chattr -i lifts an immutable flag), then continue "
-                                  f"the run with: gpo-local optimize sentiment --resume --run-dir {run_dir}")
+    assert error_line(result) == (
+        f"Error: {run_dir}/config.json: operation not permitted: check its permissions "
+        "and attributes (lsattr; chattr -i lifts an immutable flag), then continue "
+        f"the run with: gpo-local optimize sentiment --resume --run-dir {run_dir}"
+    )
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name in before} == before
 
 
@@ -140,11 +147,13 @@ def test_storage_error_wording_for_each_errno():
         return str(storage_error(OSError(code, os.strerror(code), path)))
 
     assert line(errno.EISDIR) == "/x/f: is a directory: a directory is where a file is expected: move it away"
-    assert line(errno.ENOTDIR) == ("/x/f: not a directory: a file is where a directory is expected: move it away "
-                                   "or choose another path")
+    assert line(errno.ENOTDIR) == (
+        "/x/f: not a directory: a file is where a directory is expected: move it away or choose another path"
+    )
     assert line(errno.EPERM).startswith("/x/f: operation not permitted: check its permissions and attributes")
     assert str(storage_error(OSError(errno.ENOSPC, "No space left on device"))).startswith(
-        "a file: no space left on device: free some space")
+        "a file: no space left on device: free some space"
+    )
 
 
 @pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC])
@@ -158,8 +167,10 @@ def test_a_report_that_cannot_be_written_suggests_another_output(tmp_path, monke
     failing_open(monkeypatch, "report.html.tmp", code)
     result = CliRunner().invoke(main, ["report", str(run_dir)])
     assert result.exit_code == 1
-    assert error_line(result) == (f"Error: {run_dir}/report.html.tmp: {os.strerror(code).lower()}: write the "
-                                  "report elsewhere with -o FILE")
+    assert error_line(result) == (
+        f"Error: {run_dir}/report.html.tmp: {os.strerror(code).lower()}: write the "
+        "report elsewhere with -o FILE"
+    )
     written = CliRunner().invoke(main, ["report", str(run_dir), "-o", str(tmp_path / "elsewhere.html")])
     assert written.exit_code == 0, written.output  # the suggested command works
     assert (tmp_path / "elsewhere.html").stat().st_size > 0

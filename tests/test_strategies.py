@@ -4,22 +4,29 @@ optimizer (the meta-prompt sections) and what the loop does with the reply."""
 import json
 
 import pytest
-
 from conftest import difficulty_task, task_model
 from fake_models import smart_optimizer
-from gpo_local.algorithm.optimizer import GPO
+
 from gpo_local.algorithm.config import GPOConfig
+from gpo_local.algorithm.index import TrajectoryIndex
+from gpo_local.algorithm.optimizer import GPO
 from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder
-from gpo_local.algorithm.index import TrajectoryIndex
 
 
 def run_gpo(tmp_path, **switches):
     opt = smart_optimizer(max_words=3)  # candidates of at most 4 words: difficulty 5 stays wrong
-    config = GPOConfig(**{"steps": 3, "candidates": 2, "reply_quota": False, **switches})  # one ask per candidate, as these tests count (test_quota.py: the quota)
-    gpo = GPO(task=difficulty_task(), task_llm=task_model(), optimizer_llm=opt,
-              index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()), config=config,
-              log=JsonlLog(tmp_path / "trajectory.jsonl"))
+    config = GPOConfig(
+        **{"steps": 3, "candidates": 2, "reply_quota": False, **switches}
+    )  # one ask per candidate, as these tests count (test_quota.py: the quota)
+    gpo = GPO(
+        task=difficulty_task(),
+        task_llm=task_model(),
+        optimizer_llm=opt,
+        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
+        config=config,
+        log=JsonlLog(tmp_path / "trajectory.jsonl"),
+    )
     result = gpo.run()
     recs = [json.loads(line) for line in (tmp_path / "trajectory.jsonl").read_text().splitlines()]
     return result, opt, recs, gpo
@@ -30,8 +37,12 @@ def sent(opt):
 
 
 def update_prompts(opt):
-    return [t for t in sent(opt) if t.startswith("Your task is to")
-            and ("write a prompt that replaces" in t or "revise the current prompt" in t)]
+    return [
+        t
+        for t in sent(opt)
+        if t.startswith("Your task is to")
+        and ("write a prompt that replaces" in t or "revise the current prompt" in t)
+    ]
 
 
 def direction_sections(meta):
@@ -68,8 +79,10 @@ def test_feedback_gradient_shows_wrong_train_answers_and_feeds_the_update(tmp_pa
     assert sections[-1] == "Put the explanation between <START> and <END>."
     # The parsed reply becomes the problems section of every update meta-prompt of the step.
     updates = update_prompts(opt)
-    assert all("problems found with the current prompt:\nThe prompt is too short for hard questions: Answer." in u
-               for u in updates[:2])
+    assert all(
+        "problems found with the current prompt:\nThe prompt is too short for hard questions: Answer." in u
+        for u in updates[:2]
+    )
     step0 = steps_of(recs)[0]
     assert step0["gradient"] == "The prompt is too short for hard questions: Answer."
     assert len(step0["train_batch"]) == 8 and gpo.evaluator.scorings["train"] == 8 * 3
@@ -81,12 +94,18 @@ def test_feedback_gradient_skips_the_call_when_nothing_is_wrong(tmp_path):
         return "yes"
 
     from gpo_local.testing import ScriptedLLM
+
     opt = smart_optimizer()
-    gpo = GPO(task=difficulty_task(), task_llm=ScriptedLLM(always_yes), optimizer_llm=opt,
-              index=TrajectoryIndex(tmp_path / "i", HashingEmbedder()),
-              config=GPOConfig(steps=2, candidates=2, gradient="feedback", momentum="none", update="edit",
-                               reply_quota=False),
-              log=JsonlLog(tmp_path / "t.jsonl"))
+    gpo = GPO(
+        task=difficulty_task(),
+        task_llm=ScriptedLLM(always_yes),
+        optimizer_llm=opt,
+        index=TrajectoryIndex(tmp_path / "i", HashingEmbedder()),
+        config=GPOConfig(
+            steps=2, candidates=2, gradient="feedback", momentum="none", update="edit", reply_quota=False
+        ),
+        log=JsonlLog(tmp_path / "t.jsonl"),
+    )
     gpo.run()
     assert not [t for t in sent(opt) if t.startswith("Your task is to find out what is wrong")]
     assert gpo.optimizer_calls == 4
@@ -119,7 +138,10 @@ def test_para_k_list_selections(tmp_path, selection):
     else:
         assert shown[0] == history[2].prompt and shown[1] in (history[0].prompt, history[1].prompt)
     # Scores on the 0-100 scale with one decimal (GPO_SPEC 8.3).
-    assert step2[2].split("\n")[1] == f"Score: {100 * [e for e in history if e.prompt == shown[0]][0].dev_score:.1f}"
+    assert (
+        step2[2].split("\n")[1]
+        == f"Score: {100 * [e for e in history if e.prompt == shown[0]][0].dev_score:.1f}"
+    )
 
 
 def test_para_real_time_scores_the_summarized_prompt(tmp_path):
@@ -140,11 +162,14 @@ def test_para_real_time_scores_the_summarized_prompt(tmp_path):
 
 @pytest.mark.parametrize("selection", ["recency", "relevance", "importance"])
 def test_feedback_momentum_k_list(tmp_path, selection):
-    result, opt, recs, _ = run_gpo(tmp_path, gradient="feedback", momentum="feedback", update="edit",
-                                   selection=selection, k=2)
+    result, opt, recs, _ = run_gpo(
+        tmp_path, gradient="feedback", momentum="feedback", update="edit", selection=selection, k=2
+    )
     metas = update_prompts(opt)
     # Step 2 shows two gradient texts (the new one first), joined by a blank line.
-    problems = metas[4].split("These are the problems found with the current prompt:\n")[1].split("\n\nStudy ")[0]
+    problems = (
+        metas[4].split("These are the problems found with the current prompt:\n")[1].split("\n\nStudy ")[0]
+    )
     items = problems.split("\n\n")
     steps = steps_of(recs)
     assert len(items) == 2 and items[0] == steps[2]["gradient"]
@@ -152,38 +177,54 @@ def test_feedback_momentum_k_list(tmp_path, selection):
     if selection == "recency":
         assert items[1] == steps[1]["gradient"]
     if selection == "importance":  # the earlier gradient whose step improved the score most
-        gains = [steps[0]["dev_score"] - result.trajectory[0].dev_score, steps[1]["dev_score"] - steps[0]["dev_score"]]
+        gains = [
+            steps[0]["dev_score"] - result.trajectory[0].dev_score,
+            steps[1]["dev_score"] - steps[0]["dev_score"],
+        ]
         assert items[1] == steps[gains.index(max(gains))]["gradient"]
     assert "revise the current prompt" in metas[4]
 
 
 def test_feedback_momentum_real_time_merges_the_gradients(tmp_path):
-    result, opt, recs, gpo = run_gpo(tmp_path, gradient="feedback", momentum="feedback",
-                                     momentum_update="real-time", update="generate")
+    result, opt, recs, gpo = run_gpo(
+        tmp_path, gradient="feedback", momentum="feedback", momentum_update="real-time", update="generate"
+    )
     merges = [t for t in sent(opt) if t.startswith("Your task is to combine two lists")]
     assert len(merges) == 2
     assert "earlier versions of the prompt:\nThe prompt is too short for hard questions: Answer." in merges[0]
-    assert f"with the current prompt:\nThe prompt is too short for hard questions: {result.trajectory[1].prompt}" in merges[0]
+    assert (
+        f"with the current prompt:\nThe prompt is too short for hard questions: {result.trajectory[1].prompt}"
+        in merges[0]
+    )
     steps = steps_of(recs)
     assert steps[0]["feedback_momentum"] == "The prompt is too short for hard questions: Answer."
     assert steps[1]["feedback_momentum"] == "Merged: too short, too vague"
     assert "problems found with the current prompt:\nMerged: too short, too vague" in update_prompts(opt)[2]
 
 
-@pytest.mark.parametrize("update,task_line,wrap", [
-    ("generate-without", "Your task is to write a prompt", "Put the new prompt between"),
-    ("edit-without", "Your task is to revise the current prompt", "Put the modified prompt between"),
-])
+@pytest.mark.parametrize(
+    "update,task_line,wrap",
+    [
+        ("generate-without", "Your task is to write a prompt", "Put the new prompt between"),
+        ("edit-without", "Your task is to revise the current prompt", "Put the modified prompt between"),
+    ],
+)
 def test_update_methods_without_gradient(tmp_path, update, task_line, wrap):
     _, opt, _, _ = run_gpo(tmp_path, update=update)
     meta = update_prompts(opt)[0]
     assert meta.startswith(task_line) and wrap in meta.split("\n\n")[-1] and "problems" not in meta
 
 
-@pytest.mark.parametrize("schedule,expected", [
-    ("none", [None, None, None]), ("fixed", [50, 50, 50]), ("linear", [36, 23, 10]), ("cosine", [40, 20, 10]),
-    ("consine", [40, 20, 10]),
-])
+@pytest.mark.parametrize(
+    "schedule,expected",
+    [
+        ("none", [None, None, None]),
+        ("fixed", [50, 50, 50]),
+        ("linear", [36, 23, 10]),
+        ("cosine", [40, 20, 10]),
+        ("consine", [40, 20, 10]),
+    ],
+)
 def test_schedules_set_the_step_size_line(tmp_path, schedule, expected):
     _, opt, recs, _ = run_gpo(tmp_path, schedule=schedule)
     metas = update_prompts(opt)

@@ -4,10 +4,10 @@ import pytest
 from click.testing import CliRunner
 
 from gpo_local.app.cli import main
+from gpo_local.app.settings import resolve
 from gpo_local.errors import ConfigError
 from gpo_local.methods import METHODS
 from gpo_local.quality.config import METHODS as BENCH_METHODS
-from gpo_local.app.settings import resolve
 from gpo_local.tasks import load_task
 from gpo_local.tasks.builtin import BUILTIN_TASKS, SUITE, SUITE_CONFIRMATION, SUITE_TUNING, builtin_splits
 from gpo_local.tasks.suite import NUMBER_RULE, number_name
@@ -16,18 +16,30 @@ NEW_TASKS = [name for name in SUITE if name != "antonyms"]
 # (train, eval, test, format) of each task, as declared.
 EXPECTED_SIZES = {name: (16, 40, 100, 8) for name in NEW_TASKS} | {"antonyms": (16, 40, 40, 8)}
 # A wrong answer per task, from the input: the rule must reject it.
-WRONG = {"first_letter": lambda word: word, "last_letter": lambda word: word[:-1],
-         "uppercase": lambda word: word.capitalize(), "past_tense": lambda verb: verb + "s",
-         "number_to_words": lambda number: number, "country_capital": lambda country: "Springfield",
-         "country_continent": lambda country: "Antarctica", "translate_spanish": lambda word: "gracias",
-         "translate_french": lambda word: "merci", "antonyms": lambda word: word}
+WRONG = {
+    "first_letter": lambda word: word,
+    "last_letter": lambda word: word[:-1],
+    "uppercase": lambda word: word.capitalize(),
+    "past_tense": lambda verb: verb + "s",
+    "number_to_words": lambda number: number,
+    "country_capital": lambda country: "Springfield",
+    "country_continent": lambda country: "Antarctica",
+    "translate_spanish": lambda word: "gracias",
+    "translate_french": lambda word: "merci",
+    "antonyms": lambda word: word,
+}
 
 
 def test_the_suite_has_ten_tasks_in_two_fixed_halves():
     assert len(SUITE) == len(set(SUITE)) == 10
     assert SUITE_TUNING == ("antonyms", "first_letter", "past_tense", "translate_spanish", "country_capital")
-    assert SUITE_CONFIRMATION == ("last_letter", "uppercase", "number_to_words", "translate_french",
-                                  "country_continent")
+    assert SUITE_CONFIRMATION == (
+        "last_letter",
+        "uppercase",
+        "number_to_words",
+        "translate_french",
+        "country_continent",
+    )
     assert not set(SUITE_TUNING) & set(SUITE_CONFIRMATION)
     assert set(SUITE) <= set(BUILTIN_TASKS) and "sentiment" in BUILTIN_TASKS
 
@@ -122,8 +134,15 @@ def test_answer_rules_on_typical_replies():
 
 def test_number_names_and_their_spellings():
     assert [number_name(n) for n in (0, 7, 13, 20, 42, 100, 305, 999)] == [
-        "zero", "seven", "thirteen", "twenty", "forty-two", "one hundred", "three hundred five",
-        "nine hundred ninety-nine"]
+        "zero",
+        "seven",
+        "thirteen",
+        "twenty",
+        "forty-two",
+        "one hundred",
+        "three hundred five",
+        "nine hundred ninety-nine",
+    ]
     for reply in ("forty-two", "Forty two", "42 is written as forty-two.", "Answer: forty-two"):
         assert NUMBER_RULE.score(reply, ("forty-two",)) == 1.0, reply
     for reply in ("one hundred and five", "one hundred five", "a hundred and five"):

@@ -14,7 +14,9 @@ def test_a_list_target_accepts_any_of_its_answers():
 
 def test_a_jsonl_file_with_list_targets_scores_each_accepted_answer(tmp_path):
     path = tmp_path / "answers.jsonl"
-    path.write_text('{"input": "Is water wet?", "target": ["yes", "y"]}\n{"input": "Two plus two?", "target": 4}\n')
+    path.write_text(
+        '{"input": "Is water wet?", "target": ["yes", "y"]}\n{"input": "Two plus two?", "target": 4}\n'
+    )
     task = load_task(str(path))
     first, second = task.split("eval")
     assert first.target == ["yes", "y"] and second.target == 4

@@ -1,8 +1,8 @@
 import json
 
 import pytest
-
 from conftest import SHARED_DATA
+
 from gpo_local.errors import DataError
 from gpo_local.tasks import load_task
 from gpo_local.tasks.builtin import builtin_splits
@@ -20,7 +20,10 @@ def test_gpo_layout_with_target_or_output(tmp_path):
     write_split(task_dir, "format", [{"input": "f1", "output": "Yes"}])
     task = load_task(str(task_dir))
     assert task.name == "navigate" and task.rule.family == "boolean" and task.rule.two_rounds
-    assert [(e.id, e.input, e.target) for e in task.split("eval")] == [("eval-1", "q1", "Yes"), ("eval-2", "q2", "No")]
+    assert [(e.id, e.input, e.target) for e in task.split("eval")] == [
+        ("eval-1", "q1", "Yes"),
+        ("eval-2", "q2", "No"),
+    ]
     assert task.split("format")[0].target == "Yes"
     assert len(task.split("eval", limit=1)) == 1
 
@@ -40,12 +43,18 @@ def test_missing_split_names_the_file(tmp_path):
         task.split("test")
 
 
-@pytest.mark.parametrize("line,fragment", [
-    ('{"input": "q", "target": "a"', "eval.jsonl:2: malformed JSON"),
-    ('{"question": "q", "target": "a"}', "eval.jsonl:2: missing field 'input'"),
-    ('{"input": "q"}', "eval.jsonl:2: missing field 'target' (or 'output'; choose one with target_field); "
-                       "fields present: input"),
-])
+@pytest.mark.parametrize(
+    "line,fragment",
+    [
+        ('{"input": "q", "target": "a"', "eval.jsonl:2: malformed JSON"),
+        ('{"question": "q", "target": "a"}', "eval.jsonl:2: missing field 'input'"),
+        (
+            '{"input": "q"}',
+            "eval.jsonl:2: missing field 'target' (or 'output'; choose one with target_field); "
+            "fields present: input",
+        ),
+    ],
+)
 def test_bad_lines_name_file_and_line(tmp_path, line, fragment):
     directory = tmp_path / "t"
     directory.mkdir()
@@ -75,8 +84,10 @@ def test_builtin_task_is_seeded_and_balanced():
     assert rule.score("It is negative", "positive") == 0.0
 
 
-@pytest.mark.parametrize("position,expected", [("Q_end", "Q?\nDo it."), ("Q_begin", "Do it.\nQ?"),
-                                               ("A_begin", "Q: Q?\nA: Do it. ")])
+@pytest.mark.parametrize(
+    "position,expected",
+    [("Q_end", "Q?\nDo it."), ("Q_begin", "Do it.\nQ?"), ("A_begin", "Q: Q?\nA: Do it. ")],
+)
 def test_assemble_positions(position, expected):
     assert assemble("Do it.", "Q?", position) == expected
     assert assemble("", "Q?", "Q_end") == "Q?"
@@ -92,7 +103,9 @@ def test_loads_shared_bbh_navigate_without_test_split():
 def test_holdout_takes_the_last_dev_examples_as_test(tmp_path):
     directory = tmp_path / "toy"
     directory.mkdir()
-    (directory / "eval.jsonl").write_text("".join(f'{{"input": "q{i}", "target": "a{i}"}}\n' for i in range(10)))
+    (directory / "eval.jsonl").write_text(
+        "".join(f'{{"input": "q{i}", "target": "a{i}"}}\n' for i in range(10))
+    )
     task = load_task(str(directory)).with_holdout(3)
     assert [e.input for e in task.split("eval")] == [f"q{i}" for i in range(7)]
     assert [e.input for e in task.split("test")] == ["q7", "q8", "q9"]
@@ -102,13 +115,16 @@ def test_holdout_takes_the_last_dev_examples_as_test(tmp_path):
 
 # --- files, field mapping, metrics, hub datasets (issue 5) ---------------------------------------------------------
 
+
 def test_csv_with_custom_columns_and_a_metric(tmp_path):
     path = tmp_path / "arith.csv"
     path.write_text('id,question,answer\n1,"What is 2+2?",4\n2,"What is 10, minus 3?",7\n')
     task = load_task(str(path), input_field="question", target_field="answer", metric="number")
     assert task.name == "arith" and task.rule.family == "numeric" and task.rule.two_rounds
     assert [(e.id, e.input, str(e.target)) for e in task.split("eval")] == [
-        ("eval-1", "What is 2+2?", "4"), ("eval-2", "What is 10, minus 3?", "7")]
+        ("eval-1", "What is 2+2?", "4"),
+        ("eval-2", "What is 10, minus 3?", "7"),
+    ]
     assert task.split("format") == task.split("eval")  # one file: exemplars come from its rows
     assert task.options == {"input_field": "question", "target_field": "answer", "metric": "number"}
     assert task.rule.score("The answer is 4.", task.split("eval")[0].target) == 1.0
@@ -137,14 +153,25 @@ def test_holdout_of_a_single_file_keeps_test_rows_out_of_the_exemplars(tmp_path)
     assert [e.input for e in task.split("format")] == ["q0", "q1", "q2", "q3"]
 
 
-@pytest.mark.parametrize("name,rows,error", [
-    ("bad.csv", 'input,target\n"unclosed,a\n', r"bad.csv: row 2: field 'target' is empty|bad.csv: cannot read as CSV"),
-    ("cols.csv", "question,answer\nq,a\n", r"cols.csv: row 2: missing field 'input' \(choose one with input_field\); "
-                                           r"fields present: question, answer"),
-    ("empty.csv", "input,target\n", r"empty.csv: no examples \(the file is empty\)"),
-    ("data.txt", "x", r"data.txt: unsupported file type '.txt'"),
-    ("latin.jsonl", b'{"input": "caf\xe9", "target": "a"}\n', r"latin.jsonl: not UTF-8 text"),
-])
+@pytest.mark.parametrize(
+    "name,rows,error",
+    [
+        (
+            "bad.csv",
+            'input,target\n"unclosed,a\n',
+            r"bad.csv: row 2: field 'target' is empty|bad.csv: cannot read as CSV",
+        ),
+        (
+            "cols.csv",
+            "question,answer\nq,a\n",
+            r"cols.csv: row 2: missing field 'input' \(choose one with input_field\); "
+            r"fields present: question, answer",
+        ),
+        ("empty.csv", "input,target\n", r"empty.csv: no examples \(the file is empty\)"),
+        ("data.txt", "x", r"data.txt: unsupported file type '.txt'"),
+        ("latin.jsonl", b'{"input": "caf\xe9", "target": "a"}\n', r"latin.jsonl: not UTF-8 text"),
+    ],
+)
 def test_bad_files_name_the_file_and_row(tmp_path, name, rows, error):
     path = tmp_path / name
     path.write_bytes(rows if isinstance(rows, bytes) else rows.encode())
@@ -153,7 +180,9 @@ def test_bad_files_name_the_file_and_row(tmp_path, name, rows, error):
 
 
 def test_data_options_are_checked(tmp_path):
-    with pytest.raises(DataError, match=r"the built-in task 'sentiment' takes no data options \(got input_field\)"):
+    with pytest.raises(
+        DataError, match=r"the built-in task 'sentiment' takes no data options \(got input_field\)"
+    ):
         load_task("sentiment", input_field="q")
     write_split(tmp_path / "t", "eval", [{"input": "q", "target": "a"}])
     with pytest.raises(DataError, match="dataset_config and splits apply to Hugging Face datasets"):
@@ -181,8 +210,10 @@ class FakeHub:
         return found
 
 
-GSM8K_HUB = {"train": [{"question": "1+1?", "answer": "1+1=2\n#### 2"}],
-             "test": [{"question": "2+3?", "answer": "#### 5"}, {"question": "4+4?", "answer": "#### 8"}]}
+GSM8K_HUB = {
+    "train": [{"question": "1+1?", "answer": "1+1=2\n#### 2"}],
+    "test": [{"question": "2+3?", "answer": "#### 5"}, {"question": "4+4?", "answer": "#### 8"}],
+}
 
 
 def test_hub_dataset_from_the_cache_with_the_hub_switched_off(monkeypatch):
@@ -191,12 +222,21 @@ def test_hub_dataset_from_the_cache_with_the_hub_switched_off(monkeypatch):
 
     hub = FakeHub(GSM8K_HUB)
     monkeypatch.setattr(datasets, "load_dataset", hub)
-    task = load_task("hf:openai/gsm8k", dataset_config="main", input_field="question", target_field="answer",
-                     splits={"eval": "test"})
+    task = load_task(
+        "hf:openai/gsm8k",
+        dataset_config="main",
+        input_field="question",
+        target_field="answer",
+        splits={"eval": "test"},
+    )
     assert hub.calls == [("openai/gsm8k", "main", True)]  # only the cache was asked
-    assert huggingface_hub.constants.HF_HUB_OFFLINE is False or huggingface_hub.constants.HF_HUB_OFFLINE is True
+    assert (
+        huggingface_hub.constants.HF_HUB_OFFLINE is False or huggingface_hub.constants.HF_HUB_OFFLINE is True
+    )
     assert task.name == "gsm8k-main" and task.source == "hf:openai/gsm8k" and task.rule.family == "numeric"
-    assert [e.input for e in task.split("eval")] == ["2+3?", "4+4?"] and task.split("format")[0].input == "1+1?"
+    assert [e.input for e in task.split("eval")] == ["2+3?", "4+4?"] and task.split("format")[
+        0
+    ].input == "1+1?"
     assert task.rule.score("5", task.split("eval")[0].target) == 1.0
     assert "test" not in task.splits  # mapped to eval; --test-holdout makes one
     assert task.options["splits"] == {"eval": "test"}
@@ -207,8 +247,11 @@ def test_hub_dataset_errors_are_one_line(monkeypatch):
     import huggingface_hub.constants as hub_constants
 
     monkeypatch.setattr(datasets, "load_dataset", FakeHub(GSM8K_HUB))
-    with pytest.raises(DataError, match=r"openai/gsm8k has no split 'validation' for the eval \(dev\) split "
-                                        r"\(it has: train, test\); map one with splits={'eval': 'NAME'}"):
+    with pytest.raises(
+        DataError,
+        match=r"openai/gsm8k has no split 'validation' for the eval \(dev\) split "
+        r"\(it has: train, test\); map one with splits={'eval': 'NAME'}",
+    ):
         load_task("hf:openai/gsm8k", input_field="question", target_field="answer")
     with pytest.raises(DataError, match=r"has no split 'dev' \(it has: train, test\)"):
         load_task("hf:openai/gsm8k", input_field="question", target_field="answer", splits={"eval": "dev"})
@@ -221,10 +264,15 @@ def test_hub_dataset_errors_are_one_line(monkeypatch):
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "webnlg").is_dir(), reason="../shared/data is not present")
-@pytest.mark.parametrize("folder,family,two_rounds,size", [
-    ("mmlu/anatomy", "multiple_choice", True, 20), ("gsm8k", "numeric", True, 100),
-    ("wsc", "multiple_choice", True, 50), ("webnlg", "rouge_l", False, 100),
-])
+@pytest.mark.parametrize(
+    "folder,family,two_rounds,size",
+    [
+        ("mmlu/anatomy", "multiple_choice", True, 20),
+        ("gsm8k", "numeric", True, 100),
+        ("wsc", "multiple_choice", True, 50),
+        ("webnlg", "rouge_l", False, 100),
+    ],
+)
 def test_shared_benchmarks_load_with_their_rules(folder, family, two_rounds, size):
     task = load_task(str(SHARED_DATA / folder))
     assert (task.rule.family, task.rule.two_rounds, len(task.split("eval"))) == (family, two_rounds, size)
@@ -236,7 +284,9 @@ def test_shared_benchmarks_load_with_their_rules(folder, family, two_rounds, siz
     if folder == "wsc":
         assert "(A) and (B)" in task.rule.followup(example.input)
     if folder == "gsm8k":
-        assert isinstance(example.target, int) and task.rule.score(f"The answer is {example.target}.", example.target)
+        assert isinstance(example.target, int) and task.rule.score(
+            f"The answer is {example.target}.", example.target
+        )
     if folder == "webnlg":
         assert isinstance(example.target, list) and task.rule.score(example.target[0], example.target) > 0.5
 
@@ -247,21 +297,29 @@ def test_antonyms_splits_are_disjoint_and_seeded():
     a, b = builtin_splits("antonyms", 0), builtin_splits("antonyms", 0)
     assert a == b
     words = {split: {e.input for e in examples} for split, examples in a.items()}
-    assert {split: len(w) for split, w in words.items()} == {"train": 16, "eval": 40, "test": 40, "format": 8,
-                                                            "few_shot_examples": 3}
+    assert {split: len(w) for split, w in words.items()} == {
+        "train": 16,
+        "eval": 40,
+        "test": 40,
+        "format": 8,
+        "few_shot_examples": 3,
+    }
     # No test word is ever seen during optimization.
     assert not words["test"] & (words["eval"] | words["train"] | words["format"] | words["few_shot_examples"])
     assert builtin_splits("antonyms", 1)["test"] != a["test"]
 
 
-@pytest.mark.parametrize("reply, target, prediction, correct", [
-    ("cold", ("cold",), "cold", True),
-    ('The antonym of the word "major" is "minor".', ("minor",), "minor", True),
-    ("Answer: Small", ("small", "little"), "small", True),
-    ("little", ("small", "little"), "little", True),  # a second accepted answer
-    ("Let's think step by step. The word big", ("small", "little"), "let", False),
-    ("", ("small",), "", False),
-])
+@pytest.mark.parametrize(
+    "reply, target, prediction, correct",
+    [
+        ("cold", ("cold",), "cold", True),
+        ('The antonym of the word "major" is "minor".', ("minor",), "minor", True),
+        ("Answer: Small", ("small", "little"), "small", True),
+        ("little", ("small", "little"), "little", True),  # a second accepted answer
+        ("Let's think step by step. The word big", ("small", "little"), "let", False),
+        ("", ("small",), "", False),
+    ],
+)
 def test_word_rule_reads_the_stated_answer(reply, target, prediction, correct):
     from gpo_local.tasks.induction import WORD_RULE
 

@@ -9,9 +9,9 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import fake_cli
 import pytest
 
-import fake_cli
 from gpo_local.backends.memo import Memo, MemoizedLLM
 from gpo_local.testing import ScriptedLLM
 
@@ -22,8 +22,9 @@ def tmpfs(tmp_path):
     mount_point.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -71,8 +72,9 @@ def test_a_full_disk_keeps_a_healthy_memo_cache(tmpfs):
 
 @pytest.mark.parametrize("leave_kib", [0, 6, 12, 20])
 @pytest.mark.parametrize("default_run_dir", [False, True])
-def test_a_full_run_directory_names_the_file_and_the_command_that_goes_on(tmpfs, tmp_path, monkeypatch,
-                                                                          leave_kib, default_run_dir):
+def test_a_full_run_directory_names_the_file_and_the_command_that_goes_on(
+    tmpfs, tmp_path, monkeypatch, leave_kib, default_run_dir
+):
     """Filled to leave 0-20 KiB, the run fails at its lock, its config, its trajectory or its
     progress events; the one line names that file and the run directory, and the command it
     suggests (a plain rerun before config.json exists, else --resume --run-dir DIR) finishes the
@@ -84,8 +86,20 @@ def test_a_full_run_directory_names_the_file_and_the_command_that_goes_on(tmpfs,
     reference = tmp_path / "reference"
     assert fake_cli.optimize(monkeypatch, reference, "--quiet").exit_code == 0
     monkeypatch.setenv("GPO_LOCAL_HOME", str(tmpfs / "home"))
-    command = ["optimize", "sentiment", "--steps", "3", "--candidates", "3", "--dev-limit", "8",
-               "--test-limit", "12", "--no-cache", "--quiet"]
+    command = [
+        "optimize",
+        "sentiment",
+        "--steps",
+        "3",
+        "--candidates",
+        "3",
+        "--dev-limit",
+        "8",
+        "--test-limit",
+        "12",
+        "--no-cache",
+        "--quiet",
+    ]
     command += [] if default_run_dir else ["--run-dir", str(tmpfs / "run")]
     filler = fill(tmpfs, leave=leave_kib * 1024)
     failed = CliRunner().invoke(main, command)
@@ -103,8 +117,9 @@ def test_a_full_run_directory_names_the_file_and_the_command_that_goes_on(tmpfs,
         assert lines[0].endswith(suggested), lines[0]
         again = suggested.split("gpo-local ")[1].split() + ["--quiet"]
     else:
-        assert lines[0].endswith(f"nothing was recorded in the run directory {run_dir} yet, so run the same "
-                                 "command again"), lines[0]
+        assert lines[0].endswith(
+            f"nothing was recorded in the run directory {run_dir} yet, so run the same command again"
+        ), lines[0]
         again = command
     resumed = CliRunner().invoke(main, again)
     assert resumed.exit_code == 0, resumed.output

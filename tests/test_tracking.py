@@ -35,16 +35,26 @@ def fake_run_dir(tmp_path):
     return run_dir
 
 
-OPTIONS = {"task": "sentiment", "steps": 3, "schedule": {"name": "cosine", "initial": 50},
-           "methods": ["gpo", "opro"], "n_ctx": None, "long": "x" * 7000}
+OPTIONS = {
+    "task": "sentiment",
+    "steps": 3,
+    "schedule": {"name": "cosine", "initial": 50},
+    "methods": ["gpo", "opro"],
+    "n_ctx": None,
+    "long": "x" * 7000,
+}
 
 
 def test_a_run_logs_config_models_steps_result_and_artifacts(tmp_path, store, store_dir):
     run_dir = fake_run_dir(tmp_path)
     tracker = Tracker.open(run_dir, tracking_uri=store)
     tracker.log_config(OPTIONS)
-    tracker.set_model_tags({"task_model": {"path": "/m/smollm2.gguf", "sha256": "b179"},
-                            "optimizer_model": {"url": "http://127.0.0.1:8080/v1", "model": "qwen"}})
+    tracker.set_model_tags(
+        {
+            "task_model": {"path": "/m/smollm2.gguf", "sha256": "b179"},
+            "optimizer_model": {"url": "http://127.0.0.1:8080/v1", "model": "qwen"},
+        }
+    )
     tracker.log_step(1, 0.5, [0.25, None, 0.5])
     tracker.log_step(2, 0.625, [0.625, 0.375])
     tracker.log_result("Think step by step.", {"initial": 0.5, "final": 0.75}, gain=0.25)
@@ -56,8 +66,12 @@ def test_a_run_logs_config_models_steps_result_and_artifacts(tmp_path, store, st
     assert run.info.status == "FINISHED" and run.info.run_name == run_dir.name
     assert client.get_experiment(run.info.experiment_id).name == "gpo-local"
     params = run.data.params
-    assert (params["task"], params["steps"], params["schedule.name"], params["schedule.initial"]) == \
-        ("sentiment", "3", "cosine", "50")
+    assert (params["task"], params["steps"], params["schedule.name"], params["schedule.initial"]) == (
+        "sentiment",
+        "3",
+        "cosine",
+        "50",
+    )
     assert params["methods"] == '["gpo", "opro"]' and params["n_ctx"] == "None"
     assert len(params["long"]) == 6000 and params["long"].endswith("...[truncated]")
     tags = run.data.tags
@@ -65,8 +79,10 @@ def test_a_run_logs_config_models_steps_result_and_artifacts(tmp_path, store, st
     assert tags["final_prompt"] == "Think step by step." and tags["gain"] == "0.25"
     history = client.get_metric_history(run.info.run_id, "best_dev")
     assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.625)]
-    assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "candidate_dev/0")] == \
-        [(1, 0.25), (2, 0.625)]
+    assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "candidate_dev/0")] == [
+        (1, 0.25),
+        (2, 0.625),
+    ]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "candidate_dev/2")] == [1]
     assert "candidate_dev/1" in run.data.metrics and run.data.metrics["candidate_dev/1"] == 0.375
     assert (run.data.metrics["test.final"], run.data.metrics["gain"]) == (0.75, 0.25)
@@ -118,8 +134,10 @@ def test_a_benchmark_is_a_parent_run_with_a_child_per_cell(tmp_path, store):
     bench.close()
     client = MlflowClient(tracking_uri=store)
     children = client.search_runs([bench.experiment_id], f"tags.mlflow.parentRunId = '{bench.run_id}'")
-    assert sorted((r.info.run_name, r.data.metrics["test"]) for r in children) == [("gpo-seed0", 0.5),
-                                                                                  ("opro-seed0", 0.6)]
+    assert sorted((r.info.run_name, r.data.metrics["test"]) for r in children) == [
+        ("gpo-seed0", 0.5),
+        ("opro-seed0", 0.6),
+    ]
     reopened = bench.child(tmp_path / "bench" / "gpo-seed0")
     assert reopened.run_id == cells[0].run_id
     reopened.close()

@@ -22,11 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from gpo_local.core import TrajectoryEntry
-from gpo_local.errors import ConfigError
 from gpo_local.algorithm.strategy import Ask, Strategy
 from gpo_local.algorithm.trajectory import PARA_MOMENTUM_KEY
 from gpo_local.algorithm.updates import render_prompt_summary
+from gpo_local.core import TrajectoryEntry
+from gpo_local.errors import ConfigError
 from gpo_local.replies.parsing import normalize_prompt, parse_candidate
 
 
@@ -61,7 +61,9 @@ def relevance(trajectory, k, similarities) -> list[TrajectoryEntry]:
     if k <= 0 or not trajectory:
         return []
     if len(similarities) != len(trajectory):
-        raise ValueError(f"relevance needs one similarity per entry ({len(similarities)} != {len(trajectory)})")
+        raise ValueError(
+            f"relevance needs one similarity per entry ({len(similarities)} != {len(trajectory)})"
+        )
     current = trajectory[-1]
     chosen = [current]
     seen = {_text(current)}
@@ -92,20 +94,24 @@ def importance_feedback(gradients, k, similarities=()) -> list[GradientEntry]:
         return []
     *earlier, new = gradients
     order = sorted(range(len(earlier)), key=lambda i: (-(earlier[i].improvement or 0.0), i))
-    return [new, *(earlier[i] for i in order[:k - 1])]
+    return [new, *(earlier[i] for i in order[: k - 1])]
 
 
 SELECTORS: dict[str, Selector] = {"recency": recency, "relevance": relevance, "importance": importance}
-FEEDBACK_SELECTORS: dict[str, Selector] = {"recency": recency, "relevance": relevance,
-                                           "importance": importance_feedback}
+FEEDBACK_SELECTORS: dict[str, Selector] = {
+    "recency": recency,
+    "relevance": relevance,
+    "importance": importance_feedback,
+}
 ALIASES = {"relavance": "relevance"}  # the original's spelling
 
 
 def canonical_selection(name: str) -> str:
     key = ALIASES.get(name, name)
     if key not in SELECTORS:
-        raise ConfigError(f"unknown selection {name!r}; known: {', '.join(sorted(SELECTORS))} "
-                          f"(alias: {', '.join(ALIASES)})")
+        raise ConfigError(
+            f"unknown selection {name!r}; known: {', '.join(sorted(SELECTORS))} (alias: {', '.join(ALIASES)})"
+        )
     return key
 
 
@@ -118,6 +124,7 @@ def get_selector(name: str, *, over: str = "para") -> Selector:
 # -- direction strategies (momentum over prompts) -------------------------------------------------
 #
 # Registry entries (strategy.py): `(DirectionContext, state) -> (Direction, new state)`.
+
 
 @dataclass(frozen=True)
 class DirectionContext:
@@ -181,8 +188,11 @@ def real_time_summary(context: DirectionContext, state):
     return Direction((momentum,), "summary", scored), new_state
 
 
-DIRECTIONS: dict[str, Strategy] = {"current": Strategy(current_only), "k-list": Strategy(k_list),
-                                   "real-time": Strategy(real_time_summary, state_key=PARA_MOMENTUM_KEY)}
+DIRECTIONS: dict[str, Strategy] = {
+    "current": Strategy(current_only),
+    "k-list": Strategy(k_list),
+    "real-time": Strategy(real_time_summary, state_key=PARA_MOMENTUM_KEY),
+}
 
 
 def direction_name(config) -> str:

@@ -20,12 +20,12 @@ from collections import Counter
 from typing import Callable, Sequence
 
 from gpo_local.backends import LLM, complete_llm
-from gpo_local.runs import faults
 from gpo_local.core import EvalResult, Example, Outcome
 from gpo_local.errors import OptionValue, PromptTooLongError
+from gpo_local.runs import faults
 from gpo_local.tasks import Task
-from gpo_local.tasks.prompting import DEFAULT_POSITION, assemble
 from gpo_local.tasks.answer_length import score_neutral_tokens
+from gpo_local.tasks.prompting import DEFAULT_POSITION, assemble
 
 Progress = Callable[[int, int], None]
 Event = Callable[[str, dict], None]
@@ -36,8 +36,16 @@ class Evaluator:
     # second turn continues the first's KV), so a chunk only drains the batch at its end; four
     # times the decoder's 16 slots keeps that tail small while progress and the memo cache
     # still advance every few seconds.
-    def __init__(self, llm: LLM, task: Task, *, position: str = DEFAULT_POSITION, chunk_size: int = 64,
-                 on_progress: Progress | None = None, on_event: Event | None = None):
+    def __init__(
+        self,
+        llm: LLM,
+        task: Task,
+        *,
+        position: str = DEFAULT_POSITION,
+        chunk_size: int = 64,
+        on_progress: Progress | None = None,
+        on_event: Event | None = None,
+    ):
         # The whole LLM protocol (fits, n_ctx, generate_two_rounds), defaulted for a bare model.
         self.llm, self.task, self.position = complete_llm(llm), task, position
         self.chunk_size = chunk_size
@@ -74,8 +82,11 @@ class Evaluator:
             if not rule.two_rounds:
                 return None
             i = sent[j]
-            conversation = [{"role": "user", "content": asks[i]}, {"role": "assistant", "content": answer.strip()},
-                            {"role": "user", "content": rule.followup(examples[pairs[i][1]].input)}]
+            conversation = [
+                {"role": "user", "content": asks[i]},
+                {"role": "assistant", "content": answer.strip()},
+                {"role": "user", "content": rule.followup(examples[pairs[i][1]].input)},
+            ]
             if not self._fits(conversation):
                 fit[i] = False
                 return None
@@ -90,7 +101,10 @@ class Evaluator:
 
             def member_turn(k: int, answer: str, members=members):
                 return second_turn(members[k], answer)
-            asked = self.llm.generate_two_rounds([asks[sent[j]] for j in members], member_turn, max_tokens=limit)
+
+            asked = self.llm.generate_two_rounds(
+                [asks[sent[j]] for j in members], member_turn, max_tokens=limit
+            )
             for j, reply in zip(members, asked):
                 replies[j] = reply
         first, finals = [""] * len(asks), [""] * len(asks)
@@ -102,12 +116,27 @@ class Evaluator:
         outcomes = []
         for (p, e), a1, a2, ok in zip(pairs, first, finals, fit):
             if not ok:
-                outcomes.append(Outcome(example_id=examples[e].id, first_answer=a1, final_answer="",
-                                        prediction="", score=0.0, too_long=True))
+                outcomes.append(
+                    Outcome(
+                        example_id=examples[e].id,
+                        first_answer=a1,
+                        final_answer="",
+                        prediction="",
+                        score=0.0,
+                        too_long=True,
+                    )
+                )
                 continue
             prediction = rule.normalize(a2)
-            outcomes.append(Outcome(example_id=examples[e].id, first_answer=a1, final_answer=a2,
-                                    prediction=prediction, score=float(rule.grade_example(prediction, examples[e]))))
+            outcomes.append(
+                Outcome(
+                    example_id=examples[e].id,
+                    first_answer=a1,
+                    final_answer=a2,
+                    prediction=prediction,
+                    score=float(rule.grade_example(prediction, examples[e])),
+                )
+            )
         return outcomes
 
     def _limits(self, example: Example, first: int, second: int) -> tuple[int, int]:
@@ -124,7 +153,9 @@ class Evaluator:
         """One EvalResult per prompt, in order, each with its per-example outcomes."""
         return self.evaluate_examples(prompts, self.task.split(split, limit), split)
 
-    def evaluate_examples(self, prompts: Sequence[str], examples: Sequence[Example], split: str) -> list[EvalResult]:
+    def evaluate_examples(
+        self, prompts: Sequence[str], examples: Sequence[Example], split: str
+    ) -> list[EvalResult]:
         """Score prompts on given examples of `split` (a train minibatch, for instance)."""
         self.scorings[split] += len(prompts) * len(examples)
         pairs = self._pairs(prompts, examples)
@@ -133,7 +164,7 @@ class Evaluator:
         if self.on_progress:
             self.on_progress(0, len(pairs))  # the pass starts: rates and ETA count from here
         for start in range(0, len(pairs), self.chunk_size):
-            chunk = pairs[start:start + self.chunk_size]
+            chunk = pairs[start : start + self.chunk_size]
             for (p, e), outcome in zip(chunk, self._run_chunk(prompts, examples, chunk)):
                 by_prompt[p][e] = outcome
             done += len(chunk)
@@ -146,11 +177,17 @@ class Evaluator:
             score = sum(o.score for o in ordered) / len(ordered)
             result = EvalResult(prompt=prompt, split=split, score=score, outcomes=ordered)
             if result.too_long and self.on_event:
-                self.on_event("warning", {
-                    "message": f"prompt {_clip(prompt)!r} ({len(prompt.split())} words) does not fit the model's "
-                               f"context with {result.too_long} of {result.n} {split} questions: scored 0 on them "
-                               "(raise --n-ctx or cap candidates with --max-prompt-words)",
-                    "too_long": result.too_long, "split": split, "prompt": prompt})
+                self.on_event(
+                    "warning",
+                    {
+                        "message": f"prompt {_clip(prompt)!r} ({len(prompt.split())} words) does not fit the model's "
+                        f"context with {result.too_long} of {result.n} {split} questions: scored 0 on them "
+                        "(raise --n-ctx or cap candidates with --max-prompt-words)",
+                        "too_long": result.too_long,
+                        "split": split,
+                        "prompt": prompt,
+                    },
+                )
             results.append(result)
         return results
 
@@ -165,11 +202,15 @@ class Evaluator:
                 # context_note is " (n_ctx=300, which llama.cpp set to 512)" or nothing
                 raise PromptTooLongError(
                     f"prompt {_clip(prompt)!r} with {split} question {example.id} of task {self.task.name!r} does "
-                    f"not fit {context}", *self.llm.context_note, f"{alone}: raise ", OptionValue("n_ctx"),
-                    " or shorten the prompt")
+                    f"not fit {context}",
+                    *self.llm.context_note,
+                    f"{alone}: raise ",
+                    OptionValue("n_ctx"),
+                    " or shorten the prompt",
+                )
         return self.evaluate([prompt], split, limit=limit)[0]
 
 
 def _clip(text: str, width: int = 60) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."

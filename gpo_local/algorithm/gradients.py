@@ -109,7 +109,8 @@ def real_time_feedback(context: FeedbackContext, state):
 
 
 FEEDBACK_MOMENTA: dict[str, Strategy] = {
-    "none": Strategy(as_is), "k-list": Strategy(k_list_feedback),
+    "none": Strategy(as_is),
+    "k-list": Strategy(k_list_feedback),
     "real-time": Strategy(real_time_feedback, state_key="feedback_momentum"),
 }
 

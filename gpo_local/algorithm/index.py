@@ -16,8 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from gpo_local.runs import faults
 from gpo_local.backends.embeddings import Embedder
+from gpo_local.runs import faults
 from gpo_local.runs.directory import write_json_atomic
 from gpo_local.runs.storage import write_bytes_synced
 
@@ -47,8 +47,12 @@ class TrajectoryIndex:
             index = self._faiss.read_index(str(self.index_path))
         except Exception:  # missing or torn: rebuild
             return False
-        if (meta.get("fingerprint") != self.embedder.fingerprint or meta.get("dimension") != index.d
-                or index.d != self.embedder.dimension or len(meta.get("rows", [])) != index.ntotal):
+        if (
+            meta.get("fingerprint") != self.embedder.fingerprint
+            or meta.get("dimension") != index.d
+            or index.d != self.embedder.dimension
+            or len(meta.get("rows", [])) != index.ntotal
+        ):
             return False
         self.index, self.rows = index, list(meta["rows"])
         return True
@@ -61,7 +65,7 @@ class TrajectoryIndex:
             self.rows, self.index = [], self._faiss.IndexFlatIP(self.embedder.dimension)
         if self.rows != wanted[: len(self.rows)]:  # diverged (another run's index): start over
             self.rows, self.index = [], self._faiss.IndexFlatIP(self.embedder.dimension)
-        missing = list(prompts[len(self.rows):])
+        missing = list(prompts[len(self.rows) :])
         if not missing and len(self.rows) == len(wanted):
             return
         self.index.add(self.embedder.encode(missing))
@@ -77,8 +81,14 @@ class TrajectoryIndex:
             faults.kill()
         os.replace(tmp, self.index_path)
         faults.point("index-meta")
-        write_json_atomic(self.meta_path, {"fingerprint": self.embedder.fingerprint,
-                                           "dimension": self.embedder.dimension, "rows": self.rows})
+        write_json_atomic(
+            self.meta_path,
+            {
+                "fingerprint": self.embedder.fingerprint,
+                "dimension": self.embedder.dimension,
+                "rows": self.rows,
+            },
+        )
 
     def similarities(self, query: str) -> list[float]:
         """Cosine similarity of `query` to every row, in row order."""

@@ -40,28 +40,42 @@ import random
 import time
 from dataclasses import asdict, replace
 from functools import partial
-from typing import NamedTuple
 from types import MappingProxyType
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
-from gpo_local.backends import LLM, CountingLLM, sampler_options
+from gpo_local.algorithm import quota
 from gpo_local.algorithm.budget import gpo_step_costs, reference_calls, within_budget
 from gpo_local.algorithm.config import GPOConfig, Limits
-from gpo_local.core import Candidate, Example, RunResult, TrajectoryEntry
 from gpo_local.algorithm.directions import DIRECTIONS, DirectionContext, GradientEntry, direction_name
 from gpo_local.algorithm.evaluator import Evaluator
-from gpo_local.algorithm.gradients import (FEEDBACK_MOMENTA, GRADIENTS, FeedbackContext, GradientContext,
-                                           feedback_momentum_name, gradient_history)
+from gpo_local.algorithm.gradients import (
+    FEEDBACK_MOMENTA,
+    GRADIENTS,
+    FeedbackContext,
+    GradientContext,
+    feedback_momentum_name,
+    gradient_history,
+)
 from gpo_local.algorithm.index import TrajectoryIndex
-from gpo_local.algorithm import quota
 from gpo_local.algorithm.racing import candidate_fields, score_new
+from gpo_local.algorithm.strategy import Strategy
+from gpo_local.algorithm.trajectory import (
+    CANDIDATE,
+    INIT,
+    STEP,
+    TrajectoryState,
+    final_choice,
+    last_recorded,
+    replay,
+    select_next,
+)
+from gpo_local.algorithm.updates import UPDATES, UpdateContext, word_edit_distance
+from gpo_local.backends import LLM, CountingLLM, sampler_options
+from gpo_local.core import Candidate, Example, RunResult, TrajectoryEntry
 from gpo_local.replies.parser import ReplyParser
+from gpo_local.replies.parsing import normalize_prompt
 from gpo_local.runs.directory import JsonlLog
 from gpo_local.tasks import Task
-from gpo_local.algorithm.trajectory import CANDIDATE, INIT, STEP, TrajectoryState, final_choice, last_recorded, replay, select_next
-from gpo_local.algorithm.strategy import Strategy
-from gpo_local.algorithm.updates import UPDATES, UpdateContext, word_edit_distance
-from gpo_local.replies.parsing import normalize_prompt
 
 Event = Callable[[str, dict], None]
 
@@ -74,6 +88,7 @@ class Proposal(NamedTuple):
     parents: list[str | None]
     metas: list[str]
     cap: int | None
+
 
 def candidate_seed(seed: int, task: str, step: int, index: int | str) -> int:
     """A seed that depends only on the run seed, the task, the step and the call's index."""
@@ -96,7 +111,7 @@ def train_batches(task: Task, size: int, seed: int) -> list[tuple[Example, ...]]
     random.Random(f"{seed}:{task.name}:train").shuffle(examples)
     full, rest = divmod(len(examples), size)
     count = max(1, full + (1 if rest >= size / 2 else 0))
-    return [tuple(examples[i * size:(i + 1) * size]) for i in range(count)]
+    return [tuple(examples[i * size : (i + 1) * size]) for i in range(count)]
 
 
 class Method:
@@ -110,18 +125,31 @@ class Method:
     # method whose meta-prompts ask for reasoning first. No built-in method sets it (pe2.py says why).
     reasons_first = False
 
-    def __init__(self, *, task: Task, task_llm: LLM, optimizer_llm: LLM, index: TrajectoryIndex,
-                 config: GPOConfig, log: JsonlLog, initial_prompt: str | None = None,
-                 limits: Limits = Limits(), on_event: Event | None = None,
-                 on_progress: Callable[[int, int], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        *,
+        task: Task,
+        task_llm: LLM,
+        optimizer_llm: LLM,
+        index: TrajectoryIndex,
+        config: GPOConfig,
+        log: JsonlLog,
+        initial_prompt: str | None = None,
+        limits: Limits = Limits(),
+        on_event: Event | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         config = self.configure(config)
         config.validate()
         self.task, self.index, self.config, self.log, self.limits = task, index, config, log, limits
         self.task_llm, self.optimizer_llm = CountingLLM(task_llm), CountingLLM(optimizer_llm)
-        self.initial_prompt = self.start_prompt(task.initial_prompt if initial_prompt is None else initial_prompt)
-        self.evaluator = Evaluator(self.task_llm, task, position=config.position, on_progress=on_progress,
-                                   on_event=on_event)
+        self.initial_prompt = self.start_prompt(
+            task.initial_prompt if initial_prompt is None else initial_prompt
+        )
+        self.evaluator = Evaluator(
+            self.task_llm, task, position=config.position, on_progress=on_progress, on_event=on_event
+        )
         self.schedule = config.make_schedule()
         self.exemplars = pick_exemplars(task, config.format_examples, config.seed) if self.uses_format else []
         self.batches = train_batches(task, config.train_batch, config.seed) if self.trains(config) else []
@@ -136,9 +164,14 @@ class Method:
         self.quota = quota.Tally()  # the current step's reply-quota counts
         self._spare = 0  # optimizer calls the current step may make beyond its plan (the quota's)
         # Grammar, leak check, drop reasons (replies/parser.py): given what it reads, not the method.
-        self.replies = ReplyParser(config, optimizer=self.optimizer_llm, exemplars=self.exemplars,
-                                   leak_sources=[task.splits.get(name, ()) for name in ("eval", "train")],
-                                   reasons_first=self.reasons_first, records=log.records)
+        self.replies = ReplyParser(
+            config,
+            optimizer=self.optimizer_llm,
+            exemplars=self.exemplars,
+            leak_sources=[task.splits.get(name, ()) for name in ("eval", "train")],
+            reasons_first=self.reasons_first,
+            records=log.records,
+        )
 
     # -- what a method defines -------------------------------------------------------------
 
@@ -187,10 +220,15 @@ class Method:
         return self._seconds_before + (self.clock() - self._started)
 
     def usage(self) -> dict:
-        return {"optimizer_calls": self.optimizer_llm.calls, "optimizer_tokens": self.optimizer_llm.tokens,
-                "task_generations": self.evaluator.generations, "task_tokens": self.task_llm.tokens,
-                "dev_scorings": self.evaluator.scorings["eval"], "seconds": round(self.elapsed(), 3),
-                "cpu_seconds": round(self._cpu_before + time.process_time() - self._cpu_started, 3)}
+        return {
+            "optimizer_calls": self.optimizer_llm.calls,
+            "optimizer_tokens": self.optimizer_llm.tokens,
+            "task_generations": self.evaluator.generations,
+            "task_tokens": self.task_llm.tokens,
+            "dev_scorings": self.evaluator.scorings["eval"],
+            "seconds": round(self.elapsed(), 3),
+            "cpu_seconds": round(self._cpu_before + time.process_time() - self._cpu_started, 3),
+        }
 
     def _restore_usage(self, usage: dict) -> None:
         self.optimizer_llm.calls = usage.get("optimizer_calls", 0)
@@ -210,7 +248,10 @@ class Method:
 
     def _limit_reached(self, next_cost: int) -> str | None:
         limits = self.limits
-        if limits.max_optimizer_calls is not None and self.optimizer_llm.calls + next_cost > limits.max_optimizer_calls:
+        if (
+            limits.max_optimizer_calls is not None
+            and self.optimizer_llm.calls + next_cost > limits.max_optimizer_calls
+        ):
             return "max_optimizer_calls"
         if limits.max_task_tokens is not None and self.task_llm.tokens >= limits.max_task_tokens:
             return "max_task_tokens"
@@ -228,8 +269,15 @@ class Method:
             s0 = initial_dev.score
             state.choose(TrajectoryEntry(prompt=self.initial_prompt, dev_score=s0, step=-1))
             # Per-question dev scores, as candidate records keep theirs: the score's standard error.
-            self._record(INIT, step=-1, prompt=self.initial_prompt, dev_score=s0, method=self.name,
-                         usage=self.usage(), dev_outcomes={o.example_id: o.score for o in initial_dev.outcomes})
+            self._record(
+                INIT,
+                step=-1,
+                prompt=self.initial_prompt,
+                dev_score=s0,
+                method=self.name,
+                usage=self.usage(),
+                dev_outcomes={o.example_id: o.score for o in initial_dev.outcomes},
+            )
         else:
             self._restore_usage(records[-1].get("usage", {}))
             self.restore(records, state)
@@ -242,44 +290,82 @@ class Method:
             reason = self._limit_reached(plan[step])
             if reason:
                 stopped = reason
-                self.on_event("warning", {"message": f"stopped before step {step + 1}/{len(plan)}: {reason} "
-                                                     f"reached; resume with a larger limit to continue"})
+                self.on_event(
+                    "warning",
+                    {
+                        "message": f"stopped before step {step + 1}/{len(plan)}: {reason} "
+                        f"reached; resume with a larger limit to continue"
+                    },
+                )
                 break
             self._spare = calls - self.optimizer_llm.calls - plan[step]
             if self._spare < 0:  # the reply quota's extra asks spent what this step needs
                 message = f"stopped before step {step + 1}/{len(plan)}: the {calls} optimizer calls are spent"
                 self.on_event("warning", {"message": message})
                 break
-            self.on_event("step_started", {"step": step, "steps": len(plan), "method": self.name,
-                                           "budget": self.schedule(len(state.trajectory)) if self.schedule else None})
+            self.on_event(
+                "step_started",
+                {
+                    "step": step,
+                    "steps": len(plan),
+                    "method": self.name,
+                    "budget": self.schedule(len(state.trajectory)) if self.schedule else None,
+                },
+            )
             self.step(step, state)
         return self._finish(state, stopped)
 
     def _record(self, kind: str, **data) -> None:
         self.log.append({"kind": kind, **data})
 
-    def ask(self, prompts: Sequence[str], *, step: int, tag: str = "", temperature: float | None = None,
-            grammar: str | None = None, max_tokens: int | None = None, copy_guard=None,
-            first: int = 0) -> list[str]:
+    def ask(
+        self,
+        prompts: Sequence[str],
+        *,
+        step: int,
+        tag: str = "",
+        temperature: float | None = None,
+        grammar: str | None = None,
+        max_tokens: int | None = None,
+        copy_guard=None,
+        first: int = 0,
+    ) -> list[str]:
         """Optimizer replies, one per meta-prompt, each with its own seed from (seed, task, step,
         tag + ask number), the ask numbers counting from `first`: a reply never depends on the
         other calls, so a resumed run asks the same."""
         cfg = self.config
-        seeds = [candidate_seed(cfg.seed, self.task.name, step, f"{tag}{j}" if tag else j)
-                 for j in range(first, first + len(prompts))]
+        seeds = [
+            candidate_seed(cfg.seed, self.task.name, step, f"{tag}{j}" if tag else j)
+            for j in range(first, first + len(prompts))
+        ]
         if not prompts:
             return []
-        min_p = cfg.optimizer_min_p if self.optimizer_llm.supports_grammar else 0.0  # a model with its own sampler
-        return self.optimizer_llm.generate(list(prompts), max_tokens=max_tokens or cfg.optimizer_max_tokens,
-                                           temperature=cfg.optimizer_temperature if temperature is None else temperature,
-                                           seeds=seeds, stop=("<END>",), **sampler_options(grammar, copy_guard, min_p))
+        min_p = (
+            cfg.optimizer_min_p if self.optimizer_llm.supports_grammar else 0.0
+        )  # a model with its own sampler
+        return self.optimizer_llm.generate(
+            list(prompts),
+            max_tokens=max_tokens or cfg.optimizer_max_tokens,
+            temperature=cfg.optimizer_temperature if temperature is None else temperature,
+            seeds=seeds,
+            stop=("<END>",),
+            **sampler_options(grammar, copy_guard, min_p),
+        )
 
     def score_dev(self, prompt: str) -> float:
         return self.evaluator.score(prompt, "eval", limit=self.config.dev_limit).score
 
-    def propose(self, metas: Sequence[str], *, step: int, state: TrajectoryState, current: str = "",
-                budget: int | None = None, tag: str = "",
-                parents: str | None | Sequence[str | None] = None) -> Proposal:
+    def propose(
+        self,
+        metas: Sequence[str],
+        *,
+        step: int,
+        state: TrajectoryState,
+        current: str = "",
+        budget: int | None = None,
+        tag: str = "",
+        parents: str | None | Sequence[str | None] = None,
+    ) -> Proposal:
         """Candidate prompts from candidate-writing meta-prompts, one per meta-prompt and, with
         the reply quota (quota.py), more until as many are usable new prompts (new to `state`).
         Every method's candidates come through here, so they share the reply grammar of the
@@ -292,8 +378,15 @@ class Method:
         guard = self.replies.copy_guard(current)
 
         def asked(indices: list[int], first: int, seen=()) -> list[str | None]:
-            replies = self.ask([metas[j] for j in indices], step=step, tag=tag, grammar=grammar,
-                               max_tokens=max_tokens, copy_guard=guard, first=first)
+            replies = self.ask(
+                [metas[j] for j in indices],
+                step=step,
+                tag=tag,
+                grammar=grammar,
+                max_tokens=max_tokens,
+                copy_guard=guard,
+                first=first,
+            )
             return self.replies.parse(replies, max_words=cap, max_tokens=max_tokens, seen=seen)
 
         parsed, slots = asked(list(range(len(metas))), 0), list(range(len(metas)))
@@ -320,8 +413,15 @@ class Method:
         batch = self.batches[step % len(self.batches)]
         return batch, self.evaluator.evaluate_examples([prompt], batch, "train")[0].outcomes
 
-    def score_candidates(self, step: int, state: TrajectoryState, parsed: Sequence[str | None], *,
-                         parent: str | None | Sequence[str | None], budget: int | None = None) -> list[tuple[str, float]]:
+    def score_candidates(
+        self,
+        step: int,
+        state: TrajectoryState,
+        parsed: Sequence[str | None],
+        *,
+        parent: str | None | Sequence[str | None],
+        budget: int | None = None,
+    ) -> list[tuple[str, float]]:
         """De-duplicate (in order, whitespace-normalized), score the new ones on the dev split in
         one call, record every candidate; returns the distinct candidates with their scores, in
         order. `parent` is the prompt they were generated from, or one per candidate."""
@@ -334,20 +434,38 @@ class Method:
             if prompt is not None:
                 distinct.setdefault(normalize_prompt(prompt), (prompt, origin))
         new = [p for key, (p, _) in distinct.items() if key not in state.scores]
-        self.on_event("candidates", {"step": step, "replies": len(parsed), "usable": len(distinct), "new": len(new),
-                                     "dropped": list(parsed).count(None), "drops": self.replies.step_drops()})
+        self.on_event(
+            "candidates",
+            {
+                "step": step,
+                "replies": len(parsed),
+                "usable": len(distinct),
+                "new": len(new),
+                "dropped": list(parsed).count(None),
+                "drops": self.replies.step_drops(),
+            },
+        )
         # Racing (racing.py); every new candidate's per-question scores are recorded.
-        known = {p: state.dropped[normalize_prompt(p)]["dev_outcomes"] for p in new
-                 if normalize_prompt(p) in state.dropped}
+        known = {
+            p: state.dropped[normalize_prompt(p)]["dev_outcomes"]
+            for p in new
+            if normalize_prompt(p) in state.dropped
+        }
         results = dict(zip(new, score_new(self.evaluator, self.task, cfg, new, known, state.dev_outcomes)))
         total = len(self.task.split("eval", cfg.dev_limit))
         scored = []
         for key, (prompt, origin) in distinct.items():
             is_new = prompt in results
             score = results[prompt].score if is_new else state.scores[key]
-            candidate = Candidate(prompt=prompt, dev_score=score, step=step, parent=origin, budget=budget,
-                                  edit_distance=None if origin is None else word_edit_distance(origin, prompt),
-                                  new=is_new)
+            candidate = Candidate(
+                prompt=prompt,
+                dev_score=score,
+                step=step,
+                parent=origin,
+                budget=budget,
+                edit_distance=None if origin is None else word_edit_distance(origin, prompt),
+                new=is_new,
+            )
             raced = candidate_fields(results[prompt], total) if is_new else {}
             record = {**asdict(candidate), **raced}
             self._record(CANDIDATE, **record)
@@ -359,14 +477,40 @@ class Method:
             scored.append((prompt, score))
         return scored
 
-    def choose(self, step: int, state: TrajectoryState, prompt: str, score: float, *, meta_prompt: str | None,
-               budget: int | None = None, **extra) -> None:
+    def choose(
+        self,
+        step: int,
+        state: TrajectoryState,
+        prompt: str,
+        score: float,
+        *,
+        meta_prompt: str | None,
+        budget: int | None = None,
+        **extra,
+    ) -> None:
         state.choose(TrajectoryEntry(prompt=prompt, dev_score=score, step=step))
         counts = self.quota.take() if self.config.reply_quota else {}
-        self._record(STEP, step=step, prompt=prompt, dev_score=score, budget=budget, meta_prompt=meta_prompt,
-                     **extra, **self.replies.take_step(), **counts, usage=self.usage())
-        self.on_event("chosen", {"step": step, "prompt": prompt, "dev_score": score,
-                                 "best": max(e.dev_score for e in state.trajectory)})
+        self._record(
+            STEP,
+            step=step,
+            prompt=prompt,
+            dev_score=score,
+            budget=budget,
+            meta_prompt=meta_prompt,
+            **extra,
+            **self.replies.take_step(),
+            **counts,
+            usage=self.usage(),
+        )
+        self.on_event(
+            "chosen",
+            {
+                "step": step,
+                "prompt": prompt,
+                "dev_score": score,
+                "best": max(e.dev_score for e in state.trajectory),
+            },
+        )
 
     def choose_best(self, step: int, state: TrajectoryState, **record) -> None:
         """The elitist choice of the search baselines: the best prompt scored so far (ties to
@@ -385,10 +529,20 @@ class Method:
             results = self.evaluator.evaluate(prompts, "test", limit=cfg.test_limit)
             initial_test, final_test = results[0].score, results[-1].score
         else:
-            self.on_event("warning", {"message": f"task {self.task.name!r} has no test split: test scores skipped"})
-        return RunResult(initial=initial, final=final, initial_test=initial_test, final_test=final_test,
-                         trajectory=tuple(state.trajectory), initial_test_result=results[0],
-                         final_test_result=results[-1], stopped=stopped, usage=self.usage())
+            self.on_event(
+                "warning", {"message": f"task {self.task.name!r} has no test split: test scores skipped"}
+            )
+        return RunResult(
+            initial=initial,
+            final=final,
+            initial_test=initial_test,
+            final_test=final_test,
+            trajectory=tuple(state.trajectory),
+            initial_test_result=results[0],
+            final_test_result=results[-1],
+            stopped=stopped,
+            usage=self.usage(),
+        )
 
 
 class GPO(Method):
@@ -447,33 +601,77 @@ class GPO(Method):
         budget = self.schedule(len(state.trajectory)) if self.schedule else None
         ask = partial(self.ask, step=step)
         states: dict = {}
-        gradient = self._apply(self.gradient_of, GradientContext(
-            step=step, prompt=current.prompt, ask=ask,
-            train_outcomes=partial(self.train_outcomes, step, current.prompt)), states)
+        gradient = self._apply(
+            self.gradient_of,
+            GradientContext(
+                step=step,
+                prompt=current.prompt,
+                ask=ask,
+                train_outcomes=partial(self.train_outcomes, step, current.prompt),
+            ),
+            states,
+        )
         record = {**gradient.record, **states}
         if gradient.text is not None:
             self.gradients.append(GradientEntry(gradient.text, step))
-            shown = self._apply(self.feedback_momentum, FeedbackContext(
-                step=step, gradient=gradient, history=tuple(self.gradients), k=cfg.k, selection=cfg.selection,
-                embed=self.index.embedder.encode, ask=ask), record)
+            shown = self._apply(
+                self.feedback_momentum,
+                FeedbackContext(
+                    step=step,
+                    gradient=gradient,
+                    history=tuple(self.gradients),
+                    k=cfg.k,
+                    selection=cfg.selection,
+                    embed=self.index.embedder.encode,
+                    ask=ask,
+                ),
+                record,
+            )
         else:
             shown = None
-        direction = self._apply(self.direction, DirectionContext(
-            step=step, trajectory=tuple(state.trajectory), known_scores=MappingProxyType(state.scores),
-            k=cfg.k, selection=cfg.selection, similarities=self.index.similarities, ask=ask,
-            score_dev=self.score_dev), record)
+        direction = self._apply(
+            self.direction,
+            DirectionContext(
+                step=step,
+                trajectory=tuple(state.trajectory),
+                known_scores=MappingProxyType(state.scores),
+                k=cfg.k,
+                selection=cfg.selection,
+                similarities=self.index.similarities,
+                ask=ask,
+                score_dev=self.score_dev,
+            ),
+            record,
+        )
         for prompt, score in direction.scored:
             state.scored(prompt, score)
-        meta = self._apply(self.update_rule, UpdateContext(
-            history=direction.entries, history_kind=direction.kind, current=current.prompt, gradient=shown,
-            exemplars=tuple(self.exemplars), position=cfg.position, budget=budget), record)
-        proposal = self.propose([meta] * cfg.candidates, step=step, state=state, current=current.prompt,
-                                budget=budget, parents=current.prompt)
+        meta = self._apply(
+            self.update_rule,
+            UpdateContext(
+                history=direction.entries,
+                history_kind=direction.kind,
+                current=current.prompt,
+                gradient=shown,
+                exemplars=tuple(self.exemplars),
+                position=cfg.position,
+                budget=budget,
+            ),
+            record,
+        )
+        proposal = self.propose(
+            [meta] * cfg.candidates,
+            step=step,
+            state=state,
+            current=current.prompt,
+            budget=budget,
+            parents=current.prompt,
+        )
         meta = proposal.metas[0]
         if self.replies.constrained:
             record["grammar_words"] = proposal.cap  # the constrained replies' word cap (None: unbounded)
-        scored = self.score_candidates(step, state, proposal.candidates, parent=proposal.parents,
-                                       budget=budget)
+        scored = self.score_candidates(
+            step, state, proposal.candidates, parent=proposal.parents, budget=budget
+        )
         prompt, score = select_next([(current.prompt, current.dev_score), *scored], state.selected)
         if self.gradients and self.gradients[-1].step == step:
             self.gradients[-1] = replace(self.gradients[-1], improvement=score - current.dev_score)

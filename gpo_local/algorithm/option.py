@@ -64,7 +64,9 @@ class Option:
     parse: Callable[[Any], Any] | None = None  # command-line text -> value (raises ConfigError)
     negatable: bool = False  # a bool option with a --no- form (to undo a TOML file's true)
     methods: tuple[str, ...] | None = None  # the methods that take it (None: every method)
-    strategy: bool = False  # selects a GPO strategy; its default is the paper's headline (the original GPO.sh)
+    strategy: bool = (
+        False  # selects a GPO strategy; its default is the paper's headline (the original GPO.sh)
+    )
     section: str | None = None  # the section of --help (default: its group's)
     min_open: bool = False  # the minimum itself is excluded
     max_open: bool = False  # the maximum itself is excluded

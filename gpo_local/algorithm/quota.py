@@ -58,8 +58,9 @@ def usable_slots(parsed: Sequence[str | None], known: Collection[str]) -> list[b
     return usable
 
 
-def fill(parsed: list[str | None], *, known: Collection[str], spare: int,
-         retry: Retries) -> tuple[list[str | None], list[int], int]:
+def fill(
+    parsed: list[str | None], *, known: Collection[str], spare: int, retry: Retries
+) -> tuple[list[str | None], list[int], int]:
     """Ask again until the call's `len(parsed)` requested candidates are usable, within the
     bound and `spare` calls of budget: (every parsed reply, the meta-prompt index of each, the
     asks made in all)."""

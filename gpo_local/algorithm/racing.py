@@ -46,9 +46,9 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from gpo_local.runs import faults
 from gpo_local.core import EvalResult, Outcome
 from gpo_local.errors import ConfigError, OptionValue
+from gpo_local.runs import faults
 from gpo_local.tasks.families import ROUGE_L
 
 DEFAULT_ERROR = 0.05
@@ -93,6 +93,7 @@ def informative_order(order: Sequence[int], history: Sequence[Mapping[int, float
     variance of their scores on it, over the prompts scored on it; none below two prompts), most
     first; ties keep their place in `order`. `history` holds one mapping question -> score per
     prompt."""
+
     def spread(question: int) -> float:
         values = [scores[question] for scores in history if question in scores]
         if len(values) < 2:
@@ -104,8 +105,9 @@ def informative_order(order: Sequence[int], history: Sequence[Mapping[int, float
     return sorted(order, key=lambda question: (-spread(question), place[question]))
 
 
-def dev_order(example_ids: Sequence[str], seed: int, task: str, kind: str,
-              history: Sequence[Mapping[str, float]] = ()) -> list[int]:
+def dev_order(
+    example_ids: Sequence[str], seed: int, task: str, kind: str, history: Sequence[Mapping[str, float]] = ()
+) -> list[int]:
     """The racing order of a step over the dev questions `example_ids` (indexes into it):
     question_order, re-sorted by informative_order for kind `informative` with `history`, the
     per-question dev scores (example id -> score) of the prompts scored so far in the run."""
@@ -123,7 +125,7 @@ def sign_test(leader_only: int, other_only: int) -> float:
     if discordant == 0:
         return 1.0
     tail = sum(math.comb(discordant, k) for k in range(leader_only, discordant + 1))
-    return tail / 2 ** discordant
+    return tail / 2**discordant
 
 
 def serfling_margin(seen: int, total: int, error: float, spread: float = 2.0) -> float:
@@ -161,8 +163,11 @@ def eliminate(partial: dict[int, list[float]], total: int, error: float, binary:
     """The candidates (keys of `partial`, each with its scores on the same questions in the same
     order) that a round drops against its leader."""
     best = leader(partial)
-    return [i for i in partial if i != best
-            and is_worse([a - b for a, b in zip(partial[best], partial[i])], total, error, binary)]
+    return [
+        i
+        for i in partial
+        if i != best and is_worse([a - b for a, b in zip(partial[best], partial[i])], total, error, binary)
+    ]
 
 
 @dataclass(frozen=True)
@@ -181,8 +186,14 @@ class Race:
 Scorer = Callable[[Sequence[int], Sequence[int]], Sequence[Sequence[float]]]
 
 
-def race(score: Scorer, candidates: int, order: Sequence[int], config: RacingConfig, binary: bool,
-         known: dict[int, dict[int, float]] | None = None) -> Race:
+def race(
+    score: Scorer,
+    candidates: int,
+    order: Sequence[int],
+    config: RacingConfig,
+    binary: bool,
+    known: dict[int, dict[int, float]] | None = None,
+) -> Race:
     """Race `candidates` over the questions in `order`. `score(candidates, questions)` returns
     one row of scores per candidate, one per question, in the given orders. `known` holds
     scores already measured (candidate -> question -> score: a candidate dropped at an earlier
@@ -214,19 +225,35 @@ def race(score: Scorer, candidates: int, order: Sequence[int], config: RacingCon
     return Race(scores=tuple(scores), dropped_after=tuple(dropped))
 
 
-def race_prompts(evaluator, prompts: Sequence[str], examples: Sequence, split: str, config: RacingConfig,
-                 order: Sequence[int], binary: bool, known: dict[int, dict[int, float]] | None = None) -> list:
+def race_prompts(
+    evaluator,
+    prompts: Sequence[str],
+    examples: Sequence,
+    split: str,
+    config: RacingConfig,
+    order: Sequence[int],
+    binary: bool,
+    known: dict[int, dict[int, float]] | None = None,
+) -> list:
     """Race prompts with an evaluator; one EvalResult per prompt, in order, its outcomes in split
     order: all of them for the survivors, the ones scored before the drop for the others (whose
     score is then the partial mean, over `result.n` questions). Known scores (see `race`) come
     back as outcomes with the score only."""
 
     outcomes: list[dict[int, object]] = [
-        {q: Outcome(example_id=examples[q].id, first_answer="", final_answer="", prediction="", score=value)
-         for q, value in (known or {}).get(i, {}).items()} for i in range(len(prompts))]
+        {
+            q: Outcome(
+                example_id=examples[q].id, first_answer="", final_answer="", prediction="", score=value
+            )
+            for q, value in (known or {}).get(i, {}).items()
+        }
+        for i in range(len(prompts))
+    ]
 
     def score(alive: Sequence[int], questions: Sequence[int]) -> list[list[float]]:
-        results = evaluator.evaluate_examples([prompts[i] for i in alive], [examples[q] for q in questions], split)
+        results = evaluator.evaluate_examples(
+            [prompts[i] for i in alive], [examples[q] for q in questions], split
+        )
         for i, result in zip(alive, results):
             outcomes[i].update(zip(questions, result.outcomes))
         return [[o.score for o in result.outcomes] for result in results]
@@ -235,14 +262,25 @@ def race_prompts(evaluator, prompts: Sequence[str], examples: Sequence, split: s
     results = []
     for prompt, by_question in zip(prompts, outcomes):
         ordered = tuple(by_question[q] for q in sorted(by_question))
-        results.append(EvalResult(prompt=prompt, split=split, score=sum(o.score for o in ordered) / len(ordered),
-                                  outcomes=ordered))
+        results.append(
+            EvalResult(
+                prompt=prompt,
+                split=split,
+                score=sum(o.score for o in ordered) / len(ordered),
+                outcomes=ordered,
+            )
+        )
     return results
 
 
-def score_new(evaluator, task, config, prompts: Sequence[str],
-              known: dict[str, dict[str, float]] | None = None,
-              history: Sequence[Mapping[str, float]] = ()) -> list:
+def score_new(
+    evaluator,
+    task,
+    config,
+    prompts: Sequence[str],
+    known: dict[str, dict[str, float]] | None = None,
+    history: Sequence[Mapping[str, float]] = (),
+) -> list:
     """The dev-split results of a step's new candidates: raced when `config.racing`, else every
     candidate on every question (one evaluator call, as before racing existed). `known` maps a
     prompt dropped at an earlier step to its recorded scores by example id: its race goes on
@@ -255,17 +293,30 @@ def score_new(evaluator, task, config, prompts: Sequence[str],
         return evaluator.evaluate_examples(prompts, examples, "eval")
 
     index = {e.id: q for q, e in enumerate(examples)}
-    by_candidate = {i: {index[k]: v for k, v in (known or {}).get(p, {}).items() if k in index}
-                    for i, p in enumerate(prompts)}
+    by_candidate = {
+        i: {index[k]: v for k, v in (known or {}).get(p, {}).items() if k in index}
+        for i, p in enumerate(prompts)
+    }
     racing = RacingConfig(error=config.racing_error, rounds=config.racing_rounds)
     order = dev_order([e.id for e in examples], config.seed, task.name, config.racing_order, history)
-    return race_prompts(evaluator, prompts, examples, "eval", racing, order,
-                        binary=task.rule.family != ROUGE_L, known=by_candidate)
+    return race_prompts(
+        evaluator,
+        prompts,
+        examples,
+        "eval",
+        racing,
+        order,
+        binary=task.rule.family != ROUGE_L,
+        known=by_candidate,
+    )
 
 
 def candidate_fields(result, total: int) -> dict:
     """What a candidate record keeps of its dev scoring: every per-question score (for replays
     such as benchmarks/racing.py), how many questions are behind its score, and whether racing
     dropped it (its score is then a partial mean)."""
-    return {"dev_outcomes": {o.example_id: o.score for o in result.outcomes}, "dev_questions": result.n,
-            "eliminated": result.n < total}
+    return {
+        "dev_outcomes": {o.example_id: o.score for o in result.outcomes},
+        "dev_questions": result.n,
+        "eliminated": result.n < total,
+    }

@@ -73,8 +73,10 @@ def canonical_schedule(name: str) -> str:
     """The schedule's canonical name; `none` means no step size (the original's wo_lr)."""
     key = ALIASES.get(name, name)
     if key != "none" and key not in SCHEDULES:
-        raise ConfigError(f"unknown schedule {name!r}; known: none, {', '.join(sorted(SCHEDULES))} "
-                          f"(alias: {', '.join(ALIASES)})")
+        raise ConfigError(
+            f"unknown schedule {name!r}; known: none, {', '.join(sorted(SCHEDULES))} "
+            f"(alias: {', '.join(ALIASES)})"
+        )
     return key
 
 

@@ -25,8 +25,9 @@ class Ask(Protocol):
     """The optimizer, bound to a step: one reply per meta-prompt, each with its own seed from
     (run seed, task, step, tag + index), so a resumed step asks the same."""
 
-    def __call__(self, meta_prompts: Sequence[str], *, tag: str = "",
-                 temperature: float | None = None) -> list[str]: ...
+    def __call__(
+        self, meta_prompts: Sequence[str], *, tag: str = "", temperature: float | None = None
+    ) -> list[str]: ...
 
 
 @dataclass(frozen=True)

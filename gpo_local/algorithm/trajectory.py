@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gpo_local.runs import faults
 from gpo_local.core import CANDIDATE, INIT, STEP, TrajectoryEntry
-from gpo_local.runs.directory import JsonlLog
 from gpo_local.replies.parsing import normalize_prompt
+from gpo_local.runs import faults
+from gpo_local.runs.directory import JsonlLog
 
 COMPLETE = (INIT, STEP)  # the kinds that end a complete unit of work
 # The step-record key of the real-time momentum over prompts; replay scores its prompt.
@@ -88,7 +88,9 @@ def replay(log: JsonlLog) -> tuple[TrajectoryState, list[dict]]:
             momentum = record.get(PARA_MOMENTUM_KEY)
             if momentum and momentum.get("dev_score") is not None:
                 state.scored(momentum["prompt"], momentum["dev_score"])
-            state.choose(TrajectoryEntry(prompt=record["prompt"], dev_score=record["dev_score"], step=record["step"]))
+            state.choose(
+                TrajectoryEntry(prompt=record["prompt"], dev_score=record["dev_score"], step=record["step"])
+            )
     return state, records
 
 

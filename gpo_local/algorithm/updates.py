@@ -40,7 +40,9 @@ def format_score(score: float) -> str:
 
 def render_exemplar(example: Example, position: str) -> str:
     """An exemplar as the task model would see it, with the placeholder where the prompt goes."""
-    return f"Input:\n{assemble(PLACEHOLDER, example.input, position).rstrip()}\nOutput:\n{example.shown_target}"
+    return (
+        f"Input:\n{assemble(PLACEHOLDER, example.input, position).rstrip()}\nOutput:\n{example.shown_target}"
+    )
 
 
 HISTORY_HEADERS = {
@@ -49,8 +51,9 @@ HISTORY_HEADERS = {
     "list": "Here are earlier prompts with their scores.",
     "summary": "Here is a prompt summarizing the earlier ones, with its score.",
 }
-SCORE_SCALE = ("A score is the share of examples the model answered correctly, from 0 to 100; "
-               "higher is better.")
+SCORE_SCALE = (
+    "A score is the share of examples the model answered correctly, from 0 to 100; higher is better."
+)
 
 
 def render_scored(prompt: str, score: float) -> str:
@@ -90,31 +93,43 @@ def render_update(
     # the task from them instead of rewording the current prompt: with the history first (the
     # original code's order) Qwen2.5-Coder-1.5B rarely named the task of the built-in `antonyms`;
     # with this order it often does.
-    sections = [task, (
-        f"Below are examples of the task. In each input, {PLACEHOLDER} stands for the prompt; the output is "
-        "the answer the model must give (an answer that differs from it counts as wrong). Work out what the "
-        "examples have in common: what must the model do with the input to get the output? A good prompt "
-        "says exactly that, for every input."
-    )]
+    sections = [
+        task,
+        (
+            f"Below are examples of the task. In each input, {PLACEHOLDER} stands for the prompt; the output is "
+            "the answer the model must give (an answer that differs from it counts as wrong). Work out what the "
+            "examples have in common: what must the model do with the input to get the output? A good prompt "
+            "says exactly that, for every input."
+        ),
+    ]
     sections.extend(render_exemplar(e, position) for e in exemplars)
     if history:
         sections.append(render_history(history, history_kind))
     sections.append(f"The current prompt is:\n{current}")
     if not method.endswith("-without"):
         if not gradient:
-            raise ValueError(f"update method {method!r} needs a gradient text (use {method}-without otherwise)")
+            raise ValueError(
+                f"update method {method!r} needs a gradient text (use {method}-without otherwise)"
+            )
         sections.append(f"These are the problems found with the current prompt:\n{gradient}")
     where = WHERE[position]
-    study = {"current": "the prompt and score above", "list": "the prompts and scores above",
-             "summary": "the summarizing prompt and its score above"}[history_kind]
+    study = {
+        "current": "the prompt and score above",
+        "list": "the prompts and scores above",
+        "summary": "the summarizing prompt and its score above",
+    }[history_kind]
     if not history:
         study = "the current prompt"
     if editing:
-        request = (f"Study {study} and the examples, then change the current prompt into a better one "
-                   f"to put in place of {PLACEHOLDER} {where}.")
+        request = (
+            f"Study {study} and the examples, then change the current prompt into a better one "
+            f"to put in place of {PLACEHOLDER} {where}."
+        )
     else:
-        request = (f"Study {study} and the examples, then write a new, better prompt "
-                   f"to put in place of {PLACEHOLDER} {where}.")
+        request = (
+            f"Study {study} and the examples, then write a new, better prompt "
+            f"to put in place of {PLACEHOLDER} {where}."
+        )
     request += " Write an instruction for the whole task; do not copy an example."
     if budget is not None:
         request += f"\nYou may change at most {budget} words of the current prompt."
@@ -140,9 +155,16 @@ class UpdateContext:
 
 def _update_rule(method: str) -> Strategy:
     def apply(context: UpdateContext, state):
-        return render_update(method=method, history=context.history, history_kind=context.history_kind,
-                             current=context.current, exemplars=context.exemplars, position=context.position,
-                             budget=context.budget, gradient=context.gradient), state
+        return render_update(
+            method=method,
+            history=context.history,
+            history_kind=context.history_kind,
+            current=context.current,
+            exemplars=context.exemplars,
+            position=context.position,
+            budget=context.budget,
+            gradient=context.gradient,
+        ), state
 
     return Strategy(apply)
 
@@ -153,42 +175,50 @@ UPDATES: dict[str, Strategy] = {method: _update_rule(method) for method in UPDAT
 def render_feedback(prompt: str, wrong: Sequence[tuple[Example, str]]) -> str:
     """The feedback-gradient meta-prompt (the paper's analogical gradient): the current prompt and the train
     examples it got wrong, each with the model's final answer and the expected one."""
-    shown = "\n\n".join(f"Question:\n{example.input}\nWrong answer: {answer}\nExpected answer: {example.shown_target}"
-                         for example, answer in wrong)
-    return "\n\n".join([
-        "Your task is to find out what is wrong with a prompt, from the examples it fails on.",
-        f"The current prompt is:\n{prompt}",
-        "With this prompt, the model answers the following examples wrongly. Compare each wrong "
-        "answer with the expected one.",
-        shown,
-        "Explain why the prompt could have led to these wrong answers.",
-        "Put the explanation between <START> and <END>.",
-    ])
+    shown = "\n\n".join(
+        f"Question:\n{example.input}\nWrong answer: {answer}\nExpected answer: {example.shown_target}"
+        for example, answer in wrong
+    )
+    return "\n\n".join(
+        [
+            "Your task is to find out what is wrong with a prompt, from the examples it fails on.",
+            f"The current prompt is:\n{prompt}",
+            "With this prompt, the model answers the following examples wrongly. Compare each wrong "
+            "answer with the expected one.",
+            shown,
+            "Explain why the prompt could have led to these wrong answers.",
+            "Put the explanation between <START> and <END>.",
+        ]
+    )
 
 
 def render_feedback_merge(previous: str, new: str) -> str:
     """Real-time momentum over feedback (the paper's real-time momentum): fold the new problems
     into the running summary of earlier ones."""
-    return "\n\n".join([
-        "Your task is to combine two lists of problems found with a prompt into one.",
-        f"Problems found with earlier versions of the prompt:\n{previous}",
-        f"Problems found with the current prompt:\n{new}",
-        "Write one combined description of the problems, keeping what still matters.",
-        "Put the combined description between <START> and <END>.",
-    ])
+    return "\n\n".join(
+        [
+            "Your task is to combine two lists of problems found with a prompt into one.",
+            f"Problems found with earlier versions of the prompt:\n{previous}",
+            f"Problems found with the current prompt:\n{new}",
+            "Write one combined description of the problems, keeping what still matters.",
+            "Put the combined description between <START> and <END>.",
+        ]
+    )
 
 
 def render_prompt_summary(previous: TrajectoryEntry, current: TrajectoryEntry) -> str:
     """Real-time momentum over prompts (the paper's real-time momentum): summarize the previous
     momentum prompt and the current prompt, each with its score, into one prompt."""
-    return "\n\n".join([
-        "Your task is to summarize two prompts into one prompt.",
-        f"Here are the two prompts with their scores. {SCORE_SCALE}",
-        render_scored(previous.prompt, previous.dev_score),
-        render_scored(current.prompt, current.dev_score),
-        "Write one prompt that keeps what makes the better-scoring prompt work.",
-        "Put the summarized prompt between <START> and <END>.",
-    ])
+    return "\n\n".join(
+        [
+            "Your task is to summarize two prompts into one prompt.",
+            f"Here are the two prompts with their scores. {SCORE_SCALE}",
+            render_scored(previous.prompt, previous.dev_score),
+            render_scored(current.prompt, current.dev_score),
+            "Write one prompt that keeps what makes the better-scoring prompt work.",
+            "Put the summarized prompt between <START> and <END>.",
+        ]
+    )
 
 
 def word_edit_distance(a: str, b: str) -> int:

@@ -17,35 +17,36 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from gpo_local.algorithm.config import BY_NAME, check_value, names
+from gpo_local import quality
+from gpo_local.algorithm.budget import reference_calls
+from gpo_local.algorithm.config import BY_NAME, check_value, defaults, names
+from gpo_local.algorithm.index import TrajectoryIndex
+from gpo_local.app.evaluation import Evaluation, score_prompt
+from gpo_local.app.intervals import binary_rule, run_error_bars
+from gpo_local.app.progress import Progress, generated_tokens
+from gpo_local.app.report import write_report
+from gpo_local.app.settings import describe, resolve, with_answer_limits
+from gpo_local.backends.cluster import connect
+from gpo_local.backends.llama_cpp import LlamaCppModel
+from gpo_local.backends.registry import (
+    check_embedder,
+    get_embedder,
+    get_model,
+    get_models,
+    memoized,
+    runtime_options,
+)
 from gpo_local.core import TrajectoryEntry
 from gpo_local.errors import ConfigError, ModelError, OptionValue
-from gpo_local.runs.directory import RunDir, package_versions
+from gpo_local.methods import get_method
+from gpo_local.quality import BenchConfig, Cell, check_cells, load_config, run_bench
+from gpo_local.quality.ray_run import RayCells
+from gpo_local.runs.directory import RunDir, home_dir, package_versions
 from gpo_local.runs.health import interrupted_run_error
+from gpo_local.runs.rundata import RunView, load_run
 from gpo_local.tasks import Task
 from gpo_local.tasks import load_task as load_spec
 from gpo_local.tasks.memory import task_from_rows
-from gpo_local.app.settings import resolve
-from gpo_local.app.evaluation import Evaluation, score_prompt
-from gpo_local.algorithm.config import defaults
-from gpo_local.backends.registry import check_embedder, get_embedder, get_model, get_models, memoized
-from gpo_local.backends.registry import runtime_options
-from gpo_local.backends.llama_cpp import LlamaCppModel
-from gpo_local.app.settings import describe
-from gpo_local.algorithm.budget import reference_calls
-from gpo_local.methods import get_method
-from gpo_local.app.report import write_report
-from gpo_local.backends.cluster import connect
-from gpo_local import quality
-from gpo_local.quality import BenchConfig, Cell, check_cells, load_config, run_bench
-from gpo_local.quality.ray_run import RayCells
-from gpo_local.runs.directory import home_dir
-from gpo_local.runs.rundata import RunView, load_run
-from gpo_local.app.progress import Progress
-from gpo_local.algorithm.index import TrajectoryIndex
-from gpo_local.app.progress import generated_tokens
-from gpo_local.app.intervals import binary_rule, run_error_bars
-from gpo_local.app.settings import with_answer_limits
 
 
 @dataclass(frozen=True)
@@ -65,19 +66,36 @@ class RunResult:
     trajectory: tuple[TrajectoryEntry, ...]
 
 
-def load_task(task: Any, *, seed: int = 0, input_field: str | None = None, target_field: str | None = None,
-              metric: str | Callable | None = None, name: str | None = None, **loading) -> Task:
+def load_task(
+    task: Any,
+    *,
+    seed: int = 0,
+    input_field: str | None = None,
+    target_field: str | None = None,
+    metric: str | Callable | None = None,
+    name: str | None = None,
+    **loading,
+) -> Task:
     """A Task from a name or path as on the command line, or from in-memory rows."""
 
     if isinstance(task, Task):
         return task
     if isinstance(task, (str, Path)) and not callable(metric):
-        return load_spec(str(task), seed=seed, input_field=input_field, target_field=target_field,
-                         metric=metric.lower() if metric else None, **loading)
+        return load_spec(
+            str(task),
+            seed=seed,
+            input_field=input_field,
+            target_field=target_field,
+            metric=metric.lower() if metric else None,
+            **loading,
+        )
     if isinstance(task, (str, Path)):
-        raise ConfigError("a metric callable needs in-memory rows (a task given by name or path names its metric)")
-    return task_from_rows(task, name=name or "data", input_field=input_field, target_field=target_field,
-                          metric=metric)
+        raise ConfigError(
+            "a metric callable needs in-memory rows (a task given by name or path names its metric)"
+        )
+    return task_from_rows(
+        task, name=name or "data", input_field=input_field, target_field=target_field, metric=metric
+    )
 
 
 def _checked(options: dict) -> dict:
@@ -99,15 +117,28 @@ def _model_spec(model: Any) -> tuple[str | None, Any]:
     if not callable(getattr(model, "generate", None)):
         raise ModelError(f"{type(model).__name__} is not a model: it has no generate() method")
     if not isinstance(getattr(model, "fingerprint", None), str):
-        raise ModelError(f"{type(model).__name__} has no `fingerprint` string (what identifies its weights, for the "
-                         "memo cache and config.json)")
+        raise ModelError(
+            f"{type(model).__name__} has no `fingerprint` string (what identifies its weights, for the "
+            "memo cache and config.json)"
+        )
     return None, model
 
 
-def optimize(task: Any, *, method: str = "gpo", task_model: Any = None, optimizer_model: Any = None,
-             metric: str | Callable | None = None, run_dir: str | Path | None = None, embedder: Any = None,
-             input_field: str | None = None, target_field: str | None = None, quiet: bool = True,
-             on_event: Callable[[str, dict], None] | None = None, **options) -> RunResult:
+def optimize(
+    task: Any,
+    *,
+    method: str = "gpo",
+    task_model: Any = None,
+    optimizer_model: Any = None,
+    metric: str | Callable | None = None,
+    run_dir: str | Path | None = None,
+    embedder: Any = None,
+    input_field: str | None = None,
+    target_field: str | None = None,
+    quiet: bool = True,
+    on_event: Callable[[str, dict], None] | None = None,
+    **options,
+) -> RunResult:
     """Optimize the instruction for `task` and return the result (module docstring).
 
     `options` are the declared options (steps, candidates, gradient, momentum, ... see
@@ -117,26 +148,51 @@ def optimize(task: Any, *, method: str = "gpo", task_model: Any = None, optimize
 
     task_spec, task_llm = _model_spec(task_model)
     optimizer_spec, optimizer_llm = _model_spec(optimizer_model)
-    embedder_spec, embedder_object = (str(embedder), None) if isinstance(embedder, (str, Path)) else (None, embedder)
-    values = _checked({**options, "method": method, "task_model": task_spec, "optimizer_model": optimizer_spec,
-                       "embedder": embedder_spec, "run_dir": str(run_dir) if run_dir else None, "quiet": quiet})
+    embedder_spec, embedder_object = (
+        (str(embedder), None) if isinstance(embedder, (str, Path)) else (None, embedder)
+    )
+    values = _checked(
+        {
+            **options,
+            "method": method,
+            "task_model": task_spec,
+            "optimizer_model": optimizer_spec,
+            "embedder": embedder_spec,
+            "run_dir": str(run_dir) if run_dir else None,
+            "quiet": quiet,
+        }
+    )
     if isinstance(task, (str, Path)) and not callable(metric):
         loaded = str(task)  # loaded by settings.resolve, with the loading options, as on the command line
         values.update(input_field=input_field, target_field=target_field, metric=metric)
     else:
-        loaded = load_task(task, seed=values.get("seed") or 0, input_field=input_field, target_field=target_field,
-                           metric=metric)
+        loaded = load_task(
+            task,
+            seed=values.get("seed") or 0,
+            input_field=input_field,
+            target_field=target_field,
+            metric=metric,
+        )
     given = {key for key, value in values.items() if value is not None and key != "quiet"}
     settings = resolve(loaded, values, given)
     models = None
     if task_llm is not None or optimizer_llm is not None:
         models = _objects(settings, task_llm, optimizer_llm)
-    summary, directory, result = run_settings(settings, None, models=models, embedder=embedder_object,
-                                              on_event=on_event)
-    return RunResult(run_dir=directory, initial_prompt=result.initial.prompt, final_prompt=result.final.prompt,
-                     initial_dev=result.initial.dev_score, final_dev=result.final.dev_score,
-                     initial_test=result.initial_test, final_test=result.final_test, stopped=result.stopped,
-                     usage=dict(result.usage), trajectory=tuple(result.trajectory))
+    summary, directory, result = run_settings(
+        settings, None, models=models, embedder=embedder_object, on_event=on_event
+    )
+    return RunResult(
+        run_dir=directory,
+        initial_prompt=result.initial.prompt,
+        final_prompt=result.final.prompt,
+        initial_dev=result.initial.dev_score,
+        final_dev=result.final.dev_score,
+        initial_test=result.initial_test,
+        final_test=result.final_test,
+        stopped=result.stopped,
+        usage=dict(result.usage),
+        trajectory=tuple(result.trajectory),
+    )
 
 
 def show(run_dir: str | Path) -> RunView:
@@ -154,8 +210,9 @@ def report(run_dirs: str | Path | list, output: str | Path | None = None) -> Pat
     return target
 
 
-def bench_cells(config_path: str | Path, out: str | Path | None = None, *,
-                data_root: str | Path | None = None) -> tuple[BenchConfig, Path, list[Cell]]:
+def bench_cells(
+    config_path: str | Path, out: str | Path | None = None, *, data_root: str | Path | None = None
+) -> tuple[BenchConfig, Path, list[Cell]]:
     """A bench config's cells, checked against what `out` already holds (default:
     $GPO_LOCAL_HOME/bench/<config name>): (config, out, cells). `data_root`: the folder the
     config's relative task paths are read from (default: $GPO_LOCAL_DATA, else the config's)."""
@@ -165,8 +222,14 @@ def bench_cells(config_path: str | Path, out: str | Path | None = None, *,
     return config, target, config.cells(target)
 
 
-def bench_quality(config_path: str | Path, *, out: str | Path | None = None, ray: str | None = None,
-                  ui=None, data_root: str | Path | None = None) -> dict:
+def bench_quality(
+    config_path: str | Path,
+    *,
+    out: str | Path | None = None,
+    ray: str | None = None,
+    ui=None,
+    data_root: str | Path | None = None,
+) -> dict:
     """Run every unfinished cell of a bench config (one optimize run per cell; resumable) and
     return the results, also written to out/results.{md,csv,json}. `ray`: the address of a Ray
     cluster to run the cells on as Ray tasks."""
@@ -181,8 +244,11 @@ def _objects(settings, task_llm, optimizer_llm):
     runtime = settings.runtime
     if task_llm is None or (optimizer_llm is None and runtime["optimizer_model"]):
         named = task_llm is None
-        loaded = (_load(runtime, runtime["task_model"], "task") if named
-                  else _load(runtime, runtime["optimizer_model"], "optimizer"))
+        loaded = (
+            _load(runtime, runtime["task_model"], "task")
+            if named
+            else _load(runtime, runtime["optimizer_model"], "optimizer")
+        )
         task_llm, optimizer_llm = (loaded, optimizer_llm) if named else (task_llm, loaded)
     return task_llm, optimizer_llm or task_llm
 
@@ -195,11 +261,24 @@ def _load(runtime: dict, spec: str, role: str):
 EVALUATE_OPTIONS = (set(names("task")) | set(names("runtime"))) - {"optimizer_model", "embedder"}
 
 
-def evaluate(task: Any, prompt: str, *, split: str = "eval", task_model: Any = None,
-             metric: str | Callable | None = None, limit: int | None = None, position: str | None = None,
-             input_field: str | None = None, target_field: str | None = None, no_cache: bool = False,
-             answer_max_tokens: str | None = None, quiet: bool = True, events_path: str | Path | None = None,
-             on_notice: Callable[[str], None] | None = None, **options) -> Evaluation:
+def evaluate(
+    task: Any,
+    prompt: str,
+    *,
+    split: str = "eval",
+    task_model: Any = None,
+    metric: str | Callable | None = None,
+    limit: int | None = None,
+    position: str | None = None,
+    input_field: str | None = None,
+    target_field: str | None = None,
+    no_cache: bool = False,
+    answer_max_tokens: str | None = None,
+    quiet: bool = True,
+    events_path: str | Path | None = None,
+    on_notice: Callable[[str], None] | None = None,
+    **options,
+) -> Evaluation:
     """The score of `prompt` on a split of `task` with the task model, as `gpo-local eval` gives
     it (app/evaluation.py): the task's own position unless `position` is given, the model the task
     suggests unless `task_model` is given (a spec or an LLM object), the prompt adapted to the
@@ -220,9 +299,18 @@ def evaluate(task: Any, prompt: str, *, split: str = "eval", task_model: Any = N
     spec, llm = _model_spec(task_model)
     given = {key: value for key, value in options.items() if value is not None}
     runtime = {**defaults("runtime"), **given, "no_cache": no_cache}
-    return score_prompt(loaded, prompt, split=split, limit=limit, position=position,
-                        task_model=llm if llm is not None else spec, runtime=runtime, quiet=quiet,
-                        events_path=Path(events_path) if events_path else None, on_notice=on_notice)
+    return score_prompt(
+        loaded,
+        prompt,
+        split=split,
+        limit=limit,
+        position=position,
+        task_model=llm if llm is not None else spec,
+        runtime=runtime,
+        quiet=quiet,
+        events_path=Path(events_path) if events_path else None,
+        on_notice=on_notice,
+    )
 
 
 def _loaded_by_name(llm) -> bool:
@@ -232,8 +320,11 @@ def _loaded_by_name(llm) -> bool:
 
 def _describe_model(spec, model) -> dict:
     path = getattr(model, "path", None)
-    return {"spec": spec, "path": str(path) if path is not None else f"<{type(model).__name__}>",
-            "sha256": model.fingerprint}
+    return {
+        "spec": spec,
+        "path": str(path) if path is not None else f"<{type(model).__name__}>",
+        "sha256": model.fingerprint,
+    }
 
 
 def _config_record(settings, models: dict, task_llm) -> dict:
@@ -241,13 +332,22 @@ def _config_record(settings, models: dict, task_llm) -> dict:
 
     runtime = settings.runtime
     return {
-        "task": settings.task_spec, "task_source": settings.task.source, "task_options": settings.task.options,
-        "method": settings.config.method, **describe(settings),
-        "initial_prompt": settings.initial_prompt, "models": models,
-        "settings": {"n_ctx": runtime["n_ctx"], "threads": getattr(task_llm, "n_threads", runtime["threads"]),
-                     "n_gpu_layers": runtime["n_gpu_layers"], "parallel": runtime["parallel"],
-                     "cache": not runtime["no_cache"]},
-        "versions": package_versions(), "command": sys.argv,
+        "task": settings.task_spec,
+        "task_source": settings.task.source,
+        "task_options": settings.task.options,
+        "method": settings.config.method,
+        **describe(settings),
+        "initial_prompt": settings.initial_prompt,
+        "models": models,
+        "settings": {
+            "n_ctx": runtime["n_ctx"],
+            "threads": getattr(task_llm, "n_threads", runtime["threads"]),
+            "n_gpu_layers": runtime["n_gpu_layers"],
+            "parallel": runtime["parallel"],
+            "cache": not runtime["no_cache"],
+        },
+        "versions": package_versions(),
+        "command": sys.argv,
     }
 
 
@@ -256,28 +356,47 @@ def result_summary(result, method, config) -> dict:
 
     plan = method.plan()
     summary = {
-        "task": method.task.name, "method": config.method,
-        "initial": asdict(result.initial), "final": asdict(result.final),
-        "initial_test": result.initial_test, "final_test": result.final_test,
-        **{key: result.usage[key] for key in ("task_generations", "dev_scorings", "optimizer_calls", "task_tokens",
-                                              "optimizer_tokens")},
-        "seconds": round(result.usage["seconds"], 1), "stopped": result.stopped,
+        "task": method.task.name,
+        "method": config.method,
+        "initial": asdict(result.initial),
+        "final": asdict(result.final),
+        "initial_test": result.initial_test,
+        "final_test": result.final_test,
+        **{
+            key: result.usage[key]
+            for key in (
+                "task_generations",
+                "dev_scorings",
+                "optimizer_calls",
+                "task_tokens",
+                "optimizer_tokens",
+            )
+        },
+        "seconds": round(result.usage["seconds"], 1),
+        "stopped": result.stopped,
         # This process's CPU seconds: a cost that pauses and a busy machine do not inflate.
         "cpu_seconds": round(result.usage["cpu_seconds"], 1),
         # The budget this method planned within GPO's under the same config (see methods/__init__.py).
-        "budget": {"steps_planned": len(plan), "steps_done": len(result.trajectory) - 1,
-                   "optimizer_calls_planned": sum(plan), "reference_optimizer_calls": reference_calls(config)},
+        "budget": {
+            "steps_planned": len(plan),
+            "steps_done": len(result.trajectory) - 1,
+            "optimizer_calls_planned": sum(plan),
+            "reference_optimizer_calls": reference_calls(config),
+        },
         "drops": method.drop_totals(),  # dropped optimizer replies by reason (drops.py)
         "candidate_replies": method.replies.reply_total(),  # the replies those drops are out of
         **method.quota_totals(),  # the reply quota's asks (algorithm/quota.py)
         # Per-example test outcomes of the initial and the final prompt (for reports).
-        "test_outcomes": {role: [asdict(o) for o in r.outcomes] if r else None
-                          for role, r in (("initial", result.initial_test_result),
-                                          ("final", result.final_test_result))},
+        "test_outcomes": {
+            role: [asdict(o) for o in r.outcomes] if r else None
+            for role, r in (("initial", result.initial_test_result), ("final", result.final_test_result))
+        },
     }
     # Standard errors of the scores and the test gain's paired 95% interval (app/intervals.py).
     questions = len(method.task.split("eval", config.dev_limit))
-    summary.update(run_error_bars(summary, list(method.log.records()), questions, binary_rule(method.task.rule)))
+    summary.update(
+        run_error_bars(summary, list(method.log.records()), questions, binary_rule(method.task.rule))
+    )
     return summary
 
 
@@ -310,7 +429,11 @@ def _load_models(settings, models, embedder):
 def run_settings(settings, saved: dict | None, *, models=None, embedder=None, on_event=None):
     """Run (or resume, with the saved config.json) an optimization: (result.json, run dir, result)."""
 
-    run = RunDir(settings.run_dir) if saved is not None else RunDir.for_new_run(settings.run_dir, settings.task.name)
+    run = (
+        RunDir(settings.run_dir)
+        if saved is not None
+        else RunDir.for_new_run(settings.run_dir, settings.task.name)
+    )
     get_method(settings.config.method)  # an unknown method fails before any model loads
     try:
         ui = Progress(settings.quiet, events_path=run.events_path)
@@ -334,29 +457,58 @@ def _run_locked(settings, saved, run, ui, llms, embed, models, on_event):
     named = {"task": runtime["task_model"], "optimizer": runtime["optimizer_model"] or runtime["task_model"]}
     if models is not None:  # objects from the Python API: no catalog name to record
         named = {role: named[role] if _loaded_by_name(llm) else None for role, llm in zip(named, models)}
-    described = {role: _describe_model(named[role], llm) for role, llm in (("task", task_llm),
-                                                                            ("optimizer", optimizer_llm))}
-    described["embedder"] = {"spec": runtime["embedder"], "path": getattr(embed, "source", type(embed).__name__),
-                             "fingerprint": embed.fingerprint}
+    described = {
+        role: _describe_model(named[role], llm)
+        for role, llm in (("task", task_llm), ("optimizer", optimizer_llm))
+    }
+    described["embedder"] = {
+        "spec": runtime["embedder"],
+        "path": getattr(embed, "source", type(embed).__name__),
+        "fingerprint": embed.fingerprint,
+    }
     record = _config_record(settings, described, task_llm)
     run.resume(record, saved) if saved is not None else run.start(record)
     cached_task = memoized(task_llm, runtime["no_cache"])
-    cached_optimizer = cached_task if optimizer_llm is task_llm else memoized(optimizer_llm, runtime["no_cache"])
+    cached_optimizer = (
+        cached_task if optimizer_llm is task_llm else memoized(optimizer_llm, runtime["no_cache"])
+    )
 
     def event(kind, data):
         ui.event(kind, data)
         if on_event:
             on_event(kind, data)
-    method = method_class(task=settings.task, task_llm=cached_task, optimizer_llm=cached_optimizer,
-                          index=TrajectoryIndex(run.path / "indexes", embed), config=config, log=run.log(),
-                          initial_prompt=settings.initial_prompt, limits=settings.limits, on_event=event,
-                          on_progress=ui.progress)
+
+    method = method_class(
+        task=settings.task,
+        task_llm=cached_task,
+        optimizer_llm=cached_optimizer,
+        index=TrajectoryIndex(run.path / "indexes", embed),
+        config=config,
+        log=run.log(),
+        initial_prompt=settings.initial_prompt,
+        limits=settings.limits,
+        on_event=event,
+        on_progress=ui.progress,
+    )
     with ui:
-        ui.event("run_started", {"task": settings.task.name, "run_dir": str(run.path), "resumed": saved is not None,
-                                 "steps": config.steps, "candidates": config.candidates,
-                                 "dev_questions": len(settings.task.split("eval", config.dev_limit))})
+        ui.event(
+            "run_started",
+            {
+                "task": settings.task.name,
+                "run_dir": str(run.path),
+                "resumed": saved is not None,
+                "steps": config.steps,
+                "candidates": config.candidates,
+                "dev_questions": len(settings.task.split("eval", config.dev_limit)),
+            },
+        )
         result = method.run()
     summary = result_summary(result, method, config)
     run.write_result(summary)
-    ui.finish({key: summary[key] for key in ("initial", "final", "initial_test", "final_test", "seconds", "stopped")})
+    ui.finish(
+        {
+            key: summary[key]
+            for key in ("initial", "final", "initial_test", "final_test", "seconds", "stopped")
+        }
+    )
     return summary, run.path, result

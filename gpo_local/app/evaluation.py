@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 
 from gpo_local.algorithm.config import GPOConfig
 from gpo_local.algorithm.evaluator import Evaluator
+from gpo_local.app.bounds import check_runtime
 from gpo_local.app.progress import Progress, generated_tokens
 from gpo_local.app.settings import suggested_models
 from gpo_local.backends.catalog import DEFAULT_MODEL
@@ -26,7 +27,6 @@ from gpo_local.core import EvalResult
 from gpo_local.runs.directory import home_dir
 from gpo_local.runs.storage import check_home
 from gpo_local.tasks import Task
-from gpo_local.app.bounds import check_runtime
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,25 @@ def task_model_spec(task: Task, named: str | None) -> tuple[str, list[str]]:
     """The task model's spec (the one named, else the task's suggestion where it is installed,
     else the bundled model) and the notices that explain a suggestion left out."""
     given = {"task_model"} if named else set()
-    runtime, notices = suggested_models({"task_model": named or DEFAULT_MODEL}, given, task.suggested_models,
-                                        roles=("task_model",))
+    runtime, notices = suggested_models(
+        {"task_model": named or DEFAULT_MODEL}, given, task.suggested_models, roles=("task_model",)
+    )
     return runtime["task_model"], notices
 
 
-def score_prompt(task: Task, prompt: str, *, split: str, limit: int | None, position: str | None,
-                 task_model: str | Any | None, runtime: Mapping, quiet: bool = True,
-                 events_path: Path | None = None,
-                 on_notice: Callable[[str], None] | None = None) -> Evaluation:
+def score_prompt(
+    task: Task,
+    prompt: str,
+    *,
+    split: str,
+    limit: int | None,
+    position: str | None,
+    task_model: str | Any | None,
+    runtime: Mapping,
+    quiet: bool = True,
+    events_path: Path | None = None,
+    on_notice: Callable[[str], None] | None = None,
+) -> Evaluation:
     """The service (module docstring). `task_model` is a spec, an LLM object, or None for the
     default; `runtime` holds the declared runtime options (n_ctx, threads, n_gpu_layers,
     parallel, no_cache, ray, ray_actors)."""
@@ -73,7 +83,9 @@ def score_prompt(task: Task, prompt: str, *, split: str, limit: int | None, posi
             if on_notice:
                 on_notice(notice)
         # The machine's and the model's bounds (threads, context, KV memory) before the model loads.
-        check_runtime({**runtime, "task_model": spec}, force=bool(runtime.get("force")), roles=("task_model",))
+        check_runtime(
+            {**runtime, "task_model": spec}, force=bool(runtime.get("force")), roles=("task_model",)
+        )
         if not runtime["no_cache"]:  # GPO_LOCAL_HOME must be a directory, known before the model loads
             check_home(home_dir())
         llm = get_model(spec, role="task", ray=ray, **runtime_options(runtime))
@@ -81,15 +93,33 @@ def score_prompt(task: Task, prompt: str, *, split: str, limit: int | None, posi
         spec, llm = None, task_model
     prompt = task.adapt_prompt(prompt)
     ui = Progress(quiet, events_path=events_path, tokens=generated_tokens(llm))
-    evaluator = Evaluator(memoized(llm, runtime["no_cache"]), task, position=position,
-                          on_progress=ui.progress, on_event=ui.event)
+    evaluator = Evaluator(
+        memoized(llm, runtime["no_cache"]),
+        task,
+        position=position,
+        on_progress=ui.progress,
+        on_event=ui.event,
+    )
     with ui:
-        ui.event("run_started", {"task": task.name, "split": split, "prompt": prompt,
-                                 "questions": len(task.split(split, limit))})
+        ui.event(
+            "run_started",
+            {"task": task.name, "split": split, "prompt": prompt, "questions": len(task.split(split, limit))},
+        )
         result = evaluator.score(prompt, split, limit=limit)
     ui.finish({"score": result.score, "n": result.n})
     path = getattr(llm, "path", None)
-    model = {"spec": spec, "path": str(path) if path is not None else f"<{type(llm).__name__}>",
-             "sha256": llm.fingerprint}
-    return Evaluation(prompt=result.prompt, split=result.split, score=result.score, outcomes=result.outcomes,
-                      task=task.name, position=position, model=model, notices=tuple(notices))
+    model = {
+        "spec": spec,
+        "path": str(path) if path is not None else f"<{type(llm).__name__}>",
+        "sha256": llm.fingerprint,
+    }
+    return Evaluation(
+        prompt=result.prompt,
+        split=result.split,
+        score=result.score,
+        outcomes=result.outcomes,
+        task=task.name,
+        position=position,
+        model=model,
+        notices=tuple(notices),
+    )

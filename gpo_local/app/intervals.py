@@ -14,15 +14,22 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from gpo_local.replies.parsing import normalize_prompt
-from gpo_local.tasks.families import ROUGE_L
-from gpo_local.stats import CONFIDENCE, paired_bootstrap_interval, standard_error
 from gpo_local.app.formatting import percent
+from gpo_local.replies.parsing import normalize_prompt
+from gpo_local.stats import CONFIDENCE, paired_bootstrap_interval, standard_error
+from gpo_local.tasks.families import ROUGE_L
 
 BOOTSTRAP_SEED = 0
 # result.json keys added by `error_bars` (the scores' own keys stay as they were).
-KEYS = ("initial_dev_se", "final_dev_se", "initial_test_se", "final_test_se", "test_gain", "test_gain_ci",
-        "test_gain_questions")
+KEYS = (
+    "initial_dev_se",
+    "final_dev_se",
+    "initial_test_se",
+    "final_test_se",
+    "test_gain",
+    "test_gain_ci",
+    "test_gain_questions",
+)
 
 
 def binary_rule(rule) -> bool:
@@ -40,8 +47,9 @@ def binary_standard_error(score: float, questions: int) -> float | None:
     return standard_error([1.0] * ones + [0.0] * (questions - ones))
 
 
-def dev_standard_error(outcomes: Mapping[str, float] | None, score: float, questions: int,
-                       binary: bool) -> float | None:
+def dev_standard_error(
+    outcomes: Mapping[str, float] | None, score: float, questions: int, binary: bool
+) -> float | None:
     """A dev score's standard error: from its recorded per-question outcomes (example id ->
     score) when the run has them, else, for a 0/1 rule, from the score and the question count;
     None when neither is known (a fractional metric without recorded outcomes)."""
@@ -58,19 +66,31 @@ def recorded_dev_outcomes(records: Sequence[Mapping], prompt: str, step: int) ->
     for record in records:
         if step < 0 and record.get("kind") == "init":
             return record.get("dev_outcomes")
-        if (step >= 0 and record.get("kind") == "candidate" and record.get("dev_outcomes")
-                and not record.get("eliminated") and normalize_prompt(record["prompt"]) == wanted):
+        if (
+            step >= 0
+            and record.get("kind") == "candidate"
+            and record.get("dev_outcomes")
+            and not record.get("eliminated")
+            and normalize_prompt(record["prompt"]) == wanted
+        ):
             return record["dev_outcomes"]
     return None
 
 
-def dev_error_bars(records: Sequence[Mapping], initial: Mapping, final: Mapping, questions: int,
-                   binary: bool) -> dict:
+def dev_error_bars(
+    records: Sequence[Mapping], initial: Mapping, final: Mapping, questions: int, binary: bool
+) -> dict:
     """The dev half of `KEYS`: the standard errors of the initial and the final prompt's dev
     scores (`initial` and `final` as result.json has them: prompt, dev_score, step)."""
-    return {f"{role}_dev_se": dev_standard_error(recorded_dev_outcomes(records, entry["prompt"], entry["step"]),
-                                                 entry["dev_score"], questions, binary)
-            for role, entry in (("initial", initial), ("final", final))}
+    return {
+        f"{role}_dev_se": dev_standard_error(
+            recorded_dev_outcomes(records, entry["prompt"], entry["step"]),
+            entry["dev_score"],
+            questions,
+            binary,
+        )
+        for role, entry in (("initial", initial), ("final", final))
+    }
 
 
 def _scores(outcomes: Sequence[Mapping] | None) -> dict[str, float] | None:
@@ -83,15 +103,23 @@ def held_out_error_bars(test_outcomes: Mapping | None) -> dict:
     has no test outcomes. Questions are paired by example id (the initial's order)."""
     initial = _scores((test_outcomes or {}).get("initial"))
     final = _scores((test_outcomes or {}).get("final"))
-    bars = {"initial_test_se": None, "final_test_se": None, "test_gain": None, "test_gain_ci": None,
-            "test_gain_questions": None}
+    bars = {
+        "initial_test_se": None,
+        "final_test_se": None,
+        "test_gain": None,
+        "test_gain_ci": None,
+        "test_gain_questions": None,
+    }
     if not initial or not final:
         return bars
     paired = [question for question in initial if question in final]
     initial_values = [initial[q] for q in paired]
     final_values = [final[q] for q in paired]
-    bars.update(initial_test_se=standard_error(list(initial.values())),
-                final_test_se=standard_error(list(final.values())), test_gain_questions=len(paired))
+    bars.update(
+        initial_test_se=standard_error(list(initial.values())),
+        final_test_se=standard_error(list(final.values())),
+        test_gain_questions=len(paired),
+    )
     if paired:
         bars["test_gain"] = (sum(final_values) - sum(initial_values)) / len(paired)
         low, high = paired_bootstrap_interval(final_values, initial_values, seed=BOOTSTRAP_SEED)
@@ -100,29 +128,33 @@ def held_out_error_bars(test_outcomes: Mapping | None) -> dict:
 
 
 def with_error(score: float | None, error: float | None) -> str:
-    """"67.5 ± 7.4": a score and its standard error in points; the score alone without one."""
+    """ "67.5 ± 7.4": a score and its standard error in points; the score alone without one."""
     if score is None or error is None:
         return percent(score)
     return f"{percent(score)} ± {100 * error:.1f}"
 
 
 def gain_text(bars: Mapping) -> str | None:
-    """"+70.0 points (95% CI +55.0 to +85.0, 40 questions)", None without a test gain."""
+    """ "+70.0 points (95% CI +55.0 to +85.0, 40 questions)", None without a test gain."""
     gain, interval = bars.get("test_gain"), bars.get("test_gain_ci")
     if gain is None:
         return None
     if interval is None:
         return f"{100 * gain:+.1f} points"
     confidence = round(100 * CONFIDENCE)
-    return (f"{100 * gain:+.1f} points ({confidence}% CI {100 * interval[0]:+.1f} to {100 * interval[1]:+.1f}, "
-            f"{bars['test_gain_questions']} questions)")
+    return (
+        f"{100 * gain:+.1f} points ({confidence}% CI {100 * interval[0]:+.1f} to {100 * interval[1]:+.1f}, "
+        f"{bars['test_gain_questions']} questions)"
+    )
 
 
 def run_error_bars(summary: Mapping, records: Sequence[Mapping], questions: int, binary: bool) -> dict:
     """Every key of `KEYS` for a finished run: `summary` is its result.json so far (initial,
     final, test_outcomes), `records` its trajectory records, `questions` its dev split's size."""
-    return {**dev_error_bars(records, summary["initial"], summary["final"], questions, binary),
-            **held_out_error_bars(summary.get("test_outcomes"))}
+    return {
+        **dev_error_bars(records, summary["initial"], summary["final"], questions, binary),
+        **held_out_error_bars(summary.get("test_outcomes")),
+    }
 
 
 def result_error_bars(result: Mapping) -> dict:

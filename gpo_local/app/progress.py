@@ -40,16 +40,17 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, ProgressColumn, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn
+from rich.progress import Progress as RichProgress
 from rich.text import Text
+
+from gpo_local.app.formatting import percent
+from gpo_local.replies.drops import describe
 from gpo_local.runs import faults
 from gpo_local.runs.storage import naming
-from gpo_local.replies.drops import describe
-from gpo_local.app.formatting import percent
 
 # The optimizer's own names for some events, and the names the events log uses (CONTRACT.md).
 EVENT_NAMES = {"step": "step_started"}
-
 
 
 def format_duration(seconds: float | None) -> str:
@@ -115,16 +116,28 @@ class _Info(ProgressColumn):
 class Progress:
     """Live progress on stderr and the events log of one command (see the module docstring)."""
 
-    def __init__(self, quiet: bool = False, *, events_path: Path | None = None,
-                 tokens: Callable[[], int] | None = None, console=None):
+    def __init__(
+        self,
+        quiet: bool = False,
+        *,
+        events_path: Path | None = None,
+        tokens: Callable[[], int] | None = None,
+        console=None,
+    ):
         self.quiet = quiet
         self.console = console or Console(stderr=True)
         self.log = EventLog(events_path) if events_path else None
         self.tokens = tokens or (lambda: 0)
         self.has_tokens = tokens is not None
-        self.bars = RichProgress(TextColumn("{task.description}"), BarColumn(bar_width=30), MofNCompleteColumn(),
-                                 _Info(self), console=self.console, disable=quiet,
-                                 transient=True)
+        self.bars = RichProgress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=30),
+            MofNCompleteColumn(),
+            _Info(self),
+            console=self.console,
+            disable=quiet,
+            transient=True,
+        )
         self._outer = self._steps = self._work = None
         self._new_run(None)
         # Scoring-pass state, for rates and ETA.
@@ -194,8 +207,12 @@ class Progress:
     def progress(self, done: int, total: int) -> None:
         """Scoring progress: `done` of `total` (prompt, question) pairs of the current pass."""
         now = time.time()
-        new_pass = (done <= 0 or total != self._pass_total or done < self._pass_done
-                    or self._pass_done == self._pass_total)
+        new_pass = (
+            done <= 0
+            or total != self._pass_total
+            or done < self._pass_done
+            or self._pass_done == self._pass_total
+        )
         if new_pass:
             # The evaluator reports (0, total) as it starts; without that call, the pass began at
             # the last event (every scoring pass of the optimizer follows one immediately).
@@ -210,8 +227,15 @@ class Progress:
         # One record per chunk is plenty (chunks are 16 pairs); the last one always goes out.
         if done > 0 and self.log and (done >= total or now - self._last_logged >= 1.0):
             self._last_logged = now
-            self._write("scoring", {"done": done, "total": total, "questions_per_second": round(rate, 3),
-                                    "tokens_per_second": round(token_rate, 1) if self.has_tokens else None})
+            self._write(
+                "scoring",
+                {
+                    "done": done,
+                    "total": total,
+                    "questions_per_second": round(rate, 3),
+                    "tokens_per_second": round(token_rate, 1) if self.has_tokens else None,
+                },
+            )
         self._work_kind = "scoring"
         self._work_bar("scoring", done, total)
 
@@ -245,14 +269,18 @@ class Progress:
         elif kind == "candidates":
             self.scored += data.get("new", 0)
 
-            self.note(f"  {data['usable']} usable candidates ({data['new']} new; dropped: "
-                      f"{describe(data.get('drops', {}))})")
+            self.note(
+                f"  {data['usable']} usable candidates ({data['new']} new; dropped: "
+                f"{describe(data.get('drops', {}))})"
+            )
             self._update_steps()
         elif kind == "chosen":
             self.best = data.get("best", self.best)
             self.steps_done = data["step"] + 1
-            self.note(f"  chosen (dev {percent(data['dev_score'])}, best {percent(data.get('best'))}): "
-                      f"{data['prompt'][:100]!r}")
+            self.note(
+                f"  chosen (dev {percent(data['dev_score'])}, best {percent(data.get('best'))}): "
+                f"{data['prompt'][:100]!r}"
+            )
             self._update_steps()
         elif kind == "warning":
             self.note(f"warning: {data['message']}", style="yellow")

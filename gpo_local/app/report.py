@@ -25,19 +25,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gpo_local.errors import ConfigError
-from gpo_local.runs.rundata import RunView, load_run, outcome_changes
-from gpo_local.replies.drops import describe, describe_asks, describe_cuts, step_views_total
-from gpo_local.runs.storage import write_atomic
-from gpo_local.runs.health import resume_command
-from gpo_local.runs.locks import running_pid
 from gpo_local.app.formatting import percent
 from gpo_local.app.intervals import gain_text, result_error_bars, with_error
+from gpo_local.errors import ConfigError
+from gpo_local.replies.drops import describe, describe_asks, describe_cuts, step_views_total
+from gpo_local.runs.health import resume_command
+from gpo_local.runs.locks import running_pid
+from gpo_local.runs.rundata import RunView, load_run, outcome_changes
+from gpo_local.runs.storage import write_atomic
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-          "#7f7f7f", "#bcbd22"]
-
+COLORS = [
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#7f7f7f",
+    "#bcbd22",
+]
 
 
 # -- plots ------------------------------------------------------------------------------------
@@ -60,7 +69,9 @@ def _x(step: int) -> int:
 
 
 def _step_axis(ax, run: RunView) -> None:
-    last = max([_x(s.step) for s in run.steps] + [_x(c["step"]) for c in run.pending] + [run.steps_planned or 0])
+    last = max(
+        [_x(s.step) for s in run.steps] + [_x(c["step"]) for c in run.pending] + [run.steps_planned or 0]
+    )
     ticks = list(range(0, last + 1))
     ax.set_xticks(ticks, ["init"] + [str(t) for t in ticks[1:]])
     ax.set_xlim(-0.5, last + 0.5)
@@ -97,12 +108,20 @@ def dev_plot(run: RunView) -> str:
     ys = [100 * s.dev_score for s in run.steps]
     ax.plot(xs, ys, "-o", color=COLORS[0], lw=2, ms=6, label="chosen prompt", zorder=3)
     if ys:
-        best = [max(ys[:i + 1]) for i in range(len(ys))]
+        best = [max(ys[: i + 1]) for i in range(len(ys))]
         ax.plot(xs, best, "--", color=COLORS[2], lw=1.2, label="best so far", zorder=2.5)
     final = (run.result or {}).get("final")
     if final:
-        ax.scatter([_x(final["step"])], [100 * final["dev_score"]], marker="*", s=260, color="#f2b705",
-                   edgecolor="black", label="final prompt", zorder=4)
+        ax.scatter(
+            [_x(final["step"])],
+            [100 * final["dev_score"]],
+            marker="*",
+            s=260,
+            color="#f2b705",
+            edgecolor="black",
+            label="final prompt",
+            zorder=4,
+        )
     ax.set_ylabel("dev score (0-100)")
     ax.set_ylim(-3, 103)
     _step_axis(ax, run)
@@ -123,19 +142,44 @@ def edit_plot(run: RunView) -> str:
             xs.append(_x(step) + _jitter(i, len(group)))
             ys.append(c["edit_distance"])
     if xs:
-        ax.scatter(xs, ys, s=28, color="#888888", alpha=0.8, label="candidate's edit distance to its parent",
-                   zorder=2)
+        ax.scatter(
+            xs,
+            ys,
+            s=28,
+            color="#888888",
+            alpha=0.8,
+            label="candidate's edit distance to its parent",
+            zorder=2,
+        )
         steps = sorted(by_step)
         means = [sum(c["edit_distance"] for c in by_step[s]) / len(by_step[s]) for s in steps]
-        ax.plot([_x(s) for s in steps], means, "-o", color=COLORS[0], lw=1.5, ms=4, label="mean edit distance")
-    budgets = sorted({(c["step"], c["budget"]) for c in candidates if c.get("budget") is not None}
-                     | {(s.step, s.budget) for s in run.steps if s.step >= 0 and s.budget is not None})
+        ax.plot(
+            [_x(s) for s in steps], means, "-o", color=COLORS[0], lw=1.5, ms=4, label="mean edit distance"
+        )
+    budgets = sorted(
+        {(c["step"], c["budget"]) for c in candidates if c.get("budget") is not None}
+        | {(s.step, s.budget) for s in run.steps if s.step >= 0 and s.budget is not None}
+    )
     if budgets:  # one bar per step: the most words a candidate of that step was asked to change
-        ax.hlines([b for _, b in budgets], [_x(s) - 0.4 for s, _ in budgets], [_x(s) + 0.4 for s, _ in budgets],
-                  color=COLORS[1], lw=2.5, label="edit budget of the step (schedule)", zorder=1)
+        ax.hlines(
+            [b for _, b in budgets],
+            [_x(s) - 0.4 for s, _ in budgets],
+            [_x(s) + 0.4 for s, _ in budgets],
+            color=COLORS[1],
+            lw=2.5,
+            label="edit budget of the step (schedule)",
+            zorder=1,
+        )
     else:
-        ax.text(0.5, 0.95, "no edit budget in this run (schedule: none)", transform=ax.transAxes,
-                ha="center", va="top", fontsize=9)
+        ax.text(
+            0.5,
+            0.95,
+            "no edit budget in this run (schedule: none)",
+            transform=ax.transAxes,
+            ha="center",
+            va="top",
+            fontsize=9,
+        )
     ax.set_ylabel("words")
     ax.set_ylim(0, 1.12 * max(ys + [b for _, b in budgets] + [1]))
     _step_axis(ax, run)
@@ -149,8 +193,14 @@ def overlay_plot(runs: list[RunView]) -> str:
     last = 0
     for i, run in enumerate(runs):
         xs = [_x(s.step) for s in run.steps]
-        ax.plot(xs, [100 * s.dev_score for s in run.steps], "-o", ms=4, color=COLORS[i % len(COLORS)],
-                label=run.name)
+        ax.plot(
+            xs,
+            [100 * s.dev_score for s in run.steps],
+            "-o",
+            ms=4,
+            color=COLORS[i % len(COLORS)],
+            label=run.name,
+        )
         last = max([last] + xs)
     ax.set_xticks(range(last + 1), ["init"] + [str(t) for t in range(1, last + 1)])
     ax.set_xlabel("step")
@@ -200,19 +250,33 @@ def word_diff(before: str, after: str) -> list[tuple[str, str]]:
 
 def _short(text: str | None, width: int = 160) -> str:
     text = " ".join((text or "").split())
-    return text if len(text) <= width else text[:width - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _models(config: dict) -> list[dict]:
     rows = []
     for role, model in (config.get("models") or {}).items():
-        rows.append({"role": role, "name": model.get("spec", ""), "path": model.get("path", ""),
-                     "digest": model.get("sha256") or model.get("fingerprint") or ""})
+        rows.append(
+            {
+                "role": role,
+                "name": model.get("spec", ""),
+                "path": model.get("path", ""),
+                "digest": model.get("sha256") or model.get("fingerprint") or "",
+            }
+        )
     return rows
 
 
-COST_KEYS = ("dev_scorings", "task_generations", "optimizer_calls", "task_tokens", "optimizer_tokens", "seconds",
-             "cpu_seconds", "stopped")
+COST_KEYS = (
+    "dev_scorings",
+    "task_generations",
+    "optimizer_calls",
+    "task_tokens",
+    "optimizer_tokens",
+    "seconds",
+    "cpu_seconds",
+    "stopped",
+)
 
 
 def _test_note(run: RunView, result: dict, changes) -> str | None:
@@ -222,19 +286,28 @@ def _test_note(run: RunView, result: dict, changes) -> str | None:
     if not run.finished:
         return "the run is unfinished: the test split is scored at the end"
     if result.get("initial_test") is None:
-        return ("this run has no test split (for a task without one, --test-holdout N holds out dev "
-                "examples as a test split)")
+        return (
+            "this run has no test split (for a task without one, --test-holdout N holds out dev "
+            "examples as a test split)"
+        )
     if changes is None:
         return "result.json has no per-example test outcomes (a run from an older gpo-local)"
     return None
 
 
 def _candidate_row(c: dict, pending: bool) -> dict:
-    return {"step": c["step"] + 1, "dev": percent(c["dev_score"]), "budget": c.get("budget"),
-            "distance": c.get("edit_distance"), "new": c.get("new", True), "prompt": c["prompt"],
-            "pending": pending,
-            # Dropped by racing, its dev score is the mean over `questions` questions
-            "eliminated": bool(c.get("eliminated")), "questions": c.get("dev_questions")}
+    return {
+        "step": c["step"] + 1,
+        "dev": percent(c["dev_score"]),
+        "budget": c.get("budget"),
+        "distance": c.get("edit_distance"),
+        "new": c.get("new", True),
+        "prompt": c["prompt"],
+        "pending": pending,
+        # Dropped by racing, its dev score is the mean over `questions` questions
+        "eliminated": bool(c.get("eliminated")),
+        "questions": c.get("dev_questions"),
+    }
 
 
 def _drops_text(run: RunView) -> str:
@@ -247,7 +320,10 @@ def run_context(run: RunView) -> dict[str, Any]:
     result = run.result or {}
     changes = outcome_changes(run.result)
     initial = result.get("initial") or (
-        {"prompt": run.steps[0].prompt, "dev_score": run.steps[0].dev_score, "step": -1} if run.steps else None)
+        {"prompt": run.steps[0].prompt, "dev_score": run.steps[0].dev_score, "step": -1}
+        if run.steps
+        else None
+    )
     final = result.get("final")
     if final is None and run.steps:  # unfinished: the best so far, ties to the earliest
         best = max(run.steps, key=lambda s: (s.dev_score, -s.step))
@@ -258,23 +334,36 @@ def run_context(run: RunView) -> dict[str, Any]:
     if changes:
         for kind in ("fixed", "broken"):
             for before, after in changes[kind]:
-                examples.append({"kind": kind, "id": before["example_id"],
-                                 "before": _short(before.get("prediction"), 60),
-                                 "after": _short(after.get("prediction"), 60),
-                                 "before_answer": _short(before.get("final_answer"), 400),
-                                 "after_answer": _short(after.get("final_answer"), 400)})
+                examples.append(
+                    {
+                        "kind": kind,
+                        "id": before["example_id"],
+                        "before": _short(before.get("prediction"), 60),
+                        "after": _short(after.get("prediction"), 60),
+                        "before_answer": _short(before.get("final_answer"), 400),
+                        "after_answer": _short(after.get("final_answer"), 400),
+                    }
+                )
     settings = run.config.get("config") or {}
     seeds = {"seed": settings.get("seed")}
     candidates = [_candidate_row(c, False) for s in run.steps for c in s.candidates]
     candidates += [_candidate_row(c, True) for c in run.pending]
     events = run.events
     return {
-        "name": run.name, "path": str(run.path), "task": run.task, "method": run.method,
-        "finished": run.finished, "stopped": result.get("stopped"), "drops": _drops_text(run),
-        "running": running_pid(run.path), "resume": resume_command(run.path, run.config),
-        "steps_done": max(len(run.steps) - 1, 0), "steps_planned": run.steps_planned,
+        "name": run.name,
+        "path": str(run.path),
+        "task": run.task,
+        "method": run.method,
+        "finished": run.finished,
+        "stopped": result.get("stopped"),
+        "drops": _drops_text(run),
+        "running": running_pid(run.path),
+        "resume": resume_command(run.path, run.config),
+        "steps_done": max(len(run.steps) - 1, 0),
+        "steps_planned": run.steps_planned,
         "pending": len(run.pending),
-        "initial": initial, "final": final,
+        "initial": initial,
+        "final": final,
         "initial_dev": with_error(initial["dev_score"], bars["initial_dev_se"]) if initial else "n/a",
         "final_dev": with_error(final["dev_score"], bars["final_dev_se"]) if final else "n/a",
         "initial_test": with_error(result.get("initial_test"), bars["initial_test_se"]),
@@ -283,9 +372,17 @@ def run_context(run: RunView) -> dict[str, Any]:
         "diff": word_diff(initial["prompt"], final["prompt"]) if initial and final else [],
         "dev_plot": dev_plot(run) if run.steps else None,
         "edit_plot": edit_plot(run) if run.steps else None,
-        "steps": [{"label": s.label, "budget": s.budget, "mean_distance": s.mean_distance,
-                   "candidates": len(s.candidates), "dev": percent(s.dev_score), "prompt": s.prompt}
-                  for s in run.steps],
+        "steps": [
+            {
+                "label": s.label,
+                "budget": s.budget,
+                "mean_distance": s.mean_distance,
+                "candidates": len(s.candidates),
+                "dev": percent(s.dev_score),
+                "prompt": s.prompt,
+            }
+            for s in run.steps
+        ],
         "candidates": candidates,
         "test_note": test_note,
         "counts": {k: len(v) for k, v in changes.items()} if changes else None,
@@ -298,9 +395,13 @@ def run_context(run: RunView) -> dict[str, Any]:
         "command": " ".join(run.config.get("command") or []),
         "created": run.config.get("created"),
         "costs": [(k, result[k]) for k in COST_KEYS if result.get(k) is not None],
-        "events": {"count": len(events),
-                   "first": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(events[0]["time"])) if events else None,
-                   "kinds": sorted({e.get("event", "?") for e in events})},
+        "events": {
+            "count": len(events),
+            "first": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(events[0]["time"]))
+            if events
+            else None,
+            "kinds": sorted({e.get("event", "?") for e in events}),
+        },
     }
 
 
@@ -313,14 +414,18 @@ def bench_context(path: Path) -> dict[str, Any]:
     try:
         data = json.loads((path / "results.json").read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ConfigError(f"{path / 'results.json'}: malformed JSON ({error.msg} at line {error.lineno})") from None
+        raise ConfigError(
+            f"{path / 'results.json'}: malformed JSON ({error.msg} at line {error.lineno})"
+        ) from None
     summary = data.get("summary") or []
     tasks = list(dict.fromkeys(row["task"] for row in summary))
     methods = list(dict.fromkeys(row["method"] for row in summary))
     cell = {(row["task"], row["method"]): row for row in summary}
     means = {row["method"]: row for row in data.get("method_means") or []}
-    best = {t: max((cell[(t, m)].get("test_mean") or 0.0 for m in methods if (t, m) in cell), default=None)
-            for t in tasks}
+    best = {
+        t: max((cell[(t, m)].get("test_mean") or 0.0 for m in methods if (t, m) in cell), default=None)
+        for t in tasks
+    }
     rows = []
     for method in methods:
         scores = []
@@ -330,20 +435,46 @@ def bench_context(path: Path) -> dict[str, Any]:
                 scores.append({"text": "–", "best": False})
                 continue
             std = f" ± {100 * row['test_std']:.1f}" if row.get("test_std") else ""
-            scores.append({"text": f"{100 * row['test_mean']:.1f}{std}",
-                           "best": row["test_mean"] == best[task], "n": row.get("n_seeds")})
+            scores.append(
+                {
+                    "text": f"{100 * row['test_mean']:.1f}{std}",
+                    "best": row["test_mean"] == best[task],
+                    "n": row.get("n_seeds"),
+                }
+            )
         overall = means.get(method, {})
-        rows.append({"method": method, "scores": scores,
-                     "mean": percent(overall.get("test_mean_over_tasks")),
-                     "costs": [overall.get(k) for k in ("dev_scorings", "optimizer_calls", "task_tokens", "seconds")]})
-    cells = [{**c, "initial_test": percent(c.get("initial_test")), "final_test": percent(c.get("final_test")),
-              "final_dev": percent(c.get("final_dev"))} for c in data.get("cells") or []]
+        rows.append(
+            {
+                "method": method,
+                "scores": scores,
+                "mean": percent(overall.get("test_mean_over_tasks")),
+                "costs": [
+                    overall.get(k) for k in ("dev_scorings", "optimizer_calls", "task_tokens", "seconds")
+                ],
+            }
+        )
+    cells = [
+        {
+            **c,
+            "initial_test": percent(c.get("initial_test")),
+            "final_test": percent(c.get("final_test")),
+            "final_dev": percent(c.get("final_dev")),
+        }
+        for c in data.get("cells") or []
+    ]
     paper = data.get("paper") or []
     paired = [c for c in data.get("paired") or [] if c.get("cells")]  # absent from older results.json
-    return {"path": str(path), "tasks": [Path(t).name or t for t in tasks], "rows": rows, "cells": cells,
-            "paper": paper, "paired": paired, "several_models": len({c["task_model"] for c in paired}) > 1,
-            "plot": bench_plot(summary) if summary else None,
-            "config": json.dumps(data.get("config") or {}, indent=2, sort_keys=True)}
+    return {
+        "path": str(path),
+        "tasks": [Path(t).name or t for t in tasks],
+        "rows": rows,
+        "cells": cells,
+        "paper": paper,
+        "paired": paired,
+        "several_models": len({c["task_model"] for c in paired}) > 1,
+        "plot": bench_plot(summary) if summary else None,
+        "config": json.dumps(data.get("config") or {}, indent=2, sort_keys=True),
+    }
 
 
 # -- the page ---------------------------------------------------------------------------------
@@ -360,13 +491,21 @@ def render_report(paths: list[Path]) -> str:
             runs.append(run)
             sections.append({"kind": "run", **run_context(run)})
     overlay = overlay_plot(runs) if len(runs) > 1 else None
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     # Scores are fractions (CONTRACT.md); a figure already on 0-100 is shown as it is.
     env.filters["pct"] = lambda v: percent(v) if v is None or v <= 1 else f"{v:.1f}"
     template = env.get_template("report.html.j2")
-    return template.render(sections=sections, overlay=overlay, created=time.strftime("%Y-%m-%d %H:%M"),
-                           title=", ".join(s.get("name") or "bench " + Path(s["path"]).name for s in sections))
+    return template.render(
+        sections=sections,
+        overlay=overlay,
+        created=time.strftime("%Y-%m-%d %H:%M"),
+        title=", ".join(s.get("name") or "bench " + Path(s["path"]).name for s in sections),
+    )
 
 
 def write_report(paths: list[Path], output: Path) -> Path:
@@ -374,4 +513,3 @@ def write_report(paths: list[Path], output: Path) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(output, html, fault_point="report-tmp")
     return output
-

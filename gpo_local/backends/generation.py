@@ -16,7 +16,9 @@ class GenerationRequest:
     seed: int | None = None
     grammar: str | None = None  # a GBNF grammar the reply must follow (constrained.py)
     banned_runs: tuple[tuple[int, ...], ...] = ()  # token runs the reply must not complete (copy_guard.py)
-    min_p: float = 0.0  # a sampled token's probability must be at least min_p times the likeliest's (slots.py)
+    min_p: float = (
+        0.0  # a sampled token's probability must be at least min_p times the likeliest's (slots.py)
+    )
 
     def __post_init__(self) -> None:
         # Accept lists for convenience but store tuples: requests are hashable and immutable.

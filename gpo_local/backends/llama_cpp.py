@@ -17,15 +17,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
-from gpo_local.runs import faults
-from gpo_local.errors import ModelError, OptionValue, PromptTooLongError
-from gpo_local.backends import Conversation, FollowUp, as_messages
-from gpo_local.backends.copy_guard import CopyGuard, banned_runs
-from gpo_local.backends import catalog
+from gpo_local.backends import Conversation, FollowUp, as_messages, catalog
+from gpo_local.backends.batched import BatchedDecoder, GenerationRequest
 from gpo_local.backends.catalog import sha256_file
+from gpo_local.backends.copy_guard import CopyGuard, banned_runs
 from gpo_local.backends.text_tokens import conversation_tokens
-from gpo_local.backends.batched import BatchedDecoder
-from gpo_local.backends.batched import GenerationRequest
+from gpo_local.errors import ModelError, OptionValue, PromptTooLongError
+from gpo_local.runs import faults
 
 GGUF_MAGIC = b"GGUF"
 # The evaluator's decoder carries EVAL_PARALLEL sequences of EVAL_SEQ_CTX cells each
@@ -43,8 +41,12 @@ def cpu_has_amx(cpuinfo: str | None = None) -> bool:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
             return False
-    return any(flag.startswith("amx") for line in cpuinfo.splitlines() if line.startswith("flags")
-               for flag in line.split(":", 1)[1].split())
+    return any(
+        flag.startswith("amx")
+        for line in cpuinfo.splitlines()
+        if line.startswith("flags")
+        for flag in line.split(":", 1)[1].split()
+    )
 
 
 def use_extra_buffer_types() -> bool:
@@ -89,8 +91,10 @@ def load_llama(path: Path | str, **kwargs):
 def check_gguf(path: Path) -> None:
     if path.is_dir():
         inside = ", ".join(sorted(p.name for p in path.glob("*.gguf"))[:5]) or "no .gguf file"
-        raise ModelError(f"{path} is a directory, not a GGUF file (it holds {inside}): give the model's "
-                         ".gguf file or a catalog name")
+        raise ModelError(
+            f"{path} is a directory, not a GGUF file (it holds {inside}): give the model's "
+            ".gguf file or a catalog name"
+        )
     if not path.is_file():
         raise ModelError(f"GGUF file not found: {path}")
     with path.open("rb") as handle:
@@ -102,23 +106,45 @@ class LlamaCppModel:
     """One GGUF model; implements the `LLM` protocol. The `Llama` object tokenizes and holds
     the model; generation runs in the batched decoder's own multi-sequence context."""
 
-    def __init__(self, path: Path | str, *, n_ctx: int = 4096, n_threads: int | None = None,
-                 n_gpu_layers: int = 0, n_batch: int = 512, parallel: int = 16,
-                 eval_parallel: int | None = None, eval_seq_ctx: int = EVAL_SEQ_CTX):
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        n_batch: int = 512,
+        parallel: int = 16,
+        eval_parallel: int | None = None,
+        eval_seq_ctx: int = EVAL_SEQ_CTX,
+    ):
         self.path = Path(path)
         check_gguf(self.path)
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.n_threads = n_threads or max(1, min(os.cpu_count() or 1, 8))
         try:
-            self.llama = load_llama(self.path, n_ctx=n_ctx, n_threads=self.n_threads, n_threads_batch=self.n_threads,
-                                    n_gpu_layers=n_gpu_layers, n_batch=n_batch, flash_attn=True, verbose=False)
+            self.llama = load_llama(
+                self.path,
+                n_ctx=n_ctx,
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                n_gpu_layers=n_gpu_layers,
+                n_batch=n_batch,
+                flash_attn=True,
+                verbose=False,
+            )
         except (ValueError, RuntimeError, OSError) as error:
-            raise ModelError(f"cannot load GGUF model {self.path}: {error} (truncated or unsupported file?)") from None
+            raise ModelError(
+                f"cannot load GGUF model {self.path}: {error} (truncated or unsupported file?)"
+            ) from None
         self.n_ctx = self.llama.n_ctx()
         # llama.cpp may round the context up; messages name the size in force.
-        self.context_note = () if self.n_ctx == n_ctx else (
-            " (", OptionValue("n_ctx", n_ctx), f", which llama.cpp set to {self.n_ctx})")
+        self.context_note = (
+            ()
+            if self.n_ctx == n_ctx
+            else (" (", OptionValue("n_ctx", n_ctx), f", which llama.cpp set to {self.n_ctx})")
+        )
         # Generation goes through the batched multi-sequence decoder (backends/batched.py),
         # which runs `parallel` sequences at once in its own context; the Llama object serves
         # tokenization and metadata. Flash attention matches the decoder's setting.
@@ -129,7 +155,9 @@ class LlamaCppModel:
         self.eval_seq_ctx = min(eval_seq_ctx, self.n_ctx)
         template = self.llama.metadata.get("tokenizer.chat_template")
         if not template:
-            raise ModelError(f"{self.path} has no chat template (tokenizer.chat_template); a chat model is needed")
+            raise ModelError(
+                f"{self.path} has no chat template (tokenizer.chat_template); a chat model is needed"
+            )
         model = self.llama._model
         eos, bos = self.llama.token_eos(), self.llama.token_bos()
         self._formatter = Jinja2ChatFormatter(
@@ -150,8 +178,11 @@ class LlamaCppModel:
         # The template already writes the BOS token where the model wants it, and
         # only the template's markers are special tokens, contents stay text (text_tokens.py).
 
-        return conversation_tokens(self._tokenize, lambda messages: self._formatter(messages=messages).prompt,
-                                   as_messages(conversation))
+        return conversation_tokens(
+            self._tokenize,
+            lambda messages: self._formatter(messages=messages).prompt,
+            as_messages(conversation),
+        )
 
     def _tokenize(self, text: str, special: bool) -> list[int]:
         return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=special)
@@ -169,7 +200,11 @@ class LlamaCppModel:
         if n_prompt >= self.n_ctx:
             raise PromptTooLongError(
                 f"prompt of {n_prompt} tokens does not fit the context of {self.n_ctx} tokens",
-                *self.context_note, f" of {self.path.name} (raise ", OptionValue("n_ctx"), ")")
+                *self.context_note,
+                f" of {self.path.name} (raise ",
+                OptionValue("n_ctx"),
+                ")",
+            )
         return min(max_tokens, self.n_ctx - n_prompt)
 
     @cached_property
@@ -181,10 +216,18 @@ class LlamaCppModel:
     # copied runs (backends/copy_guard.py), `min_p=` truncates the sampled distribution (slots.py).
     supports_grammar = True
 
-    def generate(self, conversations: Sequence[Conversation], *, max_tokens: int, temperature: float = 0.0,
-                 seeds: Sequence[int | None] | None = None, stop: Sequence[str] = (),
-                 grammar: str | None = None, copy_guard: CopyGuard | None = None,
-                 min_p: float = 0.0) -> list[str]:
+    def generate(
+        self,
+        conversations: Sequence[Conversation],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seeds: Sequence[int | None] | None = None,
+        stop: Sequence[str] = (),
+        grammar: str | None = None,
+        copy_guard: CopyGuard | None = None,
+        min_p: float = 0.0,
+    ) -> list[str]:
         """Every call goes through the batched decoder, even a single conversation: one code
         path means a seeded sample or a greedy answer does not depend on how many other
         conversations shared the call (sampling draws from a per-request numpy generator)."""
@@ -196,21 +239,44 @@ class LlamaCppModel:
             # this, a resumed run (whose earlier calls were memo hits) samples other candidates.
             self.decoder.reset()
         banned = banned_runs(copy_guard, lambda text: self._tokenize(text, False)) if copy_guard else ()
-        requests = [self._request(c, max_tokens, temperature, seed, stop, grammar, banned, min_p)
-                    for c, seed in zip(conversations, seeds)]
+        requests = [
+            self._request(c, max_tokens, temperature, seed, stop, grammar, banned, min_p)
+            for c, seed in zip(conversations, seeds)
+        ]
         return [completion.text for completion in self.decoder.generate(requests)]
 
-    def _request(self, conversation: Conversation, max_tokens: int, temperature: float,
-                 seed: int | None = None, stop: Sequence[str] = (), grammar: str | None = None,
-                 banned: tuple = (), min_p: float = 0.0):
+    def _request(
+        self,
+        conversation: Conversation,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+        grammar: str | None = None,
+        banned: tuple = (),
+        min_p: float = 0.0,
+    ):
 
         tokens = self.tokens(conversation)
-        return GenerationRequest(tokens=tokens, max_tokens=self.check_fits(len(tokens), max_tokens),
-                                 stop=tuple(stop), temperature=temperature, seed=seed if seed is not None else 0,
-                                 grammar=grammar, banned_runs=banned, min_p=min_p)
+        return GenerationRequest(
+            tokens=tokens,
+            max_tokens=self.check_fits(len(tokens), max_tokens),
+            stop=tuple(stop),
+            temperature=temperature,
+            seed=seed if seed is not None else 0,
+            grammar=grammar,
+            banned_runs=banned,
+            min_p=min_p,
+        )
 
-    def generate_two_rounds(self, first: Sequence[Conversation], follow_up: FollowUp, *,
-                            max_tokens: tuple[int, int], temperature: float = 0.0) -> list[tuple[str, str | None]]:
+    def generate_two_rounds(
+        self,
+        first: Sequence[Conversation],
+        follow_up: FollowUp,
+        *,
+        max_tokens: tuple[int, int],
+        temperature: float = 0.0,
+    ) -> list[tuple[str, str | None]]:
         """Both extraction rounds in one decoder call (see backends.two_rounds): a second turn is
         admitted the moment its first turn ends, into the slot that holds the first turn's KV,
         so only the new turn is decoded and the batch never drains between rounds."""
@@ -230,8 +296,10 @@ class LlamaCppModel:
             return self._request(conversation, max_tokens[1], temperature)
 
         finals = self._chain_decoder(requests, max_tokens).generate(requests, follow_up=chain)
-        return [(first_replies[i], completion.text if i in with_second else None)
-                for i, completion in enumerate(finals)]
+        return [
+            (first_replies[i], completion.text if i in with_second else None)
+            for i, completion in enumerate(finals)
+        ]
 
     # -- the evaluator's wide decoder --------------------------------------------------------
 
@@ -255,8 +323,15 @@ class LlamaCppModel:
         return self.eval_decoder if longest <= self.eval_seq_ctx else self.decoder
 
 
-def load_models(task_spec: str, optimizer_spec: str, *, n_ctx: int, n_threads: int | None,
-                n_gpu_layers: int, parallel: int = 16) -> tuple[LlamaCppModel, LlamaCppModel]:
+def load_models(
+    task_spec: str,
+    optimizer_spec: str,
+    *,
+    n_ctx: int,
+    n_threads: int | None,
+    n_gpu_layers: int,
+    parallel: int = 16,
+) -> tuple[LlamaCppModel, LlamaCppModel]:
     """The task and optimizer models; one file serving both roles is loaded once. Callers go
     through backends/registry.py, which decides where each model runs."""
 

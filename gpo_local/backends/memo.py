@@ -16,16 +16,30 @@ import sqlite3
 from pathlib import Path
 from typing import Sequence
 
+from gpo_local.backends import LLM, Conversation, WrappedLLM, as_messages, sampler_options, two_rounds
 from gpo_local.runs import faults
-from gpo_local.backends import LLM, Conversation, WrappedLLM, as_messages, sampler_options
-from gpo_local.backends import two_rounds
 
 
-def memo_key(fingerprint: str, conversation: Conversation, *, max_tokens: int, temperature: float,
-             seed: int | None, stop: Sequence[str], grammar: str | None = None, copy_guard=None,
-             min_p: float = 0.0) -> str:
-    key = [fingerprint, as_messages(conversation), max_tokens, float(temperature),
-           seed if temperature > 0 else None, list(stop)]
+def memo_key(
+    fingerprint: str,
+    conversation: Conversation,
+    *,
+    max_tokens: int,
+    temperature: float,
+    seed: int | None,
+    stop: Sequence[str],
+    grammar: str | None = None,
+    copy_guard=None,
+    min_p: float = 0.0,
+) -> str:
+    key = [
+        fingerprint,
+        as_messages(conversation),
+        max_tokens,
+        float(temperature),
+        seed if temperature > 0 else None,
+        list(stop),
+    ]
     if grammar is not None:  # a constrained reply differs; keys without one are unchanged
         key.append(grammar)
     if copy_guard is not None:  # so does a guarded one (backends/copy_guard.py)
@@ -38,7 +52,13 @@ def memo_key(fingerprint: str, conversation: Conversation, *, max_tokens: int, t
 
 # SQLite's primary result codes (the low byte of an extended code).
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
-SQLITE_STORAGE = {10: "I/O error", 13: "database or disk is full", 8: "read-only", 14: "cannot open", 3: "no permission"}
+SQLITE_STORAGE = {
+    10: "I/O error",
+    13: "database or disk is full",
+    8: "read-only",
+    14: "cannot open",
+    3: "no permission",
+}
 
 
 class CorruptCache(sqlite3.DatabaseError):
@@ -48,7 +68,9 @@ class CorruptCache(sqlite3.DatabaseError):
 def is_corrupt(error: sqlite3.Error) -> bool:
     """Only SQLite's own verdict counts: a full disk or an I/O error says nothing about the file."""
     code = getattr(error, "sqlite_errorcode", None)
-    return isinstance(error, CorruptCache) or (code is not None and code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB))
+    return isinstance(error, CorruptCache) or (
+        code is not None and code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
+    )
 
 
 def storage_trouble(error: sqlite3.Error) -> str | None:
@@ -97,8 +119,13 @@ class Memo:
         import logging
 
         self.writable = False
-        logging.getLogger("gpo_local").warning("memo cache %s: %s (%s); the file is kept as it is and this run goes "
-                                               "on %s", self.path, storage_trouble(error), error, how)
+        logging.getLogger("gpo_local").warning(
+            "memo cache %s: %s (%s); the file is kept as it is and this run goes on %s",
+            self.path,
+            storage_trouble(error),
+            error,
+            how,
+        )
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
@@ -116,8 +143,9 @@ class Memo:
     def _replace_corrupt(self) -> sqlite3.Connection:
         import logging
 
-        logging.getLogger("gpo_local").warning("memo cache %s is damaged: set aside as %s.corrupt, starting anew",
-                                               self.path, self.path.name)
+        logging.getLogger("gpo_local").warning(
+            "memo cache %s is damaged: set aside as %s.corrupt, starting anew", self.path, self.path.name
+        )
         for suffix in ("", "-wal", "-shm"):
             part = self.path.with_name(self.path.name + suffix)
             if part.exists():
@@ -146,7 +174,7 @@ class Memo:
     def _get_many(self, keys: Sequence[str]) -> dict[str, str]:
         found = {}
         for start in range(0, len(keys), 500):
-            chunk = list(keys[start:start + 500])
+            chunk = list(keys[start : start + 500])
             marks = ",".join("?" * len(chunk))
             found.update(self.db.execute(f"SELECT key, reply FROM replies WHERE key IN ({marks})", chunk))
         return found
@@ -180,11 +208,33 @@ class MemoizedLLM(WrappedLLM):
         self.memo = memo
         self.hits = self.misses = 0
 
-    def generate(self, conversations, *, max_tokens, temperature=0.0, seeds=None, stop=(), grammar=None,
-                 copy_guard=None, min_p=0.0):
+    def generate(
+        self,
+        conversations,
+        *,
+        max_tokens,
+        temperature=0.0,
+        seeds=None,
+        stop=(),
+        grammar=None,
+        copy_guard=None,
+        min_p=0.0,
+    ):
         seeds = list(seeds) if seeds is not None else [None] * len(conversations)
-        keys = [memo_key(self.llm.fingerprint, c, max_tokens=max_tokens, temperature=temperature, seed=s, stop=stop,
-                         grammar=grammar, copy_guard=copy_guard, min_p=min_p) for c, s in zip(conversations, seeds)]
+        keys = [
+            memo_key(
+                self.llm.fingerprint,
+                c,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                seed=s,
+                stop=stop,
+                grammar=grammar,
+                copy_guard=copy_guard,
+                min_p=min_p,
+            )
+            for c, s in zip(conversations, seeds)
+        ]
         constrained = sampler_options(grammar, copy_guard, min_p)
         found = self.memo.get_many(keys)
         todo = [i for i, k in enumerate(keys) if k not in found]
@@ -196,9 +246,14 @@ class MemoizedLLM(WrappedLLM):
         self.hits += len(keys) - len(todo)
         self.misses += len(todo)
         if todo:
-            replies = self.llm.generate([conversations[i] for i in todo], max_tokens=max_tokens,
-                                        temperature=temperature, seeds=[seeds[i] for i in todo], stop=stop,
-                                        **constrained)
+            replies = self.llm.generate(
+                [conversations[i] for i in todo],
+                max_tokens=max_tokens,
+                temperature=temperature,
+                seeds=[seeds[i] for i in todo],
+                stop=stop,
+                **constrained,
+            )
             fresh = {keys[i]: r for i, r in zip(todo, replies)}
             self.memo.put_many(fresh)
             found.update(fresh)
@@ -210,8 +265,14 @@ class MemoizedLLM(WrappedLLM):
         keys that `generate` uses, so either path finds what the other stored."""
 
         def key(conversation, limit):
-            return memo_key(self.llm.fingerprint, conversation, max_tokens=limit, temperature=temperature,
-                            seed=None, stop=())
+            return memo_key(
+                self.llm.fingerprint,
+                conversation,
+                max_tokens=limit,
+                temperature=temperature,
+                seed=None,
+                stop=(),
+            )
 
         first_keys = [key(c, max_tokens[0]) for c in first]
         found = self.memo.get_many(first_keys)
@@ -231,7 +292,9 @@ class MemoizedLLM(WrappedLLM):
         self.hits += len(first) - len(todo) + len(second_todo) - len(missing)
         fresh: dict[str, str] = {}
         if missing:  # rare: a run stopped between storing the two rounds
-            answers = self.llm.generate([c for _, c, _ in missing], max_tokens=max_tokens[1], temperature=temperature)
+            answers = self.llm.generate(
+                [c for _, c, _ in missing], max_tokens=max_tokens[1], temperature=temperature
+            )
             self.misses += len(missing)
             fresh.update({k: a for (_, _, k), a in zip(missing, answers)})
         for i, c, k in second_todo:
@@ -245,8 +308,13 @@ class MemoizedLLM(WrappedLLM):
                     second_keys[j] = key(conversation, max_tokens[1])
                 return conversation
 
-            pairs = two_rounds(self.llm, [first[i] for i in todo], remembered_follow_up,
-                               max_tokens=max_tokens, temperature=temperature)
+            pairs = two_rounds(
+                self.llm,
+                [first[i] for i in todo],
+                remembered_follow_up,
+                max_tokens=max_tokens,
+                temperature=temperature,
+            )
             for j, (reply, second) in enumerate(pairs):
                 out[todo[j]] = (reply, second)
                 fresh[first_keys[todo[j]]] = reply

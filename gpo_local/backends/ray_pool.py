@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from gpo_local.errors import ConfigError, GpoError, ModelError, OptionValue
 from gpo_local.backends import Conversation, FollowUp, WrappedLLM, as_messages
 from gpo_local.backends.llama_cpp import LlamaCppModel, check_gguf, load_llama
+from gpo_local.errors import ConfigError, GpoError, ModelError, OptionValue
 
 # How far a cut may move from the balanced position to land between two prompt groups, as a
 # fraction of the balanced shard size: shards stay within 25% of each other.
@@ -47,8 +47,13 @@ class ModelSpec:
     parallel: int = 16
 
     def __call__(self) -> LlamaCppModel:
-        return LlamaCppModel(self.path, n_ctx=self.n_ctx, n_threads=self.threads, n_gpu_layers=self.n_gpu_layers,
-                             parallel=self.parallel)
+        return LlamaCppModel(
+            self.path,
+            n_ctx=self.n_ctx,
+            n_threads=self.threads,
+            n_gpu_layers=self.n_gpu_layers,
+            parallel=self.parallel,
+        )
 
 
 class VocabOnlyModel(LlamaCppModel):
@@ -71,12 +76,16 @@ class VocabOnlyModel(LlamaCppModel):
             raise ModelError(f"cannot read the vocabulary of {self.path}: {error}") from None
         template = self.llama.metadata.get("tokenizer.chat_template")
         if not template:
-            raise ModelError(f"{self.path} has no chat template (tokenizer.chat_template); a chat model is needed")
+            raise ModelError(
+                f"{self.path} has no chat template (tokenizer.chat_template); a chat model is needed"
+            )
         model = self.llama._model
         eos, bos = self.llama.token_eos(), self.llama.token_bos()
-        self._formatter = Jinja2ChatFormatter(template=template,
-                                              eos_token=model.token_get_text(eos) if eos != -1 else "",
-                                              bos_token=model.token_get_text(bos) if bos != -1 else "")
+        self._formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=model.token_get_text(eos) if eos != -1 else "",
+            bos_token=model.token_get_text(bos) if bos != -1 else "",
+        )
 
     def generate(self, *args, **kwargs):
         raise GpoError("a vocabulary-only model cannot generate (the Ray actors do)")
@@ -172,21 +181,39 @@ class RayPoolLLM(WrappedLLM):
             self.ray.kill(actor)
         self.actors = []
 
-    def generate(self, conversations: Sequence[Conversation], *, max_tokens: int, temperature: float = 0.0,
-                 seeds: Sequence[int | None] | None = None, stop: Sequence[str] = ()) -> list[str]:
-        replies, _ = self._generate(conversations, max_tokens=max_tokens, temperature=temperature, seeds=seeds,
-                                    stop=stop)
+    def generate(
+        self,
+        conversations: Sequence[Conversation],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seeds: Sequence[int | None] | None = None,
+        stop: Sequence[str] = (),
+    ) -> list[str]:
+        replies, _ = self._generate(
+            conversations, max_tokens=max_tokens, temperature=temperature, seeds=seeds, stop=stop
+        )
         return replies
 
-    def generate_two_rounds(self, first: Sequence[Conversation], follow_up: FollowUp, *,
-                            max_tokens: tuple[int, int], temperature: float = 0.0) -> list[tuple[str, str | None]]:
+    def generate_two_rounds(
+        self,
+        first: Sequence[Conversation],
+        follow_up: FollowUp,
+        *,
+        max_tokens: tuple[int, int],
+        temperature: float = 0.0,
+    ) -> list[tuple[str, str | None]]:
         replies, placed = self._generate(first, max_tokens=max_tokens[0], temperature=temperature)
         seconds = [(i, follow_up(i, reply)) for i, reply in enumerate(replies)]  # on the driver, in order
         seconds = [(i, c) for i, c in seconds if c is not None]
         finals: dict[int, str] = {}
         if seconds:
-            answers, _ = self._generate([c for _, c in seconds], max_tokens=max_tokens[1], temperature=temperature,
-                                        placement=[placed[i] for i, _ in seconds])
+            answers, _ = self._generate(
+                [c for _, c in seconds],
+                max_tokens=max_tokens[1],
+                temperature=temperature,
+                placement=[placed[i] for i, _ in seconds],
+            )
             finals = {i: a for (i, _), a in zip(seconds, answers)}
         return [(reply, finals.get(i)) for i, reply in enumerate(replies)]
 
@@ -225,7 +252,9 @@ class RayPoolLLM(WrappedLLM):
         return replies, done_by
 
     def _submit(self, actor, conversations, indices, seeds, kwargs):
-        return actor.generate.remote([conversations[i] for i in indices], {**kwargs, "seeds": [seeds[i] for i in indices]})
+        return actor.generate.remote(
+            [conversations[i] for i in indices], {**kwargs, "seeds": [seeds[i] for i in indices]}
+        )
 
     def _replace(self, dead, jobs):
         """Drop the dead actor; its shard goes to the live actor with the least work queued."""
@@ -246,10 +275,12 @@ def _check_room(ray, n: int, num_cpus: float, num_gpus: float) -> None:
     cpus, gpus = total.get("CPU", 0), total.get("GPU", 0)
     if n * num_cpus > cpus or n * num_gpus > gpus:
         gpu_text = f" and {num_gpus:g} GPU" if num_gpus else ""
-        raise ConfigError(OptionValue("ray_actors", n),
-                          f": {n} actors of {num_cpus:g} CPU{gpu_text} each do not fit the Ray cluster "
-                          f"({cpus:g} CPUs, {gpus:g} GPUs); use fewer actors or fewer ",
-                          OptionValue("threads"))
+        raise ConfigError(
+            OptionValue("ray_actors", n),
+            f": {n} actors of {num_cpus:g} CPU{gpu_text} each do not fit the Ray cluster "
+            f"({cpus:g} CPUs, {gpus:g} GPUs); use fewer actors or fewer ",
+            OptionValue("threads"),
+        )
 
 
 def _cause(error: Exception) -> str:

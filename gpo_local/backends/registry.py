@@ -31,8 +31,16 @@ def is_served(spec: str) -> bool:
     return str(spec).startswith(SERVED_PREFIXES)
 
 
-def get_model(spec: str, *, role: str = "task", n_ctx: int = 4096, threads: int | None = None,
-              n_gpu_layers: int = 0, parallel: int = 16, ray: Mapping | None = None) -> LLM:
+def get_model(
+    spec: str,
+    *,
+    role: str = "task",
+    n_ctx: int = 4096,
+    threads: int | None = None,
+    n_gpu_layers: int = 0,
+    parallel: int = 16,
+    ray: Mapping | None = None,
+) -> LLM:
     """The model `spec` names, for `role` ("task" or "optimizer"). `ray` is a `ray_request`
     ({"address", "actors"}, or empty): given, the task model runs as a pool of Ray actors."""
 
@@ -41,25 +49,38 @@ def get_model(spec: str, *, role: str = "task", n_ctx: int = 4096, threads: int 
     if is_served(spec):
         return _served_model(spec, role=role, n_ctx=n_ctx)
     if ray and role == "task":
-        return task_model_pool(catalog.resolve_model(spec), **ray, n_ctx=n_ctx, threads=threads,
-                               n_gpu_layers=n_gpu_layers, parallel=parallel)
-    pair = llama_cpp.load_models(spec, spec, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers,
-                                 parallel=parallel)
+        return task_model_pool(
+            catalog.resolve_model(spec),
+            **ray,
+            n_ctx=n_ctx,
+            threads=threads,
+            n_gpu_layers=n_gpu_layers,
+            parallel=parallel,
+        )
+    pair = llama_cpp.load_models(
+        spec, spec, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers, parallel=parallel
+    )
     return pair[ROLES.index(role)]
 
 
 def _served_model(spec: str, *, role: str, n_ctx: int) -> LLM:
     """The dispatch point for served models: `gpo_local.backends.served` (an LLM speaking to an
     HTTP endpoint) plugs in here, imported at the top of this module once it exists."""
-    raise ModelError(f"model {spec!r} is a served model URL, which this version cannot use yet "
-                     "(give a catalog name or a GGUF path)")
+    raise ModelError(
+        f"model {spec!r} is a served model URL, which this version cannot use yet "
+        "(give a catalog name or a GGUF path)"
+    )
 
 
 def runtime_options(runtime: Mapping) -> dict:
     """The loading options of `get_model` from a run's runtime options (config.OPTIONS, group
     "runtime"; `threads` None lets llama.cpp's model pick)."""
-    return {"n_ctx": runtime["n_ctx"], "threads": runtime.get("threads"),
-            "n_gpu_layers": runtime["n_gpu_layers"], "parallel": runtime["parallel"]}
+    return {
+        "n_ctx": runtime["n_ctx"],
+        "threads": runtime.get("threads"),
+        "n_gpu_layers": runtime["n_gpu_layers"],
+        "parallel": runtime["parallel"],
+    }
 
 
 def get_models(task_spec: str, optimizer_spec: str | None, runtime: Mapping) -> tuple[LLM, LLM]:
@@ -69,11 +90,18 @@ def get_models(task_spec: str, optimizer_spec: str | None, runtime: Mapping) -> 
     optimizer_spec = optimizer_spec or task_spec
     options, ray = runtime_options(runtime), ray_request(runtime)
     if ray or is_served(task_spec) or is_served(optimizer_spec):
-        return (get_model(task_spec, role="task", ray=ray, **options),
-                get_model(optimizer_spec, role="optimizer", **options))
-    return llama_cpp.load_models(task_spec, optimizer_spec, n_ctx=options["n_ctx"],
-                                 n_threads=options["threads"], n_gpu_layers=options["n_gpu_layers"],
-                                 parallel=options["parallel"])
+        return (
+            get_model(task_spec, role="task", ray=ray, **options),
+            get_model(optimizer_spec, role="optimizer", **options),
+        )
+    return llama_cpp.load_models(
+        task_spec,
+        optimizer_spec,
+        n_ctx=options["n_ctx"],
+        n_threads=options["threads"],
+        n_gpu_layers=options["n_gpu_layers"],
+        parallel=options["parallel"],
+    )
 
 
 def check_embedder(spec: str) -> None:

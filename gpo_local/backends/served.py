@@ -83,8 +83,10 @@ def parse_served_spec(spec: str) -> tuple[str, str | None]:
     url, _, name = spec.strip().partition("#")
     parts = urllib.parse.urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"served model {spec!r} is not an http:// or https:// URL with a host "
-                          "(expected URL or URL#model-name, e.g. http://127.0.0.1:8080/v1#qwen2.5-0.5b)")
+        raise ConfigError(
+            f"served model {spec!r} is not an http:// or https:// URL with a host "
+            "(expected URL or URL#model-name, e.g. http://127.0.0.1:8080/v1#qwen2.5-0.5b)"
+        )
     if parts.query or parts.fragment:
         raise ConfigError(f"served model {spec!r}: the URL may not carry a query")
     try:
@@ -104,9 +106,16 @@ class HttpClient:
     """JSON over HTTP with the retry policy of the module docstring. The API key is read from
     the environment at each request and kept nowhere."""
 
-    def __init__(self, address: str, *, api_key_variable: str = DEFAULT_API_KEY_VARIABLE,
-                 timeout: float = DEFAULT_TIMEOUT, tries: int = RETRY_TRIES,
-                 first_wait: float = RETRY_FIRST_WAIT, total: float = RETRY_TOTAL):
+    def __init__(
+        self,
+        address: str,
+        *,
+        api_key_variable: str = DEFAULT_API_KEY_VARIABLE,
+        timeout: float = DEFAULT_TIMEOUT,
+        tries: int = RETRY_TRIES,
+        first_wait: float = RETRY_FIRST_WAIT,
+        total: float = RETRY_TOTAL,
+    ):
         self.address = address  # named in every error
         self.api_key_variable = api_key_variable
         self.timeout, self.tries, self.first_wait, self.total = timeout, max(1, tries), first_wait, total
@@ -120,8 +129,17 @@ class HttpClient:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def call(self, method: str, url: str, body: dict | None = None, *, what: str,
-             timeout: float | None = None, optional: bool = False, parse: Callable | None = None):
+    def call(
+        self,
+        method: str,
+        url: str,
+        body: dict | None = None,
+        *,
+        what: str,
+        timeout: float | None = None,
+        optional: bool = False,
+        parse: Callable | None = None,
+    ):
         """The decoded JSON reply, or `parse(reply)`. `parse` may raise _Retry for a reply that is
         JSON but not the one it should be: that is retried like a failed request. `optional`: an
         endpoint the server may not have; any HTTP error or a reply that is not JSON gives None
@@ -130,8 +148,9 @@ class HttpClient:
         wait_seconds = self.first_wait
         for attempt in range(1, self.tries + 1):
             try:
-                reply = self._once(method, url, body, what=what, timeout=timeout or self.timeout,
-                                   optional=optional)
+                reply = self._once(
+                    method, url, body, what=what, timeout=timeout or self.timeout, optional=optional
+                )
                 return reply if parse is None else parse(reply)
             except _Retry as trouble:
                 reason = str(trouble)
@@ -139,8 +158,10 @@ class HttpClient:
                     break
                 time.sleep(wait_seconds)
                 wait_seconds *= 2
-        raise ServerError(f"served model at {self.address}: {what} failed after {attempt} "
-                          f"{'try' if attempt == 1 else 'tries'}: {reason}")
+        raise ServerError(
+            f"served model at {self.address}: {what} failed after {attempt} "
+            f"{'try' if attempt == 1 else 'tries'}: {reason}"
+        )
 
     def _once(self, method: str, url: str, body: dict | None, *, what: str, timeout: float, optional: bool):
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -155,8 +176,9 @@ class HttpClient:
                 return None
             if error.code == 429 or error.code >= 500:
                 raise _Retry(f"HTTP {error.code} from {url}: {message}") from None
-            raise ServerError(f"served model at {self.address}: {what} was refused with HTTP {error.code}: "
-                              f"{message}") from None
+            raise ServerError(
+                f"served model at {self.address}: {what} was refused with HTTP {error.code}: {message}"
+            ) from None
         except urllib.error.URLError as error:
             raise _Retry(f"cannot connect to {url} ({_reason(error.reason)})") from None
         except TimeoutError:
@@ -201,7 +223,7 @@ def _server_message(error: urllib.error.HTTPError) -> str:
 
 def _clip(text: str, width: int = 300) -> str:
     text = " ".join(str(text).split())
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _completion_text(payload, url: str) -> str:
@@ -226,10 +248,19 @@ class ServedModel:
     supports_copy_guard = False
     context_note = ""
 
-    def __init__(self, spec: str, *, parallel: int = DEFAULT_PARALLEL,
-                 api_key_variable: str = DEFAULT_API_KEY_VARIABLE, timeout: float = DEFAULT_TIMEOUT,
-                 grammar: bool | None = None, n_ctx: int | None = None, tries: int = RETRY_TRIES,
-                 retry_wait: float = RETRY_FIRST_WAIT, retry_total: float = RETRY_TOTAL):
+    def __init__(
+        self,
+        spec: str,
+        *,
+        parallel: int = DEFAULT_PARALLEL,
+        api_key_variable: str = DEFAULT_API_KEY_VARIABLE,
+        timeout: float = DEFAULT_TIMEOUT,
+        grammar: bool | None = None,
+        n_ctx: int | None = None,
+        tries: int = RETRY_TRIES,
+        retry_wait: float = RETRY_FIRST_WAIT,
+        retry_total: float = RETRY_TOTAL,
+    ):
         """`grammar`: True/False to say whether the server honours GBNF grammars, None to find
         out with one short request when first asked. `n_ctx`: the context size where the server
         does not report it (llama-cpp-python's server, Ollama)."""
@@ -242,8 +273,14 @@ class ServedModel:
         # The server's root, where the non-OpenAI endpoints live (/props, /tokenize, /api/...).
         self.root_url = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
         self.parallel = parallel
-        self.http = HttpClient(self.base_url, api_key_variable=api_key_variable, timeout=timeout, tries=tries,
-                               first_wait=retry_wait, total=retry_total)
+        self.http = HttpClient(
+            self.base_url,
+            api_key_variable=api_key_variable,
+            timeout=timeout,
+            tries=tries,
+            first_wait=retry_wait,
+            total=retry_total,
+        )
         self._grammar_setting = grammar
         self._grammar_probed: bool | None = None
         self._probe_lock = threading.Lock()
@@ -260,12 +297,18 @@ class ServedModel:
     # -- what the server is ---------------------------------------------------------------------
 
     def _discover(self, requested: str | None) -> str:
-        listing = self.http.call("GET", f"{self.base_url}/models", timeout=PROBE_TIMEOUT,
-                                 what="listing the served models (GET /v1/models)")
+        listing = self.http.call(
+            "GET",
+            f"{self.base_url}/models",
+            timeout=PROBE_TIMEOUT,
+            what="listing the served models (GET /v1/models)",
+        )
         entries = listing.get("data") if isinstance(listing, dict) else None
         if not isinstance(entries, list):
-            raise ServerError(f"served model at {self.base_url}: GET /v1/models gave no model list "
-                              f"({_clip(json.dumps(listing))!r})")
+            raise ServerError(
+                f"served model at {self.base_url}: GET /v1/models gave no model list "
+                f"({_clip(json.dumps(listing))!r})"
+            )
         models = {str(e["id"]): e for e in entries if isinstance(e, dict) and e.get("id") is not None}
         name = self._choose(requested, list(models))
         self._identify(name, models[name])
@@ -278,19 +321,23 @@ class ServedModel:
                 return names[0]
             if not names:
                 raise ServerError(f"served model at {self.base_url}: the server lists no model")
-            raise ConfigError(f"the server at {self.base_url} serves several models ({listed}): name one as "
-                              f"{self.base_url}#NAME")
+            raise ConfigError(
+                f"the server at {self.base_url} serves several models ({listed}): name one as "
+                f"{self.base_url}#NAME"
+            )
         for candidate in (requested, f"{requested}:latest"):  # Ollama's names carry a default tag
             if candidate in names:
                 return candidate
-        raise ConfigError(f"the server at {self.base_url} does not serve a model named {requested!r} "
-                          f"(it serves: {listed})")
+        raise ConfigError(
+            f"the server at {self.base_url} does not serve a model named {requested!r} (it serves: {listed})"
+        )
 
     def _identify(self, name: str, entry: dict) -> None:
         """The server's kind, the model's identity and context size, from what the server
         reports: a few quick requests, each to an endpoint that only one kind of server has."""
-        props = self.http.call("GET", f"{self.root_url}/props", what="GET /props", timeout=PROBE_TIMEOUT,
-                               optional=True)
+        props = self.http.call(
+            "GET", f"{self.root_url}/props", what="GET /props", timeout=PROBE_TIMEOUT, optional=True
+        )
         if isinstance(props, dict) and props.get("model_path"):
             self.server_kind = "llama-server"
             self.identity = {"model_path": str(props["model_path"])}
@@ -314,25 +361,39 @@ class ServedModel:
                 self.identity = {"root": str(entry["root"])}
             self._tokenizer = self._tokenize_vllm
             return
-        version = self.http.call("GET", f"{self.root_url}/api/version", what="GET /api/version",
-                                 timeout=PROBE_TIMEOUT, optional=True)
+        version = self.http.call(
+            "GET",
+            f"{self.root_url}/api/version",
+            what="GET /api/version",
+            timeout=PROBE_TIMEOUT,
+            optional=True,
+        )
         if isinstance(version, dict) and "version" in version:
             self.server_kind = "ollama"
             self.identity = self._ollama_identity(name)
 
     def _ollama_identity(self, name: str) -> dict:
-        tags = self.http.call("GET", f"{self.root_url}/api/tags", what="GET /api/tags", timeout=PROBE_TIMEOUT,
-                              optional=True)
+        tags = self.http.call(
+            "GET", f"{self.root_url}/api/tags", what="GET /api/tags", timeout=PROBE_TIMEOUT, optional=True
+        )
         for model in (tags or {}).get("models", []) if isinstance(tags, dict) else []:
             named = isinstance(model, dict) and name in (model.get("name"), model.get("model"))
             if named and model.get("digest"):
                 return {"digest": str(model["digest"])}
-        shown = self.http.call("POST", f"{self.root_url}/api/show", {"model": name}, what="POST /api/show",
-                               timeout=PROBE_TIMEOUT, optional=True)
+        shown = self.http.call(
+            "POST",
+            f"{self.root_url}/api/show",
+            {"model": name},
+            what="POST /api/show",
+            timeout=PROBE_TIMEOUT,
+            optional=True,
+        )
         details = shown.get("details") if isinstance(shown, dict) else None
         if isinstance(details, dict) and details:
-            return {"details": {key: details[key] for key in sorted(details)},
-                    "modified_at": shown.get("modified_at")}
+            return {
+                "details": {key: details[key] for key in sorted(details)},
+                "modified_at": shown.get("modified_at"),
+            }
         return {}
 
     @property
@@ -354,16 +415,26 @@ class ServedModel:
 
     def capabilities(self) -> dict:
         """What the server's replies honour, for the run's records."""
-        return {"grammar": self.supports_grammar, "copy_guard": self.supports_copy_guard,
-                "min_p": self.server_kind in ("llama-server", "llama-cpp-python", "vllm"),
-                "tokenizer": self._tokenizer is not None, "seed": True}
+        return {
+            "grammar": self.supports_grammar,
+            "copy_guard": self.supports_copy_guard,
+            "min_p": self.server_kind in ("llama-server", "llama-cpp-python", "vllm"),
+            "tokenizer": self._tokenizer is not None,
+            "seed": True,
+        }
 
     def describe(self) -> dict:
         """The served model for result files and reports (never the API key)."""
-        return {"backend": "served", "url": self.base_url, "model": self.model_name,
-                "server": self.server_kind, "identity": dict(self.identity),
-                "identity_known": self.identity_known, "n_ctx": self.n_ctx,
-                "capabilities": self.capabilities()}
+        return {
+            "backend": "served",
+            "url": self.base_url,
+            "model": self.model_name,
+            "server": self.server_kind,
+            "identity": dict(self.identity),
+            "identity_known": self.identity_known,
+            "n_ctx": self.n_ctx,
+            "capabilities": self.capabilities(),
+        }
 
     def __repr__(self) -> str:
         return f"ServedModel({self.name!r}, server={self.server_kind!r})"
@@ -392,8 +463,15 @@ class ServedModel:
             return self._grammar_probed
 
     def _probe_grammar(self) -> bool:
-        body = self._body("Say one word.", max_tokens=8, temperature=0.0, seed=0, stop=(),
-                          grammar=f'root ::= "{GRAMMAR_PROBE_WORD}"', min_p=0.0)
+        body = self._body(
+            "Say one word.",
+            max_tokens=8,
+            temperature=0.0,
+            seed=0,
+            stop=(),
+            grammar=f'root ::= "{GRAMMAR_PROBE_WORD}"',
+            min_p=0.0,
+        )
         url = f"{self.base_url}/chat/completions"
         reply = self.http.call("POST", url, body, what="the grammar probe", optional=True)
         try:
@@ -414,15 +492,27 @@ class ServedModel:
         return self.parallel
 
     def _tokenize_llama_server(self, text: str) -> int | None:
-        reply = self.http.call("POST", f"{self.root_url}/tokenize", {"content": text, "add_special": False},
-                               what="POST /tokenize", timeout=PROBE_TIMEOUT, optional=True)
+        reply = self.http.call(
+            "POST",
+            f"{self.root_url}/tokenize",
+            {"content": text, "add_special": False},
+            what="POST /tokenize",
+            timeout=PROBE_TIMEOUT,
+            optional=True,
+        )
         tokens = reply.get("tokens") if isinstance(reply, dict) else None
         return len(tokens) if isinstance(tokens, list) else None
 
     def _tokenize_llama_cpp_python(self, text: str) -> int | None:
         # It always adds the model's BOS token where the model has one: counted once per text.
-        reply = self.http.call("POST", f"{self.root_url}/extras/tokenize/count", {"input": text},
-                               what="POST /extras/tokenize/count", timeout=PROBE_TIMEOUT, optional=True)
+        reply = self.http.call(
+            "POST",
+            f"{self.root_url}/extras/tokenize/count",
+            {"input": text},
+            what="POST /extras/tokenize/count",
+            timeout=PROBE_TIMEOUT,
+            optional=True,
+        )
         count = reply.get("count") if isinstance(reply, dict) else None
         if not isinstance(count, int):
             return None
@@ -432,9 +522,14 @@ class ServedModel:
         return max(0, count - self._bos_tokens)
 
     def _tokenize_vllm(self, text: str) -> int | None:
-        reply = self.http.call("POST", f"{self.root_url}/tokenize",
-                               {"model": self.model_name, "prompt": text, "add_special_tokens": False},
-                               what="POST /tokenize", timeout=PROBE_TIMEOUT, optional=True)
+        reply = self.http.call(
+            "POST",
+            f"{self.root_url}/tokenize",
+            {"model": self.model_name, "prompt": text, "add_special_tokens": False},
+            what="POST /tokenize",
+            timeout=PROBE_TIMEOUT,
+            optional=True,
+        )
         count = reply.get("count") if isinstance(reply, dict) else None
         return count if isinstance(count, int) else None
 
@@ -471,34 +566,69 @@ class ServedModel:
         if n_ctx is None:
             return True
         messages = as_messages(conversation)
-        used = sum(self._estimate_tokens(str(m.get("content", ""))) + MESSAGE_FRAMING_TOKENS
-                   for m in messages)
+        used = sum(
+            self._estimate_tokens(str(m.get("content", ""))) + MESSAGE_FRAMING_TOKENS for m in messages
+        )
         return used + REPLY_HEADER_TOKENS < n_ctx
 
     # -- generation -----------------------------------------------------------------------------------
 
-    def _body(self, conversation: Conversation, *, max_tokens: int, temperature: float, seed: int | None,
-              stop: Sequence[str], grammar: str | None, min_p: float) -> dict:
+    def _body(
+        self,
+        conversation: Conversation,
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None,
+        stop: Sequence[str],
+        grammar: str | None,
+        min_p: float,
+    ) -> dict:
         plain = PLAIN_SAMPLING_VLLM if self.server_kind == "vllm" else PLAIN_SAMPLING
-        body = {"model": self.model_name, "messages": as_messages(conversation),
-                "max_tokens": int(max_tokens), "temperature": float(temperature), "stream": False,
-                **plain, "min_p": float(min_p),
-                # A sampled reply depends on its seed only; seed 0 where none is given, as in-process.
-                "seed": int(seed) if seed is not None else 0}
+        body = {
+            "model": self.model_name,
+            "messages": as_messages(conversation),
+            "max_tokens": int(max_tokens),
+            "temperature": float(temperature),
+            "stream": False,
+            **plain,
+            "min_p": float(min_p),
+            # A sampled reply depends on its seed only; seed 0 where none is given, as in-process.
+            "seed": int(seed) if seed is not None else 0,
+        }
         if stop:
             body["stop"] = list(stop)
         if grammar is not None:
             body["grammar"] = grammar
         return body
 
-    def _complete(self, conversation: Conversation, max_tokens: int, temperature: float,
-                  seed: int | None = None, stop: Sequence[str] = (), grammar: str | None = None,
-                  min_p: float = 0.0) -> str:
+    def _complete(
+        self,
+        conversation: Conversation,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+        grammar: str | None = None,
+        min_p: float = 0.0,
+    ) -> str:
         url = f"{self.base_url}/chat/completions"
-        body = self._body(conversation, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop,
-                          grammar=grammar, min_p=min_p)
-        return self.http.call("POST", url, body, what="a chat completion (POST /v1/chat/completions)",
-                              parse=lambda reply: _completion_text(reply, url))
+        body = self._body(
+            conversation,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            stop=stop,
+            grammar=grammar,
+            min_p=min_p,
+        )
+        return self.http.call(
+            "POST",
+            url,
+            body,
+            what="a chat completion (POST /v1/chat/completions)",
+            parse=lambda reply: _completion_text(reply, url),
+        )
 
     def _run_all(self, work: Callable[[int], object], count: int) -> list:
         """work(0..count-1) on up to `parallel` threads, results in order; the first failure
@@ -517,24 +647,41 @@ class ServedModel:
                 raise failed.exception()
             return [f.result() for f in futures]
 
-    def generate(self, conversations: Sequence[Conversation], *, max_tokens: int, temperature: float = 0.0,
-                 seeds: Sequence[int | None] | None = None, stop: Sequence[str] = (),
-                 grammar: str | None = None, copy_guard=None, min_p: float = 0.0) -> list[str]:
+    def generate(
+        self,
+        conversations: Sequence[Conversation],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seeds: Sequence[int | None] | None = None,
+        stop: Sequence[str] = (),
+        grammar: str | None = None,
+        copy_guard=None,
+        min_p: float = 0.0,
+    ) -> list[str]:
         """One request per conversation. `copy_guard` is accepted and not honoured (see
         `supports_copy_guard`); a `grammar` for a server that does not honour one is an error."""
         if grammar is not None and not self.supports_grammar:
-            raise ModelError(f"served model at {self.base_url} does not honour GBNF grammars; "
-                             "ask for free-form replies")
+            raise ModelError(
+                f"served model at {self.base_url} does not honour GBNF grammars; ask for free-form replies"
+            )
         seeds = list(seeds) if seeds is not None else [None] * len(conversations)
+
         def one(index: int) -> str:
-            return self._complete(conversations[index], max_tokens, temperature, seeds[index], stop, grammar,
-                                  min_p)
+            return self._complete(
+                conversations[index], max_tokens, temperature, seeds[index], stop, grammar, min_p
+            )
 
         return self._run_all(one, len(conversations))
 
-    def generate_two_rounds(self, first: Sequence[Conversation], follow_up: FollowUp, *,
-                            max_tokens: tuple[int, int],
-                            temperature: float = 0.0) -> list[tuple[str, str | None]]:
+    def generate_two_rounds(
+        self,
+        first: Sequence[Conversation],
+        follow_up: FollowUp,
+        *,
+        max_tokens: tuple[int, int],
+        temperature: float = 0.0,
+    ) -> list[tuple[str, str | None]]:
         """Each conversation's chain on one thread: its first turn, then at once its second turn
         (the conversation `follow_up` builds from the first reply: the first turn's messages, the
         reply, the follow-up question), so the server's slots stay busy across both rounds.

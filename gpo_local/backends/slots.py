@@ -104,8 +104,9 @@ def best_source(slots: Sequence[Slot], tokens: Sequence[int]) -> tuple[Slot | No
         if s.state == FREE:
             continue
         n = min(_common_prefix(tokens, s.planned()), len(tokens) - 1)
-        if n > best_len or (n == best_len and n > 0 and s.state == IDLE
-                            and best is not None and best.state != IDLE):
+        if n > best_len or (
+            n == best_len and n > 0 and s.state == IDLE and best is not None and best.state != IDLE
+        ):
             best, best_len = s, n
     return best, best_len
 
@@ -125,8 +126,11 @@ def free_slot(slots: Sequence[Slot], exclude: Slot | None) -> tuple[Slot | None,
 def plan_admission(slots: Sequence[Slot], tokens: Sequence[int]) -> Admission:
     """The admission of a request with prompt `tokens` (module docstring)."""
     best, best_len = best_source(slots, tokens)
-    if best is not None and best.state == IDLE and (
-            best_len == len(best.kv) or not any(s.state == FREE for s in slots)):
+    if (
+        best is not None
+        and best.state == IDLE
+        and (best_len == len(best.kv) or not any(s.state == FREE for s in slots))
+    ):
         return Admission(best, best_len, best, take_over=True)
     target, evict = free_slot(slots, exclude=best if best_len > 0 else None)
     if target is None:
@@ -142,8 +146,6 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
-
-
 
 
 def plan_batch(busy: Sequence[Slot], n_batch: int) -> list[tuple[Slot, int, bool]]:
@@ -168,8 +170,9 @@ def choose_token(job: Job, logits: np.ndarray) -> int:
     (constrained.py) when it has them."""
     guarded = job.ban.apply(job.generated, logits) if job.ban is not None else logits
     if job.grammar is not None:
-        return job.grammar.choose(lambda z: draw_token(job, z), guarded, job.request.temperature <= 0,
-                                  unguarded=logits)
+        return job.grammar.choose(
+            lambda z: draw_token(job, z), guarded, job.request.temperature <= 0, unguarded=logits
+        )
     return draw_token(job, guarded)
 
 

@@ -41,8 +41,10 @@ def conversation_tokens(tokenize: Tokenize, render: Render, messages: list[dict]
     rendered = render([{**m, "content": mark} for m, mark in zip(messages, marks)])
     for mark in marks:
         if rendered.count(mark) != 1:
-            raise ModelError("the model's chat template changes message text, so data cannot be kept apart from "
-                             "its control tokens; use another model, or remove special-token text from the data")
+            raise ModelError(
+                "the model's chat template changes message text, so data cannot be kept apart from "
+                "its control tokens; use another model, or remove special-token text from the data"
+            )
     tokens: list = []
     for piece in re.split("(" + "|".join(map(re.escape, marks)) + ")", rendered):
         if piece in marks:

@@ -20,9 +20,9 @@ Imports the algorithm layer and everything below it; nothing above.
 
 from __future__ import annotations
 
-from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.algorithm.config import METHOD_NAMES
 from gpo_local.algorithm.optimizer import GPO, Method
+from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.methods.ape import APE
 from gpo_local.methods.apo import APO
 from gpo_local.methods.opro import OPRO
@@ -31,8 +31,12 @@ from gpo_local.methods.sgdm import SGDM, SGDM_PRESET
 from gpo_local.methods.simple import CoT, Empty, Reference
 
 # Keyed by each class's name, in the order --method lists them (config.METHOD_NAMES).
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in sorted((GPO, Empty, CoT, APE, APO, OPRO, PE2, SGDM, Reference),
-                                                                    key=lambda cls: METHOD_NAMES.index(cls.name))}
+METHODS: dict[str, type[Method]] = {
+    cls.name: cls
+    for cls in sorted(
+        (GPO, Empty, CoT, APE, APO, OPRO, PE2, SGDM, Reference), key=lambda cls: METHOD_NAMES.index(cls.name)
+    )
+}
 
 __all__ = ["METHODS", "SGDM_PRESET", "get_method"]
 

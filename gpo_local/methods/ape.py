@@ -21,20 +21,24 @@ PARENTS = 4
 
 def render_induction(demonstrations) -> str:
     shown = "\n\n".join(f"Input:\n{e.input}\nOutput:\n{e.shown_target}" for e in demonstrations)
-    return "\n\n".join([
-        "Someone was given an instruction and the inputs below. Following the instruction, they "
-        "wrote the output shown after each input.",
-        shown,
-        "What was the instruction? Put it between <START> and <END>.",
-    ])
+    return "\n\n".join(
+        [
+            "Someone was given an instruction and the inputs below. Following the instruction, they "
+            "wrote the output shown after each input.",
+            shown,
+            "What was the instruction? Put it between <START> and <END>.",
+        ]
+    )
 
 
 def render_resample(prompt: str) -> str:
-    return "\n\n".join([
-        "Write a variation of the following instruction. Keep its meaning; change its wording.",
-        f"Instruction: {prompt}",
-        "Put the variation between <START> and <END>.",
-    ])
+    return "\n\n".join(
+        [
+            "Write a variation of the following instruction. Keep its meaning; change its wording.",
+            f"Instruction: {prompt}",
+            "Put the variation between <START> and <END>.",
+        ]
+    )
 
 
 class APE(Method):
@@ -56,7 +60,7 @@ class APE(Method):
             metas = [render_induction(self._demonstrations(step, j)) for j in range(calls)]
             parents = [None] * calls
         else:
-            top = [p for p, _ in state.ranked()[:min(PARENTS, self.config.candidates)]]
+            top = [p for p, _ in state.ranked()[: min(PARENTS, self.config.candidates)]]
             parents = [top[j % len(top)] for j in range(calls)]
             metas = [render_resample(p) for p in parents]
         proposal = self.propose(metas, step=step, state=state, parents=parents)

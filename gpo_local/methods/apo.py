@@ -24,17 +24,21 @@ REASONS = 2
 
 
 def _errors(wrong) -> str:
-    return "\n\n".join(f"Input:\n{e.input}\nModel answer: {answer}\nCorrect answer: {e.shown_target}" for e, answer in wrong)
+    return "\n\n".join(
+        f"Input:\n{e.input}\nModel answer: {answer}\nCorrect answer: {e.shown_target}" for e, answer in wrong
+    )
 
 
 def render_reasons(prompt: str, wrong) -> str:
-    return "\n\n".join([
-        f"A model is given this prompt together with each input of a task:\n{prompt}",
-        "It answers the following inputs wrongly.",
-        _errors(wrong),
-        f"Give {REASONS} reasons why the prompt could have led to these wrong answers. "
-        "Put each reason between <START> and <END>.",
-    ])
+    return "\n\n".join(
+        [
+            f"A model is given this prompt together with each input of a task:\n{prompt}",
+            "It answers the following inputs wrongly.",
+            _errors(wrong),
+            f"Give {REASONS} reasons why the prompt could have led to these wrong answers. "
+            "Put each reason between <START> and <END>.",
+        ]
+    )
 
 
 def render_edit(prompt: str, wrong, reason: str | None) -> str:
@@ -46,13 +50,24 @@ def render_edit(prompt: str, wrong, reason: str | None) -> str:
     else:
         problem = ["It answered every input of the last batch correctly."]
         request = "Write an improved prompt that is clearer and more robust."
-    return "\n\n".join([f"A model is given this prompt together with each input of a task:\n{prompt}", *problem,
-                        request, "Put the improved prompt between <START> and <END>."])
+    return "\n\n".join(
+        [
+            f"A model is given this prompt together with each input of a task:\n{prompt}",
+            *problem,
+            request,
+            "Put the improved prompt between <START> and <END>.",
+        ]
+    )
 
 
 def render_paraphrase(prompt: str) -> str:
-    return "\n\n".join(["Rewrite the following prompt in other words, keeping its meaning.",
-                        f"Prompt: {prompt}", "Put the rewritten prompt between <START> and <END>."])
+    return "\n\n".join(
+        [
+            "Rewrite the following prompt in other words, keeping its meaning.",
+            f"Prompt: {prompt}",
+            "Put the rewritten prompt between <START> and <END>.",
+        ]
+    )
 
 
 class APO(Method):
@@ -78,16 +93,21 @@ class APO(Method):
         reasons: list[str] = []
         extra = {"train_batch": [e.id for e in batch], "parent": parent}
         if wrong:
-            reasons = parse_all(self.ask([render_reasons(parent, wrong)], step=step, tag="reasons",
-                                         temperature=0.0)[0])[:REASONS]
+            reasons = parse_all(
+                self.ask([render_reasons(parent, wrong)], step=step, tag="reasons", temperature=0.0)[0]
+            )[:REASONS]
             extra["gradient"] = "\n\n".join(reasons)
         n_edit = math.ceil((cost - 1) / 2)
-        edit_metas = [render_edit(parent, wrong, reasons[j % len(reasons)] if reasons else None) for j in range(n_edit)]
+        edit_metas = [
+            render_edit(parent, wrong, reasons[j % len(reasons)] if reasons else None) for j in range(n_edit)
+        ]
         edits = self.propose(edit_metas, step=step, state=state, tag="edit", parents=parent)
         usable = [e for e in edits.candidates if e] or [parent]
         sources = [usable[j % len(usable)] for j in range(cost - 1 - n_edit)]
-        paraphrases = self.propose([render_paraphrase(p) for p in sources], step=step, state=state,
-                                   tag="paraphrase", parents=sources)
-        self.score_candidates(step, state, edits.candidates + paraphrases.candidates,
-                              parent=edits.parents + paraphrases.parents)
+        paraphrases = self.propose(
+            [render_paraphrase(p) for p in sources], step=step, state=state, tag="paraphrase", parents=sources
+        )
+        self.score_candidates(
+            step, state, edits.candidates + paraphrases.candidates, parent=edits.parents + paraphrases.parents
+        )
         self.choose_best(step, state, meta_prompt=edits.metas[0], **extra)

@@ -35,9 +35,17 @@ def estimate(config: GPOConfig, task: Task) -> Estimate:
     train_scorings = batch * len(plan)
     test_scorings = 2 * n_test
     generations = rounds * (scored * n_dev + train_scorings + test_scorings)
-    return Estimate(method=config.method, steps=len(plan), optimizer_calls=sum(plan), prompts_scored=scored,
-                    dev_scorings=scored * n_dev, train_scorings=train_scorings, test_scorings=test_scorings,
-                    task_generations=generations, rounds=rounds)
+    return Estimate(
+        method=config.method,
+        steps=len(plan),
+        optimizer_calls=sum(plan),
+        prompts_scored=scored,
+        dev_scorings=scored * n_dev,
+        train_scorings=train_scorings,
+        test_scorings=test_scorings,
+        task_generations=generations,
+        rounds=rounds,
+    )
 
 
 def format_estimate(est: Estimate) -> str:

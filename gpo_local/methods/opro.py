@@ -23,16 +23,18 @@ def render_opro(scored: list[tuple[str, float]], exemplars, position: str) -> st
     """`scored` is every prompt scored so far, best first."""
     shown = sorted(scored[:SHOWN], key=lambda item: item[1])  # ascending; stable for ties
     listing = "\n\n".join(f"Instruction: {p if p else '(empty)'}\nScore: {format_score(s)}" for p, s in shown)
-    return "\n\n".join([
-        f"Your task is to write an instruction for the task shown below. Here are instructions written "
-        f"so far, with their scores, from the lowest score to the highest. {SCORE_SCALE}",
-        listing,
-        f"Here are examples of the task. In each input, {PLACEHOLDER} marks where the instruction goes; "
-        "the output is the correct answer.",
-        *(render_exemplar(e, position) for e in exemplars),
-        "Write a new instruction that differs from every instruction above and scores as high as possible.",
-        "Put the new instruction between <START> and <END>.",
-    ])
+    return "\n\n".join(
+        [
+            f"Your task is to write an instruction for the task shown below. Here are instructions written "
+            f"so far, with their scores, from the lowest score to the highest. {SCORE_SCALE}",
+            listing,
+            f"Here are examples of the task. In each input, {PLACEHOLDER} marks where the instruction goes; "
+            "the output is the correct answer.",
+            *(render_exemplar(e, position) for e in exemplars),
+            "Write a new instruction that differs from every instruction above and scores as high as possible.",
+            "Put the new instruction between <START> and <END>.",
+        ]
+    )
 
 
 class OPRO(Method):

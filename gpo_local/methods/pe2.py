@@ -28,9 +28,11 @@ def render_pe2(*, prompt: str, score: float, history, shown, position: str, budg
     examples = []
     for example, outcome in shown:
         verdict = "correct" if outcome.score >= 1 else "wrong"
-        examples.append(f"Input:\n{example.input}\nModel output:\n{outcome.first_answer.strip()[:MAX_OUTPUT_CHARS]}\n"
-                        f"Final answer: {outcome.final_answer.strip()}\nExpected answer: {example.shown_target}\n"
-                        f"Result: {verdict}")
+        examples.append(
+            f"Input:\n{example.input}\nModel output:\n{outcome.first_answer.strip()[:MAX_OUTPUT_CHARS]}\n"
+            f"Final answer: {outcome.final_answer.strip()}\nExpected answer: {example.shown_target}\n"
+            f"Result: {verdict}"
+        )
     sections = [
         "A prompt is a short text that tells a language model what to do with an input and what form its answer "
         "must take. Your task has two steps: first, inspect how the model did with the current prompt on a batch "
@@ -40,14 +42,17 @@ def render_pe2(*, prompt: str, score: float, history, shown, position: str, budg
         f"The current prompt is:\n{prompt}\nIts score on the dev examples is {format_score(score)} (0 to 100).",
     ]
     if history:
-        sections.append(f"Earlier versions of the prompt, newest first. {SCORE_SCALE}\n\n"
-                        + "\n\n".join(render_scored(e.prompt, e.dev_score) for e in history))
+        sections.append(
+            f"Earlier versions of the prompt, newest first. {SCORE_SCALE}\n\n"
+            + "\n\n".join(render_scored(e.prompt, e.dev_score) for e in history)
+        )
     sections.append(f"Here is a batch of {len(examples)} examples answered with the current prompt:")
     sections.extend(examples)
     sections.append(
         "Reason step by step. For each example: is the final answer correct? If not, where did the model go "
         "wrong, and could the prompt have caused it? Does the prompt describe the task and the expected answer "
-        "correctly? Which changes would help? Then write the improved prompt.")
+        "correctly? Which changes would help? Then write the improved prompt."
+    )
     if budget is not None:
         sections.append(f"You may change at most {budget} words of the current prompt.")
     sections.append("Give your reasoning first, then put the new prompt between <START> and <END>.")
@@ -77,9 +82,18 @@ class PE2(Method):
         metas = []
         for j in range(calls):
             shown = [pairs[(BATCH_SHOWN * j + i) % len(pairs)] for i in range(min(BATCH_SHOWN, len(pairs)))]
-            metas.append(render_pe2(prompt=parent, score=score, history=history, shown=shown,
-                                    position=self.config.position, budget=budget))
+            metas.append(
+                render_pe2(
+                    prompt=parent,
+                    score=score,
+                    history=history,
+                    shown=shown,
+                    position=self.config.position,
+                    budget=budget,
+                )
+            )
         proposal = self.propose(metas, step=step, state=state, current=parent, budget=budget, parents=parent)
         self.score_candidates(step, state, proposal.candidates, parent=proposal.parents, budget=budget)
-        self.choose_best(step, state, meta_prompt=proposal.metas[0], budget=budget,
-                         train_batch=[e.id for e in batch])
+        self.choose_best(
+            step, state, meta_prompt=proposal.metas[0], budget=budget, train_batch=[e.id for e in batch]
+        )

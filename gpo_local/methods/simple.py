@@ -41,9 +41,11 @@ class CoT(Method):
 def reference_prompt_of(task) -> str:
     """The task's human reference instruction; a task without one cannot run `reference`."""
     if not getattr(task, "reference_prompt", None):
-        raise ConfigError(f"method='reference' scores a task's human reference prompt, and task "
-                          f"{task.name!r} has none (the built-in instruction-induction tasks have one: "
-                          "`gpo-local tasks`)")
+        raise ConfigError(
+            f"method='reference' scores a task's human reference prompt, and task "
+            f"{task.name!r} has none (the built-in instruction-induction tasks have one: "
+            "`gpo-local tasks`)"
+        )
     return task.reference_prompt
 
 

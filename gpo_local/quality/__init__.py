@@ -37,11 +37,50 @@ resuming, the subprocess runner, progress), results.py (aggregation and the thre
 Part of the application layer (beside gpo_local.app): may import every layer below.
 """
 
-from gpo_local.quality.config import CONTRACT_OPTIONS, DEFAULT_TASK_MODEL, HARNESS_OPTIONS, METHODS, BenchConfig, Cell, Row, TaskRef, check_cells, load_config
-from gpo_local.quality.results import MEAN_ROW, PAPER_SOURCE, aggregate, collect, results_csv, results_markdown, write_results
+from gpo_local.quality.config import (
+    CONTRACT_OPTIONS,
+    DEFAULT_TASK_MODEL,
+    HARNESS_OPTIONS,
+    METHODS,
+    BenchConfig,
+    Cell,
+    Row,
+    TaskRef,
+    check_cells,
+    load_config,
+)
+from gpo_local.quality.results import (
+    MEAN_ROW,
+    PAPER_SOURCE,
+    aggregate,
+    collect,
+    results_csv,
+    results_markdown,
+    write_results,
+)
 from gpo_local.quality.run import CellRunner, RichProgress, SilentProgress, SubprocessRunner, run_bench
 
-__all__ = ["BenchConfig", "Cell", "CellRunner", "CONTRACT_OPTIONS", "DEFAULT_TASK_MODEL", "HARNESS_OPTIONS",
-           "MEAN_ROW", "METHODS", "PAPER_SOURCE", "RichProgress", "Row", "SilentProgress", "SubprocessRunner", "TaskRef",
-           "aggregate", "check_cells", "collect", "load_config", "results_csv", "results_markdown", "run_bench",
-           "write_results"]
+__all__ = [
+    "BenchConfig",
+    "Cell",
+    "CellRunner",
+    "CONTRACT_OPTIONS",
+    "DEFAULT_TASK_MODEL",
+    "HARNESS_OPTIONS",
+    "MEAN_ROW",
+    "METHODS",
+    "PAPER_SOURCE",
+    "RichProgress",
+    "Row",
+    "SilentProgress",
+    "SubprocessRunner",
+    "TaskRef",
+    "aggregate",
+    "check_cells",
+    "collect",
+    "load_config",
+    "results_csv",
+    "results_markdown",
+    "run_bench",
+    "write_results",
+]

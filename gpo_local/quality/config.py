@@ -9,14 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from gpo_local.backends.catalog import DEFAULT_MODEL
 from gpo_local.algorithm.config import METHOD_NAMES, OPTIONS
-from gpo_local.errors import ConfigError, GpoError
-from gpo_local.app.paper import benchmark_of
 from gpo_local.app.cli_options import optimize_parser
+from gpo_local.app.paper import benchmark_of
+from gpo_local.backends.catalog import DEFAULT_MODEL
+from gpo_local.errors import ConfigError, GpoError
 from gpo_local.tasks import load_task
 from gpo_local.tasks.builtin import BUILTIN_TASKS
-
 
 METHODS = METHOD_NAMES
 DEFAULT_TASK_MODEL = DEFAULT_MODEL
@@ -26,15 +25,21 @@ HARNESS_OPTIONS = {
     "method": "[bench] methods or a [variants.<name>] table's method",
     "seed": "[bench] seeds",
     "task-model": "[bench] task_models",
-    "run-dir": "bench quality --out", "resume": "the harness (it resumes unfinished cells itself)",
-    "quiet": "the harness", "config": "the harness", "dry-run": "the harness",
-    "ray": "bench quality --ray (every cell a Ray task)", "ray-actors": "bench quality --ray (every cell a Ray task)",
+    "run-dir": "bench quality --out",
+    "resume": "the harness (it resumes unfinished cells itself)",
+    "quiet": "the harness",
+    "config": "the harness",
+    "dry-run": "the harness",
+    "ray": "bench quality --ray (every cell a Ray task)",
+    "ray-actors": "bench quality --ray (every cell a Ray task)",
 }
 # The options of `gpo-local optimize` a bench config may set (CONTRACT.md): every declared
 # option (config.OPTIONS) but the harness's own and the task-loading ones (a task is a folder).
 # Options the installed optimize command has beyond these are accepted too; whether the installed
 # command supports a given option is checked per cell by check_cells() before anything runs.
-CONTRACT_OPTIONS = frozenset(o.flag[2:] for o in OPTIONS if o.cli and o.group != "task") - set(HARNESS_OPTIONS)
+CONTRACT_OPTIONS = frozenset(o.flag[2:] for o in OPTIONS if o.cli and o.group != "task") - set(
+    HARNESS_OPTIONS
+)
 BENCH_KEYS = {"tasks", "methods", "seeds", "task_models", "description", "data_root"}
 # The folder that relative task paths of a config are read from: `bench quality --data-root`, else
 # this environment variable, else the config's [bench] data_root (relative to the config file).
@@ -96,14 +101,28 @@ class Cell:
 
     def options(self) -> dict:
         """Every option of this cell (the content of its cell.toml)."""
-        return {"method": self.row.method, "seed": self.seed, "task-model": self.task_model, **self.row.options}
+        return {
+            "method": self.row.method,
+            "seed": self.seed,
+            "task-model": self.task_model,
+            **self.row.options,
+        }
 
     def argv(self, *, resume: bool) -> list[str]:
         """Arguments of `gpo-local optimize` for this cell."""
         if resume:  # optimize --resume reads every option back from the run's config.json
             return ["optimize", self.task.target, "--run-dir", str(self.run_dir), "--resume", "--quiet"]
-        args = ["optimize", self.task.target, "--seed", str(self.seed), "--task-model", self.task_model,
-                "--run-dir", str(self.run_dir), "--quiet"]
+        args = [
+            "optimize",
+            self.task.target,
+            "--seed",
+            str(self.seed),
+            "--task-model",
+            self.task_model,
+            "--run-dir",
+            str(self.run_dir),
+            "--quiet",
+        ]
         # gpo is optimize's default method: leaving --method out keeps gpo-only configs runnable
         # on an optimize command that predates --method.
         if self.row.method != "gpo":
@@ -151,8 +170,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem) or "model"
 
 
-def load_config(path: Path, *, known_options: Iterable[str] | None = None, cwd: Path | None = None,
-                data_root: Path | str | None = None) -> BenchConfig:
+def load_config(
+    path: Path,
+    *,
+    known_options: Iterable[str] | None = None,
+    cwd: Path | None = None,
+    data_root: Path | str | None = None,
+) -> BenchConfig:
     """Load and validate a bench config. `data_root` (the --data-root flag) overrides the
     GPO_LOCAL_DATA environment variable, which overrides the config's [bench] data_root."""
     path = Path(path)
@@ -163,7 +187,9 @@ def load_config(path: Path, *, known_options: Iterable[str] | None = None, cwd: 
         raise ConfigError(f"{where}: config file not found") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{where}: malformed TOML ({error})") from None
-    known = set(CONTRACT_OPTIONS) | set(installed_optimize_options() if known_options is None else known_options)
+    known = set(CONTRACT_OPTIONS) | set(
+        installed_optimize_options() if known_options is None else known_options
+    )
     reader = _Reader(path, raw, known - set(HARNESS_OPTIONS))
     bench = reader.bench
     methods = reader.methods()
@@ -175,12 +201,21 @@ def load_config(path: Path, *, known_options: Iterable[str] | None = None, cwd: 
     rows = reader.rows(methods)
     root = resolve_data_root(data_root, reader.data_root(), path, cwd or Path.cwd())
     tasks = reader.tasks(cwd or Path.cwd(), root)
-    return BenchConfig(path=path, description=description, tasks=tuple(tasks), rows=tuple(rows), seeds=tuple(seeds),
-                       task_models=tuple(task_models or [DEFAULT_TASK_MODEL]), raw=raw, data_root=root)
+    return BenchConfig(
+        path=path,
+        description=description,
+        tasks=tuple(tasks),
+        rows=tuple(rows),
+        seeds=tuple(seeds),
+        task_models=tuple(task_models or [DEFAULT_TASK_MODEL]),
+        raw=raw,
+        data_root=root,
+    )
 
 
-def resolve_data_root(flag: Path | str | None, config_value: str | None, config_path: Path,
-                      cwd: Path) -> Path | None:
+def resolve_data_root(
+    flag: Path | str | None, config_value: str | None, config_path: Path, cwd: Path
+) -> Path | None:
     """The data folder: the flag (relative to the working directory), else $GPO_LOCAL_DATA, else the
     config's data_root (relative to the config file); None when none is set."""
     if flag:
@@ -231,8 +266,11 @@ class _Reader:
 
     def seeds(self) -> list[int]:
         seeds = self.bench.get("seeds", [0])
-        if (not isinstance(seeds, list) or not seeds
-                or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        if (
+            not isinstance(seeds, list)
+            or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+        ):
             self.fail("[bench]", f"seeds: must be a non-empty list of integers (got {seeds!r})")
         if len(set(seeds)) != len(seeds):
             self.fail("[bench]", "seeds: lists a seed twice")
@@ -287,7 +325,9 @@ class _Reader:
         for name, table in variants.items():
             rows.append(self._variant(name, table, methods, merged))
         if not rows:
-            self.fail("[bench]", "methods: no rows: list methods in [bench] methods or add [variants.<name>] tables")
+            self.fail(
+                "[bench]", "methods: no rows: list methods in [bench] methods or add [variants.<name>] tables"
+            )
         return rows
 
     def _variant(self, name: str, table, methods: list[str], merged) -> Row:
@@ -295,7 +335,9 @@ class _Reader:
         if name in methods:
             self.fail(section, f": the name {name!r} is already a row of [bench] methods")
         if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
-            self.fail(section, ": variant names may use letters, digits, '.', '_' and '-' only (they name folders)")
+            self.fail(
+                section, ": variant names may use letters, digits, '.', '_' and '-' only (they name folders)"
+            )
         table = table if isinstance(table, dict) else self.fail(section, f"must be a table (got {table!r})")
         method = table.get("method", "gpo")
         if method not in METHODS:
@@ -312,9 +354,10 @@ class _Reader:
         return value
 
     def tasks(self, cwd: Path, data_root: Path | None) -> list[TaskRef]:
-        tasks = [_resolve_task(spec, self.path, cwd, lambda msg: self.fail("[bench]", f"tasks: {msg}"),
-                               data_root)
-                 for spec in self.string_list("tasks", required=True)]
+        tasks = [
+            _resolve_task(spec, self.path, cwd, lambda msg: self.fail("[bench]", f"tasks: {msg}"), data_root)
+            for spec in self.string_list("tasks", required=True)
+        ]
         names = [t.name for t in tasks]
         for name in names:
             if names.count(name) > 1:
@@ -340,8 +383,10 @@ def _missing_data_folder(root: Path, spec: str) -> ConfigError:
         if not missing.is_dir():
             break
         missing = missing / part
-    return ConfigError(f"data folder {missing} not found: set {DATA_ROOT_ENV} or --data-root to a folder holding "
-                       f"{Path(spec).as_posix()}/{{train,eval,format}}.jsonl ({DATA_DOCS})")
+    return ConfigError(
+        f"data folder {missing} not found: set {DATA_ROOT_ENV} or --data-root to a folder holding "
+        f"{Path(spec).as_posix()}/{{train,eval,format}}.jsonl ({DATA_DOCS})"
+    )
 
 
 def _resolve_task(spec: str, config_path: Path, cwd: Path, fail, data_root: Path | None = None) -> TaskRef:
@@ -358,12 +403,16 @@ def _resolve_task(spec: str, config_path: Path, cwd: Path, fail, data_root: Path
         target = str(found.resolve())
     else:
         given = Path(spec).expanduser()
-        tries = [given] if given.is_absolute() else [config_path.resolve().parent / given, cwd.resolve() / given]
+        tries = (
+            [given] if given.is_absolute() else [config_path.resolve().parent / given, cwd.resolve() / given]
+        )
         tries = list(dict.fromkeys(tries))
         found = next((p for p in tries if p.is_dir()), None)
         if found is None:
-            fail(f"{spec!r} is neither a built-in task nor a directory (looked for "
-                 f"{' and '.join(str(p) for p in tries)})")
+            fail(
+                f"{spec!r} is neither a built-in task nor a directory (looked for "
+                f"{' and '.join(str(p) for p in tries)})"
+            )
         target = str(found.resolve())
     try:
         task = load_task(target)
@@ -377,13 +426,14 @@ def check_cells(config: BenchConfig, out: Path) -> None:
     running it), so an option it lacks or a bad value fails now, naming the config section."""
     import click
 
-
     optimize = optimize_parser()
     where = str(config.path)
 
     def origin(cell: Cell, name: str | None) -> str:
         if name == "method":
-            return f"{cell.row.sources['method']} method" if "method" in cell.row.sources else "[bench] methods"
+            return (
+                f"{cell.row.sources['method']} method" if "method" in cell.row.sources else "[bench] methods"
+            )
         if name in cell.row.sources:
             return f"{cell.row.sources[name]} {name}"
         return "[bench]"
@@ -393,12 +443,13 @@ def check_cells(config: BenchConfig, out: Path) -> None:
             optimize.make_context("optimize", cell.argv(resume=False)[1:])
         except click.NoSuchOption as error:
             name = error.option_name.lstrip("-")
-            raise ConfigError(f"{where}: {origin(cell, name)}: this gpo-local's optimize has no --{name} option "
-                              f"(needed by row {cell.row.name!r})") from None
+            raise ConfigError(
+                f"{where}: {origin(cell, name)}: this gpo-local's optimize has no --{name} option "
+                f"(needed by row {cell.row.name!r})"
+            ) from None
         except click.ClickException as error:
             param = getattr(error, "param", None)
             name = param.name.replace("_", "-") if param is not None else None
-            raise ConfigError(f"{where}: {origin(cell, name)}: {error.format_message()} "
-                              f"(row {cell.row.name!r})") from None
-
-
+            raise ConfigError(
+                f"{where}: {origin(cell, name)}: {error.format_message()} (row {cell.row.name!r})"
+            ) from None

@@ -57,7 +57,9 @@ def unpack(archive: bytes, directory: Path) -> None:
         tar.extractall(directory, filter="data")
 
 
-def run_cell_task(runner, cell: Cell, archive: bytes, probe: tuple[str, str]) -> tuple[str | None, bytes | None, float]:
+def run_cell_task(
+    runner, cell: Cell, archive: bytes, probe: tuple[str, str]
+) -> tuple[str | None, bytes | None, float]:
     """The Ray task of one cell: (error or None, the run directory's archive or None when it was
     written in place, seconds). Runs on a worker."""
     started = time.time()
@@ -98,10 +100,20 @@ class RayCells:
         for cell in todo:
             resume = _prepare(cell, config)
             ui.cell_started(cell, index=cells.index(cell) + 1, resume=resume, eta=None)
-            events.append({"time": time.time(), "event": "cell_started", "run_dir": str(cell.run_dir),
-                           "method": cell.row.name, "task": cell.task.name, "seed": cell.seed, "resume": resume})
+            events.append(
+                {
+                    "time": time.time(),
+                    "event": "cell_started",
+                    "run_dir": str(cell.run_dir),
+                    "method": cell.row.name,
+                    "task": cell.task.name,
+                    "seed": cell.seed,
+                    "resume": resume,
+                }
+            )
             ref = task.options(**cell_resources(cell), max_retries=MAX_RETRIES).remote(
-                runner, cell, pack(cell.run_dir), probe)
+                runner, cell, pack(cell.run_dir), probe
+            )
             jobs[ref] = (cell, time.time())
         try:
             while jobs:
@@ -117,7 +129,9 @@ class RayCells:
             raise
         finally:
             (out / PROBE_NAME).unlink(missing_ok=True)
-        events.append({"time": time.time(), "event": "bench_finished", "counts": status_counts(results["cells"])})
+        events.append(
+            {"time": time.time(), "event": "bench_finished", "counts": status_counts(results["cells"])}
+        )
         return results
 
     def _probe(self, out: Path) -> tuple[str, str]:
@@ -161,10 +175,20 @@ def _finish(config, out, cell: Cell, error: str | None, wall: float, ui, events)
     if error is None and not (cell.run_dir / "result.json").exists():
         error = "optimize ended without writing result.json"
     if error is not None:
-        write_json_atomic(cell.run_dir / "failed.json", {"error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        write_json_atomic(
+            cell.run_dir / "failed.json", {"error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        )
     results = write_results(config, out)
     record = next(r for r in results["cells"] if r["run_dir"] == str(cell.run_dir))
-    events.append({"time": time.time(), "event": "cell_finished", "run_dir": str(cell.run_dir),
-                   "status": record["status"], "error": error, "wall_seconds": round(wall, 1)})
+    events.append(
+        {
+            "time": time.time(),
+            "event": "cell_finished",
+            "run_dir": str(cell.run_dir),
+            "status": record["status"],
+            "error": error,
+            "wall_seconds": round(wall, 1),
+        }
+    )
     ui.cell_finished(cell, record, wall=wall)
     return results

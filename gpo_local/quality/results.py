@@ -16,9 +16,15 @@ from gpo_local.quality.config import BenchConfig, Cell
 from gpo_local.runs.storage import write_atomic
 from gpo_local.stats import mean_interval, paired_comparison
 
-
-COUNTERS = ("dev_scorings", "optimizer_calls", "task_tokens", "optimizer_tokens", "seconds", "cpu_seconds",
-            "wall_seconds")
+COUNTERS = (
+    "dev_scorings",
+    "optimizer_calls",
+    "task_tokens",
+    "optimizer_tokens",
+    "seconds",
+    "cpu_seconds",
+    "wall_seconds",
+)
 
 
 def _read(path: Path) -> dict | None:
@@ -30,14 +36,31 @@ def _read(path: Path) -> dict | None:
 
 def cell_record(cell: Cell, *, running: bool = False) -> dict:
     """The state of one cell as recorded on disk."""
-    record = {"method": cell.row.name, "base_method": cell.row.method, "variant": cell.row.is_variant,
-              "task": cell.task.name, "benchmark": cell.task.benchmark, "seed": cell.seed,
-              "task_model": cell.task_model, "run_dir": str(cell.run_dir), "status": "pending", "error": None,
-              "initial_test": None, "final_test": None, "initial_dev": None, "final_dev": None,
-              "final_prompt": None, "stopped": None, "task_generations": None,
-              "candidate_replies": None, "dropped_replies": None, "quota_asks": None, "quota_wanted": None,
-              **{name: None for name in COUNTERS},
-              "command": " ".join(["gpo-local", *cell.argv(resume=False)])}
+    record = {
+        "method": cell.row.name,
+        "base_method": cell.row.method,
+        "variant": cell.row.is_variant,
+        "task": cell.task.name,
+        "benchmark": cell.task.benchmark,
+        "seed": cell.seed,
+        "task_model": cell.task_model,
+        "run_dir": str(cell.run_dir),
+        "status": "pending",
+        "error": None,
+        "initial_test": None,
+        "final_test": None,
+        "initial_dev": None,
+        "final_dev": None,
+        "final_prompt": None,
+        "stopped": None,
+        "task_generations": None,
+        "candidate_replies": None,
+        "dropped_replies": None,
+        "quota_asks": None,
+        "quota_wanted": None,
+        **{name: None for name in COUNTERS},
+        "command": " ".join(["gpo-local", *cell.argv(resume=False)]),
+    }
     bench = _read(cell.run_dir / "bench.json") or {}
     record["wall_seconds"] = bench.get("wall_seconds")
     result_path = cell.run_dir / "result.json"
@@ -46,16 +69,21 @@ def cell_record(cell: Cell, *, running: bool = False) -> dict:
         if result is None:
             record.update(status="failed", error=f"{result_path}: unreadable result.json")
             return record
-        record.update(status="done", initial_test=result.get("initial_test"), final_test=result.get("final_test"),
-                      initial_dev=(result.get("initial") or {}).get("dev_score"),
-                      final_dev=(result.get("final") or {}).get("dev_score"),
-                      final_prompt=(result.get("final") or {}).get("prompt"),
-                      stopped=result.get("stopped"), task_generations=result.get("task_generations"),
-                      candidate_replies=result.get("candidate_replies"),
-                      dropped_replies=sum((result.get("drops") or {}).values()),
-                      quota_asks=(result.get("quota") or {}).get("asks"),
-                      quota_wanted=(result.get("quota") or {}).get("wanted"),
-                      **{name: result.get(name) for name in COUNTERS if name != "wall_seconds"})
+        record.update(
+            status="done",
+            initial_test=result.get("initial_test"),
+            final_test=result.get("final_test"),
+            initial_dev=(result.get("initial") or {}).get("dev_score"),
+            final_dev=(result.get("final") or {}).get("dev_score"),
+            final_prompt=(result.get("final") or {}).get("prompt"),
+            stopped=result.get("stopped"),
+            task_generations=result.get("task_generations"),
+            candidate_replies=result.get("candidate_replies"),
+            dropped_replies=sum((result.get("drops") or {}).values()),
+            quota_asks=(result.get("quota") or {}).get("asks"),
+            quota_wanted=(result.get("quota") or {}).get("wanted"),
+            **{name: result.get(name) for name in COUNTERS if name != "wall_seconds"},
+        )
     elif running:
         record["status"] = "running"
     elif (cell.run_dir / "failed.json").exists():
@@ -93,14 +121,21 @@ def aggregate(config: BenchConfig, cells: list[dict]) -> dict:
             for task in config.tasks:
                 group = [c for c in row_cells if c["task"] == task.name]
                 tests = [c["final_test"] for c in group]
-                entry = {"method": row.name, "base_method": row.method, "task": task.name,
-                         "benchmark": task.benchmark, "task_model": model, "n_seeds": len(group),
-                         "seeds": [c["seed"] for c in group],
-                         "test_scores": tests,
-                         "test_mean": _round(_mean(tests)), "test_std": _round(_std(tests)),
-                         "initial_test_mean": _round(_mean(c["initial_test"] for c in group)),
-                         "dev_mean": _round(_mean(c["final_dev"] for c in group)),
-                         **{name: _round(_mean(c[name] for c in group), 1) for name in COUNTERS}}
+                entry = {
+                    "method": row.name,
+                    "base_method": row.method,
+                    "task": task.name,
+                    "benchmark": task.benchmark,
+                    "task_model": model,
+                    "n_seeds": len(group),
+                    "seeds": [c["seed"] for c in group],
+                    "test_scores": tests,
+                    "test_mean": _round(_mean(tests)),
+                    "test_std": _round(_std(tests)),
+                    "initial_test_mean": _round(_mean(c["initial_test"] for c in group)),
+                    "dev_mean": _round(_mean(c["final_dev"] for c in group)),
+                    **{name: _round(_mean(c[name] for c in group), 1) for name in COUNTERS},
+                }
                 summary.append(entry)
                 if entry["test_mean"] is not None:
                     task_means[task.name] = entry["test_mean"]
@@ -111,23 +146,34 @@ def aggregate(config: BenchConfig, cells: list[dict]) -> dict:
                     per_seed.append(statistics.fmean(scores[t.name] for t in config.tasks))
             benchmarks = {}
             for bench in sorted({t.benchmark for t in config.tasks if t.benchmark}):
-                values = [task_means[t.name] for t in config.tasks if t.benchmark == bench and t.name in task_means]
+                values = [
+                    task_means[t.name] for t in config.tasks if t.benchmark == bench and t.name in task_means
+                ]
                 benchmarks[bench] = _round(_mean(values))
             cell_scores = [c["final_test"] for c in row_cells if c["final_test"] is not None]
             interval = mean_interval(cell_scores)
-            method_means.append({
-                "method": row.name, "base_method": row.method, "variant": row.is_variant, "task_model": model,
-                "test_mean_over_tasks": _round(_mean(task_means.values())),
-                # Over the (task, seed) cells: the mean and its 95% Student-t interval.
-                "cells_with_scores": len(cell_scores),
-                "cell_mean": _round(interval[0]) if interval else None,
-                "cell_ci_low": _round(interval[1]) if interval and len(cell_scores) > 1 else None,
-                "cell_ci_high": _round(interval[2]) if interval and len(cell_scores) > 1 else None,
-                "tasks_with_scores": len(task_means), "complete": len(task_means) == len(config.tasks),
-                "test_std_over_seeds": _round(_std(per_seed)), "seeds_complete": len(per_seed),
-                "benchmark_means": benchmarks, "cells_done": len(row_cells),
-                **_usable_replies(row_cells),
-                **{name: _round(_mean(c[name] for c in row_cells), 1) for name in COUNTERS}})
+            method_means.append(
+                {
+                    "method": row.name,
+                    "base_method": row.method,
+                    "variant": row.is_variant,
+                    "task_model": model,
+                    "test_mean_over_tasks": _round(_mean(task_means.values())),
+                    # Over the (task, seed) cells: the mean and its 95% Student-t interval.
+                    "cells_with_scores": len(cell_scores),
+                    "cell_mean": _round(interval[0]) if interval else None,
+                    "cell_ci_low": _round(interval[1]) if interval and len(cell_scores) > 1 else None,
+                    "cell_ci_high": _round(interval[2]) if interval and len(cell_scores) > 1 else None,
+                    "tasks_with_scores": len(task_means),
+                    "complete": len(task_means) == len(config.tasks),
+                    "test_std_over_seeds": _round(_std(per_seed)),
+                    "seeds_complete": len(per_seed),
+                    "benchmark_means": benchmarks,
+                    "cells_done": len(row_cells),
+                    **_usable_replies(row_cells),
+                    **{name: _round(_mean(c[name] for c in row_cells), 1) for name in COUNTERS},
+                }
+            )
     paper = []
     for row in config.rows:
         if row.is_variant:
@@ -136,8 +182,12 @@ def aggregate(config: BenchConfig, cells: list[dict]) -> dict:
             score = paper_score(row.method, bench)
             if score is not None:
                 paper.append({"method": row.name, "task": bench, "score": score, "source": PAPER_SOURCE})
-    return {"summary": summary, "method_means": method_means, "paper": paper,
-            "paired": paired_comparisons(config, cells)}
+    return {
+        "summary": summary,
+        "method_means": method_means,
+        "paper": paper,
+        "paired": paired_comparisons(config, cells),
+    }
 
 
 def paired_comparisons(config: BenchConfig, cells: list[dict]) -> list[dict]:
@@ -149,21 +199,36 @@ def paired_comparisons(config: BenchConfig, cells: list[dict]) -> list[dict]:
     if len(config.rows) < 2:
         return []
     reference = config.rows[0].name
-    done = {(c["method"], c["task_model"], c["task"], c["seed"]): c["final_test"]
-            for c in cells if c["status"] == "done" and c["final_test"] is not None}
+    done = {
+        (c["method"], c["task_model"], c["task"], c["seed"]): c["final_test"]
+        for c in cells
+        if c["status"] == "done" and c["final_test"] is not None
+    }
     comparisons = []
     for model in config.task_models:
         for row in config.rows[1:]:
             keys = [(model, task.name, seed) for task in config.tasks for seed in config.seeds]
-            pairs = [(done[(reference, *key)], done[(row.name, *key)]) for key in keys
-                     if (reference, *key) in done and (row.name, *key) in done]
+            pairs = [
+                (done[(reference, *key)], done[(row.name, *key)])
+                for key in keys
+                if (reference, *key) in done and (row.name, *key) in done
+            ]
             compared = paired_comparison([a for a, _ in pairs], [b for _, b in pairs])
-            comparisons.append({
-                "method": reference, "against": row.name, "task_model": model, "cells": compared["cells"],
-                "mean_difference": _round(compared["mean_difference"]),
-                "ci_low": _round(compared["ci_low"]), "ci_high": _round(compared["ci_high"]),
-                "wins": compared["wins"], "ties": compared["ties"], "losses": compared["losses"],
-                "p_value": _round(compared["p_value"])})
+            comparisons.append(
+                {
+                    "method": reference,
+                    "against": row.name,
+                    "task_model": model,
+                    "cells": compared["cells"],
+                    "mean_difference": _round(compared["mean_difference"]),
+                    "ci_low": _round(compared["ci_low"]),
+                    "ci_high": _round(compared["ci_high"]),
+                    "wins": compared["wins"],
+                    "ties": compared["ties"],
+                    "losses": compared["losses"],
+                    "p_value": _round(compared["p_value"]),
+                }
+            )
     return comparisons
 
 
@@ -174,9 +239,12 @@ def _usable_replies(cells: list[dict]) -> dict:
     replies = sum(c["candidate_replies"] for c in counted)
     usable = replies - sum(c["dropped_replies"] or 0 for c in counted)
     quota = [c for c in cells if c.get("quota_asks") is not None]  # the reply quota's (algorithm/quota.py)
-    return {"candidate_replies": replies if counted else None, "usable_replies": usable if counted else None,
-            "quota_asks": sum(c["quota_asks"] for c in quota) if quota else None,
-            "quota_wanted": sum(c["quota_wanted"] for c in quota) if quota else None}
+    return {
+        "candidate_replies": replies if counted else None,
+        "usable_replies": usable if counted else None,
+        "quota_asks": sum(c["quota_asks"] for c in quota) if quota else None,
+        "quota_wanted": sum(c["quota_wanted"] for c in quota) if quota else None,
+    }
 
 
 def status_counts(cells: list[dict]) -> dict:
@@ -187,28 +255,72 @@ def status_counts(cells: list[dict]) -> dict:
 
 
 def collect(config: BenchConfig, out: Path, *, running: Cell | None = None) -> dict:
-    cells = [cell_record(c, running=running is not None and c.run_dir == running.run_dir) for c in config.cells(out)]
-    return {"config": {"path": str(config.path), "description": config.description, "settings": config.raw,
-                       "tasks": [{"spec": t.spec, "path": t.target, "name": t.name, "benchmark": t.benchmark}
-                                 for t in config.tasks]},
-            "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "out": str(out),
-            "counts": status_counts(cells), "cells": cells, **aggregate(config, cells)}
+    cells = [
+        cell_record(c, running=running is not None and c.run_dir == running.run_dir)
+        for c in config.cells(out)
+    ]
+    return {
+        "config": {
+            "path": str(config.path),
+            "description": config.description,
+            "settings": config.raw,
+            "tasks": [
+                {"spec": t.spec, "path": t.target, "name": t.name, "benchmark": t.benchmark}
+                for t in config.tasks
+            ],
+        },
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "out": str(out),
+        "counts": status_counts(cells),
+        "cells": cells,
+        **aggregate(config, cells),
+    }
 
 
 def write_results(config: BenchConfig, out: Path, *, running: Cell | None = None) -> dict:
     results = collect(config, out, running=running)
-    write_atomic(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n", fault_point="bench-results-tmp")
+    write_atomic(
+        out / "results.json",
+        json.dumps(results, indent=2, ensure_ascii=False) + "\n",
+        fault_point="bench-results-tmp",
+    )
     write_atomic(out / "results.csv", results_csv(results), fault_point="bench-results-tmp")
     write_atomic(out / "results.md", results_markdown(results), fault_point="bench-results-tmp")
     write_atomic(out / "paired.csv", paired_csv(results), fault_point="bench-results-tmp")
     return results
 
 
-CSV_FIELDS = ("method", "base_method", "task", "benchmark", "task_model", "n_seeds", "test_mean", "test_std",
-              "initial_test_mean", "dev_mean", *COUNTERS, "paper_score",
-              "cells_with_scores", "cell_mean", "cell_ci_low", "cell_ci_high")
-PAIRED_CSV_FIELDS = ("method", "against", "task_model", "cells", "mean_difference", "ci_low", "ci_high",
-                     "wins", "ties", "losses", "p_value")
+CSV_FIELDS = (
+    "method",
+    "base_method",
+    "task",
+    "benchmark",
+    "task_model",
+    "n_seeds",
+    "test_mean",
+    "test_std",
+    "initial_test_mean",
+    "dev_mean",
+    *COUNTERS,
+    "paper_score",
+    "cells_with_scores",
+    "cell_mean",
+    "cell_ci_low",
+    "cell_ci_high",
+)
+PAIRED_CSV_FIELDS = (
+    "method",
+    "against",
+    "task_model",
+    "cells",
+    "mean_difference",
+    "ci_low",
+    "ci_high",
+    "wins",
+    "ties",
+    "losses",
+    "p_value",
+)
 MEAN_ROW = "(mean over tasks)"
 
 
@@ -223,10 +335,17 @@ def results_csv(results: dict) -> str:
         writer.writerow({**entry, "paper_score": None})
     for entry in results["method_means"]:
         benches = list(entry["benchmark_means"])
-        writer.writerow({**entry, "task": MEAN_ROW, "benchmark": benches[0] if len(benches) == 1 else None,
-                         "n_seeds": entry["seeds_complete"], "test_mean": entry["test_mean_over_tasks"],
-                         "test_std": entry["test_std_over_seeds"],
-                         "paper_score": paper.get((entry["method"], benches[0])) if len(benches) == 1 else None})
+        writer.writerow(
+            {
+                **entry,
+                "task": MEAN_ROW,
+                "benchmark": benches[0] if len(benches) == 1 else None,
+                "n_seeds": entry["seeds_complete"],
+                "test_mean": entry["test_mean_over_tasks"],
+                "test_std": entry["test_std_over_seeds"],
+                "paper_score": paper.get((entry["method"], benches[0])) if len(benches) == 1 else None,
+            }
+        )
     return buffer.getvalue()
 
 
@@ -256,7 +375,6 @@ def _usable_text(mean: dict) -> str:
     return f"{usable} of {replies} ({100 * usable / replies:.0f}%)"
 
 
-
 def _asks_text(mean: dict) -> str:
     asks, wanted = mean.get("quota_asks"), mean.get("quota_wanted")
     return "n/a" if asks is None else f"{asks} for {wanted}"
@@ -269,13 +387,17 @@ def _num(value) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|",
+    ]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return lines
 
 
-def _score_row(mean: dict, means: list, tasks: list, benches: list, by_key: dict, model: str, paper: dict,
-               n_seeds: int) -> list[str]:
+def _score_row(
+    mean: dict, means: list, tasks: list, benches: list, by_key: dict, model: str, paper: dict, n_seeds: int
+) -> list[str]:
     """One method's row of a score table: a cell per task, the mean over tasks, the benchmark means."""
     row = [mean["method"] + (f" ({mean['base_method']})" if mean["variant"] else "")]
     for task in tasks:
@@ -294,8 +416,11 @@ def _score_row(mean: dict, means: list, tasks: list, benches: list, by_key: dict
     row.append(overall)
     if len(benches) > 1:
         row += [percent(mean["benchmark_means"].get(b)) for b in benches]
-    row += [f"{100 * paper[(mean['method'], b)]:.2f}" if (mean["method"], b) in paper else ""
-            for b in benches if any((m["method"], b) in paper for m in means)]
+    row += [
+        f"{100 * paper[(mean['method'], b)]:.2f}" if (mean["method"], b) in paper else ""
+        for b in benches
+        if any((m["method"], b) in paper for m in means)
+    ]
     return row
 
 
@@ -311,13 +436,16 @@ def results_markdown(results: dict) -> str:
     lines = [f"# Quality benchmark: {Path(config['path']).name}", ""]
     if config["description"]:
         lines += [config["description"].strip(), ""]
-    lines += [f"- config: `{config['path']}`; output: `{results['out']}`; written {results['generated']}",
-              f"- cells: {counts.get('done', 0)} of {total} done"
-              + "".join(f", {n} {status}" for status, n in sorted(counts.items()) if status != "done"),
-              f"- tasks: {', '.join(tasks)}; seeds: {', '.join(map(str, seeds))}; "
-              f"task model(s): {', '.join(models)}",
-              f"- harness wall time of the cells so far: "
-              f"{format_duration(sum(c['wall_seconds'] or 0 for c in results['cells']))}", ""]
+    lines += [
+        f"- config: `{config['path']}`; output: `{results['out']}`; written {results['generated']}",
+        f"- cells: {counts.get('done', 0)} of {total} done"
+        + "".join(f", {n} {status}" for status, n in sorted(counts.items()) if status != "done"),
+        f"- tasks: {', '.join(tasks)}; seeds: {', '.join(map(str, seeds))}; "
+        f"task model(s): {', '.join(models)}",
+        f"- harness wall time of the cells so far: "
+        f"{format_duration(sum(c['wall_seconds'] or 0 for c in results['cells']))}",
+        "",
+    ]
     by_key = {(s["method"], s["task"], s["task_model"]): s for s in results["summary"]}
     for model in models:
         means = [m for m in results["method_means"] if m["task_model"] == model]
@@ -328,60 +456,159 @@ def results_markdown(results: dict) -> str:
         header += [f"paper {b} ¹" for b in benches if any((m["method"], b) in paper for m in means)]
         rows = [_score_row(mean, means, tasks, benches, by_key, model, paper, len(seeds)) for mean in means]
         lines += [f"## {title}", ""] + _table(header, rows, "l" + "r" * (len(header) - 1)) + [""]
-    lines += ["Each score is the final prompt's test score, mean ± sample standard deviation over seeds "
-              "(the number of seeds in parentheses when there are several); \"mean over tasks\" is the "
-              "mean of the task columns, ± the standard deviation over seeds of the per-seed mean.", ""]
+    lines += [
+        "Each score is the final prompt's test score, mean ± sample standard deviation over seeds "
+        '(the number of seeds in parentheses when there are several); "mean over tasks" is the '
+        "mean of the task columns, ± the standard deviation over seeds of the per-seed mean.",
+        "",
+    ]
     lines += ["## Mean over (task, seed) cells, with 95% interval", ""]
-    rows = [[m["method"] + (f", {m['task_model']}" if len(models) > 1 else ""), str(m["cells_with_scores"]),
-             percent(m["cell_mean"]), _interval_text(m["cell_ci_low"], m["cell_ci_high"], signed=False)]
-            for m in results["method_means"]]
+    rows = [
+        [
+            m["method"] + (f", {m['task_model']}" if len(models) > 1 else ""),
+            str(m["cells_with_scores"]),
+            percent(m["cell_mean"]),
+            _interval_text(m["cell_ci_low"], m["cell_ci_high"], signed=False),
+        ]
+        for m in results["method_means"]
+    ]
     lines += _table(["method", "cells", "mean test score (%)", "95% interval"], rows, "lrrr")
-    lines += ["", "Every finished (task, seed) cell counts once; the interval is Student's t over the cells "
-              "(n/a below two cells). It shows how much the mean moves with the tasks and seeds drawn, "
-              "not the questions' sampling within a cell.", ""]
+    lines += [
+        "",
+        "Every finished (task, seed) cell counts once; the interval is Student's t over the cells "
+        "(n/a below two cells). It shows how much the mean moves with the tasks and seeds drawn, "
+        "not the questions' sampling within a cell.",
+        "",
+    ]
     if results["paper"]:
-        lines += [f"¹ The paper's figure, not ours: {PAPER_SOURCE}; full test splits, macro-averaged over all "
-                  "of the benchmark's tasks. Other models and tasks: for orientation only.", ""]
+        lines += [
+            f"¹ The paper's figure, not ours: {PAPER_SOURCE}; full test splits, macro-averaged over all "
+            "of the benchmark's tasks. Other models and tasks: for orientation only.",
+            "",
+        ]
     paired = [c for c in results.get("paired") or [] if c["cells"]]
     if paired:
         reference = paired[0]["method"]
         lines += [f"## {reference} against each method, cell by cell", ""]
-        rows = [[c["against"] + (f", {c['task_model']}" if len(models) > 1 else ""), str(c["cells"]),
-                 f"{100 * c['mean_difference']:+.1f}", _interval_text(c.get("ci_low"), c.get("ci_high")),
-                 f"{c['wins']} / {c['ties']} / {c['losses']}", f"{c['p_value']:.3f}"] for c in paired]
-        lines += _table(["against", "cells", f"mean difference ({reference} − it, points)", "95% interval",
-                         "wins / ties / losses", "p (sign-flip)"], rows, "lrrrrr")
-        lines += ["", f"Only the (task, seed) cells both methods finished; the difference is of final test "
-                  f"scores, its interval Student's t over those cells. p: two-sided paired permutation test "
-                  f"(every sign pattern of the non-zero differences) of no difference; with few cells, only "
-                  f"large gaps reach a small p.", ""]
+        rows = [
+            [
+                c["against"] + (f", {c['task_model']}" if len(models) > 1 else ""),
+                str(c["cells"]),
+                f"{100 * c['mean_difference']:+.1f}",
+                _interval_text(c.get("ci_low"), c.get("ci_high")),
+                f"{c['wins']} / {c['ties']} / {c['losses']}",
+                f"{c['p_value']:.3f}",
+            ]
+            for c in paired
+        ]
+        lines += _table(
+            [
+                "against",
+                "cells",
+                f"mean difference ({reference} − it, points)",
+                "95% interval",
+                "wins / ties / losses",
+                "p (sign-flip)",
+            ],
+            rows,
+            "lrrrrr",
+        )
+        lines += [
+            "",
+            "Only the (task, seed) cells both methods finished; the difference is of final test "
+            "scores, its interval Student's t over those cells. p: two-sided paired permutation test "
+            "(every sign pattern of the non-zero differences) of no difference; with few cells, only "
+            "large gaps reach a small p.",
+            "",
+        ]
     lines += ["## Cost per run (mean over finished cells)", ""]
-    rows = [[m["method"] + (f", {m['task_model']}" if len(models) > 1 else ""), str(m["cells_done"]),
-             _num(m["dev_scorings"]), _num(m["optimizer_calls"]), _num(m["task_tokens"]),
-             _num(m["optimizer_tokens"]), _num(m["seconds"]), _num(m["cpu_seconds"]), _num(m["wall_seconds"]),
-             _asks_text(m), _usable_text(m)] for m in results["method_means"]]
-    lines += _table(["method", "cells", "dev scorings", "optimizer calls", "task tokens", "optimizer tokens",
-                     "optimize s", "CPU s", "wall s", "quota asks", "usable replies"], rows, "lrrrrrrrrrr")
-    lines += ["", "Dev scorings: (prompt, dev example) scorings requested; CPU s: the optimize process's CPU "
-              "seconds over all its threads (n/a for runs from before it was recorded), which a paused cell or a "
-              "busy machine does not inflate as it does the wall-clock columns; wall s: the harness's time for the "
-              "cell, model loading included; usable replies: candidate-writing optimizer replies not dropped "
-              "(drops.py), summed over the cells; quota asks: optimizer calls made for candidates, for the "
-              "candidates wanted (the reply quota asks again for unusable replies), summed over the cells.",
-              "",
-              "## Cells", ""]
-    rows = [[c["method"], c["task"], str(c["seed"]), c["task_model"], c["status"], percent(c["initial_test"]),
-             percent(c["final_test"]), percent(c["final_dev"]), c["stopped"] or "", _num(c["wall_seconds"]),
-             c["error"] or ""] for c in results["cells"]]
-    lines += _table(["method", "task", "seed", "task model", "status", "initial test", "final test", "final dev",
-                     "stopped", "wall s", "error"], rows, "lllllrrrlrl")
+    rows = [
+        [
+            m["method"] + (f", {m['task_model']}" if len(models) > 1 else ""),
+            str(m["cells_done"]),
+            _num(m["dev_scorings"]),
+            _num(m["optimizer_calls"]),
+            _num(m["task_tokens"]),
+            _num(m["optimizer_tokens"]),
+            _num(m["seconds"]),
+            _num(m["cpu_seconds"]),
+            _num(m["wall_seconds"]),
+            _asks_text(m),
+            _usable_text(m),
+        ]
+        for m in results["method_means"]
+    ]
+    lines += _table(
+        [
+            "method",
+            "cells",
+            "dev scorings",
+            "optimizer calls",
+            "task tokens",
+            "optimizer tokens",
+            "optimize s",
+            "CPU s",
+            "wall s",
+            "quota asks",
+            "usable replies",
+        ],
+        rows,
+        "lrrrrrrrrrr",
+    )
+    lines += [
+        "",
+        "Dev scorings: (prompt, dev example) scorings requested; CPU s: the optimize process's CPU "
+        "seconds over all its threads (n/a for runs from before it was recorded), which a paused cell or a "
+        "busy machine does not inflate as it does the wall-clock columns; wall s: the harness's time for the "
+        "cell, model loading included; usable replies: candidate-writing optimizer replies not dropped "
+        "(drops.py), summed over the cells; quota asks: optimizer calls made for candidates, for the "
+        "candidates wanted (the reply quota asks again for unusable replies), summed over the cells.",
+        "",
+        "## Cells",
+        "",
+    ]
+    rows = [
+        [
+            c["method"],
+            c["task"],
+            str(c["seed"]),
+            c["task_model"],
+            c["status"],
+            percent(c["initial_test"]),
+            percent(c["final_test"]),
+            percent(c["final_dev"]),
+            c["stopped"] or "",
+            _num(c["wall_seconds"]),
+            c["error"] or "",
+        ]
+        for c in results["cells"]
+    ]
+    lines += _table(
+        [
+            "method",
+            "task",
+            "seed",
+            "task model",
+            "status",
+            "initial test",
+            "final test",
+            "final dev",
+            "stopped",
+            "wall s",
+            "error",
+        ],
+        rows,
+        "lllllrrrlrl",
+    )
     return "\n".join(lines) + "\n"
-
-
 
 
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "unknown"
     seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+    )

@@ -11,13 +11,12 @@ import tomllib
 from pathlib import Path
 from typing import Protocol
 
+from gpo_local.app.formatting import percent
 from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.quality.config import BenchConfig, Cell
 from gpo_local.quality.results import format_duration, status_counts, write_results
-from gpo_local.runs.directory import JsonlLog
-from gpo_local.runs.directory import write_json_atomic
+from gpo_local.runs.directory import JsonlLog, write_json_atomic
 from gpo_local.runs.storage import write_atomic
-from gpo_local.app.formatting import percent
 
 
 class CellRunner(Protocol):
@@ -53,14 +52,20 @@ class SubprocessRunner:
             start = log.tell()
             log.write(f"$ {' '.join(['gpo-local', *cell.argv(resume=resume)])}\n".encode())
             log.flush()
-            code = subprocess.call([self.python, "-m", "gpo_local.app.cli", *cell.argv(resume=resume)],
-                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+            code = subprocess.call(
+                [self.python, "-m", "gpo_local.app.cli", *cell.argv(resume=resume)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
         if code == 0:
             return None
         with log_path.open("rb") as log:
             log.seek(start)
-            lines = [line.strip() for line in log.read().decode("utf-8", "replace").splitlines() if line.strip()]
+            lines = [
+                line.strip() for line in log.read().decode("utf-8", "replace").splitlines() if line.strip()
+            ]
         errors = [line for line in lines if line.startswith("Error:")]
         detail = errors[-1] if errors else (lines[-1] if len(lines) > 1 else "no output")
         return f"exit code {code}: {detail}"
@@ -76,10 +81,12 @@ def _toml_value(value) -> str:
 
 def cell_toml(cell: Cell, config: BenchConfig) -> str:
     command = " ".join(["gpo-local", *cell.argv(resume=False)])
-    lines = [f"# One cell of the quality benchmark {config.path.name}: row {cell.row.name!r}, task {cell.task.spec!r}.",
-             "# Keys are `gpo-local optimize` options; the task is the command's argument. Reproduce with",
-             f"#   gpo-local optimize {cell.task.target} --config cell.toml --run-dir <new dir>",
-             f"# or, as the harness ran it:\n#   {command}"]
+    lines = [
+        f"# One cell of the quality benchmark {config.path.name}: row {cell.row.name!r}, task {cell.task.spec!r}.",
+        "# Keys are `gpo-local optimize` options; the task is the command's argument. Reproduce with",
+        f"#   gpo-local optimize {cell.task.target} --config cell.toml --run-dir <new dir>",
+        f"# or, as the harness ran it:\n#   {command}",
+    ]
     lines += [f"{name} = {_toml_value(value)}" for name, value in cell.options().items()]
     return "\n".join(lines) + "\n"
 
@@ -98,7 +105,9 @@ class _Lock:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self.handle.close()
-            raise ConfigError(f"{self.path.parent}: another `bench quality` is running on this output directory") from None
+            raise ConfigError(
+                f"{self.path.parent}: another `bench quality` is running on this output directory"
+            ) from None
         return self
 
     def __exit__(self, *exc):
@@ -117,13 +126,21 @@ def run_bench(config: BenchConfig, out: Path, *, runner: CellRunner, ui=None, ru
     with _Lock(out):
         for cell in cells:  # refuse to mix results of different options in one table
             toml_path = cell.run_dir / "cell.toml"
-            if (cell.run_dir / "config.json").exists() and toml_path.exists() \
-                    and tomllib.loads(toml_path.read_text(encoding="utf-8")) != cell.options():
-                raise ConfigError(f"{config.path}: the options of cell {cell.label} changed since it ran "
-                                  f"({toml_path}); use another ", OptionValue("out"),
-                                  " or delete that cell's directory")
+            if (
+                (cell.run_dir / "config.json").exists()
+                and toml_path.exists()
+                and tomllib.loads(toml_path.read_text(encoding="utf-8")) != cell.options()
+            ):
+                raise ConfigError(
+                    f"{config.path}: the options of cell {cell.label} changed since it ran "
+                    f"({toml_path}); use another ",
+                    OptionValue("out"),
+                    " or delete that cell's directory",
+                )
         events = JsonlLog(out / "events.jsonl")
-        events.append({"time": time.time(), "event": "bench_started", "config": str(config.path), "cells": len(cells)})
+        events.append(
+            {"time": time.time(), "event": "bench_started", "config": str(config.path), "cells": len(cells)}
+        )
         todo = [c for c in cells if not (c.run_dir / "result.json").exists()]
         ui.start(total=len(cells), done=len(cells) - len(todo), out=out)
         try:
@@ -145,8 +162,17 @@ def _run_cells(config, out, cells, todo, runner, ui, events) -> dict:
         (cell.run_dir / "failed.json").unlink(missing_ok=True)
         eta = statistics.fmean(walls) * (len(todo) - len(walls)) if walls else None
         ui.cell_started(cell, index=cells.index(cell) + 1, resume=resume, eta=eta)
-        events.append({"time": time.time(), "event": "cell_started", "run_dir": str(cell.run_dir),
-                       "method": cell.row.name, "task": cell.task.name, "seed": cell.seed, "resume": resume})
+        events.append(
+            {
+                "time": time.time(),
+                "event": "cell_started",
+                "run_dir": str(cell.run_dir),
+                "method": cell.row.name,
+                "task": cell.task.name,
+                "seed": cell.seed,
+                "resume": resume,
+            }
+        )
         write_results(config, out, running=cell)
         started = time.time()
         try:
@@ -163,12 +189,21 @@ def _run_cells(config, out, cells, todo, runner, ui, events) -> dict:
         if error is None and not (cell.run_dir / "result.json").exists():
             error = "optimize ended without writing result.json"
         if error is not None:
-            write_json_atomic(cell.run_dir / "failed.json",
-                              {"error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            write_json_atomic(
+                cell.run_dir / "failed.json", {"error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            )
         results = write_results(config, out)
         record = next(r for r in results["cells"] if r["run_dir"] == str(cell.run_dir))
-        events.append({"time": time.time(), "event": "cell_finished", "run_dir": str(cell.run_dir),
-                       "status": record["status"], "error": error, "wall_seconds": round(wall, 1)})
+        events.append(
+            {
+                "time": time.time(),
+                "event": "cell_finished",
+                "run_dir": str(cell.run_dir),
+                "status": record["status"],
+                "error": error,
+                "wall_seconds": round(wall, 1),
+            }
+        )
         ui.cell_finished(cell, record, wall=wall)
     events.append({"time": time.time(), "event": "bench_finished", "counts": status_counts(results["cells"])})
     return results
@@ -179,8 +214,13 @@ def add_wall(run_dir: Path, seconds: float) -> None:
 
     path = run_dir / "bench.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
-    write_json_atomic(path, {"wall_seconds": round(previous.get("wall_seconds", 0) + seconds, 1),
-                             "attempts": previous.get("attempts", 0) + 1})
+    write_json_atomic(
+        path,
+        {
+            "wall_seconds": round(previous.get("wall_seconds", 0) + seconds, 1),
+            "attempts": previous.get("attempts", 0) + 1,
+        },
+    )
 
 
 class SilentProgress:
@@ -200,21 +240,32 @@ class RichProgress(SilentProgress):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console = Console(stderr=True)
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"), console=self.console,
-                            transient=True)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
+            console=self.console,
+            transient=True,
+        )
         self.started = time.time()
 
     def start(self, *, total: int, done: int, out: Path) -> None:
         self.total = total
-        self.console.print(f"quality benchmark: {total} cells, {done} already done; output: {out}", highlight=False)
+        self.console.print(
+            f"quality benchmark: {total} cells, {done} already done; output: {out}", highlight=False
+        )
         self.bar.start()
         self.task_id = self.bar.add_task("cells", total=total, completed=done, eta="unknown")
 
     def cell_started(self, cell: Cell, *, index: int, resume: bool, eta: float | None) -> None:
         verb = "resuming" if resume else "running"
-        self.console.print(f"[{index}/{self.total}] {verb} {cell.label} (elapsed {format_duration(time.time() - self.started)}, "
-                           f"ETA {format_duration(eta)})", highlight=False)
+        self.console.print(
+            f"[{index}/{self.total}] {verb} {cell.label} (elapsed {format_duration(time.time() - self.started)}, "
+            f"ETA {format_duration(eta)})",
+            highlight=False,
+        )
         self.bar.update(self.task_id, description=cell.label, eta=format_duration(eta))
 
     def cell_finished(self, cell: Cell, record: dict, *, wall: float) -> None:
@@ -230,7 +281,9 @@ class RichProgress(SilentProgress):
 
     def finish(self, results: dict, out: Path) -> None:
         counts = results["counts"]
-        self.console.print(f"finished in {format_duration(time.time() - self.started)}: "
-                           + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-                           + f"; results in {out}/results.md (.csv, .json)", highlight=False)
-
+        self.console.print(
+            f"finished in {format_duration(time.time() - self.started)}: "
+            + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            + f"; results in {out}/results.md (.csv, .json)",
+            highlight=False,
+        )

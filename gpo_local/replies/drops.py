@@ -28,12 +28,20 @@ import re
 from collections import Counter
 from typing import Callable, Iterable, Sequence
 
-from gpo_local.replies.grammar import cut_to_sentence
 from gpo_local.core import STEP
+from gpo_local.replies.grammar import cut_to_sentence
 from gpo_local.replies.parsing import TAGGED_REPLY, normalize_prompt, parse_candidate
 
-DROP_REASONS = ("empty", "missing_tags", "truncated", "tag_leak", "too_long", "leaks_example", "meta_talk",
-                "duplicate")
+DROP_REASONS = (
+    "empty",
+    "missing_tags",
+    "truncated",
+    "tag_leak",
+    "too_long",
+    "leaks_example",
+    "meta_talk",
+    "duplicate",
+)
 TRUNCATED_SHARE = 0.98
 _LEAKED_TAG = re.compile(r"</?(?:START|END)>", re.IGNORECASE)
 
@@ -42,10 +50,16 @@ def is_truncated(tokens: int, max_tokens: int) -> bool:
     return tokens >= TRUNCATED_SHARE * max_tokens
 
 
-def classify(reply: str | None, *, require_tags: bool = False, truncated: bool = False,
-             max_words: int | None = None, leaks: Callable[[str], bool] | None = None,
-             meta_talk: Callable[[str], bool] | None = None,
-             constrained: bool = False) -> tuple[str | None, str | None]:
+def classify(
+    reply: str | None,
+    *,
+    require_tags: bool = False,
+    truncated: bool = False,
+    max_words: int | None = None,
+    leaks: Callable[[str], bool] | None = None,
+    meta_talk: Callable[[str], bool] | None = None,
+    constrained: bool = False,
+) -> tuple[str | None, str | None]:
     """(the candidate, None) for a usable reply, else (None, the drop reason). A `constrained`
     reply that reached its cap `max_words` is cut back to its last full sentence
     (grammar.cut_to_sentence) before the leak check, which judges the prompt that is kept."""
@@ -72,8 +86,9 @@ def classify(reply: str | None, *, require_tags: bool = False, truncated: bool =
     return prompt, None
 
 
-def mark_duplicates(prompts: Sequence[str | None], reasons: list[str | None],
-                    seen: Iterable[str] = ()) -> list[str | None]:
+def mark_duplicates(
+    prompts: Sequence[str | None], reasons: list[str | None], seen: Iterable[str] = ()
+) -> list[str | None]:
     """Drop later repeats of a prompt within one call, or of a normalized prompt in `seen`
     (reason `duplicate`), in place."""
     seen, kept = set(seen), []

@@ -75,12 +75,15 @@ def cut_to_sentence(prompt: str, cap: int | None) -> str:
     if cap is None or len(prompt.split()) < cap or COMPLETE_ENDING.search(prompt):
         return prompt
     ends = [m.end() for m in _SENTENCE_END.finditer(prompt) if _ends_a_sentence(prompt, m)]
-    return prompt[:ends[-1]] if ends else prompt
+    return prompt[: ends[-1]] if ends else prompt
 
 
 def word_cap(current: str, budget: int | None, max_prompt_words: int | None) -> int | None:
-    caps = [c for c in ((len(current.split()) + budget) if budget is not None else None, max_prompt_words)
-            if c is not None]
+    caps = [
+        c
+        for c in ((len(current.split()) + budget) if budget is not None else None, max_prompt_words)
+        if c is not None
+    ]
     return min(caps) if caps else None
 
 
@@ -99,19 +102,21 @@ def prompt_grammar(max_words: int | None = None, reasoning: bool = False) -> str
     if max_words is not None and max_words < 1:
         raise ValueError(f"max_words must be at least 1, got {max_words}")
     if max_words is None:
-        more = '(gap word)*'
+        more = "(gap word)*"
     elif max_words == 1:
         more = ""
     else:
-        more = f'(gap word){{0,{max_words - 1}}}'
+        more = f"(gap word){{0,{max_words - 1}}}"
     preamble = "reasoning " if reasoning else ""
-    return "\n".join([
-        f'root ::= {preamble}"<START>" gap? word {more} gap? "<END>"'.replace("  ", " "),
-        f"word ::= {WORD_CHARS}{{1,{MAX_WORD_CHARS}}}",
-        f"gap ::= {GAP}",
-        *(["reasoning ::= [^<]*"] if reasoning else []),
-        "",
-    ])
+    return "\n".join(
+        [
+            f'root ::= {preamble}"<START>" gap? word {more} gap? "<END>"'.replace("  ", " "),
+            f"word ::= {WORD_CHARS}{{1,{MAX_WORD_CHARS}}}",
+            f"gap ::= {GAP}",
+            *(["reasoning ::= [^<]*"] if reasoning else []),
+            "",
+        ]
+    )
 
 
 def state_word_cap(meta_prompt: str, cap: int | None) -> str:

@@ -48,11 +48,24 @@ from typing import Iterable
 
 # Phrases of the meta-prompts that address the optimizer (tests/test_grammar.py checks that each
 # still occurs in one), matched case-insensitively on whole words with whitespace folded.
-META_PHRASES = ("the current prompt", "new prompt", "improved prompt", "modified prompt", "rewritten prompt",
-                "words between the tags", "do not copy an example", "stands for the prompt", "in the task inputs below",
-                "prompt and score above", "prompts and scores above", "dev examples", "prompt that replaces")
-_META = re.compile(r"\b(?:" + "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in META_PHRASES) + r")\b",
-                   re.IGNORECASE)
+META_PHRASES = (
+    "the current prompt",
+    "new prompt",
+    "improved prompt",
+    "modified prompt",
+    "rewritten prompt",
+    "words between the tags",
+    "do not copy an example",
+    "stands for the prompt",
+    "in the task inputs below",
+    "prompt and score above",
+    "prompts and scores above",
+    "dev examples",
+    "prompt that replaces",
+)
+_META = re.compile(
+    r"\b(?:" + "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in META_PHRASES) + r")\b", re.IGNORECASE
+)
 # "Score: 54.2", "the score is 54.2", "score was 37.5": a score as the meta-prompts print it.
 SCORE_ECHO = re.compile(r"\bscore\s*(?::|=|\bis\b|\bwas\b)\s*\d{1,3}\.\d\b", re.IGNORECASE)
 NGRAM = 5
@@ -66,7 +79,7 @@ def words(text: str) -> list[str]:
 
 
 def ngrams(tokens: list[str], n: int = NGRAM) -> set[tuple[str, ...]]:
-    return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
+    return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
 
 
 class LeakDetector:
@@ -74,8 +87,14 @@ class LeakDetector:
     candidate's words covered by shared n-grams with one reference, `leaks(candidate)` the
     verdict."""
 
-    def __init__(self, references: Iterable[str], *, n: int | None = None, coverage: float | None = None,
-                 min_words: int | None = None):
+    def __init__(
+        self,
+        references: Iterable[str],
+        *,
+        n: int | None = None,
+        coverage: float | None = None,
+        min_words: int | None = None,
+    ):
         # Module values read here, not bound at definition, so a caller (or test) may tune them.
         self.n = NGRAM if n is None else n
         self.coverage = COVERAGE if coverage is None else coverage
@@ -91,7 +110,7 @@ class LeakDetector:
         tokens = words(candidate)
         covered: dict[int, set[int]] = defaultdict(set)
         for i in range(len(tokens) - self.n + 1):
-            for ref_id in self._index.get(tuple(tokens[i:i + self.n]), ()):
+            for ref_id in self._index.get(tuple(tokens[i : i + self.n]), ()):
                 covered[ref_id].update(range(i, i + self.n))
         return max((len(c) for c in covered.values()), default=0), len(tokens)
 
@@ -103,7 +122,9 @@ class LeakDetector:
 def leak_references(exemplars, *splits) -> list[str]:
     """The texts a candidate must not restate: exemplar inputs and targets, and the inputs of
     the given splits (dev, train)."""
-    texts = [t for e in exemplars for t in (e.input, e.shown_target)]  # shown_target: a text even for several answers
+    texts = [
+        t for e in exemplars for t in (e.input, e.shown_target)
+    ]  # shown_target: a text even for several answers
     texts += [e.input for split in splits for e in split]
     return texts
 

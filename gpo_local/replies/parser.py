@@ -12,26 +12,46 @@ from __future__ import annotations
 from typing import Callable, Iterable, Sequence
 
 from gpo_local.backends.copy_guard import CopyGuard
-from gpo_local.replies.drops import classify, count as count_drops, is_truncated, mark_duplicates, reply_total, totals
-from gpo_local.replies.grammar import prompt_grammar, reply_token_limit, word_cap
+from gpo_local.replies.drops import (
+    classify,
+    is_truncated,
+    mark_duplicates,
+    reply_total,
+    totals,
+)
+from gpo_local.replies.drops import (
+    count as count_drops,
+)
+from gpo_local.replies.grammar import prompt_grammar, reply_token_limit, state_word_cap, word_cap
 from gpo_local.replies.leaks import LeakDetector, leak_references, talks_to_optimizer
 from gpo_local.replies.parsing import parse_candidate
-from gpo_local.replies.grammar import state_word_cap
 
 
-def constrained_request(meta_prompts: Sequence[str], cap: int | None, max_tokens: int,
-                        reasoning: bool = False) -> tuple[list[str], str, int]:
+def constrained_request(
+    meta_prompts: Sequence[str], cap: int | None, max_tokens: int, reasoning: bool = False
+) -> tuple[list[str], str, int]:
     """A constrained call for replies of at most `cap` words: the meta-prompts with the cap
     stated, the grammar, and the token limit raised to what the cap needs (grammar.py); with
     `reasoning`, free reasoning before the tags. The run (Method.propose) and the dry run's
     timing (walltime.py) both ask this way."""
-    return ([state_word_cap(m, cap) for m in meta_prompts], prompt_grammar(cap, reasoning),
-            reply_token_limit(max_tokens, cap, reasoning))
+    return (
+        [state_word_cap(m, cap) for m in meta_prompts],
+        prompt_grammar(cap, reasoning),
+        reply_token_limit(max_tokens, cap, reasoning),
+    )
 
 
-def classify_replies(replies: Sequence[str], llm, *, max_tokens: int, max_words: int | None,
-                     require_tags: bool = False, leaks=None, meta_talk=None,
-                     constrained: bool = False) -> tuple[list[str | None], list[str | None]]:
+def classify_replies(
+    replies: Sequence[str],
+    llm,
+    *,
+    max_tokens: int,
+    max_words: int | None,
+    require_tags: bool = False,
+    leaks=None,
+    meta_talk=None,
+    constrained: bool = False,
+) -> tuple[list[str | None], list[str | None]]:
     """(candidates, drop reasons) of a call's replies, each judged by drops.classify: truncated
     when its tokens (`llm`'s tokenizer) reach the call's `max_tokens`; `constrained` replies at
     their cap cut back to their last full sentence. The run (ReplyParser.parse) and the dry
@@ -39,16 +59,31 @@ def classify_replies(replies: Sequence[str], llm, *, max_tokens: int, max_words:
     parsed, reasons = [], []
     for reply in replies:
         truncated = bool(reply) and is_truncated(llm.count_tokens(reply), max_tokens)
-        prompt, reason = classify(reply, require_tags=require_tags, truncated=truncated, leaks=leaks,
-                                  meta_talk=meta_talk, max_words=max_words, constrained=constrained)
+        prompt, reason = classify(
+            reply,
+            require_tags=require_tags,
+            truncated=truncated,
+            leaks=leaks,
+            meta_talk=meta_talk,
+            max_words=max_words,
+            constrained=constrained,
+        )
         parsed.append(prompt)
         reasons.append(reason)
     return parsed, reasons
 
 
 class ReplyParser:
-    def __init__(self, config, *, optimizer, exemplars: Sequence = (), leak_sources: Sequence[Sequence] = (),
-                 reasons_first: bool = False, records: Callable[[], Iterable[dict]] = tuple):
+    def __init__(
+        self,
+        config,
+        *,
+        optimizer,
+        exemplars: Sequence = (),
+        leak_sources: Sequence[Sequence] = (),
+        reasons_first: bool = False,
+        records: Callable[[], Iterable[dict]] = tuple,
+    ):
         """`config`: the run's GPOConfig; `optimizer`: the optimizer model (whether it takes a
         grammar, its tokenizer); `exemplars`: the format exemplars the meta-prompts show;
         `leak_sources`: the splits whose examples a reply must not restate; `reasons_first`:
@@ -65,8 +100,9 @@ class ReplyParser:
         """Whether candidate replies are grammar-constrained: --grammar, and a model that can."""
         return bool(self.config.grammar and self.optimizer.supports_grammar)
 
-    def request(self, meta_prompts: Sequence[str], current: str,
-                budget: int | None) -> tuple[list[str], str | None, int, int | None]:
+    def request(
+        self, meta_prompts: Sequence[str], current: str, budget: int | None
+    ) -> tuple[list[str], str | None, int, int | None]:
         """The step's candidate call: (the meta-prompts as sent, the GBNF grammar, the token
         limit, the word cap). Constrained: the step's cap (grammar.word_cap), stated, with its
         grammar and sized limit (`constrained_request`; reasoning first for a method that asks
@@ -92,21 +128,35 @@ class ReplyParser:
             self._leak_detector = LeakDetector(leak_references(self.exemplars, *self.leak_sources))
         return self._leak_detector
 
-    def parse(self, replies: Sequence[str], *, max_words: int | None = None, max_tokens: int | None = None,
-              seen: Iterable[str] = ()) -> list[str | None]:
+    def parse(
+        self,
+        replies: Sequence[str],
+        *,
+        max_words: int | None = None,
+        max_tokens: int | None = None,
+        seen: Iterable[str] = (),
+    ) -> list[str | None]:
         """Candidates of the replies, None for a dropped one; the drop reasons are collected
         for the step's record. `max_tokens`: the replies' token limit, when not
         --optimizer-max-tokens; `seen`: normalized prompts of earlier asks, whose repeats are
         dropped as duplicates."""
         cfg = self.config
         parsed, reasons = classify_replies(
-            replies, self.optimizer, max_tokens=max_tokens or cfg.optimizer_max_tokens,
-            max_words=cfg.max_prompt_words if max_words is None else max_words, require_tags=cfg.require_tags,
+            replies,
+            self.optimizer,
+            max_tokens=max_tokens or cfg.optimizer_max_tokens,
+            max_words=cfg.max_prompt_words if max_words is None else max_words,
+            require_tags=cfg.require_tags,
             leaks=self.leak_detector().leaks if cfg.leak_check else None,
-            meta_talk=talks_to_optimizer if cfg.leak_check else None, constrained=self.constrained)
+            meta_talk=talks_to_optimizer if cfg.leak_check else None,
+            constrained=self.constrained,
+        )
         # A kept prompt shorter than its reply's text was cut back to a full sentence at the cap.
-        self._step_cuts += sum(1 for reply, prompt in zip(replies, parsed)
-                               if prompt is not None and prompt != parse_candidate(reply, require_tags=cfg.require_tags))
+        self._step_cuts += sum(
+            1
+            for reply, prompt in zip(replies, parsed)
+            if prompt is not None and prompt != parse_candidate(reply, require_tags=cfg.require_tags)
+        )
         parsed = mark_duplicates(parsed, reasons, seen)
         self._step_drops.extend(reasons)
         return parsed

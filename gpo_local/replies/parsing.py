@@ -52,8 +52,10 @@ def parse_candidate(reply: str | None, *, require_tags: bool = False) -> str | N
 def parse_all(reply: str) -> list[str]:
     """Every <START>...<END> item of a reply, cleaned like a candidate (for replies that list
     several reasons); the whole reply when it has no tags."""
-    items = [parse_candidate(f"<START>{m}<END>") for m in re.findall(r"<START>(.*?)(?:<END>|</END>)", reply,
-                                                                     re.DOTALL | re.IGNORECASE)]
+    items = [
+        parse_candidate(f"<START>{m}<END>")
+        for m in re.findall(r"<START>(.*?)(?:<END>|</END>)", reply, re.DOTALL | re.IGNORECASE)
+    ]
     items = [i for i in items if i]
     if not items and "<START>" not in reply.upper():
         single = parse_candidate(reply)

@@ -18,10 +18,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
-from gpo_local.runs import faults
 from gpo_local.errors import ConfigError, ModelError, OptionValue
-from gpo_local.runs.locks import lock_run, release
+from gpo_local.runs import faults
 from gpo_local.runs.health import MISSING, check_run, resumable_config
+from gpo_local.runs.locks import lock_run, release
 from gpo_local.runs.storage import check_home, check_run_dir, naming, write_atomic
 
 HOME_ENV = "GPO_LOCAL_HOME"
@@ -66,10 +66,21 @@ def source_commit() -> str | None:
     if not (source / ".git").exists():
         return None
     try:
-        head = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-        changed = subprocess.run(["git", "-C", str(source), "diff", "--quiet", "HEAD", "--", "gpo_local"],
-                                 capture_output=True, timeout=10).returncode != 0
+        head = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        changed = (
+            subprocess.run(
+                ["git", "-C", str(source), "diff", "--quiet", "HEAD", "--", "gpo_local"],
+                capture_output=True,
+                timeout=10,
+            ).returncode
+            != 0
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{head}+changes" if changed else head
@@ -158,8 +169,10 @@ class RunDir:
         run = cls(path or new_run_dir(task_name))
         if run.trajectory_path.exists():
             # `--resume` is the command line's: the Python API starts new runs only.
-            raise ConfigError(f"{run.path} already holds a run; use --resume to continue it or choose "
-                              "another ", OptionValue("run_dir"))
+            raise ConfigError(
+                f"{run.path} already holds a run; use --resume to continue it or choose another ",
+                OptionValue("run_dir"),
+            )
         return run
 
     def saved_config(self) -> dict:
@@ -209,11 +222,19 @@ class RunDir:
         change on resume, and the config keeps the record of it current."""
         for role in ("task", "optimizer"):
             if saved["models"][role]["sha256"] != record["models"][role]["sha256"]:
-                raise ModelError(f"{role} model {record['models'][role]['path']} has changed since the run started "
-                                 f"(sha256 {record['models'][role]['sha256'][:12]} != "
-                                 f"{saved['models'][role]['sha256'][:12]})")
-        write_json_atomic(self.config_path, {**saved, "config": {**saved["config"], "steps": record["config"]["steps"]},
-                                             "limits": record["limits"]})
+                raise ModelError(
+                    f"{role} model {record['models'][role]['path']} has changed since the run started "
+                    f"(sha256 {record['models'][role]['sha256'][:12]} != "
+                    f"{saved['models'][role]['sha256'][:12]})"
+                )
+        write_json_atomic(
+            self.config_path,
+            {
+                **saved,
+                "config": {**saved["config"], "steps": record["config"]["steps"]},
+                "limits": record["limits"],
+            },
+        )
 
     def write_result(self, summary: dict) -> None:
         write_json_atomic(self.result_path, summary)

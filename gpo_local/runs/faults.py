@@ -46,11 +46,32 @@ import os
 import signal
 
 ENV = "GPO_LOCAL_FAULT"
-POINTS = ("scoring", "jsonl-append", "jsonl-half-line", "jsonl-fsynced", "index-tmp", "index-torn", "index-meta",
-          "memo-write", "memo-committed", "memo-torn",
-          "run-lock", "config-json-tmp", "config-json-replaced", "result-json-tmp", "result-json-replaced",
-          "trajectory-json-tmp", "resume-truncated", "two-round-chain", "report-tmp", "bench-results-tmp",
-          "events-append", "pack-chunk", "pack-replaced", "race-round")
+POINTS = (
+    "scoring",
+    "jsonl-append",
+    "jsonl-half-line",
+    "jsonl-fsynced",
+    "index-tmp",
+    "index-torn",
+    "index-meta",
+    "memo-write",
+    "memo-committed",
+    "memo-torn",
+    "run-lock",
+    "config-json-tmp",
+    "config-json-replaced",
+    "result-json-tmp",
+    "result-json-replaced",
+    "trajectory-json-tmp",
+    "resume-truncated",
+    "two-round-chain",
+    "report-tmp",
+    "bench-results-tmp",
+    "events-append",
+    "pack-chunk",
+    "pack-replaced",
+    "race-round",
+)
 
 _armed: tuple[str, int] | None = None
 _hits: dict[str, int] = {}

@@ -110,8 +110,13 @@ def _read_json(path: Path) -> tuple[Any, str | None, str | None]:
 
 
 def _kind_of(value: Any) -> str:
-    names = {list: "a JSON list", str: "a JSON string", type(None): "null", bool: "a JSON boolean",
-             dict: "a JSON object"}
+    names = {
+        list: "a JSON list",
+        str: "a JSON string",
+        type(None): "null",
+        bool: "a JSON boolean",
+        dict: "a JSON object",
+    }
     number = "a JSON number" if isinstance(value, (int, float)) else type(value).__name__
     return names.get(type(value), number)
 
@@ -139,8 +144,14 @@ def record_shape(record: Any) -> str | None:
 
 
 # Fields that show and report read where a record has them, and what they hold.
-OPTIONAL_FIELDS = {"budget": (int,), "edit_distance": (int, float), "replies": (int,),
-                   "cut_to_sentence": (int,), "drops": (dict,), "dev_questions": (int,)}
+OPTIONAL_FIELDS = {
+    "budget": (int,),
+    "edit_distance": (int, float),
+    "replies": (int,),
+    "cut_to_sentence": (int,),
+    "drops": (dict,),
+    "dev_questions": (int,),
+}
 
 
 def _of_kind(value: Any, kinds: tuple) -> bool:
@@ -338,11 +349,17 @@ def interrupted_run_error(error: OSError, run_dir: Path) -> StorageError:
     files = check_run(run_dir)
     if files.config is not None and resumable_config(files) is None:
         fix = FIX_IN_PLACE.get(error.errno) or ADVICE.get(error.errno, "check the path and the disk")
-        return StorageError(f"{where}: {reason}: ", *_parts(fix),
-                            f", then continue the run with: {resume_command(run_dir, files.config)}")
+        return StorageError(
+            f"{where}: {reason}: ",
+            *_parts(fix),
+            f", then continue the run with: {resume_command(run_dir, files.config)}",
+        )
     fix = ADVICE.get(error.errno, "check the path and the disk")
-    return StorageError(f"{where}: {reason}: ", *_parts(fix),
-                        f"; nothing was recorded in the run directory {run_dir} yet, so run the same command again")
+    return StorageError(
+        f"{where}: {reason}: ",
+        *_parts(fix),
+        f"; nothing was recorded in the run directory {run_dir} yet, so run the same command again",
+    )
 
 
 def _parts(advice) -> tuple:

@@ -13,8 +13,8 @@ import fcntl
 import os
 from pathlib import Path
 
-from gpo_local.runs import faults
 from gpo_local.errors import RunLockedError
+from gpo_local.runs import faults
 
 LOCK_NAME = "run.lock"
 
@@ -45,8 +45,10 @@ def lock_run(run_dir: Path) -> Path:
     except BlockingIOError:
         holder = _holder(fd)
         os.close(fd)
-        raise RunLockedError(f"{run_dir} is in use by another gpo-local process (pid {holder}): wait for it to "
-                             f"finish or stop it, then rerun (with --resume to continue its run)") from None
+        raise RunLockedError(
+            f"{run_dir} is in use by another gpo-local process (pid {holder}): wait for it to "
+            f"finish or stop it, then rerun (with --resume to continue its run)"
+        ) from None
     except OSError:
         os.close(fd)
         raise

@@ -61,8 +61,12 @@ class RunView:
 
     @property
     def method(self) -> str:
-        return (self.result or {}).get("method") or self.config.get("method") or self.config.get("config", {}).get(
-            "method") or "gpo"
+        return (
+            (self.result or {}).get("method")
+            or self.config.get("method")
+            or self.config.get("config", {}).get("method")
+            or "gpo"
+        )
 
     @property
     def finished(self) -> bool:
@@ -108,14 +112,30 @@ def load_run(path: Path) -> RunView:
         if kind == "candidate":
             pending.append(record)
         elif kind in ("init", "step"):
-            steps.append(StepView(step=record["step"], prompt=record["prompt"], dev_score=record["dev_score"],
-                                  budget=record.get("budget"), candidates=pending,
-                                  drops=record.get("drops") or {}, replies=record.get("replies"),
-                                  cuts=record.get("cut_to_sentence", 0), asks=record.get("asks"),
-                                  wanted=record.get("wanted"), usable=record.get("usable")))
+            steps.append(
+                StepView(
+                    step=record["step"],
+                    prompt=record["prompt"],
+                    dev_score=record["dev_score"],
+                    budget=record.get("budget"),
+                    candidates=pending,
+                    drops=record.get("drops") or {},
+                    replies=record.get("replies"),
+                    cuts=record.get("cut_to_sentence", 0),
+                    asks=record.get("asks"),
+                    wanted=record.get("wanted"),
+                    usable=record.get("usable"),
+                )
+            )
             pending = []
-    return RunView(path=path, config=files.config, steps=steps, pending=pending, result=files.result,
-                   events=read_events(path / "events.jsonl"))
+    return RunView(
+        path=path,
+        config=files.config,
+        steps=steps,
+        pending=pending,
+        result=files.result,
+        events=read_events(path / "events.jsonl"),
+    )
 
 
 def outcome_changes(result: dict | None) -> dict | None:

@@ -41,28 +41,37 @@ ADVICE = {
 UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
 
 
-def storage_error(error: OSError, path: Path | str | None = None, *,
-                  advice: str | None = None) -> StorageError:
+def storage_error(
+    error: OSError, path: Path | str | None = None, *, advice: str | None = None
+) -> StorageError:
     """One line for an OSError: '<path>: <reason>: <advice>' (`advice` replaces the errno's own)."""
     where = path or error.filename or "a file"
     if error.filename2:
         where = f"{where} -> {error.filename2}"
     reason = error.strerror or str(error)
-    advice = advice or ADVICE.get(error.errno,
-                                  "check the path and the disk, then rerun (with --resume for a run)")
+    advice = advice or ADVICE.get(
+        error.errno, "check the path and the disk, then rerun (with --resume for a run)"
+    )
     return StorageError(f"{where}: {reason.lower()}: ", *((advice,) if isinstance(advice, str) else advice))
 
 
 def check_home(home: Path) -> None:
     """GPO_LOCAL_HOME must be a directory (or not exist yet): checked before any model loads."""
     if home.exists() and not home.is_dir():
-        raise StorageError(f"GPO_LOCAL_HOME {home} is a file, not a directory: point GPO_LOCAL_HOME at a directory "
-                           "(or move the file away)")
+        raise StorageError(
+            f"GPO_LOCAL_HOME {home} is a file, not a directory: point GPO_LOCAL_HOME at a directory "
+            "(or move the file away)"
+        )
 
 
 # Files of an existing run that a resumed run writes to, checked before any model loads.
-RUN_FILES = ("config.json", "trajectory.jsonl", "events.jsonl", "indexes/trajectory.json",
-             "indexes/trajectory.faiss")
+RUN_FILES = (
+    "config.json",
+    "trajectory.jsonl",
+    "events.jsonl",
+    "indexes/trajectory.json",
+    "indexes/trajectory.faiss",
+)
 
 
 def check_run_dir(run_dir: Path) -> None:

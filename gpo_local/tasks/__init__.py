@@ -31,12 +31,11 @@ from typing import Any
 
 from gpo_local.core import Example
 from gpo_local.errors import DataError, OptionValue
+from gpo_local.tasks.answer_length import family_max_tokens
+from gpo_local.tasks.answers import BBH_TASKS, rule_for, rule_for_metric
 from gpo_local.tasks.builtin import BUILTIN_TASKS, builtin_splits
 from gpo_local.tasks.hub import HUB_PREFIX, load_hub
 from gpo_local.tasks.readers import FILE_FORMATS, SPLITS, read_split_file
-from gpo_local.tasks.answers import BBH_TASKS
-from gpo_local.tasks.answers import rule_for, rule_for_metric
-from gpo_local.tasks.answer_length import family_max_tokens
 
 DATASETS = ("bbh", "mmlu", "gsm8k", "wsc", "webnlg")  # folder names whose answer rules are known
 DEFAULT_PROMPT = "Let's think step by step."
@@ -71,8 +70,9 @@ class Task:
             else:
                 where = (f"not in {self.source}",)
             known = ", ".join(s for s in SPLITS if s in self.splits)
-            raise DataError(f"task {self.name!r} has no {name!r} split: ", *where,
-                            f" (it has: {known or 'none'})")
+            raise DataError(
+                f"task {self.name!r} has no {name!r} split: ", *where, f" (it has: {known or 'none'})"
+            )
         examples = self.splits[name]
         if not examples:
             raise DataError(f"task {self.name!r}: the {name!r} split is empty")
@@ -89,8 +89,11 @@ class Task:
             return self
         dev = self.split("eval")
         if not 0 < count < len(dev):
-            raise DataError(f"task {self.name!r}: ", OptionValue("test_holdout", count),
-                            f" must be between 1 and {len(dev) - 1} (the eval split has {len(dev)} examples)")
+            raise DataError(
+                f"task {self.name!r}: ",
+                OptionValue("test_holdout", count),
+                f" must be between 1 and {len(dev) - 1} (the eval split has {len(dev)} examples)",
+            )
         held_out = {e.id for e in dev[-count:]}
         splits = dict(self.splits, eval=dev[:-count], test=dev[-count:])
         if "format" in splits:  # exemplars drawn from the dev rows must not show a test question
@@ -140,33 +143,62 @@ def _unknown_task(spec: str) -> DataError:
         f"unknown task {spec!r}: not a built-in task ({known}), nor an existing directory or "
         f"{'/'.join(e[1:] for e in FILE_FORMATS)} file; directories whose answer rules are known: "
         f"{', '.join({'bbh': 'bbh/<task>', 'mmlu': 'mmlu/<subject>'}.get(d, d) for d in DATASETS)}; "
-        f"a Hugging Face dataset is written {HUB_PREFIX}<id>")
+        f"a Hugging Face dataset is written {HUB_PREFIX}<id>"
+    )
 
 
-def load_task(spec: str, *, seed: int = 0, input_field: str | None = None, target_field: str | None = None,
-              metric: str | None = None, dataset_config: str | None = None,
-              splits: dict[str, str] | None = None) -> Task:
+def load_task(
+    spec: str,
+    *,
+    seed: int = 0,
+    input_field: str | None = None,
+    target_field: str | None = None,
+    metric: str | None = None,
+    dataset_config: str | None = None,
+    splits: dict[str, str] | None = None,
+) -> Task:
     """A built-in task, a directory of split files, one data file, or `hf:<id>` (module docstring)."""
-    options = {k: v for k, v in dict(input_field=input_field, target_field=target_field, metric=metric,
-                                     dataset_config=dataset_config, splits=splits).items() if v}
+    options = {
+        k: v
+        for k, v in dict(
+            input_field=input_field,
+            target_field=target_field,
+            metric=metric,
+            dataset_config=dataset_config,
+            splits=splits,
+        ).items()
+        if v
+    }
     if spec in BUILTIN_TASKS:
         if options:
             named = [part for key in options for part in (", ", OptionValue(key))][1:]
             raise DataError(f"the built-in task {spec!r} takes no data options (got ", *named, ")")
         built = {k: tuple(v) for k, v in builtin_splits(spec, seed).items()}
         builtin = BUILTIN_TASKS[spec]
-        return Task(name=spec, source=f"builtin:{spec}", rule=builtin.rule, splits=built,
-                    initial_prompt=builtin.initial_prompt, max_tokens=builtin.max_tokens,
-                    optimize_defaults=dict(builtin.optimize_defaults),
-                    suggested_models=dict(builtin.suggested_models),
-                    reference_prompt=builtin.reference_prompt)
+        return Task(
+            name=spec,
+            source=f"builtin:{spec}",
+            rule=builtin.rule,
+            splits=built,
+            initial_prompt=builtin.initial_prompt,
+            max_tokens=builtin.max_tokens,
+            optimize_defaults=dict(builtin.optimize_defaults),
+            suggested_models=dict(builtin.suggested_models),
+            reference_prompt=builtin.reference_prompt,
+        )
     if (dataset_config or splits) and not spec.startswith(HUB_PREFIX):
-        raise DataError(OptionValue("dataset_config"), " and ", OptionValue("splits"),
-                        f" apply to Hugging Face datasets ({HUB_PREFIX}<id>), not to {spec!r}")
+        raise DataError(
+            OptionValue("dataset_config"),
+            " and ",
+            OptionValue("splits"),
+            f" apply to Hugging Face datasets ({HUB_PREFIX}<id>), not to {spec!r}",
+        )
     if spec.startswith(HUB_PREFIX):
-        dataset_id = spec[len(HUB_PREFIX):].strip()
+        dataset_id = spec[len(HUB_PREFIX) :].strip()
         if not dataset_id:
-            raise DataError(f"{spec!r}: write the Hugging Face dataset id after {HUB_PREFIX!r}, e.g. hf:openai/gsm8k")
+            raise DataError(
+                f"{spec!r}: write the Hugging Face dataset id after {HUB_PREFIX!r}, e.g. hf:openai/gsm8k"
+            )
         loaded = load_hub(dataset_id, dataset_config, splits, input_field, target_field)
         base = dataset_id.rsplit("/", 1)[-1]
         name = base + (f"-{dataset_config}" if dataset_config else "")
@@ -174,34 +206,62 @@ def load_task(spec: str, *, seed: int = 0, input_field: str | None = None, targe
         # answers are understood); other datasets need --metric.
         dataset = base.lower() if base.lower() in ("gsm8k", "wsc", "webnlg") else None
         rule = task_rule(dataset, name, metric)
-        return Task(name=name, source=spec, rule=rule, splits=loaded, initial_prompt=DEFAULT_PROMPT,
-                    options=options, max_tokens=family_max_tokens(rule))
+        return Task(
+            name=name,
+            source=spec,
+            rule=rule,
+            splits=loaded,
+            initial_prompt=DEFAULT_PROMPT,
+            options=options,
+            max_tokens=family_max_tokens(rule),
+        )
     path = Path(spec).expanduser()
     if path.is_file():
         if path.suffix not in FILE_FORMATS:
-            raise DataError(f"{path}: unsupported file type {path.suffix or '(none)'!r}; "
-                            f"use {', '.join(FILE_FORMATS)} or a directory of split files")
+            raise DataError(
+                f"{path}: unsupported file type {path.suffix or '(none)'!r}; "
+                f"use {', '.join(FILE_FORMATS)} or a directory of split files"
+            )
         rows = read_split_file(path, "eval", input_field=input_field, target_field=target_field)
         if not rows:
             raise DataError(f"{path}: no examples (the file is empty)")
         rule = task_rule(None, path.stem, metric)
-        return Task(name=path.stem, source=str(path.resolve()), rule=rule, splits={"eval": rows, "format": rows},
-                    initial_prompt=DEFAULT_PROMPT, options=options, max_tokens=family_max_tokens(rule))
+        return Task(
+            name=path.stem,
+            source=str(path.resolve()),
+            rule=rule,
+            splits={"eval": rows, "format": rows},
+            initial_prompt=DEFAULT_PROMPT,
+            options=options,
+            max_tokens=family_max_tokens(rule),
+        )
     if not path.is_dir():
         raise _unknown_task(spec)
     loaded = {}
     for split in SPLITS:
         found = [path / f"{split}{ext}" for ext in FILE_FORMATS if (path / f"{split}{ext}").is_file()]
         if len(found) > 1:
-            raise DataError(f"{path}: several files for the {split!r} split ({', '.join(f.name for f in found)}); "
-                            "keep one")
+            raise DataError(
+                f"{path}: several files for the {split!r} split ({', '.join(f.name for f in found)}); "
+                "keep one"
+            )
         if found:
-            loaded[split] = read_split_file(found[0], split, input_field=input_field, target_field=target_field)
+            loaded[split] = read_split_file(
+                found[0], split, input_field=input_field, target_field=target_field
+            )
     if not loaded:
-        raise DataError(f"{path}: no split files found (expected {', '.join(s + '.jsonl' for s in SPLITS)}, "
-                        f"or .json/.csv/.parquet)")
+        raise DataError(
+            f"{path}: no split files found (expected {', '.join(s + '.jsonl' for s in SPLITS)}, "
+            f"or .json/.csv/.parquet)"
+        )
     dataset = _dataset_of(path)
     rule = task_rule(dataset, path.name, metric)
-    return Task(name=path.name, source=str(path.resolve()), rule=rule, splits=loaded,
-                initial_prompt=_initial_prompt(dataset, path.name), options=options,
-                max_tokens=family_max_tokens(rule))
+    return Task(
+        name=path.name,
+        source=str(path.resolve()),
+        rule=rule,
+        splits=loaded,
+        initial_prompt=_initial_prompt(dataset, path.name),
+        options=options,
+        max_tokens=family_max_tokens(rule),
+    )

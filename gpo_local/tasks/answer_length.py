@@ -21,14 +21,29 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from gpo_local.errors import ConfigError
-from gpo_local.tasks.families import (BOOLEAN, DYCK, EXACT, MULTIPLE_CHOICE, NUMERIC, ROUGE_L, WORD_SORTING,
-                                      truth_words)
+from gpo_local.tasks.families import (
+    BOOLEAN,
+    DYCK,
+    EXACT,
+    MULTIPLE_CHOICE,
+    NUMERIC,
+    ROUGE_L,
+    WORD_SORTING,
+    truth_words,
+)
 
 # The original evaluation's limits: reasoning in round 1, the answer in round 2.
 TWO_ROUND_TOKENS = (256, 100)
 # One round: the reply is the answer.
-ONE_ROUND_TOKENS = {EXACT: 32, MULTIPLE_CHOICE: 32, BOOLEAN: 32, NUMERIC: 64, DYCK: 64, WORD_SORTING: 128,
-                    ROUGE_L: 256}
+ONE_ROUND_TOKENS = {
+    EXACT: 32,
+    MULTIPLE_CHOICE: 32,
+    BOOLEAN: 32,
+    NUMERIC: 64,
+    DYCK: 64,
+    WORD_SORTING: 128,
+    ROUGE_L: 256,
+}
 # A rule of no known family (a user's metric callable): the Task default, as before.
 UNKNOWN_FAMILY_TOKENS = (256, 100)
 # Tokens allowed past the longest accepted answer before exact match can no longer hold: room

@@ -74,8 +74,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gpo_local.tasks.families import (BOOLEAN, DYCK, EXACT, FAMILIES, FAMILY_RULES, MULTIPLE_CHOICE, NUMERIC, ROUGE_L,
-                                      WORD_SORTING)
+from gpo_local.tasks.families import (
+    BOOLEAN,
+    DYCK,
+    EXACT,
+    FAMILIES,
+    FAMILY_RULES,
+    MULTIPLE_CHOICE,
+    NUMERIC,
+    ROUGE_L,
+    WORD_SORTING,
+)
 
 # ---------------------------------------------------------------------------
 # Task tables
@@ -149,9 +158,7 @@ class AnswerRule:
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
-            raise ValueError(
-                f"unknown answer family {self.family!r}; known families: {', '.join(FAMILIES)}"
-            )
+            raise ValueError(f"unknown answer family {self.family!r}; known families: {', '.join(FAMILIES)}")
 
     def followup(self, question: str) -> str | None:
         """The round-2 user message, or None for single-round rules."""
@@ -195,9 +202,7 @@ def rule_for(dataset: str, task: str) -> AnswerRule:
     if key == "bbh":
         family = BBH_TASKS.get(name.lower())
         if family is None:
-            raise ValueError(
-                f"unknown BBH task {task!r}; known BBH tasks: {', '.join(sorted(BBH_TASKS))}"
-            )
+            raise ValueError(f"unknown BBH task {task!r}; known BBH tasks: {', '.join(sorted(BBH_TASKS))}")
         return AnswerRule(family, True, None, name.lower())
     if key == "mmlu":
         return AnswerRule(MULTIPLE_CHOICE, True, MMLU_CHOICE_RANGE, name)

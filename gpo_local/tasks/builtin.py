@@ -17,12 +17,46 @@ from gpo_local.core import Example
 from gpo_local.tasks.induction import WORD_RULE, antonym_examples, split_words
 from gpo_local.tasks.suite import SUITE, SUITE_CONFIRMATION, SUITE_SIZES, SUITE_SPECS, SUITE_TUNING  # noqa: F401
 
-_POSITIVE = ["wonderful", "delightful", "excellent", "charming", "superb", "moving", "brilliant",
-             "enjoyable", "gripping", "lovely", "hilarious", "beautiful"]
-_NEGATIVE = ["dull", "awful", "tedious", "boring", "clumsy", "painful", "dreadful", "lifeless",
-             "annoying", "bland", "terrible", "messy"]
-_THINGS = ["film", "novel", "concert", "play", "album", "restaurant", "hotel", "museum tour",
-           "video game", "podcast"]
+_POSITIVE = [
+    "wonderful",
+    "delightful",
+    "excellent",
+    "charming",
+    "superb",
+    "moving",
+    "brilliant",
+    "enjoyable",
+    "gripping",
+    "lovely",
+    "hilarious",
+    "beautiful",
+]
+_NEGATIVE = [
+    "dull",
+    "awful",
+    "tedious",
+    "boring",
+    "clumsy",
+    "painful",
+    "dreadful",
+    "lifeless",
+    "annoying",
+    "bland",
+    "terrible",
+    "messy",
+]
+_THINGS = [
+    "film",
+    "novel",
+    "concert",
+    "play",
+    "album",
+    "restaurant",
+    "hotel",
+    "museum tour",
+    "video game",
+    "podcast",
+]
 _FRAMES = [
     "The {thing} was {w1} and the ending felt {w2}.",
     "I found the {thing} {w1}; honestly, it was {w2} from start to finish.",
@@ -99,13 +133,18 @@ class BuiltinTask:
 
 
 def _sentiment_splits(sizes: dict, seed: int, name: str) -> dict[str, list[Example]]:
-    return {split: sentiment_examples(n, random.Random(f"{name}:{split}:{seed}"), split) for split, n in sizes.items()}
+    return {
+        split: sentiment_examples(n, random.Random(f"{name}:{split}:{seed}"), split)
+        for split, n in sizes.items()
+    }
 
 
 def _antonym_splits(sizes: dict, seed: int, name: str) -> dict[str, list[Example]]:
     words = split_words(sizes, seed)
-    return {split: antonym_examples(n, random.Random(f"{name}:{split}:{seed}"), split, words[split])
-            for split, n in sizes.items()}
+    return {
+        split: antonym_examples(n, random.Random(f"{name}:{split}:{seed}"), split, words[split])
+        for split, n in sizes.items()
+    }
 
 
 BUILTIN_TASKS = {
@@ -117,14 +156,20 @@ BUILTIN_TASKS = {
         sizes={"train": 16, "eval": 40, "test": 40, "format": 8, "few_shot_examples": 3},
         initial_prompt="Let's think step by step.",
         # Instruction first: the candidate prompt is then the prefix shared by all 40 questions.
-        optimize_defaults={"steps": 4, "candidates": 6, "optimizer_max_tokens": 128, "max_prompt_words": 100,
-                           # A 1.5B optimizer at the paper's temperature 1.0 drifts off the task.
-                           "position": "Q_begin", "optimizer_temperature": 0.7,
-                           # Eight examples: with three, the 1.5B optimizer rarely named the rule.
-                           "format_examples": 8,
-                           # Free-form replies: they gave the larger gain within the job's time.
-                           # Constrained ones are all scored and run to their word cap, so they are slower.
-                           "grammar": False},
+        optimize_defaults={
+            "steps": 4,
+            "candidates": 6,
+            "optimizer_max_tokens": 128,
+            "max_prompt_words": 100,
+            # A 1.5B optimizer at the paper's temperature 1.0 drifts off the task.
+            "position": "Q_begin",
+            "optimizer_temperature": 0.7,
+            # Eight examples: with three, the 1.5B optimizer rarely named the rule.
+            "format_examples": 8,
+            # Free-form replies: they gave the larger gain within the job's time.
+            # Constrained ones are all scored and run to their word cap, so they are slower.
+            "grammar": False,
+        },
         rule=WORD_RULE,
         max_tokens=(24, 0),  # one round: the answer is a word
         generate=_antonym_splits,
@@ -146,14 +191,21 @@ BUILTIN_TASKS = {
     # The instruction-induction suite (suite.py): sizes and answer lengths only; every algorithm
     # setting is the shared default. The 0.5B task model, as for antonyms: the 135M rarely
     # follows an instruction on these.
-    **{name: BuiltinTask(name=name, description=f"{spec.description}; the question never says so "
-                         "(instruction induction, 1 round)",
-                         sizes=dict(SUITE_SIZES), initial_prompt="Let's think step by step.",
-                         optimize_defaults={},
-                         rule=spec.rule, max_tokens=spec.max_tokens, generate=spec.generate,
-                         suggested_models={"task_model": "qwen2.5-coder-0.5b-instruct"},
-                         reference_prompt=spec.reference_prompt)
-       for name, spec in SUITE_SPECS.items()},
+    **{
+        name: BuiltinTask(
+            name=name,
+            description=f"{spec.description}; the question never says so (instruction induction, 1 round)",
+            sizes=dict(SUITE_SIZES),
+            initial_prompt="Let's think step by step.",
+            optimize_defaults={},
+            rule=spec.rule,
+            max_tokens=spec.max_tokens,
+            generate=spec.generate,
+            suggested_models={"task_model": "qwen2.5-coder-0.5b-instruct"},
+            reference_prompt=spec.reference_prompt,
+        )
+        for name, spec in SUITE_SPECS.items()
+    },
 }
 
 

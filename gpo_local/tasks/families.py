@@ -42,8 +42,12 @@ _DEFAULT_BOOLEAN_WORDS = ("Yes", "No")
 
 # Truth value of each boolean word, for the cross-vocabulary match of the original evaluation.
 _TRUTH_OF_TARGET = {
-    "false": False, "no": False, "invalid": False,
-    "true": True, "yes": True, "valid": True,
+    "false": False,
+    "no": False,
+    "invalid": False,
+    "true": True,
+    "yes": True,
+    "valid": True,
 }
 # A prediction may also be a digit.
 _TRUTH_OF_PREDICTION = {**_TRUTH_OF_TARGET, "0": False, "1": True}
@@ -104,8 +108,17 @@ def _first_bracketed_letter(text: str) -> str:
 
 
 _NUMBER_WORDS = {
-    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
-    "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+    "eleven": "11",
     "twelve": "12",
 }
 _CHARS_DELETED_FROM_NUMBERS = "$,%€£:"
@@ -202,9 +215,7 @@ def word_sorting_correct(prediction: str, target: str, *, strip_lines: bool = Fa
     words = target.lower().strip().split(" ")
     lines = prediction.split("\n")
 
-    single_word_lines = [
-        line.strip() for line in lines if line.strip() and " " not in line.strip()
-    ]
+    single_word_lines = [line.strip() for line in lines if line.strip() and " " not in line.strip()]
     if single_word_lines == words:  # (a)
         return True
     if prediction.split(" ") == words:  # (b)
@@ -337,32 +348,55 @@ class Family:
 
 def _binary(correct: Callable[[str, str], bool], target_text: Callable[[object], str] = str):
     """0/1 grading; a list or tuple target holds several accepted answers, any of which counts."""
+
     def grade(prediction: str, target: object) -> float:
         accepted = target if isinstance(target, (list, tuple)) else (target,)
         return 1.0 if any(correct(prediction, target_text(t)) for t in accepted) else 0.0
+
     return grade
 
 
 FAMILY_RULES: dict[str, Family] = {
     MULTIPLE_CHOICE: Family(
-        lambda task, choices, q: "So, which option is your final answer? Reply with a single option between "
-                                 f"{choices or choice_range_for(q)}.",
-        lambda raw: _first_bracketed_letter(_cued(raw)[0]), _binary(generic_correct)),
-    BOOLEAN: Family(_boolean_followup, lambda raw: _normalize_boolean(_cued(raw)[0]), _binary(generic_correct)),
-    NUMERIC: Family(lambda task, choices, q: "So, what is the final answer? Reply with a single number only.",
-                    lambda raw: _normalize_number(*_cued(raw)), _binary(generic_correct, _numeric_target)),
-    DYCK: Family(lambda task, choices, q: "Now reply with only the closing brackets you added to finish the "
-                                          "sequence, nothing else.",
-                 lambda raw: _cued(raw)[0], _binary(dyck_correct)),
-    WORD_SORTING: Family(lambda task, choices, q: "Now reply with only the sorted words, separated by single "
-                                                  "spaces.",
-                         lambda raw: _cued(raw)[0], _binary(word_sorting_correct)),
+        lambda task, choices, q: (
+            "So, which option is your final answer? Reply with a single option between "
+            f"{choices or choice_range_for(q)}."
+        ),
+        lambda raw: _first_bracketed_letter(_cued(raw)[0]),
+        _binary(generic_correct),
+    ),
+    BOOLEAN: Family(
+        _boolean_followup, lambda raw: _normalize_boolean(_cued(raw)[0]), _binary(generic_correct)
+    ),
+    NUMERIC: Family(
+        lambda task, choices, q: "So, what is the final answer? Reply with a single number only.",
+        lambda raw: _normalize_number(*_cued(raw)),
+        _binary(generic_correct, _numeric_target),
+    ),
+    DYCK: Family(
+        lambda task, choices, q: (
+            "Now reply with only the closing brackets you added to finish the sequence, nothing else."
+        ),
+        lambda raw: _cued(raw)[0],
+        _binary(dyck_correct),
+    ),
+    WORD_SORTING: Family(
+        lambda task, choices, q: "Now reply with only the sorted words, separated by single spaces.",
+        lambda raw: _cued(raw)[0],
+        _binary(word_sorting_correct),
+    ),
     # EXACT has no follow-up wording of its own; a two-round exact rule asks plainly.
-    EXACT: Family(lambda task, choices, q: "So, what is your final answer? Reply with the answer only.",
-                  str.strip, _binary(generic_correct)),
+    EXACT: Family(
+        lambda task, choices, q: "So, what is your final answer? Reply with the answer only.",
+        str.strip,
+        _binary(generic_correct),
+    ),
     # ROUGE-L (WebNLG) is single-round; the stripped reply is the hypothesis.
-    ROUGE_L: Family(lambda task, choices, q: "So, what is your final answer? Reply with the answer only.",
-                    str.strip, lambda prediction, target: rouge_l(prediction, target)),
+    ROUGE_L: Family(
+        lambda task, choices, q: "So, what is your final answer? Reply with the answer only.",
+        str.strip,
+        lambda prediction, target: rouge_l(prediction, target),
+    ),
 }
 assert set(FAMILY_RULES) == set(FAMILIES)
 

@@ -15,8 +15,9 @@ HUB_SPLITS = {"train": "train", "eval": "validation", "test": "test", "format": 
 def hub_split_map(mapping: dict[str, str] | None) -> dict[str, str]:
     for role in mapping or {}:
         if role not in SPLITS:
-            raise DataError(OptionValue("splits"),
-                            f": unknown split role {role!r}; known: {', '.join(SPLITS)}")
+            raise DataError(
+                OptionValue("splits"), f": unknown split role {role!r}; known: {', '.join(SPLITS)}"
+            )
     explicit = set((mapping or {}).values())
     # A dataset split the user mapped to one role is not also used by a default role (eval=test
     # must not leave test=test behind: the test score would be the dev score).
@@ -38,15 +39,21 @@ def check_hub_reachable(label: str) -> None:
     try:
         socket.create_connection((host, port), timeout=5).close()
     except OSError as error:
-        raise DataError(f"Hugging Face dataset {label} is not in the local cache and {host} cannot be reached "
-                        f"({error.strerror or error}); connect to the network once, or use local files") from None
+        raise DataError(
+            f"Hugging Face dataset {label} is not in the local cache and {host} cannot be reached "
+            f"({error.strerror or error}); connect to the network once, or use local files"
+        ) from None
 
 
-def load_hub(dataset_id: str, config: str | None, mapping: dict[str, str] | None, input_field: str | None,
-              target_field: str | None) -> dict[str, tuple[Example, ...]]:
+def load_hub(
+    dataset_id: str,
+    config: str | None,
+    mapping: dict[str, str] | None,
+    input_field: str | None,
+    target_field: str | None,
+) -> dict[str, tuple[Example, ...]]:
     import datasets
     import huggingface_hub.constants as hub
-
     from huggingface_hub.utils import logging as hub_logging
 
     datasets.logging.set_verbosity_error()
@@ -60,15 +67,17 @@ def load_hub(dataset_id: str, config: str | None, mapping: dict[str, str] | None
     except Exception as offline_error:
         if hub.HF_HUB_OFFLINE:  # the user asked for offline mode: do not try the network
             first = str(offline_error).strip().splitlines()[0] if str(offline_error).strip() else ""
-            raise DataError(f"Hugging Face dataset {label} is not in the local cache and HF_HUB_OFFLINE is set"
-                            f" ({first})") from None
+            raise DataError(
+                f"Hugging Face dataset {label} is not in the local cache and HF_HUB_OFFLINE is set ({first})"
+            ) from None
         check_hub_reachable(label)
         try:  # not cached: this is the one place where the project goes to the network
             loaded = datasets.load_dataset(dataset_id, config)
         except Exception as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise DataError(f"cannot load Hugging Face dataset {label}: not in the local cache, and from the "
-                            f"hub: {first}") from None
+            raise DataError(
+                f"cannot load Hugging Face dataset {label}: not in the local cache, and from the hub: {first}"
+            ) from None
     available = ", ".join(loaded)
     splits = {}
     for role, name in roles.items():
@@ -79,11 +88,14 @@ def load_hub(dataset_id: str, config: str | None, mapping: dict[str, str] | None
         splits[role] = tuple(
             Example(id=f"{name}-{i}", input=question, target=target)
             for i, record in enumerate(loaded[name], 1)
-            for question, target in [record_fields(record, f"{dataset_id}[{name}] row {i}", input_field, target_field)]
+            for question, target in [
+                record_fields(record, f"{dataset_id}[{name}] row {i}", input_field, target_field)
+            ]
         )
     if "eval" not in splits:
-        raise DataError(f"Hugging Face dataset {label} has no split {roles['eval']!r} for the eval (dev) split "
-                        f"(it has: {available}); map one with ", OptionValue("splits", {"eval": "NAME"}))
+        raise DataError(
+            f"Hugging Face dataset {label} has no split {roles['eval']!r} for the eval (dev) split "
+            f"(it has: {available}); map one with ",
+            OptionValue("splits", {"eval": "NAME"}),
+        )
     return splits
-
-

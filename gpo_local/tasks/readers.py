@@ -18,8 +18,11 @@ FILE_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "p
 
 def _blank(value: Any) -> bool:
     """None, NaN (a missing cell of a DataFrame or CSV) or text that is only white space."""
-    return value is None or (isinstance(value, float) and math.isnan(value)) or (
-        isinstance(value, str) and not value.strip())
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or (isinstance(value, str) and not value.strip())
+    )
 
 
 def _scalar(value: Any) -> bool:
@@ -34,8 +37,10 @@ def checked_question(value: Any, where: str, field: str) -> str:
     if _blank(value):
         raise DataError(f"{where}: field {field!r} is empty: every question needs text")
     if isinstance(value, bool) or not _scalar(value):
-        raise DataError(f"{where}: field {field!r} is {type(value).__name__} {_clip(value)}, not text: "
-                        "a question is one text")
+        raise DataError(
+            f"{where}: field {field!r} is {type(value).__name__} {_clip(value)}, not text: "
+            "a question is one text"
+        )
     return str(value)
 
 
@@ -54,23 +59,33 @@ def checked_target(value: Any, where: str, field: str, *, structured: bool = Fal
     for answer in answers:
         if _blank(answer):
             in_list = " in its list" if isinstance(value, (list, tuple)) else ""
-            raise DataError(f"{where}: field {field!r} is empty{in_list}: an empty reply would count as "
-                            "right; give the expected answer")
+            raise DataError(
+                f"{where}: field {field!r} is empty{in_list}: an empty reply would count as "
+                "right; give the expected answer"
+            )
         if not _scalar(answer):
             kind = type(answer).__name__
-            raise DataError(f"{where}: field {field!r} holds {kind} {_clip(answer)}: a target is a text or a "
-                            "list of accepted answers (a metric of your own, in the Python API, may define "
-                            "other targets)")
+            raise DataError(
+                f"{where}: field {field!r} holds {kind} {_clip(answer)}: a target is a text or a "
+                "list of accepted answers (a metric of your own, in the Python API, may define "
+                "other targets)"
+            )
     return value
 
 
 def _clip(value: Any, width: int = 40) -> str:
     text = repr(value)
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def record_fields(record: Any, where: str, input_field: str | None, target_field: str | None, *,
-                  structured_targets: bool = False) -> tuple[str, Any]:
+def record_fields(
+    record: Any,
+    where: str,
+    input_field: str | None,
+    target_field: str | None,
+    *,
+    structured_targets: bool = False,
+) -> tuple[str, Any]:
     """The (input, target) of one record; a missing field names itself and the fields there are,
     an empty or structured value names itself too (`checked_question`, `checked_target`)."""
     if not isinstance(record, dict):
@@ -89,15 +104,19 @@ def record_fields(record: Any, where: str, input_field: str | None, target_field
     elif "output" in record:
         target = record["output"]
     else:
-        raise DataError(f"{where}: missing field 'target' (or 'output'; choose one with ",
-                        OptionValue("target_field"), f"); fields present: {present}")
+        raise DataError(
+            f"{where}: missing field 'target' (or 'output'; choose one with ",
+            OptionValue("target_field"),
+            f"); fields present: {present}",
+        )
     target_name = target_field or ("target" if "target" in record else "output")
     question = checked_question(record[name], where, name)
     return question, checked_target(target, where, target_name, structured=structured_targets)
 
 
-def read_jsonl(path: Path, split: str, *, input_field: str | None = None,
-               target_field: str | None = None) -> tuple[Example, ...]:
+def read_jsonl(
+    path: Path, split: str, *, input_field: str | None = None, target_field: str | None = None
+) -> tuple[Example, ...]:
     """A JSON-lines file; a `.json` file may instead hold one list of objects."""
     try:
         text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is read, as for a CSV file
@@ -129,8 +148,9 @@ def read_jsonl(path: Path, split: str, *, input_field: str | None = None,
     return tuple(examples)
 
 
-def read_with_datasets(path: Path, split: str, input_field: str | None,
-                        target_field: str | None) -> tuple[Example, ...]:
+def read_with_datasets(
+    path: Path, split: str, input_field: str | None, target_field: str | None
+) -> tuple[Example, ...]:
     """A CSV or Parquet file through `datasets` (local files need no network)."""
     import datasets
 
@@ -153,14 +173,15 @@ def read_with_datasets(path: Path, split: str, input_field: str | None,
     return tuple(
         Example(id=f"{split}-{i}", input=question, target=target)
         for i, record in enumerate(table, 1)
-        for question, target in [record_fields(record, f"{path}: row {i + header_lines}", input_field, target_field)]
+        for question, target in [
+            record_fields(record, f"{path}: row {i + header_lines}", input_field, target_field)
+        ]
     )
 
 
-def read_split_file(path: Path, split: str, *, input_field: str | None = None,
-                    target_field: str | None = None) -> tuple[Example, ...]:
+def read_split_file(
+    path: Path, split: str, *, input_field: str | None = None, target_field: str | None = None
+) -> tuple[Example, ...]:
     if FILE_FORMATS.get(path.suffix) == "json":
         return read_jsonl(path, split, input_field=input_field, target_field=target_field)
     return read_with_datasets(path, split, input_field, target_field)
-
-

@@ -49,6 +49,8 @@ class MetricRule:
         if isinstance(value, bool):
             value = float(value)
         if not isinstance(value, (int, float)) or math.isnan(value) or not 0.0 <= value <= 1.0:
-            raise DataError(f"metric {name} returned {value!r} for example {example.id}: expected a number "
-                            "between 0 and 1")
+            raise DataError(
+                f"metric {name} returned {value!r} for example {example.id}: expected a number "
+                "between 0 and 1"
+            )
         return float(value)

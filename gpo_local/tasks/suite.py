@@ -36,18 +36,27 @@ SUITE_SIZES = {"train": 16, "eval": 40, "test": 100, "format": 8}
 
 # Where the answer starts in a sentence ("The capital of France is Paris.", "Answer: Paris",
 # "42 -> forty-two", "dog translates to perro"): after the last of these on the line.
-_ANSWER_MARKER = re.compile(r"\bis\b|->|→|=>|:"
-                            r"|\btranslates?\s+(?:in)?to(?:\s+\w+)?\s+as\b|\btranslates?\s+(?:in)?to\b", re.I)
+_ANSWER_MARKER = re.compile(
+    r"\bis\b|->|→|=>|:"
+    r"|\btranslates?\s+(?:in)?to(?:\s+\w+)?\s+as\b|\btranslates?\s+(?:in)?to\b",
+    re.I,
+)
 # A quoted answer ("translates to "perro" in Spanish"): the text inside the quotes.
 _QUOTED = re.compile(r"\s*[\"“«*]+([^\"”»*]+)[\"”»*]")
 # "42 is written as forty-two", "France is located in Europe": the words between "is" and the answer.
-_LEAD_WORDS = re.compile(r"^\s*(?:(?:written|spelled|spelt|called|known|said|located)\s+)?(?:as|in|on)\s+"
-                         r"|^\s*(?:written|spelled|spelt|called|known|said|located)\s+", re.I)
+_LEAD_WORDS = re.compile(
+    r"^\s*(?:(?:written|spelled|spelt|called|known|said|located)\s+)?(?:as|in|on)\s+"
+    r"|^\s*(?:written|spelled|spelt|called|known|said|located)\s+",
+    re.I,
+)
 # "Paris is the capital of France.": the answer comes first, before an "is the/a/an" ...
 _ANSWER_FIRST = re.compile(r"^\s*([^\s.!?:]+(?:\s+[^\s.!?:]+){0,3}?)\s+is\s+(?:the|a|an)\s", re.I)
 # ... unless it is a pronoun or a lead-in ("This is the ...", "The answer is a ...").
-_NOT_AN_ANSWER = re.compile(r"^[\"'`*“‘]*(?:the|a|an|this|that|it|there|here|which|what|answer|output|"
-                            r"he|she|they|i|my|your|its)\b", re.I)
+_NOT_AN_ANSWER = re.compile(
+    r"^[\"'`*“‘]*(?:the|a|an|this|that|it|there|here|which|what|answer|output|"
+    r"he|she|they|i|my|your|its)\b",
+    re.I,
+)
 # Where an answer ends: a clause break, a bracket, a sentence end.
 _ANSWER_END = re.compile(r"[,;(\[!?]|\s[-–—]\s|\.\s")
 _QUOTES = "\"'`*“”‘’«» "
@@ -85,7 +94,7 @@ class PhraseRule:
         if first and not _NOT_AN_ANSWER.match(first.group(1)):
             return first.group(1).strip().strip(_QUOTES)
         markers = list(_ANSWER_MARKER.finditer(line))
-        span = line[markers[-1].end():] if markers else line
+        span = line[markers[-1].end() :] if markers else line
         span = _LEAD_WORDS.sub("", span)
         quoted = _QUOTED.match(span)
         if quoted:
@@ -136,8 +145,10 @@ UPPERCASE_RULE = PhraseRule(case_sensitive=True)
 TRANSLATION_RULE = PhraseRule(articles=True)
 NUMBER_RULE = PhraseRule(number_words=True)
 
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-         "sixteen seventeen eighteen nineteen").split()
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen"
+).split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 
 
@@ -179,7 +190,7 @@ def split_inputs(name: str, inputs: list[str], sizes: dict[str, int], seed: int)
         raise ValueError(f"{name}: the splits ask for {needed} inputs, the list has {len(pool)}")
     out, start = {}, 0
     for split, n in sizes.items():
-        out[split] = pool[start:start + n]
+        out[split] = pool[start : start + n]
         start += n
     return out
 
@@ -191,8 +202,9 @@ def suite_splits(sizes: dict, seed: int, name: str) -> dict[str, list[Example]]:
     splits = {}
     for split, share in shares.items():
         order = random.Random(f"{name}:{split}:{seed}").sample(share, len(share))
-        splits[split] = [Example(id=f"{split}-{i}", input=item, target=answers[item])
-                         for i, item in enumerate(order)]
+        splits[split] = [
+            Example(id=f"{split}-{i}", input=item, target=answers[item]) for i, item in enumerate(order)
+        ]
     return splits
 
 
@@ -211,27 +223,51 @@ class SuiteSpec:
 # The references are plain statements of the rule. One was reworded after a dev-split check with
 # the 0.5B task model: "Write the word in capital letters." was read as "capitalize the word".
 SUITE_SPECS: dict[str, SuiteSpec] = {
-    "first_letter": SuiteSpec(description="give the first letter of a word",
-                              reference_prompt="Write the first letter of the word.", rule=PHRASE_RULE),
-    "last_letter": SuiteSpec(description="give the last letter of a word",
-                             reference_prompt="Write the last letter of the word.", rule=PHRASE_RULE),
-    "uppercase": SuiteSpec(description="write a word in capital letters (case matters)",
-                           reference_prompt="Write the word in all uppercase letters.", rule=UPPERCASE_RULE),
-    "past_tense": SuiteSpec(description="give the simple past of a verb, irregular verbs included",
-                            reference_prompt="Give the past tense of the verb.", rule=PHRASE_RULE),
-    "number_to_words": SuiteSpec(description="write a number from 0 to 999 in English words",
-                                 reference_prompt="Write the number in English words.", rule=NUMBER_RULE,
-                                 max_tokens=(32, 0)),
-    "country_capital": SuiteSpec(description="name a country's capital city",
-                                 reference_prompt="Name the capital city of the country.", rule=PHRASE_RULE,
-                                 max_tokens=(32, 0)),
-    "country_continent": SuiteSpec(description="name the continent a country is in",
-                                   reference_prompt="Name the continent the country is in.",
-                                   rule=PHRASE_RULE),
-    "translate_spanish": SuiteSpec(description="translate an English word into Spanish",
-                                   reference_prompt="Translate the English word into Spanish.",
-                                   rule=TRANSLATION_RULE),
-    "translate_french": SuiteSpec(description="translate an English word into French",
-                                  reference_prompt="Translate the English word into French.",
-                                  rule=TRANSLATION_RULE),
+    "first_letter": SuiteSpec(
+        description="give the first letter of a word",
+        reference_prompt="Write the first letter of the word.",
+        rule=PHRASE_RULE,
+    ),
+    "last_letter": SuiteSpec(
+        description="give the last letter of a word",
+        reference_prompt="Write the last letter of the word.",
+        rule=PHRASE_RULE,
+    ),
+    "uppercase": SuiteSpec(
+        description="write a word in capital letters (case matters)",
+        reference_prompt="Write the word in all uppercase letters.",
+        rule=UPPERCASE_RULE,
+    ),
+    "past_tense": SuiteSpec(
+        description="give the simple past of a verb, irregular verbs included",
+        reference_prompt="Give the past tense of the verb.",
+        rule=PHRASE_RULE,
+    ),
+    "number_to_words": SuiteSpec(
+        description="write a number from 0 to 999 in English words",
+        reference_prompt="Write the number in English words.",
+        rule=NUMBER_RULE,
+        max_tokens=(32, 0),
+    ),
+    "country_capital": SuiteSpec(
+        description="name a country's capital city",
+        reference_prompt="Name the capital city of the country.",
+        rule=PHRASE_RULE,
+        max_tokens=(32, 0),
+    ),
+    "country_continent": SuiteSpec(
+        description="name the continent a country is in",
+        reference_prompt="Name the continent the country is in.",
+        rule=PHRASE_RULE,
+    ),
+    "translate_spanish": SuiteSpec(
+        description="translate an English word into Spanish",
+        reference_prompt="Translate the English word into Spanish.",
+        rule=TRANSLATION_RULE,
+    ),
+    "translate_french": SuiteSpec(
+        description="translate an English word into French",
+        reference_prompt="Translate the English word into French.",
+        rule=TRANSLATION_RULE,
+    ),
 }
