@@ -55,7 +55,8 @@ def main(paths: list[str]) -> None:
             )
             errors.append(estimate / measured - 1)
             print(
-                f"{str(run)[-48:]:48s} {record['method']:5s} racing {'on ' if settings.config.racing else 'off'} "
+                f"{str(run)[-48:]:48s} {record['method']:5s} racing "
+                f"{'on ' if settings.config.racing else 'off'} "
                 f"from {rates['runs']} run(s): estimate {estimate:7.1f} s, measured {measured:7.1f} s, "
                 f"error {100 * errors[-1]:+5.1f}%"
             )

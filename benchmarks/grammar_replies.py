@@ -144,7 +144,8 @@ def main() -> None:
             f"non-ASCII kept {junk[mode, 'kept']}/{reasons['usable']}"
         )
     print(
-        f"(model {args.model}, {args.threads} threads, temperature {TEMPERATURE}, {args.replies} replies a task and mode)"
+        f"(model {args.model}, {args.threads} threads, temperature {TEMPERATURE}, {args.replies} replies a "
+        f"task and mode)"
     )
 
 

@@ -192,7 +192,8 @@ def main(argv=None) -> int:
                             print(f"    [{wording}: {reason or 'audit'}] {reply.strip()[:300]!r}")
             print(f"{str(run_dir)[-44:]:44s} step {step['step']}  " + "  ".join(line), flush=True)
     print(
-        "\nwording          usable         drops                                   audited  usable, not audited  seconds"
+        "\nwording          usable         drops                                   audited  usable, not "
+        "audited  seconds"
     )
     for wording in wordings:
         counts = totals[wording]
@@ -201,7 +202,8 @@ def main(argv=None) -> int:
         clean = counts["usable"] - audited[wording]
         print(
             f"{wording:16s} {counts['usable']:3d}/{asked:<3d} {100 * counts['usable'] / asked:5.1f}%  "
-            f"{str(drops):38s} {audited[wording]:5d}   {clean:3d} {100 * clean / asked:5.1f}%  {seconds[wording]:9.1f}"
+            f"{str(drops):38s} {audited[wording]:5d}   {clean:3d} {100 * clean / asked:5.1f}%  "
+            f"{seconds[wording]:9.1f}"
         )
     return 0
 

@@ -55,7 +55,8 @@ def main(argv=None) -> int:
         f"{args.broken:.0%} degenerate candidates, {args.rounds} rounds"
     )
     print(
-        f"{'spread':>6} {'error':>6} {'same choice':>12} {'pairs saved':>12} {'full/raced':>11} {'acc. lost':>10}"
+        f"{'spread':>6} {'error':>6} {'same choice':>12} {'pairs saved':>12} {'full/raced':>11} "
+        f"{'acc. lost':>10}"
     )
     for spread in (0.25, 0.5, 1.0):
         for error in (float(e) for e in args.errors.split(",")):

@@ -87,7 +87,8 @@ def main(argv=None) -> int:
                 totals.setdefault(mode, Counter()).update(counts)
                 seconds[mode] += spent
                 print(
-                    f"{str(run_dir)[-40:]:40s} cap {cap:3d} {mode:9s} usable {counts['usable']}/{args.replies} "
+                    f"{str(run_dir)[-40:]:40s} cap {cap:3d} {mode:9s} usable "
+                    f"{counts['usable']}/{args.replies} "
                     f"{spent:6.1f} s  drops {dict((k, v) for k, v in counts.items() if k != 'usable')}",
                     flush=True,
                 )
@@ -95,7 +96,8 @@ def main(argv=None) -> int:
     for mode, counts in totals.items():
         asked = sum(counts.values())
         print(
-            f"{mode:9s} {counts['usable']:3d}/{asked:<3d} {str(dict((k, v) for k, v in counts.items() if k != 'usable')):38s} "
+            f"{mode:9s} {counts['usable']:3d}/{asked:<3d} "
+            f"{str(dict((k, v) for k, v in counts.items() if k != 'usable')):38s} "
             f"{seconds[mode]:7.1f}"
         )
     return 0

@@ -58,7 +58,8 @@ def main() -> None:
         timings[name] = (time.perf_counter() - start) / (args.repeat * len(conversations))
     print(
         f"{len(conversations)} conversations x {args.repeat}: old path {1e6 * timings['old']:.0f} us, "
-        f"text-safe path {1e6 * timings['new']:.0f} us per conversation; ratio new/old {timings['new'] / timings['old']:.2f}"
+        f"text-safe path {1e6 * timings['new']:.0f} us per conversation; ratio new/old "
+        f"{timings['new'] / timings['old']:.2f}"
     )
 
 

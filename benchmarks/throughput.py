@@ -430,7 +430,8 @@ def run(
     }
     say(
         f"workload: {len(PROMPTS)} prompts x {len(examples)} questions of {source} = {n_pairs} pairs, "
-        f"{'two rounds' if task.rule.two_rounds else 'one round'} (max {MAX_TOKENS[0]}/{MAX_TOKENS[1]} tokens), "
+        f"{'two rounds' if task.rule.two_rounds else 'one round'} (max {MAX_TOKENS[0]}/{MAX_TOKENS[1]} "
+        f"tokens), "
         f"greedy, {threads} threads, {model_path.name}"
     )
 
@@ -648,7 +649,8 @@ def run(
         )
     say(
         f"(d) memoized second run: {d['seconds'] * 1000:.1f} ms = {d['share_of_b']:.3%} of (b) "
-        f"({d['hits']} hits, {d['misses']} misses over both runs; identical answers: {d['identical_to_first_run']:.0%})"
+        f"({d['hits']} hits, {d['misses']} misses over both runs; identical answers: "
+        f"{d['identical_to_first_run']:.0%})"
     )
     say(
         f"compute limit: {limit['tokens_to_decode']} tokens to decode "

@@ -155,7 +155,8 @@ def main(argv=None) -> int:
     )
     for r in rows:
         print(
-            f"{r['n_ubatch']:>6} {r['seconds']:>7.1f} {r['decode_seconds']:>9.1f} {r['python_seconds']:>9.1f} "
+            f"{r['n_ubatch']:>6} {r['seconds']:>7.1f} {r['decode_seconds']:>9.1f} "
+            f"{r['python_seconds']:>9.1f} "
             f"{r['decode_calls']:>6} {r['speedup_over_63']:>5.2f}x {r['limit_seconds']:>8.1f} "
             f"{r['over_limit']:>7.2f}x {r['same_predictions_as_63']:>6.0%}"
         )

@@ -81,7 +81,8 @@ def main(argv=None) -> int:
     print(f"{'slots':>5} {'wall s':>7} {'pairs/s':>8} {'vs 16':>6} {'limit s':>8} {'x limit':>8} {'same':>6}")
     for r in rows:
         print(
-            f"{r['slots']:>5} {r['seconds']:>7.1f} {r['pairs_per_second']:>8.2f} {r['speedup_over_16']:>5.2f}x "
+            f"{r['slots']:>5} {r['seconds']:>7.1f} {r['pairs_per_second']:>8.2f} "
+            f"{r['speedup_over_16']:>5.2f}x "
             f"{r['limit_seconds']:>8.1f} {r['over_limit']:>7.2f}x {r['same_predictions_as_16']:>6.0%}"
         )
     if args.json:

@@ -69,11 +69,13 @@ CASES = {
     ),
     "GGUF path that does not exist": (
         lambda d: ["eval", "sentiment", "--prompt", "x", "--task-model", d / "missing.gguf"],
-        r"Error: model '.*missing.gguf' is neither a catalog name \(qwen2\.5-coder-0\.5b-instruct, qwen2\.5-coder-1\.5b-instruct, smollm2-135m-instruct\) nor an existing file",
+        r"Error: model '.*missing.gguf' is neither a catalog name \(qwen2\.5-coder-0\.5b-instruct, "
+        r"qwen2\.5-coder-1\.5b-instruct, smollm2-135m-instruct\) nor an existing file",
     ),
     "GGUF path that is a directory": (
         lambda d: ["eval", "sentiment", "--prompt", "x", "--task-model", d],
-        r"Error: .*mytask is a directory, not a GGUF file \(it holds no .gguf file\): give the model's .gguf file "
+        r"Error: .*mytask is a directory, not a GGUF file \(it holds no .gguf file\): give the model's "
+        r".gguf file "
         r"or a catalog name",
     ),
     "file that is not GGUF": (
@@ -140,7 +142,8 @@ CASES = {
     # --- issue 14 ---
     "empty initial prompt": (
         lambda d: ["optimize", "sentiment", "--initial-prompt", ""],
-        r"Error: --initial-prompt is empty: give a starting instruction, leave the option out for the task's own, "
+        r"Error: --initial-prompt is empty: give a starting instruction, leave the option out for the "
+        r"task's own, "
         r"or use --method empty for the no-instruction baseline",
     ),
     "resume without a run directory": (
@@ -207,7 +210,7 @@ def test_an_error_leaves_an_existing_run_untouched(tmp_path, task_dir):
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
 
 
-# --- issue 14: damaged run files and misplaced homes (a run directory or an environment to set up) --------------
+# --- issue 14: damaged run files and misplaced homes (a run directory or an environment to set up) ----------
 
 
 def minimal_run(folder):
@@ -231,44 +234,53 @@ RUN_CASES = {
     ),
     "binary result.json, show": (
         lambda run, home: ((run / "result.json").write_bytes(BINARY), ["show", run])[1],
-        r"Error: (.*)/run/result.json is damaged \(not UTF-8 text at byte 0\): it is derived from the trajectory: "
+        r"Error: (.*)/run/result.json is damaged \(not UTF-8 text at byte 0\): it is derived from the "
+        r"trajectory: "
         r"recompute it with: gpo-local optimize --resume --run-dir \1/run",
     ),
     "binary result.json, report": (
         lambda run, home: ((run / "result.json").write_bytes(BINARY), ["report", run])[1],
-        r"Error: .*run/result.json is damaged \(not UTF-8 text at byte 0\): it is derived from the trajectory: "
+        r"Error: .*run/result.json is damaged \(not UTF-8 text at byte 0\): it is derived from the "
+        r"trajectory: "
         r"recompute it with: gpo-local optimize --resume --run-dir .*/run",
     ),
     "text garbage result.json, show": (
         lambda run, home: ((run / "result.json").write_text("{garbage"), ["show", run])[1],
-        r"Error: .*run/result.json is damaged \(not JSON: Expecting property name enclosed in double quotes at "
-        r"line 1\): it is derived from the trajectory: recompute it with: gpo-local optimize --resume --run-dir",
+        r"Error: .*run/result.json is damaged \(not JSON: Expecting property name enclosed in double "
+        r"quotes at "
+        r"line 1\): it is derived from the trajectory: recompute it with: gpo-local optimize --resume "
+        r"--run-dir",
     ),
     "result.json that is a JSON list, show": (
         lambda run, home: ((run / "result.json").write_text("[1, 2, 3]"), ["show", run])[1],
-        r"Error: .*run/result.json has the wrong shape \(a JSON list, not a run result\): it is derived from the "
+        r"Error: .*run/result.json has the wrong shape \(a JSON list, not a run result\): it is derived "
+        r"from the "
         r"trajectory: recompute it with: gpo-local optimize --resume --run-dir .*/run",
     ),
     "result.json that is a JSON list, report": (
         lambda run, home: ((run / "result.json").write_text("[1, 2, 3]"), ["report", run])[1],
-        r"Error: .*run/result.json has the wrong shape \(a JSON list, not a run result\): .*--resume --run-dir",
+        r"Error: .*run/result.json has the wrong shape \(a JSON list, not a run result\): .*--resume "
+        r"--run-dir",
     ),
     "trajectory record without its score, show": (
         lambda run, home: (
             (run / "trajectory.jsonl").write_text('{"kind": "init", "step": -1, "prompt": "p"}\n'),
             ["show", run],
         )[1],
-        r"Error: .*run/trajectory.jsonl:1 has the wrong shape \(no dev score\): set it and the records after it "
+        r"Error: .*run/trajectory.jsonl:1 has the wrong shape \(no dev score\): set it and the records "
+        r"after it "
         r"aside and replay the rest with: gpo-local repair .*/run",
     ),
     "binary trajectory record, show": (
         lambda run, home: ((run / "trajectory.jsonl").write_bytes(BINARY + b"\n"), ["show", run])[1],
-        r"Error: .*run/trajectory.jsonl:1 is damaged \(not UTF-8 text at byte 0 of the line\): set it and the "
+        r"Error: .*run/trajectory.jsonl:1 is damaged \(not UTF-8 text at byte 0 of the line\): set it and "
+        r"the "
         r"records after it aside and replay the rest with: gpo-local repair .*/run",
     ),
     "binary trajectory record, report": (
         lambda run, home: ((run / "trajectory.jsonl").write_bytes(BINARY + b"\n"), ["report", run])[1],
-        r"Error: .*run/trajectory.jsonl:1 is damaged \(not UTF-8 text at byte 0 of the line\): .*gpo-local repair",
+        r"Error: .*run/trajectory.jsonl:1 is damaged \(not UTF-8 text at byte 0 of the line\): .*gpo-local "
+        r"repair",
     ),
     "binary --config file": (
         lambda run, home: (
@@ -282,7 +294,8 @@ RUN_CASES = {
             (run / "config.json").write_bytes(BINARY),
             ["optimize", "sentiment", "--resume", "--run-dir", run],
         )[1],
-        r"Error: .*run/config.json is damaged \(not UTF-8 text at byte 0\): it cannot be derived from the other "
+        r"Error: .*run/config.json is damaged \(not UTF-8 text at byte 0\): it cannot be derived from the "
+        r"other "
         r"files: restore it, or start the run again in another --run-dir",
     ),
     "report written under a file": (
@@ -304,7 +317,7 @@ def test_damaged_run_files_and_misplaced_homes_give_one_line(case, tmp_path, mon
     assert __import__("re").fullmatch(expected + ".*", line), line
 
 
-# --- cases that need the bundled model (integration) ---------------------------------------------------------------
+# --- cases that need the bundled model (integration) --------------------------------------------------------
 
 
 def _bundled_model():
@@ -341,7 +354,8 @@ def test_a_prompt_longer_than_the_context_is_one_line(case, tmp_path):
     code, output = run(*args, "--n-ctx", "256", "--threads", "2", "--parallel", "2")
     assert code == 1
     assert one_error_line(output).startswith(
-        "Error: prompt 'Please think very carefully. Please think very carefully....' with eval question eval-0 "
+        "Error: prompt 'Please think very carefully. Please think very carefully....' with eval question "
+        "eval-0 "
         "of task 'sentiment' does not fit the context of 256 tokens: raise --n-ctx or shorten the prompt"
     )
 

@@ -22,7 +22,8 @@ def test_unknown_task_is_one_line_and_exit_1():
     assert result.output.strip() == (
         f"Error: unknown task 'no-such-task': not a built-in task ({', '.join(sorted(BUILTIN_TASKS))}), "
         "nor an existing directory or "
-        "jsonl/json/csv/parquet file; directories whose answer rules are known: bbh/<task>, mmlu/<subject>, gsm8k, "
+        "jsonl/json/csv/parquet file; directories whose answer rules are known: bbh/<task>, "
+        "mmlu/<subject>, gsm8k, "
         "wsc, webnlg; a Hugging Face dataset is written hf:<id>"
     )
 

@@ -162,7 +162,8 @@ def test_command_line_file_and_bench_options_come_from_the_declaration():
 
 def test_the_library_never_imports_the_command_line():
     code = (
-        "import sys, gpo_local, gpo_local.app.api, gpo_local.quality, gpo_local.app.settings, gpo_local.algorithm.optimizer; "
+        "import sys, gpo_local, gpo_local.app.api, gpo_local.quality, gpo_local.app.settings, "
+        "gpo_local.algorithm.optimizer; "
         "print('gpo_local.app.cli' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -157,16 +157,20 @@ def test_duplicates_counting_and_text():
     "prompt",
     [
         # final prompts of `local.toml` cells (seeds 0 and 1) written by the 1.5B optimizer
-        "Study the prompt. Write the answer that differs from it counts as wrong. Change at most 40 words of the "
+        "Study the prompt. Write the answer that differs from it counts as wrong. Change at most 40 words "
+        "of the "
         "current prompt.",
-        "To improve the prompt, we need to clarify the task and ensure that the final answer is correctly stated. The "
+        "To improve the prompt, we need to clarify the task and ensure that the final answer is correctly "
+        "stated. The "
         "current prompt is too vague and could lead to poor interpretations.",
-        "To create an improved prompt that better guides the model in thinking through the problem, I will focus on "
+        "To create an improved prompt that better guides the model in thinking through the problem, I will "
+        "focus on "
         "the OR formula.",
         "Study the prompt and score above and the examples, then directly copy and paste the current",
         "Here's a new\nprompt that addresses the examples you provided: A model must analyze",
         # GPO, hyperbaton, seed 2 (session 8): the meta-prompt's score listing echoed
-        "For each input, provide the option with the correct adjective order.\nThe score is 54.2.\nAfter reviewing",
+        "For each input, provide the option with the correct adjective order.\nThe score is 54.2.\nAfter "
+        "reviewing",
         "Answer Yes or No.\nScore: 37.5",
         # GPO, navigate, seed 0 (session 10, replayed with min-p): the meta-prompt's first sentence
         "Write a prompt that replaces",
@@ -181,7 +185,8 @@ def test_meta_talk_is_recognized(prompt):
     [
         "Let's think step by step.",
         "Evaluate the Boolean expression step by step, then answer True or False.",
-        "Determine whether the adjectives are in the standard English order: opinion, size, age, shape, color.",
+        "Determine whether the adjectives are in the standard English order: opinion, size, age, shape, "
+        "color.",
         "Follow the moves from the starting point; count steps forward and backward, and answer Yes or No.",
         "Write a prompt-free answer: renew prompts are not needed.",  # "renew prompts": no whole-word phrase
         "Rate the review with a score from 1 to 5; a score of 3 is neutral.",  # no listed score (one decimal)

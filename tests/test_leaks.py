@@ -6,17 +6,22 @@ from gpo_local.core import Example
 from gpo_local.replies.leaks import COVERAGE, MIN_WORDS, NGRAM, LeakDetector, leak_references
 
 NAVIGATE = [
-    "If you follow these instructions, do you return to the starting point? Always face forward. Take 2 steps "
+    "If you follow these instructions, do you return to the starting point? Always face forward. Take 2 "
+    "steps "
     "right. Take 4 steps right. Take 6 steps left.\nOptions:\n- Yes\n- No",
-    "If you follow these instructions, do you return to the starting point? Take 6 steps. Turn right. Take 10 "
+    "If you follow these instructions, do you return to the starting point? Take 6 steps. Turn right. Take "
+    "10 "
     "steps. Turn around. Take 4 steps.\nOptions:\n- Yes\n- No",
-    "If you follow these instructions, do you return to the starting point? Take 10 steps. Take 7 steps. Turn "
+    "If you follow these instructions, do you return to the starting point? Take 10 steps. Take 7 steps. "
+    "Turn "
     "around. Take 8 steps. Take 9 steps.\nOptions:\n- Yes\n- No",
 ]
 SENTIMENT = [
-    "Review: The battery died after two days and support never answered my emails.\nIs this review positive or "
+    "Review: The battery died after two days and support never answered my emails.\nIs this review "
+    "positive or "
     "negative?",
-    "Review: Lovely little cafe, the staff remembered my order by the second visit.\nIs this review positive or "
+    "Review: Lovely little cafe, the staff remembered my order by the second visit.\nIs this review "
+    "positive or "
     "negative?",
 ]
 
@@ -30,10 +35,12 @@ def navigate():
     "candidate",
     [
         # The case from issue 10: the optimizer restated a format example as the "prompt".
-        "If you follow these instructions, do you return to the starting point? Take 6 steps. Turn right. Take 10 "
+        "If you follow these instructions, do you return to the starting point? Take 6 steps. Turn right. "
+        "Take 10 "
         "steps. Turn around. Take 4 steps. Options: - Yes - No",
         # An instruction followed by a copied example is still mostly the example.
-        "Answer Yes or No. If you follow these instructions, do you return to the starting point? Always face "
+        "Answer Yes or No. If you follow these instructions, do you return to the starting point? Always "
+        "face "
         "forward. Take 2 steps right. Take 4 steps right.",
         # Shortened copy, different punctuation and case.
         "if you follow these instructions do you return to the starting point take 10 steps take 7 steps",
@@ -48,12 +55,15 @@ def test_a_restated_example_leaks(navigate, candidate):
     [
         "Let's think step by step.",
         # Uses the task's vocabulary and one of its phrases, but is an instruction.
-        "Track your position after every step and turn, then decide whether you return to the starting point; "
+        "Track your position after every step and turn, then decide whether you return to the starting "
+        "point; "
         "answer Yes or No.",
-        "Follow these instructions carefully: add up the steps in each direction and check whether you return to "
+        "Follow these instructions carefully: add up the steps in each direction and check whether you "
+        "return to "
         "the starting point.",
         # Repeats the question's fixed header, then says what to do: half of it is not copied.
-        "If you follow these instructions, do you return to the starting point? Count the steps forward and back, "
+        "If you follow these instructions, do you return to the starting point? Count the steps forward "
+        "and back, "
         "left and right, and answer Yes only if every direction cancels out exactly.",
     ],
 )

@@ -96,7 +96,8 @@ def test_optimize_on_a_locked_run_is_one_line_before_any_model_loads(holder, mon
     )
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines()[-1] == (
-        f"Error: {run_dir} is in use by another gpo-local process (pid {process.pid}): wait for it to finish or "
+        f"Error: {run_dir} is in use by another gpo-local process (pid {process.pid}): wait for it to "
+        f"finish or "
         "stop it, then rerun (with --resume to continue its run)"
     )
     assert time.monotonic() - started < 60

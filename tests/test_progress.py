@@ -43,7 +43,8 @@ def test_events_log_of_an_optimize_run(tmp_path, monkeypatch):
         sum(r["new"] for r in trajectory if r["kind"] == "candidate" and r["step"] == s) for s in range(3)
     ]
     # Every scoring pass ends with a record of all its pairs: the initial prompt's 8 dev questions, then 8 per
-    # new candidate, then the test split (12 questions x 2 prompts, or 12 if the final prompt is the initial one).
+    # new candidate, then the test split (12 questions x 2 prompts, or 12 if the final prompt is the initial
+    # one).
     finished = [(e["done"], e["total"]) for e in log if e["event"] == "scoring" and e["done"] == e["total"]]
     new_counts = [c["new"] for c in candidates if c["new"]]
     summary = json.loads((run_dir / "result.json").read_text())

@@ -526,7 +526,10 @@ def test_a_task_directory_without_data_is_a_config_error(layout):
 
 
 def test_check_cells_parses_each_command_with_the_installed_optimize(layout, tmp_path):
-    text = '[bench]\ntasks = ["sentiment"]\nmethods = ["gpo"]\n[optimize]\nsteps = 1\n[variants.none]\ncandidates = 0\n'
+    text = (
+        '[bench]\ntasks = ["sentiment"]\nmethods = ["gpo"]\n[optimize]\nsteps = '
+        "1\n[variants.none]\ncandidates = 0\n"
+    )
     config = load_config(write_config(layout, text))
     with pytest.raises(ConfigError) as error:
         check_cells(config, tmp_path / "out")
@@ -667,7 +670,10 @@ def test_shipped_configs_load(tmp_path, monkeypatch):
 def test_relative_model_paths_resolve_beside_the_config(layout):
     (layout / "models").mkdir()
     (layout / "models" / "tiny.gguf").write_bytes(b"GGUF")
-    text = '[bench]\ntasks = ["sentiment"]\nmethods = ["gpo"]\ntask_models = ["models/tiny.gguf", "smollm2-135m-instruct"]\n'
+    text = (
+        '[bench]\ntasks = ["sentiment"]\nmethods = ["gpo"]\ntask_models = ["models/tiny.gguf", '
+        '"smollm2-135m-instruct"]\n'
+    )
     config = load_config(write_config(layout, text))
     assert config.task_models == (str((layout / "models" / "tiny.gguf").resolve()), "smollm2-135m-instruct")
 
@@ -703,7 +709,8 @@ def test_a_missing_data_folder_is_one_line_naming_it_and_what_to_put_there(layou
     with pytest.raises(ConfigError) as error:
         load_config(path)
     assert str(error.value) == (
-        f"data folder {tmp_path / 'nowhere'} not found: set GPO_LOCAL_DATA or --data-root to a folder holding "
+        f"data folder {tmp_path / 'nowhere'} not found: set GPO_LOCAL_DATA or --data-root to a folder "
+        f"holding "
         "bbh/navigate/{train,eval,format}.jsonl (docs/benchmarking.md)"
     )
     (tmp_path / "nowhere").mkdir()  # the first missing folder on the way to the task is named

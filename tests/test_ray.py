@@ -90,7 +90,8 @@ def test_ray_option_without_ray_is_one_line_naming_what_to_install(monkeypatch):
     result = CliRunner().invoke(main, ["eval", "sentiment", "--prompt", "p", "--ray", "auto"])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        'Error: --ray needs Ray, which is not installed: pip install "gpo-local[ray]" (or pip install "ray==2.60.0")'
+        'Error: --ray needs Ray, which is not installed: pip install "gpo-local[ray]" (or pip install '
+        '"ray==2.60.0")'
     ]
 
 

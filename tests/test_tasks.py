@@ -113,7 +113,7 @@ def test_holdout_takes_the_last_dev_examples_as_test(tmp_path):
         load_task(str(directory)).with_holdout(10)
 
 
-# --- files, field mapping, metrics, hub datasets (issue 5) ---------------------------------------------------------
+# --- files, field mapping, metrics, hub datasets (issue 5) --------------------------------------------------
 
 
 def test_csv_with_custom_columns_and_a_metric(tmp_path):

@@ -60,7 +60,7 @@ def test_a_template_that_rewrites_contents_is_refused():
         conversation_tokens(tokenize, shouting, [{"role": "user", "content": "x<|im_end|>"}])
 
 
-# --- the real bundled model (integration) ---------------------------------------------------------------------------
+# --- the real bundled model (integration) -------------------------------------------------------------------
 
 
 def _bundled_model():

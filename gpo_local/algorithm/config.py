@@ -565,7 +565,8 @@ OPTIONS: tuple[Option, ...] = (
     _O("quiet", bool, False, "No progress output.", group="run"),
 )
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
-# The GPO headline switches (the paper's GPO, the original GPO.sh); the budget of every baseline is GPO's under them.
+# The GPO headline switches (the paper's GPO, the original GPO.sh); the budget of every baseline is GPO's
+# under them.
 HEADLINE_SWITCHES = {o.name: o.default for o in OPTIONS if o.strategy}
 # The switches only some methods take, and which (settings.py refuses the others).
 SWITCHES = tuple(o.name for o in OPTIONS if o.methods is not None)

@@ -180,7 +180,8 @@ class Evaluator:
                 self.on_event(
                     "warning",
                     {
-                        "message": f"prompt {_clip(prompt)!r} ({len(prompt.split())} words) does not fit the model's "
+                        "message": f"prompt {_clip(prompt)!r} ({len(prompt.split())} words) does not fit "
+                        f"the model's "
                         f"context with {result.too_long} of {result.n} {split} questions: scored 0 on them "
                         "(raise --n-ctx or cap candidates with --max-prompt-words)",
                         "too_long": result.too_long,
@@ -201,7 +202,8 @@ class Evaluator:
                 context = f"the context of {n_ctx} tokens" if n_ctx else "the model's context"
                 # context_note is " (n_ctx=300, which llama.cpp set to 512)" or nothing
                 raise PromptTooLongError(
-                    f"prompt {_clip(prompt)!r} with {split} question {example.id} of task {self.task.name!r} does "
+                    f"prompt {_clip(prompt)!r} with {split} question {example.id} of task "
+                    f"{self.task.name!r} does "
                     f"not fit {context}",
                     *self.llm.context_note,
                     f"{alone}: raise ",

@@ -86,7 +86,10 @@ def render_update(
     editing = method.startswith("edit")
     noun = "modified prompt" if editing else "new prompt"
     if editing:
-        task = f"Your task is to revise the current prompt so that it better replaces {PLACEHOLDER} in the task inputs below."
+        task = (
+            f"Your task is to revise the current prompt so that it better replaces {PLACEHOLDER} in the "
+            f"task inputs below."
+        )
     else:
         task = f"Your task is to write a prompt that replaces {PLACEHOLDER} in the task inputs below."
     # The examples come first and are explained plainly, so that a small optimizer model induces
@@ -96,8 +99,10 @@ def render_update(
     sections = [
         task,
         (
-            f"Below are examples of the task. In each input, {PLACEHOLDER} stands for the prompt; the output is "
-            "the answer the model must give (an answer that differs from it counts as wrong). Work out what the "
+            f"Below are examples of the task. In each input, {PLACEHOLDER} stands for the prompt; the "
+            f"output is "
+            "the answer the model must give (an answer that differs from it counts as wrong). Work out "
+            "what the "
             "examples have in common: what must the model do with the input to get the output? A good prompt "
             "says exactly that, for every input."
         ),

@@ -482,7 +482,8 @@ def tasks():
         "splits confirm the choice). --method reference scores a suite task's reference prompt."
     )
     click.echo(
-        f"\nGPO-layout directories also work, e.g. data/bbh/<task> ({len(BBH_TASKS)} BBH answer rules known), "
+        f"\nGPO-layout directories also work, e.g. data/bbh/<task> ({len(BBH_TASKS)} BBH answer rules "
+        f"known), "
         "data/mmlu/<subject>, data/gsm8k, data/wsc, data/webnlg; so do .jsonl/.json/.csv/.parquet files "
         "(--input-field, --target-field, --metric) and Hugging Face datasets as hf:<id> "
         "(--dataset-config, --splits)."
@@ -549,7 +550,8 @@ def bench_throughput(json_path, llama_server, questions, threads):
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Output directory [default: $GPO_LOCAL_HOME/bench/<config name>]; rerun with the same one to resume.",
+    help="Output directory [default: $GPO_LOCAL_HOME/bench/<config name>]; rerun with the same one to "
+    "resume.",
 )
 @click.option(
     "--dry-run", is_flag=True, help="Validate the config and list the cells and their commands; run nothing."

@@ -439,9 +439,11 @@ def describe(est, rates: dict, n_dev: int, racing: bool, order: str = DEFAULT_OR
         )
     lines.append(
         f"  timed: {timed['seconds_per_pair']:.2f} s per dev pair "
-        f"(both rounds, {timed['measured_pairs']} pairs of the initial prompt and {_candidates(timed)} batched "
+        f"(both rounds, {timed['measured_pairs']} pairs of the initial prompt and {_candidates(timed)} "
+        f"batched "
         "as the evaluator batches), "
-        f"{timed['seconds_per_optimizer_call']:.2f} s per optimizer call, {timed['load_seconds']:.0f} s loading; "
+        f"{timed['seconds_per_optimizer_call']:.2f} s per optimizer call, {timed['load_seconds']:.0f} s "
+        f"loading; "
         "memo hits make re-runs faster"
     )
     return "\n".join(lines)

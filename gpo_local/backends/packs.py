@@ -233,7 +233,10 @@ def describe(pack: Pack, folder: Path, *, rehash: bool = False) -> str:
     target = target_path(pack, folder)
     if target.exists():
         if rehash:
-            return f"assembled, {'verified' if verify(pack, target) else 'sha256 DIFFERS from the pin'}: {target}"
+            return (
+                f"assembled, {'verified' if verify(pack, target) else 'sha256 DIFFERS from the pin'}: "
+                f"{target}"
+            )
         if is_trusted(pack, target):
             return f"assembled, verified: {target}"
         return f"assembled, not verified yet (verified on first use, or with --verify): {target}"

@@ -53,11 +53,13 @@ def format_estimate(est: Estimate) -> str:
     lines = [
         f"method {est.method}: {est.steps} steps",
         f"  optimizer calls:         {est.optimizer_calls}",
-        f"  prompts scored on dev:   <= {est.prompts_scored} (p0 included; regenerated prompts are not rescored)",
+        f"  prompts scored on dev:   <= {est.prompts_scored} (p0 included; regenerated prompts are not "
+        f"rescored)",
         f"  dev scorings:            <= {est.dev_scorings} (prompt, dev example) pairs",
         f"  train scorings:          {est.train_scorings}",
         f"  test scorings:           <= {est.test_scorings} (p0 and the final prompt)",
-        f"  task-model generations:  <= {est.task_generations} ({est.rounds} round{'s' if est.rounds > 1 else ''} "
+        f"  task-model generations:  <= {est.task_generations} ({est.rounds} "
+        f"round{'s' if est.rounds > 1 else ''} "
         "per scoring)",
     ]
     return "\n".join(lines)

@@ -31,7 +31,8 @@ def render_opro(scored: list[tuple[str, float]], exemplars, position: str) -> st
             f"Here are examples of the task. In each input, {PLACEHOLDER} marks where the instruction goes; "
             "the output is the correct answer.",
             *(render_exemplar(e, position) for e in exemplars),
-            "Write a new instruction that differs from every instruction above and scores as high as possible.",
+            "Write a new instruction that differs from every instruction above and scores as high as "
+            "possible.",
             "Put the new instruction between <START> and <END>.",
         ]
     )

@@ -34,12 +34,16 @@ def render_pe2(*, prompt: str, score: float, history, shown, position: str, budg
             f"Result: {verdict}"
         )
     sections = [
-        "A prompt is a short text that tells a language model what to do with an input and what form its answer "
-        "must take. Your task has two steps: first, inspect how the model did with the current prompt on a batch "
+        "A prompt is a short text that tells a language model what to do with an input and what form its "
+        "answer "
+        "must take. Your task has two steps: first, inspect how the model did with the current prompt on a "
+        "batch "
         "of examples; second, write an improved prompt.",
-        f"The prompt goes {WHERE[position]} ({PLACEHOLDER} below stands for it): the model reads the input and "
+        f"The prompt goes {WHERE[position]} ({PLACEHOLDER} below stands for it): the model reads the input "
+        f"and "
         "the prompt, writes its reasoning, and is then asked for its final answer.",
-        f"The current prompt is:\n{prompt}\nIts score on the dev examples is {format_score(score)} (0 to 100).",
+        f"The current prompt is:\n{prompt}\nIts score on the dev examples is {format_score(score)} (0 to "
+        f"100).",
     ]
     if history:
         sections.append(
@@ -50,7 +54,8 @@ def render_pe2(*, prompt: str, score: float, history, shown, position: str, budg
     sections.extend(examples)
     sections.append(
         "Reason step by step. For each example: is the final answer correct? If not, where did the model go "
-        "wrong, and could the prompt have caused it? Does the prompt describe the task and the expected answer "
+        "wrong, and could the prompt have caused it? Does the prompt describe the task and the expected "
+        "answer "
         "correctly? Which changes would help? Then write the improved prompt."
     )
     if budget is not None:

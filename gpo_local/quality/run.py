@@ -82,7 +82,8 @@ def _toml_value(value) -> str:
 def cell_toml(cell: Cell, config: BenchConfig) -> str:
     command = " ".join(["gpo-local", *cell.argv(resume=False)])
     lines = [
-        f"# One cell of the quality benchmark {config.path.name}: row {cell.row.name!r}, task {cell.task.spec!r}.",
+        f"# One cell of the quality benchmark {config.path.name}: row {cell.row.name!r}, task "
+        f"{cell.task.spec!r}.",
         "# Keys are `gpo-local optimize` options; the task is the command's argument. Reproduce with",
         f"#   gpo-local optimize {cell.task.target} --config cell.toml --run-dir <new dir>",
         f"# or, as the harness ran it:\n#   {command}",
@@ -262,7 +263,8 @@ class RichProgress(SilentProgress):
     def cell_started(self, cell: Cell, *, index: int, resume: bool, eta: float | None) -> None:
         verb = "resuming" if resume else "running"
         self.console.print(
-            f"[{index}/{self.total}] {verb} {cell.label} (elapsed {format_duration(time.time() - self.started)}, "
+            f"[{index}/{self.total}] {verb} {cell.label} (elapsed "
+            f"{format_duration(time.time() - self.started)}, "
             f"ETA {format_duration(eta)})",
             highlight=False,
         )
@@ -270,7 +272,10 @@ class RichProgress(SilentProgress):
 
     def cell_finished(self, cell: Cell, record: dict, *, wall: float) -> None:
         if record["status"] == "done":
-            text = f"  done in {format_duration(wall)}: test {percent(record['initial_test'])} -> {percent(record['final_test'])}"
+            text = (
+                f"  done in {format_duration(wall)}: test {percent(record['initial_test'])} -> "
+                f"{percent(record['final_test'])}"
+            )
         else:
             text = f"  FAILED after {format_duration(wall)}: {record['error']}"
         self.console.print(text, highlight=False, style=None if record["status"] == "done" else "red")
