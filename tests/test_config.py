@@ -157,6 +157,7 @@ def test_command_line_file_and_bench_options_come_from_the_declaration():
         "reply-quota",
         "format-examples",
         "answer-max-tokens",
+        "mlflow",
     }
 
 

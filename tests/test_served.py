@@ -361,19 +361,9 @@ SERVER_MODULES = ("uvicorn", "fastapi", "sse_starlette", "starlette_context", "p
 SERVER_READY_SECONDS = 90
 
 
-@pytest.fixture(scope="module")
-def llama_server():
-    """llama-cpp-python's OpenAI-compatible server with the bundled SmolLM2-135M on a free
-    loopback port: (its URL, the GGUF path). Always stopped at the end."""
-    missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
-    if missing:
-        pytest.skip(
-            f"llama-cpp-python's server is not installed (pip install '.[served]'; missing {missing})"
-        )
-    from conftest import bundled_model_path
-
-    path = bundled_model_path()
-    port = free_port()
+def start_llama_server(path, port: int):
+    """llama-cpp-python's server with the GGUF at `path` on 127.0.0.1:`port`, once it answers:
+    (the process, its URL). The caller stops it (stop_server)."""
     # Flash attention as in the in-process decoder: with it, greedy replies agree to the byte.
     command = [
         sys.executable,
@@ -401,29 +391,53 @@ def llama_server():
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + SERVER_READY_SECONDS
+    while True:
+        if process.poll() is not None:
+            errors = process.stderr.read().decode()[-2000:]
+            pytest.fail(f"the server exited with {process.returncode}: {errors}")
+        try:
+            with urllib.request.urlopen(f"{url}/models", timeout=2) as response:
+                if response.status == 200:
+                    return process, url
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            stop_server(process)
+            pytest.fail(f"the server did not answer within {SERVER_READY_SECONDS} s")
+        time.sleep(0.5)
+
+
+def stop_server(process) -> None:
+    process.terminate()
     try:
-        deadline = time.monotonic() + SERVER_READY_SECONDS
-        while True:
-            if process.poll() is not None:
-                errors = process.stderr.read().decode()[-2000:]
-                pytest.fail(f"the server exited with {process.returncode}: {errors}")
-            try:
-                with urllib.request.urlopen(f"{url}/models", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not answer within {SERVER_READY_SECONDS} s")
-            time.sleep(0.5)
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def server_modules_or_skip() -> None:
+    missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        pytest.skip(
+            f"llama-cpp-python's server is not installed (pip install '.[served]'; missing {missing})"
+        )
+
+
+@pytest.fixture(scope="module")
+def llama_server():
+    """llama-cpp-python's OpenAI-compatible server with the bundled SmolLM2-135M on a free
+    loopback port: (its URL, the GGUF path). Always stopped at the end."""
+    server_modules_or_skip()
+    from conftest import bundled_model_path
+
+    path = bundled_model_path()
+    process, url = start_llama_server(path, free_port())
+    try:
         yield url, path
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_server(process)
 
 
 @pytest.fixture(scope="module")
@@ -506,3 +520,130 @@ def test_the_same_prompt_scores_alike_in_process_and_served(served, in_process):
         f"{identical:.2f}, scores in-process {local.score:.3f} served {remote.score:.3f}"
     )
     assert same >= AGREEMENT_FLOOR
+
+
+# -- gpo-local optimize with both models served ----------------------------------------------------------
+
+
+def optimize_command(url: str, run_dir, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gpo_local",
+        "optimize",
+        "sentiment",
+        "--task-model",
+        url,
+        "--optimizer-model",
+        url,
+        "--candidates",
+        "2",
+        "--dev-limit",
+        "4",
+        "--test-limit",
+        "4",
+        "--parallel",
+        "2",
+        "--no-cache",
+        "--quiet",
+        "--run-dir",
+        str(run_dir),
+        *extra,
+    ]
+
+
+def run_gpo_local(command: list[str], home, timeout: float = 900) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "GPO_LOCAL_HOME": str(home),
+        "GPO_LOCAL_SUGGESTED_MODELS": "0",
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.mark.integration
+def test_optimize_with_both_models_served_names_them_in_result_and_show(llama_server, tmp_path):
+    url, path = llama_server
+    run_dir = tmp_path / "run"
+    finished = run_gpo_local(optimize_command(url, run_dir, "--steps", "1"), tmp_path / "home")
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    result = json.loads((run_dir / "result.json").read_text())
+    for role in ("task", "optimizer"):
+        served = result["models"][role]["served"]
+        assert (served["url"], served["model"], served["server"]) == (url, str(path), "llama-cpp-python")
+        assert served["identity"] == {"model_path": str(path)} and served["capabilities"]["grammar"] is True
+        assert served["capabilities"]["copy_guard"] is False
+    assert result["final_test"] is not None
+    shown = run_gpo_local([sys.executable, "-m", "gpo_local", "show", str(run_dir)], tmp_path / "home")
+    assert shown.returncode == 0, shown.stderr
+    expected = f"task model: {url}#{path} (served by llama-cpp-python; grammar yes, copy guard no"
+    assert "".join(expected.split()) in "".join(shown.stdout.split())  # wrapped at the terminal's width
+
+
+@pytest.mark.integration
+def test_a_server_killed_during_a_run_then_restarted_resumes_without_losing_a_scored_candidate(tmp_path):
+    server_modules_or_skip()
+    from conftest import bundled_model_path
+
+    path = bundled_model_path()
+    port = free_port()
+    process, url = start_llama_server(path, port)
+    run_dir = tmp_path / "run"
+    trajectory = run_dir / "trajectory.jsonl"
+    env = {
+        **os.environ,
+        "GPO_LOCAL_HOME": str(tmp_path / "home"),
+        "GPO_LOCAL_SUGGESTED_MODELS": "0",
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    optimize = subprocess.Popen(
+        optimize_command(url, run_dir, "--steps", "2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        # The server goes away as soon as the first step's first candidate is scored and recorded.
+        while not (trajectory.is_file() and '"kind": "candidate"' in trajectory.read_text()):
+            assert optimize.poll() is None, optimize.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "no candidate was scored within 10 minutes"
+            time.sleep(0.2)
+        stop_server(process)
+        _, errors = optimize.communicate(timeout=300)
+    finally:
+        if optimize.poll() is None:
+            optimize.kill()
+            optimize.wait(timeout=10)
+        stop_server(process)
+    assert optimize.returncode != 0 and f"served model at {url}" in errors, errors[-3000:]
+    before = [json.loads(line) for line in trajectory.read_text().splitlines()]
+    scored_before = [(r["step"], r["prompt"]) for r in before if r["kind"] == "candidate"]
+    assert scored_before and not (run_dir / "result.json").exists()
+
+    process, _ = start_llama_server(path, port)  # the same address: the run's recorded model
+    try:
+        resumed = run_gpo_local(
+            [
+                sys.executable,
+                "-m",
+                "gpo_local",
+                "optimize",
+                "sentiment",
+                "--run-dir",
+                str(run_dir),
+                "--resume",
+                "--quiet",
+            ],
+            tmp_path / "home",
+        )
+    finally:
+        stop_server(process)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = [json.loads(line) for line in trajectory.read_text().splitlines()]
+    assert after[: len(before)] == before  # nothing recorded before the kill is lost or rewritten
+    scored_after = [(r["step"], r["prompt"]) for r in after if r["kind"] == "candidate"]
+    assert all(scored_after.count(key) == 1 for key in scored_before)  # and none is scored again
+    assert json.loads((run_dir / "result.json").read_text())["stopped"] == "completed"

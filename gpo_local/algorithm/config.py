@@ -419,7 +419,8 @@ OPTIONS: tuple[Option, ...] = (
         "task_model",
         str,
         DEFAULT_MODEL,
-        "Catalog name or GGUF path of the model that answers the task.",
+        "Catalog name or GGUF path of the model that answers the task, or a "
+        "served model: URL or URL#name (OpenAI-compatible server).",
         group="runtime",
         show_default=True,
         section="essentials",
@@ -428,7 +429,7 @@ OPTIONS: tuple[Option, ...] = (
         "optimizer_model",
         str,
         None,
-        "Catalog name or GGUF path (default: the task model).",
+        "Catalog name, GGUF path, URL or URL#name (default: the task model).",
         group="runtime",
         section="essentials",
     ),
@@ -507,6 +508,18 @@ OPTIONS: tuple[Option, ...] = (
         "Allow --threads above the CPU count and --n-ctx above the model's training "
         "context (the memory checks stay).",
         group="runtime",
+    ),
+    # tracking (app/mlflow_observer.py): not saved with a run either; a resume given it continues
+    # the run's MLflow run
+    _O(
+        "mlflow",
+        str,
+        None,
+        "Track the run in MLflow: --mlflow alone uses $MLFLOW_TRACKING_URI, else a "
+        "local store under $GPO_LOCAL_HOME/mlruns; --mlflow URI a tracking URI "
+        "(needs the mlflow extra).",
+        group="runtime",
+        flag_value="default",
     ),
     # -- how TASK is loaded (tasks.load_task) --------------------------------------------------------
     _O(

@@ -62,6 +62,7 @@ class Option:
     cli: bool = True  # offered on the command line (and in TOML files)
     show_default: bool = False  # the command line's default is the real one (not "unset")
     parse: Callable[[Any], Any] | None = None  # command-line text -> value (raises ConfigError)
+    flag_value: Any = None  # the value of the flag given without one (an option whose value may be left out)
     negatable: bool = False  # a bool option with a --no- form (to undo a TOML file's true)
     methods: tuple[str, ...] | None = None  # the methods that take it (None: every method)
     strategy: bool = (

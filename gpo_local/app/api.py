@@ -23,6 +23,9 @@ from gpo_local.algorithm.config import BY_NAME, check_value, defaults, names
 from gpo_local.algorithm.index import TrajectoryIndex
 from gpo_local.app.evaluation import Evaluation, score_prompt
 from gpo_local.app.intervals import binary_rule, run_error_bars
+from gpo_local.app.mlflow_observer import MlflowObserver
+from gpo_local.app.mlflow_observer import requested as mlflow_requested
+from gpo_local.app.model_records import describe_model, identity_notices, loading_notices
 from gpo_local.app.progress import Progress, generated_tokens
 from gpo_local.app.report import write_report
 from gpo_local.app.settings import describe, resolve, with_answer_limits
@@ -36,6 +39,7 @@ from gpo_local.backends.registry import (
     memoized,
     runtime_options,
 )
+from gpo_local.backends.served import ServedModel
 from gpo_local.core import TrajectoryEntry
 from gpo_local.errors import ConfigError, ModelError, OptionValue
 from gpo_local.methods import get_method
@@ -315,16 +319,11 @@ def evaluate(
 
 def _loaded_by_name(llm) -> bool:
 
-    return isinstance(llm, LlamaCppModel)
+    return isinstance(llm, (LlamaCppModel, ServedModel))
 
 
 def _describe_model(spec, model) -> dict:
-    path = getattr(model, "path", None)
-    return {
-        "spec": spec,
-        "path": str(path) if path is not None else f"<{type(model).__name__}>",
-        "sha256": model.fingerprint,
-    }
+    return describe_model(spec, model)
 
 
 def _config_record(settings, models: dict, task_llm) -> dict:
@@ -438,6 +437,8 @@ def run_settings(settings, saved: dict | None, *, models=None, embedder=None, on
     try:
         ui = Progress(settings.quiet, events_path=run.events_path)
         ui.note(f"run directory: {run.path}")
+        for notice in loading_notices(settings.runtime):
+            ui.note(notice)
         ((task_llm, optimizer_llm), embed), release = _models_and_embedder(settings, models, embedder, run)
         try:
             return _run_locked(settings, saved, run, ui, (task_llm, optimizer_llm), embed, models, on_event)
@@ -454,6 +455,8 @@ def _run_locked(settings, saved, run, ui, llms, embed, models, on_event):
     method_class = get_method(config.method)
     task_llm, optimizer_llm = llms
     ui.count_tokens(generated_tokens(task_llm, optimizer_llm))
+    for notice in identity_notices((task_llm, optimizer_llm), cache=not runtime["no_cache"]):
+        ui.note(notice)
     named = {"task": runtime["task_model"], "optimizer": runtime["optimizer_model"] or runtime["task_model"]}
     if models is not None:  # objects from the Python API: no catalog name to record
         named = {role: named[role] if _loaded_by_name(llm) else None for role, llm in zip(named, models)}
@@ -468,6 +471,7 @@ def _run_locked(settings, saved, run, ui, llms, embed, models, on_event):
     }
     record = _config_record(settings, described, task_llm)
     run.resume(record, saved) if saved is not None else run.start(record)
+    observer = _mlflow_observer(settings, run, record)
     cached_task = memoized(task_llm, runtime["no_cache"])
     cached_optimizer = (
         cached_task if optimizer_llm is task_llm else memoized(optimizer_llm, runtime["no_cache"])
@@ -475,6 +479,8 @@ def _run_locked(settings, saved, run, ui, llms, embed, models, on_event):
 
     def event(kind, data):
         ui.event(kind, data)
+        if observer is not None:
+            observer.event(kind, data)
         if on_event:
             on_event(kind, data)
 
@@ -502,9 +508,16 @@ def _run_locked(settings, saved, run, ui, llms, embed, models, on_event):
                 "dev_questions": len(settings.task.split("eval", config.dev_limit)),
             },
         )
-        result = method.run()
-    summary = result_summary(result, method, config)
+        try:
+            result = method.run()
+        except BaseException as error:
+            if observer is not None:
+                observer.failed(error)
+            raise
+    summary = {**result_summary(result, method, config), "models": described}
     run.write_result(summary)
+    if observer is not None:
+        observer.finished(summary)
     ui.finish(
         {
             key: summary[key]
@@ -512,3 +525,17 @@ def _run_locked(settings, saved, run, ui, llms, embed, models, on_event):
         }
     )
     return summary, run.path, result
+
+
+def _mlflow_observer(settings, run, record: dict):
+    """The run's MLflow observer where --mlflow asks for one (app/mlflow_observer.py), else None."""
+    option = mlflow_requested(settings.runtime.get("mlflow"))
+    if not option:
+        return None
+    resolved = {
+        "task": settings.task_spec,
+        "method": settings.config.method,
+        **describe(settings),
+        "models": {role: model.get("spec") for role, model in record["models"].items()},
+    }
+    return MlflowObserver.open(run.path, option, resolved_options=resolved, model_identities=record["models"])

@@ -18,6 +18,9 @@ from gpo_local.app.api import evaluate, run_settings
 from gpo_local.app.cli_options import declared_options, optimize_options
 from gpo_local.app.formatting import percent
 from gpo_local.app.intervals import gain_text, result_error_bars, with_error
+from gpo_local.app.mlflow_observer import DEFAULT_URI as DEFAULT_MLFLOW
+from gpo_local.app.mlflow_observer import bench_tracking
+from gpo_local.app.model_records import model_lines
 from gpo_local.app.settings import merge, resolve, resolve_resume
 from gpo_local.backends.catalog import load_catalog, sha256_file
 from gpo_local.backends.packs import describe as describe_pack
@@ -37,7 +40,7 @@ from gpo_local.tasks.builtin import BUILTIN_TASKS, SUITE_CONFIRMATION, SUITE_TUN
 from gpo_local.tasks.prompting import POSITIONS
 
 # eval takes the task-model options only (no optimizer model, no embedder).
-model_options = declared_options("runtime", exclude=("optimizer_model", "embedder"))
+model_options = declared_options("runtime", exclude=("task_model", "optimizer_model", "embedder", "mlflow"))
 task_options = declared_options("task")
 
 
@@ -195,50 +198,72 @@ def _print_result(summary: dict, run_dir: Path) -> None:
     default=None,
     help="Append the progress events as JSON lines to this file.",
 )
+@click.option(
+    "--task-model",
+    "task_models",
+    multiple=True,
+    metavar="MODEL",
+    help="Catalog name, GGUF path, URL or URL#name of the model that answers the task; "
+    "repeat it to score the prompt with several models, one row each [default: the "
+    "task's suggested model, else the bundled one].",
+)
 @model_options
 @click.pass_context
 def eval_command(
-    ctx, task, prompt, split, limit, position, as_json, quiet, events_path, task_model, **options
+    ctx, task, prompt, split, limit, position, as_json, quiet, events_path, task_models, **options
 ):
-    """Score PROMPT on a split of TASK with the task model."""
+    """Score PROMPT on a split of TASK with the task model (or each of several task models)."""
 
     # The task model, position and prompt as `gpo_local.evaluate` chooses them (app/evaluation.py):
     # a model the user did not name is the task's suggestion, as in `optimize`.
-    named = task_model if _given(ctx, ["task_model"]) else None
-    result = evaluate(
-        task,
-        prompt,
-        split=split,
-        limit=limit,
-        position=position,
-        task_model=named,
-        quiet=quiet or as_json,
-        events_path=events_path,
-        on_notice=lambda text: click.echo(text, err=True),
-        **options,
-    )
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "task": result.task,
-                    "split": split,
-                    "prompt": result.prompt,
-                    "position": result.position,
-                    "score": result.score,
-                    "standard_error": standard_error([o.score for o in result.outcomes]),
-                    "n": result.n,
-                    "model": dict(result.model),
-                    "outcomes": [asdict(o) for o in result.outcomes],
-                },
-                indent=2,
-            )
+    results = [
+        evaluate(
+            task,
+            prompt,
+            split=split,
+            limit=limit,
+            position=position,
+            task_model=model,
+            quiet=quiet or as_json,
+            events_path=events_path,
+            on_notice=lambda text: click.echo(text, err=True),
+            **options,
         )
+        for model in (task_models or [None])
+    ]
+    if as_json:
+        # one model: one object; several: a list of them, in the order the models were given
+        records = [_eval_record(result, split) for result in results]
+        click.echo(json.dumps(records[0] if len(records) == 1 else records, indent=2))
+    elif len(results) == 1:
+        click.echo(f"{results[0].task} {split}: {_eval_score_text(results[0])}")
     else:
-        total = sum(o.score for o in result.outcomes)
-        total_text = f"{total:g}" if total == int(total) else f"{total:.2f}"  # ROUGE-L sums are fractions
-        error = standard_error([o.score for o in result.outcomes])  # over the questions (gpo_local.stats)
-        click.echo(f"{result.task} {split}: {with_error(result.score, error)} ({total_text}/{result.n})")
+        click.echo(f"{results[0].task} {split}, one row per task model:")
+        width = max(len(result.model["spec"]) for result in results)
+        for result in results:
+            click.echo(f"{result.model['spec']:<{width}}  {_eval_score_text(result)}")
+
+
+def _eval_record(result, split: str) -> dict:
+    return {
+        "task": result.task,
+        "split": split,
+        "prompt": result.prompt,
+        "position": result.position,
+        "score": result.score,
+        "standard_error": standard_error([o.score for o in result.outcomes]),
+        "n": result.n,
+        "model": dict(result.model),
+        "outcomes": [asdict(o) for o in result.outcomes],
+    }
+
+
+def _eval_score_text(result) -> str:
+    """`62.5 ± 7.7 (25/40)`: the score, its standard error over the questions, the sum of outcomes."""
+    total = sum(o.score for o in result.outcomes)
+    total_text = f"{total:g}" if total == int(total) else f"{total:.2f}"  # ROUGE-L sums are fractions
+    error = standard_error([o.score for o in result.outcomes])  # over the questions (gpo_local.stats)
+    return f"{with_error(result.score, error)} ({total_text}/{result.n})"
 
 
 def _answer_cap(value):
@@ -285,6 +310,8 @@ def show(run_dir):
             percent(step.dev_score),
         )
     console.print(table)
+    for line in model_lines(run.config):
+        console.print(line, highlight=False, markup=False)
     _show_raced(console, run)
     running = running_pid(run_dir)
     for step in run.steps:  # the reply quota's extra asks (algorithm/quota.py)
@@ -550,8 +577,8 @@ def bench_throughput(json_path, llama_server, questions, threads):
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Output directory [default: $GPO_LOCAL_HOME/bench/<config name>]; rerun with the same one to "
-    "resume.",
+    help="Output directory [default: $GPO_LOCAL_HOME/bench/<config name>]; "
+    "rerun with the same one to resume.",
 )
 @click.option(
     "--dry-run", is_flag=True, help="Validate the config and list the cells and their commands; run nothing."
@@ -570,11 +597,21 @@ def bench_throughput(json_path, llama_server, questions, threads):
     help="Folder the config's relative task paths are read from [default: $GPO_LOCAL_DATA, "
     "else the config's data_root].",
 )
-def bench_quality(config_path, out, dry_run, ray_address, data_root):
+@click.option(
+    "--mlflow",
+    "mlflow",
+    is_flag=False,
+    flag_value=DEFAULT_MLFLOW,
+    default=None,
+    metavar="[URI]",
+    help="Track the benchmark in MLflow: one parent run, a child run per cell (--mlflow alone: "
+    "$MLFLOW_TRACKING_URI, else a local store under $GPO_LOCAL_HOME/mlruns).",
+)
+def bench_quality(config_path, out, dry_run, ray_address, data_root, mlflow):
     """Methods x tasks x seeds (x task models), one optimize run per cell; resumable. Writes
     results.md, results.csv and results.json in the output directory."""
 
-    _, out, cells = api.bench_cells(config_path, out, data_root=data_root)
+    config, out, cells = api.bench_cells(config_path, out, data_root=data_root)
     if dry_run:
         for i, cell in enumerate(cells, 1):
             state = "done" if (cell.run_dir / "result.json").exists() else "to run"
@@ -590,8 +627,19 @@ def bench_quality(config_path, out, dry_run, ray_address, data_root):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
+    if ray_address and mlflow:  # the cells learn of the parent run through this process's environment
+        raise click.UsageError(
+            "--mlflow and --ray together are not supported: track a Ray bench per "
+            'cell with mlflow = "URI" in the config\'s [optimize] table'
+        )
     try:  # with --ray, every cell is a Ray task (quality/ray_run.py)
-        api.bench_quality(config_path, out=out, ray=ray_address, ui=RichProgress(), data_root=data_root)
+        if mlflow:
+            with bench_tracking(out, mlflow, config.raw, config_path.stem):
+                api.bench_quality(
+                    config_path, out=out, ray=ray_address, ui=RichProgress(), data_root=data_root
+                )
+        else:
+            api.bench_quality(config_path, out=out, ray=ray_address, ui=RichProgress(), data_root=data_root)
     except KeyboardInterrupt:
         click.echo(
             f"interrupted; finished cells are kept in {out}: rerun the same command to continue", err=True

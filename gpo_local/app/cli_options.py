@@ -77,6 +77,8 @@ def _option_kwargs(option: Option) -> tuple[tuple[str, ...], dict]:
         kwargs["type"] = AliasChoice(option.allowed(), option.aliases, case_sensitive=option.group != "task")
     elif option.kind in (int, float):
         kwargs["type"] = (BoundedInt if option.kind is int else BoundedFloat)(option)
+    if option.flag_value is not None:  # --name alone, or --name VALUE
+        kwargs.update(is_flag=False, flag_value=option.flag_value)
     if option.parse is not None:
 
         def callback(ctx, param, value, parse=option.parse):

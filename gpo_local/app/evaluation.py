@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 from gpo_local.algorithm.config import GPOConfig
 from gpo_local.algorithm.evaluator import Evaluator
 from gpo_local.app.bounds import check_runtime
+from gpo_local.app.model_records import describe_model
 from gpo_local.app.progress import Progress, generated_tokens
 from gpo_local.app.settings import suggested_models
 from gpo_local.backends.catalog import DEFAULT_MODEL
@@ -107,12 +108,7 @@ def score_prompt(
         )
         result = evaluator.score(prompt, split, limit=limit)
     ui.finish({"score": result.score, "n": result.n})
-    path = getattr(llm, "path", None)
-    model = {
-        "spec": spec,
-        "path": str(path) if path is not None else f"<{type(llm).__name__}>",
-        "sha256": llm.fingerprint,
-    }
+    model = describe_model(spec, llm)
     return Evaluation(
         prompt=result.prompt,
         split=result.split,

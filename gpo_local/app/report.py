@@ -28,6 +28,7 @@ from typing import Any
 from gpo_local.app.formatting import percent
 from gpo_local.app.intervals import gain_text, result_error_bars, with_error
 from gpo_local.errors import ConfigError
+from gpo_local.quality.leaderboard import table_rows
 from gpo_local.replies.drops import describe, describe_asks, describe_cuts, step_views_total
 from gpo_local.runs.health import resume_command
 from gpo_local.runs.locks import running_pid
@@ -473,8 +474,17 @@ def bench_context(path: Path) -> dict[str, Any]:
         "paired": paired,
         "several_models": len({c["task_model"] for c in paired}) > 1,
         "plot": bench_plot(summary) if summary else None,
+        "leaderboard": _leaderboard(data.get("leaderboard")),
         "config": json.dumps(data.get("config") or {}, indent=2, sort_keys=True),
     }
+
+
+def _leaderboard(board: dict | None) -> dict | None:
+    """The models leaderboard of a bench with several task models (quality/leaderboard.py), as text."""
+    if not board:
+        return None
+    header, rows = table_rows(board)
+    return {"header": header, "rows": rows}
 
 
 # -- the page ---------------------------------------------------------------------------------

@@ -294,7 +294,8 @@ def suggested_models(
 
 # What a resumed run may change: its budget (larger --steps, the limits) and how it runs here.
 RESUME_RAISABLE = ("steps",)
-RESUME_FREE = (*LIMITS, "threads", "quiet", "ray", "ray_actors", "force", "run_dir")
+# Options that change how a run is carried out or watched, never its results: free on resume.
+RESUME_FREE = (*LIMITS, "threads", "quiet", "ray", "ray_actors", "force", "run_dir", "mlflow")
 SAVED_RUNTIME = {
     "task_model": ("models", "task", "spec"),
     "optimizer_model": ("models", "optimizer", "spec"),
@@ -403,6 +404,7 @@ def resolve_resume(
         "no_cache": not saved["settings"].get("cache", True),
         "ray": v.get("ray"),
         "ray_actors": v.get("ray_actors"),
+        "mlflow": v.get("mlflow"),
     }
     ray_request(runtime)
     # A saved thread count stands (the run started with it); a new one is checked.

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gpo_local.backends.ray_pool import ModelSpec, RayPoolLLM, VocabOnlyModel
+from gpo_local.backends.served import is_served_spec
 from gpo_local.errors import ConfigError, OptionValue
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,4 +77,14 @@ def task_model_pool(
     )  # tokenizes and checks fits on the driver
     return RayPoolLLM.start(
         ray, spec, actors, local=local, num_cpus=spec.threads, num_gpus=1 if n_gpu_layers else 0
+    )
+
+
+def served_ray_notice(task_spec: str, runtime: dict) -> str | None:
+    """The one line saying that --ray does not apply to a served task model, or None."""
+    if not (runtime.get("ray") and is_served_spec(task_spec)):
+        return None
+    return (
+        f"note: the task model {task_spec} is served: its server does the batching, so --ray "
+        f"{runtime['ray']} is not used for it"
     )

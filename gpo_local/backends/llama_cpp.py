@@ -17,10 +17,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
-from gpo_local.backends import Conversation, FollowUp, as_messages, catalog
+from gpo_local.backends import LLM, Conversation, FollowUp, as_messages, catalog
 from gpo_local.backends.batched import BatchedDecoder, GenerationRequest
 from gpo_local.backends.catalog import sha256_file
 from gpo_local.backends.copy_guard import CopyGuard, banned_runs
+from gpo_local.backends.served import ServedModel, is_served_spec, parse_served_spec
 from gpo_local.backends.text_tokens import conversation_tokens
 from gpo_local.errors import ModelError, OptionValue, PromptTooLongError
 from gpo_local.runs import faults
@@ -323,6 +324,33 @@ class LlamaCppModel:
         return self.eval_decoder if longest <= self.eval_seq_ctx else self.decoder
 
 
+def load_model(spec: str, *, n_ctx: int, n_threads: int | None, n_gpu_layers: int, parallel: int = 16) -> LLM:
+    """The model a spec names, wherever a model is named (options, config files, bench configs,
+    the Python API): `URL` or `URL#name` is a model behind an OpenAI-compatible server
+    (backends/served.py; `parallel` bounds its concurrent requests, the server's own context
+    size applies), anything else a catalog name or GGUF path loaded in-process."""
+    if is_served_spec(spec):
+        return ServedModel(spec, parallel=parallel)
+    return LlamaCppModel(
+        catalog.resolve_model(spec).resolve(),
+        n_ctx=n_ctx,
+        n_threads=n_threads,
+        n_gpu_layers=n_gpu_layers,
+        parallel=parallel,
+    )
+
+
+def same_model(first_spec: str, second_spec: str) -> bool:
+    """Whether two specs name one model: the same server address and served name, or the same file."""
+    if is_served_spec(first_spec) or is_served_spec(second_spec):
+        return (
+            is_served_spec(first_spec)
+            and is_served_spec(second_spec)
+            and parse_served_spec(first_spec) == parse_served_spec(second_spec)
+        )
+    return catalog.resolve_model(first_spec).resolve() == catalog.resolve_model(second_spec).resolve()
+
+
 def load_models(
     task_spec: str,
     optimizer_spec: str,
@@ -331,14 +359,11 @@ def load_models(
     n_threads: int | None,
     n_gpu_layers: int,
     parallel: int = 16,
-) -> tuple[LlamaCppModel, LlamaCppModel]:
-    """The task and optimizer models; one file serving both roles is loaded once. Callers go
-    through backends/registry.py, which decides where each model runs."""
+) -> tuple[LLM, LLM]:
+    """The task and optimizer models (load_model); one model serving both roles is loaded once."""
 
-    task_path = catalog.resolve_model(task_spec).resolve()
-    optimizer_path = catalog.resolve_model(optimizer_spec).resolve()
     options = dict(n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers, parallel=parallel)
-    task = LlamaCppModel(task_path, **options)
-    if optimizer_path == task_path:
+    task = load_model(task_spec, **options)
+    if same_model(task_spec, optimizer_spec):
         return task, task
-    return task, LlamaCppModel(optimizer_path, **options)
+    return task, load_model(optimizer_spec, **options)

@@ -19,7 +19,6 @@ from gpo_local.backends import LLM, catalog, embeddings, llama_cpp
 from gpo_local.backends.cluster import ray_request, task_model_pool
 from gpo_local.backends.embeddings import Embedder
 from gpo_local.backends.memo import Memo, MemoizedLLM
-from gpo_local.errors import ModelError
 from gpo_local.runs.directory import home_dir
 
 ROLES = ("task", "optimizer")
@@ -46,8 +45,10 @@ def get_model(
 
     if role not in ROLES:
         raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
-    if is_served(spec):
-        return _served_model(spec, role=role, n_ctx=n_ctx)
+    if is_served(spec):  # an OpenAI-compatible server (served.py): no actor, its server batches
+        return llama_cpp.load_model(
+            spec, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers, parallel=parallel
+        )
     if ray and role == "task":
         return task_model_pool(
             catalog.resolve_model(spec),
@@ -61,15 +62,6 @@ def get_model(
         spec, spec, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers, parallel=parallel
     )
     return pair[ROLES.index(role)]
-
-
-def _served_model(spec: str, *, role: str, n_ctx: int) -> LLM:
-    """The dispatch point for served models: `gpo_local.backends.served` (an LLM speaking to an
-    HTTP endpoint) plugs in here, imported at the top of this module once it exists."""
-    raise ModelError(
-        f"model {spec!r} is a served model URL, which this version cannot use yet "
-        "(give a catalog name or a GGUF path)"
-    )
 
 
 def runtime_options(runtime: Mapping) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -13,6 +14,7 @@ from gpo_local.algorithm.config import METHOD_NAMES, OPTIONS
 from gpo_local.app.cli_options import optimize_parser
 from gpo_local.app.paper import benchmark_of
 from gpo_local.backends.catalog import DEFAULT_MODEL
+from gpo_local.backends.served import is_served_spec, parse_served_spec
 from gpo_local.errors import ConfigError, GpoError
 from gpo_local.tasks import load_task
 from gpo_local.tasks.builtin import BUILTIN_TASKS
@@ -165,6 +167,10 @@ class BenchConfig:
 
 
 def _slug(text: str) -> str:
+    if is_served_spec(text):  # the address and the served name: host_port_name
+        base, name = parse_served_spec(text)
+        stem = "_".join(part for part in (urllib.parse.urlsplit(base).netloc, name) if part)
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", stem) or "served"
     stem = Path(text).name
     stem = stem[:-5] if stem.lower().endswith(".gguf") else stem
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem) or "model"

@@ -13,6 +13,7 @@ from gpo_local.app.formatting import percent
 from gpo_local.app.paper import SOURCE as PAPER_SOURCE
 from gpo_local.app.paper import paper_score
 from gpo_local.quality.config import BenchConfig, Cell
+from gpo_local.quality.leaderboard import leaderboard, leaderboard_csv, leaderboard_markdown
 from gpo_local.runs.storage import write_atomic
 from gpo_local.stats import mean_interval, paired_comparison
 
@@ -279,6 +280,11 @@ def collect(config: BenchConfig, out: Path, *, running: Cell | None = None) -> d
 
 def write_results(config: BenchConfig, out: Path, *, running: Cell | None = None) -> dict:
     results = collect(config, out, running=running)
+    if len(config.task_models) > 1:  # the models side by side (leaderboard.py)
+        results["leaderboard"] = leaderboard(results)
+        write_atomic(
+            out / "leaderboard.csv", leaderboard_csv(results["leaderboard"]), fault_point="bench-results-tmp"
+        )
     write_atomic(
         out / "results.json",
         json.dumps(results, indent=2, ensure_ascii=False) + "\n",
@@ -446,6 +452,8 @@ def results_markdown(results: dict) -> str:
         f"{format_duration(sum(c['wall_seconds'] or 0 for c in results['cells']))}",
         "",
     ]
+    if results.get("leaderboard"):
+        lines += leaderboard_markdown(results["leaderboard"])
     by_key = {(s["method"], s["task"], s["task_model"]): s for s in results["summary"]}
     for model in models:
         means = [m for m in results["method_means"] if m["task_model"] == model]

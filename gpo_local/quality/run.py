@@ -14,6 +14,7 @@ from typing import Protocol
 from gpo_local.app.formatting import percent
 from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.quality.config import BenchConfig, Cell
+from gpo_local.quality.leaderboard import format_table, table_rows
 from gpo_local.quality.results import format_duration, status_counts, write_results
 from gpo_local.runs.directory import JsonlLog, write_json_atomic
 from gpo_local.runs.storage import write_atomic
@@ -292,3 +293,10 @@ class RichProgress(SilentProgress):
             + f"; results in {out}/results.md (.csv, .json)",
             highlight=False,
         )
+        if results.get("leaderboard"):
+            header, rows = table_rows(results["leaderboard"])
+            self.console.print(
+                "models leaderboard (test %, ± standard error):\n" + format_table(header, rows),
+                highlight=False,
+                markup=False,
+            )

@@ -121,6 +121,8 @@ class ReplyParser:
         exemplars, or for a model without its own sampler."""
         if not (self.config.copy_guard and self.exemplars and self.optimizer.supports_grammar):
             return None
+        if not getattr(self.optimizer, "supports_copy_guard", True):  # a served model: config.json says so
+            return None
         return CopyGuard(avoid=tuple(leak_references(self.exemplars)), allow=(current,) if current else ())
 
     def leak_detector(self) -> LeakDetector:
