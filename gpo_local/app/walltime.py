@@ -48,8 +48,8 @@ import json
 import time
 from pathlib import Path
 
+from gpo_local.algorithm.draws import pick_exemplars
 from gpo_local.algorithm.evaluator import Evaluator
-from gpo_local.algorithm.optimizer import pick_exemplars
 from gpo_local.algorithm.racing import DEFAULT_ORDER
 from gpo_local.algorithm.updates import render_update
 from gpo_local.app.settings import describe as describe_settings
