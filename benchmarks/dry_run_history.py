@@ -4,11 +4,11 @@ leave-one-out on recorded runs: no model is run.
 The dry run's estimate is load + pairs x seconds per pair + replies x seconds per optimizer reply
 (walltime.py), with the expected pairs from the share of replies that become new candidates
 (and with racing, the share of their dev pairs raced). With earlier runs of the same workload
-(walltime.SAME_WORKLOAD) those rates and shares come from the runs' events (walltime.history).
+(calibration.SAME_WORKLOAD) those rates and shares come from the runs' events (calibration.history).
 Here, for every finished run among the directories given whose workload has other finished
 runs, the estimate from the others (model loading left out: a run's `seconds` starts after it)
 is set against the run's measured `seconds`, less the scoring chunks during which the process
-was paused (walltime's `paused_seconds`: a bench paused by SIGSTOP while other measurements ran).
+was paused (calibration's `paused_seconds`: a bench paused by SIGSTOP while other measurements ran).
 
 Run: python benchmarks/dry_run_history.py RUN_DIR [RUN_DIR ...]   (run directories or parents of them)
 """
@@ -20,7 +20,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from gpo_local.app import walltime
+from gpo_local.app import calibration, walltime
 from gpo_local.app.settings import resolve_resume
 from gpo_local.methods import estimate as budget
 
@@ -34,10 +34,10 @@ def main(paths: list[str]) -> None:
                 record, result = json.loads(config.read_text()), json.loads((run / "result.json").read_text())
             except (OSError, ValueError):
                 continue
-            if (sums := walltime.recorded_rates(run)) is not None:
+            if (sums := calibration.recorded_rates(run)) is not None:
                 # A process paused (SIGSTOP) mid-run counts the pause in its `seconds`; no estimate
                 # can foresee that, so the measured side is the run's time without its paused chunks.
-                groups[walltime.workload(record)].append(
+                groups[calibration.workload(record)].append(
                     (run, record, result["seconds"] - sums["paused_seconds"])
                 )
     errors = []
@@ -46,7 +46,7 @@ def main(paths: list[str]) -> None:
             others = [(r, rec) for j, (r, rec, _) in enumerate(runs) if j != i]
             settings = resolve_resume(run, record, {})
             n_dev = len(settings.task.split("eval", settings.config.dev_limit))
-            rates = walltime.pooled_rates(others, n_dev) if others else None
+            rates = calibration.pooled_rates(others, n_dev) if others else None
             if rates is None or not rates["runs"]:  # none finished, or every one left out as slowed
                 continue
             est = budget.estimate(settings.config, settings.task)

@@ -30,7 +30,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from gpo_local.algorithm.optimizer import pick_exemplars
+from gpo_local.algorithm.draws import pick_exemplars
 from gpo_local.algorithm.updates import render_update
 from gpo_local.backends.catalog import resolve_model
 from gpo_local.backends.llama_cpp import LlamaCppModel

@@ -15,7 +15,8 @@ except ImportError:  # running from outside the repo without an install
     from gpo_local.tasks import answers
 
 from gpo_local.tasks.answers import BBH_TASKS, AnswerRule, rule_for, rule_for_metric
-from gpo_local.tasks.families import last_option_letter, rouge_l, word_sorting_correct
+from gpo_local.tasks.families import last_option_letter
+from gpo_local.tasks.grading import rouge_l, word_sorting_correct
 
 DATA_DIR = Path("/work/shared/data")
 

@@ -335,7 +335,7 @@ def write_events(run_dir, events):
     (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
 
 
-# A recorded run's events (walltime.recorded_rates): 2 steps of 3 replies; in step 2 one
+# A recorded run's events (calibration.recorded_rates): 2 steps of 3 replies; in step 2 one
 # scoring chunk is a memo hit and one a paused process, both left out.
 RECORDED = [
     {"time": 1000.0, "event": "run_started"},
@@ -356,12 +356,12 @@ RECORDED = [
 
 
 def test_recorded_rates_come_from_a_finished_runs_events(tmp_path):
-    from gpo_local.app import walltime
+    from gpo_local.app import calibration
 
     write_events(tmp_path, RECORDED)
     # Asking: 6 + 3 s for 6 replies, 3 new; scoring: 4 + 2 + 6 + 4 pairs in 2 + 1 + 3 + 2 s; the
     # paused chunk's 87.999 s apart.
-    assert walltime.recorded_rates(tmp_path) == {
+    assert calibration.recorded_rates(tmp_path) == {
         "ask_seconds": pytest.approx(9.0),
         "replies": 6,
         "new": 3,
@@ -370,18 +370,18 @@ def test_recorded_rates_come_from_a_finished_runs_events(tmp_path):
         "paused_seconds": pytest.approx(87.999),
     }
     write_events(tmp_path, RECORDED[:-1])
-    assert walltime.recorded_rates(tmp_path) is None  # not finished
+    assert calibration.recorded_rates(tmp_path) is None  # not finished
     write_events(tmp_path, RECORDED[:1] + RECORDED)
-    assert walltime.recorded_rates(tmp_path) is None  # resumed: its times span the restart
+    assert calibration.recorded_rates(tmp_path) is None  # resumed: its times span the restart
 
 
 def test_a_dry_run_takes_the_rates_of_earlier_runs_of_the_same_workload(monkeypatch, tmp_path, task_dir):
-    from gpo_local.app import walltime
+    from gpo_local.app import calibration
 
     install(monkeypatch)
     # The fake model scores in microseconds a pair, so every recorded run would look slowed
     # beside the rate the dry run times (pooled_rates' `reference`; tested on its own below).
-    monkeypatch.setattr(walltime, "BUSY_FACTOR", float("inf"))
+    monkeypatch.setattr(calibration, "BUSY_FACTOR", float("inf"))
     runs = tmp_path / "runs"
     assert optimize(task_dir, runs / "same", "--steps", "1").exit_code == 0
     write_events(runs / "same", RECORDED)
@@ -448,31 +448,31 @@ def test_a_dry_run_says_when_it_left_out_every_earlier_run(monkeypatch, tmp_path
 
 
 def test_a_run_slowed_throughout_is_left_out_of_the_pool(tmp_path):
-    from gpo_local.app import walltime
+    from gpo_local.app import calibration
 
     quiet, busy = tmp_path / "quiet", tmp_path / "busy"
     quiet.mkdir(), busy.mkdir()
     write_events(quiet, RECORDED)  # 0.5 s a pair
     # Every chunk 20 times slower (a machine busy all along): the per-chunk filter keeps them all.
     write_events(busy, [{**e, "time": 1000 + 20 * (e["time"] - 1000)} for e in RECORDED])
-    assert walltime.recorded_rates(busy)["score_seconds"] == pytest.approx(20 * 8.0)
+    assert calibration.recorded_rates(busy)["score_seconds"] == pytest.approx(20 * 8.0)
     pair = [(quiet, {}), (busy, {})]
-    rates = walltime.pooled_rates(pair, n_dev=6)
+    rates = calibration.pooled_rates(pair, n_dev=6)
     assert (rates["runs"], rates["left_out"], rates["seconds_per_pair"]) == (1, 1, 0.5)
     # Alone, the busy run is left out against the rate the dry run timed, kept against a slower one.
-    assert walltime.pooled_rates([(busy, {})], n_dev=6, reference=0.6) == {"runs": 0, "left_out": 1}
-    assert walltime.pooled_rates([], n_dev=6, reference=0.6) is None
-    assert walltime.pooled_rates([(busy, {})], n_dev=6, reference=2.0)["seconds_per_pair"] == pytest.approx(
-        10.0
-    )
+    assert calibration.pooled_rates([(busy, {})], n_dev=6, reference=0.6) == {"runs": 0, "left_out": 1}
+    assert calibration.pooled_rates([], n_dev=6, reference=0.6) is None
+    assert calibration.pooled_rates([(busy, {})], n_dev=6, reference=2.0)[
+        "seconds_per_pair"
+    ] == pytest.approx(10.0)
     # A run 5 times slower is a slower machine, not a stopped one: pooled.
     write_events(busy, [{**e, "time": 1000 + 5 * (e["time"] - 1000)} for e in RECORDED])
-    rates = walltime.pooled_rates(pair, n_dev=6)
+    rates = calibration.pooled_rates(pair, n_dev=6)
     assert (rates["runs"], rates["left_out"], rates["seconds_per_pair"]) == (2, 0, pytest.approx(1.5))
 
 
 def test_raced_runs_give_the_share_of_dev_pairs_racing_scored(tmp_path):
-    from gpo_local.app import walltime
+    from gpo_local.app import calibration, walltime
 
     write_events(tmp_path, RECORDED)
     # Two new candidates of a 6-question dev split: one raced out after 3 questions; a repeat
@@ -487,7 +487,7 @@ def test_raced_runs_give_the_share_of_dev_pairs_racing_scored(tmp_path):
             ]
         )
     )
-    rates = walltime.pooled_rates([(tmp_path, {"config": {"racing": True}})], n_dev=6)
+    rates = calibration.pooled_rates([(tmp_path, {"config": {"racing": True}})], n_dev=6)
     assert rates == {
         "runs": 1,
         "left_out": 0,
@@ -496,7 +496,7 @@ def test_raced_runs_give_the_share_of_dev_pairs_racing_scored(tmp_path):
         "new_share": 0.5,
         "raced_share": 0.75,
     }
-    assert "raced_share" not in walltime.pooled_rates([(tmp_path, {"config": {"racing": False}})], n_dev=6)
+    assert "raced_share" not in calibration.pooled_rates([(tmp_path, {"config": {"racing": False}})], n_dev=6)
     # With racing, the candidates' dev pairs are scaled by the recorded share, not the replays'.
     est = budget.Estimate(
         method="gpo",

@@ -90,7 +90,7 @@ def test_memoized_two_rounds_store_under_the_keys_generate_uses(tmp_path):
 
 
 def test_counting_wrapper_keeps_the_native_two_round_path():
-    from gpo_local.algorithm.optimizer import CountingLLM
+    from gpo_local.backends import CountingLLM
 
     class Native:
         fingerprint = "native"

@@ -3,6 +3,8 @@
 `config` (the option table and `GPOConfig`), `trajectory` (the optimizer state), `directions`
 (which earlier prompts a step sees), `gradients` (feedback from wrong answers), `schedules` (the
 edit budget, the step size), `updates` (the meta-prompt), `evaluator` (the loss: scores on a
-split), `racing`, `budget` (optimizer calls per step) and `optimizer` (the loop every method
-shares, `Method`, and `GPO`). Imports replies, backends, runs, tasks and the core modules.
+split), `racing`, `budget` (optimizer calls per step), `method` (the loop every method shares,
+`Method`, with `draws`, `candidates`, `usage` and `final`, its seeded draws, candidate records,
+counters and end) and `optimizer` (`GPO`). Imports replies, backends, runs, tasks and the core
+modules.
 """

@@ -3,7 +3,7 @@ method fits into, and what a configuration will cost before it runs (`optimize -
 
 The original code's cost per task, adapted to this implementation:
 
-    optimizer calls  = sum of the method's planned step costs (optimizer.Method.plan_for):
+    optimizer calls  = sum of the method's planned step costs (method.Method.plan_for):
                        GPO: T*C (+T feedback gradients, +(T-1) real-time momentum updates);
                        every baseline fits its steps into GPO's headline budget T*C
     prompts scored   <= 1 (p0) + the new prompts of each step (C per GPO step, + the summary
@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Sequence
 
-from gpo_local.algorithm.config import HEADLINE_SWITCHES, GPOConfig
+from gpo_local.algorithm.config import HEADLINE_SWITCHES, GPOConfig, Limits
 
 
 def fill(total: int, per_step: int) -> list[int]:
@@ -54,6 +54,14 @@ def reference_calls(config: GPOConfig) -> int:
     if config.method != "gpo":
         config = replace(config, method="gpo", **HEADLINE_SWITCHES)
     return sum(gpo_step_costs(config))
+
+
+def call_budget(config: GPOConfig, limits: Limits) -> int:
+    """The optimizer calls a run may make: the budget (reference_calls), or the limit when lower.
+    Without the reply quota no step exceeds its plan, which fits in the budget."""
+    limit = limits.max_optimizer_calls
+    budget = reference_calls(config)
+    return budget if limit is None else min(budget, limit)
 
 
 def within_budget(costs: Sequence[int], total: int) -> list[int]:

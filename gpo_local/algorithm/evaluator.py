@@ -113,31 +113,28 @@ class Evaluator:
             # (a second turn that did not fit is flagged above and never judged).
             first[i], finals[i] = a1, a1 if a2 is None else a2
         self.generations += len(sent) + sum(a2 is not None for _, a2 in replies)
-        outcomes = []
-        for (p, e), a1, a2, ok in zip(pairs, first, finals, fit):
-            if not ok:
-                outcomes.append(
-                    Outcome(
-                        example_id=examples[e].id,
-                        first_answer=a1,
-                        final_answer="",
-                        prediction="",
-                        score=0.0,
-                        too_long=True,
-                    )
-                )
-                continue
-            prediction = rule.normalize(a2)
-            outcomes.append(
-                Outcome(
-                    example_id=examples[e].id,
-                    first_answer=a1,
-                    final_answer=a2,
-                    prediction=prediction,
-                    score=float(rule.grade_example(prediction, examples[e])),
-                )
+        return [self._judge(examples[e], a1, a2, ok) for (_, e), a1, a2, ok in zip(pairs, first, finals, fit)]
+
+    def _judge(self, example: Example, first_answer: str, final_answer: str, fits: bool) -> Outcome:
+        """The outcome of one conversation: its last reply normalized and graded, or 0 and flagged
+        `too_long` when the conversation did not fit the context."""
+        if not fits:
+            return Outcome(
+                example_id=example.id,
+                first_answer=first_answer,
+                final_answer="",
+                prediction="",
+                score=0.0,
+                too_long=True,
             )
-        return outcomes
+        prediction = self.task.rule.normalize(final_answer)
+        return Outcome(
+            example_id=example.id,
+            first_answer=first_answer,
+            final_answer=final_answer,
+            prediction=prediction,
+            score=float(self.task.rule.grade_example(prediction, example)),
+        )
 
     def _limits(self, example: Example, first: int, second: int) -> tuple[int, int]:
         """(round 1, round 2) token limits of one question's replies: the task's, round 1 capped

@@ -4,7 +4,7 @@ A dropped reply (replies/drops.py) or one that repeats a prompt already scored i
 the step never scores, so without the quota a step proposes fewer prompts than asked. With it
 (`reply_quota`, on by default), a call for n candidates that got fewer than n usable, distinct,
 new prompts asks again for the missing ones, each ask with its own seed (the step's next ask
-numbers, optimizer.candidate_seed), re-sending the meta-prompts whose replies were not usable,
+numbers, draws.candidate_seed), re-sending the meta-prompts whose replies were not usable,
 in turn. It stops at 2n asks in all, or when the optimizer-call budget has nothing spare: the
 extra asks count against the same budget as every other call (budget.py), so every method,
 the baselines included, gets the same quota through Method.propose.

@@ -66,6 +66,35 @@ def render_history(history: Sequence[TrajectoryEntry], kind: str = "list") -> st
     return "\n\n".join([f"{HISTORY_HEADERS[kind]} {SCORE_SCALE}", *items])
 
 
+def render_request(
+    editing: bool, has_history: bool, history_kind: str, position: str, budget: int | None
+) -> str:
+    """The request section of the update meta-prompt: what to study, what to write and where it
+    goes, and the step size in words when a schedule sets one."""
+    where = WHERE[position]
+    study = {
+        "current": "the prompt and score above",
+        "list": "the prompts and scores above",
+        "summary": "the summarizing prompt and its score above",
+    }[history_kind]
+    if not has_history:
+        study = "the current prompt"
+    if editing:
+        request = (
+            f"Study {study} and the examples, then change the current prompt into a better one "
+            f"to put in place of {PLACEHOLDER} {where}."
+        )
+    else:
+        request = (
+            f"Study {study} and the examples, then write a new, better prompt "
+            f"to put in place of {PLACEHOLDER} {where}."
+        )
+    request += " Write an instruction for the whole task; do not copy an example."
+    if budget is not None:
+        request += f"\nYou may change at most {budget} words of the current prompt."
+    return request
+
+
 def render_update(
     *,
     method: str,
@@ -117,28 +146,7 @@ def render_update(
                 f"update method {method!r} needs a gradient text (use {method}-without otherwise)"
             )
         sections.append(f"These are the problems found with the current prompt:\n{gradient}")
-    where = WHERE[position]
-    study = {
-        "current": "the prompt and score above",
-        "list": "the prompts and scores above",
-        "summary": "the summarizing prompt and its score above",
-    }[history_kind]
-    if not history:
-        study = "the current prompt"
-    if editing:
-        request = (
-            f"Study {study} and the examples, then change the current prompt into a better one "
-            f"to put in place of {PLACEHOLDER} {where}."
-        )
-    else:
-        request = (
-            f"Study {study} and the examples, then write a new, better prompt "
-            f"to put in place of {PLACEHOLDER} {where}."
-        )
-    request += " Write an instruction for the whole task; do not copy an example."
-    if budget is not None:
-        request += f"\nYou may change at most {budget} words of the current prompt."
-    sections.append(request)
+    sections.append(render_request(editing, bool(history), history_kind, position, budget))
     sections.append(f"Put the {noun} between <START> and <END>.")
     return "\n\n".join(sections)
 

@@ -57,6 +57,26 @@ def task_model_spec(task: Task, named: str | None) -> tuple[str, list[str]]:
     return runtime["task_model"], notices
 
 
+def _task_model(
+    task: Task, task_model: str | Any | None, runtime: Mapping, ray, on_notice: Callable[[str], None] | None
+) -> tuple[str | None, Any, list[str]]:
+    """(its spec, the model, the notices said) of the task model: loaded from a spec (the one
+    named, else the task's suggestion), after the runtime bounds are checked; or an LLM object
+    as given (no spec)."""
+    if not (task_model is None or isinstance(task_model, (str, Path))):
+        return None, task_model, []
+    spec, notices = task_model_spec(task, str(task_model) if task_model is not None else None)
+    for notice in notices:
+        if on_notice:
+            on_notice(notice)
+    # The machine's and the model's bounds (threads, context, KV memory) before the model loads.
+    check_runtime({**runtime, "task_model": spec}, force=bool(runtime.get("force")), roles=("task_model",))
+    if not runtime["no_cache"]:  # GPO_LOCAL_HOME must be a directory, known before the model loads
+        check_home(home_dir())
+    llm = get_model(spec, role="task", ray=ray, **runtime_options(runtime))
+    return spec, llm, notices
+
+
 def score_prompt(
     task: Task,
     prompt: str,
@@ -77,21 +97,7 @@ def score_prompt(
     ray = ray_request(runtime)  # ray_actors without ray fails before anything loads
     task.split(split, limit)  # a missing split fails before the model loads
     position = position or default_position(task)
-    notices: list[str] = []
-    if task_model is None or isinstance(task_model, (str, Path)):
-        spec, notices = task_model_spec(task, str(task_model) if task_model is not None else None)
-        for notice in notices:
-            if on_notice:
-                on_notice(notice)
-        # The machine's and the model's bounds (threads, context, KV memory) before the model loads.
-        check_runtime(
-            {**runtime, "task_model": spec}, force=bool(runtime.get("force")), roles=("task_model",)
-        )
-        if not runtime["no_cache"]:  # GPO_LOCAL_HOME must be a directory, known before the model loads
-            check_home(home_dir())
-        llm = get_model(spec, role="task", ray=ray, **runtime_options(runtime))
-    else:
-        spec, llm = None, task_model
+    spec, llm, notices = _task_model(task, task_model, runtime, ray, on_notice)
     prompt = task.adapt_prompt(prompt)
     ui = Progress(quiet, events_path=events_path, tokens=generated_tokens(llm))
     evaluator = Evaluator(

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 # Its requests and results, context settings, and slot planning (pure, tested without a model).
+from gpo_local.backends.batch_rows import fill_batch, pad_lone_token
 from gpo_local.backends.constrained import GrammarSampler  # grammar-constrained replies
 from gpo_local.backends.context import context_params, sequence_limit
 from gpo_local.backends.generation import Completion, DecoderStats, GenerationRequest
@@ -290,23 +291,10 @@ class BatchedDecoder:
         lc = self._lc
         batch = self._batch
         taken = plan_batch(busy, self.n_batch)  # (slot, tokens submitted, gets logits), in batch order
-        n = 0
-        outputs: list[tuple[Slot, int]] = []  # slots that get logits, with their batch row
-        for s, k, last in taken:
-            pos0 = len(s.kv)
-            for j in range(k):
-                batch.token[n] = s.pending[j]
-                batch.pos[n] = pos0 + j
-                batch.n_seq_id[n] = 1
-                batch.seq_id[n][0] = s.seq_id
-                batch.logits[n] = 0
-                n += 1
-            if last:  # the slot's last pending token: its logits choose the next
-                batch.logits[n - 1] = 1
-                outputs.append((s, n - 1))
+        n, outputs = fill_batch(batch, taken)
         pad = n == 1 and self.kv_unified
         if pad:
-            n = self._pad_lone_token()
+            n = pad_lone_token(batch, self._scratch_seq)
         batch.n_tokens = n
 
         t0 = time.perf_counter()
@@ -334,22 +322,6 @@ class BatchedDecoder:
         for s, row in outputs:
             logits = np.ctypeslib.as_array(lc.llama_get_logits_ith(self._ctx, row), shape=(self.n_vocab,))
             self._advance(s, choose_token(s.job, logits), finish)
-
-    def _pad_lone_token(self) -> int:
-        """Add a throwaway second row to a one-token batch (unified cache only); the new size."""
-        batch = self._batch
-        # Unified cache only: never decode a lone token. For one query row and 512+ KV
-        # cells the CPU flash attention switches to a split-KV kernel whose rounding
-        # differs from the per-row kernel (used for 2+ rows, and by a short sequential
-        # run); the unified cache reaches 512 cells early. A throwaway token in a scratch
-        # sequence keeps the step on the per-row kernel. (Per-sequence streams have the
-        # same cell count as a sequential context, so they take the same kernel anyway.)
-        batch.token[1] = batch.token[0]
-        batch.pos[1] = 0
-        batch.n_seq_id[1] = 1
-        batch.seq_id[1][0] = self._scratch_seq
-        batch.logits[1] = 0
-        return 2
 
     def _decode(self, n: int) -> None:
         """llama_decode the batch; when no KV cell is left, free the least recently used idle

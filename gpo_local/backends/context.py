@@ -4,6 +4,30 @@ one's measurement is given where it is set)."""
 
 from __future__ import annotations
 
+# The Llama's own context parameters the decoder's context starts from, so that threads, batch
+# sizes, attention type and KV types match the sequential path (which keeps greedy results
+# comparable).
+INHERITED_PARAMS = (
+    "n_batch",
+    "n_ubatch",
+    "n_threads",
+    "n_threads_batch",
+    "flash_attn_type",
+    "type_k",
+    "type_v",
+    "rope_scaling_type",
+    "rope_freq_base",
+    "rope_freq_scale",
+    "yarn_ext_factor",
+    "yarn_attn_factor",
+    "yarn_beta_fast",
+    "yarn_beta_slow",
+    "yarn_orig_ctx",
+    "offload_kqv",
+    "op_offload",
+    "swa_full",
+)
+
 
 def sequence_limit(llama_ctx: int, seq_ctx: int | None) -> int:
     """The per-sequence limit in tokens: the Llama's context (the per-request limit of
@@ -20,31 +44,10 @@ def context_params(
     lc, llama, *, n_seq_max: int, n_ctx: int, flash_attn: bool, n_ubatch: int | None, kv_unified: bool
 ):
     """The multi-sequence context's parameters (the reasons for each are measurements, below)."""
-    # Start from the Llama's own context parameters so threads, batch sizes, attention type
-    # and KV types match the sequential path (which keeps greedy results comparable), then
-    # make it multi-sequence.
+    # Start from the Llama's own context parameters, then make it multi-sequence.
     src = llama.context_params
     params = lc.llama_context_default_params()
-    for name in (
-        "n_batch",
-        "n_ubatch",
-        "n_threads",
-        "n_threads_batch",
-        "flash_attn_type",
-        "type_k",
-        "type_v",
-        "rope_scaling_type",
-        "rope_freq_base",
-        "rope_freq_scale",
-        "yarn_ext_factor",
-        "yarn_attn_factor",
-        "yarn_beta_fast",
-        "yarn_beta_slow",
-        "yarn_orig_ctx",
-        "offload_kqv",
-        "op_offload",
-        "swa_full",
-    ):
+    for name in INHERITED_PARAMS:
         setattr(params, name, getattr(src, name))
     # Flash attention is on by default, for correctness first: with the non-flash kernel
     # of the llama.cpp bundled in llama-cpp-python 0.3.36, a sequence that shares prefix

@@ -263,18 +263,7 @@ class MemoizedLLM(WrappedLLM):
         """Both rounds from the memo where it has them; the rest in one call to the wrapped model
         (backends.two_rounds), whose first and second replies are then stored under the same
         keys that `generate` uses, so either path finds what the other stored."""
-
-        def key(conversation, limit):
-            return memo_key(
-                self.llm.fingerprint,
-                conversation,
-                max_tokens=limit,
-                temperature=temperature,
-                seed=None,
-                stop=(),
-            )
-
-        first_keys = [key(c, max_tokens[0]) for c in first]
+        first_keys = [self._round_key(c, max_tokens[0], temperature) for c in first]
         found = self.memo.get_many(first_keys)
         out: list = [None] * len(first)
         todo, second_todo = [], []  # chains to run whole; second turns whose first turn is stored
@@ -286,7 +275,9 @@ class MemoizedLLM(WrappedLLM):
             if conversation is None:
                 out[i] = (found[k], None)
             else:
-                second_todo.append((i, conversation, key(conversation, max_tokens[1])))
+                second_todo.append(
+                    (i, conversation, self._round_key(conversation, max_tokens[1], temperature))
+                )
         seconds = self.memo.get_many([k for _, _, k in second_todo])
         missing = [(i, c, k) for i, c, k in second_todo if k not in seconds]
         self.hits += len(first) - len(todo) + len(second_todo) - len(missing)
@@ -300,27 +291,44 @@ class MemoizedLLM(WrappedLLM):
         for i, c, k in second_todo:
             out[i] = (found[first_keys[i]], seconds.get(k, fresh.get(k)))
         if todo:
-            second_keys: dict[int, str] = {}
-
-            def remembered_follow_up(j, reply):
-                conversation = follow_up(todo[j], reply)
-                if conversation is not None:
-                    second_keys[j] = key(conversation, max_tokens[1])
-                return conversation
-
-            pairs = two_rounds(
-                self.llm,
-                [first[i] for i in todo],
-                remembered_follow_up,
-                max_tokens=max_tokens,
-                temperature=temperature,
-            )
-            for j, (reply, second) in enumerate(pairs):
-                out[todo[j]] = (reply, second)
-                fresh[first_keys[todo[j]]] = reply
-                if second is not None:
-                    fresh[second_keys[j]] = second
-            self.misses += len(todo) + len(second_keys)
+            self._run_chains(first, todo, follow_up, first_keys, out, fresh, max_tokens, temperature)
         if fresh:
             self.memo.put_many(fresh)
         return out
+
+    def _round_key(self, conversation, limit: int, temperature: float) -> str:
+        """A turn's memo key: the one `generate` uses for the same call without seed or stop."""
+        return memo_key(
+            self.llm.fingerprint,
+            conversation,
+            max_tokens=limit,
+            temperature=temperature,
+            seed=None,
+            stop=(),
+        )
+
+    def _run_chains(self, first, todo, follow_up, first_keys, out, fresh, max_tokens, temperature) -> None:
+        """Run the chains `todo` (indices into `first`) whole on the wrapped model
+        (backends.two_rounds); each chain's replies go into `out`, and into `fresh` under the
+        keys `generate` uses."""
+        second_keys: dict[int, str] = {}
+
+        def remembered_follow_up(j, reply):
+            conversation = follow_up(todo[j], reply)
+            if conversation is not None:
+                second_keys[j] = self._round_key(conversation, max_tokens[1], temperature)
+            return conversation
+
+        pairs = two_rounds(
+            self.llm,
+            [first[i] for i in todo],
+            remembered_follow_up,
+            max_tokens=max_tokens,
+            temperature=temperature,
+        )
+        for j, (reply, second) in enumerate(pairs):
+            out[todo[j]] = (reply, second)
+            fresh[first_keys[todo[j]]] = reply
+            if second is not None:
+                fresh[second_keys[j]] = second
+        self.misses += len(todo) + len(second_keys)

@@ -24,49 +24,40 @@ path that llama-cpp-python's server uses as its model id, Ollama's digest, vLLM'
 nothing is reported, `identity_known` is false: cached replies then assume that the model behind
 the name did not change, which the app should say once.
 
-A server that refuses connections, times out, answers 429 or 5xx, or sends a reply that is not
-the JSON it should be gets a few more tries with exponential backoff, bounded in total time, then
-one `ServerError` naming the address and what failed. Any other 4xx fails at once with the
-server's own message: a retry would not change it.
+What the server is, is asked when the model is created (served_probe.py); the requests go
+through served_http.py, which retries a server that is starting, busy or restarting.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import math
-import os
 import threading
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Callable, Sequence
 
 from gpo_local.backends import Conversation, FollowUp, as_messages
-from gpo_local.errors import ConfigError, ModelError, ServerError
+from gpo_local.backends.served_http import (
+    DEFAULT_API_KEY_VARIABLE,
+    DEFAULT_TIMEOUT,
+    RETRY_FIRST_WAIT,
+    RETRY_TOTAL,
+    RETRY_TRIES,
+    HttpClient,
+    Retry,
+    chat_body,
+    completion_text,
+    run_parallel,
+)
+from gpo_local.backends.served_probe import choose_model, identify, served_models
+from gpo_local.errors import ConfigError, ModelError
 from gpo_local.runs import faults
 
-DEFAULT_API_KEY_VARIABLE = "GPO_LOCAL_API_KEY"
 DEFAULT_PARALLEL = 4
-# A generation may wait behind the other requests in the server's queue (llama-cpp-python's
-# server answers one at a time), so its timeout is generous; the probes are quick or absent.
-DEFAULT_TIMEOUT = 600.0
-PROBE_TIMEOUT = 15.0
-# Retries: at most RETRY_TRIES tries, sleeping RETRY_FIRST_WAIT, then twice as long each time, and
-# never retrying once RETRY_TOTAL seconds have passed since the first try.
-RETRY_TRIES = 4
-RETRY_FIRST_WAIT = 0.5
-RETRY_TOTAL = 60.0
 # fits(): the chat template's tokens around each message and before the reply, on top of the
 # contents' own tokens (a generous bound for the templates of common chat models).
 MESSAGE_FRAMING_TOKENS = 8
 REPLY_HEADER_TOKENS = 8
-# Sampling fields beyond OpenAI's own (servers that do not know them ignore them): no top-k, no
-# repetition penalty, as in the in-process sampler. vLLM spells them its own way.
-PLAIN_SAMPLING = {"top_p": 1.0, "top_k": 0, "repeat_penalty": 1.0}
-PLAIN_SAMPLING_VLLM = {"top_p": 1.0, "top_k": -1, "repetition_penalty": 1.0}
 # The grammar probe: a reply that can only be this word if the server honours `grammar`.
 GRAMMAR_PROBE_WORD = "zebra"
 _TOKEN_CACHE_SIZE = 8192
@@ -96,147 +87,6 @@ def parse_served_spec(spec: str) -> tuple[str, str | None]:
     path = parts.path.rstrip("/") or "/v1"
     base = urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc, path, "", ""))
     return base, name.strip() or None
-
-
-class _Retry(Exception):
-    """A failure worth another try (the server may be starting, busy or restarting)."""
-
-
-class HttpClient:
-    """JSON over HTTP with the retry policy of the module docstring. The API key is read from
-    the environment at each request and kept nowhere."""
-
-    def __init__(
-        self,
-        address: str,
-        *,
-        api_key_variable: str = DEFAULT_API_KEY_VARIABLE,
-        timeout: float = DEFAULT_TIMEOUT,
-        tries: int = RETRY_TRIES,
-        first_wait: float = RETRY_FIRST_WAIT,
-        total: float = RETRY_TOTAL,
-    ):
-        self.address = address  # named in every error
-        self.api_key_variable = api_key_variable
-        self.timeout, self.tries, self.first_wait, self.total = timeout, max(1, tries), first_wait, total
-
-    def _headers(self, has_body: bool) -> dict:
-        headers = {"Accept": "application/json"}
-        if has_body:
-            headers["Content-Type"] = "application/json"
-        key = os.environ.get(self.api_key_variable, "").strip()
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
-
-    def call(
-        self,
-        method: str,
-        url: str,
-        body: dict | None = None,
-        *,
-        what: str,
-        timeout: float | None = None,
-        optional: bool = False,
-        parse: Callable | None = None,
-    ):
-        """The decoded JSON reply, or `parse(reply)`. `parse` may raise _Retry for a reply that is
-        JSON but not the one it should be: that is retried like a failed request. `optional`: an
-        endpoint the server may not have; any HTTP error or a reply that is not JSON gives None
-        at once (connection trouble is still retried and fatal)."""
-        started = time.monotonic()
-        wait_seconds = self.first_wait
-        for attempt in range(1, self.tries + 1):
-            try:
-                reply = self._once(
-                    method, url, body, what=what, timeout=timeout or self.timeout, optional=optional
-                )
-                return reply if parse is None else parse(reply)
-            except _Retry as trouble:
-                reason = str(trouble)
-                if attempt == self.tries or time.monotonic() - started + wait_seconds > self.total:
-                    break
-                time.sleep(wait_seconds)
-                wait_seconds *= 2
-        raise ServerError(
-            f"served model at {self.address}: {what} failed after {attempt} "
-            f"{'try' if attempt == 1 else 'tries'}: {reason}"
-        )
-
-    def _once(self, method: str, url: str, body: dict | None, *, what: str, timeout: float, optional: bool):
-        data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
-        headers = self._headers(data is not None)
-        request = urllib.request.Request(url, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as error:
-            message = _server_message(error)
-            if optional:
-                return None
-            if error.code == 429 or error.code >= 500:
-                raise _Retry(f"HTTP {error.code} from {url}: {message}") from None
-            raise ServerError(
-                f"served model at {self.address}: {what} was refused with HTTP {error.code}: {message}"
-            ) from None
-        except urllib.error.URLError as error:
-            raise _Retry(f"cannot connect to {url} ({_reason(error.reason)})") from None
-        except TimeoutError:
-            raise _Retry(f"no reply from {url} within {timeout:g} s") from None
-        except (http.client.HTTPException, ConnectionError, OSError) as error:
-            raise _Retry(f"the connection to {url} broke ({_reason(error)})") from None
-        try:
-            return json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            if optional:
-                return None
-            text = _clip(raw.decode("utf-8", "replace"))
-            raise _Retry(f"the reply from {url} is not JSON: {text!r}") from None
-
-
-def _reason(reason) -> str:
-    if isinstance(reason, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(reason, TimeoutError):
-        return "timed out"
-    return str(reason) or type(reason).__name__
-
-
-def _server_message(error: urllib.error.HTTPError) -> str:
-    """The server's own words: OpenAI's {"error": {"message"}}, FastAPI's {"detail"}, or the text."""
-    try:
-        text = error.read().decode("utf-8", "replace")
-    except OSError:
-        text = ""
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError:
-        return _clip(text) or str(error.reason)
-    if isinstance(payload, dict):
-        inner = payload.get("error", payload.get("detail", payload.get("message")))
-        if isinstance(inner, dict):
-            inner = inner.get("message", inner)
-        if inner is not None:
-            return _clip(inner if isinstance(inner, str) else json.dumps(inner))
-    return _clip(text)
-
-
-def _clip(text: str, width: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _completion_text(payload, url: str) -> str:
-    try:
-        content = payload["choices"][0]["message"]["content"]
-    except (KeyError, IndexError, TypeError):
-        shown = _clip(json.dumps(payload))
-        raise _Retry(f"the reply from {url} has no choices[0].message.content: {shown!r}") from None
-    if content is None:
-        return ""
-    if not isinstance(content, str):
-        raise _Retry(f"the reply from {url} has a message content that is not text")
-    return content
 
 
 class ServedModel:
@@ -287,7 +137,6 @@ class ServedModel:
         self._token_counts: dict[str, int] = {}
         self._token_lock = threading.Lock()
         self._tokenizer: Callable[[str], int | None] | None = None
-        self._bos_tokens = 0  # llama-cpp-python's tokenizer adds them to every count
         self.server_kind = "openai-compatible"
         self.identity: dict = {}
         self._reported_n_ctx: int | None = None
@@ -297,104 +146,13 @@ class ServedModel:
     # -- what the server is ---------------------------------------------------------------------
 
     def _discover(self, requested: str | None) -> str:
-        listing = self.http.call(
-            "GET",
-            f"{self.base_url}/models",
-            timeout=PROBE_TIMEOUT,
-            what="listing the served models (GET /v1/models)",
-        )
-        entries = listing.get("data") if isinstance(listing, dict) else None
-        if not isinstance(entries, list):
-            raise ServerError(
-                f"served model at {self.base_url}: GET /v1/models gave no model list "
-                f"({_clip(json.dumps(listing))!r})"
-            )
-        models = {str(e["id"]): e for e in entries if isinstance(e, dict) and e.get("id") is not None}
-        name = self._choose(requested, list(models))
-        self._identify(name, models[name])
+        """The served model's name, with what the server reports about it (served_probe.py)."""
+        models = served_models(self.http, self.base_url)
+        name = choose_model(self.base_url, requested, list(models))
+        facts = identify(self.http, self.root_url, name, models[name])
+        self.server_kind, self.identity = facts.kind, facts.identity
+        self._reported_n_ctx, self._tokenizer = facts.n_ctx, facts.tokenizer
         return name
-
-    def _choose(self, requested: str | None, names: list[str]) -> str:
-        listed = ", ".join(names) or "none"
-        if requested is None:
-            if len(names) == 1:
-                return names[0]
-            if not names:
-                raise ServerError(f"served model at {self.base_url}: the server lists no model")
-            raise ConfigError(
-                f"the server at {self.base_url} serves several models ({listed}): name one as "
-                f"{self.base_url}#NAME"
-            )
-        for candidate in (requested, f"{requested}:latest"):  # Ollama's names carry a default tag
-            if candidate in names:
-                return candidate
-        raise ConfigError(
-            f"the server at {self.base_url} does not serve a model named {requested!r} (it serves: {listed})"
-        )
-
-    def _identify(self, name: str, entry: dict) -> None:
-        """The server's kind, the model's identity and context size, from what the server
-        reports: a few quick requests, each to an endpoint that only one kind of server has."""
-        props = self.http.call(
-            "GET", f"{self.root_url}/props", what="GET /props", timeout=PROBE_TIMEOUT, optional=True
-        )
-        if isinstance(props, dict) and props.get("model_path"):
-            self.server_kind = "llama-server"
-            self.identity = {"model_path": str(props["model_path"])}
-            settings = props.get("default_generation_settings")
-            n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
-            self._reported_n_ctx = _positive_int(n_ctx if n_ctx is not None else props.get("n_ctx"))
-            self._tokenizer = self._tokenize_llama_server
-            return
-        if self._tokenize_llama_cpp_python("") is not None:
-            # llama-cpp-python's server names each model by its alias, which is the GGUF path
-            # given to --model unless --model_alias renamed it.
-            self.server_kind = "llama-cpp-python"
-            self._tokenizer = self._tokenize_llama_cpp_python
-            if name.lower().endswith(".gguf"):
-                self.identity = {"model_path": name}
-            return
-        if entry.get("owned_by") == "vllm" or "max_model_len" in entry:
-            self.server_kind = "vllm"
-            self._reported_n_ctx = _positive_int(entry.get("max_model_len"))
-            if entry.get("root"):
-                self.identity = {"root": str(entry["root"])}
-            self._tokenizer = self._tokenize_vllm
-            return
-        version = self.http.call(
-            "GET",
-            f"{self.root_url}/api/version",
-            what="GET /api/version",
-            timeout=PROBE_TIMEOUT,
-            optional=True,
-        )
-        if isinstance(version, dict) and "version" in version:
-            self.server_kind = "ollama"
-            self.identity = self._ollama_identity(name)
-
-    def _ollama_identity(self, name: str) -> dict:
-        tags = self.http.call(
-            "GET", f"{self.root_url}/api/tags", what="GET /api/tags", timeout=PROBE_TIMEOUT, optional=True
-        )
-        for model in (tags or {}).get("models", []) if isinstance(tags, dict) else []:
-            named = isinstance(model, dict) and name in (model.get("name"), model.get("model"))
-            if named and model.get("digest"):
-                return {"digest": str(model["digest"])}
-        shown = self.http.call(
-            "POST",
-            f"{self.root_url}/api/show",
-            {"model": name},
-            what="POST /api/show",
-            timeout=PROBE_TIMEOUT,
-            optional=True,
-        )
-        details = shown.get("details") if isinstance(shown, dict) else None
-        if isinstance(details, dict) and details:
-            return {
-                "details": {key: details[key] for key in sorted(details)},
-                "modified_at": shown.get("modified_at"),
-            }
-        return {}
 
     @property
     def identity_known(self) -> bool:
@@ -463,8 +221,10 @@ class ServedModel:
             return self._grammar_probed
 
     def _probe_grammar(self) -> bool:
-        body = self._body(
+        body = chat_body(
             "Say one word.",
+            model=self.model_name,
+            vllm=self.server_kind == "vllm",
             max_tokens=8,
             temperature=0.0,
             seed=0,
@@ -475,8 +235,8 @@ class ServedModel:
         url = f"{self.base_url}/chat/completions"
         reply = self.http.call("POST", url, body, what="the grammar probe", optional=True)
         try:
-            return _completion_text(reply, url).strip() == GRAMMAR_PROBE_WORD
-        except _Retry:
+            return completion_text(reply, url).strip() == GRAMMAR_PROBE_WORD
+        except Retry:
             return False
 
     # -- tokens and context -------------------------------------------------------------------------
@@ -490,48 +250,6 @@ class ServedModel:
     @property
     def eval_slots(self) -> int:
         return self.parallel
-
-    def _tokenize_llama_server(self, text: str) -> int | None:
-        reply = self.http.call(
-            "POST",
-            f"{self.root_url}/tokenize",
-            {"content": text, "add_special": False},
-            what="POST /tokenize",
-            timeout=PROBE_TIMEOUT,
-            optional=True,
-        )
-        tokens = reply.get("tokens") if isinstance(reply, dict) else None
-        return len(tokens) if isinstance(tokens, list) else None
-
-    def _tokenize_llama_cpp_python(self, text: str) -> int | None:
-        # It always adds the model's BOS token where the model has one: counted once per text.
-        reply = self.http.call(
-            "POST",
-            f"{self.root_url}/extras/tokenize/count",
-            {"input": text},
-            what="POST /extras/tokenize/count",
-            timeout=PROBE_TIMEOUT,
-            optional=True,
-        )
-        count = reply.get("count") if isinstance(reply, dict) else None
-        if not isinstance(count, int):
-            return None
-        if text == "":
-            self._bos_tokens = count
-            return count
-        return max(0, count - self._bos_tokens)
-
-    def _tokenize_vllm(self, text: str) -> int | None:
-        reply = self.http.call(
-            "POST",
-            f"{self.root_url}/tokenize",
-            {"model": self.model_name, "prompt": text, "add_special_tokens": False},
-            what="POST /tokenize",
-            timeout=PROBE_TIMEOUT,
-            optional=True,
-        )
-        count = reply.get("count") if isinstance(reply, dict) else None
-        return count if isinstance(count, int) else None
 
     def count_tokens(self, text: str) -> int:
         """Tokens of a text with the server's tokenizer where it has a tokenize endpoint, else
@@ -573,35 +291,6 @@ class ServedModel:
 
     # -- generation -----------------------------------------------------------------------------------
 
-    def _body(
-        self,
-        conversation: Conversation,
-        *,
-        max_tokens: int,
-        temperature: float,
-        seed: int | None,
-        stop: Sequence[str],
-        grammar: str | None,
-        min_p: float,
-    ) -> dict:
-        plain = PLAIN_SAMPLING_VLLM if self.server_kind == "vllm" else PLAIN_SAMPLING
-        body = {
-            "model": self.model_name,
-            "messages": as_messages(conversation),
-            "max_tokens": int(max_tokens),
-            "temperature": float(temperature),
-            "stream": False,
-            **plain,
-            "min_p": float(min_p),
-            # A sampled reply depends on its seed only; seed 0 where none is given, as in-process.
-            "seed": int(seed) if seed is not None else 0,
-        }
-        if stop:
-            body["stop"] = list(stop)
-        if grammar is not None:
-            body["grammar"] = grammar
-        return body
-
     def _complete(
         self,
         conversation: Conversation,
@@ -613,8 +302,10 @@ class ServedModel:
         min_p: float = 0.0,
     ) -> str:
         url = f"{self.base_url}/chat/completions"
-        body = self._body(
+        body = chat_body(
             conversation,
+            model=self.model_name,
+            vllm=self.server_kind == "vllm",
             max_tokens=max_tokens,
             temperature=temperature,
             seed=seed,
@@ -627,25 +318,8 @@ class ServedModel:
             url,
             body,
             what="a chat completion (POST /v1/chat/completions)",
-            parse=lambda reply: _completion_text(reply, url),
+            parse=lambda reply: completion_text(reply, url),
         )
-
-    def _run_all(self, work: Callable[[int], object], count: int) -> list:
-        """work(0..count-1) on up to `parallel` threads, results in order; the first failure
-        cancels what has not started and is raised."""
-        if count == 0:
-            return []
-        if count == 1 or self.parallel == 1:
-            return [work(i) for i in range(count)]
-        with ThreadPoolExecutor(max_workers=min(self.parallel, count), thread_name_prefix="served") as pool:
-            futures = [pool.submit(work, i) for i in range(count)]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = next((f for f in futures if f in done and f.exception() is not None), None)
-            if failed is not None:
-                for future in futures:
-                    future.cancel()
-                raise failed.exception()
-            return [f.result() for f in futures]
 
     def generate(
         self,
@@ -672,7 +346,7 @@ class ServedModel:
                 conversations[index], max_tokens, temperature, seeds[index], stop, grammar, min_p
             )
 
-        return self._run_all(one, len(conversations))
+        return run_parallel(one, len(conversations), self.parallel)
 
     def generate_two_rounds(
         self,
@@ -697,11 +371,7 @@ class ServedModel:
                 return reply, None
             return reply, self._complete(conversation, max_tokens[1], temperature)
 
-        return self._run_all(chain, len(first))
-
-
-def _positive_int(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+        return run_parallel(chain, len(first), self.parallel)
 
 
 def load_served(spec: str, **options) -> ServedModel:

@@ -1,4 +1,4 @@
-"""Every optimization method on the same loop, evaluator and budget (optimizer.Method).
+"""Every optimization method on the same loop, evaluator and budget (method.Method).
 
     gpo    GPO with its strategy switches (optimizer.GPO)
     sgdm   a preset of GPO's switches: textual SGD with momentum (sgdm.py)
@@ -21,7 +21,8 @@ Imports the algorithm layer and everything below it; nothing above.
 from __future__ import annotations
 
 from gpo_local.algorithm.config import METHOD_NAMES
-from gpo_local.algorithm.optimizer import GPO, Method
+from gpo_local.algorithm.method import Method
+from gpo_local.algorithm.optimizer import GPO
 from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.methods.ape import APE
 from gpo_local.methods.apo import APO

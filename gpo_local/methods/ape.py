@@ -13,7 +13,8 @@ from __future__ import annotations
 import random
 
 from gpo_local.algorithm.budget import fill, reference_calls
-from gpo_local.algorithm.optimizer import Method, candidate_seed
+from gpo_local.algorithm.draws import candidate_seed
+from gpo_local.algorithm.method import Method
 
 DEMONSTRATIONS = 5
 PARENTS = 4

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from gpo_local.algorithm.budget import fill, reference_calls
-from gpo_local.algorithm.optimizer import Method
+from gpo_local.algorithm.method import Method
 from gpo_local.replies.parsing import parse_all
 
 BEAM = 4

@@ -11,7 +11,7 @@ totals match. Each step records the best prompt scored so far.
 from __future__ import annotations
 
 from gpo_local.algorithm.budget import fill, reference_calls
-from gpo_local.algorithm.optimizer import Method
+from gpo_local.algorithm.method import Method
 from gpo_local.algorithm.updates import SCORE_SCALE, format_score, render_exemplar
 from gpo_local.replies.parsing import PLACEHOLDER
 

@@ -14,7 +14,7 @@ records the best prompt scored so far.
 from __future__ import annotations
 
 from gpo_local.algorithm.budget import fill, reference_calls
-from gpo_local.algorithm.optimizer import Method
+from gpo_local.algorithm.method import Method
 from gpo_local.algorithm.updates import SCORE_SCALE, WHERE, format_score, render_scored
 from gpo_local.replies.parsing import PLACEHOLDER
 

@@ -4,7 +4,7 @@ prompt on the dev split (and on test), so they spend none of the budget."""
 
 from __future__ import annotations
 
-from gpo_local.algorithm.optimizer import Method
+from gpo_local.algorithm.method import Method
 from gpo_local.errors import ConfigError
 
 COT_PROMPT = "Let's think step by step."

@@ -1,7 +1,7 @@
 """Run directories: where a run's whole state lives, so that it can be reproduced and resumed.
 
     <run>/config.json        resolved config: options, model paths and sha256s, seeds, versions
-    <run>/trajectory.jsonl   append-only, fsynced records: init, candidate, step (see optimizer.py)
+    <run>/trajectory.jsonl   append-only, fsynced records: init, candidate, step (see algorithm/method.py)
     <run>/indexes/           FAISS index of the trajectory prompts and its metadata
     <run>/result.json        initial and final prompt with dev and test scores (written at the end)
 

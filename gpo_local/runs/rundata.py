@@ -1,6 +1,6 @@
 """A run directory read back as data, for `show` and `report`.
 
-Reads config.json, trajectory.jsonl (init / candidate / step records, see optimizer.py),
+Reads config.json, trajectory.jsonl (init / candidate / step records, see algorithm/method.py),
 result.json and events.jsonl, whichever exist: an unfinished run has no result.json and maybe a
 step whose candidates were recorded without its closing `step` record. Steps are numbered as
 recorded (-1 is the initial prompt); displays show them 1-based (`StepView.label`).

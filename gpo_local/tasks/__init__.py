@@ -170,22 +170,7 @@ def load_task(
         if v
     }
     if spec in BUILTIN_TASKS:
-        if options:
-            named = [part for key in options for part in (", ", OptionValue(key))][1:]
-            raise DataError(f"the built-in task {spec!r} takes no data options (got ", *named, ")")
-        built = {k: tuple(v) for k, v in builtin_splits(spec, seed).items()}
-        builtin = BUILTIN_TASKS[spec]
-        return Task(
-            name=spec,
-            source=f"builtin:{spec}",
-            rule=builtin.rule,
-            splits=built,
-            initial_prompt=builtin.initial_prompt,
-            max_tokens=builtin.max_tokens,
-            optimize_defaults=dict(builtin.optimize_defaults),
-            suggested_models=dict(builtin.suggested_models),
-            reference_prompt=builtin.reference_prompt,
-        )
+        return _builtin_task(spec, seed, options)
     if (dataset_config or splits) and not spec.startswith(HUB_PREFIX):
         raise DataError(
             OptionValue("dataset_config"),
@@ -194,49 +179,96 @@ def load_task(
             f" apply to Hugging Face datasets ({HUB_PREFIX}<id>), not to {spec!r}",
         )
     if spec.startswith(HUB_PREFIX):
-        dataset_id = spec[len(HUB_PREFIX) :].strip()
-        if not dataset_id:
-            raise DataError(
-                f"{spec!r}: write the Hugging Face dataset id after {HUB_PREFIX!r}, e.g. hf:openai/gsm8k"
-            )
-        loaded = load_hub(dataset_id, dataset_config, splits, input_field, target_field)
-        base = dataset_id.rsplit("/", 1)[-1]
-        name = base + (f"-{dataset_config}" if dataset_config else "")
-        # The hub copies of GSM8K, WSC and WebNLG keep their answer rules (GSM8K's "#### n"
-        # answers are understood); other datasets need --metric.
-        dataset = base.lower() if base.lower() in ("gsm8k", "wsc", "webnlg") else None
-        rule = task_rule(dataset, name, metric)
-        return Task(
-            name=name,
-            source=spec,
-            rule=rule,
-            splits=loaded,
-            initial_prompt=DEFAULT_PROMPT,
-            options=options,
-            max_tokens=family_max_tokens(rule),
-        )
+        return _hub_task(spec, options, input_field, target_field, metric, dataset_config, splits)
     path = Path(spec).expanduser()
     if path.is_file():
-        if path.suffix not in FILE_FORMATS:
-            raise DataError(
-                f"{path}: unsupported file type {path.suffix or '(none)'!r}; "
-                f"use {', '.join(FILE_FORMATS)} or a directory of split files"
-            )
-        rows = read_split_file(path, "eval", input_field=input_field, target_field=target_field)
-        if not rows:
-            raise DataError(f"{path}: no examples (the file is empty)")
-        rule = task_rule(None, path.stem, metric)
-        return Task(
-            name=path.stem,
-            source=str(path.resolve()),
-            rule=rule,
-            splits={"eval": rows, "format": rows},
-            initial_prompt=DEFAULT_PROMPT,
-            options=options,
-            max_tokens=family_max_tokens(rule),
-        )
+        return _file_task(path, options, input_field, target_field, metric)
     if not path.is_dir():
         raise _unknown_task(spec)
+    return _directory_task(path, options, input_field, target_field, metric)
+
+
+def _builtin_task(spec: str, seed: int, options: dict) -> Task:
+    """A built-in task, its splits generated from `seed`; it takes no data options."""
+    if options:
+        named = [part for key in options for part in (", ", OptionValue(key))][1:]
+        raise DataError(f"the built-in task {spec!r} takes no data options (got ", *named, ")")
+    built = {k: tuple(v) for k, v in builtin_splits(spec, seed).items()}
+    builtin = BUILTIN_TASKS[spec]
+    return Task(
+        name=spec,
+        source=f"builtin:{spec}",
+        rule=builtin.rule,
+        splits=built,
+        initial_prompt=builtin.initial_prompt,
+        max_tokens=builtin.max_tokens,
+        optimize_defaults=dict(builtin.optimize_defaults),
+        suggested_models=dict(builtin.suggested_models),
+        reference_prompt=builtin.reference_prompt,
+    )
+
+
+def _hub_task(
+    spec: str,
+    options: dict,
+    input_field: str | None,
+    target_field: str | None,
+    metric: str | None,
+    dataset_config: str | None,
+    splits: dict[str, str] | None,
+) -> Task:
+    """A Hugging Face dataset, `hf:<id>`."""
+    dataset_id = spec[len(HUB_PREFIX) :].strip()
+    if not dataset_id:
+        raise DataError(
+            f"{spec!r}: write the Hugging Face dataset id after {HUB_PREFIX!r}, e.g. hf:openai/gsm8k"
+        )
+    loaded = load_hub(dataset_id, dataset_config, splits, input_field, target_field)
+    base = dataset_id.rsplit("/", 1)[-1]
+    name = base + (f"-{dataset_config}" if dataset_config else "")
+    # The hub copies of GSM8K, WSC and WebNLG keep their answer rules (GSM8K's "#### n"
+    # answers are understood); other datasets need --metric.
+    dataset = base.lower() if base.lower() in ("gsm8k", "wsc", "webnlg") else None
+    rule = task_rule(dataset, name, metric)
+    return Task(
+        name=name,
+        source=spec,
+        rule=rule,
+        splits=loaded,
+        initial_prompt=DEFAULT_PROMPT,
+        options=options,
+        max_tokens=family_max_tokens(rule),
+    )
+
+
+def _file_task(
+    path: Path, options: dict, input_field: str | None, target_field: str | None, metric: str | None
+) -> Task:
+    """One data file: its rows are the eval split and the format exemplars."""
+    if path.suffix not in FILE_FORMATS:
+        raise DataError(
+            f"{path}: unsupported file type {path.suffix or '(none)'!r}; "
+            f"use {', '.join(FILE_FORMATS)} or a directory of split files"
+        )
+    rows = read_split_file(path, "eval", input_field=input_field, target_field=target_field)
+    if not rows:
+        raise DataError(f"{path}: no examples (the file is empty)")
+    rule = task_rule(None, path.stem, metric)
+    return Task(
+        name=path.stem,
+        source=str(path.resolve()),
+        rule=rule,
+        splits={"eval": rows, "format": rows},
+        initial_prompt=DEFAULT_PROMPT,
+        options=options,
+        max_tokens=family_max_tokens(rule),
+    )
+
+
+def _directory_task(
+    path: Path, options: dict, input_field: str | None, target_field: str | None, metric: str | None
+) -> Task:
+    """A directory of split files (one file per split, in any of FILE_FORMATS)."""
     loaded = {}
     for split in SPLITS:
         found = [path / f"{split}{ext}" for ext in FILE_FORMATS if (path / f"{split}{ext}").is_file()]

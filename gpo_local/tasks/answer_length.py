@@ -29,8 +29,8 @@ from gpo_local.tasks.families import (
     NUMERIC,
     ROUGE_L,
     WORD_SORTING,
-    truth_words,
 )
+from gpo_local.tasks.grading import truth_words
 
 # The original evaluation's limits: reasoning in round 1, the answer in round 2.
 TWO_ROUND_TOKENS = (256, 100)

@@ -10,8 +10,9 @@ optimization, scored as its own row (`--method reference`). The suite is split i
 halves: settings are chosen on the tuning half's dev splits and confirmed on the confirmation
 half's test splits, so that no choice is ever made on the tasks that confirm it.
 
-The data are generated offline from the word lists of suite_words.py and the number-naming rule
-below; each split draws from its own disjoint share of the list, so no input is in two splits.
+The data are generated offline from the word lists of suite_words.py, suite_past_tense.py,
+suite_translations.py and suite_countries.py and the number-naming rule below; each split draws
+from its own disjoint share of the list, so no input is in two splits.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from gpo_local.core import Example
-from gpo_local.tasks.suite_words import COMMON_WORDS, COUNTRIES, PAST_TENSE, TRANSLATIONS
+from gpo_local.tasks.suite_countries import COUNTRIES
+from gpo_local.tasks.suite_past_tense import PAST_TENSE
+from gpo_local.tasks.suite_translations import TRANSLATIONS
+from gpo_local.tasks.suite_words import COMMON_WORDS
 
 # Settings are chosen on these tasks' dev splits only...
 SUITE_TUNING = ("antonyms", "first_letter", "past_tense", "translate_spanish", "country_capital")
