@@ -33,8 +33,10 @@ RECORDED_EVENTS = ("trajectory", "chosen")
 
 
 def tracking_uri(value: str | None) -> str | None:
-    """The tracking URI of the `mlflow` option's value: None for the default (tracking.py)."""
-    return None if value in (None, "", DEFAULT_URI) else value
+    """The tracking URI of the `mlflow` option's value: None for the default (tracking.py), which
+    a blank value means too."""
+    value = (value or "").strip()
+    return None if value in ("", DEFAULT_URI) else value
 
 
 def requested(option: str | None) -> str | None:

@@ -136,12 +136,22 @@ class Tracker:
         uri = tracking_uri or default_tracking_uri()
         if uri.startswith("sqlite:///"):
             Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        client = client_class(tracking_uri=uri)
-        existing = cls._stored_run(client, run_dir)
-        if existing is not None:
-            client.update_run(existing.info.run_id, status="RUNNING")
-            return cls(client, existing.info.run_id, run_dir, uri, existing.info.experiment_id, resumed=True)
-        experiment_id = cls._experiment_id(client, experiment, uri)
+        from mlflow.exceptions import MlflowException  # mlflow is loaded by now (_mlflow)
+
+        try:
+            client = client_class(tracking_uri=uri)
+            existing = cls._stored_run(client, run_dir)
+            if existing is not None:
+                client.update_run(existing.info.run_id, status="RUNNING")
+                return cls(
+                    client, existing.info.run_id, run_dir, uri, existing.info.experiment_id, resumed=True
+                )
+            experiment_id = cls._experiment_id(client, experiment, uri)
+        except MlflowException as error:
+            # An unusable store (an unknown scheme, a file store MLflow refuses, a server that
+            # says no): one line naming the URI instead of MLflow's traceback.
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConfigError(f"MLflow tracking URI {uri!r} cannot be used: {reason}") from None
         tags = {"gpo_local.run_dir": str(run_dir.resolve())}
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
