@@ -20,7 +20,7 @@ Imports the algorithm layer and everything below it; nothing above.
 
 from __future__ import annotations
 
-from gpo_local.algorithm.config import METHOD_NAMES
+from gpo_local.algorithm.options_config import METHOD_NAMES
 from gpo_local.algorithm.method import Method
 from gpo_local.algorithm.optimizer import GPO
 from gpo_local.errors import ConfigError, OptionValue
