@@ -20,8 +20,9 @@ from gpo_local.app.cli_catalog import models, tasks
 from gpo_local.app.cli_options import declared_options, optimize_options
 from gpo_local.app.cli_show import show
 from gpo_local.app.intervals import gain_text, result_error_bars, with_error
+from gpo_local.app.resuming import resolve_resume
 from gpo_local.app.running import run_settings
-from gpo_local.app.settings import merge, resolve, resolve_resume
+from gpo_local.app.settings import merge, resolve
 from gpo_local.errors import NO_VALUE, GpoError, OptionValue
 from gpo_local.methods import estimate as budget
 from gpo_local.runs.directory import RunDir
