@@ -21,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from gpo_local.app import calibration, walltime
-from gpo_local.app.settings import resolve_resume
+from gpo_local.app.resuming import resolve_resume
 from gpo_local.methods import estimate as budget
 
 

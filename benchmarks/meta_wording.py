@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gpo_local.algorithm.draws import candidate_seed, pick_exemplars  # noqa: E402
-from gpo_local.app.settings import resolve_resume  # noqa: E402
+from gpo_local.app.resuming import resolve_resume  # noqa: E402
 from gpo_local.backends.catalog import resolve_model  # noqa: E402
 from gpo_local.backends.copy_guard import CopyGuard  # noqa: E402
 from gpo_local.backends.llama_cpp import LlamaCppModel  # noqa: E402

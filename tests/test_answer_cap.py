@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from gpo_local.algorithm.evaluator import Evaluator
 from gpo_local.app.cli import main
-from gpo_local.app.settings import resolve, resolve_resume
+from gpo_local.app.resuming import resolve_resume
+from gpo_local.app.settings import resolve
 from gpo_local.core import Example
 from gpo_local.errors import ConfigError
 from gpo_local.tasks import Task, load_task

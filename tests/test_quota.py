@@ -14,7 +14,8 @@ from gpo_local.algorithm.index import TrajectoryIndex
 from gpo_local.algorithm.quota import usable_slots
 from gpo_local.app.cli import main
 from gpo_local.methods import METHODS
-from gpo_local.quality.results import _asks_text, _usable_replies
+from gpo_local.quality.markdown import _asks_text
+from gpo_local.quality.results import _usable_replies
 from gpo_local.runs.directory import JsonlLog
 from gpo_local.testing import HashingEmbedder, ScriptedLLM
 

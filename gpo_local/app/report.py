@@ -1,9 +1,8 @@
 """`gpo-local report`: one self-contained HTML file for runs or for a `bench quality` output.
 
-Self-contained means it opens offline and alone: plots are PNGs drawn with matplotlib (Agg,
-through `Figure`, without pyplot's global state) and embedded as base64 data URIs, the CSS is
-inline, there is no script and no external link. Text from runs (prompts, answers) goes through
-Jinja2's autoescaping.
+Self-contained means it opens offline and alone: plots are PNGs drawn with matplotlib
+(report_plots.py) and embedded as base64 data URIs, the CSS is inline, there is no script and
+no external link. Text from runs (prompts, answers) goes through Jinja2's autoescaping.
 
 For a run directory: the dev score per step (the chosen prompt as a line, every candidate as a
 point), the schedule's edit budget against the measured edit distance of the candidates, a
@@ -17,9 +16,7 @@ comparison table of methods per task and a bar chart of it.
 
 from __future__ import annotations
 
-import base64
 import difflib
-import io
 import json
 import time
 from pathlib import Path
@@ -27,6 +24,7 @@ from typing import Any
 
 from gpo_local.app.formatting import percent
 from gpo_local.app.intervals import gain_text, result_error_bars, with_error
+from gpo_local.app.report_plots import bench_plot, dev_plot, edit_plot, overlay_plot
 from gpo_local.errors import ConfigError
 from gpo_local.quality.leaderboard import table_rows
 from gpo_local.replies.drops import describe, describe_asks, describe_cuts, step_views_total
@@ -36,201 +34,6 @@ from gpo_local.runs.rundata import RunView, load_run, outcome_changes
 from gpo_local.runs.storage import write_atomic
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-COLORS = [
-    "#1f77b4",
-    "#d62728",
-    "#2ca02c",
-    "#ff7f0e",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#17becf",
-    "#7f7f7f",
-    "#bcbd22",
-]
-
-
-# -- plots ------------------------------------------------------------------------------------
-def _figure(width: float = 9.0, height: float = 3.6):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
-    return fig, fig.add_subplot()
-
-
-def _png(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _x(step: int) -> int:
-    """Plot position: 0 for the initial prompt, k for the k-th step (recorded as k - 1)."""
-    return step + 1
-
-
-def _step_axis(ax, run: RunView) -> None:
-    last = max(
-        [_x(s.step) for s in run.steps] + [_x(c["step"]) for c in run.pending] + [run.steps_planned or 0]
-    )
-    ticks = list(range(0, last + 1))
-    ax.set_xticks(ticks, ["init"] + [str(t) for t in ticks[1:]])
-    ax.set_xlim(-0.5, last + 0.5)
-    ax.set_xlabel("step")
-    ax.grid(True, alpha=0.3)
-
-
-def _legend_outside(ax) -> None:
-    """To the right of the plot, where it cannot hide a point."""
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-
-
-def _jitter(index: int, count: int) -> float:
-    """Spread the candidates of one step sideways so that equal scores stay visible."""
-    return 0.0 if count <= 1 else (index / (count - 1) - 0.5) * 0.3
-
-
-def dev_plot(run: RunView) -> str:
-    fig, ax = _figure()
-    candidates = [c for s in run.steps for c in s.candidates] + run.pending
-    by_step: dict[int, list[dict]] = {}
-    for c in candidates:
-        by_step.setdefault(c["step"], []).append(c)
-    for kind, marker, label in ((True, "o", "candidate"), (False, "x", "candidate (already scored)")):
-        xs, ys = [], []
-        for step, group in by_step.items():
-            for i, c in enumerate(group):
-                if bool(c.get("new", True)) == kind:
-                    xs.append(_x(step) + _jitter(i, len(group)))
-                    ys.append(100 * c["dev_score"])
-        if xs:
-            ax.scatter(xs, ys, marker=marker, s=28, color="#888888", alpha=0.8, label=label, zorder=2)
-    xs = [_x(s.step) for s in run.steps]
-    ys = [100 * s.dev_score for s in run.steps]
-    ax.plot(xs, ys, "-o", color=COLORS[0], lw=2, ms=6, label="chosen prompt", zorder=3)
-    if ys:
-        best = [max(ys[: i + 1]) for i in range(len(ys))]
-        ax.plot(xs, best, "--", color=COLORS[2], lw=1.2, label="best so far", zorder=2.5)
-    final = (run.result or {}).get("final")
-    if final:
-        ax.scatter(
-            [_x(final["step"])],
-            [100 * final["dev_score"]],
-            marker="*",
-            s=260,
-            color="#f2b705",
-            edgecolor="black",
-            label="final prompt",
-            zorder=4,
-        )
-    ax.set_ylabel("dev score (0-100)")
-    ax.set_ylim(-3, 103)
-    _step_axis(ax, run)
-    _legend_outside(ax)
-    return _png(fig)
-
-
-def edit_plot(run: RunView) -> str:
-    fig, ax = _figure()
-    candidates = [c for s in run.steps for c in s.candidates] + run.pending
-    by_step: dict[int, list[dict]] = {}
-    for c in candidates:
-        if c.get("edit_distance") is not None:
-            by_step.setdefault(c["step"], []).append(c)
-    xs, ys = [], []
-    for step, group in by_step.items():
-        for i, c in enumerate(group):
-            xs.append(_x(step) + _jitter(i, len(group)))
-            ys.append(c["edit_distance"])
-    if xs:
-        ax.scatter(
-            xs,
-            ys,
-            s=28,
-            color="#888888",
-            alpha=0.8,
-            label="candidate's edit distance to its parent",
-            zorder=2,
-        )
-        steps = sorted(by_step)
-        means = [sum(c["edit_distance"] for c in by_step[s]) / len(by_step[s]) for s in steps]
-        ax.plot(
-            [_x(s) for s in steps], means, "-o", color=COLORS[0], lw=1.5, ms=4, label="mean edit distance"
-        )
-    budgets = sorted(
-        {(c["step"], c["budget"]) for c in candidates if c.get("budget") is not None}
-        | {(s.step, s.budget) for s in run.steps if s.step >= 0 and s.budget is not None}
-    )
-    if budgets:  # one bar per step: the most words a candidate of that step was asked to change
-        ax.hlines(
-            [b for _, b in budgets],
-            [_x(s) - 0.4 for s, _ in budgets],
-            [_x(s) + 0.4 for s, _ in budgets],
-            color=COLORS[1],
-            lw=2.5,
-            label="edit budget of the step (schedule)",
-            zorder=1,
-        )
-    else:
-        ax.text(
-            0.5,
-            0.95,
-            "no edit budget in this run (schedule: none)",
-            transform=ax.transAxes,
-            ha="center",
-            va="top",
-            fontsize=9,
-        )
-    ax.set_ylabel("words")
-    ax.set_ylim(0, 1.12 * max(ys + [b for _, b in budgets] + [1]))
-    _step_axis(ax, run)
-    if xs or budgets:
-        _legend_outside(ax)
-    return _png(fig)
-
-
-def overlay_plot(runs: list[RunView]) -> str:
-    fig, ax = _figure(9.0, 4.0)
-    last = 0
-    for i, run in enumerate(runs):
-        xs = [_x(s.step) for s in run.steps]
-        ax.plot(
-            xs,
-            [100 * s.dev_score for s in run.steps],
-            "-o",
-            ms=4,
-            color=COLORS[i % len(COLORS)],
-            label=run.name,
-        )
-        last = max([last] + xs)
-    ax.set_xticks(range(last + 1), ["init"] + [str(t) for t in range(1, last + 1)])
-    ax.set_xlabel("step")
-    ax.set_ylabel("dev score of the chosen prompt")
-    ax.set_ylim(-3, 103)
-    ax.grid(True, alpha=0.3)
-    _legend_outside(ax)
-    return _png(fig)
-
-
-def bench_plot(summary: list[dict]) -> str:
-    import numpy as np
-
-    tasks = list(dict.fromkeys(row["task"] for row in summary))
-    methods = list(dict.fromkeys(row["method"] for row in summary))
-    cell = {(row["task"], row["method"]): row for row in summary}
-    fig, ax = _figure(max(9.0, 1.2 + 0.35 * len(tasks) * len(methods)), 4.2)
-    width = 0.8 / max(len(methods), 1)
-    for j, method in enumerate(methods):
-        means = [100 * (cell.get((t, method), {}).get("test_mean") or 0.0) for t in tasks]
-        stds = [100 * (cell.get((t, method), {}).get("test_std") or 0.0) for t in tasks]
-        positions = np.arange(len(tasks)) + (j - (len(methods) - 1) / 2) * width
-        ax.bar(positions, means, width, yerr=stds, capsize=2, color=COLORS[j % len(COLORS)], label=method)
-    ax.set_xticks(range(len(tasks)), [Path(t).name or t for t in tasks], rotation=20 if len(tasks) > 4 else 0)
-    ax.set_ylabel("test score (0-100), mean ± std over seeds")
-    ax.set_ylim(0, 105)
-    ax.grid(True, axis="y", alpha=0.3)
-    _legend_outside(ax)
-    return _png(fig)
 
 
 # -- text pieces ------------------------------------------------------------------------------
@@ -320,36 +123,13 @@ def _drops_text(run: RunView) -> str:
 def run_context(run: RunView) -> dict[str, Any]:
     result = run.result or {}
     changes = outcome_changes(run.result)
-    initial = result.get("initial") or (
-        {"prompt": run.steps[0].prompt, "dev_score": run.steps[0].dev_score, "step": -1}
-        if run.steps
-        else None
-    )
-    final = result.get("final")
-    if final is None and run.steps:  # unfinished: the best so far, ties to the earliest
-        best = max(run.steps, key=lambda s: (s.dev_score, -s.step))
-        final = {"prompt": best.prompt, "dev_score": best.dev_score, "step": best.step}
+    initial, final = _initial_and_final(run, result)
     test_note = _test_note(run, result, changes)
     bars = result_error_bars(result)  # standard errors and the test gain's interval (app/intervals.py)
-    examples = []
-    if changes:
-        for kind in ("fixed", "broken"):
-            for before, after in changes[kind]:
-                examples.append(
-                    {
-                        "kind": kind,
-                        "id": before["example_id"],
-                        "before": _short(before.get("prediction"), 60),
-                        "after": _short(after.get("prediction"), 60),
-                        "before_answer": _short(before.get("final_answer"), 400),
-                        "after_answer": _short(after.get("final_answer"), 400),
-                    }
-                )
     settings = run.config.get("config") or {}
     seeds = {"seed": settings.get("seed")}
     candidates = [_candidate_row(c, False) for s in run.steps for c in s.candidates]
     candidates += [_candidate_row(c, True) for c in run.pending]
-    events = run.events
     return {
         "name": run.name,
         "path": str(run.path),
@@ -373,21 +153,11 @@ def run_context(run: RunView) -> dict[str, Any]:
         "diff": word_diff(initial["prompt"], final["prompt"]) if initial and final else [],
         "dev_plot": dev_plot(run) if run.steps else None,
         "edit_plot": edit_plot(run) if run.steps else None,
-        "steps": [
-            {
-                "label": s.label,
-                "budget": s.budget,
-                "mean_distance": s.mean_distance,
-                "candidates": len(s.candidates),
-                "dev": percent(s.dev_score),
-                "prompt": s.prompt,
-            }
-            for s in run.steps
-        ],
+        "steps": [_step_row(s) for s in run.steps],
         "candidates": candidates,
         "test_note": test_note,
         "counts": {k: len(v) for k, v in changes.items()} if changes else None,
-        "examples": examples,
+        "examples": _changed_examples(changes),
         "models": _models(run.config),
         "settings": sorted(settings.items()),
         "seeds": seeds,
@@ -396,13 +166,61 @@ def run_context(run: RunView) -> dict[str, Any]:
         "command": " ".join(run.config.get("command") or []),
         "created": run.config.get("created"),
         "costs": [(k, result[k]) for k in COST_KEYS if result.get(k) is not None],
-        "events": {
-            "count": len(events),
-            "first": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(events[0]["time"]))
-            if events
-            else None,
-            "kinds": sorted({e.get("event", "?") for e in events}),
-        },
+        "events": _events_summary(run.events),
+    }
+
+
+def _initial_and_final(run: RunView, result: dict) -> tuple[dict | None, dict | None]:
+    """The initial and the final prompt (prompt, dev_score, step) from result.json; for an
+    unfinished run the first step's prompt and the best so far, ties to the earliest."""
+    initial = result.get("initial") or (
+        {"prompt": run.steps[0].prompt, "dev_score": run.steps[0].dev_score, "step": -1}
+        if run.steps
+        else None
+    )
+    final = result.get("final")
+    if final is None and run.steps:  # unfinished: the best so far, ties to the earliest
+        best = max(run.steps, key=lambda s: (s.dev_score, -s.step))
+        final = {"prompt": best.prompt, "dev_score": best.dev_score, "step": best.step}
+    return initial, final
+
+
+def _changed_examples(changes) -> list[dict]:
+    """The test examples the final prompt fixed, then those it broke, with both predictions."""
+    examples = []
+    if changes:
+        for kind in ("fixed", "broken"):
+            for before, after in changes[kind]:
+                examples.append(
+                    {
+                        "kind": kind,
+                        "id": before["example_id"],
+                        "before": _short(before.get("prediction"), 60),
+                        "after": _short(after.get("prediction"), 60),
+                        "before_answer": _short(before.get("final_answer"), 400),
+                        "after_answer": _short(after.get("final_answer"), 400),
+                    }
+                )
+    return examples
+
+
+def _step_row(step) -> dict:
+    return {
+        "label": step.label,
+        "budget": step.budget,
+        "mean_distance": step.mean_distance,
+        "candidates": len(step.candidates),
+        "dev": percent(step.dev_score),
+        "prompt": step.prompt,
+    }
+
+
+def _events_summary(events: list[dict]) -> dict:
+    """How many progress events the run recorded, when the first was, and of which kinds."""
+    return {
+        "count": len(events),
+        "first": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(events[0]["time"])) if events else None,
+        "kinds": sorted({e.get("event", "?") for e in events}),
     }
 
 
@@ -412,17 +230,51 @@ def is_bench_dir(path: Path) -> bool:
 
 
 def bench_context(path: Path) -> dict[str, Any]:
+    data = _bench_results(path)
+    summary = data.get("summary") or []
+    tasks = list(dict.fromkeys(row["task"] for row in summary))
+    cells = [
+        {
+            **c,
+            "initial_test": percent(c.get("initial_test")),
+            "final_test": percent(c.get("final_test")),
+            "final_dev": percent(c.get("final_dev")),
+        }
+        for c in data.get("cells") or []
+    ]
+    paper = data.get("paper") or []
+    paired = [c for c in data.get("paired") or [] if c.get("cells")]  # absent from older results.json
+    return {
+        "path": str(path),
+        "tasks": [Path(t).name or t for t in tasks],
+        "rows": _method_rows(summary, data.get("method_means") or []),
+        "cells": cells,
+        "paper": paper,
+        "paired": paired,
+        "several_models": len({c["task_model"] for c in paired}) > 1,
+        "plot": bench_plot(summary) if summary else None,
+        "leaderboard": _leaderboard(data.get("leaderboard")),
+        "config": json.dumps(data.get("config") or {}, indent=2, sort_keys=True),
+    }
+
+
+def _bench_results(path: Path) -> dict:
+    """A bench output's results.json; malformed JSON is a ConfigError naming the file and line."""
     try:
-        data = json.loads((path / "results.json").read_text(encoding="utf-8"))
+        return json.loads((path / "results.json").read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ConfigError(
             f"{path / 'results.json'}: malformed JSON ({error.msg} at line {error.lineno})"
         ) from None
-    summary = data.get("summary") or []
+
+
+def _method_rows(summary: list[dict], method_means: list[dict]) -> list[dict]:
+    """The comparison table: one row per method, its test score per task (mean ± std over seeds,
+    the task's best marked), its mean over tasks and its costs."""
     tasks = list(dict.fromkeys(row["task"] for row in summary))
     methods = list(dict.fromkeys(row["method"] for row in summary))
     cell = {(row["task"], row["method"]): row for row in summary}
-    means = {row["method"]: row for row in data.get("method_means") or []}
+    means = {row["method"]: row for row in method_means}
     best = {
         t: max((cell[(t, m)].get("test_mean") or 0.0 for m in methods if (t, m) in cell), default=None)
         for t in tasks
@@ -454,29 +306,7 @@ def bench_context(path: Path) -> dict[str, Any]:
                 ],
             }
         )
-    cells = [
-        {
-            **c,
-            "initial_test": percent(c.get("initial_test")),
-            "final_test": percent(c.get("final_test")),
-            "final_dev": percent(c.get("final_dev")),
-        }
-        for c in data.get("cells") or []
-    ]
-    paper = data.get("paper") or []
-    paired = [c for c in data.get("paired") or [] if c.get("cells")]  # absent from older results.json
-    return {
-        "path": str(path),
-        "tasks": [Path(t).name or t for t in tasks],
-        "rows": rows,
-        "cells": cells,
-        "paper": paper,
-        "paired": paired,
-        "several_models": len({c["task_model"] for c in paired}) > 1,
-        "plot": bench_plot(summary) if summary else None,
-        "leaderboard": _leaderboard(data.get("leaderboard")),
-        "config": json.dumps(data.get("config") or {}, indent=2, sort_keys=True),
-    }
+    return rows
 
 
 def _leaderboard(board: dict | None) -> dict | None:

@@ -3,7 +3,8 @@
 The sources, strongest first: options given on the command line, a TOML file (`--config`,
 top-level keys are optimize option names with dashes or underscores), the task's suggested
 defaults (built-in tasks are sized for a laptop), and GPOConfig's defaults (the paper's
-headline configuration). The CLI (`optimize`) and the benchmark harness both call `resolve`.
+headline configuration). The CLI (`optimize`) and the benchmark harness both call `resolve`;
+a resumed run's settings come from its config.json (resuming.py).
 
 Validation: unknown names list the known ones; the original's spellings
 `relavance` and `consine` are accepted; combinations that crash in the original or have no
@@ -25,7 +26,7 @@ from gpo_local.algorithm.config import METHOD_SWITCHES, OPTIONS, SWITCHES, GPOCo
 from gpo_local.algorithm.directions import canonical_selection
 from gpo_local.algorithm.option import check_value
 from gpo_local.algorithm.schedules import canonical_schedule, total_steps
-from gpo_local.app.bounds import check_run, check_runtime
+from gpo_local.app.bounds import check_run
 from gpo_local.backends import catalog
 from gpo_local.backends.catalog import DEFAULT_MODEL, SUGGESTED_OPTIMIZER
 from gpo_local.backends.cluster import ray_request
@@ -33,7 +34,7 @@ from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.methods import get_method
 from gpo_local.methods.simple import reference_prompt_of
 from gpo_local.tasks import Task, load_task
-from gpo_local.tasks.answer_length import UNKNOWN_FAMILY_TOKENS, answer_limits, parse_answer_max_tokens
+from gpo_local.tasks.answer_length import answer_limits, parse_answer_max_tokens
 
 # Every table below is derived from the one declaration of the options (config.OPTIONS).
 FILE_OPTIONS = {o.name: o for o in OPTIONS if o.cli}  # what a TOML file (and the command line) may set
@@ -172,66 +173,17 @@ def resolve(
     method = v.get("method") or "gpo"
     method_class = get_method(method)
     _check_switches(method, given, v)
-    if method in ("empty", "cot", "reference") and "initial_prompt" in given:
-        raise ConfigError(
-            OptionValue("initial_prompt"),
-            " does not apply to ",
-            OptionValue("method", method),
-            " (its prompt is fixed)",
-        )
-    if v.get("initial_prompt") is not None and not str(v["initial_prompt"]).strip():
-        raise ConfigError(
-            OptionValue("initial_prompt"),
-            " is empty: give a starting instruction, leave the option out for the task's own, or use ",
-            OptionValue("method", "empty"),
-            " for the no-instruction baseline",
-        )
+    _check_initial_prompt(method, given, v)
     seed = v.get("seed") or 0
-    loading = {key: v[key] for key in TASK_KEYS if v.get(key)}
-    if loading.get("metric"):
-        loading["metric"] = loading["metric"].lower()
-    if isinstance(task_spec, Task):  # loaded already (the Python API's in-memory data)
-        if loading:
-            raise ConfigError(
-                OptionValue(next(iter(loading))), " applies to a task name or path, not to loaded data"
-            )
-        task, task_spec = task_spec, task_spec.source
-    else:
-        task = load_task(task_spec, seed=seed, **loading)
+    task, task_spec = _task_of(task_spec, v, seed)
     if method == "reference":  # before any model loads: the task must have a human reference
         reference_prompt_of(task)
     if v.get("test_holdout"):
         task = task.with_holdout(v["test_holdout"])
-    steps = v.get("steps") or task.optimize_defaults.get("steps")
-    if steps is None:
-        steps = total_steps(len(task.split("train"))) if "train" in task.splits else 3
-        if steps == 0:
-            raise ConfigError(
-                f"task {task.name!r}: the train split is too small to set a step count "
-                "(fewer than half a batch); pass ",
-                OptionValue("steps"),
-            )
-    chosen = {name: v[name] for name in (f.name for f in fields(GPOConfig)) if v.get(name) is not None}
-    # A task's own defaults (a built-in task's optimize_defaults) win over the options' generic
-    # ones and lose to what the user set. `v` also holds the command line's shown defaults
-    # (--position Q_end), so only the names in `given` may override the task; otherwise a shown
-    # default such as Q_end would silently replace the built-in antonyms' "Q_begin".
-    task_defaults = {name: value for name, value in task.optimize_defaults.items() if name not in given}
-    chosen = {**chosen, **task_defaults, "steps": steps, "seed": seed, "method": method}
-    chosen["answer_max_tokens"] = parse_answer_max_tokens(v.get("answer_max_tokens"))  # "N" or "N1,N2"
-    if "selection" in chosen:
-        chosen["selection"] = canonical_selection(chosen["selection"])
-    if "schedule" in chosen:
-        chosen["schedule"] = canonical_schedule(chosen["schedule"])
-    config = method_class.configure(GPOConfig(**chosen))
-    config.validate()
+    steps = _step_count(task, v)
+    config = _validated_config(v, given, task, method_class, method=method, steps=steps, seed=seed)
     task = with_answer_limits(task, config.answer_max_tokens)
-    # The data every method needs, checked before any model loads.
-    task.split("eval", config.dev_limit)
-    if method_class.uses_format:
-        task.split("format")
-    if method_class.trains(config):
-        task.split("train")
+    _check_task_data(task, config, method_class)
     limits = Limits(**{name: v.get(name) for name in LIMITS})
     initial_prompt = v.get("initial_prompt")
     initial_prompt = task.initial_prompt if initial_prompt is None else task.adapt_prompt(initial_prompt)
@@ -256,6 +208,89 @@ def resolve(
         explicit=frozenset(given),
         notices=tuple(notices),
     )
+
+
+def _check_initial_prompt(method: str, given: set[str], v: dict[str, Any]) -> None:
+    """--initial-prompt only for a method that starts from one, and never empty."""
+    if method in ("empty", "cot", "reference") and "initial_prompt" in given:
+        raise ConfigError(
+            OptionValue("initial_prompt"),
+            " does not apply to ",
+            OptionValue("method", method),
+            " (its prompt is fixed)",
+        )
+    if v.get("initial_prompt") is not None and not str(v["initial_prompt"]).strip():
+        raise ConfigError(
+            OptionValue("initial_prompt"),
+            " is empty: give a starting instruction, leave the option out for the task's own, or use ",
+            OptionValue("method", "empty"),
+            " for the no-instruction baseline",
+        )
+
+
+def _task_of(task_spec: str | Task, v: dict[str, Any], seed: int) -> tuple[Task, str]:
+    """The task and its spec: loaded from a name or path with the loading options (the "task"
+    group), or a Task the Python API loaded already, which takes none of them."""
+    loading = {key: v[key] for key in TASK_KEYS if v.get(key)}
+    if loading.get("metric"):
+        loading["metric"] = loading["metric"].lower()
+    if isinstance(task_spec, Task):  # loaded already (the Python API's in-memory data)
+        if loading:
+            raise ConfigError(
+                OptionValue(next(iter(loading))), " applies to a task name or path, not to loaded data"
+            )
+        return task_spec, task_spec.source
+    return load_task(task_spec, seed=seed, **loading), task_spec
+
+
+def _step_count(task: Task, v: dict[str, Any]) -> int:
+    """--steps, else the task's own, else 3 epochs of its train split (3 for a task without one)."""
+    steps = v.get("steps") or task.optimize_defaults.get("steps")
+    if steps is None:
+        steps = total_steps(len(task.split("train"))) if "train" in task.splits else 3
+        if steps == 0:
+            raise ConfigError(
+                f"task {task.name!r}: the train split is too small to set a step count "
+                "(fewer than half a batch); pass ",
+                OptionValue("steps"),
+            )
+    return steps
+
+
+def _validated_config(
+    v: dict[str, Any], given: set[str], task: Task, method_class, *, method: str, steps: int, seed: int
+) -> GPOConfig:
+    """The run's GPOConfig: the options set, the task's own defaults where the user set none, the
+    method's presets (Method.configure), the aliases spelled out; validated."""
+    chosen = {name: v[name] for name in (f.name for f in fields(GPOConfig)) if v.get(name) is not None}
+    chosen = {**chosen, **_task_defaults(task, given), "steps": steps, "seed": seed, "method": method}
+    chosen["answer_max_tokens"] = parse_answer_max_tokens(v.get("answer_max_tokens"))  # "N" or "N1,N2"
+    if "selection" in chosen:
+        chosen["selection"] = canonical_selection(chosen["selection"])
+    if "schedule" in chosen:
+        chosen["schedule"] = canonical_schedule(chosen["schedule"])
+    config = method_class.configure(GPOConfig(**chosen))
+    config.validate()
+    return config
+
+
+def _task_defaults(task: Task, given: set[str]) -> dict[str, Any]:
+    """The task's own option defaults (a built-in task's optimize_defaults) that apply to a run:
+    those of the options the user did not set."""
+    # A task's own defaults win over the options' generic ones and lose to what the user set.
+    # `v` also holds the command line's shown defaults (--position Q_end), so only the names in
+    # `given` may override the task; otherwise a shown default such as Q_end would silently
+    # replace the built-in antonyms' "Q_begin".
+    return {name: value for name, value in task.optimize_defaults.items() if name not in given}
+
+
+def _check_task_data(task: Task, config: GPOConfig, method_class) -> None:
+    """The splits every method needs, checked before any model loads."""
+    task.split("eval", config.dev_limit)
+    if method_class.uses_format:
+        task.split("format")
+    if method_class.trains(config):
+        task.split("train")
 
 
 def suggested_models(
@@ -290,137 +325,6 @@ def suggested_models(
                 f"{DEFAULT_MODEL} is the {role.removesuffix('_model')} model"
             )
     return chosen, notices
-
-
-# What a resumed run may change: its budget (larger --steps, the limits) and how it runs here.
-RESUME_RAISABLE = ("steps",)
-# Options that change how a run is carried out or watched, never its results: free on resume.
-RESUME_FREE = (*LIMITS, "threads", "quiet", "ray", "ray_actors", "force", "run_dir", "mlflow")
-SAVED_RUNTIME = {
-    "task_model": ("models", "task", "spec"),
-    "optimizer_model": ("models", "optimizer", "spec"),
-    "embedder": ("models", "embedder", "spec"),
-    "n_ctx": ("settings", "n_ctx"),
-    "n_gpu_layers": ("settings", "n_gpu_layers"),
-    "parallel": ("settings", "parallel"),
-}
-
-
-def _saved_value(saved: dict, name: str) -> Any:
-    """The value of option `name` a run was started with (config.json)."""
-    if name in saved["config"]:
-        return saved["config"][name]
-    if name in SAVED_RUNTIME:
-        value = saved
-        for key in SAVED_RUNTIME[name]:
-            value = (value or {}).get(key)
-        return value
-    if name == "no_cache":
-        return not saved["settings"].get("cache", True)
-    if name in TASK_KEYS:
-        return (saved.get("task_options") or {}).get(name)
-    return saved.get(name)  # initial_prompt
-
-
-def _same_task(task_spec: str, saved: dict) -> bool:
-    if task_spec in (saved["task"], saved["task_source"]):
-        return True
-    given, recorded = Path(task_spec).expanduser(), Path(saved["task"]).expanduser()
-    return given.exists() and recorded.exists() and given.resolve() == recorded.resolve()
-
-
-def resume_changes(saved: dict, v: dict[str, Any], given: set[str], task_spec: str | None) -> dict[str, Any]:
-    """The options a resume changes ({name: new value}): a larger `steps` (and the limits,
-    read by the caller). A task or any other option given that differs from the saved run
-    is refused with both values."""
-    if task_spec is not None and not _same_task(task_spec, saved):
-        raise ConfigError(
-            f"task {task_spec!r} differs from the run's task {saved['task']!r}: a resumed run "
-            "keeps its task (leave TASK out, or start a new run)"
-        )
-    changes = {}
-    for name in sorted(given - set(RESUME_FREE)):
-        value, old = v.get(name), _saved_value(saved, name)
-        if name in ("selection", "schedule") and value is not None:
-            value = canonical_selection(value) if name == "selection" else canonical_schedule(value)
-        if name == "metric" and value:
-            value = value.lower()
-        if value == old or (name == "initial_prompt" and old is not None and value.strip() == old.strip()):
-            continue
-        if name in RESUME_RAISABLE and isinstance(old, int) and value > old:
-            changes[name] = value
-            continue
-        raise ConfigError(
-            f"{name}={value!r} differs from the run's {name}={old!r}: a resumed run keeps its "
-            f"options (only a larger steps and the budget limits can change; start a new run "
-            "to change it)"
-        )
-    return changes
-
-
-def resolve_resume(
-    run_dir: Path,
-    saved: dict,
-    values: dict[str, Any],
-    explicit: set[str] = frozenset(),
-    config_file: Path | None = None,
-    task_spec: str | None = None,
-) -> Settings:
-    """Settings to continue a run: its saved task, config, prompt and models. The budget
-    (a larger steps, the limits) and how it runs here (threads, quiet, ray) may change, from
-    the command line or the file; a task or another option that differs is refused."""
-    v, given = merge(values, set(explicit), config_file)
-    changes = resume_changes(saved, v, given, task_spec)
-    config = GPOConfig(
-        **{f.name: saved["config"][f.name] for f in fields(GPOConfig) if f.name in saved["config"]}
-    )
-    notices = [
-        f"resuming with {name} {getattr(config, name)} -> {value} (the run's config is updated)"
-        for name, value in changes.items()
-    ]
-    config = replace(config, **changes)
-    config.validate()
-    task_spec = saved["task"] if saved["task_source"].startswith("builtin:") else saved["task_source"]
-    task = load_task(task_spec, seed=config.seed, **saved.get("task_options", {}))
-    if config.test_holdout:
-        task = task.with_holdout(config.test_holdout)
-    if "answer_max_tokens" not in saved["config"] and not saved["task_source"].startswith("builtin:"):
-        # A run recorded before the option existed: a task from files had the Task default limits.
-        config = replace(config, answer_max_tokens=",".join(map(str, UNKNOWN_FAMILY_TOKENS)))
-    task = with_answer_limits(task, config.answer_max_tokens)
-    old = saved.get("limits") or {}
-    limits = Limits(**{name: v[name] if name in given else old.get(name) for name in LIMITS})
-    notices += [
-        f"resuming with {name} {old.get(name)} -> {getattr(limits, name)}"
-        for name in LIMITS
-        if name in given and getattr(limits, name) != old.get(name)
-    ]
-    runtime = {
-        "task_model": saved["models"]["task"]["spec"],
-        "optimizer_model": saved["models"]["optimizer"]["spec"],
-        "embedder": saved["models"]["embedder"]["spec"],
-        **{k: saved["settings"][k] for k in ("n_ctx", "n_gpu_layers", "parallel")},
-        "threads": v.get("threads") or saved["settings"].get("threads"),
-        "no_cache": not saved["settings"].get("cache", True),
-        "ray": v.get("ray"),
-        "ray_actors": v.get("ray_actors"),
-        "mlflow": v.get("mlflow"),
-    }
-    ray_request(runtime)
-    # A saved thread count stands (the run started with it); a new one is checked.
-    check_runtime(runtime, force=bool(v.get("force")) or "threads" not in given)
-    return Settings(
-        task_spec=task_spec,
-        task=task,
-        config=config,
-        limits=limits,
-        initial_prompt=saved["initial_prompt"],
-        runtime=runtime,
-        run_dir=run_dir,
-        quiet=bool(v.get("quiet")),
-        explicit=frozenset(given),
-        notices=tuple(notices),
-    )
 
 
 def with_answer_limits(task: Task, answer_max_tokens: str | None) -> Task:

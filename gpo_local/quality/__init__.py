@@ -31,31 +31,29 @@ Options merge in that order: [optimize], then [methods.<its method>], then [vari
 The cell runner is injectable: the CLI runs each cell as a subprocess (a crash is recorded as a
 failed cell and the rest go on); the unit tests pass a fake.
 
-Modules: config.py (the config, the cell matrix, validation), run.py (running the cells,
-resuming, the subprocess runner, progress), results.py (aggregation and the three files).
+Modules: config.py (loading and validating the config), cells.py (rows, tasks, the cell
+matrix), run.py (running the cells, resuming, the subprocess runner, progress), results.py
+(aggregation, results.json and the CSV files), markdown.py (results.md).
 
 Part of the application layer (beside gpo_local.app): may import every layer below.
 """
 
+from gpo_local.quality.cells import BenchConfig, Cell, Row, TaskRef
 from gpo_local.quality.config import (
     CONTRACT_OPTIONS,
     DEFAULT_TASK_MODEL,
     HARNESS_OPTIONS,
     METHODS,
-    BenchConfig,
-    Cell,
-    Row,
-    TaskRef,
     check_cells,
     load_config,
 )
+from gpo_local.quality.markdown import results_markdown
 from gpo_local.quality.results import (
     MEAN_ROW,
     PAPER_SOURCE,
     aggregate,
     collect,
     results_csv,
-    results_markdown,
     write_results,
 )
 from gpo_local.quality.run import CellRunner, RichProgress, SilentProgress, SubprocessRunner, run_bench

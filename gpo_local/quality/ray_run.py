@@ -27,7 +27,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from gpo_local.quality.config import BenchConfig, Cell
+from gpo_local.quality.cells import BenchConfig, Cell
 from gpo_local.quality.results import status_counts, write_results
 from gpo_local.quality.run import SubprocessRunner, add_wall, cell_toml
 from gpo_local.runs.directory import write_json_atomic

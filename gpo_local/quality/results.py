@@ -1,4 +1,4 @@
-"""Aggregation over seeds and tasks, and the three result files (json, csv, md)."""
+"""Aggregation over seeds and tasks, and the result files (json, csv; results.md in markdown.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import statistics
 import time
 from pathlib import Path
 
-from gpo_local.app.formatting import percent
 from gpo_local.app.paper import SOURCE as PAPER_SOURCE
 from gpo_local.app.paper import paper_score
-from gpo_local.quality.config import BenchConfig, Cell
-from gpo_local.quality.leaderboard import leaderboard, leaderboard_csv, leaderboard_markdown
+from gpo_local.quality.cells import BenchConfig, Cell, Row, TaskRef
+from gpo_local.quality.leaderboard import leaderboard, leaderboard_csv
+from gpo_local.quality.markdown import results_markdown
 from gpo_local.runs.storage import write_atomic
 from gpo_local.stats import mean_interval, paired_comparison
 
@@ -121,60 +121,79 @@ def aggregate(config: BenchConfig, cells: list[dict]) -> dict:
             task_means = {}
             for task in config.tasks:
                 group = [c for c in row_cells if c["task"] == task.name]
-                tests = [c["final_test"] for c in group]
-                entry = {
-                    "method": row.name,
-                    "base_method": row.method,
-                    "task": task.name,
-                    "benchmark": task.benchmark,
-                    "task_model": model,
-                    "n_seeds": len(group),
-                    "seeds": [c["seed"] for c in group],
-                    "test_scores": tests,
-                    "test_mean": _round(_mean(tests)),
-                    "test_std": _round(_std(tests)),
-                    "initial_test_mean": _round(_mean(c["initial_test"] for c in group)),
-                    "dev_mean": _round(_mean(c["final_dev"] for c in group)),
-                    **{name: _round(_mean(c[name] for c in group), 1) for name in COUNTERS},
-                }
+                entry = _summary_entry(row, task, model, group)
                 summary.append(entry)
                 if entry["test_mean"] is not None:
                     task_means[task.name] = entry["test_mean"]
-            per_seed = []
-            for seed in config.seeds:
-                scores = {c["task"]: c["final_test"] for c in row_cells if c["seed"] == seed}
-                if all(scores.get(t.name) is not None for t in config.tasks):
-                    per_seed.append(statistics.fmean(scores[t.name] for t in config.tasks))
-            benchmarks = {}
-            for bench in sorted({t.benchmark for t in config.tasks if t.benchmark}):
-                values = [
-                    task_means[t.name] for t in config.tasks if t.benchmark == bench and t.name in task_means
-                ]
-                benchmarks[bench] = _round(_mean(values))
-            cell_scores = [c["final_test"] for c in row_cells if c["final_test"] is not None]
-            interval = mean_interval(cell_scores)
-            method_means.append(
-                {
-                    "method": row.name,
-                    "base_method": row.method,
-                    "variant": row.is_variant,
-                    "task_model": model,
-                    "test_mean_over_tasks": _round(_mean(task_means.values())),
-                    # Over the (task, seed) cells: the mean and its 95% Student-t interval.
-                    "cells_with_scores": len(cell_scores),
-                    "cell_mean": _round(interval[0]) if interval else None,
-                    "cell_ci_low": _round(interval[1]) if interval and len(cell_scores) > 1 else None,
-                    "cell_ci_high": _round(interval[2]) if interval and len(cell_scores) > 1 else None,
-                    "tasks_with_scores": len(task_means),
-                    "complete": len(task_means) == len(config.tasks),
-                    "test_std_over_seeds": _round(_std(per_seed)),
-                    "seeds_complete": len(per_seed),
-                    "benchmark_means": benchmarks,
-                    "cells_done": len(row_cells),
-                    **_usable_replies(row_cells),
-                    **{name: _round(_mean(c[name] for c in row_cells), 1) for name in COUNTERS},
-                }
-            )
+            method_means.append(_method_mean(config, row, model, row_cells, task_means))
+    return {
+        "summary": summary,
+        "method_means": method_means,
+        "paper": _paper_figures(config),
+        "paired": paired_comparisons(config, cells),
+    }
+
+
+def _summary_entry(row: Row, task: TaskRef, model: str, group: list[dict]) -> dict:
+    """One (row, task, task model) over its finished seeds: the final test scores with their
+    mean and std, the initial test and dev means, the counters' means."""
+    tests = [c["final_test"] for c in group]
+    return {
+        "method": row.name,
+        "base_method": row.method,
+        "task": task.name,
+        "benchmark": task.benchmark,
+        "task_model": model,
+        "n_seeds": len(group),
+        "seeds": [c["seed"] for c in group],
+        "test_scores": tests,
+        "test_mean": _round(_mean(tests)),
+        "test_std": _round(_std(tests)),
+        "initial_test_mean": _round(_mean(c["initial_test"] for c in group)),
+        "dev_mean": _round(_mean(c["final_dev"] for c in group)),
+        **{name: _round(_mean(c[name] for c in group), 1) for name in COUNTERS},
+    }
+
+
+def _method_mean(config: BenchConfig, row: Row, model: str, row_cells: list[dict], task_means: dict) -> dict:
+    """One (row, task model) over the tasks: the mean of the task means, its std over the seeds
+    that finished every task, the mean over cells with its interval, the benchmark means, the
+    replies and the counters' means."""
+    per_seed = []
+    for seed in config.seeds:
+        scores = {c["task"]: c["final_test"] for c in row_cells if c["seed"] == seed}
+        if all(scores.get(t.name) is not None for t in config.tasks):
+            per_seed.append(statistics.fmean(scores[t.name] for t in config.tasks))
+    benchmarks = {}
+    for bench in sorted({t.benchmark for t in config.tasks if t.benchmark}):
+        values = [task_means[t.name] for t in config.tasks if t.benchmark == bench and t.name in task_means]
+        benchmarks[bench] = _round(_mean(values))
+    cell_scores = [c["final_test"] for c in row_cells if c["final_test"] is not None]
+    interval = mean_interval(cell_scores)
+    return {
+        "method": row.name,
+        "base_method": row.method,
+        "variant": row.is_variant,
+        "task_model": model,
+        "test_mean_over_tasks": _round(_mean(task_means.values())),
+        # Over the (task, seed) cells: the mean and its 95% Student-t interval.
+        "cells_with_scores": len(cell_scores),
+        "cell_mean": _round(interval[0]) if interval else None,
+        "cell_ci_low": _round(interval[1]) if interval and len(cell_scores) > 1 else None,
+        "cell_ci_high": _round(interval[2]) if interval and len(cell_scores) > 1 else None,
+        "tasks_with_scores": len(task_means),
+        "complete": len(task_means) == len(config.tasks),
+        "test_std_over_seeds": _round(_std(per_seed)),
+        "seeds_complete": len(per_seed),
+        "benchmark_means": benchmarks,
+        "cells_done": len(row_cells),
+        **_usable_replies(row_cells),
+        **{name: _round(_mean(c[name] for c in row_cells), 1) for name in COUNTERS},
+    }
+
+
+def _paper_figures(config: BenchConfig) -> list[dict]:
+    """The paper's figures for the config's methods (not variants) and benchmarks."""
     paper = []
     for row in config.rows:
         if row.is_variant:
@@ -183,12 +202,7 @@ def aggregate(config: BenchConfig, cells: list[dict]) -> dict:
             score = paper_score(row.method, bench)
             if score is not None:
                 paper.append({"method": row.name, "task": bench, "score": score, "source": PAPER_SOURCE})
-    return {
-        "summary": summary,
-        "method_means": method_means,
-        "paper": paper,
-        "paired": paired_comparisons(config, cells),
-    }
+    return paper
 
 
 def paired_comparisons(config: BenchConfig, cells: list[dict]) -> list[dict]:
@@ -364,259 +378,3 @@ def paired_csv(results: dict) -> str:
     for comparison in results.get("paired") or []:
         writer.writerow(comparison)
     return buffer.getvalue()
-
-
-def _interval_text(low, high, *, signed: bool = True) -> str:
-    """An interval of fractions in points: "[+2.5, +17.5]" (a difference) or "[12.7, 32.3]"."""
-    if low is None or high is None:
-        return "n/a"
-    form = "+.1f" if signed else ".1f"
-    return f"[{100 * low:{form}}, {100 * high:{form}}]"
-
-
-def _usable_text(mean: dict) -> str:
-    replies, usable = mean.get("candidate_replies"), mean.get("usable_replies")
-    if not replies:
-        return "n/a"
-    return f"{usable} of {replies} ({100 * usable / replies:.0f}%)"
-
-
-def _asks_text(mean: dict) -> str:
-    asks, wanted = mean.get("quota_asks"), mean.get("quota_wanted")
-    return "n/a" if asks is None else f"{asks} for {wanted}"
-
-
-def _num(value) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}".rstrip("0").rstrip(".")
-
-
-def _table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|",
-    ]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return lines
-
-
-def _score_row(
-    mean: dict, means: list, tasks: list, benches: list, by_key: dict, model: str, paper: dict, n_seeds: int
-) -> list[str]:
-    """One method's row of a score table: a cell per task, the mean over tasks, the benchmark means."""
-    row = [mean["method"] + (f" ({mean['base_method']})" if mean["variant"] else "")]
-    for task in tasks:
-        entry = by_key[(mean["method"], task, model)]
-        cell = percent(entry["test_mean"])
-        if entry["test_std"] is not None:
-            cell += f" ± {100 * entry['test_std']:.1f}"
-        if entry["test_mean"] is not None and (entry["n_seeds"] > 1 or n_seeds > 1):
-            cell += f" ({entry['n_seeds']})"
-        row.append(cell)
-    overall = percent(mean["test_mean_over_tasks"])
-    if mean["test_std_over_seeds"] is not None:
-        overall += f" ± {100 * mean['test_std_over_seeds']:.1f}"
-    if not mean["complete"] and mean["test_mean_over_tasks"] is not None:
-        overall += f" ({mean['tasks_with_scores']} of {len(tasks)} tasks)"
-    row.append(overall)
-    if len(benches) > 1:
-        row += [percent(mean["benchmark_means"].get(b)) for b in benches]
-    row += [
-        f"{100 * paper[(mean['method'], b)]:.2f}" if (mean["method"], b) in paper else ""
-        for b in benches
-        if any((m["method"], b) in paper for m in means)
-    ]
-    return row
-
-
-def results_markdown(results: dict) -> str:
-    config = results["config"]
-    tasks = [t["name"] for t in config["tasks"]]
-    models = list(dict.fromkeys(m["task_model"] for m in results["method_means"]))
-    benches = sorted({t["benchmark"] for t in config["tasks"] if t["benchmark"]})
-    paper = {(p["method"], p["task"]): p["score"] for p in results["paper"]}
-    counts = results["counts"]
-    total = sum(counts.values())
-    seeds = sorted({c["seed"] for c in results["cells"]})
-    lines = [f"# Quality benchmark: {Path(config['path']).name}", ""]
-    if config["description"]:
-        lines += [config["description"].strip(), ""]
-    lines += [
-        f"- config: `{config['path']}`; output: `{results['out']}`; written {results['generated']}",
-        f"- cells: {counts.get('done', 0)} of {total} done"
-        + "".join(f", {n} {status}" for status, n in sorted(counts.items()) if status != "done"),
-        f"- tasks: {', '.join(tasks)}; seeds: {', '.join(map(str, seeds))}; "
-        f"task model(s): {', '.join(models)}",
-        f"- harness wall time of the cells so far: "
-        f"{format_duration(sum(c['wall_seconds'] or 0 for c in results['cells']))}",
-        "",
-    ]
-    if results.get("leaderboard"):
-        lines += leaderboard_markdown(results["leaderboard"])
-    by_key = {(s["method"], s["task"], s["task_model"]): s for s in results["summary"]}
-    for model in models:
-        means = [m for m in results["method_means"] if m["task_model"] == model]
-        title = "Test score (%)" + (f", task model {model}" if len(models) > 1 else "")
-        header = ["method", *tasks, "mean over tasks"]
-        if len(benches) > 1:
-            header += [f"ours {b}" for b in benches]
-        header += [f"paper {b} ¹" for b in benches if any((m["method"], b) in paper for m in means)]
-        rows = [_score_row(mean, means, tasks, benches, by_key, model, paper, len(seeds)) for mean in means]
-        lines += [f"## {title}", ""] + _table(header, rows, "l" + "r" * (len(header) - 1)) + [""]
-    lines += [
-        "Each score is the final prompt's test score, mean ± sample standard deviation over seeds "
-        '(the number of seeds in parentheses when there are several); "mean over tasks" is the '
-        "mean of the task columns, ± the standard deviation over seeds of the per-seed mean.",
-        "",
-    ]
-    lines += ["## Mean over (task, seed) cells, with 95% interval", ""]
-    rows = [
-        [
-            m["method"] + (f", {m['task_model']}" if len(models) > 1 else ""),
-            str(m["cells_with_scores"]),
-            percent(m["cell_mean"]),
-            _interval_text(m["cell_ci_low"], m["cell_ci_high"], signed=False),
-        ]
-        for m in results["method_means"]
-    ]
-    lines += _table(["method", "cells", "mean test score (%)", "95% interval"], rows, "lrrr")
-    lines += [
-        "",
-        "Every finished (task, seed) cell counts once; the interval is Student's t over the cells "
-        "(n/a below two cells). It shows how much the mean moves with the tasks and seeds drawn, "
-        "not the questions' sampling within a cell.",
-        "",
-    ]
-    if results["paper"]:
-        lines += [
-            f"¹ The paper's figure, not ours: {PAPER_SOURCE}; full test splits, macro-averaged over all "
-            "of the benchmark's tasks. Other models and tasks: for orientation only.",
-            "",
-        ]
-    paired = [c for c in results.get("paired") or [] if c["cells"]]
-    if paired:
-        reference = paired[0]["method"]
-        lines += [f"## {reference} against each method, cell by cell", ""]
-        rows = [
-            [
-                c["against"] + (f", {c['task_model']}" if len(models) > 1 else ""),
-                str(c["cells"]),
-                f"{100 * c['mean_difference']:+.1f}",
-                _interval_text(c.get("ci_low"), c.get("ci_high")),
-                f"{c['wins']} / {c['ties']} / {c['losses']}",
-                f"{c['p_value']:.3f}",
-            ]
-            for c in paired
-        ]
-        lines += _table(
-            [
-                "against",
-                "cells",
-                f"mean difference ({reference} − it, points)",
-                "95% interval",
-                "wins / ties / losses",
-                "p (sign-flip)",
-            ],
-            rows,
-            "lrrrrr",
-        )
-        lines += [
-            "",
-            "Only the (task, seed) cells both methods finished; the difference is of final test "
-            "scores, its interval Student's t over those cells. p: two-sided paired permutation test "
-            "(every sign pattern of the non-zero differences) of no difference; with few cells, only "
-            "large gaps reach a small p.",
-            "",
-        ]
-    lines += ["## Cost per run (mean over finished cells)", ""]
-    rows = [
-        [
-            m["method"] + (f", {m['task_model']}" if len(models) > 1 else ""),
-            str(m["cells_done"]),
-            _num(m["dev_scorings"]),
-            _num(m["optimizer_calls"]),
-            _num(m["task_tokens"]),
-            _num(m["optimizer_tokens"]),
-            _num(m["seconds"]),
-            _num(m["cpu_seconds"]),
-            _num(m["wall_seconds"]),
-            _asks_text(m),
-            _usable_text(m),
-        ]
-        for m in results["method_means"]
-    ]
-    lines += _table(
-        [
-            "method",
-            "cells",
-            "dev scorings",
-            "optimizer calls",
-            "task tokens",
-            "optimizer tokens",
-            "optimize s",
-            "CPU s",
-            "wall s",
-            "quota asks",
-            "usable replies",
-        ],
-        rows,
-        "lrrrrrrrrrr",
-    )
-    lines += [
-        "",
-        "Dev scorings: (prompt, dev example) scorings requested; CPU s: the optimize process's CPU "
-        "seconds over all its threads (n/a for runs from before it was recorded), which a paused cell or a "
-        "busy machine does not inflate as it does the wall-clock columns; wall s: the harness's time for the "
-        "cell, model loading included; usable replies: candidate-writing optimizer replies not dropped "
-        "(drops.py), summed over the cells; quota asks: optimizer calls made for candidates, for the "
-        "candidates wanted (the reply quota asks again for unusable replies), summed over the cells.",
-        "",
-        "## Cells",
-        "",
-    ]
-    rows = [
-        [
-            c["method"],
-            c["task"],
-            str(c["seed"]),
-            c["task_model"],
-            c["status"],
-            percent(c["initial_test"]),
-            percent(c["final_test"]),
-            percent(c["final_dev"]),
-            c["stopped"] or "",
-            _num(c["wall_seconds"]),
-            c["error"] or "",
-        ]
-        for c in results["cells"]
-    ]
-    lines += _table(
-        [
-            "method",
-            "task",
-            "seed",
-            "task model",
-            "status",
-            "initial test",
-            "final test",
-            "final dev",
-            "stopped",
-            "wall s",
-            "error",
-        ],
-        rows,
-        "lllllrrrlrl",
-    )
-    return "\n".join(lines) + "\n"
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    seconds = int(seconds)
-    return (
-        f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
-        if seconds >= 3600
-        else f"{seconds // 60}m{seconds % 60:02d}s"
-    )

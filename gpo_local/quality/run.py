@@ -13,9 +13,10 @@ from typing import Protocol
 
 from gpo_local.app.formatting import percent
 from gpo_local.errors import ConfigError, OptionValue
-from gpo_local.quality.config import BenchConfig, Cell
+from gpo_local.quality.cells import BenchConfig, Cell
 from gpo_local.quality.leaderboard import format_table, table_rows
-from gpo_local.quality.results import format_duration, status_counts, write_results
+from gpo_local.quality.markdown import format_duration
+from gpo_local.quality.results import status_counts, write_results
 from gpo_local.runs.directory import JsonlLog, write_json_atomic
 from gpo_local.runs.storage import write_atomic
 

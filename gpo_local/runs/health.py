@@ -32,7 +32,7 @@ from gpo_local.errors import StorageError
 from gpo_local.runs.storage import ADVICE, write_bytes_synced
 
 MISSING, TORN, DAMAGED, WRONG_SHAPE = "missing", "torn", "damaged", "wrong shape"
-# What a resumed run reads of config.json (settings.resolve_resume, RunDir.resume).
+# What a resumed run reads of config.json (resuming.resolve_resume, RunDir.resume).
 RESUME_KEYS = ("task", "task_source", "config", "initial_prompt", "models", "settings")
 SET_ASIDE = ".damaged"  # suffix of the file the damaged records are moved to
 
