@@ -6,12 +6,18 @@ from it: the click options of the command line (cli_options.py: choices, ranges,
 sections), the types and bounds a TOML file and the Python API are checked against, the
 runtime defaults and the switches each method takes (settings.py), the keyword arguments of
 `gpo_local.optimize` (api.py) and the option list of the bench harness (quality/config.py).
-The table is written in two parts: the "config" options in options_config.py, the others in
-options_runtime.py; OPTIONS joins them, in that order. GPOConfig and Limits are written out
-below for readers and type checkers; a test holds their fields and defaults to the table. The
-vocabulary of a declaration (Option) and the checks of a value against one are in option.py.
-Adding an option is one line in the table plus the code that reads it (and, for a "config" or
-"limit" option, its field below).
+
+The table is written in parts, each next to the dataclass fields it declares; OPTIONS joins them
+in this order: the "config" options by theme, in options_method.py (the method and GPO's strategy
+switches: MethodConfig), options_data.py (the examples shown, scored and tested on: DataConfig) and
+options_candidates.py (how candidates are sampled, checked and raced: CandidateConfig); then the
+others in options_runtime.py (with Limits, the "limit" group's fields). GPOConfig below inherits
+the three "config" dataclasses, so its fields are the "config" options in the table's order; a
+test holds every written-out field and default to the table. The vocabulary of a declaration
+(Option) and the checks of a value against one are in option.py.
+
+Adding an option touches two files: its table part (for a "config" or "limit" option, its
+declaration and its field, written next to each other there) and the code that reads it.
 
 Groups: "config" (GPOConfig: what the optimization does), "limit" (Limits: when to stop
 early), "runtime" (models and llama.cpp settings), "task" (how TASK is loaded), "run" (the
@@ -24,21 +30,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpo_local.algorithm.option import Option, check_value
-from gpo_local.algorithm.options_config import CONFIG_OPTIONS, METHOD_NAMES
+from gpo_local.algorithm.options_candidates import CANDIDATE_OPTIONS, CandidateConfig
+from gpo_local.algorithm.options_data import DATA_OPTIONS, DataConfig
+from gpo_local.algorithm.options_method import METHOD_NAMES, METHOD_OPTIONS, MethodConfig
 from gpo_local.algorithm.options_runtime import LIMIT_OPTIONS, RUN_OPTIONS, RUNTIME_OPTIONS, TASK_OPTIONS
-from gpo_local.algorithm.racing import DEFAULT_ERROR as RACING_ERROR
-from gpo_local.algorithm.racing import DEFAULT_ORDER as RACING_ORDER
-from gpo_local.algorithm.racing import DEFAULT_ROUNDS as RACING_ROUNDS
+from gpo_local.algorithm.options_runtime import Limits as Limits
 from gpo_local.algorithm.racing import RacingConfig
 from gpo_local.algorithm.schedules import canonical_schedule, make_schedule
 from gpo_local.errors import ConfigError, OptionValue
-from gpo_local.tasks.prompting import DEFAULT_POSITION
 
 # SGDM is this preset of the switches (methods/sgdm.py explains the choice); applied once, in settings.
 SGDM_PRESET = dict(
     gradient="feedback", momentum="feedback", momentum_update="real-time", update="edit", schedule="fixed"
 )
 
+CONFIG_OPTIONS: tuple[Option, ...] = (*METHOD_OPTIONS, *DATA_OPTIONS, *CANDIDATE_OPTIONS)
 OPTIONS: tuple[Option, ...] = (*CONFIG_OPTIONS, *LIMIT_OPTIONS, *RUNTIME_OPTIONS, *TASK_OPTIONS, *RUN_OPTIONS)
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 # The GPO headline switches (the paper's GPO, the original GPO.sh); the budget of every baseline is GPO's
@@ -125,47 +131,15 @@ def _check_combinations(self: GPOConfig) -> None:
         )
 
 
+# A dataclass takes its bases' fields from the last base to the first: the bases are listed in the
+# reverse of the table's order, so the fields come in the table's order.
 @dataclass(frozen=True)
-class GPOConfig:
+class GPOConfig(CandidateConfig, DataConfig, MethodConfig):
     """The run configuration of every method; the paper's headline GPO (the original GPO.sh) unless
     overridden. The strategy switches only apply to `gpo` (and are preset for `sgdm`). Its
-    fields are the "config" options of OPTIONS, in their order, with their defaults (a test
-    holds the two together)."""
-
-    method: str = "gpo"
-    steps: int = 18
-    candidates: int = 8
-    gradient: str = "none"
-    momentum: str = "para"
-    selection: str = "relevance"
-    momentum_update: str = "k-list"
-    k: int = 3
-    update: str = "generate-without"
-    schedule: str = "cosine"
-    lr_init: int = 50
-    lr_final: int = 10
-    warmup: int = 0
-    train_batch: int = 8
-    format_examples: int = 3
-    answer_max_tokens: str | None = None
-    position: str = DEFAULT_POSITION
-    dev_limit: int | None = None
-    test_limit: int | None = None
-    test_holdout: int | None = None
-    optimizer_temperature: float = 1.0
-    optimizer_min_p: float = 0.0
-    optimizer_max_tokens: int = 512
-    require_tags: bool = False
-    max_prompt_words: int | None = None
-    seed: int = 0
-    racing: bool = False
-    racing_error: float = RACING_ERROR
-    racing_rounds: int = RACING_ROUNDS
-    racing_order: str = RACING_ORDER
-    grammar: bool = True
-    leak_check: bool = True
-    copy_guard: bool = True
-    reply_quota: bool = False
+    fields are the "config" options of OPTIONS, in their order, with their defaults, written out
+    in the table's parts it inherits (MethodConfig, DataConfig, CandidateConfig; a test holds
+    the two together)."""
 
     def validate(self) -> None:
         """Check values against the table and the combinations that crash the original code or make
@@ -183,14 +157,3 @@ class GPOConfig:
         return make_schedule(
             name, initial=self.lr_init, final=self.lr_final, total_steps=self.steps, warmup=self.warmup
         )
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Budget limits, checked at step boundaries: a run stops before a step whose
-    planned optimizer calls would exceed `max_optimizer_calls`, and before the next step once
-    `max_task_tokens` tokens were generated by the task model or `time_limit` seconds passed."""
-
-    max_optimizer_calls: int | None = None
-    max_task_tokens: int | None = None
-    time_limit: float | None = None

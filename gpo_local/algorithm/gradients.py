@@ -8,8 +8,9 @@ momentum over feedback is left as it was.
 Every strategy is a registry entry (strategy.py): `(context, state) -> (result, new_state)`.
 Gradients take a `GradientContext` and give a `Gradient`; momentum over feedback takes a
 `FeedbackContext` and gives the text shown in the meta-prompt. Neither sees the optimizer
-object: the context holds what they use (the optimizer's `ask`, the train minibatch's outcomes,
-the gradient history, the embedder), bound to the step.
+object: the context holds what they use (the optimizer's `ask`, the train minibatch's outcomes
+and the run's options for a gradient; the gradient history and the embedder for the momentum),
+bound to the step.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from gpo_local.algorithm.config import GPOConfig
 from gpo_local.algorithm.directions import GradientEntry, canonical_selection, get_selector
 from gpo_local.algorithm.strategy import Ask, Strategy
 from gpo_local.algorithm.updates import render_feedback, render_feedback_merge
@@ -40,6 +42,7 @@ class GradientContext:
     step: int
     prompt: str  # the current prompt
     ask: Ask
+    config: GPOConfig  # the run's options, so a gradient reads its own
     # The step's train minibatch and the current prompt's outcomes on it, scored when called.
     train_outcomes: Callable[[], tuple[Sequence[Example], Sequence[Outcome]]]
 

@@ -97,7 +97,11 @@ class GPO(Method):
         earlier feedback; None without a gradient); returns the step record so far with it."""
         states: dict = {}
         context = GradientContext(
-            step=step, prompt=prompt, ask=ask, train_outcomes=partial(self.train_outcomes, step, prompt)
+            step=step,
+            prompt=prompt,
+            ask=ask,
+            config=self.config,
+            train_outcomes=partial(self.train_outcomes, step, prompt),
         )
         gradient = self._apply(self.gradient_of, context, states)
         record = {**gradient.record, **states}

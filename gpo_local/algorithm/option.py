@@ -1,6 +1,7 @@
 """One option's declaration (Option) and the checks of a value against it: type, finite
 bounds, choices and their aliases. The table of every option is config.OPTIONS; this module
-holds the vocabulary it is written in, and the parsers of the options given as text."""
+holds the vocabulary it is written in, the upper bounds its parts share, and the parsers of the
+options given as text."""
 
 from __future__ import annotations
 
@@ -46,6 +47,11 @@ SECTIONS = {
     "run": "The run",
 }
 GROUP_SECTIONS = {"config": "algorithm", "limit": "limit", "runtime": "runtime", "task": "task", "run": "run"}
+# Upper bounds that no machine or model reaches, shared by the table's parts; the bounds that follow
+# from this machine and the chosen models (threads, context, memory) are checked in app/bounds.py.
+MAX_COUNT = 1_000_000  # questions, calls, items
+MAX_WORDS = 1_000  # an edit budget or a prompt length, in words
+MAX_SEED = 2**32 - 1  # llama.cpp's seeds are 32-bit
 
 
 @dataclass(frozen=True)

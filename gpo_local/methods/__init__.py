@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from gpo_local.algorithm.method import Method
 from gpo_local.algorithm.optimizer import GPO
-from gpo_local.algorithm.options_config import METHOD_NAMES
+from gpo_local.algorithm.options_method import METHOD_NAMES
 from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.methods.ape import APE
 from gpo_local.methods.apo import APO
@@ -31,7 +31,7 @@ from gpo_local.methods.pe2 import PE2
 from gpo_local.methods.sgdm import SGDM, SGDM_PRESET
 from gpo_local.methods.simple import CoT, Empty, Reference
 
-# Keyed by each class's name, in the order --method lists them (options_config.METHOD_NAMES).
+# Keyed by each class's name, in the order --method lists them (options_method.METHOD_NAMES).
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
     for cls in sorted(

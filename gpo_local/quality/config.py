@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterable
 
 from gpo_local.algorithm.config import OPTIONS
-from gpo_local.algorithm.options_config import METHOD_NAMES
+from gpo_local.algorithm.options_method import METHOD_NAMES
 from gpo_local.app.cli_options import optimize_parser
 from gpo_local.app.paper import benchmark_of
 from gpo_local.backends.catalog import DEFAULT_MODEL
