@@ -68,12 +68,20 @@ def difficulty_task(n_eval=6, n_test=4) -> Task:
     )
 
 
+def question_and_instruction(content: str, question: str) -> tuple[re.Match | None, str]:
+    """A task model's message as the match of the `question` pattern and the instruction around
+    it: the fakes read the instruction on whichever side of the question the run's position puts
+    it (Q_begin before it, Q_end after it)."""
+    found = re.search(question, content)
+    if found is None:
+        return None, content
+    return found, (content[: found.start()] + content[found.end() :]).strip()
+
+
 def task_model() -> ScriptedLLM:
     def answer(messages, temperature, seed):
-        content = messages[-1]["content"]
-        question, _, prompt = content.rpartition("\n") if "\n" in content else (content, "", "")
-        needed = int(re.search(r"difficulty (\d+)", question).group(1))
-        return "yes" if len(prompt.split()) >= needed else "no"
+        question, prompt = question_and_instruction(messages[-1]["content"], r"difficulty (\d+); say yes")
+        return "yes" if len(prompt.split()) >= int(question.group(1)) else "no"
 
     return ScriptedLLM(answer, fingerprint="fake-task")
 

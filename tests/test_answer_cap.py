@@ -8,6 +8,7 @@ import fake_cli
 import pytest
 from click.testing import CliRunner
 
+from gpo_local.algorithm.config import GPOConfig
 from gpo_local.algorithm.evaluator import Evaluator
 from gpo_local.app.cli import main
 from gpo_local.app.resuming import resolve_resume
@@ -215,8 +216,8 @@ def test_format_examples_is_an_option_of_the_command_line_the_config_file_and_th
     config = tmp_path / "c.toml"
     config.write_text("format-examples = 6\n")
     assert resolve("sentiment", {}, set(), config).config.format_examples == 6
-    # A user's value wins over a built-in task's own (antonyms shows 8).
-    assert resolve("antonyms", {}, set()).config.format_examples == 8
+    # A built-in task shows the shared number of examples; a user's value wins.
+    assert resolve("antonyms", {}, set()).config.format_examples == GPOConfig.format_examples
     assert resolve("antonyms", {"format_examples": 2}, {"format_examples"}).config.format_examples == 2
     with pytest.raises(ConfigError, match="format-examples"):
         config.write_text("format-examples = -1\n")

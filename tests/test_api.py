@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import question_and_instruction
 from fake_models import FakeEmbedder, smart_optimizer
 
 import gpo_local
@@ -21,9 +22,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def adder(messages, temperature, seed):
     """Adds right when the instruction says "think" twice (p0 says it once); says "positive" to
     anything else."""
-    content = messages[-1]["content"]
-    question, _, prompt = content.rpartition("\n") if "\n" in content else (content, "", "")
-    numbers = re.search(r"What is (\d+) plus (\d+)\?", question)
+    numbers, prompt = question_and_instruction(messages[-1]["content"], r"What is (\d+) plus (\d+)\?")
     if not numbers:
         return "positive"
     a, b = map(int, numbers.groups())

@@ -154,8 +154,18 @@ def test_edit_budgets_within_reach_and_a_growing_one_warns(monkeypatch, tmp_path
     assert code == 1 and one_error_line(output) == (
         "Error: lr_init=30 is more words than max_prompt_words=20 lets a prompt have"
     )
+    # Constrained replies only: the grammar must give a reply room for the budget's words.
     code, output = run(
-        "optimize", "sentiment", *SMALL, "--n-ctx", "1024", "--lr-init", "400", "--max-prompt-words", "1000"
+        "optimize",
+        "sentiment",
+        *SMALL,
+        "--grammar",
+        "--n-ctx",
+        "1024",
+        "--lr-init",
+        "400",
+        "--max-prompt-words",
+        "1000",
     )
     assert code == 1 and one_error_line(output) == (
         "Error: lr_init=400: a reply of that many new words takes about 1208 tokens, more than n_ctx=1024"

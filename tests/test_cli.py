@@ -59,7 +59,11 @@ def test_tasks_lists_builtin():
     result = run("tasks")
     lines = result.output.splitlines()
     assert result.exit_code == 0 and lines[0].startswith("antonyms: ") and lines[3].startswith("sentiment: ")
-    assert "position=Q_begin" in lines[1] and "task_model=qwen2.5-coder-0.5b-instruct" in lines[1]
+    # A built-in task sets only its sizes (and its suggested task model): no position of its own.
+    assert lines[1] == (
+        "  defaults: steps=4, candidates=6, optimizer_max_tokens=128, max_prompt_words=100, "
+        "task_model=qwen2.5-coder-0.5b-instruct"
+    )
     assert lines[2] == "  suite: tuning half; reference prompt: 'Give the opposite of the word.'"
     assert lines[4] == "  defaults: candidates=4, optimizer_max_tokens=128, max_prompt_words=50"
 
@@ -88,7 +92,7 @@ def test_show_on_a_folder_that_is_not_a_run(tmp_path):
 
 def test_eval_places_and_answers_as_the_main_job_does_unless_told(monkeypatch, tmp_path):
     # `gpo-local eval antonyms --prompt P` must score a main-job prompt as the run did: the
-    # task's own position (Q_begin) and its suggested task model (the 0.5B), where not given.
+    # default position (Q_begin) and the task's suggested task model (the 0.5B), where not given.
     import gpo_local.backends.catalog as catalog
     import gpo_local.backends.llama_cpp as llama_cpp
     from gpo_local.testing import ScriptedLLM

@@ -116,7 +116,7 @@ def test_the_method_list_and_the_switch_sets_are_declared_once():
         update="generate-without",
         schedule="cosine",
     )
-    assert GPOConfig().position == DEFAULT_POSITION == "Q_end"
+    assert GPOConfig().position == DEFAULT_POSITION == "Q_begin"
     assert inspect.signature(Evaluator).parameters["position"].default == DEFAULT_POSITION
 
 

@@ -4,7 +4,7 @@ does with the reply, the budget it plans, and resume for every method."""
 import re
 
 import pytest
-from conftest import difficulty_task, task_model, trajectory_records
+from conftest import difficulty_task, question_and_instruction, task_model, trajectory_records
 from fake_models import Killed, killing_after, smart_optimizer
 
 from gpo_local.algorithm.budget import reference_calls
@@ -39,21 +39,17 @@ def sent(opt):
 @pytest.mark.parametrize("method,prompt", [("empty", ""), ("cot", "Let's think step by step.")])
 def test_evaluation_only_baselines(tmp_path, method, prompt):
     def answer(messages, temperature, seed):  # the question alone gets "no"
-        question, newline, prompt = messages[-1]["content"].rpartition("\n")
-        return (
-            "yes"
-            if newline and len(prompt.split()) >= int(re.search(r"difficulty (\d+)", question).group(1))
-            else "no"
-        )
+        question, prompt = question_and_instruction(messages[-1]["content"], r"difficulty (\d+); say yes")
+        return "yes" if len(prompt.split()) >= int(question.group(1)) else "no"
 
     opt, task_llm = smart_optimizer(), ScriptedLLM(answer)
     result = make(method, tmp_path, optimizer_llm=opt, task_llm=task_llm).run()
     assert opt.calls == [] and result.initial.prompt == prompt == result.final.prompt
     assert len(result.trajectory) == 1 and result.usage["optimizer_calls"] == 0
     assert result.usage["dev_scorings"] == 6 and result.final_test is not None
-    # The empty instruction sends the question alone.
+    # The empty instruction sends the question alone; another goes before it (the default Q_begin).
     asked = task_llm.calls[0]["messages"][-1]["content"]
-    assert asked == "difficulty 1; say yes" if method == "empty" else asked.endswith("\n" + prompt)
+    assert asked == ("difficulty 1; say yes" if method == "empty" else prompt + "\ndifficulty 1; say yes")
 
 
 def test_reference_scores_the_tasks_human_reference(tmp_path):
@@ -154,9 +150,10 @@ def test_opro_meta_prompt_lists_scored_prompts_ascending_with_exemplars(tmp_path
     assert listed[-1][0] == [r for r in records(tmp_path) if r["kind"] == "step"][0]["prompt"]  # best last
     values = [float(s) for _, s in listed]
     assert values == sorted(values) and len(listed) <= 20
-    assert "Input:\ndifficulty" in texts[8] and "<Prompt>\nOutput:\nyes" in texts[8]
+    # The exemplars show the instruction before the question (the default Q_begin).
+    assert "Input:\n<Prompt>\ndifficulty 1; say yes\nOutput:\nyes" in texts[8]
     assert sections[-1] == "Put the new instruction between <START> and <END>."
-    assert {c["temperature"] for c in opt.calls} == {1.0}
+    assert {c["temperature"] for c in opt.calls} == {0.7}
 
 
 def test_opro_shows_at_most_20_instructions():
@@ -176,7 +173,7 @@ def test_pe2_reasoning_template_with_batch_history_and_step_size(tmp_path):
     step1 = texts[3]
     sections = step1.split("\n\n")
     assert sections[0].startswith("A prompt is a short text") and "two steps" in sections[0]
-    assert "at the end of the question" in sections[1]  # context specification
+    assert "at the beginning of the question" in sections[1]  # context specification (Q_begin)
     assert (
         sections[2].startswith("The current prompt is:\n")
         and "Its score on the dev examples is" in sections[2]

@@ -1,5 +1,11 @@
 import pytest
-from conftest import difficulty_task, optimizer_model, task_model, trajectory_records
+from conftest import (
+    difficulty_task,
+    optimizer_model,
+    question_and_instruction,
+    task_model,
+    trajectory_records,
+)
 from fake_models import Killed, killing_after
 
 from gpo_local.algorithm.config import GPOConfig
@@ -51,7 +57,7 @@ def test_run_follows_the_gpo_step(tmp_path):
     assert len(metas) == 12
     for step in range(4):
         assert f"change at most {schedule(step + 1)} words" in metas[3 * step]
-        assert {c["temperature"] for c in opt.calls} == {1.0}
+        assert {c["temperature"] for c in opt.calls} == {0.7}
     # The direction at step 1 holds p0 and the first chosen prompt, with 0-100 scores.
     assert "Prompt: Answer.\nScore: 33.3" in metas[3]
     recs = records(tmp_path)
@@ -70,10 +76,8 @@ def test_run_follows_the_gpo_step(tmp_path):
 def test_regenerated_prompts_are_not_rescored(tmp_path):
     task_llm = task_model()
     make_gpo(tmp_path, task_llm=task_llm, steps=3, candidates=4).run()
-    scored = [c["messages"][-1]["content"].rpartition("\n")[2] for c in task_llm.calls]
-    eval_calls = [
-        p for p, c in zip(scored, task_llm.calls) if c["messages"][-1]["content"].startswith("difficulty")
-    ]
+    asked = [question_and_instruction(c["messages"][-1]["content"], "difficulty") for c in task_llm.calls]
+    eval_calls = [prompt for question, prompt in asked if question]
     # Each distinct prompt is scored once per eval question (6) and at most once more on test.
     from collections import Counter
 

@@ -3,7 +3,13 @@
 import json
 
 import pytest
-from conftest import difficulty_task, optimizer_model, task_model, trajectory_records
+from conftest import (
+    difficulty_task,
+    optimizer_model,
+    question_and_instruction,
+    task_model,
+    trajectory_records,
+)
 from fake_models import Killed, killing_after
 
 from gpo_local.algorithm.config import GPOConfig
@@ -158,7 +164,7 @@ def sharp_task_model():
     racing tells the two kinds apart after the first round."""
 
     def answer(messages, temperature, seed):
-        prompt = messages[-1]["content"].rpartition("\n")[2]
+        prompt = question_and_instruction(messages[-1]["content"], r"difficulty \d+; say yes")[1]
         return "yes" if len(prompt.split()) >= 5 else "no"
 
     return ScriptedLLM(answer, fingerprint="fake-sharp")

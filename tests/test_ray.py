@@ -12,7 +12,7 @@ from functools import partial
 
 import pytest
 from click.testing import CliRunner
-from conftest import difficulty_task
+from conftest import difficulty_task, question_and_instruction
 from ray_head import comparable, deadline, ray_head  # noqa: F401 (fixtures)
 
 from gpo_local.algorithm.evaluator import Evaluator
@@ -36,10 +36,8 @@ def answer(messages, temperature, seed, delay=0.0):
     time.sleep(delay)
     if len(messages) > 1:
         return messages[1]["content"].split()[-1]
-    content = messages[0]["content"]
-    question, _, prompt = content.rpartition("\n") if "\n" in content else (content, "", "")
-    needed = int(question.split("difficulty ")[1][0])
-    reply = "yes" if len(prompt.split()) >= needed else "no"
+    question, prompt = question_and_instruction(messages[0]["content"], r"difficulty (\d+); say yes")
+    reply = "yes" if len(prompt.split()) >= int(question.group(1)) else "no"
     return f"{reply} {seed}" if temperature > 0 else f"well, {reply}"
 
 

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from conftest import bundled_model_path
 
 import gpo_local
+from gpo_local.algorithm.config import GPOConfig
 from gpo_local.app.cli import flag, main
 from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.testing import ScriptedLLM
@@ -98,7 +99,7 @@ class Recording(ScriptedLLM):
 
 
 def test_python_and_the_shell_choose_the_same_defaults(task, tmp_path, monkeypatch):
-    """No model or position named: both take the task's own position and its suggested model."""
+    """No model or position named: both take the shared position and the task's suggested model."""
     import gpo_local.backends.catalog as catalog
     import gpo_local.backends.llama_cpp as llama_cpp
 
@@ -117,10 +118,11 @@ def test_python_and_the_shell_choose_the_same_defaults(task, tmp_path, monkeypat
     assert loaded[0] == loaded[1] and shell["model"] == dict(python.model)
     assert shell["position"] == python.position and shell["score"] == python.score
     assert shell["outcomes"] == [asdict(o) for o in python.outcomes]
-    if task == "antonyms":  # the task's own choices, as `optimize` makes them
-        assert python.position == "Q_begin" and loaded[0] == "qwen2.5-coder-0.5b-instruct"
+    assert python.position == GPOConfig.position  # the shared default, as `optimize` takes it
+    if task == "antonyms":  # the task's suggested model
+        assert loaded[0] == "qwen2.5-coder-0.5b-instruct"
     if task == "sentiment":
-        assert python.position == "Q_end" and loaded[0] == "smollm2-135m-instruct"
+        assert loaded[0] == "smollm2-135m-instruct"
 
 
 def test_an_option_error_names_python_names_in_python_and_flags_on_the_command_line(tmp_path):

@@ -3,6 +3,7 @@
 import pytest
 from click.testing import CliRunner
 
+from gpo_local.algorithm.config import GPOConfig
 from gpo_local.app.cli import flag, main
 from gpo_local.app.settings import read_config_file, resolve
 from gpo_local.errors import ConfigError
@@ -32,15 +33,26 @@ def test_defaults_are_the_headline_gpo_with_task_defaults():
     assert c.candidates == 4 and c.steps == 3  # the built-in task's suggestion; 8 train examples -> T = 3
 
 
-def test_a_task_default_wins_over_a_shown_option_default_and_loses_to_the_user(tmp_path):
-    # The command line fills `values` with --position's shown default (Q_end); the built-in
-    # antonyms asks for Q_begin, which only a position the user sets may replace.
-    assert resolve("antonyms", {"position": "Q_end"}, set()).config.position == "Q_begin"
-    assert resolve("antonyms", {"position": "Q_end"}, {"position"}).config.position == "Q_end"
+def test_a_task_size_wins_over_a_shown_option_default_and_loses_to_the_user(tmp_path):
+    # The command line fills `values` with --candidates' shown default (8); the built-in antonyms
+    # sets 6, which only a value the user sets (flag or config file) may replace.
+    assert resolve("antonyms", {"candidates": 8}, set()).config.candidates == 6
+    assert resolve("antonyms", {"candidates": 8}, {"candidates"}).config.candidates == 8
     path = tmp_path / "cell.toml"
-    path.write_text('position = "A_begin"\n')
-    assert resolve("antonyms", {"position": "Q_end"}, set(), path).config.position == "A_begin"
-    assert resolve("sentiment", {"position": "Q_end"}, set()).config.position == "Q_end"  # no task default
+    path.write_text("candidates = 3\n")
+    assert resolve("antonyms", {"candidates": 8}, set(), path).config.candidates == 3
+
+
+def test_every_task_gets_the_shared_algorithm_settings():
+    # A built-in task sets only its sizes: antonyms, a suite task, sentiment and a user's task
+    # all get GPOConfig's settings unless the user sets them.
+    shared = ("position", "grammar", "optimizer_temperature", "format_examples")
+    for task in ("antonyms", "first_letter", "sentiment"):
+        config = resolve(task, {}, set()).config
+        assert {name: getattr(config, name) for name in shared} == {
+            name: getattr(GPOConfig, name) for name in shared
+        }
+    assert resolve("antonyms", {"position": "A_begin"}, {"position"}).config.position == "A_begin"
 
 
 def test_original_spellings_are_aliases():

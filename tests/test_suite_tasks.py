@@ -1,4 +1,5 @@
 import re
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -9,7 +10,14 @@ from gpo_local.errors import ConfigError
 from gpo_local.methods import METHODS
 from gpo_local.quality.config import METHODS as BENCH_METHODS
 from gpo_local.tasks import load_task
-from gpo_local.tasks.builtin import BUILTIN_TASKS, SUITE, SUITE_CONFIRMATION, SUITE_TUNING, builtin_splits
+from gpo_local.tasks.builtin import (
+    BUILTIN_TASKS,
+    SIZE_OPTIONS,
+    SUITE,
+    SUITE_CONFIRMATION,
+    SUITE_TUNING,
+    builtin_splits,
+)
 from gpo_local.tasks.suite import NUMBER_RULE, number_name
 
 NEW_TASKS = [name for name in SUITE if name != "antonyms"]
@@ -52,8 +60,15 @@ def test_every_suite_task_has_a_reference_prompt_and_no_algorithm_settings():
         assert not spec.rule.two_rounds and spec.max_tokens[1] == 0 and spec.max_tokens[0] <= 32
         if name != "antonyms":
             assert spec.optimize_defaults == {}
+        assert set(spec.optimize_defaults) <= SIZE_OPTIONS
     assert BUILTIN_TASKS["antonyms"].reference_prompt == "Give the opposite of the word."
     assert BUILTIN_TASKS["sentiment"].reference_prompt is None
+
+
+def test_a_built_in_task_sets_only_its_sizes():
+    assert all(set(spec.optimize_defaults) <= SIZE_OPTIONS for spec in BUILTIN_TASKS.values())
+    with pytest.raises(ValueError, match="sets only its sizes"):
+        replace(BUILTIN_TASKS["antonyms"], optimize_defaults={"steps": 4, "grammar": False})
 
 
 def test_forbidden_tasks_are_absent():

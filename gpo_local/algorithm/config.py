@@ -135,8 +135,10 @@ def _check_combinations(self: GPOConfig) -> None:
 # reverse of the table's order, so the fields come in the table's order.
 @dataclass(frozen=True)
 class GPOConfig(CandidateConfig, DataConfig, MethodConfig):
-    """The run configuration of every method; the paper's headline GPO (the original GPO.sh) unless
-    overridden. The strategy switches only apply to `gpo` (and are preset for `sgdm`). Its
+    """The run configuration of every method: the paper's headline GPO switches (the original
+    GPO.sh), with the optimizer's temperature, the format examples, the reply grammar and the
+    instruction position that the instruction-induction suite's tuning half chose (the same for
+    every task). The strategy switches only apply to `gpo` (and are preset for `sgdm`). Its
     fields are the "config" options of OPTIONS, in their order, with their defaults, written out
     in the table's parts it inherits (MethodConfig, DataConfig, CandidateConfig; a test holds
     the two together)."""

@@ -43,8 +43,9 @@ class Evaluation(EvalResult):
 
 
 def default_position(task: Task) -> str:
-    """Where the instruction goes when the caller names no position: where `optimize` puts it."""
-    return task.optimize_defaults.get("position", GPOConfig.position)
+    """Where the instruction goes when the caller names no position: where `optimize` puts it,
+    the shared default for every task."""
+    return GPOConfig.position
 
 
 def task_model_spec(task: Task, named: str | None) -> tuple[str, list[str]]:

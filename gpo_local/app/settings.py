@@ -277,10 +277,9 @@ def _validated_config(
 def _task_defaults(task: Task, given: set[str]) -> dict[str, Any]:
     """The task's own option defaults (a built-in task's optimize_defaults) that apply to a run:
     those of the options the user did not set."""
-    # A task's own defaults win over the options' generic ones and lose to what the user set.
-    # `v` also holds the command line's shown defaults (--position Q_end), so only the names in
-    # `given` may override the task; otherwise a shown default such as Q_end would silently
-    # replace the built-in antonyms' "Q_begin".
+    # A task's own sizes win over the options' generic ones and lose to what the user set.
+    # `v` also holds the command line's shown defaults, so only the names in `given` may
+    # override the task.
     return {name: value for name, value in task.optimize_defaults.items() if name not in given}
 
 

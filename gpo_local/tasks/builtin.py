@@ -115,13 +115,20 @@ def sentiment_examples(n: int, rng: random.Random, split: str) -> list[Example]:
     return examples
 
 
+# What a built-in task may set for its runs: its sizes (the budget, and how long a reply and a
+# prompt may be). Every algorithm setting (reply grammar, temperature, examples shown, instruction
+# position, ...) is the shared default of GPOConfig, the same for a user's own task and the
+# Python API, so that a setting chosen on the built-in tasks is the one users get.
+SIZE_OPTIONS = frozenset({"steps", "candidates", "optimizer_max_tokens", "max_prompt_words"})
+
+
 @dataclass(frozen=True)
 class BuiltinTask:
     name: str
     description: str
     sizes: dict
     initial_prompt: str
-    optimize_defaults: dict
+    optimize_defaults: dict  # options of SIZE_OPTIONS only
     rule: Any
     max_tokens: tuple[int, int]  # round 1, round 2
     # (sizes, seed) -> {split: examples}; every split from its own RNG stream.
@@ -130,6 +137,13 @@ class BuiltinTask:
     # One plain instruction written from the rule before any optimization (the `reference`
     # method's prompt); None where the task has none.
     reference_prompt: str | None = None
+
+    def __post_init__(self):
+        settings = sorted(set(self.optimize_defaults) - SIZE_OPTIONS)
+        if settings:
+            raise ValueError(
+                f"built-in task {self.name!r} sets {settings}: a built-in task sets only its sizes"
+            )
 
 
 def _sentiment_splits(sizes: dict, seed: int, name: str) -> dict[str, list[Example]]:
@@ -155,21 +169,8 @@ BUILTIN_TASKS = {
         # a few answers are told apart, 40 held-out test questions.
         sizes={"train": 16, "eval": 40, "test": 40, "format": 8, "few_shot_examples": 3},
         initial_prompt="Let's think step by step.",
-        # Instruction first: the candidate prompt is then the prefix shared by all 40 questions.
-        optimize_defaults={
-            "steps": 4,
-            "candidates": 6,
-            "optimizer_max_tokens": 128,
-            "max_prompt_words": 100,
-            # A 1.5B optimizer at the paper's temperature 1.0 drifts off the task.
-            "position": "Q_begin",
-            "optimizer_temperature": 0.7,
-            # Eight examples: with three, the 1.5B optimizer rarely named the rule.
-            "format_examples": 8,
-            # Free-form replies: they gave the larger gain within the job's time.
-            # Constrained ones are all scored and run to their word cap, so they are slower.
-            "grammar": False,
-        },
+        # The main job's budget: 4 steps of 6 candidates, replies and prompts of at most 100 words.
+        optimize_defaults={"steps": 4, "candidates": 6, "optimizer_max_tokens": 128, "max_prompt_words": 100},
         rule=WORD_RULE,
         max_tokens=(24, 0),  # one round: the answer is a word
         generate=_antonym_splits,

@@ -8,7 +8,9 @@ uses that frame. An empty instruction is left out with its separator.
 from __future__ import annotations
 
 POSITIONS = ("Q_end", "Q_begin", "A_begin")
-DEFAULT_POSITION = "Q_end"  # where the instruction goes unless a task or the user says otherwise
+# Where the instruction goes unless the user says otherwise: before the question, so that every
+# dev question of a candidate shares the candidate as its prefix (the evaluator decodes it once).
+DEFAULT_POSITION = "Q_begin"
 
 
 def assemble(instruction: str, question: str, position: str) -> str:
