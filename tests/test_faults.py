@@ -107,7 +107,23 @@ def reference(tmp_path_factory):
 
 # Raced: 5 candidates on 8 dev questions (the bundled optimizer gives step 1 four new candidates,
 # step 0 one, which has nothing to race): step 1 races in rounds of 2, 4 and 8 questions.
-RACED = ("--racing", "--candidates", "5", "--dev-limit", "8")
+# Constrained replies at temperature 1.0 with the instruction after the question: the settings
+# under which the bundled optimizer gives step 1 those candidates (free-form, it writes few
+# tagged replies, and a step without two candidates has nothing to race).
+RACED = (
+    "--racing",
+    "--candidates",
+    "5",
+    "--dev-limit",
+    "8",
+    "--grammar",
+    "--optimizer-temperature",
+    "1.0",
+    "--position",
+    "Q_end",
+    "--format-examples",
+    "3",
+)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ skipped where ray is not installed, except the tests that need no Ray."""
 
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -12,7 +13,7 @@ from functools import partial
 
 import pytest
 from click.testing import CliRunner
-from conftest import difficulty_task, question_and_instruction
+from conftest import difficulty_task
 from ray_head import comparable, deadline, ray_head  # noqa: F401 (fixtures)
 
 from gpo_local.algorithm.evaluator import Evaluator
@@ -36,7 +37,11 @@ def answer(messages, temperature, seed, delay=0.0):
     time.sleep(delay)
     if len(messages) > 1:
         return messages[1]["content"].split()[-1]
-    question, prompt = question_and_instruction(messages[0]["content"], r"difficulty (\d+); say yes")
+    # conftest's question_and_instruction, written out: this function runs in the Ray actors, which
+    # cannot import the tests' conftest module. The instruction is on either side of the question.
+    content = messages[0]["content"]
+    question = re.search(r"difficulty (\d+); say yes", content)
+    prompt = (content[: question.start()] + content[question.end() :]).strip()
     reply = "yes" if len(prompt.split()) >= int(question.group(1)) else "no"
     return f"{reply} {seed}" if temperature > 0 else f"well, {reply}"
 
