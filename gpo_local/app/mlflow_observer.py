@@ -21,6 +21,7 @@ from typing import Iterator, Mapping
 
 from gpo_local.app.report import write_report
 from gpo_local.app.tracking import Tracker
+from gpo_local.errors import ConfigError, OptionValue
 from gpo_local.runs.rundata import load_run
 
 DEFAULT_URI = "default"  # `--mlflow` without a URI
@@ -33,10 +34,14 @@ RECORDED_EVENTS = ("trajectory", "chosen")
 
 
 def tracking_uri(value: str | None) -> str | None:
-    """The tracking URI of the `mlflow` option's value: None for the default (tracking.py), which
-    a blank value means too."""
-    value = (value or "").strip()
-    return None if value in ("", DEFAULT_URI) else value
+    """The tracking URI of the `mlflow` option's value: None for the default (tracking.py). A blank
+    value is refused: it is a URI left out, not a request for the default store."""
+    if value is not None and not value.strip():
+        raise ConfigError(
+            OptionValue("mlflow", value),
+            " is blank: give a tracking URI, or the option alone for the default store",
+        )
+    return None if value in (None, DEFAULT_URI) else value.strip()
 
 
 def requested(option: str | None) -> str | None:

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from gpo_local.algorithm.budget import reference_calls
 from gpo_local.algorithm.index import TrajectoryIndex
 from gpo_local.app.intervals import binary_rule, run_error_bars
-from gpo_local.app.mlflow_observer import MlflowObserver
+from gpo_local.app.mlflow_observer import MlflowObserver, tracking_uri
 from gpo_local.app.mlflow_observer import requested as mlflow_requested
 from gpo_local.app.model_records import describe_model, identity_notices, loading_notices
 from gpo_local.app.progress import Progress, generated_tokens
@@ -144,6 +144,7 @@ def run_settings(settings, saved: dict | None, *, models=None, embedder=None, on
         else RunDir.for_new_run(settings.run_dir, settings.task.name)
     )
     get_method(settings.config.method)  # an unknown method fails before any model loads
+    tracking_uri(mlflow_requested(settings.runtime.get("mlflow")))  # and so does a blank --mlflow
     try:
         ui = Progress(settings.quiet, events_path=run.events_path)
         ui.note(f"run directory: {run.path}")
