@@ -10,6 +10,7 @@ from the trajectory instead of being trusted.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -40,7 +41,6 @@ class TrajectoryIndex:
 
     def _load(self) -> bool:
         """Load the stored index if it is intact and built with this embedder."""
-        import json
 
         try:
             meta = json.loads(self.meta_path.read_text(encoding="utf-8"))

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from gpo_local.app import api, walltime
 from gpo_local.app.api import evaluate
@@ -83,7 +84,6 @@ for command in (show, models, tasks, bench):
 
 def _given(ctx, names) -> set[str]:
     """Those of `names` that the user set (command line or environment), as against click's defaults."""
-    from click.core import ParameterSource
 
     return {
         name
@@ -128,7 +128,6 @@ def optimize(ctx, task, config_file, resume, dry_run, **options):
 
 
 def _dry_run(settings) -> None:
-
     est = budget.estimate(settings.config, settings.task)
     n_dev = len(settings.task.split("eval", settings.config.dev_limit))
     click.echo(
@@ -142,7 +141,6 @@ def _dry_run(settings) -> None:
 
 
 def _run_optimize(settings, saved: dict | None) -> None:
-
     summary, run_dir, _ = run_settings(settings, saved)
     _print_result(summary, run_dir)
 

@@ -7,6 +7,8 @@ one optimize run each, resumable; quality/), lists them with --dry-run, on a Ray
 
 from __future__ import annotations
 
+import importlib.util
+import signal
 import sys
 from pathlib import Path
 
@@ -52,7 +54,6 @@ def bench():
 )
 def bench_throughput(json_path, llama_server, questions, threads):
     """Evaluator throughput vs create_chat_completion and llama-server (takes minutes)."""
-    import importlib.util
 
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "throughput.py"
     if not script.is_file():
@@ -120,7 +121,6 @@ def bench_quality(config_path, out, dry_run, ray_address, data_root, mlflow):
                 f"[{i}/{len(cells)}] {cell.label} ({state}): gpo-local {' '.join(cell.argv(resume=False))}"
             )
         return
-    import signal
 
     def terminate(
         signum, frame

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 from pathlib import Path
 from typing import Sequence
@@ -116,8 +117,6 @@ class Memo:
         return None
 
     def _degrade(self, error: sqlite3.Error, how: str) -> None:
-        import logging
-
         self.writable = False
         logging.getLogger("gpo_local").warning(
             "memo cache %s: %s (%s); the file is kept as it is and this run goes on %s",
@@ -141,8 +140,6 @@ class Memo:
         return db
 
     def _replace_corrupt(self) -> sqlite3.Connection:
-        import logging
-
         logging.getLogger("gpo_local").warning(
             "memo cache %s is damaged: set aside as %s.corrupt, starting anew", self.path, self.path.name
         )

@@ -9,6 +9,8 @@ import tomllib
 from pathlib import Path
 from typing import Iterable
 
+import click
+
 from gpo_local.algorithm.config import OPTIONS
 from gpo_local.algorithm.options_method import METHOD_NAMES
 from gpo_local.app.cli_options import optimize_parser
@@ -315,7 +317,6 @@ def _resolve_task(spec: str, config_path: Path, cwd: Path, fail, data_root: Path
 def check_cells(config: BenchConfig, out: Path) -> None:
     """Parse every cell's optimize command line with the installed optimize command (without
     running it), so an option it lacks or a bad value fails now, naming the config section."""
-    import click
 
     optimize = optimize_parser()
     where = str(config.path)

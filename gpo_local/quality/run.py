@@ -3,8 +3,12 @@ failures and go on; the subprocess runner; progress on the terminal."""
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import json
+import signal
 import statistics
+import subprocess
 import sys
 import time
 import tomllib
@@ -30,9 +34,6 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
     # Linux: if the harness is killed (even with SIGKILL), the cell's optimize gets SIGTERM, so
     # a restarted harness never races an orphan for the same run directory.
     try:
-        import ctypes
-        import signal
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except Exception:
         pass
@@ -47,8 +48,6 @@ class SubprocessRunner:
         self.python = python
 
     def __call__(self, cell: Cell, *, resume: bool) -> str | None:
-        import subprocess
-
         log_path = cell.run_dir / "optimize.log"
         with log_path.open("ab") as log:
             start = log.tell()
@@ -101,8 +100,6 @@ class _Lock:
         self.path = out / ".bench.lock"
 
     def __enter__(self):
-        import fcntl
-
         self.handle = self.path.open("w")
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -155,7 +152,6 @@ def run_bench(config: BenchConfig, out: Path, *, runner: CellRunner, ui=None, ru
 
 
 def _run_cells(config, out, cells, todo, runner, ui, events) -> dict:
-
     results = write_results(config, out)
     walls: list[float] = []
     for cell in todo:

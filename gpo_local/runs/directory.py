@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import time
 from importlib import metadata
 from pathlib import Path
@@ -60,7 +61,6 @@ def package_versions() -> dict[str, str]:
 def source_commit() -> str | None:
     """The git commit of the checkout gpo-local runs from (an editable install), with "+changes"
     when its package files (gpo_local/) differ from it; None outside a checkout or without git."""
-    import subprocess
 
     source = Path(__file__).resolve().parents[2]  # the checkout: gpo_local/runs/directory.py
     if not (source / ".git").exists():

@@ -3,6 +3,9 @@ off; only a dataset that is not cached is fetched, after a quick reachability ch
 
 from __future__ import annotations
 
+import socket
+from urllib.parse import urlparse
+
 from gpo_local.core import Example
 from gpo_local.errors import DataError, OptionValue
 from gpo_local.tasks.offline import HubOffline
@@ -29,8 +32,6 @@ def hub_split_map(mapping: dict[str, str] | None) -> dict[str, str]:
 def check_hub_reachable(label: str) -> None:
     """Fail at once, in one line, when the hub cannot be reached (instead of the libraries'
     retries with back-off, which take half a minute and print a warning each)."""
-    import socket
-    from urllib.parse import urlparse
 
     import huggingface_hub.constants as hub
 
