@@ -213,8 +213,8 @@ def eval_command(
 
     # The task model, position and prompt as `gpo_local.evaluate` chooses them (app/evaluation.py):
     # a model the user did not name is the task's suggestion, as in `optimize`.
-    results = [
-        evaluate(
+    def score(model):
+        return evaluate(
             task,
             prompt,
             split=split,
@@ -226,19 +226,21 @@ def eval_command(
             on_notice=lambda text: click.echo(text, err=True),
             **options,
         )
-        for model in (task_models or [None])
-    ]
+
+    models = list(task_models) or [None]
     if as_json:
         # one model: one object; several: a list of them, in the order the models were given
-        records = [_eval_record(result, split) for result in results]
+        records = [_eval_record(score(model), split) for model in models]
         click.echo(json.dumps(records[0] if len(records) == 1 else records, indent=2))
-    elif len(results) == 1:
-        click.echo(f"{results[0].task} {split}: {_eval_score_text(results[0])}")
+    elif len(models) == 1:
+        result = score(models[0])
+        click.echo(f"{result.task} {split}: {_eval_score_text(result)}")
     else:
-        click.echo(f"{results[0].task} {split}, one row per task model:")
-        width = max(len(result.model["spec"]) for result in results)
-        for result in results:
-            click.echo(f"{result.model['spec']:<{width}}  {_eval_score_text(result)}")
+        # A row as soon as its model is scored: a model that fails later loses no finished row.
+        click.echo(f"{split} split, one row per task model:")
+        width = max(len(str(model)) for model in models)
+        for model in models:
+            click.echo(f"{model:<{width}}  {_eval_score_text(score(model))}")
 
 
 def _eval_record(result, split: str) -> dict:
