@@ -10,15 +10,8 @@ from gpo_local.errors import ConfigError
 from gpo_local.methods import METHODS
 from gpo_local.quality.config import METHODS as BENCH_METHODS
 from gpo_local.tasks import load_task
-from gpo_local.tasks.builtin import (
-    BUILTIN_TASKS,
-    SIZE_OPTIONS,
-    SUITE,
-    SUITE_CONFIRMATION,
-    SUITE_TUNING,
-    builtin_splits,
-)
-from gpo_local.tasks.suite import NUMBER_RULE, number_name
+from gpo_local.tasks.builtin import BUILTIN_TASKS, SIZE_OPTIONS, builtin_splits
+from gpo_local.tasks.suite import NUMBER_RULE, SUITE, SUITE_CONFIRMATION, SUITE_TUNING, number_name
 
 NEW_TASKS = [name for name in SUITE if name != "antonyms"]
 # (train, eval, test, format) of each task, as declared.

@@ -13,7 +13,8 @@ from gpo_local.backends.catalog import load_catalog, sha256_file
 from gpo_local.backends.packs import describe as describe_pack
 from gpo_local.runs.directory import home_dir
 from gpo_local.tasks.answers import BBH_TASKS
-from gpo_local.tasks.builtin import BUILTIN_TASKS, SUITE_CONFIRMATION, SUITE_TUNING
+from gpo_local.tasks.builtin import BUILTIN_TASKS
+from gpo_local.tasks.suite import SUITE_CONFIRMATION, SUITE_TUNING
 
 
 @click.command()

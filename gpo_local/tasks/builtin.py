@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from gpo_local.core import Example
 from gpo_local.tasks.induction import WORD_RULE, antonym_examples, split_words
-from gpo_local.tasks.suite import SUITE, SUITE_CONFIRMATION, SUITE_SIZES, SUITE_SPECS, SUITE_TUNING  # noqa: F401
+from gpo_local.tasks.suite import SUITE_SIZES, SUITE_SPECS
 
 _POSITIVE = [
     "wonderful",
