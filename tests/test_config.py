@@ -158,6 +158,7 @@ def test_command_line_file_and_bench_options_come_from_the_declaration():
         "format-examples",
         "answer-max-tokens",
         "mlflow",
+        "cold-start",
     }
 
 

@@ -1,5 +1,5 @@
 """The seeded draws of a run: the seed of each optimizer call, the format exemplars shown in the
-meta-prompts and the train minibatches.
+meta-prompts, the demonstrations an induction meta-prompt shows and the train minibatches.
 
 Each draw depends only on the run seed, the task and (for a call's seed) the step and the call's
 index, never on other tasks or on what an earlier call returned, so a resumed run draws the same
@@ -27,6 +27,15 @@ def pick_exemplars(task: Task, count: int, seed: int) -> list[Example]:
     pool = task.split("format")
     rng = random.Random(f"{seed}:{task.name}:format")
     return [pool[i] for i in sorted(rng.sample(range(len(pool)), min(count, len(pool))))]
+
+
+def pick_demonstrations(task: Task, count: int, seed: int, step: int, index: int) -> list[Example]:
+    """The input/output demonstrations of one instruction-induction meta-prompt (APE's start, GPO's
+    cold start): a seeded sample of the train split, or of the format split when there is none, of
+    its own for each call, so that the calls of a step see different examples."""
+    pool = list(task.split("train") if "train" in task.splits else task.split("format"))
+    rng = random.Random(candidate_seed(seed, task.name, step, f"demos{index}"))
+    return rng.sample(pool, min(count, len(pool)))
 
 
 def train_batches(task: Task, size: int, seed: int) -> list[tuple[Example, ...]]:

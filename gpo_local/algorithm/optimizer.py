@@ -29,6 +29,7 @@ from types import MappingProxyType
 from gpo_local.algorithm.budget import gpo_step_costs, reference_calls, within_budget
 from gpo_local.algorithm.config import GPOConfig
 from gpo_local.algorithm.directions import DIRECTIONS, DirectionContext, GradientEntry, direction_name
+from gpo_local.algorithm.draws import pick_demonstrations
 from gpo_local.algorithm.gradients import (
     FEEDBACK_MOMENTA,
     GRADIENTS,
@@ -40,7 +41,7 @@ from gpo_local.algorithm.gradients import (
 from gpo_local.algorithm.method import Method
 from gpo_local.algorithm.strategy import Strategy
 from gpo_local.algorithm.trajectory import TrajectoryState, last_recorded, select_next
-from gpo_local.algorithm.updates import UPDATES, UpdateContext
+from gpo_local.algorithm.updates import UPDATES, UpdateContext, render_induction
 
 
 class GPO(Method):
@@ -137,6 +138,9 @@ class GPO(Method):
         current = state.trajectory[-1]
         self.index.sync([e.prompt for e in state.trajectory])
         budget = self.schedule(len(state.trajectory)) if self.schedule else None
+        if cfg.cold_start == "induce" and max(state.scores.values(), default=0.0) <= 0:
+            self.induce(step, state, budget)
+            return
         ask = partial(self.ask, step=step)
         record, shown = self._feedback(step, current.prompt, ask)
         direction = self._apply(self.direction, self._direction_context(step, state, ask), record)
@@ -173,3 +177,18 @@ class GPO(Method):
         if self.gradients and self.gradients[-1].step == step:
             self.gradients[-1] = replace(self.gradients[-1], improvement=score - current.dev_score)
         self.choose(step, state, prompt, score, meta_prompt=meta, budget=budget, **record)
+
+    def induce(self, step: int, state: TrajectoryState, budget: int | None) -> None:
+        """The cold start's step: each candidate induced from its own sample of input/output
+        examples (no gradient, history or step size: with every score at 0 they carry nothing);
+        the next prompt is selected as in any step, so a 0-scoring induction leaves it as it was."""
+        cfg = self.config
+        current = state.trajectory[-1]
+        metas = [
+            render_induction(pick_demonstrations(self.task, cfg.format_examples, cfg.seed, step, j))
+            for j in range(cfg.candidates)
+        ]
+        proposal = self.propose(metas, step=step, state=state, parents=current.prompt)
+        scored = self.score_candidates(step, state, proposal.candidates, parent=proposal.parents)
+        prompt, score = select_next([(current.prompt, current.dev_score), *scored], state.selected)
+        self.choose(step, state, prompt, score, meta_prompt=proposal.metas[0], budget=budget, start="induce")

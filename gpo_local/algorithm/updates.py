@@ -205,6 +205,22 @@ def render_feedback(prompt: str, wrong: Sequence[tuple[Example, str]]) -> str:
     )
 
 
+def render_induction(demonstrations: Sequence[Example]) -> str:
+    """Instruction induction (APE's forward template, in our words): the optimizer is shown
+    input/output pairs and asked for the instruction behind them. APE starts from it; GPO's cold
+    start uses it while no prompt has scored above 0, when refining the current prompt has no
+    signal to follow."""
+    shown = "\n\n".join(f"Input:\n{e.input}\nOutput:\n{e.shown_target}" for e in demonstrations)
+    return "\n\n".join(
+        [
+            "Someone was given an instruction and the inputs below. Following the instruction, they "
+            "wrote the output shown after each input.",
+            shown,
+            "What was the instruction? Put it between <START> and <END>.",
+        ]
+    )
+
+
 def render_feedback_merge(previous: str, new: str) -> str:
     """Real-time momentum over feedback (the paper's real-time momentum): fold the new problems
     into the running summary of earlier ones."""

@@ -10,26 +10,13 @@ the best prompt scored so far after each step (APE selects by dev score, it does
 
 from __future__ import annotations
 
-import random
-
 from gpo_local.algorithm.budget import fill, reference_calls
-from gpo_local.algorithm.draws import candidate_seed
+from gpo_local.algorithm.draws import pick_demonstrations
 from gpo_local.algorithm.method import Method
+from gpo_local.algorithm.updates import render_induction
 
 DEMONSTRATIONS = 5
 PARENTS = 4
-
-
-def render_induction(demonstrations) -> str:
-    shown = "\n\n".join(f"Input:\n{e.input}\nOutput:\n{e.shown_target}" for e in demonstrations)
-    return "\n\n".join(
-        [
-            "Someone was given an instruction and the inputs below. Following the instruction, they "
-            "wrote the output shown after each input.",
-            shown,
-            "What was the instruction? Put it between <START> and <END>.",
-        ]
-    )
 
 
 def render_resample(prompt: str) -> str:
@@ -50,15 +37,13 @@ class APE(Method):
     def plan_for(cls, config) -> list[int]:
         return fill(reference_calls(config), config.candidates)
 
-    def _demonstrations(self, step: int, j: int):
-        pool = self.task.split("train") if "train" in self.task.splits else self.task.split("format")
-        rng = random.Random(candidate_seed(self.config.seed, self.task.name, step, f"demos{j}"))
-        return rng.sample(list(pool), min(DEMONSTRATIONS, len(pool)))
-
     def step(self, step: int, state) -> None:
         calls = self.plan()[step]
         if step == 0:
-            metas = [render_induction(self._demonstrations(step, j)) for j in range(calls)]
+            metas = [
+                render_induction(pick_demonstrations(self.task, DEMONSTRATIONS, self.config.seed, step, j))
+                for j in range(calls)
+            ]
             parents = [None] * calls
         else:
             top = [p for p, _ in state.ranked()[: min(PARENTS, self.config.candidates)]]

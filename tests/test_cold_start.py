@@ -1,0 +1,98 @@
+"""GPO's cold start (`cold_start`): while no prompt has scored above 0, `induce` makes a step's
+candidates by instruction induction from input/output examples instead of refining the current
+prompt; `refine` (the default) always refines. With the scripted fake LLM."""
+
+import pytest
+from conftest import difficulty_task, question_and_instruction, trajectory_records
+from fake_models import Killed, killing_after
+
+from gpo_local.algorithm.config import GPOConfig
+from gpo_local.algorithm.index import TrajectoryIndex
+from gpo_local.methods import METHODS
+from gpo_local.runs.directory import JsonlLog
+from gpo_local.testing import HashingEmbedder, ScriptedLLM
+
+INDUCTION = "Someone was given an instruction"
+
+
+def yes_when_told() -> ScriptedLLM:
+    """Right ("yes") only when the instruction says "yes": the initial "Answer." scores 0."""
+
+    def answer(messages, temperature, seed):
+        _, prompt = question_and_instruction(messages[-1]["content"], r"difficulty (\d+); say yes")
+        return "yes" if "yes" in prompt.lower() else "no"
+
+    return ScriptedLLM(answer, fingerprint="fake-yes-task")
+
+
+def optimizer(induced: str) -> ScriptedLLM:
+    """Induction asks get `induced` (formatted with the seed); refinement asks a reworded prompt."""
+
+    def reply(messages, temperature, seed):
+        if messages[-1]["content"].startswith(INDUCTION):
+            return f"<START>{induced.format(seed=seed)}<END>"
+        return f"<START>Answer carefully, version {seed}.<END>"
+
+    return ScriptedLLM(reply, fingerprint="fake-induction-optimizer")
+
+
+def run(tmp_path, opt, **config):
+    config = GPOConfig(**{"steps": 3, "candidates": 3, "format_examples": 3, "reply_quota": False, **config})
+    method = METHODS["gpo"](
+        task=difficulty_task(),
+        task_llm=yes_when_told(),
+        optimizer_llm=opt,
+        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
+        config=config,
+        log=JsonlLog(tmp_path / "trajectory.jsonl"),
+    )
+    return method.run(), [c["messages"][-1]["content"] for c in opt.calls]
+
+
+def steps(tmp_path):
+    return [r for r in trajectory_records(tmp_path) if r["kind"] == "step"]
+
+
+def test_induce_starts_from_examples_then_refines_once_a_prompt_scores(tmp_path):
+    opt = optimizer("Reply yes, variant {seed}.")
+    result, sent = run(tmp_path, opt, cold_start="induce")
+    induced, refined = sent[:3], sent[3:]
+    assert all(text.startswith(INDUCTION) for text in induced)
+    # Each induction shows its own sample of 3 train examples with their outputs.
+    for text in induced:
+        assert text.count("Input:\ndifficulty ") == 3 and text.count("Output:\nyes") == 3
+        assert text.endswith("What was the instruction? Put it between <START> and <END>.")
+    assert len(set(induced)) == 3
+    # Once an induced prompt scores above 0, the steps refine it with the update meta-prompt.
+    assert refined and not any(text.startswith(INDUCTION) for text in refined)
+    assert "Reply yes, variant" in refined[0]
+    records = steps(tmp_path)
+    assert [r.get("start") for r in records] == ["induce", None, None]
+    assert records[0]["prompt"].startswith("Reply yes") and records[0]["dev_score"] == 1.0
+    assert result.initial.dev_score == 0.0 and result.final.dev_score == 1.0
+
+
+def test_induce_goes_on_while_every_prompt_scores_zero(tmp_path):
+    opt = optimizer("Give an answer, variant {seed}.")
+    result, sent = run(tmp_path, opt, cold_start="induce")
+    assert len(sent) == 9 and all(text.startswith(INDUCTION) for text in sent)
+    assert [r.get("start") for r in steps(tmp_path)] == ["induce"] * 3
+    # Every induced prompt scored 0: the next prompt stays the initial one.
+    assert result.final.prompt == "Answer." and result.final.dev_score == 0.0
+
+
+def test_refine_is_the_default_and_never_induces(tmp_path):
+    assert GPOConfig().cold_start == "refine"
+    opt = optimizer("Reply yes, variant {seed}.")
+    result, sent = run(tmp_path, opt)
+    assert len(sent) == 9 and not any(text.startswith(INDUCTION) for text in sent)
+    assert [r.get("start") for r in steps(tmp_path)] == [None] * 3
+
+
+def test_induce_resumes_to_the_same_trajectory(tmp_path):
+    run(tmp_path / "whole", optimizer("Reply yes, variant {seed}."), cold_start="induce")
+    killed = killing_after(4, optimizer("Reply yes, variant {seed}."))  # in step 1
+    with pytest.raises(Killed):
+        run(tmp_path / "cut", killed, cold_start="induce")
+    run(tmp_path / "cut", optimizer("Reply yes, variant {seed}."), cold_start="induce")
+    assert trajectory_records(tmp_path / "cut") == trajectory_records(tmp_path / "whole")
