@@ -2,6 +2,8 @@
 candidates by instruction induction from input/output examples instead of refining the current
 prompt; `refine` (the default) always refines. With the scripted fake LLM."""
 
+import json
+
 import pytest
 from conftest import difficulty_task, question_and_instruction, trajectory_records
 from fake_models import Killed, killing_after
@@ -96,3 +98,20 @@ def test_induce_resumes_to_the_same_trajectory(tmp_path):
         run(tmp_path / "cut", killed, cold_start="induce")
     run(tmp_path / "cut", optimizer("Reply yes, variant {seed}."), cold_start="induce")
     assert trajectory_records(tmp_path / "cut") == trajectory_records(tmp_path / "whole")
+
+
+def test_show_and_the_report_name_the_induced_steps(tmp_path):
+    from click.testing import CliRunner
+
+    from gpo_local.app.cli import main
+    from gpo_local.app.report import run_context
+    from gpo_local.runs.rundata import load_run
+
+    run(tmp_path, optimizer("Reply yes, variant {seed}."), cold_start="induce")
+    (tmp_path / "config.json").write_text(json.dumps({"task": "difficulty", "config": {"steps": 3}}))
+    view = load_run(tmp_path)
+    assert [s.start for s in view.steps] == [None, "induce", None, None]
+    shown = CliRunner().invoke(main, ["show", str(tmp_path)], terminal_width=200).output
+    budgets = [line.split("│")[2].strip() for line in shown.splitlines() if line.count("│") > 3]
+    assert [b for b in budgets if b] == ["-", "induced", "20", "10"]
+    assert [s["induced"] for s in run_context(view)["steps"]] == [False, True, False, False]

@@ -55,7 +55,8 @@ def _steps_table(run, run_dir: Path):
     table = Table(
         title=f"{run.task} / {run.method}: {max(len(run.steps) - 1, 0)} steps{planned} ({run_dir})",
         title_justify="left",
-        caption="edit distance: mean (min-max) in words of the step's candidates "
+        caption="budget: the step size in words (induced: a cold-start step, its candidates "
+        "induced from examples); edit distance: mean (min-max) in words of the step's candidates "
         "to the step's starting prompt; dev: 0-100",
         caption_justify="left",
     )
@@ -68,7 +69,7 @@ def _steps_table(run, run_dir: Path):
     for step in run.steps:
         dists = step.distances
         spread = f"{step.mean_distance:.1f} ({min(dists)}-{max(dists)})" if dists else "-"
-        budget = "-" if step.budget is None else str(step.budget)
+        budget = "induced" if step.start == "induce" else "-" if step.budget is None else str(step.budget)
         table.add_row(
             step.label,
             budget,

@@ -32,6 +32,7 @@ class StepView:
     asks: int | None = None
     wanted: int | None = None
     usable: int | None = None
+    start: str | None = None  # "induce": a cold-start step, its candidates induced from examples
 
     @property
     def label(self) -> str:
@@ -125,6 +126,7 @@ def load_run(path: Path) -> RunView:
                     asks=record.get("asks"),
                     wanted=record.get("wanted"),
                     usable=record.get("usable"),
+                    start=record.get("start"),
                 )
             )
             pending = []
