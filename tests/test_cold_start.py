@@ -1,6 +1,6 @@
-"""GPO's cold start (`cold_start`): while no prompt has scored above 0, `induce` makes a step's
-candidates by instruction induction from input/output examples instead of refining the current
-prompt; `refine` (the default) always refines. With the scripted fake LLM."""
+"""GPO's cold start (`cold_start`): while no prompt has scored above 0, `induce` (the default) makes
+a step's candidates by instruction induction from input/output examples instead of refining the
+current prompt; `refine` always refines, as the paper does. With the scripted fake LLM."""
 
 import json
 
@@ -83,10 +83,10 @@ def test_induce_goes_on_while_every_prompt_scores_zero(tmp_path):
     assert result.final.prompt == "Answer." and result.final.dev_score == 0.0
 
 
-def test_refine_is_the_default_and_never_induces(tmp_path):
-    assert GPOConfig().cold_start == "refine"
+def test_induce_is_the_default_and_refine_never_induces(tmp_path):
+    assert GPOConfig().cold_start == "induce"
     opt = optimizer("Reply yes, variant {seed}.")
-    result, sent = run(tmp_path, opt)
+    result, sent = run(tmp_path, opt, cold_start="refine")
     assert len(sent) == 9 and not any(text.startswith(INDUCTION) for text in sent)
     assert [r.get("start") for r in steps(tmp_path)] == [None] * 3
 

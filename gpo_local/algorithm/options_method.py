@@ -23,7 +23,7 @@ from gpo_local.algorithm.updates import UPDATE_METHODS
 # The methods `--method` offers (methods/__init__.py maps each to its class).
 METHOD_NAMES = ("gpo", "empty", "cot", "ape", "apo", "opro", "pe2", "sgdm", "reference")
 GRADIENTS = ("none", "feedback")
-COLD_STARTS = ("refine", "induce")
+COLD_STARTS = ("induce", "refine")
 MOMENTA = ("none", "para", "feedback")
 MOMENTUM_UPDATES = ("k-list", "real-time")
 SELECTIONS = tuple(SELECTORS)
@@ -116,11 +116,12 @@ METHOD_OPTIONS: tuple[Option, ...] = (
         show_default=True,
     ),
     # Refining a prompt that scores 0 has no signal to follow: on the instruction-induction suite
-    # the optimizer mostly rewords "Let's think step by step." instead of naming the rule.
+    # the optimizer mostly rewords "Let's think step by step." instead of naming the rule. Induction
+    # gave the higher dev scores on the suite's tuning half (docs/results.md, "The cold start").
     _O(
         "cold_start",
         str,
-        "refine",
+        "induce",
         "How a step makes its candidates while no prompt has scored above 0 on the dev split: "
         "refine the current prompt (the update meta-prompt), or induce instructions from "
         "input/output examples, each candidate from its own sample, as APE starts.",
@@ -176,7 +177,7 @@ class MethodConfig:
     momentum_update: str = "k-list"
     k: int = 3
     update: str = "generate-without"
-    cold_start: str = "refine"
+    cold_start: str = "induce"
     schedule: str = "cosine"
     lr_init: int = 50
     lr_final: int = 10
