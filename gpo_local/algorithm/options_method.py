@@ -123,8 +123,8 @@ METHOD_OPTIONS: tuple[Option, ...] = (
         str,
         "induce",
         "How a step makes its candidates while no prompt has scored above 0 on the dev split: "
-        "refine the current prompt (the update meta-prompt), or induce instructions from "
-        "input/output examples, each candidate from its own sample, as APE starts.",
+        "induce instructions from input/output examples, each candidate from its own sample, as "
+        "APE starts, or refine the current prompt (the update meta-prompt), as the paper does.",
         choices=COLD_STARTS,
         methods=GPO_ONLY,
         show_default=True,
