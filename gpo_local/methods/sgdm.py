@@ -13,7 +13,9 @@
 Why this preset: it is the closest analogue of SGD with momentum in GPO's design space, and it
 differs from GPO exactly in GPO's two contributions (update direction: retrieval of relevant
 earlier prompts instead of gradient momentum; update method: generation under a decaying
-step size instead of edits under a constant one), so GPO vs SGDM measures them.
+step size instead of edits under a constant one), so GPO vs SGDM measures them. The cold start
+(GPO's `--cold-start induce`: candidates induced from examples while every prompt scores 0) is
+shared for the same reason; its steps make no gradient call.
 
 Budget: a step makes C candidate calls, one gradient call and (from the second step) one
 momentum call, so within GPO's budget of T*C calls SGDM runs fewer steps (the longest prefix
