@@ -38,7 +38,7 @@ def optimizer(induced: str) -> ScriptedLLM:
     return ScriptedLLM(reply, fingerprint="fake-induction-optimizer")
 
 
-def run(tmp_path, opt, **config):
+def run(tmp_path, opt, events=None, **config):
     config = GPOConfig(**{"steps": 3, "candidates": 3, "format_examples": 3, "reply_quota": False, **config})
     method = METHODS["gpo"](
         task=difficulty_task(),
@@ -47,6 +47,7 @@ def run(tmp_path, opt, **config):
         index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
         config=config,
         log=JsonlLog(tmp_path / "trajectory.jsonl"),
+        on_event=(lambda kind, data: events.append((kind, data))) if events is not None else None,
     )
     return method.run(), [c["messages"][-1]["content"] for c in opt.calls]
 
@@ -115,3 +116,24 @@ def test_show_and_the_report_name_the_induced_steps(tmp_path):
     budgets = [line.split("│")[2].strip() for line in shown.splitlines() if line.count("│") > 3]
     assert [b for b in budgets if b] == ["-", "induced", "20", "10"]
     assert [s["induced"] for s in run_context(view)["steps"]] == [False, True, False, False]
+
+
+def test_the_step_events_and_the_progress_line_say_when_a_step_induces(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from gpo_local.app.progress import Progress
+
+    events = []
+    run(tmp_path, optimizer("Reply yes, variant {seed}."), events=events)
+    started = [data for kind, data in events if kind == "step_started"]
+    assert [data["induce"] for data in started] == [True, False, False]
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=160, color_system=None)
+    with Progress(False, console=console, tokens=lambda: 0) as ui:
+        for data in started[:2]:
+            ui.event("step_started", data)
+    text = out.getvalue()
+    assert "step 1/3, every prompt at 0: inducing from examples: asking the optimizer" in text
+    assert f"step 2/3, budget {started[1]['budget']} words: asking the optimizer" in text

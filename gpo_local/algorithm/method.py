@@ -130,6 +130,10 @@ class Method:
     def step(self, step: int, state: TrajectoryState) -> None:
         raise NotImplementedError
 
+    def inducing(self, state: TrajectoryState) -> bool:
+        """Whether the next step induces its candidates from examples (GPO's cold start)."""
+        return False
+
     def restore(self, records: list[dict], state: TrajectoryState) -> None:
         """Rebuild method state beyond the trajectory from the complete records (on resume)."""
 
@@ -190,6 +194,7 @@ class Method:
                     "steps": len(plan),
                     "method": self.name,
                     "budget": self.schedule(len(state.trajectory)) if self.schedule else None,
+                    "induce": self.inducing(state),
                 },
             )
             self.step(step, state)

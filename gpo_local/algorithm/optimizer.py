@@ -138,7 +138,7 @@ class GPO(Method):
         current = state.trajectory[-1]
         self.index.sync([e.prompt for e in state.trajectory])
         budget = self.schedule(len(state.trajectory)) if self.schedule else None
-        if cfg.cold_start == "induce" and max(state.scores.values(), default=0.0) <= 0:
+        if self.inducing(state):
             self.induce(step, state, budget)
             return
         ask = partial(self.ask, step=step)
@@ -177,6 +177,9 @@ class GPO(Method):
         if self.gradients and self.gradients[-1].step == step:
             self.gradients[-1] = replace(self.gradients[-1], improvement=score - current.dev_score)
         self.choose(step, state, prompt, score, meta_prompt=meta, budget=budget, **record)
+
+    def inducing(self, state: TrajectoryState) -> bool:
+        return self.config.cold_start == "induce" and max(state.scores.values(), default=0.0) <= 0
 
     def induce(self, step: int, state: TrajectoryState, budget: int | None) -> None:
         """The cold start's step: each candidate induced from its own sample of input/output

@@ -262,6 +262,8 @@ class Progress:
             if self._steps_started_at is None:
                 self._steps_started_at, self._steps_done_at_start = time.time(), data["step"]
             budget = "" if data.get("budget") is None else f", budget {data['budget']} words"
+            if data.get("induce"):  # GPO's cold start: no step size is stated
+                budget = ", every prompt at 0: inducing from examples"
             self.note(f"step {data['step'] + 1}/{data['steps']}{budget}: asking the optimizer")
             self._update_steps()
             self._work_kind, self._pass_started, self._pass_tokens = "optimizer", time.time(), self.tokens()
