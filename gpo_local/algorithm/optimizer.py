@@ -8,6 +8,10 @@ parsed, de-duplicated in order and the new ones scored on the dev split in one e
 every candidate recorded; the next prompt selected (trajectory.select_next). The loop around
 the steps is the one every method shares (method.py).
 
+The cold start (`cold_start`, not in the paper): while every prompt scored so far scores 0 on
+dev, a step with `induce` writes its candidates by instruction induction from examples (APE's
+start) instead of the update meta-prompt, whose history and step size then carry nothing.
+
 Decisions where the original code is buggy or silent:
 - p0 is registered as seen; candidates are de-duplicated in order; seeds are explicit;
 - no train-batch pass without a gradient; the test split is scored for p0 and the final
