@@ -69,7 +69,7 @@ def _steps_table(run, run_dir: Path):
     for step in run.steps:
         dists = step.distances
         spread = f"{step.mean_distance:.1f} ({min(dists)}-{max(dists)})" if dists else "-"
-        budget = "induced" if step.start == "induce" else "-" if step.budget is None else str(step.budget)
+        budget = "induced" if step.induced else "-" if step.budget is None else str(step.budget)
         table.add_row(
             step.label,
             budget,

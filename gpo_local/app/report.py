@@ -208,7 +208,7 @@ def _step_row(step) -> dict:
     return {
         "label": step.label,
         "budget": step.budget,
-        "induced": step.start == "induce",
+        "induced": step.induced,
         "mean_distance": step.mean_distance,
         "candidates": len(step.candidates),
         "dev": percent(step.dev_score),

@@ -35,6 +35,10 @@ class StepView:
     start: str | None = None  # "induce": a cold-start step, its candidates induced from examples
 
     @property
+    def induced(self) -> bool:
+        return self.start == "induce"
+
+    @property
     def label(self) -> str:
         return "init" if self.step < 0 else str(self.step + 1)
 
