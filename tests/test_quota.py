@@ -1,5 +1,6 @@
 """The reply quota (algorithm/quota.py): a step asks the optimizer again until it has the
-candidates it asked for, at most twice as many asks, within the optimizer-call budget."""
+candidates it asked for, at most twice as many asks; with it on, the optimizer-call budget is
+twice the plan, so the extra asks never end a run early."""
 
 import json
 
@@ -8,12 +9,13 @@ from click.testing import CliRunner
 from conftest import difficulty_task, task_model
 from test_golden import _install
 
-from gpo_local.algorithm.budget import reference_calls
+from gpo_local.algorithm.budget import call_budget, reference_calls
 from gpo_local.algorithm.config import GPOConfig, Limits
 from gpo_local.algorithm.index import TrajectoryIndex
 from gpo_local.algorithm.quota import usable_slots
 from gpo_local.app.cli import main
 from gpo_local.methods import METHODS
+from gpo_local.methods.estimate import estimate, format_estimate
 from gpo_local.quality.markdown import _asks_text
 from gpo_local.quality.results import _usable_replies
 from gpo_local.runs.directory import JsonlLog
@@ -64,15 +66,17 @@ def test_a_step_asks_again_until_it_has_every_candidate(tmp_path):
     assert first["drops"] == {"empty": 2} and first["replies"] == 5
     seeds = [call["seed"] for call in optimizer.calls[:5]]
     assert len(set(seeds)) == 5  # each ask its own seed
-    # The two extra asks came out of the budget of 9 calls: step 3 no longer fits.
-    assert len(steps_of(records)) == 2 and result.usage["optimizer_calls"] == 8 <= reference_calls(
-        result_config(3)
-    )
-    assert result.stopped == "completed"
+    # The two extra asks come out of the quota's allowance, not out of the later steps' calls.
+    assert [s["asks"] for s in steps_of(records)] == [5, 3, 3]
+    assert result.usage["optimizer_calls"] == 11 and result.stopped == "completed"
 
 
-def result_config(candidates):
-    return GPOConfig(steps=3, candidates=candidates, reply_quota=True)
+def test_the_budget_doubles_with_the_quota():
+    plan = reference_calls(GPOConfig(steps=3, candidates=3))
+    assert call_budget(GPOConfig(steps=3, candidates=3, reply_quota=True), Limits()) == 2 * plan == 18
+    assert call_budget(GPOConfig(steps=3, candidates=3), Limits()) == plan
+    limited = Limits(max_optimizer_calls=10)
+    assert call_budget(GPOConfig(steps=3, candidates=3, reply_quota=True), limited) == 10
 
 
 def test_only_junk_stops_at_twice_the_candidates(tmp_path):
@@ -80,9 +84,9 @@ def test_only_junk_stops_at_twice_the_candidates(tmp_path):
     first, second = steps_of(records)[:2]
     assert (first["asks"], first["wanted"], first["usable"]) == (6, 3, 0)
     assert first["drops"] == {"empty": 6}
-    # Step 2 has the 3 calls it planned and nothing spare; step 3 does not fit in the 9 calls.
-    assert (second["asks"], second["usable"]) == (3, 0)
-    assert len(steps_of(records)) == 2 and result.usage["optimizer_calls"] == 9
+    # Every step runs, each to the bound: 3 x 6 asks, the whole budget of twice the plan.
+    assert [(s["asks"], s["usable"]) for s in steps_of(records)] == [(6, 0)] * 3
+    assert result.usage["optimizer_calls"] == 18 and result.stopped == "completed"
 
 
 def test_the_quota_stays_within_a_call_limit_and_stops_at_a_step_boundary(tmp_path):
@@ -104,15 +108,15 @@ def test_quota_off_asks_once_per_candidate(tmp_path):
     [
         ("ape", (5, 3, 3)),
         ("pe2", (5, 3, 3)),
-        # OPRO's step of 8 leaves 1 spare call in the budget of 9
-        ("opro", (9, 8, 7)),
+        ("opro", (10, 8, 8)),
     ],
 )
 def test_the_baselines_get_the_same_quota(tmp_path, method, counts):
     result, records, _ = run(tmp_path, junk_first(2), method=method)
     first = steps_of(records)[0]
     assert (first["asks"], first["wanted"], first["usable"]) == counts
-    assert result.usage["optimizer_calls"] <= reference_calls(GPOConfig(method=method, steps=3, candidates=3))
+    planned = reference_calls(GPOConfig(method=method, steps=3, candidates=3))
+    assert planned < result.usage["optimizer_calls"] <= 2 * planned
 
 
 def test_a_repeat_of_a_scored_prompt_is_kept_but_not_counted():
@@ -146,10 +150,10 @@ def test_show_and_the_report_give_the_asks(tmp_path, monkeypatch):
     assert outcome.exit_code == 0, outcome.output
     shown = runner.invoke(main, ["show", str(run_dir)])
     assert shown.exit_code == 0, shown.output
-    assert "the reply quota asked 9 times for 6 candidates, 6 usable" in " ".join(shown.output.split())
+    assert "the reply quota asked 13 times for 9 candidates, 9 usable" in " ".join(shown.output.split())
     assert "step 2: asked 6 times for 3 candidates, 3 usable" in shown.output
     result = json.loads((run_dir / "result.json").read_text())
-    assert result["quota"] == {"asks": 9, "wanted": 6, "usable": 6}
+    assert result["quota"] == {"asks": 13, "wanted": 9, "usable": 9}
 
 
 def test_the_cost_table_sums_the_asks_over_the_cells():
@@ -160,3 +164,11 @@ def test_the_cost_table_sums_the_asks_over_the_cells():
     ]
     assert _asks_text(_usable_replies(cells)) == "15 for 12"
     assert _asks_text(_usable_replies(cells[2:])) == "n/a"
+
+
+def test_a_dry_run_gives_the_quotas_bound():
+    quota_on = GPOConfig(steps=4, candidates=3, reply_quota=True)
+    with_quota = format_estimate(estimate(quota_on, difficulty_task()))
+    assert "optimizer calls:         12 (up to 24 with the reply quota's asks)" in with_quota
+    without = format_estimate(estimate(GPOConfig(steps=4, candidates=3), difficulty_task()))
+    assert "optimizer calls:         12\n" in without

@@ -15,10 +15,12 @@ The original code's cost per task, adapted to this implementation:
                       + R * N_test * 2                    (test: p0 and the final prompt only)
 
 These are upper bounds: a regenerated prompt is not scored again, and a test of p0 alone when
-it stays the best. The reply quota (quota.py) spends the same budget: its extra asks count as
-calls made, so a run with many unusable replies stops at the step boundary where the next
-step's planned calls no longer fit. Memo hits count in the budget (they are what the algorithm asked for) but
-cost no time, so a re-run or a resume is faster than the estimate. The wall time is estimated
+it stays the best. The reply quota (quota.py) asks again for unusable replies, at most as many
+times again as a call asked: with it on, a run may make up to twice its planned calls, and its
+budget (call_budget) is twice the reference, so the quota never ends a run before its last step
+and every method, each asking through the same quota, gets the same allowance. Memo hits count
+in the budget (they are what the algorithm asked for) but cost no time, so a re-run or a resume
+is faster than the estimate. The wall time is estimated
 in walltime.py, from rates timed the way a run spends them.
 """
 
@@ -28,6 +30,7 @@ from dataclasses import replace
 from typing import Sequence
 
 from gpo_local.algorithm.config import HEADLINE_SWITCHES, GPOConfig, Limits
+from gpo_local.algorithm.quota import ASKS_PER_CANDIDATE
 
 
 def fill(total: int, per_step: int) -> list[int]:
@@ -58,9 +61,11 @@ def reference_calls(config: GPOConfig) -> int:
 
 def call_budget(config: GPOConfig, limits: Limits) -> int:
     """The optimizer calls a run may make: the budget (reference_calls), or the limit when lower.
-    Without the reply quota no step exceeds its plan, which fits in the budget."""
+    Without the reply quota no step exceeds its plan, which fits in the budget. With it, the
+    budget is the quota's bound on the plan: a step's extra asks then never take the calls a
+    later step planned, which made runs end early when the quota's asks came out of the plan."""
     limit = limits.max_optimizer_calls
-    budget = reference_calls(config)
+    budget = reference_calls(config) * (ASKS_PER_CANDIDATE if config.reply_quota else 1)
     return budget if limit is None else min(budget, limit)
 
 

@@ -160,15 +160,15 @@ CANDIDATE_OPTIONS: tuple[Option, ...] = (
         negatable=True,
         section="replies",
     ),
-    # Off by default: the extra asks count against the run's call budget, so with a small
-    # optimizer that drops many replies a run ends steps early (docs/results.md, "The main job").
+    # Off by default: the extra asks and the extra candidates they bring cost time (an optimizer
+    # call and a dev scoring each), and whether they buy dev score is not measured yet.
     _O(
         "reply_quota",
         bool,
         False,
         "Ask the optimizer again, each ask with its own seed, until a step has as many usable new candidates "
-        "as it asked for, at most twice as many asks; the extra asks count against the optimizer-call budget "
-        "[default: off].",
+        "as it asked for, at most twice as many asks; the run's optimizer-call budget is twice its plan "
+        "with it [default: off].",
         negatable=True,
         section="replies",
     ),

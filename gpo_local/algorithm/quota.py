@@ -2,12 +2,13 @@
 
 A dropped reply (replies/drops.py) or one that repeats a prompt already scored is a candidate
 the step never scores, so without the quota a step proposes fewer prompts than asked. With it
-(`reply_quota`, on by default), a call for n candidates that got fewer than n usable, distinct,
-new prompts asks again for the missing ones, each ask with its own seed (the step's next ask
-numbers, draws.candidate_seed), re-sending the meta-prompts whose replies were not usable,
-in turn. It stops at 2n asks in all, or when the optimizer-call budget has nothing spare: the
-extra asks count against the same budget as every other call (budget.py), so every method,
-the baselines included, gets the same quota through Method.propose.
+(`reply_quota`), a call for n candidates that got fewer than n usable, distinct, new prompts
+asks again for the missing ones, each ask with its own seed (the step's next ask numbers,
+draws.candidate_seed), re-sending the meta-prompts whose replies were not usable, in turn. It
+stops at 2n asks in all. The extra asks are optimizer calls made like any other (usage.py
+counts them); the run's call budget is twice its plan when the quota is on (budget.call_budget),
+so they never take a later step's calls, and every method, the baselines included, gets the same
+quota through Method.propose. A lower --max-optimizer-calls still bounds them.
 
 A repeat of a prompt scored before is kept as a candidate (it competes with its known score, as
 without the quota) but does not count toward the quota; a repeat of an earlier ask's prompt is

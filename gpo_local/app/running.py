@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict
 
-from gpo_local.algorithm.budget import reference_calls
+from gpo_local.algorithm.budget import call_budget, reference_calls
 from gpo_local.algorithm.index import TrajectoryIndex
 from gpo_local.app.intervals import binary_rule, run_error_bars
 from gpo_local.app.mlflow_observer import MlflowObserver, tracking_uri
@@ -91,6 +91,8 @@ def result_summary(result, method, config) -> dict:
             "steps_done": len(result.trajectory) - 1,
             "optimizer_calls_planned": sum(plan),
             "reference_optimizer_calls": reference_calls(config),
+            # What the run could spend: twice the reference with the reply quota (budget.py).
+            "optimizer_call_budget": call_budget(config, method.limits),
         },
         "drops": method.drop_totals(),  # dropped optimizer replies by reason (drops.py)
         "candidate_replies": method.replies.reply_total(),  # the replies those drops are out of

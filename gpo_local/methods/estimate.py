@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gpo_local.algorithm.config import GPOConfig
+from gpo_local.algorithm.quota import ASKS_PER_CANDIDATE
 from gpo_local.methods import get_method
 from gpo_local.tasks import Task
 
@@ -21,6 +22,7 @@ class Estimate:
     test_scorings: int
     task_generations: int
     rounds: int
+    reply_quota: bool = False  # then the calls may reach ASKS_PER_CANDIDATE times the plan
 
 
 def estimate(config: GPOConfig, task: Task) -> Estimate:
@@ -39,6 +41,7 @@ def estimate(config: GPOConfig, task: Task) -> Estimate:
         method=config.method,
         steps=len(plan),
         optimizer_calls=sum(plan),
+        reply_quota=config.reply_quota,
         prompts_scored=scored,
         dev_scorings=scored * n_dev,
         train_scorings=train_scorings,
@@ -50,9 +53,10 @@ def estimate(config: GPOConfig, task: Task) -> Estimate:
 
 def format_estimate(est: Estimate) -> str:
     """The counts of a dry run; its wall time is walltime.py's."""
+    bound = f" (up to {ASKS_PER_CANDIDATE * est.optimizer_calls} with the reply quota's asks)"
     lines = [
         f"method {est.method}: {est.steps} steps",
-        f"  optimizer calls:         {est.optimizer_calls}",
+        f"  optimizer calls:         {est.optimizer_calls}{bound if est.reply_quota else ''}",
         f"  prompts scored on dev:   <= {est.prompts_scored} (p0 included; regenerated prompts are not "
         f"rescored)",
         f"  dev scorings:            <= {est.dev_scorings} (prompt, dev example) pairs",
