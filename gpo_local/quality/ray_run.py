@@ -29,9 +29,7 @@ from pathlib import Path
 
 from gpo_local.quality.cells import BenchConfig, Cell
 from gpo_local.quality.results import status_counts, write_results
-from gpo_local.quality.run import SubprocessRunner, add_wall, cell_toml
-from gpo_local.runs.directory import write_json_atomic
-from gpo_local.runs.storage import write_atomic
+from gpo_local.quality.run import SubprocessRunner, add_wall, finish_cell, prepare_cell
 
 MAX_RETRIES = 3  # Ray re-runs a task whose worker or node died (not one whose cell failed)
 PROBE_NAME = ".ray-probe"
@@ -98,7 +96,7 @@ class RayCells:
         task = self.ray.remote(run_cell_task)
         jobs = {}
         for cell in todo:
-            resume = _prepare(cell, config)
+            resume = prepare_cell(cell, config)
             ui.cell_started(cell, index=cells.index(cell) + 1, resume=resume, eta=None)
             events.append(
                 {
@@ -120,7 +118,7 @@ class RayCells:
                 ready, _ = self.ray.wait(list(jobs), num_returns=1)
                 cell, submitted = jobs.pop(ready[0])
                 error, wall = self._outcome(ready[0], cell, submitted)
-                results = _finish(config, out, cell, error, wall, ui, events)
+                results = finish_cell(config, out, cell, error, wall, ui, events)
         except KeyboardInterrupt:
             for ref, (cell, submitted) in jobs.items():
                 self.ray.cancel(ref, force=True)  # kills the worker; the cell's optimize dies with it
@@ -157,38 +155,3 @@ class RayCells:
 def _first_line(error: BaseException) -> str:
     lines = [line for line in str(error).splitlines() if line.strip()]
     return lines[0].strip() if lines else "no detail"
-
-
-def _prepare(cell: Cell, config: BenchConfig) -> bool:
-    """The cell's directory, cell.toml and no failed.json; whether the cell resumes."""
-    resume = (cell.run_dir / "config.json").exists()
-    cell.run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(cell.run_dir / "cell.toml", cell_toml(cell, config))
-    (cell.run_dir / "failed.json").unlink(missing_ok=True)
-    return resume
-
-
-def _finish(config, out, cell: Cell, error: str | None, wall: float, ui, events) -> dict:
-    """As a local run records a cell that ended: bench.json, failed.json, results.*, the event."""
-
-    add_wall(cell.run_dir, wall)
-    if error is None and not (cell.run_dir / "result.json").exists():
-        error = "optimize ended without writing result.json"
-    if error is not None:
-        write_json_atomic(
-            cell.run_dir / "failed.json", {"error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        )
-    results = write_results(config, out)
-    record = next(r for r in results["cells"] if r["run_dir"] == str(cell.run_dir))
-    events.append(
-        {
-            "time": time.time(),
-            "event": "cell_finished",
-            "run_dir": str(cell.run_dir),
-            "status": record["status"],
-            "error": error,
-            "wall_seconds": round(wall, 1),
-        }
-    )
-    ui.cell_finished(cell, record, wall=wall)
-    return results

@@ -155,10 +155,7 @@ def _run_cells(config, out, cells, todo, runner, ui, events) -> dict:
     results = write_results(config, out)
     walls: list[float] = []
     for cell in todo:
-        resume = (cell.run_dir / "config.json").exists()
-        cell.run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(cell.run_dir / "cell.toml", cell_toml(cell, config))
-        (cell.run_dir / "failed.json").unlink(missing_ok=True)
+        resume = prepare_cell(cell, config)
         eta = statistics.fmean(walls) * (len(todo) - len(walls)) if walls else None
         ui.cell_started(cell, index=cells.index(cell) + 1, resume=resume, eta=eta)
         events.append(
@@ -184,27 +181,44 @@ def _run_cells(config, out, cells, todo, runner, ui, events) -> dict:
             error = f"{type(exc).__name__}: {exc}"
         wall = time.time() - started
         walls.append(wall)
-        add_wall(cell.run_dir, wall)
-        if error is None and not (cell.run_dir / "result.json").exists():
-            error = "optimize ended without writing result.json"
-        if error is not None:
-            write_json_atomic(
-                cell.run_dir / "failed.json", {"error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            )
-        results = write_results(config, out)
-        record = next(r for r in results["cells"] if r["run_dir"] == str(cell.run_dir))
-        events.append(
-            {
-                "time": time.time(),
-                "event": "cell_finished",
-                "run_dir": str(cell.run_dir),
-                "status": record["status"],
-                "error": error,
-                "wall_seconds": round(wall, 1),
-            }
-        )
-        ui.cell_finished(cell, record, wall=wall)
+        results = finish_cell(config, out, cell, error, wall, ui, events)
     events.append({"time": time.time(), "event": "bench_finished", "counts": status_counts(results["cells"])})
+    return results
+
+
+def prepare_cell(cell: Cell, config: BenchConfig) -> bool:
+    """A cell's folder before its run, locally or on a cluster: its cell.toml, no failed.json of
+    an earlier attempt. Whether the run resumes (an earlier attempt wrote config.json)."""
+    resume = (cell.run_dir / "config.json").exists()
+    cell.run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(cell.run_dir / "cell.toml", cell_toml(cell, config))
+    (cell.run_dir / "failed.json").unlink(missing_ok=True)
+    return resume
+
+
+def finish_cell(config, out: Path, cell: Cell, error: str | None, wall: float, ui, events) -> dict:
+    """Record a cell that ended, locally or on a cluster: its wall time (bench.json), failed.json
+    when it failed, the bench's results files and the `cell_finished` event. The new results."""
+    add_wall(cell.run_dir, wall)
+    if error is None and not (cell.run_dir / "result.json").exists():
+        error = "optimize ended without writing result.json"
+    if error is not None:
+        write_json_atomic(
+            cell.run_dir / "failed.json", {"error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        )
+    results = write_results(config, out)
+    record = next(r for r in results["cells"] if r["run_dir"] == str(cell.run_dir))
+    events.append(
+        {
+            "time": time.time(),
+            "event": "cell_finished",
+            "run_dir": str(cell.run_dir),
+            "status": record["status"],
+            "error": error,
+            "wall_seconds": round(wall, 1),
+        }
+    )
+    ui.cell_finished(cell, record, wall=wall)
     return results
 
 
