@@ -109,3 +109,32 @@ def test_the_bundled_models_template_makes_its_own_control_tokens_only():
         ]
     )
     assert answers == [c.text for c in old]  # greedy outputs of ordinary text do not change
+
+
+class _Vocabulary:
+    """What chat_formatter reads of a llama_cpp.Llama: its metadata and its end/start tokens."""
+
+    def __init__(self, metadata):
+        self.metadata = metadata
+        self._model = self
+
+    def token_eos(self):
+        return 2
+
+    def token_bos(self):
+        return -1
+
+    def token_get_text(self, token):
+        return {2: "<|im_end|>"}[token]
+
+
+def test_a_model_without_a_chat_template_is_refused_by_name():
+    from pathlib import Path
+
+    from gpo_local.backends.llama_cpp import chat_formatter
+
+    with pytest.raises(ModelError, match="plain.gguf has no chat template"):
+        chat_formatter(_Vocabulary({}), Path("/models/plain.gguf"))
+    template = "{% for m in messages %}<|im_start|>{{ m.content }}{{ eos_token }}{% endfor %}"
+    formatter = chat_formatter(_Vocabulary({"tokenizer.chat_template": template}), Path("chat.gguf"))
+    assert formatter(messages=[{"role": "user", "content": "hi"}]).prompt == "<|im_start|>hi<|im_end|>"

@@ -79,6 +79,23 @@ def _model_params_without_extra_bufts():
             low.llama_model_default_params = original
 
 
+def chat_formatter(llama, path: Path):
+    """The GGUF's own chat template as a formatter, with its end and start tokens; a model
+    without one is refused, since every prompt is rendered as a chat."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise ModelError(f"{path} has no chat template (tokenizer.chat_template); a chat model is needed")
+    model = llama._model
+    eos, bos = llama.token_eos(), llama.token_bos()
+    return Jinja2ChatFormatter(
+        template=template,
+        eos_token=model.token_get_text(eos) if eos != -1 else "",
+        bos_token=model.token_get_text(bos) if bos != -1 else "",
+    )
+
+
 def load_llama(path: Path | str, **kwargs):
     """A `llama_cpp.Llama` for `path`, with the AMX guard applied: the one place where
     gpo-local, its benchmarks and its tests load a model."""
@@ -121,8 +138,6 @@ class LlamaCppModel:
     ):
         self.path = Path(path)
         check_gguf(self.path)
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
         self.n_threads = n_threads or max(1, min(os.cpu_count() or 1, 8))
         try:
             self.llama = load_llama(
@@ -154,18 +169,7 @@ class LlamaCppModel:
         # At most 63: a generation step of all of them stays one ubatch below 64 rows (batched.py).
         self.eval_parallel = min(63, EVAL_PARALLEL if eval_parallel is None else eval_parallel)
         self.eval_seq_ctx = min(eval_seq_ctx, self.n_ctx)
-        template = self.llama.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise ModelError(
-                f"{self.path} has no chat template (tokenizer.chat_template); a chat model is needed"
-            )
-        model = self.llama._model
-        eos, bos = self.llama.token_eos(), self.llama.token_bos()
-        self._formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=model.token_get_text(eos) if eos != -1 else "",
-            bos_token=model.token_get_text(bos) if bos != -1 else "",
-        )
+        self._formatter = chat_formatter(self.llama, self.path)
 
     @cached_property
     def fingerprint(self) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from gpo_local.backends import Conversation, FollowUp, WrappedLLM, as_messages
-from gpo_local.backends.llama_cpp import LlamaCppModel, check_gguf, load_llama
+from gpo_local.backends.llama_cpp import LlamaCppModel, chat_formatter, check_gguf, load_llama
 from gpo_local.errors import ConfigError, GpoError, ModelError, OptionValue
 
 # How far a cut may move from the balanced position to land between two prompt groups, as a
@@ -61,8 +61,6 @@ class VocabOnlyModel(LlamaCppModel):
     weights, no decoder), for rendering, tokenizing, `fits` and the fingerprint."""
 
     def __init__(self, path: Path | str, *, n_ctx: int, n_threads: int = 1):
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
         self.path = Path(path)
         check_gguf(self.path)
         self.n_threads, self.n_ctx, self.parallel = n_threads, n_ctx, 0
@@ -74,18 +72,7 @@ class VocabOnlyModel(LlamaCppModel):
                 self.llama = load_llama(self.path, vocab_only=True, n_ctx=n_ctx, verbose=False)
         except (ValueError, RuntimeError, OSError) as error:
             raise ModelError(f"cannot read the vocabulary of {self.path}: {error}") from None
-        template = self.llama.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise ModelError(
-                f"{self.path} has no chat template (tokenizer.chat_template); a chat model is needed"
-            )
-        model = self.llama._model
-        eos, bos = self.llama.token_eos(), self.llama.token_bos()
-        self._formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=model.token_get_text(eos) if eos != -1 else "",
-            bos_token=model.token_get_text(bos) if bos != -1 else "",
-        )
+        self._formatter = chat_formatter(self.llama, self.path)
 
     def generate(self, *args, **kwargs):
         raise GpoError("a vocabulary-only model cannot generate (the Ray actors do)")
