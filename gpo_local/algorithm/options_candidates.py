@@ -160,8 +160,9 @@ CANDIDATE_OPTIONS: tuple[Option, ...] = (
         negatable=True,
         section="replies",
     ),
-    # Off by default: the extra asks and the extra candidates they bring cost time (an optimizer
-    # call and a dev scoring each), and whether they buy dev score is not measured yet.
+    # Off by default: on the main job it filled nearly every step but ended on the same prompts
+    # and dev scores, in 30-60% more time (an optimizer call and a dev scoring per extra
+    # candidate; docs/results.md, "The main job").
     _O(
         "reply_quota",
         bool,
