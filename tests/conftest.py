@@ -5,10 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from gpo_local.algorithm.index import TrajectoryIndex
 from gpo_local.core import Example
+from gpo_local.methods import METHODS
+from gpo_local.runs.directory import JsonlLog
 from gpo_local.tasks import Task
 from gpo_local.tasks.answers import rule_for
-from gpo_local.testing import ScriptedLLM
+from gpo_local.testing import HashingEmbedder, ScriptedLLM
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # For the whole test process and the runs it starts (session fixtures and subprocesses too): runs
@@ -92,6 +95,25 @@ def optimizer_model() -> ScriptedLLM:
         return f"Here you go: <START>{' '.join(['think'] * words)} v{seed % 3}<END>"
 
     return ScriptedLLM(propose, fingerprint="fake-optimizer")
+
+
+def build_method(tmp_path, config, optimizer, *, task=None, task_llm=None, **kwargs):
+    """The method `config.method` as the logic tests run it: the difficulty task, the scripted
+    task model, the hashing embedder, the trajectory in tmp_path/trajectory.jsonl."""
+    return METHODS[config.method](
+        task=task or difficulty_task(),
+        task_llm=task_llm or task_model(),
+        optimizer_llm=optimizer,
+        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
+        config=config,
+        log=JsonlLog(tmp_path / "trajectory.jsonl"),
+        **kwargs,
+    )
+
+
+def run_records(tmp_path) -> list[dict]:
+    """Every record of the trajectory build_method's run wrote, as written."""
+    return [json.loads(line) for line in (tmp_path / "trajectory.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(autouse=True)

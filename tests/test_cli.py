@@ -1,15 +1,11 @@
 import json
 
 from click.testing import CliRunner
-from conftest import difficulty_task, optimizer_model, task_model
+from conftest import build_method, optimizer_model
 
 from gpo_local.algorithm.config import GPOConfig
-from gpo_local.algorithm.index import TrajectoryIndex
-from gpo_local.algorithm.optimizer import GPO
 from gpo_local.app.cli import main
-from gpo_local.runs.directory import JsonlLog
 from gpo_local.tasks.builtin import BUILTIN_TASKS
-from gpo_local.testing import HashingEmbedder
 
 
 def run(*args):
@@ -70,14 +66,7 @@ def test_tasks_lists_builtin():
 
 def test_show_renders_a_run(tmp_path):
     config = GPOConfig(steps=2, candidates=3)
-    result = GPO(
-        task=difficulty_task(),
-        task_llm=task_model(),
-        optimizer_llm=optimizer_model(),
-        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
-        config=config,
-        log=JsonlLog(tmp_path / "trajectory.jsonl"),
-    ).run()
+    result = build_method(tmp_path, config, optimizer_model()).run()
     (tmp_path / "config.json").write_text(json.dumps({"task": "difficulty"}))
     out = run("show", str(tmp_path))
     assert out.exit_code == 0

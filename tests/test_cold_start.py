@@ -5,14 +5,11 @@ current prompt; `refine` always refines, as the paper does. With the scripted fa
 import json
 
 import pytest
-from conftest import difficulty_task, question_and_instruction, trajectory_records
+from conftest import build_method, question_and_instruction, trajectory_records
 from fake_models import Killed, killing_after
 
 from gpo_local.algorithm.config import GPOConfig
-from gpo_local.algorithm.index import TrajectoryIndex
-from gpo_local.methods import METHODS
-from gpo_local.runs.directory import JsonlLog
-from gpo_local.testing import HashingEmbedder, ScriptedLLM
+from gpo_local.testing import ScriptedLLM
 
 INDUCTION = "Someone was given an instruction"
 
@@ -40,15 +37,8 @@ def optimizer(induced: str) -> ScriptedLLM:
 
 def run(tmp_path, opt, events=None, **config):
     config = GPOConfig(**{"steps": 3, "candidates": 3, "format_examples": 3, "reply_quota": False, **config})
-    method = METHODS["gpo"](
-        task=difficulty_task(),
-        task_llm=yes_when_told(),
-        optimizer_llm=opt,
-        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
-        config=config,
-        log=JsonlLog(tmp_path / "trajectory.jsonl"),
-        on_event=(lambda kind, data: events.append((kind, data))) if events is not None else None,
-    )
+    on_event = (lambda kind, data: events.append((kind, data))) if events is not None else None
+    method = build_method(tmp_path, config, opt, task_llm=yes_when_told(), on_event=on_event)
     return method.run(), [c["messages"][-1]["content"] for c in opt.calls]
 
 

@@ -5,16 +5,13 @@ import json
 
 import numpy as np
 import pytest
-from conftest import difficulty_task, task_model
+from conftest import build_method
 
 from gpo_local.algorithm.config import GPOConfig
-from gpo_local.algorithm.index import TrajectoryIndex
-from gpo_local.algorithm.optimizer import GPO
 from gpo_local.backends.copy_guard import CopyGuard, RunBan, banned_runs
 from gpo_local.backends.generation import GenerationRequest
 from gpo_local.backends.slots import choose_token, new_job
-from gpo_local.runs.directory import JsonlLog
-from gpo_local.testing import HashingEmbedder, ScriptedLLM
+from gpo_local.testing import ScriptedLLM
 
 VOCAB = {w: i for i, w in enumerate("a b c d e f g h x y z w".split())}
 
@@ -75,13 +72,8 @@ def test_the_decoder_choice_skips_a_banned_token(temperature):
 
 
 def run_gpo(tmp_path, optimizer, **config):
-    gpo = GPO(
-        task=difficulty_task(),
-        task_llm=task_model(),
-        optimizer_llm=optimizer,
-        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
-        config=GPOConfig(steps=2, candidates=2, optimizer_max_tokens=40, **config),
-        log=JsonlLog(tmp_path / "trajectory.jsonl"),
+    gpo = build_method(
+        tmp_path, GPOConfig(steps=2, candidates=2, optimizer_max_tokens=40, **config), optimizer
     )
     return gpo, gpo.run()
 

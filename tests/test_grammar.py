@@ -4,11 +4,10 @@ import json
 import re
 
 import pytest
-from conftest import difficulty_task, task_model
+from conftest import build_method, difficulty_task, task_model
 
 from gpo_local.algorithm.config import GPOConfig
 from gpo_local.algorithm.index import TrajectoryIndex
-from gpo_local.algorithm.optimizer import GPO
 from gpo_local.replies.drops import (
     DROP_REASONS,
     classify,
@@ -235,14 +234,8 @@ REPLIES = [  # one of each kind, by candidate index
 
 
 def run_gpo(tmp_path, optimizer, **config):
-    gpo = GPO(
-        task=difficulty_task(),
-        task_llm=task_model(),
-        optimizer_llm=optimizer,
-        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
-        config=GPOConfig(steps=2, candidates=len(REPLIES), optimizer_max_tokens=40, **config),
-        log=JsonlLog(tmp_path / "trajectory.jsonl"),
-    )
+    config = GPOConfig(steps=2, candidates=len(REPLIES), optimizer_max_tokens=40, **config)
+    gpo = build_method(tmp_path, config, optimizer)
     return gpo, gpo.run()
 
 

@@ -4,7 +4,7 @@ does with the reply, the budget it plans, and resume for every method."""
 import re
 
 import pytest
-from conftest import difficulty_task, question_and_instruction, task_model, trajectory_records
+from conftest import build_method, difficulty_task, question_and_instruction, task_model, trajectory_records
 from fake_models import Killed, killing_after, smart_optimizer
 
 from gpo_local.algorithm.budget import reference_calls
@@ -19,14 +19,7 @@ def make(method, run_dir, *, task_llm=None, optimizer_llm=None, **config):
     config = GPOConfig(
         **{"method": method, "steps": 3, "candidates": 3, "reply_quota": False, **config}
     )  # one ask per candidate, as these tests count (test_quota.py: the quota)
-    return METHODS[method](
-        task=difficulty_task(),
-        task_llm=task_llm or task_model(),
-        optimizer_llm=optimizer_llm or smart_optimizer(max_words=3),
-        index=TrajectoryIndex(run_dir / "indexes", HashingEmbedder()),
-        config=config,
-        log=JsonlLog(run_dir / "trajectory.jsonl"),
-    )
+    return build_method(run_dir, config, optimizer_llm or smart_optimizer(max_words=3), task_llm=task_llm)
 
 
 records = trajectory_records
@@ -59,14 +52,7 @@ def test_reference_scores_the_tasks_human_reference(tmp_path):
 
     opt = smart_optimizer()
     task = replace(difficulty_task(), reference_prompt="Say yes to every question here.")
-    method = METHODS["reference"](
-        task=task,
-        task_llm=task_model(),
-        optimizer_llm=opt,
-        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
-        config=GPOConfig(method="reference", steps=3, candidates=3),
-        log=JsonlLog(tmp_path / "trajectory.jsonl"),
-    )
+    method = build_method(tmp_path, GPOConfig(method="reference", steps=3, candidates=3), opt, task=task)
     result = method.run()
     assert opt.calls == []
     assert result.initial.prompt == "Say yes to every question here." == result.final.prompt

@@ -5,17 +5,14 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import difficulty_task, task_model
+from conftest import build_method
 
 from gpo_local.algorithm.config import GPOConfig
-from gpo_local.algorithm.index import TrajectoryIndex
-from gpo_local.algorithm.optimizer import GPO
 from gpo_local.backends.generation import GenerationRequest
 from gpo_local.backends.memo import memo_key
 from gpo_local.backends.slots import draw_token, new_job
 from gpo_local.errors import ConfigError
-from gpo_local.runs.directory import JsonlLog
-from gpo_local.testing import HashingEmbedder, ScriptedLLM
+from gpo_local.testing import ScriptedLLM
 
 # Probabilities 0.5, 0.3, 0.15, 0.04, 0.01: at min-p 0.1 a token needs 0.05 (0.1 x 0.5).
 PROBS = np.array([0.5, 0.3, 0.15, 0.04, 0.01])
@@ -68,13 +65,8 @@ def test_a_run_asks_with_its_min_p_only_a_model_with_its_own_sampler(tmp_path, o
     optimizer = ScriptedLLM(lambda messages, temperature, seed: "<START>Answer the question.<END>")
     optimizer.supports_grammar = own_sampler
     options = {} if min_p is None else {"optimizer_min_p": min_p}  # None: the default, off (README, "Min-p")
-    GPO(
-        task=difficulty_task(),
-        task_llm=task_model(),
-        optimizer_llm=optimizer,
-        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
-        config=GPOConfig(steps=2, candidates=2, optimizer_max_tokens=40, **options),
-        log=JsonlLog(tmp_path / "trajectory.jsonl"),
+    build_method(
+        tmp_path, GPOConfig(steps=2, candidates=2, optimizer_max_tokens=40, **options), optimizer
     ).run()
     candidate_calls = [c for c in optimizer.calls if c["temperature"] > 0]
     assert candidate_calls

@@ -6,20 +6,17 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import difficulty_task, task_model
+from conftest import build_method, difficulty_task, run_records
 from test_golden import _install
 
 from gpo_local.algorithm.budget import call_budget, reference_calls
 from gpo_local.algorithm.config import GPOConfig, Limits
-from gpo_local.algorithm.index import TrajectoryIndex
 from gpo_local.algorithm.quota import usable_slots
 from gpo_local.app.cli import main
-from gpo_local.methods import METHODS
 from gpo_local.methods.estimate import estimate, format_estimate
 from gpo_local.quality.markdown import _asks_text
 from gpo_local.quality.results import _usable_replies
-from gpo_local.runs.directory import JsonlLog
-from gpo_local.testing import HashingEmbedder, ScriptedLLM
+from gpo_local.testing import ScriptedLLM
 
 
 def junk_first(junk: int) -> ScriptedLLM:
@@ -35,17 +32,9 @@ def junk_first(junk: int) -> ScriptedLLM:
 
 def run(tmp_path, optimizer, *, method="gpo", limits=Limits(), **config):
     config = GPOConfig(**{"method": method, "steps": 3, "candidates": 3, "reply_quota": True, **config})
-    runner = METHODS[method](
-        task=difficulty_task(),
-        task_llm=task_model(),
-        optimizer_llm=optimizer,
-        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
-        config=config,
-        log=JsonlLog(tmp_path / "trajectory.jsonl"),
-        limits=limits,
-    )
+    runner = build_method(tmp_path, config, optimizer, limits=limits)
     result = runner.run()
-    records = [json.loads(line) for line in (tmp_path / "trajectory.jsonl").read_text().splitlines()]
+    records = run_records(tmp_path)
     return result, records, runner
 
 

@@ -4,6 +4,7 @@ import json
 
 import pytest
 from conftest import (
+    build_method,
     difficulty_task,
     optimizer_model,
     question_and_instruction,
@@ -221,14 +222,7 @@ def test_the_chosen_prompt_is_scored_on_the_full_split(tmp_path):
 @pytest.mark.parametrize("order", ["informative", "random"])
 def test_a_raced_run_races_each_step_on_its_order(tmp_path, order):
     config = GPOConfig(steps=3, candidates=6, racing=True, racing_error=0.05, racing_order=order)
-    GPO(
-        task=difficulty_task(n_eval=N),
-        task_llm=task_model(),
-        optimizer_llm=optimizer_model(),
-        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
-        config=config,
-        log=JsonlLog(tmp_path / "trajectory.jsonl"),
-    ).run()
+    build_method(tmp_path, config, optimizer_model(), task=difficulty_task(n_eval=N)).run()
     ids = [f"eval-{i}" for i in range(N)]
     seeded = question_order(N, 0, "difficulty")
     history, checked, reordered = [], 0, False

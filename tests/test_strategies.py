@@ -1,10 +1,8 @@
 """Every strategy switch of GPO_SPEC section 2, with the scripted fake LLM: what goes to the
 optimizer (the meta-prompt sections) and what the loop does with the reply."""
 
-import json
-
 import pytest
-from conftest import difficulty_task, task_model
+from conftest import build_method, difficulty_task, run_records
 from fake_models import smart_optimizer
 
 from gpo_local.algorithm.config import GPOConfig
@@ -19,16 +17,9 @@ def run_gpo(tmp_path, **switches):
     config = GPOConfig(
         **{"steps": 3, "candidates": 2, "reply_quota": False, **switches}
     )  # one ask per candidate, as these tests count (test_quota.py: the quota)
-    gpo = GPO(
-        task=difficulty_task(),
-        task_llm=task_model(),
-        optimizer_llm=opt,
-        index=TrajectoryIndex(tmp_path / "indexes", HashingEmbedder()),
-        config=config,
-        log=JsonlLog(tmp_path / "trajectory.jsonl"),
-    )
+    gpo = build_method(tmp_path, config, opt)
     result = gpo.run()
-    recs = [json.loads(line) for line in (tmp_path / "trajectory.jsonl").read_text().splitlines()]
+    recs = run_records(tmp_path)
     return result, opt, recs, gpo
 
 
