@@ -20,8 +20,8 @@ times again as a call asked: with it on, a run may make up to twice its planned 
 budget (call_budget) is twice the reference, so the quota never ends a run before its last step
 and every method, each asking through the same quota, gets the same allowance. Memo hits count
 in the budget (they are what the algorithm asked for) but cost no time, so a re-run or a resume
-is faster than the estimate. The wall time is estimated
-in walltime.py, from rates timed the way a run spends them.
+is faster than the estimate. The wall time is estimated in walltime.py, from rates timed the way
+a run spends them.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ def reference_calls(config: GPOConfig) -> int:
 def call_budget(config: GPOConfig, limits: Limits) -> int:
     """The optimizer calls a run may make: the budget (reference_calls), or the limit when lower.
     Without the reply quota no step exceeds its plan, which fits in the budget. With it, the
-    budget is the quota's bound on the plan: a step's extra asks then never take the calls a
-    later step planned, which made runs end early when the quota's asks came out of the plan."""
+    budget is the quota's bound on the plan, so a step's extra asks never take the calls a later
+    step planned and the quota cannot end a run before its last step."""
     limit = limits.max_optimizer_calls
     budget = reference_calls(config) * (ASKS_PER_CANDIDATE if config.reply_quota else 1)
     return budget if limit is None else min(budget, limit)
