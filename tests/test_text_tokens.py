@@ -3,9 +3,11 @@ tokens (gpo_local/backends/text_tokens.py). A toy tokenizer here; the real bundl
 template and tokenizer at the end (integration)."""
 
 import re
+from pathlib import Path
 
 import pytest
 
+from gpo_local.backends.llama_cpp import chat_formatter
 from gpo_local.backends.text_tokens import conversation_tokens, has_special_text
 from gpo_local.errors import ModelError
 
@@ -129,10 +131,6 @@ class _Vocabulary:
 
 
 def test_a_model_without_a_chat_template_is_refused_by_name():
-    from pathlib import Path
-
-    from gpo_local.backends.llama_cpp import chat_formatter
-
     with pytest.raises(ModelError, match="plain.gguf has no chat template"):
         chat_formatter(_Vocabulary({}), Path("/models/plain.gguf"))
     template = "{% for m in messages %}<|im_start|>{{ m.content }}{{ eos_token }}{% endfor %}"
