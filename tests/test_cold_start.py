@@ -127,3 +127,26 @@ def test_the_step_events_and_the_progress_line_say_when_a_step_induces(tmp_path)
     text = out.getvalue()
     assert "step 1/3, every prompt at 0: inducing from examples: asking the optimizer" in text
     assert f"step 2/3, budget {started[1]['budget']} words: asking the optimizer" in text
+
+
+def test_induced_candidates_keep_inducing_beside_the_refinements(tmp_path):
+    opt = optimizer("Reply yes, variant {seed}.")
+    _, sent = run(tmp_path, opt, induced_candidates=1)
+    assert all(text.startswith(INDUCTION) for text in sent[:3])  # the cold start
+    # After it, each refining step writes two candidates from the update meta-prompt and induces
+    # the last one from its own sample of examples, a new sample each step.
+    refined_steps = [sent[3:6], sent[6:9]]
+    for texts in refined_steps:
+        assert [text.startswith(INDUCTION) for text in texts] == [False, False, True]
+        assert texts[0] == texts[1] and "Reply yes, variant" in texts[0]
+    assert refined_steps[0][2] != refined_steps[1][2]
+    assert [r.get("induced_candidates") for r in steps(tmp_path)] == [None, 1, 1]
+
+
+def test_induced_candidates_are_at_most_the_candidates():
+    from gpo_local.errors import ConfigError
+
+    assert GPOConfig().induced_candidates == 0
+    GPOConfig(candidates=3, induced_candidates=3).validate()
+    with pytest.raises(ConfigError, match=r"induced_candidates=4.* is more than .*candidates=3"):
+        GPOConfig(candidates=3, induced_candidates=4).validate()

@@ -159,6 +159,7 @@ def test_command_line_file_and_bench_options_come_from_the_declaration():
         "answer-max-tokens",
         "mlflow",
         "cold-start",
+        "induced-candidates",
     }
 
 

@@ -116,6 +116,12 @@ def _check_combinations(self: GPOConfig) -> None:
             "; use ",
             with_shown,
         )
+    if self.induced_candidates > self.candidates:
+        raise ConfigError(
+            OptionValue("induced_candidates", self.induced_candidates),
+            " is more than ",
+            OptionValue("candidates", self.candidates),
+        )
     if self.momentum != "none" and self.momentum_update == "k-list" and self.k == 0:
         raise ConfigError(
             OptionValue("k", 0),

@@ -10,7 +10,9 @@ the steps is the one every method shares (method.py).
 
 The cold start (`cold_start`, not in the paper): while every prompt scored so far scores 0 on
 dev, a step with `induce` writes its candidates by instruction induction from examples (APE's
-start) instead of the update meta-prompt, whose history and step size then carry nothing.
+start) instead of the update meta-prompt, whose history and step size then carry nothing. After
+it, `induced_candidates` of a step's candidates may still be induced, so that a wrong rule found
+first is not the only one refined.
 
 Decisions where the original code is buggy or silent:
 - p0 is registered as seen; candidates are de-duplicated in order; seeds are explicit;
@@ -163,8 +165,10 @@ class GPO(Method):
             ),
             record,
         )
+        induced = cfg.induced_candidates
         proposal = self.propose(
-            [meta] * cfg.candidates,
+            [meta] * (cfg.candidates - induced)
+            + self.induction_metas(step, range(cfg.candidates - induced, cfg.candidates)),
             step=step,
             state=state,
             current=current.prompt,
@@ -172,6 +176,8 @@ class GPO(Method):
             parents=current.prompt,
         )
         meta = proposal.metas[0]
+        if induced:
+            record["induced_candidates"] = induced
         if self.replies.constrained:
             record["grammar_words"] = proposal.cap  # the constrained replies' word cap (None: unbounded)
         scored = self.score_candidates(
@@ -185,16 +191,21 @@ class GPO(Method):
     def inducing(self, state: TrajectoryState) -> bool:
         return self.config.cold_start == "induce" and max(state.scores.values(), default=0.0) <= 0
 
+    def induction_metas(self, step: int, candidates: range) -> list[str]:
+        """Instruction-induction meta-prompts for the step's `candidates` (their indices), each
+        showing its own seeded sample of input/output examples."""
+        cfg = self.config
+        return [
+            render_induction(pick_demonstrations(self.task, cfg.format_examples, cfg.seed, step, j))
+            for j in candidates
+        ]
+
     def induce(self, step: int, state: TrajectoryState, budget: int | None) -> None:
         """The cold start's step: each candidate induced from its own sample of input/output
         examples (no gradient, history or step size: with every score at 0 they carry nothing);
         the next prompt is selected as in any step, so a 0-scoring induction leaves it as it was."""
-        cfg = self.config
         current = state.trajectory[-1]
-        metas = [
-            render_induction(pick_demonstrations(self.task, cfg.format_examples, cfg.seed, step, j))
-            for j in range(cfg.candidates)
-        ]
+        metas = self.induction_metas(step, range(self.config.candidates))
         proposal = self.propose(metas, step=step, state=state, parents=current.prompt)
         scored = self.score_candidates(step, state, proposal.candidates, parent=proposal.parents)
         prompt, score = select_next([(current.prompt, current.dev_score), *scored], state.selected)

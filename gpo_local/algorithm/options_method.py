@@ -129,6 +129,20 @@ METHOD_OPTIONS: tuple[Option, ...] = (
         methods=GPO_ONLY,
         show_default=True,
     ),
+    # A cold start ends at the first prompt scoring above 0, which may follow a wrong rule that
+    # refining then only rewords (a prompt asking for the letter that appears most often, when the
+    # task is the last letter). Induced candidates in every step keep proposing other rules.
+    _O(
+        "induced_candidates",
+        int,
+        0,
+        "Of each refining step's candidates, how many are induced from input/output examples (as "
+        "in the cold start, each from its own sample) instead of written by the update "
+        "meta-prompt; at most --candidates.",
+        minimum=0,
+        maximum=10_000,
+        methods=GPO_ONLY,
+    ),
     _O(
         "schedule",
         str,
@@ -178,6 +192,7 @@ class MethodConfig:
     k: int = 3
     update: str = "generate-without"
     cold_start: str = "induce"
+    induced_candidates: int = 0
     schedule: str = "cosine"
     lr_init: int = 50
     lr_final: int = 10
