@@ -334,3 +334,43 @@ def test_show_and_the_report_mark_raced_out_candidates(tmp_path):
     rows = run_context(load_run(tmp_path))["candidates"]
     assert [(r["step"], r["questions"]) for r in rows if r["eliminated"]] == [(1, 6), (1, 6)]
     assert render_report([tmp_path]).count("(raced out after 6 questions)") == 2
+
+
+def test_the_dev_size_benchmark_replays_a_step_on_fewer_questions(tmp_path, capsys):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(benchmarks))  # dev_size.py reuses racing.py's replay helpers
+    try:
+        spec = importlib.util.spec_from_file_location("dev_size_bench", benchmarks / "dev_size.py")
+        bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(benchmarks))
+    # "early" answers the first 2 of 4 questions, "late" the last 3: the whole split picks "late"
+    # (0.75 against 0.5), the first 2 questions pick "early", which costs 25 points on the whole.
+    outcomes = {
+        "start": {"eval-0": 0.0, "eval-1": 0.0, "eval-2": 0.0, "eval-3": 0.0},
+        "early": {"eval-0": 1.0, "eval-1": 1.0, "eval-2": 0.0, "eval-3": 0.0},
+        "late": {"eval-0": 0.0, "eval-1": 1.0, "eval-2": 1.0, "eval-3": 1.0},
+    }
+    step = {
+        "trajectory": [("start", 0.0)],
+        "scores": {"start": ("start", 0.0)},
+        "candidates": [{"prompt": "early", "dev_score": 0.5}, {"prompt": "late", "dev_score": 0.75}],
+        "chosen": "late",
+        "step": 0,
+        "history": [],
+    }
+    assert bench.replay_step("gpo", step, outcomes, 4) == (True, 0.0)
+    assert bench.replay_step("gpo", step, outcomes, 2) == (False, -0.25)
+    assert bench.replay_step("gpo", step, outcomes, 5) is None  # more questions than recorded
+    assert bench.replay_step("gpo", step, {"start": outcomes["start"]}, 2) is None  # outcomes missing
+    # On a recorded run, the whole split replays every step's choice.
+    make_gpo(tmp_path / "run", racing=False, task_llm=sharp_task_model()).run()
+    assert bench.main([str(tmp_path / "run"), "--sizes", f"{N // 2},{N}"]) == 0
+    out = capsys.readouterr().out
+    assert "whole-split replay matches the record: True" in out
+    assert [str(N), "3", "100.0%", "0.0", "100%"] in [line.split() for line in out.splitlines()]
