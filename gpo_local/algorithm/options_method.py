@@ -130,8 +130,8 @@ METHOD_OPTIONS: tuple[Option, ...] = (
         show_default=True,
     ),
     # A cold start ends at the first prompt scoring above 0, which may follow a wrong rule that
-    # refining then only rewords (a prompt asking for the letter that appears most often, when the
-    # task is the last letter). Induced candidates in every step keep proposing other rules.
+    # refining then only rewords (a word "that ends with an 'ed' or 'ing' sound", when the task is
+    # the past tense). Induced candidates in every step keep proposing other rules.
     _O(
         "induced_candidates",
         int,
