@@ -131,7 +131,9 @@ METHOD_OPTIONS: tuple[Option, ...] = (
     ),
     # A cold start ends at the first prompt scoring above 0, which may follow a wrong rule that
     # refining then only rewords (a word "that ends with an 'ed' or 'ing' sound", when the task is
-    # the past tense). Induced candidates in every step keep proposing other rules.
+    # the past tense). Induced candidates in every step keep proposing other rules. Off by default:
+    # two a step did not raise the tuning half's final dev scores (docs/results.md, "One setting
+    # at a time").
     _O(
         "induced_candidates",
         int,
