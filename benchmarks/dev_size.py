@@ -46,14 +46,15 @@ def recorded_outcomes(run_dir: Path) -> dict[str, dict[str, float]]:
 def replay_step(method: str, step: dict, outcomes: dict, size: int) -> tuple[bool, float] | None:
     """(same pick as the whole split, the pick's whole-split score minus the recorded choice's)
     with the pool scored on the first `size` questions; None when a prompt of the pool has no
-    recorded outcomes (a run older than those records) or the split is smaller than `size`."""
+    outcomes on the whole split (a run older than those records, or a candidate raced out after
+    part of it) or the split is smaller than `size`."""
     full = {c["prompt"]: c["dev_score"] for c in step["candidates"] if c.get("new", True)}
     pool = [step["trajectory"][-1][0], *full, *(p for p, _ in step["scores"].values())]
     rows = {p: outcomes.get(normalize_prompt(p)) for p in pool}
     if any(row is None for row in rows.values()):
         return None
     ids = sorted(next(iter(rows.values())), key=_natural)
-    if len(ids) < size:
+    if len(ids) < size or any(row.keys() != set(ids) for row in rows.values()):
         return None
     first = ids[:size]
 
@@ -83,10 +84,9 @@ def main(argv=None) -> int:
         config, steps = load_steps(run)
         method = config.get("method", "gpo")
         outcomes = recorded_outcomes(run)
-        questions.update(len(row) for row in outcomes.values())
-        whole_split = [
-            replay_step(method, step, outcomes, max(len(r) for r in outcomes.values())) for step in steps
-        ]
+        split = max((len(row) for row in outcomes.values()), default=0)  # 0: no outcomes recorded
+        questions.add(split)
+        whole_split = [replay_step(method, step, outcomes, split) for step in steps] if split else []
         matches = all(r is None or r[0] for r in whole_split)
         print(f"{run}: {method}, {len(steps)} steps; whole-split replay matches the record: {matches}")
         for step in steps:

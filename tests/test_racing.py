@@ -368,6 +368,8 @@ def test_the_dev_size_benchmark_replays_a_step_on_fewer_questions(tmp_path, caps
     assert bench.replay_step("gpo", step, outcomes, 2) == (False, -0.25)
     assert bench.replay_step("gpo", step, outcomes, 5) is None  # more questions than recorded
     assert bench.replay_step("gpo", step, {"start": outcomes["start"]}, 2) is None  # outcomes missing
+    raced_out = {**outcomes, "early": {"eval-0": 1.0, "eval-1": 1.0}}  # dropped after 2 questions
+    assert bench.replay_step("gpo", step, raced_out, 2) is None
     # On a recorded run, the whole split replays every step's choice.
     make_gpo(tmp_path / "run", racing=False, task_llm=sharp_task_model()).run()
     assert bench.main([str(tmp_path / "run"), "--sizes", f"{N // 2},{N}"]) == 0
